@@ -1,0 +1,6 @@
+"""``python -m xentcli``: the same as the ``xent`` command."""
+
+from xentcli.cli import main
+
+if __name__ == "__main__":
+    main()

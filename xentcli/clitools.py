@@ -1,0 +1,46 @@
+"""Click plumbing shared by the commands: error classes with exit codes, consoles."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import IO
+
+import click
+from rich.console import Console
+
+
+class BadInvocation(click.ClickException):
+    """A bad option value found after parsing: one line ``Error: ...``, exit 2."""
+
+    exit_code = 2
+
+
+class BadData(click.ClickException):
+    """Bad input data or an unreadable file: one line ``Error: ...``, exit 1."""
+
+    exit_code = 1
+
+
+def make_console(
+    file: IO[str] | None = None, *, stderr: bool = False, width: int | None = None
+) -> Console:
+    """A rich Console for *file* (stdout by default), plain when it is not a terminal.
+
+    Colour and box-drawing only go to a terminal; ``NO_COLOR`` is honoured by rich;
+    ``COLUMNS`` fixes the width (tests use it for reproducible output).
+    """
+    stream = file if file is not None else (sys.stderr if stderr else sys.stdout)
+    is_terminal = stream.isatty() if hasattr(stream, "isatty") else False
+    if width is None and os.environ.get("COLUMNS", "").isdigit():
+        width = int(os.environ["COLUMNS"])
+    return Console(
+        file=stream,
+        width=width if width is not None else (None if is_terminal else 100),
+        force_terminal=is_terminal,
+        no_color=not is_terminal or bool(os.environ.get("NO_COLOR")),
+        highlight=False,
+        soft_wrap=False,
+        emoji=False,
+        safe_box=not is_terminal,
+    )

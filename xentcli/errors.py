@@ -1,0 +1,112 @@
+"""The error types of xent, each carrying the one-line message a user reads.
+
+The numeric core and the readers raise these; only :mod:`xentcli.cli` prints them and
+chooses the exit code (1 for bad data or an unreadable file, 2 for a bad invocation).
+Every error is a :class:`ValueError` subclass, so library users can catch either.
+"""
+
+from __future__ import annotations
+
+_VALUE_WIDTH = 40
+
+
+def shorten(value: object, width: int = _VALUE_WIDTH) -> str:
+    """Return ``repr``-like text for *value*, cut to *width* characters.
+
+    >>> shorten("abc")
+    "'abc'"
+    >>> shorten("x" * 100, width=12)
+    "'xxxxxxxx...'"
+    """
+    text = repr(value) if isinstance(value, str) else str(value)
+    if len(text) <= width:
+        return text
+    if isinstance(value, str):
+        return text[: width - 4] + "...'"
+    return text[: width - 3] + "..."
+
+
+class XentError(ValueError):
+    """Base class of every error xent raises for bad input."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidInputError(XentError):
+    """Invalid numeric input, located by 0-based row and column of the array.
+
+    ``row`` is ``None`` for a 1-D input or for a problem with the whole batch;
+    ``column`` is ``None`` when the problem is the row (or a label) rather than a cell.
+
+    >>> str(InvalidInputError("logit is NaN", row=2, column=1, value=float("nan")))
+    'row 2, column 1: logit is NaN (nan)'
+    >>> str(InvalidInputError("label_smoothing must be in [0, 1)", value=1.5))
+    'label_smoothing must be in [0, 1) (1.5)'
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        row: int | None = None,
+        column: int | None = None,
+        value: object = None,
+        field: str | None = None,
+    ) -> None:
+        self.reason = reason
+        self.row = row
+        self.column = column
+        self.value = value
+        #: what the value belongs to: "logit", "label", "target", "weight"
+        self.field = field
+        place = []
+        if row is not None:
+            place.append(f"row {row}")
+        if column is not None:
+            place.append(f"column {column}")
+        text = reason if not place else f"{', '.join(place)}: {reason}"
+        if value is not None:
+            text += f" ({shorten(value)})"
+        super().__init__(text)
+
+
+class DataError(XentError):
+    """Bad data in a file, located by path, 1-based physical line and 1-based column.
+
+    >>> str(DataError("preds.csv", 17, 3, "not a number", "abc"))
+    "preds.csv:17:3: not a number ('abc')"
+    >>> str(DataError("preds.csv", None, None, "file is empty"))
+    'preds.csv: file is empty'
+    """
+
+    def __init__(
+        self,
+        path: str,
+        line: int | None,
+        column: int | None,
+        reason: str,
+        value: object = None,
+    ) -> None:
+        self.path = path
+        self.line = line
+        self.column = column
+        self.reason = reason
+        self.value = value
+        place = path
+        if line is not None:
+            place += f":{line}"
+            if column is not None:
+                place += f":{column}"
+        text = f"{place}: {reason}"
+        if value is not None:
+            text += f" ({shorten(value)})"
+        super().__init__(text)
+
+
+class UndefinedMeanError(XentError):
+    """The mean loss is undefined because no row counts (all ignored, or zero weight)."""
