@@ -16,7 +16,7 @@ def shorten(value: object, width: int = _VALUE_WIDTH) -> str:
     >>> shorten("abc")
     "'abc'"
     >>> shorten("x" * 100, width=12)
-    "'xxxxxxxx...'"
+    "'xxxxxxx...'"
     """
     text = repr(value) if isinstance(value, str) else str(value)
     if len(text) <= width:
