@@ -1,11 +1,16 @@
 """The ``xent`` command line: the group, and ``main`` which maps failures to exit codes.
 
-Exit codes: 0 success, 1 bad input data or unreadable file, 2 usage error, 130 interrupted.
+Exit codes: 0 success, 1 bad input data or unreadable file, 2 usage error,
+130 interrupted (Ctrl-C), 143 terminated (SIGTERM), 141 output pipe closed early,
+70 internal error (a bug; XENT_DEBUG=1 shows the traceback).
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
+from types import FrameType
 
 import click
 
@@ -14,6 +19,10 @@ from xentcli.cli_batch import batch
 from xentcli.cli_compute import compute
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
+EXIT_TERMINATED = 143
 
 
 @click.group(context_settings=CONTEXT_SETTINGS)
@@ -27,8 +36,9 @@ def cli() -> None:
       xent compute --logits 1.2,2.3,0.8 --label 1 --explain
       xent batch examples/digits.csv
 
-    Shell completion is click's own, for example in bash:
-    eval "$(_XENT_COMPLETE=bash_source xent)"
+    \b
+    Shell completion is click's own; for bash:
+      eval "$(_XENT_COMPLETE=bash_source xent)"
     """
 
 
@@ -36,10 +46,61 @@ cli.add_command(compute)
 cli.add_command(batch)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that the same clean-up runs (no partial files)."""
+
+
+def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+    raise Terminated()
+
+
+def _silence_stdout() -> None:
+    # After a broken pipe, the interpreter's final flush of stdout would fail again and
+    # print "Exception ignored ..."; point stdout at /dev/null so the exit is quiet.
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``xent`` script and ``python -m xentcli``."""
+    signal.signal(signal.SIGTERM, _raise_terminated)
     try:
-        cli.main(args=argv, prog_name="xent", standalone_mode=True)
-    except KeyboardInterrupt:
-        click.echo("Interrupted.", err=True)
-        sys.exit(130)
+        cli.main(args=argv, prog_name="xent", standalone_mode=False)
+    except Terminated:
+        click.echo("Error: terminated.", err=True)
+        sys.exit(EXIT_TERMINATED)
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        click.echo("Error: interrupted.", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except BrokenPipeError:
+        _silence_stdout()
+        sys.exit(EXIT_BROKEN_PIPE)
+    except click.ClickException as error:
+        try:
+            error.show()
+        except BrokenPipeError:
+            pass
+        sys.exit(error.exit_code)
+    except click.exceptions.Exit as exit_request:
+        sys.exit(exit_request.exit_code)
+    except OSError as error:
+        # A write error on the output (a full disk, /dev/full): one line, exit 1.
+        click.echo(f"Error: {error.strerror or error}", err=True)
+        sys.exit(1)
+    except Exception as error:  # a bug: still one line unless debugging is asked for
+        if os.environ.get("XENT_DEBUG"):
+            raise
+        click.echo(
+            f"Error: internal error ({type(error).__name__}: {error}); please report it"
+            " (set XENT_DEBUG=1 for the traceback)",
+            err=True,
+        )
+        sys.exit(70)
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+        sys.exit(EXIT_BROKEN_PIPE)
