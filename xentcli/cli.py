@@ -7,6 +7,7 @@ Exit codes: 0 success, 1 bad input data or unreadable file, 2 usage error,
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -79,10 +80,8 @@ def main(argv: list[str] | None = None) -> None:
         _silence_stdout()
         sys.exit(EXIT_BROKEN_PIPE)
     except click.ClickException as error:
-        try:
+        with contextlib.suppress(BrokenPipeError):
             error.show()
-        except BrokenPipeError:
-            pass
         sys.exit(error.exit_code)
     except click.exceptions.Exit as exit_request:
         sys.exit(exit_request.exit_code)
