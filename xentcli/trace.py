@@ -1,0 +1,334 @@
+"""The step-by-step record of one sample: every value ``xent compute`` shows.
+
+A :class:`Trace` is built by :func:`build_trace` from the kernel
+(:func:`xentcli.kernel.softmax_steps` and :func:`xentcli.kernel.row_losses`); this module
+adds only what the kernel does not compute: the gradient of the row loss, the unshifted
+sum of exponentials, ``1 - q_i`` for a confident prediction, the perplexity, and the
+naive textbook computation that ``--naive`` puts beside the stable one.
+
+The row loss is PyTorch's per-row loss (``reduction="none"``), written for every option
+at once as
+
+    L = sum_c a_c * (-log q_c),   a_c = w_c * p_c,
+
+where ``w`` are the class weights (all 1 without ``--weights``) and ``p`` is the target
+distribution actually used: the one-hot row of the label, mixed with the uniform
+distribution by label smoothing, ``p = (1 - eps) * onehot + eps / K``, or the soft
+target row (also smoothed when asked). Since ``d(-log q_c)/dz_k = q_k - [k == c]`` for
+the logits ``z`` that the softmax sees, the gradient is
+
+    dL/dz_k = q_k * A - a_k,      A = sum_c a_c,
+
+which is ``w_i * (q - onehot)`` for a plain label, and ``q - p`` without weights. With a
+temperature ``T`` the softmax sees ``z = y / T``, so ``dL/dy = (dL/dz) / T``; in bits or
+bans everything is divided by ``ln 2`` or ``ln 10``.
+
+>>> t = build_trace([1.2, 2.3, 0.8], 1)
+>>> round(t.loss, 12), round(t.sum_exp_shifted, 11), t.units
+(0.442119225143, 1.55600124385, 'nats')
+>>> [round(g, 6) for g in t.gradient]
+[0.213927, -0.357327, 0.1434]
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from xentcli.errors import InvalidInputError
+from xentcli.kernel import UNITS, row_losses, softmax_steps, to_base
+
+_LOG_BASE = {"e": 1.0, "2": math.log(2.0), "10": math.log(10.0)}
+
+
+def _scalar(value: object) -> float:
+    """The one element of a kernel result of shape ``()`` or ``(1,)`` as a float."""
+    return float(np.asarray(value, dtype=np.float64).reshape(-1)[0])
+
+
+def _floats(values: object) -> tuple[float, ...]:
+    return tuple(float(v) for v in np.asarray(values, dtype=np.float64).reshape(-1))
+
+
+@dataclass(frozen=True)
+class NaiveTrace:
+    """The textbook computation ``q = e^z / sum e^z``, ``L = -log q_i``, in float64.
+
+    Kept to show where it fails: ``e^z`` overflows to ``inf`` for ``z > 709.78`` (then
+    ``q = inf / inf = nan``), underflows to 0 for ``z < -745`` (then ``q = 0 / 0``), and
+    ``q_i`` rounds to exactly 1 for a confident prediction, so that ``-log q_i = 0``.
+    """
+
+    exp: tuple[float, ...]            #: e^z_k, unshifted
+    sum_exp: float                    #: sum_k e^z_k (inf on overflow, 0 on underflow)
+    probabilities: tuple[float, ...]  #: e^z_k / sum (nan when the sum is inf or 0)
+    loss: float                       #: -sum_c a_c log q_c, in the trace's units
+
+    @property
+    def overflow(self) -> bool:
+        """Whether some ``e^z_k`` overflowed float64 to ``inf``."""
+        return any(math.isinf(v) for v in self.exp)
+
+    @property
+    def underflow(self) -> bool:
+        """Whether the whole sum ``sum_k e^z_k`` underflowed to 0."""
+        return self.sum_exp == 0.0
+
+    @property
+    def nan(self) -> bool:
+        """Whether some naive probability is ``nan`` (``inf/inf`` or ``0/0``)."""
+        return any(math.isnan(v) for v in self.probabilities)
+
+
+@dataclass(frozen=True)
+class Trace:
+    """Every intermediate value of the softmax and cross-entropy of one sample.
+
+    Lists are tuples of floats, one per class. ``z`` below is ``logits / temperature``,
+    what the softmax sees. Loss-valued fields (``loss``, ``contributions``,
+    ``gradient``) are in :attr:`units`; ``log_*`` fields are natural logarithms.
+    """
+
+    logits: tuple[float, ...]          #: the logits y as given
+    classes: tuple[str, ...]           #: class names (their indices when none are given)
+    label: int | None                  #: true class index, None with soft targets
+    targets_given: tuple[float, ...] | None  #: the soft target row as given, if any
+    targets: tuple[float, ...]         #: the target distribution p used in the loss
+    temperature: float
+    label_smoothing: float
+    weights: tuple[float, ...] | None  #: class weights w, None when not given
+    base: str                          #: "e", "2" or "10"
+    units: str                         #: "nats", "bits" or "bans"
+    scaled: tuple[float, ...]          #: z = y / T (the logits when T = 1)
+    max: float                         #: m = max_k z_k
+    argmax: int                        #: first index of the max (the predicted class)
+    shifted: tuple[float, ...]         #: z_k - m
+    exp_shifted: tuple[float, ...]     #: e^(z_k - m)
+    sum_exp_shifted: float             #: s = sum_k e^(z_k - m), in [1, K]
+    log_sum_exp_shifted: float         #: log s
+    log_sum_exp: float                 #: m + log s = log sum_k e^z_k
+    sum_exp: float | None              #: s * e^m, None when not representable in float64
+    probabilities: tuple[float, ...]   #: q_k
+    log_probabilities: tuple[float, ...]  #: log q_k = (z_k - m) - log s
+    contributions: tuple[float, ...]   #: a_k * (-log q_k), in units (0 where a_k = 0)
+    gradient: tuple[float, ...]        #: dL/dy_k, in units per unit of logit
+    loss: float                        #: the row loss L, in units
+    loss_nats: float                   #: the row loss L, in nats
+    perplexity: float                  #: e^(L in nats)
+    one_minus_q: float | None          #: 1 - q_i for the true class, to full precision
+    naive: NaiveTrace
+
+    @property
+    def num_classes(self) -> int:
+        """K, the number of classes."""
+        return len(self.logits)
+
+    @property
+    def effective_weights(self) -> tuple[float, ...]:
+        """The class weights, all 1.0 when none were given."""
+        return self.weights if self.weights is not None else (1.0,) * self.num_classes
+
+    @property
+    def coefficients(self) -> tuple[float, ...]:
+        """``a_k = w_k * p_k``: the factor of ``-log q_k`` in the loss."""
+        return tuple(w * p for w, p in zip(self.effective_weights, self.targets))
+
+    @property
+    def log_base(self) -> float:
+        """``ln b``, the divisor that turns nats into :attr:`units`."""
+        return _LOG_BASE[self.base]
+
+
+def _target_row(
+    k: int,
+    label: int | None,
+    targets: Sequence[float] | None,
+    label_smoothing: float,
+) -> tuple[float, ...]:
+    """The target distribution p as the kernel uses it (smoothing included)."""
+    if targets is not None:
+        base = np.asarray(targets, dtype=np.float64)
+    else:
+        base = np.zeros(k)
+        base[label] = 1.0
+    if label_smoothing:
+        base = (1.0 - label_smoothing) * base + label_smoothing / k
+    return _floats(base)
+
+
+def _gradient(
+    q: tuple[float, ...],
+    log_q: tuple[float, ...],
+    coefficients: tuple[float, ...],
+    scale: float,
+) -> tuple[float, ...]:
+    """``(q_k * A - a_k) / scale`` with ``A = sum a``, without cancellation near q_k = 1.
+
+    For ``q_k > 1/2`` the term is rewritten as ``(A - a_k) - A * (1 - q_k)``: ``A - a_k``
+    is a sum of non-negative terms and ``1 - q_k = -expm1(log q_k)`` is accurate even
+    where ``q_k`` itself rounds to 1 (logits [0, -40]: 1 - q_0 = 4.2e-18).
+    """
+    total = math.fsum(coefficients)
+    out = []
+    for k, (q_k, a_k) in enumerate(zip(q, coefficients)):
+        if q_k > 0.5:
+            rest = math.fsum(a for j, a in enumerate(coefficients) if j != k)
+            value = rest - total * -math.expm1(log_q[k])
+        else:
+            value = q_k * total - a_k
+        out.append(value / scale)
+    return tuple(out)
+
+
+def _unshifted_sum(s: float, m: float) -> float | None:
+    """``s * e^m`` (the textbook denominator), or None when float64 cannot hold it."""
+    try:
+        value = s * math.exp(m)
+    except OverflowError:
+        return None
+    if math.isinf(value) or value < sys.float_info.min:
+        return None
+    return value
+
+
+def _naive(
+    z: np.ndarray, coefficients: tuple[float, ...], log_base: float
+) -> NaiveTrace:
+    # The textbook formula, with float64's overflow to inf and 0/0 = nan left to happen:
+    # showing them is the point. The errstate keeps numpy from warning about it.
+    a = np.asarray(coefficients, dtype=np.float64)
+    with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
+        e = np.exp(z)
+        total = np.sum(e)
+        q = e / total
+        terms = np.where(a > 0, a * -np.log(q), 0.0)
+        loss = float(np.sum(terms)) / log_base + 0.0  # + 0.0 turns -0.0 into 0.0
+    return NaiveTrace(exp=_floats(e), sum_exp=float(total), probabilities=_floats(q),
+                      loss=loss)
+
+
+def build_trace(
+    logits: Sequence[float],
+    label: int | None = None,
+    *,
+    targets: Sequence[float] | None = None,
+    weights: Sequence[float] | None = None,
+    label_smoothing: float = 0.0,
+    temperature: float = 1.0,
+    base: str = "e",
+    classes: Sequence[str] | None = None,
+) -> Trace:
+    """Work one sample through the stable softmax and the cross-entropy loss.
+
+    Parameters
+    ----------
+    logits
+        One row of K logits: finite floats or ``-inf`` (a masked class).
+    label
+        The true class index in ``[0, K)``; give exactly one of ``label`` and ``targets``.
+    targets
+        A soft target row: K probabilities summing to 1.
+    weights
+        K non-negative class weights (PyTorch's ``weight``).
+    label_smoothing
+        ``eps`` in ``[0, 1)``: the target becomes ``(1 - eps) * p + eps / K``.
+    temperature
+        ``T > 0``: the logits are divided by T first.
+    base
+        ``"e"`` (nats), ``"2"`` (bits) or ``"10"`` (bans).
+    classes
+        K class names, for display.
+
+    Raises
+    ------
+    xentcli.errors.InvalidInputError
+        For invalid input, with ``field`` naming what is wrong ("logit", "label",
+        "target", "weight", "class") where it is one option's fault.
+
+    Examples
+    --------
+    >>> t = build_trace([0.0, -40.0], 0)
+    >>> t.loss, t.one_minus_q, t.naive.loss
+    (4.248354255291589e-18, 4.248354255291589e-18, 0.0)
+    >>> build_trace([1000.0, 1001.0, 1002.0], 0).naive.probabilities
+    (nan, nan, nan)
+    """
+    if base not in _LOG_BASE:
+        raise InvalidInputError("base must be 'e', '2' or '10'", value=base)
+    steps = softmax_steps(np.asarray(logits, dtype=np.float64), temperature=temperature)
+    y = _floats(logits)
+    k = len(y)
+    if classes is not None and len(classes) != k:
+        raise InvalidInputError(
+            f"expected {k} class names (one per logit), got {len(classes)}", field="class"
+        )
+    if targets is not None and len(targets) != k:
+        raise InvalidInputError(
+            f"expected {k} target values (one per logit), got {len(targets)}", field="target"
+        )
+    if weights is not None and len(weights) != k:
+        raise InvalidInputError(
+            f"expected {k} weights (one per logit), got {len(weights)}", field="weight"
+        )
+    rows = row_losses(
+        np.asarray([y]),
+        None if label is None else [label],
+        targets=None if targets is None else np.asarray([targets], dtype=np.float64),
+        weights=None if weights is None else np.asarray(weights, dtype=np.float64),
+        label_smoothing=label_smoothing,
+        temperature=temperature,
+    )
+    loss_nats = _scalar(rows.loss)
+    log_base = _LOG_BASE[base]
+    p = _target_row(k, label, targets, label_smoothing)
+    w = _floats(weights) if weights is not None else None
+    a = tuple(wk * pk for wk, pk in zip(w if w is not None else (1.0,) * k, p))
+    q = _floats(steps.probabilities)
+    log_q = _floats(steps.log_probabilities)
+    # 0 * log 0 = 0: a masked class (q = 0) with no target weight contributes nothing.
+    contributions = tuple(
+        (a_k * -lq) / log_base + 0.0 if a_k > 0 else 0.0 for a_k, lq in zip(a, log_q)
+    )
+    z = np.asarray(y, dtype=np.float64)
+    if temperature != 1.0:
+        z = z / temperature
+    m = _scalar(steps.max)
+    s = _scalar(steps.sum_exp_shifted)
+    try:
+        perplexity = math.exp(loss_nats)
+    except OverflowError:
+        perplexity = math.inf
+    return Trace(
+        logits=y,
+        classes=tuple(classes) if classes is not None else tuple(str(i) for i in range(k)),
+        label=label,
+        targets_given=_floats(targets) if targets is not None else None,
+        targets=p,
+        temperature=float(temperature),
+        label_smoothing=float(label_smoothing),
+        weights=w,
+        base=base,
+        units=UNITS[base],
+        scaled=_floats(z),
+        max=m,
+        argmax=int(np.asarray(steps.argmax).reshape(-1)[0]),
+        shifted=_floats(steps.shifted),
+        exp_shifted=_floats(steps.exp_shifted),
+        sum_exp_shifted=s,
+        log_sum_exp_shifted=_scalar(steps.log_sum_exp_shifted),
+        log_sum_exp=_scalar(steps.log_sum_exp),
+        sum_exp=_unshifted_sum(s, m),
+        probabilities=q,
+        log_probabilities=log_q,
+        contributions=contributions,
+        gradient=_gradient(q, log_q, a, temperature * log_base),
+        loss=float(to_base(loss_nats, base)),
+        loss_nats=loss_nats,
+        perplexity=perplexity,
+        one_minus_q=-math.expm1(log_q[label]) if label is not None else None,
+        naive=_naive(z, a, log_base),
+    )
