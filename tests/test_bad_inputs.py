@@ -1,0 +1,324 @@
+"""The corpus of malformed inputs: every one gets a clean, located, one-line error.
+
+Each case is a file (written into a fresh directory) or an invocation, run in process
+through ``xentcli.cli.main``. The contract checked for each (see ``docs/errors.md``):
+
+- the exit code (1 bad data or unreadable file, 2 usage);
+- exactly one line on stderr, starting ``Error:``, naming ``FILE:LINE:COLUMN`` where
+  there is one (1-based physical line, header = line 1; 1-based field number) and
+  showing the offending value;
+- nothing on stdout, no traceback;
+- no output file left behind (every batch case asks for ``--per-row out.csv``).
+
+Unless said otherwise a case's file is ``bad.csv``: a header ``a,b,c,label``, a good row on
+line 2, the bad row on line 3 and another good row on line 4.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import lzma
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from hardening import Outcome, assert_clean_error, assert_no_traceback, leftovers, run
+
+from xentcli import kernel
+
+HEADER = "a,b,c,label"
+GOOD = "0.5,1.5,-2.0,1"
+
+
+def with_line3(line: str | bytes) -> bytes:
+    """A file whose third physical line is *line* (header, good row, *line*, good row)."""
+    raw = line.encode("utf-8") if isinstance(line, str) else line
+    return f"{HEADER}\n{GOOD}\n".encode() + raw + f"\n{GOOD}\n".encode()
+
+
+def with_cell(cell: str | bytes, column: int = 2) -> bytes:
+    """Line 3 is a good row whose field *column* (1-based) is *cell*."""
+    fields: list[bytes] = [b"1.0", b"2.0", b"3.0", b"0"]
+    fields[column - 1] = cell.encode("utf-8") if isinstance(cell, str) else cell
+    return with_line3(b",".join(fields))
+
+
+@dataclass(frozen=True)
+class Case:
+    """One malformed input: the file, the options, and the error it must produce."""
+
+    id: str
+    content: bytes | None  #: None: no input file is written
+    code: int = 1
+    where: str | None = "bad.csv:3:2"
+    value: object = None
+    args: tuple[str, ...] = ()
+    name: str = "bad.csv"
+    contains: tuple[str, ...] = ()
+
+
+def number_case(id: str, cell: str, *, column: int = 2) -> Case:
+    """A cell that is not a number a user could mean (the value is shown as written)."""
+    return Case(id, with_cell(cell, column), where=f"bad.csv:3:{column}", value=cell)
+
+
+BROKEN_NUMBERS = [
+    number_case("two-points", "1.2.3"),
+    number_case("exponent-without-digits", "1e"),
+    number_case("exponent-sign-only", "1e+"),
+    number_case("double-minus", "--5"),
+    number_case("plus-minus", "+-5"),
+    number_case("hex-float", "0x1p3"),
+    number_case("hex-int", "0x10"),
+    number_case("binary-int", "0b101"),
+    number_case("underscore-thousands", "1_000"),
+    number_case("space-thousands", "1 000"),
+    number_case("unicode-minus", "\u22121.5"),
+    number_case("full-width-digits", "\uff11\uff12"),
+    number_case("arabic-indic-digits", "\u0663"),
+    # Quoted cells: the value shown is what is inside the quotes.
+    Case("decimal-comma-quoted", with_cell('"1,5"'), value="1,5"),
+    Case("thousands-comma-quoted", with_cell('"1,000"'), value="1,000"),
+    number_case("lone-point", "."),
+    number_case("lone-minus", "-"),
+    number_case("lone-exponent", "e5"),
+    number_case("trailing-letter", "1.5f"),
+    number_case("fraction", "1/2"),
+    number_case("percent", "5%"),
+    number_case("word", "abc"),
+    number_case("na", "NA"),
+    number_case("null", "null"),
+]
+
+NAN_SPELLINGS = ["nan", "NaN", "NAN", "nAn", "-nan", "+nan", "-NaN", "+NAN"]
+POS_INF_SPELLINGS = [
+    "inf", "Inf", "INF", "iNf", "+inf", "+Inf", "+INF",
+    "infinity", "Infinity", "INFINITY", "+infinity", "+Infinity", "iNfInItY",
+]  # fmt: skip
+OVERFLOWING = ["1e309", "1e999", "-1e999", "9" * 400]
+NON_FINITE = (
+    [number_case(f"nan:{s}", s) for s in NAN_SPELLINGS]
+    + [number_case(f"+inf:{s}", s) for s in POS_INF_SPELLINGS]
+    + [number_case(f"overflow:{s[:8]}", s) for s in OVERFLOWING]
+)
+
+CELLS = [
+    Case("empty-cell", with_cell("")),
+    Case("empty-first-cell", with_cell("", 1), where="bad.csv:3:1"),
+    Case("space-only-cell", with_cell("   "), value="   "),
+    Case("tab-only-cell", with_cell("\t"), value="\t"),
+    Case("empty-label", with_cell("", 4), where="bad.csv:3:4"),
+    Case("stray-quote", with_cell('2"0'), value='2"0'),
+    Case("text-after-closing-quote", with_cell('"2"0')),
+    Case("embedded-newline", with_cell('"2.\n0"'), value="2.\n0"),
+    Case("bom-in-the-middle", with_cell("\ufeff2.0"), value="\ufeff2.0"),
+    Case("bom-starting-a-line", with_cell("\ufeff1.0", 1), where="bad.csv:3:1",
+         value="\ufeff1.0"),
+    Case("nul-byte", with_cell(b"2\x000"), value="2\x000"),
+    Case("nul-only", with_cell(b"\x00"), value="\x00"),
+    Case("non-utf8-byte", with_cell(b"2.\xff0")),
+    Case("latin1-cell", with_cell("é".encode("latin-1"))),
+]  # fmt: skip
+
+ROWS = [
+    Case("short-row", with_line3("1.0,2.0,0"), where="bad.csv:3"),
+    Case("long-row", with_line3("1.0,2.0,3.0,0,5"), where="bad.csv:3"),
+    Case("trailing-delimiter", with_line3("1.0,2.0,3.0,0,"), where="bad.csv:3"),
+    Case("decimal-comma-unquoted", with_line3("1,5,2.0,3.0,0"), where="bad.csv:3"),
+    Case("semicolons-in-csv", with_line3("1.0;2.0;3.0;0"), where="bad.csv:3"),
+    Case("tabs-in-csv", with_line3("1.0\t2.0\t3.0\t0"), where="bad.csv:3"),
+    Case("mixed-delimiters", with_line3("1.0;2.0,3.0,0"), where="bad.csv:3"),
+    Case("unterminated-quote", with_line3('1.0,"2.0,3.0,0'), where="bad.csv:3"),
+    Case("only-minus-infinity", with_line3("-inf,-inf,-inf,0"), where="bad.csv:3"),
+    # The header spans physical lines 1-2 (a quoted newline): the bad row is line 4.
+    Case(
+        "line-numbers-after-quoted-newline",
+        b'a,"b\nB",c,label\n0.5,1.5,-2.0,1\n1.0,x,3.0,0\n',
+        where="bad.csv:4:2",
+        value="x",
+    ),
+    Case(
+        "line-numbers-with-crlf",
+        b"a,b,c,label\r\n0.5,1.5,-2.0,1\r\n1.0,x,3.0,0\r\n",
+        value="x",
+    ),
+]
+
+LABELS = [
+    Case("label-exponent", with_cell("1e3", 4), where="bad.csv:3:4", value="1e3"),
+    Case("label-out-of-range", with_cell("3", 4), where="bad.csv:3:4", value="3"),
+    Case("label-negative", with_cell("-1", 4), where="bad.csv:3:4", value="-1"),
+    Case("label-fractional", with_cell("1.5", 4), where="bad.csv:3:4", value="1.5"),
+    Case("label-int64-overflow", with_cell("9223372036854775808", 4), where="bad.csv:3:4",
+         value="9223372036854775808"),
+    Case("label-huge", with_cell("9" * 30, 4), where="bad.csv:3:4", value="9" * 30),
+    Case("label-int64-underflow", with_cell("-9223372036854775809", 4),
+         where="bad.csv:3:4", value="-9223372036854775809"),
+    Case("label-nan", with_cell("nan", 4), where="bad.csv:3:4", value="nan"),
+    Case("label-inf", with_cell("inf", 4), where="bad.csv:3:4", value="inf"),
+    Case("label-word", with_cell("cat", 4), where="bad.csv:3:4", value="cat"),
+    Case("label-hex", with_cell("0x1", 4), where="bad.csv:3:4", value="0x1"),
+    Case("label-underscore", with_cell("1_0", 4), where="bad.csv:3:4", value="1_0"),
+    Case("label-full-width", with_cell("\uff11", 4), where="bad.csv:3:4", value="\uff11"),
+    Case("label-unknown-class", with_cell("cow", 4), where="bad.csv:3:4", value="cow",
+         args=("--classes", "cat,dog,bird")),
+]  # fmt: skip
+
+FILES = [
+    Case("empty-file", b"", where="bad.csv"),
+    Case("newline-only", b"\n", where="bad.csv"),
+    Case("header-only", f"{HEADER}\n".encode(), where="bad.csv"),
+    Case("header-only-no-newline", HEADER.encode(), where="bad.csv"),
+    Case("one-column", b"label\n0\n1\n", where="bad.csv"),
+    Case("duplicate-column-name", b"a,a,c,label\n1,2,3,0\n", where="bad.csv:1:2", value="a"),
+    Case("utf16-file", f"{HEADER}\n{GOOD}\n".encode("utf-16"), where="bad.csv"),
+    Case("nul-bytes-file", b"\x00" * 64, where="bad.csv"),
+    Case("not-gzip", f"{HEADER}\n{GOOD}\n".encode(), name="bad.csv.gz", where="bad.csv.gz"),
+    Case("truncated-gzip", gzip.compress(with_line3(GOOD) * 50)[:-30], name="bad.csv.gz",
+         where="bad.csv.gz"),
+    Case("truncated-bz2", bz2.compress(with_line3(GOOD) * 50)[:-30], name="bad.csv.bz2",
+         where="bad.csv.bz2"),
+    Case("truncated-xz", lzma.compress(with_line3(GOOD) * 50)[:-30], name="bad.csv.xz",
+         where="bad.csv.xz"),
+    Case("bad-value-in-gzip", gzip.compress(with_cell("1.2.3")), name="bad.csv.gz",
+         where="bad.csv.gz:3:2", value="1.2.3"),
+    Case("missing-file", None, where="bad.csv"),
+]  # fmt: skip
+
+OPTIONS = [
+    Case("unknown-label-column", with_line3(GOOD), code=2, where=None,
+         args=("--label-column", "nope"), contains=("nope",)),
+    Case("label-column-index-out-of-range", with_line3(GOOD), code=2, where=None,
+         args=("--label-column", "9"), contains=("9",)),
+    Case("unknown-logit-column", with_line3(GOOD), code=2, where=None,
+         args=("--logit-columns", "a,zz"), contains=("zz",)),
+    Case("weights-length", with_line3(GOOD), code=2, where=None,
+         args=("--weights", "1,2"), contains=("weights",)),
+    Case("on-error-unknown", with_line3(GOOD), code=2, where=None,
+         args=("--on-error", "ignore")),
+]  # fmt: skip
+
+CASES = BROKEN_NUMBERS + NON_FINITE + CELLS + ROWS + LABELS + FILES + OPTIONS
+
+
+def test_the_corpus_is_large_and_distinct() -> None:
+    assert len({case.id for case in CASES}) == len(CASES)
+    assert len(CASES) >= 40
+
+
+def run_batch(directory: Path, paths: list[str], *args: str) -> Outcome:
+    """``xent batch PATHS --per-row out.csv ARGS`` with *directory* as the working dir."""
+    return run(["batch", *paths, "--per-row", "out.csv", *args])
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
+def test_bad_input_gets_a_clean_error(
+    case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    if case.content is not None:
+        (tmp_path / case.name).write_bytes(case.content)
+    before = {entry.name for entry in tmp_path.iterdir()}
+    outcome = run_batch(tmp_path, [case.name], *case.args)
+    assert_clean_error(
+        outcome, case.code, where=case.where, value=case.value, contains=case.contains
+    )
+    assert leftovers(tmp_path, before) == set()
+
+
+# ----------------------------------------------------------------- files and streams
+def test_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    outcome = run_batch(tmp_path, ["data"])
+    assert_clean_error(outcome, 1, where="data", contains=("directory",))
+    assert leftovers(tmp_path, {"data"}) == set()
+
+
+def test_error_in_the_second_file_names_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "good.csv").write_bytes(with_line3(GOOD))
+    (tmp_path / "bad.csv").write_bytes(with_cell("1.2.3"))
+    outcome = run_batch(tmp_path, ["good.csv", "bad.csv"])
+    assert_clean_error(outcome, 1, where="bad.csv:3:2", value="1.2.3")
+    assert leftovers(tmp_path, {"good.csv", "bad.csv"}) == set()
+
+
+def test_empty_stdin() -> None:
+    outcome = run(["batch", "-"], input=b"")
+    assert_clean_error(outcome, 1, where="<stdin>")
+
+
+def test_bad_value_on_stdin_is_located() -> None:
+    outcome = run(["batch", "-"], input=with_cell("1e"))
+    assert_clean_error(outcome, 1, where="<stdin>:3:2", value="1e")
+
+
+def test_long_value_is_shortened(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bad.csv").write_bytes(with_cell("x" * 5000))
+    line = assert_clean_error(run_batch(tmp_path, ["bad.csv"]), 1, where="bad.csv:3:2")
+    assert len(line) < 200
+    assert "xxx" in line
+
+
+# --------------------------------------------------------------------- output paths
+def test_per_row_in_a_missing_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "good.csv").write_bytes(with_line3(GOOD))
+    outcome = run(["batch", "good.csv", "--per-row", "missing/out.csv"])
+    assert_clean_error(outcome, 1, contains=("missing/out.csv",))
+    assert leftovers(tmp_path, {"good.csv"}) == set()
+
+
+def test_per_row_is_a_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "good.csv").write_bytes(with_line3(GOOD))
+    (tmp_path / "out").mkdir()
+    outcome = run(["batch", "good.csv", "--per-row", "out"])
+    assert_clean_error(outcome, 1, contains=("out",))
+    assert leftovers(tmp_path, {"good.csv", "out"}) == set()
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+# ----------------------------------------------------------- what must keep working
+def test_minus_infinity_spellings_are_masked_classes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    spellings = ["-inf", "-Inf", "-INF", "-infinity", "-Infinity"]
+    rows = "".join(f"{s},1.5,-2.0,1\n" for s in spellings)
+    (tmp_path / "ok.csv").write_text(f"{HEADER}\n{rows}")
+    outcome = run(["batch", "ok.csv", "--format", "json"])
+    assert_no_traceback(outcome)
+    assert outcome.code == 0, outcome.stderr
+    import json
+
+    loss = json.loads(outcome.stdout)["loss"]
+    logits = [[-math.inf, 1.5, -2.0]] * len(spellings)
+    assert loss == kernel.cross_entropy(logits, [1] * len(spellings))
+
+
+def test_hundred_thousand_columns_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    import numpy as np
+
+    monkeypatch.chdir(tmp_path)
+    k = 100_000
+    rng = np.random.default_rng(5)
+    logits = rng.normal(size=(3, k)).round(6)
+    labels = np.array([0, k // 2, k - 1])
+    header = ",".join(f"l{j}" for j in range(k)) + ",label"
+    body = "".join(
+        ",".join(repr(float(v)) for v in row) + f",{label}\n"
+        for row, label in zip(logits, labels, strict=True)
+    )
+    (tmp_path / "wide.csv").write_text(f"{header}\n{body}")
+    outcome = run(["batch", "wide.csv", "--format", "json", "--per-row", "rows.csv"])
+    assert_no_traceback(outcome)
+    assert outcome.code == 0, outcome.stderr
+    assert json.loads(outcome.stdout)["loss"] == kernel.cross_entropy(logits, labels)
+    assert len((tmp_path / "rows.csv").read_text().splitlines()) >= 3
