@@ -1,0 +1,298 @@
+"""Tests of xentcli.batch on synthetic chunks (no reader): exactness, chunking, sketches."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from xentcli.batch import (
+    BatchAccumulator,
+    BatchOptions,
+    QuantileSketch,
+    summarize,
+)
+from xentcli.errors import DataError, XentError
+from xentcli.kernel import cross_entropy
+from xentcli.reader import Chunk
+
+
+def make_data(n: int = 500, k: int = 7, seed: int = 0, masked: bool = True):
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(scale=4.0, size=(n, k))
+    labels = rng.integers(0, k, size=n)
+    if masked:
+        # masked classes, a few of them the true class (infinite loss is reported, not an error)
+        mask = rng.random((n, k)) < 0.05
+        mask[:, 0] = False
+        logits[mask] = -np.inf
+    return logits, labels
+
+
+def chunks_of(logits, labels=None, targets=None, size=64, path="a.csv", first_line=2):
+    n = logits.shape[0]
+    for start in range(0, n, size):
+        stop = min(start + size, n)
+        yield Chunk(
+            path,
+            np.ascontiguousarray(logits[start:stop]),
+            None if labels is None else labels[start:stop],
+            None if targets is None else targets[start:stop],
+            np.arange(start, stop, dtype=np.int64) + first_line,
+        )
+
+
+OPTION_SETS = [
+    {},
+    {"weights": [0.5, 1.0, 2.0, 0.1, 3.0, 0.0, 1.7]},
+    {"ignore_index": 3},
+    {"label_smoothing": 0.1, "weights": [0.5, 1.0, 2.0, 0.1, 3.0, 0.3, 1.7]},
+    {"temperature": 0.7, "ignore_index": 2, "label_smoothing": 0.05},
+]
+
+
+@pytest.mark.parametrize("size", [1, 3, 64, 1000])
+@pytest.mark.parametrize("options", OPTION_SETS)
+def test_mean_is_the_kernels_mean_to_the_last_bit(size, options):
+    logits, labels = make_data(n=150, masked=False)
+    expected = cross_entropy(logits, labels, **options)
+    summary = summarize(chunks_of(logits, labels, size=size), 7, BatchOptions(**options))
+    assert summary.loss == expected
+    assert summary.loss_mean == expected
+    total = cross_entropy(logits, labels, reduction="sum", **options)
+    assert summary.loss_sum == total
+    sum_summary = summarize(chunks_of(logits, labels, size=size), 7,
+                            BatchOptions(reduction="sum", **options))
+    assert sum_summary.loss == total
+
+
+@pytest.mark.parametrize("base", ["2", "10"])
+def test_base_converts_at_the_end(base):
+    logits, labels = make_data(masked=False)
+    summary = summarize(chunks_of(logits, labels, size=5), 7, BatchOptions(base=base))
+    assert summary.loss == cross_entropy(logits, labels, base=base)
+    assert summary.units == {"2": "bits", "10": "bans"}[base]
+    nats = summarize(chunks_of(logits, labels, size=5), 7)
+    assert summary.perplexity == nats.perplexity == math.exp(nats.loss)
+
+
+@pytest.mark.parametrize("size", [1, 10, 300])
+def test_soft_targets_mean_divides_by_n(size):
+    rng = np.random.default_rng(3)
+    logits = rng.normal(size=(300, 4))
+    targets = rng.dirichlet(np.ones(4), size=300)
+    weights = [1.0, 2.0, 0.5, 3.0]
+    expected = cross_entropy(logits, targets=targets, weights=weights)
+    summary = summarize(chunks_of(logits, targets=targets, size=size), 4,
+                        BatchOptions(weights=weights))
+    assert summary.loss == expected
+    assert summary.weight_sum == 300.0
+    assert summary.soft_targets
+    predicted = logits.argmax(axis=1)
+    assert summary.accuracy == np.mean(predicted == targets.argmax(axis=1))
+
+
+def test_infinite_loss_is_reported():
+    logits = np.array([[0.0, -np.inf], [1.0, 2.0]])
+    summary = summarize(chunks_of(logits, np.array([1, 0])), 2)
+    assert summary.loss == math.inf
+    assert summary.quantiles["max"] == math.inf
+    assert summary.worst[0].loss == math.inf
+    assert summary.worst[0].probability == 0.0
+    assert summary.histogram[-1].rows == 1
+    assert summary.histogram[-1].low == math.inf
+
+
+def test_counts_accuracy_and_per_file():
+    logits, labels = make_data(n=200, masked=False)
+    labels[::10] = -100
+    acc = BatchAccumulator(7, BatchOptions(ignore_index=-100))
+    for chunk in chunks_of(logits[:120], labels[:120], size=7, path="one.csv"):
+        acc.add(chunk)
+    for chunk in chunks_of(logits[120:], labels[120:], size=50, path="two.csv"):
+        acc.add(chunk)
+    errors = [DataError("two.csv", line, 1, "not a number", "x") for line in (5, 9, 12)]
+    acc.add_skipped("two.csv", 3, errors)
+    summary = acc.summary()
+    assert (summary.rows, summary.rows_counted, summary.rows_ignored, summary.rows_skipped) \
+        == (203, 180, 20, 3)
+    one, two = summary.files
+    assert (one.path, one.rows, one.rows_counted, one.rows_ignored) == ("one.csv", 120, 108, 12)
+    assert (two.path, two.rows, two.rows_skipped, two.skipped_lines) == \
+        ("two.csv", 83, 3, (5, 9, 12))
+    assert one.loss == cross_entropy(logits[:120], labels[:120], ignore_index=-100)
+    assert two.loss == cross_entropy(logits[120:], labels[120:], ignore_index=-100)
+    counted = labels != -100
+    correct = int((logits.argmax(axis=1) == labels)[counted].sum())
+    assert summary.correct == correct
+    assert summary.accuracy == correct / 180
+    assert [str(e) for e in summary.skipped] == [str(e) for e in errors]
+
+
+def test_per_class_means_are_exact():
+    logits, labels = make_data(masked=False)
+    weights = [0.5, 1.0, 2.0, 0.1, 3.0, 0.0, 1.7]
+    summary = summarize(chunks_of(logits, labels, size=9), 7, BatchOptions(weights=weights))
+    shares = 0.0
+    for c in summary.per_class:
+        rows = labels == c.index
+        assert c.rows == int(rows.sum())
+        assert c.name == str(c.index)
+        if weights[c.index] == 0:
+            assert c.loss is None
+        else:
+            assert c.loss == cross_entropy(logits[rows], labels[rows], weights=weights)
+        assert c.accuracy == np.mean(logits[rows].argmax(axis=1) == c.index)
+        shares += c.share
+    assert shares == pytest.approx(1.0, rel=1e-12)
+
+
+def test_class_names_label_the_rows():
+    logits = np.array([[3.0, 0.0, 0.0], [0.0, 0.0, 5.0]])
+    options = BatchOptions(class_names=["cat", "dog", "bird"], worst=1)
+    summary = summarize(chunks_of(logits, np.array([0, 1])), 3, options)
+    assert [c.name for c in summary.per_class] == ["cat", "dog", "bird"]
+    (worst,) = summary.worst
+    assert (worst.line, worst.label, worst.predicted) == (3, "dog", "bird")
+
+
+@pytest.mark.parametrize("size", [1, 4, 50, 1000])
+def test_worst_rows_are_the_top_n_ties_by_input_order(size):
+    rng = np.random.default_rng(7)
+    n = 400
+    logits = np.zeros((n, 3))
+    labels = np.zeros(n, dtype=np.int64)
+    # a few distinct losses, many ties
+    logits[:, 1] = rng.choice([0.0, 1.0, 2.0, 3.0], size=n)
+    options = BatchOptions(worst=12)
+    summary = summarize(chunks_of(logits, labels, size=size), 3, options)
+    losses = cross_entropy(logits, labels, reduction="none")
+    order = sorted(range(n), key=lambda i: (-losses[i], i))[:12]
+    assert [w.line for w in summary.worst] == [i + 2 for i in order]
+    assert [w.loss for w in summary.worst] == [losses[i] for i in order]
+    q = np.exp(-losses)
+    for w in summary.worst:
+        assert w.probability == pytest.approx(q[w.line - 2], rel=1e-15)
+        assert (w.label, w.predicted, w.file) == (0, int(logits[w.line - 2].argmax()), "a.csv")
+
+
+def test_worst_across_files_prefers_the_earlier_file_on_ties():
+    logits = np.array([[0.0, 1.0]])
+    acc = BatchAccumulator(2, BatchOptions(worst=1))
+    acc.add(next(chunks_of(logits, np.array([0]), path="b.csv", first_line=9)))
+    acc.add(next(chunks_of(logits, np.array([0]), path="a.csv", first_line=2)))
+    assert [(w.file, w.line) for w in acc.summary().worst] == [("b.csv", 9)]
+
+
+def test_worst_zero_keeps_none():
+    logits, labels = make_data(n=20)
+    assert summarize(chunks_of(logits, labels), 7, BatchOptions(worst=0)).worst == ()
+
+
+def test_per_row_results_match_the_kernel():
+    logits, labels = make_data(n=50, masked=False)
+    labels[3] = -1
+    acc = BatchAccumulator(7, BatchOptions(ignore_index=-1, base="2", label_smoothing=0.2))
+    results = [acc.add(chunk, per_row=True) for chunk in chunks_of(logits, labels, size=8)]
+    loss = np.concatenate([r.loss for r in results])
+    expected = cross_entropy(logits, labels, ignore_index=-1, base="2", label_smoothing=0.2,
+                             reduction="none")
+    assert np.isnan(loss[3])
+    keep = np.arange(50) != 3
+    assert np.array_equal(loss[keep], expected[keep])
+    lines = np.concatenate([r.lines for r in results])
+    assert lines.tolist() == list(range(2, 52))
+
+
+def test_quantile_sketch_bounds():
+    rng = np.random.default_rng(11)
+    values = np.concatenate([
+        rng.lognormal(mean=-3.0, sigma=4.0, size=20000),
+        np.zeros(300), np.full(7, np.inf), [5e-324, 1e300],
+    ])
+    sketch = QuantileSketch()
+    for part in np.array_split(rng.permutation(values), 13):
+        piece = QuantileSketch()
+        piece.add(part)
+        sketch.merge(piece)
+    assert sketch.count == values.size
+    assert sketch.quantile(0.0) == 0.0
+    assert sketch.quantile(1.0) == math.inf
+    for q in (0.01, 0.02, 0.1, 0.5, 0.9, 0.99, 0.999):
+        exact = float(np.quantile(values[np.isfinite(values)].tolist() + [np.inf] * 7, q,
+                                  method="lower"))
+        got = sketch.quantile(q)
+        if exact == 0.0:
+            assert got == 0.0
+        else:
+            assert abs(got - exact) <= QuantileSketch.RELATIVE_ERROR * exact
+    bins = sketch.histogram()
+    assert sum(b.rows for b in bins) == values.size
+    assert bins[0].low == bins[0].high == 0.0
+    assert bins[0].rows == 300
+    assert bins[1].low == 5e-324
+    assert bins[-2].high == 1e300
+    assert bins[-1].rows == 7
+
+
+def test_quantiles_of_a_summary_are_exact_at_the_ends():
+    logits, labels = make_data(n=1000, masked=False)
+    summary = summarize(chunks_of(logits, labels, size=33), 7)
+    losses = cross_entropy(logits, labels, reduction="none")
+    assert summary.quantiles["min"] == losses.min()
+    assert summary.quantiles["max"] == losses.max()
+    for name, q in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99)):
+        exact = np.quantile(losses, q, method="lower")
+        assert abs(summary.quantiles[name] - exact) <= 0.01 * exact
+
+
+def test_single_value_sketch_and_empty_sketch():
+    sketch = QuantileSketch()
+    assert sketch.quantile(0.5) is None
+    assert sketch.histogram() == []
+    sketch.add(np.array([0.25, 0.25]))
+    assert sketch.quantile(0.5) == 0.25
+    (only,) = sketch.histogram()
+    assert (only.low, only.high, only.rows) == (0.25, 0.25, 2)
+    with pytest.raises(ValueError, match=">= 0"):
+        sketch.add(np.array([-1.0]))
+
+
+def test_no_row_counts_gives_an_undefined_mean():
+    logits = np.array([[1.0, 2.0], [0.0, 0.0]])
+    summary = summarize(chunks_of(logits, np.array([-100, -100])), 2,
+                        BatchOptions(ignore_index=-100))
+    assert summary.loss is None
+    assert summary.perplexity is None
+    assert summary.accuracy is None
+    assert summary.rows_ignored == 2
+    assert summary.quantiles["p50"] is None
+    assert summary.files[0].loss is None
+    summed = summarize(chunks_of(logits, np.array([-100, -100])), 2,
+                       BatchOptions(ignore_index=-100, reduction="sum"))
+    assert summed.loss == 0.0
+
+
+def test_mismatches_are_errors():
+    with pytest.raises(XentError, match="--weights has 2 values but there are 3 classes"):
+        BatchAccumulator(3, BatchOptions(weights=[1.0, 2.0]))
+    with pytest.raises(XentError, match="--classes has 2 names"):
+        BatchAccumulator(3, BatchOptions(class_names=["a", "b"]))
+    acc = BatchAccumulator(3)
+    with pytest.raises(DataError, match=r"b\.csv: 2 logit columns, but the first file has 3"):
+        acc.add(next(chunks_of(np.zeros((1, 2)), np.array([0]), path="b.csv")))
+
+
+def test_to_json_has_the_design_keys():
+    logits, labels = make_data(n=30, masked=False)
+    data = summarize(chunks_of(logits, labels), 7).to_json()
+    for key in ("files", "rows", "rows_counted", "rows_ignored", "rows_skipped", "reduction",
+                "loss", "loss_sum", "weight_sum", "perplexity", "accuracy", "units",
+                "loss_quantiles", "per_class", "worst"):
+        assert key in data
+    assert set(data["loss_quantiles"]) == {"min", "p50", "p90", "p99", "max"}
+    assert set(data["files"][0]) >= {"path", "rows", "loss"}
+    assert set(data["per_class"][0]) >= {"class", "rows", "loss", "accuracy"}
+    assert set(data["worst"][0]) == {"file", "line", "label", "predicted", "probability",
+                                     "loss"}
