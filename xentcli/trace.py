@@ -135,7 +135,7 @@ class Trace:
     @property
     def coefficients(self) -> tuple[float, ...]:
         """``a_k = w_k * p_k``: the factor of ``-log q_k`` in the loss."""
-        return tuple(w * p for w, p in zip(self.effective_weights, self.targets))
+        return tuple(w * p for w, p in zip(self.effective_weights, self.targets, strict=True))
 
     @property
     def log_base(self) -> float:
@@ -174,7 +174,7 @@ def _gradient(
     """
     total = math.fsum(coefficients)
     out = []
-    for k, (q_k, a_k) in enumerate(zip(q, coefficients)):
+    for k, (q_k, a_k) in enumerate(zip(q, coefficients, strict=True)):
         if q_k > 0.5:
             rest = math.fsum(a for j, a in enumerate(coefficients) if j != k)
             value = rest - total * -math.expm1(log_q[k])
@@ -286,12 +286,12 @@ def build_trace(
     log_base = _LOG_BASE[base]
     p = _target_row(k, label, targets, label_smoothing)
     w = _floats(weights) if weights is not None else None
-    a = tuple(wk * pk for wk, pk in zip(w if w is not None else (1.0,) * k, p))
+    a = tuple(wk * pk for wk, pk in zip(w if w is not None else (1.0,) * k, p, strict=True))
     q = _floats(steps.probabilities)
     log_q = _floats(steps.log_probabilities)
     # 0 * log 0 = 0: a masked class (q = 0) with no target weight contributes nothing.
     contributions = tuple(
-        (a_k * -lq) / log_base + 0.0 if a_k > 0 else 0.0 for a_k, lq in zip(a, log_q)
+        (a_k * -lq) / log_base + 0.0 if a_k > 0 else 0.0 for a_k, lq in zip(a, log_q, strict=True)
     )
     z = np.asarray(y, dtype=np.float64)
     if temperature != 1.0:
