@@ -1,0 +1,283 @@
+"""Rendering of a batch :class:`~xentcli.batch.Summary`: a rich summary, JSON and CSV.
+
+Tables round for reading (6 significant digits); JSON and CSV carry full precision (the
+shortest text that round-trips). Nothing here chooses exit codes.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Iterable, Sequence
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from xentcli.batch import ChunkResult, ClassSummary, Summary
+from xentcli.jsonfmt import dumps
+
+#: the per-class table lists every class up to this many, else the costliest few
+MAX_CLASSES = 20
+TOP_CLASSES = 10
+HISTOGRAM_WIDTH = 40
+
+# A header rule in plain ASCII for output that is not a terminal.
+_PLAIN_HEAD = box.Box("    \n    \n -- \n    \n    \n    \n    \n    \n", ascii=True)
+
+
+def number(value: float | None, undefined: str = "undefined") -> str:
+    """Round *value* for reading: 6 significant digits.
+
+    >>> number(0.4421192251430), number(4.248354255291589e-18), number(None), number(1e300*10)
+    ('0.442119', '4.24835e-18', 'undefined', 'inf')
+    """
+    if value is None:
+        return undefined
+    if math.isnan(value):
+        return "nan"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return f"{value:.6g}"
+
+
+def percent(value: float | None) -> str:
+    """A fraction as a percentage with two decimals.
+
+    >>> percent(0.970370), percent(None), percent(1.0)
+    ('97.04 %', '-', '100.00 %')
+    """
+    return "-" if value is None else f"{100 * value:.2f} %"
+
+
+def full(value: float | None) -> str:
+    """Full precision for CSV: the shortest round-tripping text; empty for missing.
+
+    >>> full(0.1), full(None), full(float("inf")), full(float("nan"))
+    ('0.1', '', 'inf', '')
+    """
+    if value is None or math.isnan(value):
+        return ""
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return repr(float(value))
+
+
+# ---------------------------------------------------------------------------- table
+def _table(console: Console, title: str | None = None) -> Table:
+    return Table(
+        title=title,
+        title_justify="left",
+        title_style="bold",
+        box=box.SIMPLE_HEAD if console.is_terminal else _PLAIN_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        header_style="bold",
+    )
+
+
+def _heading(console: Console, text: str) -> None:
+    console.print()
+    console.print(Text(text, style="bold"))
+
+
+def render_table(summary: Summary, console: Console) -> None:
+    """Print the summary a person reads: totals, distribution, per class, worst rows."""
+    units = summary.units
+    files = summary.files
+    n_files = len(files)
+    console.print(Text(
+        f"xent batch: {n_files} file{'s' if n_files != 1 else ''}, {summary.rows} rows "
+        f"({summary.rows_counted} counted, {summary.rows_ignored} ignored, "
+        f"{summary.rows_skipped} skipped)",
+        style="bold",
+    ))
+    if n_files > 1:
+        table = _table(console)
+        table.add_column("File")
+        for name in ("Rows", "Counted", "Ignored", "Skipped"):
+            table.add_column(name, justify="right")
+        table.add_column(f"{_loss_name(summary)} ({units})", justify="right")
+        for f in files:
+            table.add_row(f.path, str(f.rows), str(f.rows_counted), str(f.rows_ignored),
+                          str(f.rows_skipped), number(f.loss))
+        console.print()
+        console.print(table)
+    elif files:
+        console.print(f"File: {files[0].path}")
+    console.print()
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column()
+    grid.add_column()
+    if summary.reduction == "sum":
+        grid.add_row("Loss (sum)", f"{number(summary.loss)} {units}")
+    if summary.loss_mean is None:
+        grid.add_row("Mean loss", "undefined: no row counts (every label is the ignore "
+                                  "index, or has weight 0)")
+    else:
+        grid.add_row("Mean loss", f"{number(summary.loss_mean)} {units}")
+    grid.add_row("Perplexity", number(summary.perplexity))
+    accuracy_name = "Accuracy (argmax of target)" if summary.soft_targets else "Accuracy"
+    grid.add_row(accuracy_name, f"{percent(summary.accuracy)} "
+                                f"({summary.correct} of {summary.rows_counted} rows)")
+    console.print(grid)
+    _render_skipped(summary, console)
+    if summary.rows_counted:
+        _render_distribution(summary, console)
+        _render_classes(summary, console)
+        _render_worst(summary, console)
+
+
+def _loss_name(summary: Summary) -> str:
+    return "Loss sum" if summary.reduction == "sum" else "Mean loss"
+
+
+def _render_skipped(summary: Summary, console: Console) -> None:
+    if not summary.rows_skipped:
+        return
+    _heading(console, f"Skipped {summary.rows_skipped} bad row"
+                      f"{'s' if summary.rows_skipped != 1 else ''} (--on-error skip); "
+                      f"the first {len(summary.skipped)}:")
+    for error in summary.skipped:
+        console.print(Text(f"  {error}"))
+
+
+def _render_distribution(summary: Summary, console: Console) -> None:
+    q = summary.quantiles
+    error = f"{100 * summary.quantile_relative_error:g} %"
+    _heading(console, f"Loss per row ({summary.units}; p50, p90, p99 within {error})")
+    grid = Table.grid(padding=(0, 2))
+    for _ in q:
+        grid.add_column(justify="right")
+    grid.add_row(*q.keys())
+    grid.add_row(*(number(v) for v in q.values()))
+    console.print(grid)
+    bins = summary.histogram
+    if not bins:
+        return
+    peak = max(b.rows for b in bins)
+    bar = "█" if console.is_terminal else "#"
+    table = _table(console)
+    table.add_column(f"Loss ({summary.units})")
+    table.add_column("Rows", justify="right")
+    table.add_column("", no_wrap=True)
+    for b in bins:
+        if b.low == b.high:
+            label = number(b.low)
+        else:
+            label = f"{number_short(b.low)} - {number_short(b.high)}"
+        length = 0 if b.rows == 0 else max(1, round(HISTOGRAM_WIDTH * b.rows / peak))
+        table.add_row(label, str(b.rows), bar * length)
+    console.print()
+    console.print(table)
+
+
+def number_short(value: float) -> str:
+    """Three significant digits, for histogram edges.
+
+    >>> number_short(0.0123456), number_short(12345.0)
+    ('0.0123', '1.23e+04')
+    """
+    return f"{value:.3g}"
+
+
+def costliest(classes: Sequence[ClassSummary], count: int = TOP_CLASSES) -> list[ClassSummary]:
+    """The *count* classes with the largest share of the loss (ties: lower index first)."""
+    present = [c for c in classes if c.rows]
+    return sorted(present, key=lambda c: (-(c.share or 0.0), -c.loss_sum, c.index))[:count]
+
+
+def _render_classes(summary: Summary, console: Console) -> None:
+    classes: Iterable[ClassSummary] = summary.per_class
+    k = len(summary.per_class)
+    if k <= MAX_CLASSES:
+        title = "Per class" + (" (argmax of target)" if summary.soft_targets else "")
+    else:
+        classes = costliest(summary.per_class)
+        title = f"The {TOP_CLASSES} costliest of {k} classes (by share of the total loss)"
+    table = _table(console)
+    table.add_column("Class")
+    table.add_column("Rows", justify="right")
+    table.add_column(f"Mean loss ({summary.units})", justify="right")
+    table.add_column("Accuracy", justify="right")
+    table.add_column("Share of loss", justify="right")
+    for c in classes:
+        table.add_row(c.name, str(c.rows), number(c.loss, "-"), percent(c.accuracy),
+                      percent(c.share))
+    _heading(console, title)
+    console.print(table)
+
+
+def _render_worst(summary: Summary, console: Console) -> None:
+    if not summary.worst:
+        return
+    _heading(console, f"Worst {len(summary.worst)} row{'s' if len(summary.worst) != 1 else ''}"
+                      " (FILE:LINE; study one with xent compute)")
+    table = _table(console)
+    table.add_column("#", justify="right")
+    table.add_column("File:line")
+    table.add_column("Label", justify="right")
+    table.add_column("Predicted", justify="right")
+    table.add_column("P(label)", justify="right")
+    table.add_column(f"Loss ({summary.units})", justify="right")
+    for rank, w in enumerate(summary.worst, start=1):
+        table.add_row(str(rank), f"{w.file}:{w.line}", str(w.label), str(w.predicted),
+                      number(w.probability), number(w.loss))
+    console.print(table)
+
+
+# ----------------------------------------------------------------------- JSON / CSV
+def render_json(summary: Summary) -> str:
+    """The JSON document (DESIGN.md's shape, full precision), with a final newline."""
+    return dumps(summary.to_json()) + "\n"
+
+
+CSV_COLUMNS = ("file", "rows", "rows_counted", "rows_ignored", "rows_skipped", "reduction",
+               "loss", "units", "perplexity", "accuracy")
+
+
+def render_csv(summary: Summary) -> str:
+    """One CSV line per file, then a line ``*`` for all files pooled; full precision.
+
+    Per-file lines leave perplexity and accuracy empty; the pooled line has them.
+    """
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for f in summary.files:
+        writer.writerow([f.path, f.rows, f.rows_counted, f.rows_ignored, f.rows_skipped,
+                         summary.reduction, full(f.loss), summary.units, "", ""])
+    writer.writerow(["*", summary.rows, summary.rows_counted, summary.rows_ignored,
+                     summary.rows_skipped, summary.reduction, full(summary.loss),
+                     summary.units, full(summary.perplexity), full(summary.accuracy)])
+    return out.getvalue()
+
+
+# ------------------------------------------------------------------------- per row
+PER_ROW_COLUMNS = ("file", "line", "label", "predicted", "probability", "loss")
+
+
+def per_row_lines(result: ChunkResult, names: Sequence[str] | None = None) -> str:
+    """CSV text of one chunk's rows (no header): full precision; ignored rows have empty
+    probability and loss. With *names*, labels and predictions are class names."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    k = len(names) if names is not None else 0
+
+    def name(index: int) -> str | int:
+        return names[index] if names is not None and 0 <= index < k else index
+
+    for line, label, predicted, probability, loss in zip(
+        result.lines.tolist(), result.labels.tolist(), result.predicted.tolist(),
+        result.probability.tolist(), result.loss.tolist(), strict=True,
+    ):
+        writer.writerow([result.path, line, name(label), name(predicted), full(probability),
+                         full(loss)])
+    return out.getvalue()
+
+
+def per_row_header() -> str:
+    """The header line of the ``--per-row`` CSV."""
+    return ",".join(PER_ROW_COLUMNS) + "\n"
