@@ -322,3 +322,83 @@ def test_hundred_thousand_columns_work(tmp_path: Path, monkeypatch: pytest.Monke
     assert outcome.code == 0, outcome.stderr
     assert json.loads(outcome.stdout)["loss"] == kernel.cross_entropy(logits, labels)
     assert len((tmp_path / "rows.csv").read_text().splitlines()) >= 3
+
+
+# -------------------------------------------------------------------------- compute
+@dataclass(frozen=True)
+class Invocation:
+    """A bad ``xent compute`` invocation: exit 2 and one line naming the bad value."""
+
+    id: str
+    args: tuple[str, ...]
+    contains: tuple[str, ...]
+
+
+def logits_case(id: str, logits: str, label: str = "0") -> Invocation:
+    return Invocation(id, ("--logits", logits, "--label", label), (repr(logits.split(",")[0]),))
+
+
+COMPUTE = [
+    logits_case("logits-two-points", "1.2.3,2"),
+    logits_case("logits-exponent-without-digits", "1e,2"),
+    logits_case("logits-double-minus", "--5,2"),
+    logits_case("logits-hex", "0x1p3,2"),
+    logits_case("logits-underscore", "1_000,2"),
+    logits_case("logits-unicode-minus", "\u22121,2"),
+    logits_case("logits-full-width", "\uff11,2"),
+    logits_case("logits-word", "abc,2"),
+    Invocation("logits-empty", ("--logits", "", "--label", "0"), ("logits",)),
+    Invocation("logits-separators-only", ("--logits", ",,;", "--label", "0"), ("logits",)),
+    Invocation("logits-brackets-only", ("--logits", "[]", "--label", "0"), ("logits",)),
+    *(
+        Invocation(f"logits-{s}", ("--logits", f"{s},1", "--label", "1"), (s,))
+        for s in ("nan", "NaN", "-nan", "inf", "+Inf", "Infinity")
+    ),
+    Invocation("logits-overflow", ("--logits", "1e999,1", "--label", "1"), ("1e999",)),
+    Invocation("logits-all-minus-inf", ("--logits", "-inf,-inf", "--label", "0"), ("inf",)),
+    Invocation("label-out-of-range", ("--logits", "1,2", "--label", "2"), ("2",)),
+    Invocation("label-negative", ("--logits", "1,2", "--label", "-1"), ("-1",)),
+    Invocation("label-fractional", ("--logits", "1,2", "--label", "1.5"), ("1.5",)),
+    Invocation("label-exponent", ("--logits", "1,2", "--label", "1e0"), ("1e0",)),
+    Invocation("label-overflow", ("--logits", "1,2", "--label", "9" * 25), ("9" * 20,)),
+    Invocation("label-word", ("--logits", "1,2", "--label", "cat"), ("cat",)),
+    Invocation(
+        "temperature-zero", ("--logits", "1,2", "--label", "0", "--temperature", "0"), ("0",)
+    ),
+    Invocation(
+        "temperature-negative",
+        ("--logits", "1,2", "--label", "0", "--temperature", "-1"),
+        ("-1",),
+    ),
+    Invocation(
+        "temperature-nan", ("--logits", "1,2", "--label", "0", "--temperature", "nan"), ("nan",)
+    ),
+    Invocation(
+        "label-smoothing-too-big",
+        ("--logits", "1,2", "--label", "0", "--label-smoothing", "1.5"),
+        ("1.5",),
+    ),
+    Invocation(
+        "label-smoothing-negative",
+        ("--logits", "1,2", "--label", "0", "--label-smoothing", "-0.1"),
+        ("-0.1",),
+    ),
+    Invocation(
+        "weights-length", ("--logits", "1,2,3", "--label", "0", "--weights", "1,2"), ("weights",)
+    ),
+    Invocation("weights-nan", ("--logits", "1,2", "--label", "0", "--weights", "1,nan"), ("nan",)),
+    Invocation(
+        "targets-do-not-sum-to-one", ("--logits", "1,2", "--targets", "0.5,0.6"), ("target",)
+    ),
+    Invocation("targets-negative", ("--logits", "1,2", "--targets", "1.5,-0.5"), ("target",)),
+    Invocation("targets-length", ("--logits", "1,2,3", "--targets", "0.5,0.5"), ("target",)),
+]
+
+
+@pytest.mark.parametrize("case", COMPUTE, ids=[case.id for case in COMPUTE])
+def test_bad_compute_invocation(case: Invocation) -> None:
+    assert_clean_error(run(["compute", *case.args]), 2, contains=case.contains)
+
+
+def test_corpus_of_files_and_invocations_has_at_least_forty() -> None:
+    assert len(CASES) + len(COMPUTE) >= 40

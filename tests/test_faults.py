@@ -1,0 +1,304 @@
+"""Faults around a run: closed pipes, signals, full disks, odd standard input, memory.
+
+Every test runs ``python -m xentcli`` as a real subprocess, because these faults live in
+file descriptors, signals and the operating system, which CliRunner does not have.
+
+Signals are sent at a known point, not after a sleep: the test feeds standard input
+through a pipe it owns and writes far more than a pipe buffer holds, so when its writes
+have returned the command is certainly inside the run, reading rows; it then keeps the
+pipe open (no end of input) while it signals.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import stat
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+from hardening import (
+    Outcome,
+    assert_clean_error,
+    assert_no_traceback,
+    command,
+    leftovers,
+    process_env,
+    run_process,
+)
+
+HEADER = b"a,b,c,label\n"
+
+
+def rows(n: int, start: int = 0) -> bytes:
+    """*n* valid data rows (K = 3), different enough to exercise the kernel."""
+    return b"".join(
+        b"%d.25,%d.5,-%d.75,%d\n" % (i % 7, i % 5, i % 3, i % 3) for i in range(start, start + n)
+    )
+
+
+@pytest.fixture(scope="module")
+def big_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A file whose per-row output is many pipe buffers long (300 000 rows)."""
+    path = tmp_path_factory.mktemp("big") / "big.csv"
+    path.write_bytes(HEADER + rows(300_000))
+    return path
+
+
+# --------------------------------------------------------------------- broken pipe
+def test_per_row_into_head_ends_quietly(big_csv: Path) -> None:
+    producer = subprocess.Popen(
+        command("batch", str(big_csv), "--per-row", "-"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        env=process_env(),
+    )
+    head = subprocess.Popen(["head", "-n", "1"], stdin=producer.stdout, stdout=subprocess.PIPE)
+    assert producer.stdout is not None
+    assert producer.stderr is not None
+    producer.stdout.close()  # head alone holds the read end, as in a shell pipeline
+    first, _ = head.communicate(timeout=120)
+    stderr = producer.stderr.read().decode()
+    code = producer.wait(timeout=120)
+    assert first.count(b"\n") == 1
+    assert "BrokenPipe" not in stderr
+    assert_no_traceback(Outcome(code, "", stderr))
+    assert stderr == ""
+    assert code == 141
+
+
+def test_summary_into_a_closed_pipe_ends_quietly(big_csv: Path) -> None:
+    reader_end, writer_end = os.pipe()
+    os.close(reader_end)  # nobody will ever read: the first write fails with EPIPE
+    try:
+        done = subprocess.run(
+            command("batch", str(big_csv)),
+            stdout=writer_end,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            env=process_env(),
+            timeout=120,
+            check=False,
+        )
+    finally:
+        os.close(writer_end)
+    stderr = done.stderr.decode()
+    assert_no_traceback(Outcome(done.returncode, "", stderr))
+    assert stderr == ""
+    assert done.returncode == 141
+
+
+# ------------------------------------------------------------------------- signals
+def interrupted_run(tmp_path: Path, signum: int) -> tuple[Outcome, set[str]]:
+    """Start ``xent batch - --per-row out.csv``, feed it rows, signal it mid-run."""
+    process = subprocess.Popen(
+        command("batch", "-", "--per-row", "out.csv", "--no-progress"),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+        env=process_env(),
+    )
+    assert process.stdin is not None
+    process.stdin.write(HEADER)
+    # 8 MB through a 64 kB pipe: when these writes return, the command has read at
+    # least 7.9 MB, so it is past start-up and inside the run.
+    sent = 0
+    block = rows(20_000)
+    while sent < 8_000_000:
+        process.stdin.write(block)
+        process.stdin.flush()
+        sent += len(block)
+    process.send_signal(signum)
+    # Keep the input open but trickle a few more rows, so a read blocked in C returns
+    # to Python, where the signal is handled; never end the input (that would let the
+    # run finish normally).
+    try:
+        for _ in range(50):
+            process.stdin.write(rows(10))
+            process.stdin.flush()
+            if process.poll() is not None:
+                break
+            try:
+                process.wait(timeout=0.1)
+            except subprocess.TimeoutExpired:
+                continue
+    except BrokenPipeError:
+        pass
+    try:
+        stdout, stderr = process.communicate(timeout=60)
+    except BrokenPipeError:  # communicate() closes stdin, which may already be gone
+        stdout, stderr = process.stdout.read(), process.stderr.read()  # type: ignore[union-attr]
+        process.wait(timeout=60)
+    outcome = Outcome(process.returncode, stdout.decode(), stderr.decode())
+    return outcome, leftovers(tmp_path, set())
+
+
+def test_sigint_mid_run(tmp_path: Path) -> None:
+    outcome, left = interrupted_run(tmp_path, signal.SIGINT)
+    assert outcome.code == 130, outcome.stderr
+    assert outcome.error_line() == "Error: interrupted."
+    assert_no_traceback(outcome)
+    assert left == set()
+
+
+def test_sigterm_mid_run(tmp_path: Path) -> None:
+    outcome, left = interrupted_run(tmp_path, signal.SIGTERM)
+    assert outcome.code == 143, outcome.stderr
+    assert outcome.error_line() == "Error: terminated."
+    assert_no_traceback(outcome)
+    assert left == set()
+
+
+# ------------------------------------------------------------------- write errors
+def test_summary_to_a_full_disk(big_csv: Path) -> None:
+    with open("/dev/full", "wb") as full:
+        done = subprocess.run(
+            command("batch", str(big_csv)),
+            stdout=full,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            env=process_env(),
+            timeout=120,
+            check=False,
+        )
+    outcome = Outcome(done.returncode, "", done.stderr.decode())
+    assert_clean_error(outcome, 1, contains=("No space left on device",))
+
+
+def test_per_row_stdout_to_a_full_disk(big_csv: Path) -> None:
+    with open("/dev/full", "wb") as full:
+        done = subprocess.run(
+            command("batch", str(big_csv), "--per-row", "-"),
+            stdout=full,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            env=process_env(),
+            timeout=120,
+            check=False,
+        )
+    outcome = Outcome(done.returncode, "", done.stderr.decode())
+    assert_clean_error(outcome, 1, contains=("No space left on device",))
+
+
+def full_device(directory: Path) -> Path:
+    """A private ``/dev/full`` (char 1:7) in *directory*, or the real one for non-root.
+
+    The private node keeps the real /dev/full safe from a writer that would replace its
+    destination (root can rename over /dev entries); a non-root user cannot make device
+    nodes, nor create files in /dev, so the real one is then safe to use.
+    """
+    node = directory / "full"
+    try:
+        os.mknod(node, stat.S_IFCHR | 0o666, os.makedev(1, 7))
+    except PermissionError:
+        return Path("/dev/full")
+    return node
+
+
+def test_per_row_to_a_full_device(tmp_path: Path) -> None:
+    (tmp_path / "good.csv").write_bytes(HEADER + rows(20_000))
+    device = full_device(tmp_path)
+    outcome = run_process(["batch", "good.csv", "--per-row", str(device)], cwd=tmp_path)
+    assert_clean_error(outcome, 1, contains=("No space left on device",))
+    assert stat.S_ISCHR(device.stat().st_mode), "the device was replaced by a file"
+    expected = {"good.csv", "full"} if device.parent == tmp_path else {"good.csv"}
+    assert leftovers(tmp_path, expected) == set()
+
+
+def test_per_row_into_a_fifo(tmp_path: Path) -> None:
+    (tmp_path / "good.csv").write_bytes(HEADER + rows(5))
+    fifo = tmp_path / "rows.fifo"
+    os.mkfifo(fifo)
+    process = subprocess.Popen(
+        command("batch", "good.csv", "--per-row", str(fifo), "--format", "json"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        cwd=tmp_path,
+        env=process_env(),
+    )
+    # Open the FIFO for reading without blocking, then wait for the writer's data; a
+    # writer that renames a temporary file over the FIFO never opens it.
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        stdout, stderr = process.communicate(timeout=120)
+        received = b""
+        while chunk := _read_available(reader):
+            received += chunk
+    finally:
+        os.close(reader)
+    assert_no_traceback(Outcome(process.returncode, stdout.decode(), stderr.decode()))
+    assert process.returncode == 0, stderr.decode()
+    assert stat.S_ISFIFO(fifo.stat().st_mode), "the FIFO was replaced by a file"
+    assert len(received.decode().splitlines()) >= 5
+
+
+def _read_available(descriptor: int) -> bytes:
+    try:
+        return os.read(descriptor, 1 << 16)
+    except BlockingIOError:
+        return b""
+
+
+# ----------------------------------------------------------------- standard input
+def test_empty_stdin() -> None:
+    outcome = run_process(["batch", "-"])  # stdin is /dev/null
+    assert_clean_error(outcome, 1, where="<stdin>")
+
+
+def test_closed_stdin() -> None:
+    # File descriptor 0 closed before exec: Python starts with sys.stdin = None.
+    outcome = run_process(["batch", "-"], preexec_fn=lambda: os.close(0))
+    assert_clean_error(outcome, 1, where="<stdin>")
+
+
+def test_stdin_with_data_works() -> None:
+    outcome = run_process(["batch", "-", "--format", "json"], input=HEADER + rows(10))
+    assert outcome.code == 0, outcome.stderr
+    assert_no_traceback(outcome)
+
+
+# ----------------------------------------------------------------------- memory
+def _limit_memory() -> None:
+    # An address-space limit of 1 GB: a reader that holds the 100 MB line more than a
+    # few times over fails here instead of taking the machine.
+    resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+
+def run_measured(args: list[str], cwd: Path) -> tuple[Outcome, int]:
+    """Run under the memory limit; return the outcome and this child's peak RSS in bytes."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        process = subprocess.Popen(
+            command(*args),
+            stdout=out,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+            cwd=cwd,
+            env=process_env(),
+            preexec_fn=_limit_memory,
+        )
+        # wait4 reaps this very child and reports its own peak RSS (in KiB on Linux).
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        outcome = Outcome(process.returncode, out.read().decode(), err.read().decode())
+    return outcome, usage.ru_maxrss * 1024
+
+
+def test_hundred_megabyte_line_without_newline(tmp_path: Path) -> None:
+    path = tmp_path / "long.csv"
+    with path.open("wb") as out:
+        out.write(b"a,b,c,label\n0.5,1.5,-2.0,1\n1.0,")
+        chunk = b"1" * (1 << 20)
+        for _ in range(100):
+            out.write(chunk)
+    outcome, peak = run_measured(["batch", "long.csv", "--per-row", "out.csv"], tmp_path)
+    assert_clean_error(outcome, 1, where="long.csv:3")
+    assert peak < 1 << 30
+    assert leftovers(tmp_path, {"long.csv"}) == set()

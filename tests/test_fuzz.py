@@ -1,0 +1,324 @@
+"""Fuzzing the command line: near-CSV files and ``--logits`` strings.
+
+Valid tables are generated, then mutated (deletions, insertions of delimiters, quotes,
+line ends, random unicode, non-UTF-8 bytes, extreme numbers). Each is judged by an
+independent, deliberately simple oracle that implements the documented input rules
+(``docs/errors.md``) and either computes the expected rows or names the first bad line.
+The command must then agree:
+
+- oracle valid: exit 0, the JSON loss is ``kernel.cross_entropy`` of exactly the oracle's
+  rows to the last bit, and ``--per-row`` lists exactly the oracle's line numbers;
+- oracle invalid: exit 1 with one ``Error:`` line naming the file and the first bad line,
+  and no output file left;
+- always: no traceback, never ``nan`` as a loss.
+
+The suite runs a bounded number of examples; set ``XENT_FUZZ_EXAMPLES`` (for example
+20000) for a long run. Results of long runs are recorded in ``docs/fuzzing.md``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from hardening import Outcome, assert_no_traceback, run
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from xentcli import kernel
+
+EXAMPLES = int(os.environ.get("XENT_FUZZ_EXAMPLES", "0"))
+SETTINGS = settings(
+    max_examples=EXAMPLES or 60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    database=None if EXAMPLES else settings.default.database,
+)
+
+# ------------------------------------------------------------------------ the oracle
+# The number syntax of a logit cell: decimal, optional exponent; -inf spellings mask a
+# class. Everything else (hex, '_', unicode digits, nan, +inf, overflow) is an error.
+_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?)", re.ASCII)
+_MINUS_INF = re.compile(r"-inf(?:inity)?", re.IGNORECASE)
+_INTEGER = re.compile(r"[+-]?\d+", re.ASCII)
+LABEL_NAMES = ("label", "target", "y", "class")
+
+
+class Invalid(Exception):
+    """The oracle's verdict on a bad input: the 1-based physical line (None: the file)."""
+
+    def __init__(self, line: int | None, why: str) -> None:
+        super().__init__(f"line {line}: {why}")
+        self.line = line
+
+
+def parse_logit(cell: str) -> float | None:
+    """The logit a cell holds, or None when it is not a valid logit."""
+    if _MINUS_INF.fullmatch(cell):
+        return -math.inf
+    if not _NUMBER.fullmatch(cell):
+        return None
+    value = float(cell)
+    return value if math.isfinite(value) else None
+
+
+def is_number(cell: str) -> bool:
+    """Header detection: a first row is data when every cell is a number."""
+    return parse_logit(cell) is not None
+
+
+@dataclass
+class Table:
+    logits: list[list[float]]
+    labels: list[int]
+    lines: list[int]
+
+
+def records(text: str) -> list[tuple[int, list[str]]]:
+    """CSV records with the physical line each starts on (blank lines dropped)."""
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    out: list[tuple[int, list[str]]] = []
+    start = 1
+    try:
+        for record in reader:
+            if record:
+                out.append((start, record))
+            start = reader.line_num + 1
+    except csv.Error as error:
+        raise Invalid(start, f"csv: {error}") from None
+    return out
+
+
+def oracle(data: bytes) -> Table:
+    """The rows a correct reader returns for *data*, or :class:`Invalid`."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise Invalid(line, "not UTF-8") from None
+    text = text.removeprefix("\ufeff")
+    rows = records(text)
+    if not rows:
+        raise Invalid(None, "empty")
+    first_line, first = rows[0]
+    has_header = not all(is_number(cell) for cell in first)
+    width = len(first)
+    if has_header:
+        names = [name.strip().lower() for name in first]
+        if len(set(first)) != len(first):
+            raise Invalid(first_line, "duplicate name")
+        label_at = next((names.index(n) for n in LABEL_NAMES if n in names), width - 1)
+        rows = rows[1:]
+    else:
+        label_at = width - 1
+    if width < 2:
+        raise Invalid(None, "no logit columns")
+    if not rows:
+        raise Invalid(None, "no data rows")
+    k = width - 1
+    table = Table([], [], [])
+    for line, record in rows:
+        if len(record) != width:
+            raise Invalid(line, "row length")
+        logits: list[float] = []
+        for position, cell in enumerate(record):
+            if position == label_at:
+                continue
+            value = parse_logit(cell)
+            if value is None:
+                raise Invalid(line, f"not a logit: {cell!r}")
+            logits.append(value)
+        label_text = record[label_at]
+        if not _INTEGER.fullmatch(label_text) or not 0 <= int(label_text) < k:
+            raise Invalid(line, f"bad label {label_text!r}")
+        if all(value == -math.inf for value in logits):
+            raise Invalid(line, "all -inf")
+        table.logits.append(logits)
+        table.labels.append(int(label_text))
+        table.lines.append(line)
+    return table
+
+
+# ---------------------------------------------------------------------- generation
+FINITE = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from(
+        [0.0, -0.0, 1e308, -1e308, 5e-324, -5e-324, 1.7976931348623157e308, 2.2250738585072014e-308]
+    ),
+    st.integers(-1000, 1000).map(float),
+)
+FORMATS = st.sampled_from([repr, "{:.17g}".format, "{:e}".format, "{:.3f}".format, "{:+}".format])
+EXTREME_TOKENS = [
+    "1e309", "-1e309", "1e-400", "nan", "NaN", "inf", "-inf", "-Infinity", "+inf", "",
+    " ", "0x10", "1_0", "\uff11", "\u22121", "1.2.3", "1e", "--5", "9" * 400, "-" + "9" * 400,
+    '"1"', '"', "\ufeff1",
+]  # fmt: skip
+SPECIAL = [*",;\t\n\r \"'\x00\ufeff\u2212\uff10.eE+-_#", "\r\n", ",,", "\n\n"]
+
+
+@st.composite
+def valid_tables(draw: st.DrawFn) -> bytes:
+    """A valid CSV table as bytes (header optional, LF or CRLF, BOM optional)."""
+    k = draw(st.integers(2, 4))
+    n = draw(st.integers(1, 6))
+    fmt = draw(FORMATS)
+    newline = draw(st.sampled_from(["\n", "\r\n"]))
+    lines = []
+    if draw(st.booleans()):
+        lines.append(",".join([f"l{j}" for j in range(k)] + ["label"]))
+    for _ in range(n):
+        values = [fmt(draw(FINITE)) for _ in range(k)]
+        if draw(st.integers(0, 9)) == 0:
+            values[draw(st.integers(0, k - 1))] = "-inf"
+        if all(v == "-inf" for v in values):
+            values[0] = "0"
+        lines.append(",".join([*values, str(draw(st.integers(0, k - 1)))]))
+    text = newline.join(lines) + (newline if draw(st.booleans()) else "")
+    if draw(st.booleans()):
+        text = "\ufeff" + text
+    return text.encode("utf-8")
+
+
+@st.composite
+def mutated_tables(draw: st.DrawFn) -> bytes:
+    """A valid table with up to three random mutations."""
+    data = draw(valid_tables())
+    for _ in range(draw(st.integers(1, 3))):
+        kind = draw(st.sampled_from(["delete", "insert", "unicode", "double", "token", "byte"]))
+        at = draw(st.integers(0, len(data)))
+        if kind == "delete":
+            data = data[:at] + data[at + draw(st.integers(1, 8)) :]
+        elif kind == "insert":
+            data = data[:at] + draw(st.sampled_from(SPECIAL)).encode() + data[at:]
+        elif kind == "unicode":
+            data = (
+                data[:at] + draw(st.text(max_size=3)).encode("utf-8", "surrogatepass") + data[at:]
+            )
+        elif kind == "double":
+            commas = [i for i, byte in enumerate(data) if byte == ord(",")]
+            if commas:
+                i = draw(st.sampled_from(commas))
+                data = data[:i] + b"," + data[i:]
+        elif kind == "token":
+            cells = list(re.finditer(rb"[^,\r\n]+", data))
+            if cells:
+                cell = draw(st.sampled_from(cells))
+                token = draw(st.sampled_from(EXTREME_TOKENS)).encode()
+                data = data[: cell.start()] + token + data[cell.end() :]
+        else:
+            data = data[:at] + bytes([draw(st.integers(0x80, 0xFF))]) + data[at:]
+    return data
+
+
+# --------------------------------------------------------------------------- checks
+def judge(data: bytes) -> Table | Invalid:
+    """The oracle's table, or its verdict that the input is invalid."""
+    try:
+        return oracle(data)
+    except Invalid as verdict:
+        return verdict
+
+
+def check_no_nan(outcome: Outcome) -> None:
+    assert not re.search(r"(?i)\bnan\b", outcome.stdout), outcome.stdout
+
+
+def check_batch(data: bytes) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "fuzz.csv"
+        path.write_bytes(data)
+        per_row = Path(folder) / "rows.csv"
+        outcome = run(["batch", str(path), "--format", "json", "--per-row", str(per_row)])
+        assert_no_traceback(outcome)
+        check_no_nan(outcome)
+        verdict = judge(data)
+        if isinstance(verdict, Invalid):
+            line = outcome.error_line()
+            assert outcome.code == 1, f"{verdict}: exit {outcome.code}: {line}"
+            place = f"Error: {path}" + (f":{verdict.line}:" if verdict.line else ":")
+            assert line.startswith(place), f"oracle: {verdict}; got: {line}"
+            assert outcome.stdout == ""
+            assert sorted(p.name for p in Path(folder).iterdir()) == ["fuzz.csv"]
+            return
+        expected = verdict
+        assert outcome.code == 0, outcome.stderr
+        summary = json.loads(outcome.stdout)
+        assert summary["rows"] == len(expected.lines)
+        want = kernel.cross_entropy(expected.logits, expected.labels)
+        assert summary["loss"] == (want if math.isfinite(want) else "inf")
+        written = list(csv.reader(io.StringIO(per_row.read_text(encoding="utf-8"))))
+        if written and not written[0][1].isdigit():
+            written = written[1:]  # a header row
+        assert [int(row[1]) for row in written] == expected.lines
+
+
+@SETTINGS
+@given(valid_tables())
+def test_valid_tables_give_the_kernel_result(data: bytes) -> None:
+    check_batch(data)
+
+
+@SETTINGS
+@given(mutated_tables())
+def test_mutated_tables_give_the_kernel_result_or_a_clean_error(data: bytes) -> None:
+    check_batch(data)
+
+
+# ------------------------------------------------------------------------- compute
+_LIST_SEPARATORS = re.compile(r"[,\s;]+")
+
+
+def compute_oracle(text: str, label: int) -> list[float] | None:
+    """The logits of ``--logits TEXT --label LABEL``, or None when it must fail."""
+    body = text.strip()
+    if body[:1] in "[(" and body[-1:] in "])":
+        body = body[1:-1]
+    items = [item for item in _LIST_SEPARATORS.split(body.strip()) if item]
+    values = [parse_logit(item) for item in items]
+    if not items or any(value is None for value in values):
+        return None
+    logits = [value for value in values if value is not None]
+    if all(value == -math.inf for value in logits) or not 0 <= label < len(logits):
+        return None
+    return logits
+
+
+@st.composite
+def logit_strings(draw: st.DrawFn) -> str:
+    values = [draw(FORMATS)(draw(FINITE)) for _ in range(draw(st.integers(1, 5)))]
+    text = draw(st.sampled_from([",", ", ", " ", ";"])).join(values)
+    if draw(st.booleans()):
+        text = f"[{text}]"
+    for _ in range(draw(st.integers(0, 2))):
+        at = draw(st.integers(0, len(text)))
+        insert = draw(st.one_of(st.sampled_from(EXTREME_TOKENS + SPECIAL), st.text(max_size=2)))
+        text = text[:at] + insert + text[at:]
+    return text
+
+
+@SETTINGS
+@given(logit_strings(), st.integers(-1, 5))
+def test_compute_gives_the_kernel_result_or_a_clean_error(text: str, label: int) -> None:
+    if "\x00" in text:
+        text = text.replace("\x00", "")  # an argv string cannot hold NUL
+    outcome = run(["compute", f"--logits={text}", f"--label={label}", "--format", "json"])
+    assert_no_traceback(outcome)
+    check_no_nan(outcome)
+    expected = compute_oracle(text, label)
+    if expected is None:
+        line = outcome.error_line()
+        assert outcome.code == 2, line
+        assert line.startswith("Error: ")
+        assert outcome.stdout == ""
+        return
+    assert outcome.code == 0, outcome.stderr
+    result = json.loads(outcome.stdout)
+    want = kernel.cross_entropy(expected, label)
+    assert result["loss"] == (want if math.isfinite(want) else "inf")
