@@ -31,7 +31,7 @@ _PLAIN_HEAD = box.Box("    \n    \n -- \n    \n    \n    \n    \n    \n", ascii=
 def number(value: float | None, undefined: str = "undefined") -> str:
     """Round *value* for reading: 6 significant digits.
 
-    >>> number(0.4421192251430), number(4.248354255291589e-18), number(None), number(1e300*10)
+    >>> number(0.4421192251430), number(4.248354255291589e-18), number(None), number(float("inf"))
     ('0.442119', '4.24835e-18', 'undefined', 'inf')
     """
     if value is None:
