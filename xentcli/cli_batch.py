@@ -1,9 +1,368 @@
-"""``xent batch``: score CSV files (in progress)."""
+"""``xent batch``: stream CSV files of model outputs into a loss report.
+
+Only this module prints and chooses exit codes for the command: bad data exits 1 with
+``Error: FILE:LINE:COLUMN: ...``; a bad or conflicting option exits 2. The heavy modules
+(numpy, rich, the reader) are imported inside the command so ``xent --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import glob
+import math
+import os
+import re
+import sys
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 
+from xentcli.clitools import BadData, BadInvocation
+from xentcli.errors import DataError, XentError
 
-@click.command()
-def batch() -> None:
-    """Score CSV files of model outputs."""
-    raise click.ClickException("not built yet")
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+EPILOG = """\b
+Examples:
+  xent batch examples/digits.csv
+  xent batch 'runs/*.csv.gz' --worst 10
+  xent batch preds.tsv --label-column y --logit-columns 'logit_*' --base 2
+  xent batch probs.csv --target-columns 't0:t10' --logit-columns 'l0:l10'
+  xent batch preds.csv --classes cat,dog,bird --weights 1,2,0.5 --format json
+  xent batch preds.csv --per-row rows.csv --on-error skip
+  zcat preds.csv.gz | xent batch - --format csv
+"""
+
+
+def _float_option(what: str, low: float | None = None, low_open: bool = False,
+                  high_open: float | None = None) -> Any:
+    """A click callback parsing a float with xent's rules and a range check (exit 2)."""
+
+    def callback(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+        if value is None:
+            return None
+        from xentcli.options import parse_float
+
+        try:
+            number = parse_float(value, what)
+        except XentError as error:
+            raise click.BadParameter(str(error)) from None
+        ok = math.isfinite(number)
+        if ok and low is not None:
+            ok = number > low if low_open else number >= low
+        if ok and high_open is not None:
+            ok = number < high_open
+        if not ok:
+            if high_open is not None:
+                bounds = f"in [{low:g}, {high_open:g})"
+            else:
+                bounds = f"{'>' if low_open else '>='} {low:g}"
+            raise click.BadParameter(f"must be a finite number {bounds}: {value!r}")
+        return number
+
+    return callback
+
+
+def _split_columns(text: str | None, option: str) -> list[str] | None:
+    if text is None:
+        return None
+    items = [item.strip() for item in text.split(",")]
+    if not items or any(not item for item in items):
+        raise BadInvocation(f"{option}: empty item in {text!r}")
+    return items
+
+
+def _delimiter(text: str | None) -> str | None:
+    if text is None:
+        return None
+    named = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "space": " ",
+             "pipe": "|"}
+    value = named.get(text.lower(), text)
+    if len(value) != 1 or value in "\"\r\n":
+        raise BadInvocation(
+            f"--delimiter must be one character (or tab, comma, semicolon, space, pipe): "
+            f"{text!r}"
+        )
+    return value
+
+
+def expand_paths(paths: tuple[str, ...]) -> list[str]:
+    """Expand quoted shell globs that do not name a file literally (sorted, per pattern).
+
+    >>> expand_paths(("-",))
+    ['-']
+    """
+    out: list[str] = []
+    for path in paths:
+        if path == "-" or os.path.lexists(path) or not glob.has_magic(path):
+            out.append(path)
+            continue
+        matches = sorted(glob.glob(path))
+        if not matches:
+            raise BadData(f"{path}: no file matches this pattern")
+        out.extend(matches)
+    return out
+
+
+class _Progress:
+    """The progress bar on stderr: bytes, rows per second and time left (no-op when off)."""
+
+    def __init__(self, enabled: bool, paths: list[str]) -> None:
+        self.enabled = enabled
+        self.rows = 0
+        self.done_bytes = 0
+        self._progress: Progress | None = None
+        if not enabled:
+            return
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            ProgressColumn,
+            Task,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+        from rich.text import Text
+
+        from xentcli.clitools import make_console
+
+        class RowsPerSecond(ProgressColumn):
+            def render(self, task: Task) -> Text:
+                elapsed = task.elapsed or 0.0
+                rows = int(task.fields.get("rows", 0))
+                rate = rows / elapsed if elapsed > 0 else 0.0
+                return Text(f"{rows:,} rows, {rate:,.0f} rows/s")
+
+        sizes = []
+        for path in paths:
+            try:
+                sizes.append(None if path == "-" else os.path.getsize(path))
+            except OSError:
+                sizes.append(None)
+        total = None if any(s is None for s in sizes) else sum(s or 0 for s in sizes)
+        console = make_console(stderr=True)
+        self._progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+            RowsPerSecond(), TimeElapsedColumn(), TimeRemainingColumn(),
+            console=console, transient=True,
+        )
+        self._task = self._progress.add_task("xent batch", total=total, rows=0)
+        self._progress.start()
+
+    def update(self, name: str, bytes_read: int, rows: int) -> None:
+        if self._progress is None:
+            return
+        self.rows += rows
+        self._progress.update(self._task, description=name,
+                              completed=self.done_bytes + bytes_read, rows=self.rows)
+
+    def file_done(self, bytes_read: int) -> None:
+        self.done_bytes += bytes_read
+
+    def stop(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+
+def _per_row_output(stack: contextlib.ExitStack[Any], path: str | None) -> IO[str] | None:
+    """The per-row output: None, stdout for '-', or an atomic file entered on *stack*."""
+    if path is None:
+        return None
+    if path == "-":
+        return sys.stdout
+    from xentcli.atomic import atomic_output
+
+    try:
+        return stack.enter_context(atomic_output(path))
+    except OSError as error:
+        raise BadData(f"{path}: cannot write the per-row file: "
+                      f"{error.strerror or error}") from None
+
+
+@click.command(epilog=EPILOG, context_settings={"max_content_width": 100})
+@click.argument("files", nargs=-1, required=True, metavar="FILES...")
+@click.option("--delimiter", metavar="CHAR",
+              help="Field separator (default: tab for .tsv, comma otherwise; 'tab' works).")
+@click.option("--header/--no-header", default=None,
+              help="Whether the first row is a header (default: detected).")
+@click.option("--label-column", metavar="NAME|INDEX",
+              help="The label column (default: label, target, y or class, else the last).")
+@click.option("--logit-columns", metavar="LIST",
+              help="Logit columns: names, 0-based indices, ranges 1:11, globs 'logit_*' "
+                   "(default: every other column).")
+@click.option("--target-columns", metavar="LIST",
+              help="Soft-target columns (a probability per class) instead of a label.")
+@click.option("--classes", metavar="NAMES", help="Class names, in logit order; labels are names.")
+@click.option("--weights", metavar="W0,W1,...", help="Class weights (PyTorch semantics).")
+@click.option("--ignore-index", type=int, metavar="INT",
+              help="Rows with this label do not count.")
+@click.option("--label-smoothing", default="0", show_default=True, metavar="EPS",
+              callback=_float_option("--label-smoothing", 0.0, high_open=1.0),
+              help="Label smoothing in [0, 1).")
+@click.option("--temperature", default="1", show_default=True, metavar="T",
+              callback=_float_option("--temperature", 0.0, low_open=True),
+              help="Divide the logits by T > 0 first.")
+@click.option("--base", type=click.Choice(["e", "2", "10"]), default="e", show_default=True,
+              help="Units: e nats, 2 bits, 10 bans.")
+@click.option("--reduction", type=click.Choice(["mean", "sum"]), default="mean",
+              show_default=True, help="Report the mean or the sum of the row losses.")
+@click.option("--worst", type=click.IntRange(min=0), default=5, show_default=True,
+              metavar="N", help="How many highest-loss rows to show.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
+              show_default=True, help="Output format.")
+@click.option("--per-row", metavar="PATH|-",
+              help="Write file,line,label,predicted,probability,loss per input row (CSV, "
+                   "full precision, written atomically; '-' for stdout).")
+@click.option("--on-error", type=click.Choice(["raise", "skip"]), default="raise",
+              show_default=True, help="Stop at the first bad row, or skip and count bad rows.")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress bar on stderr (default: when stderr is a terminal).")
+@click.option("--chunk-rows", type=click.IntRange(min=1), default=None, hidden=True)
+def batch(
+    files: tuple[str, ...],
+    delimiter: str | None,
+    header: bool | None,
+    label_column: str | None,
+    logit_columns: str | None,
+    target_columns: str | None,
+    classes: str | None,
+    weights: str | None,
+    ignore_index: int | None,
+    label_smoothing: float,
+    temperature: float,
+    base: str,
+    reduction: str,
+    worst: int,
+    fmt: str,
+    per_row: str | None,
+    on_error: str,
+    progress: bool | None,
+    chunk_rows: int | None,
+) -> None:
+    """Score CSV files of model outputs: loss, perplexity, accuracy and the worst rows.
+
+    FILES are CSV or TSV files (.gz, .bz2, .xz read transparently), quoted globs, or '-'
+    for standard input. Each row holds a classifier's logits and the true label (or soft
+    targets). The mean is exact: the same bits as xent's cross_entropy on all rows.
+    """
+    from xentcli.options import parse_float_list, parse_name_list
+
+    if target_columns is not None and label_column is not None:
+        raise BadInvocation("--target-columns and --label-column cannot be used together")
+    if target_columns is not None and ignore_index is not None:
+        raise BadInvocation("--ignore-index applies to labels, not to --target-columns")
+    if per_row == "-" and fmt != "table":
+        raise BadInvocation(f"--per-row - and --format {fmt} both write to standard output; "
+                            "give --per-row a file")
+    if files.count("-") > 1:
+        raise BadInvocation("standard input ('-') can be read only once")
+    weight_values = None
+    class_names = None
+    try:
+        if weights is not None:
+            weight_values = parse_float_list(weights, "--weights")
+            bad = [w for w in weight_values if not (math.isfinite(w) and w >= 0)]
+            if bad:
+                raise XentError(f"--weights: a weight must be finite and >= 0 ({bad[0]!r})")
+        if classes is not None:
+            class_names = parse_name_list(classes, "--classes")
+    except XentError as error:
+        raise BadInvocation(str(error)) from None
+    label: str | int | None = label_column
+    if label_column is not None and re.fullmatch(r"-?\d+", label_column.strip()):
+        label = int(label_column)
+
+    from xentcli.batch import BatchOptions
+    from xentcli.reader import ReadOptions
+
+    read_kwargs: dict[str, Any] = {}
+    if chunk_rows is not None:
+        read_kwargs["chunk_rows"] = chunk_rows
+    read_options = ReadOptions(
+        delimiter=_delimiter(delimiter), header=header, label_column=label,
+        logit_columns=_split_columns(logit_columns, "--logit-columns"),
+        target_columns=_split_columns(target_columns, "--target-columns"),
+        classes=class_names, ignore_index=ignore_index,
+        on_error="skip" if on_error == "skip" else "raise", **read_kwargs,
+    )
+    batch_options = BatchOptions(
+        weights=weight_values, ignore_index=ignore_index, label_smoothing=label_smoothing,
+        temperature=temperature, base=base, reduction="sum" if reduction == "sum" else "mean",
+        worst=worst, class_names=class_names,
+    )
+    paths = expand_paths(files)
+    show_progress = sys.stderr.isatty() if progress is None else progress
+    bar = _Progress(show_progress, paths)
+    try:
+        summary = _run(paths, read_options, batch_options, per_row, bar)
+    finally:
+        bar.stop()
+    _report(summary, fmt, to_stderr=per_row == "-")
+
+
+def _run(paths: list[str], read_options: Any, batch_options: Any, per_row: str | None,
+         bar: _Progress) -> Any:
+    from xentcli.batch import BatchAccumulator
+    from xentcli.reader import open_table
+    from xentcli.report import per_row_header, per_row_lines
+
+    accumulator: BatchAccumulator | None = None
+    names = batch_options.class_names
+    current = ""
+    try:
+        with contextlib.ExitStack() as stack:
+            out = _per_row_output(stack, per_row)
+            if out is not None:
+                out.write(per_row_header())
+            for path in paths:
+                current = path
+                with open_table(path, read_options) as table:
+                    current = table.display_name
+                    if accumulator is None:
+                        accumulator = BatchAccumulator(len(table.logit_names), batch_options)
+                    accumulator.start_file(table.display_name)
+                    for chunk in table.chunks():
+                        if chunk.path != table.display_name:
+                            chunk = dataclasses.replace(chunk, path=table.display_name)
+                        result = accumulator.add(chunk, per_row=out is not None)
+                        if result is not None and out is not None:
+                            out.write(per_row_lines(result, names))
+                        bar.update(table.display_name, table.bytes_read, len(chunk.lines))
+                    accumulator.add_skipped(table.display_name, table.rows_skipped,
+                                            table.skipped)
+                    bar.file_done(table.bytes_read)
+    except DataError as error:
+        raise BadData(str(error)) from None
+    except XentError as error:
+        raise BadInvocation(str(error)) from None
+    except IsADirectoryError:
+        raise BadData(f"{current}: is a directory") from None
+    except FileNotFoundError:
+        raise BadData(f"{current}: no such file") from None
+    except PermissionError:
+        raise BadData(f"{current}: permission denied") from None
+    assert accumulator is not None
+    return accumulator.summary()
+
+
+def _report(summary: Any, fmt: str, *, to_stderr: bool) -> None:
+    from xentcli.clitools import make_console
+    from xentcli.report import render_csv, render_json, render_table
+
+    if summary.rows_skipped:
+        lines = ", ".join(f"{e.path}:{e.line}" for e in summary.skipped)
+        click.echo(f"Warning: skipped {summary.rows_skipped} bad row"
+                   f"{'s' if summary.rows_skipped != 1 else ''} (first: {lines})", err=True)
+    if summary.loss is None and fmt != "table":
+        click.echo("Warning: the mean loss is undefined: no row counts", err=True)
+    if fmt == "json":
+        click.echo(render_json(summary), nl=False)
+    elif fmt == "csv":
+        click.echo(render_csv(summary), nl=False)
+    else:
+        render_table(summary, make_console(stderr=to_stderr))
