@@ -1,9 +1,198 @@
-"""``xent compute``: one sample worked through (in progress)."""
+"""``xent compute``: one sample worked through the softmax and the cross-entropy loss.
+
+Parses the options, builds a :class:`~xentcli.trace.Trace` and renders it. Every bad
+value is one line ``Error: ...`` on stderr with exit code 2 (:class:`BadInvocation`).
+"""
+
+from __future__ import annotations
+
+import math
 
 import click
 
+from xentcli.clitools import BadInvocation
+from xentcli.errors import InvalidInputError, XentError
+from xentcli.options import parse_float, parse_float_list, parse_name_list
 
-@click.command()
-def compute() -> None:
-    """Work one sample through the softmax and the cross-entropy loss."""
-    raise click.ClickException("not built yet")
+FORMATS = ("table", "json", "csv", "markdown", "latex")
+BASES = ("e", "2", "10")
+
+# The option a kernel error is about, by InvalidInputError.field.
+_OPTION_OF_FIELD = {
+    "logit": "--logits",
+    "label": "--label",
+    "target": "--target",
+    "weight": "--weights",
+    "class": "--classes",
+}
+
+EPILOG = """\b
+Examples:
+  xent compute --logits 1.2,2.3,0.8 --label 1
+  xent compute --logits "1.2 2.3 0.8" --label 1 --explain
+  xent compute --logits 1.2,2.3,0.8 --classes cat,dog,bird --label dog
+  xent compute --logits -1,2,3 --target 0.1,0.2,0.7 --format json
+  xent compute --logits 1.2,2.3,0.8 --label 1 --label-smoothing 0.1 --weights 1,2,1
+  xent compute --logits 1000,1001,1002 --label 0 --naive
+  xent compute --logits 0,-40 --label 0 --naive --digits 17
+  xent compute --logits 1.2,2.3,0.8 --label 1 --format latex > loss.tex
+"""
+
+
+def _parse_list(text: str, option: str) -> list[float]:
+    try:
+        return parse_float_list(text, option)
+    except XentError as error:
+        raise BadInvocation(str(error)) from None
+
+
+def _parse_number(text: str, option: str) -> float:
+    try:
+        return parse_float(text, option)
+    except XentError as error:
+        raise BadInvocation(str(error)) from None
+
+
+def _parse_label(text: str, k: int, classes: list[str] | None) -> int:
+    """An index in [0, K), or a class name from ``--classes``."""
+    stripped = text.strip()
+    if classes is not None and stripped in classes:
+        return classes.index(stripped)
+    try:
+        label = int(stripped)
+    except ValueError:
+        if classes is not None:
+            raise BadInvocation(
+                f"--label: unknown class name {stripped!r} (classes: {', '.join(classes)})"
+            ) from None
+        raise BadInvocation(
+            f"--label must be a class index from 0 to {k - 1}, or a class name with --classes"
+            f" (got {stripped!r})"
+        ) from None
+    if label < 0:
+        raise BadInvocation(
+            f"--label: {label} is negative; class indices run from 0 to {k - 1}"
+        )
+    if label >= k:
+        raise BadInvocation(
+            f"--label: {label} is out of range; class indices run from 0 to {k - 1}"
+            f" ({k} logits)"
+        )
+    return label
+
+
+def _message(error: XentError) -> str:
+    """The one-line message for an error of the trace, naming the option at fault."""
+    if isinstance(error, InvalidInputError) and error.field in _OPTION_OF_FIELD:
+        text = f"{_OPTION_OF_FIELD[error.field]}: {error.reason}"
+        if error.column is not None:
+            text += f" at item {error.column}"
+        if error.value is not None:
+            value = error.value
+            text += f" ({value!r})" if isinstance(value, str) else f" ({value})"
+        return text
+    return str(error)
+
+
+@click.command(epilog=EPILOG)
+@click.option("--logits", "logits_text", metavar="LIST",
+              help="The K logits: 1.2,2.3,0.8 or \"1.2 2.3 0.8\" or [1.2, 2.3, 0.8]; "
+                   "-inf masks a class.")
+@click.option("--label", "label_text", metavar="CLASS",
+              help="The true class: an index from 0, or a name from --classes.")
+@click.option("--target", "target_text", metavar="LIST",
+              help="A soft target instead of --label: K probabilities summing to 1.")
+@click.option("--classes", "classes_text", metavar="NAMES",
+              help="Class names, comma-separated: cat,dog,bird.")
+@click.option("--weights", "weights_text", metavar="LIST",
+              help="Class weights, one per class (PyTorch's weight).")
+@click.option("--label-smoothing", "smoothing_text", metavar="EPS", default="0",
+              show_default=True, help="Mix the target with the uniform one: (1-EPS)p + EPS/K.")
+@click.option("--temperature", "temperature_text", metavar="T", default="1",
+              show_default=True, help="Divide the logits by T > 0 first.")
+@click.option("--base", type=click.Choice(BASES), default="e", show_default=True,
+              help="Logarithm base of the loss: e (nats), 2 (bits), 10 (bans).")
+@click.option("--format", "output_format", type=click.Choice(FORMATS), default="table",
+              show_default=True, help="Output: a table, or JSON/CSV at full precision, "
+                                      "or the derivation in Markdown or LaTeX.")
+@click.option("--explain", is_flag=True,
+              help="Also show the derivation, step by step, with the numbers substituted.")
+@click.option("--naive", is_flag=True,
+              help="Also show the textbook q = e^y / sum e^y, and where it overflows or "
+                   "loses the loss.")
+@click.option("--digits", type=click.IntRange(1, 17), default=4, show_default=True,
+              help="Decimals shown in tables and derivations (JSON and CSV are exact).")
+def compute(
+    logits_text: str | None,
+    label_text: str | None,
+    target_text: str | None,
+    classes_text: str | None,
+    weights_text: str | None,
+    smoothing_text: str,
+    temperature_text: str,
+    base: str,
+    output_format: str,
+    explain: bool,
+    naive: bool,
+    digits: int,
+) -> None:
+    """Work one sample through the softmax and the cross-entropy loss.
+
+    Shows every intermediate value of the numerically stable computation: the max, the
+    shifted logits, their exponentials and sum, the probabilities q, the loss
+    L = -log q_label (or -sum p log q for a soft target), its gradient and perplexity.
+    """
+    from xentcli import render
+    from xentcli.clitools import make_console
+    from xentcli.trace import build_trace
+
+    if logits_text is None:
+        raise BadInvocation("give the logits with --logits, for example --logits 1.2,2.3,0.8")
+    logits = _parse_list(logits_text, "--logits")
+    k = len(logits)
+    if (label_text is None) == (target_text is None):
+        raise BadInvocation("give exactly one of --label and --target")
+    classes = None
+    if classes_text is not None:
+        try:
+            classes = parse_name_list(classes_text, "--classes")
+        except XentError as error:
+            raise BadInvocation(str(error)) from None
+        if len(classes) != k:
+            raise BadInvocation(
+                f"--classes: {len(classes)} names for {k} logits (give one name per logit)"
+            )
+    temperature = _parse_number(temperature_text, "--temperature")
+    if not (math.isfinite(temperature) and temperature > 0):
+        raise BadInvocation(f"--temperature must be a positive number (got {temperature_text})")
+    smoothing = _parse_number(smoothing_text, "--label-smoothing")
+    if not 0.0 <= smoothing < 1.0:
+        raise BadInvocation(f"--label-smoothing must be in [0, 1) (got {smoothing_text})")
+    label = _parse_label(label_text, k, classes) if label_text is not None else None
+    targets = _parse_list(target_text, "--target") if target_text is not None else None
+    if targets is not None and len(targets) != k:
+        raise BadInvocation(f"--target: {len(targets)} values for {k} logits")
+    weights = _parse_list(weights_text, "--weights") if weights_text is not None else None
+    if weights is not None and len(weights) != k:
+        raise BadInvocation(f"--weights: {len(weights)} values for {k} logits")
+    if explain and output_format == "csv":
+        raise BadInvocation("--explain has no CSV form; use --format table, json, markdown"
+                            " or latex")
+    try:
+        trace = build_trace(logits, label, targets=targets, weights=weights,
+                            label_smoothing=smoothing, temperature=temperature, base=base,
+                            classes=classes)
+    except XentError as error:
+        raise BadInvocation(_message(error)) from None
+
+    if output_format == "table":
+        console = make_console()
+        render.print_table(trace, console, digits=digits, explain=explain, naive=naive)
+    elif output_format == "json":
+        click.echo(render.to_json(trace, naive=naive, explain=explain, digits=digits), nl=False)
+    elif output_format == "csv":
+        click.echo(render.to_csv(trace, naive=naive), nl=False)
+    elif output_format == "markdown":
+        click.echo(render.to_markdown(trace, digits=digits, naive=naive), nl=False)
+    else:
+        click.echo(render.to_latex(trace, digits=digits, naive=naive), nl=False)

@@ -1,0 +1,393 @@
+"""Rendering of a :class:`~xentcli.trace.Trace`: table, JSON, CSV, Markdown and LaTeX.
+
+Tables and derivations round for reading (see :mod:`xentcli.derivation`); JSON and CSV
+carry full precision (the shortest representation that round-trips). Tables are plain
+text (ASCII rules, no colour) when the console is not a terminal.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import textwrap
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from xentcli import jsonfmt
+from xentcli.derivation import (
+    DEFAULT_DIGITS,
+    derivation,
+    describe_label,
+    fixed,
+    given,
+    naive_notes,
+    sig,
+    special_text,
+    tex_escape,
+    tex_number,
+    vec,
+)
+from xentcli.trace import Trace
+
+_BAR_WIDTH = 40
+
+# Like rich's SIMPLE box, in ASCII: what goes to a file or a pipe stays plain text.
+PLAIN_BOX = box.Box(
+    "    \n"
+    "    \n"
+    " -- \n"
+    "    \n"
+    "    \n"
+    " -- \n"
+    "    \n"
+    "    \n",
+    ascii=True,
+)
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("*", "\\*").replace("_", "\\_")
+
+
+# --------------------------------------------------------------------------- table
+def _per_class(t: Trace, digits: int) -> tuple[list[str], list[list[str]]]:
+    """Headers and rows of the per-class table (formatted for reading)."""
+    named = any(name != str(k) for k, name in enumerate(t.classes))
+    headers = ["k"]
+    if named:
+        headers.append("class")
+    headers.append("y")
+    if t.temperature != 1.0:
+        headers.append("y/T")
+    headers += ["y - max", "e^(y - max)", "q", "p"]
+    if t.weights is not None:
+        headers.append("w")
+    headers += ["-w p log q" if t.weights is not None else "-p log q", "dL/dy"]
+    rows = []
+    for k in range(t.num_classes):
+        row = [str(k)]
+        if named:
+            row.append(t.classes[k])
+        row.append(given(t.logits[k], digits))
+        if t.temperature != 1.0:
+            row.append(given(t.scaled[k], digits))
+        row += [fixed(t.shifted[k], digits), fixed(t.exp_shifted[k], digits),
+                fixed(t.probabilities[k], digits),
+                fixed(t.targets[k], digits) if t.label_smoothing else given(t.targets[k], digits)]
+        if t.weights is not None:
+            row.append(given(t.weights[k], digits))
+        row += [fixed(t.contributions[k], digits), fixed(t.gradient[k], digits)]
+        rows.append(row)
+    return headers, rows
+
+
+def _summary(t: Trace, digits: int) -> list[tuple[str, str]]:
+    g = lambda x: sig(x, digits)  # noqa: E731
+    lines = [
+        (f"max m (class {t.classes[t.argmax]})", g(t.max)),
+        ("sum of shifted exps s = sum e^(y - m)", g(t.sum_exp_shifted)),
+        ("log s", g(t.log_sum_exp_shifted)),
+        ("log-sum-exp m + log s", g(t.log_sum_exp)),
+        ("loss L", f"{g(t.loss)} {t.units}"),
+        ("perplexity e^L", g(t.perplexity)),
+    ]
+    if t.label is not None and t.one_minus_q is not None and t.probabilities[t.label] > 0.99:
+        lines.append((f"1 - q_{t.label}", g(t.one_minus_q)))
+    return lines
+
+
+def _title(t: Trace, digits: int) -> str:
+    parts = [f"{t.num_classes} {'class' if t.num_classes == 1 else 'classes'}"]
+    if t.label is not None:
+        name = t.classes[t.label]
+        parts.append(f"true class {t.label}" + ("" if name == str(t.label) else f" ({name})"))
+    else:
+        parts.append("soft target")
+    if t.temperature != 1.0:
+        parts.append(f"temperature {given(t.temperature, digits)}")
+    if t.label_smoothing:
+        parts.append(f"label smoothing {given(t.label_smoothing, digits)}")
+    if t.weights is not None:
+        parts.append("class weights")
+    return "Softmax and cross-entropy: " + ", ".join(parts)
+
+
+def _bars(t: Trace, digits: int, glyph: str) -> list[str]:
+    names = [t.classes[k] for k in range(t.num_classes)]
+    width = max(len(n) for n in names)
+    out = []
+    for k, name in enumerate(names):
+        mark = ">" if k == t.label else " "
+        bar = glyph * round(t.probabilities[k] * _BAR_WIDTH)
+        out.append(f"{mark} {name.rjust(width)}  {bar.ljust(_BAR_WIDTH)}  "
+                   f"{fixed(t.probabilities[k], digits)}")
+    return out
+
+
+def _naive_table(t: Trace, digits: int, table_box: box.Box) -> Table:
+    table = Table(box=table_box, title=None, show_edge=False, pad_edge=False)
+    for header in ("k", "e^y", "sum e^y", "q textbook", "q stable"):
+        table.add_column(header, justify="right")
+    for k in range(t.num_classes):
+        table.add_row(str(k), sig(t.naive.exp[k], digits),
+                      sig(t.naive.sum_exp, digits) if k == 0 else "",
+                      fixed(t.naive.probabilities[k], digits), fixed(t.probabilities[k], digits))
+    return table
+
+
+def _print_wrapped(console: Console, text: str, indent: int) -> None:
+    # textwrap rather than rich's wrapping: rich pads wrapped lines to the full width.
+    width = max(console.width - indent, 20)
+    for line in textwrap.wrap(text, width, break_long_words=False, break_on_hyphens=False):
+        console.print(Text(" " * indent + line), soft_wrap=True)
+
+
+def print_table(
+    t: Trace,
+    console: Console,
+    *,
+    digits: int = DEFAULT_DIGITS,
+    explain: bool = False,
+    naive: bool = False,
+) -> None:
+    """Print the per-class table, the totals, the bar chart (and the steps) to *console*."""
+    plain = not console.is_terminal
+    table_box = PLAIN_BOX if plain else box.SIMPLE_HEAD
+    glyph = "#" if plain or not console.encoding.lower().startswith("utf") else "\u2588"
+    headers, rows = _per_class(t, digits)
+    table = Table(box=table_box, show_edge=False, pad_edge=False)
+    table.add_column("", justify="left")
+    for header in headers:
+        table.add_column(header, justify="left" if header == "class" else "right")
+    for k, row in enumerate(rows):
+        is_true = k == t.label
+        table.add_row(">" if is_true else "", *row, style="bold" if is_true else None)
+    summary = Table.grid(padding=(0, 2))
+    summary.add_column()
+    summary.add_column(justify="right")
+    for name, value in _summary(t, digits):
+        summary.add_row(name, value)
+    console.print(Text(_title(t, digits)))
+    console.print()
+    console.print(table)
+    console.print()
+    console.print(summary)
+    console.print()
+    console.print(Text("probabilities q"))
+    for bar in _bars(t, digits, glyph):
+        console.print(Text(bar))
+    if naive:
+        console.print()
+        console.print(Text("The textbook formula q = e^y / sum e^y, L = -log q, unshifted:"))
+        console.print()
+        console.print(_naive_table(t, digits, table_box))
+        console.print()
+        console.print(Text(f"textbook loss  {sig(t.naive.loss, digits)} {t.units}"
+                           f"   (stable: {sig(t.loss, digits)} {t.units})"))
+        for note in naive_notes(t, digits):
+            _print_wrapped(console, note, 2)
+    if explain:
+        console.print()
+        console.print(Text("Step by step"))
+        for step in derivation(t, digits):
+            console.print()
+            console.print(Text(f"{step.number}) {step.title}"))
+            for step_line in step.lines:
+                _print_wrapped(console, step_line.text, 3)
+
+
+# ----------------------------------------------------------------------- json, csv
+def to_json(t: Trace, *, naive: bool = False, explain: bool = False,
+            digits: int = DEFAULT_DIGITS) -> str:
+    """The trace as JSON in DESIGN.md's shape, at full precision (plus extra keys)."""
+    data: dict[str, object] = {
+        "logits": list(t.logits),
+        "classes": list(t.classes),
+        "label": t.label,
+        "targets": list(t.targets),
+        "temperature": t.temperature,
+        "label_smoothing": t.label_smoothing,
+        "weights": list(t.weights) if t.weights is not None else None,
+        "max": t.max,
+        "shifted": list(t.shifted),
+        "exp_shifted": list(t.exp_shifted),
+        "sum_exp_shifted": t.sum_exp_shifted,
+        "log_sum_exp_shifted": t.log_sum_exp_shifted,
+        "log_sum_exp": t.log_sum_exp,
+        "sum_exp": t.sum_exp,
+        "probabilities": list(t.probabilities),
+        "log_probabilities": list(t.log_probabilities),
+        "gradient": list(t.gradient),
+        "loss": t.loss,
+        "units": t.units,
+        # Added keys (DESIGN.md allows additions):
+        "label_name": t.classes[t.label] if t.label is not None else None,
+        "targets_given": list(t.targets_given) if t.targets_given is not None else None,
+        "scaled_logits": list(t.scaled),
+        "predicted": t.argmax,
+        "contributions": list(t.contributions),
+        "loss_nats": t.loss_nats,
+        "base": t.base,
+        "perplexity": t.perplexity,
+        "one_minus_q": t.one_minus_q,
+    }
+    if naive:
+        data["naive"] = {
+            "exp": list(t.naive.exp),
+            "sum_exp": t.naive.sum_exp,
+            "probabilities": list(t.naive.probabilities),
+            "loss": t.naive.loss,
+            "overflow": t.naive.overflow,
+            "underflow": t.naive.underflow,
+            "notes": naive_notes(t, digits),
+        }
+    if explain:
+        data["steps"] = [
+            {"number": s.number, "title": s.title, "lines": [line.text for line in s.lines]}
+            for s in derivation(t, digits)
+        ]
+    return jsonfmt.dumps(data) + "\n"
+
+
+def _csv_number(x: float) -> str:
+    special = special_text(x)
+    return special if special is not None else repr(x)
+
+
+CSV_COLUMNS = ("index", "class", "logit", "scaled_logit", "shifted", "exp_shifted",
+               "probability", "log_probability", "target", "weight", "contribution",
+               "gradient", "is_label")
+
+
+def to_csv(t: Trace, *, naive: bool = False) -> str:
+    """One line per class at full precision; the loss is the sum of ``contribution``."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    header = list(CSV_COLUMNS)
+    if naive:
+        header += ["naive_exp", "naive_probability"]
+    writer.writerow(header)
+    for k in range(t.num_classes):
+        row = [str(k), t.classes[k]] + [
+            _csv_number(v) for v in (
+                t.logits[k], t.scaled[k], t.shifted[k], t.exp_shifted[k], t.probabilities[k],
+                t.log_probabilities[k], t.targets[k], t.effective_weights[k],
+                t.contributions[k], t.gradient[k])
+        ] + ["1" if k == t.label else "0"]
+        if naive:
+            row += [_csv_number(t.naive.exp[k]), _csv_number(t.naive.probabilities[k])]
+        writer.writerow(row)
+    return out.getvalue()
+
+
+# -------------------------------------------------------------------- markdown, latex
+_TEX_HEADERS = {
+    "k": "$k$", "class": "class", "y": "$y_k$", "y/T": "$y_k / T$", "y - max": "$y_k - m$",
+    "e^(y - max)": "$e^{y_k - m}$", "q": "$q_k$", "p": "$p_k$", "w": "$w_k$",
+    "-p log q": "$-p_k \\log q_k$", "-w p log q": "$-w_k p_k \\log q_k$",
+    "dL/dy": "$\\partial L / \\partial y_k$",
+}
+
+
+def _intro_tex(t: Trace, digits: int) -> str:
+    y = vec([given(v, digits) for v in t.logits], True)
+    text = f"Logits $y = {y}$, $K = {t.num_classes}$"
+    if t.label is not None:
+        _, who = describe_label(t)
+        text += f", true class {who}"
+    else:
+        text += ", a soft target"
+    if t.temperature != 1.0:
+        text += f", temperature $T = {given(t.temperature, digits)}$"
+    if t.label_smoothing:
+        text += f", label smoothing $\\varepsilon = {given(t.label_smoothing, digits)}$"
+    if t.weights is not None:
+        text += f", class weights $w = {vec([given(v, digits) for v in t.weights], True)}$"
+    return text + "."
+
+
+def _summary_tex(t: Trace, digits: int) -> str:
+    loss = tex_number(sig(t.loss, digits))
+    return (f"Loss $L = {loss}$ {t.units}; perplexity"
+            f" $e^{{L}} = {tex_number(sig(t.perplexity, digits))}$; log-sum-exp"
+            f" $m + \\log s = {tex_number(sig(t.log_sum_exp, digits))}$.")
+
+
+def _naive_tex(t: Trace, digits: int) -> list[str]:
+    loss = tex_number(sig(t.naive.loss, digits))
+    lines = [f"Without the shift, $q = e^y / \\sum_k e^{{y_k}}$ in float64 gives"
+             f" $\\sum_k e^{{y_k}} = {tex_number(sig(t.naive.sum_exp, digits))}$,"
+             f" $q = {vec([fixed(v, digits) for v in t.naive.probabilities], True)}$ and"
+             f" $L = {loss}$ (stable: ${tex_number(sig(t.loss, digits))}$)."]
+    lines += [tex_escape(note) for note in naive_notes(t, digits)]
+    return lines
+
+
+def to_markdown(t: Trace, *, digits: int = DEFAULT_DIGITS, naive: bool = False) -> str:
+    """The table and the derivation as Markdown, with TeX math between ``$`` signs."""
+    headers, rows = _per_class(t, digits)
+    out = ["## Softmax and cross-entropy, step by step", "", _intro_tex(t, digits), ""]
+    out.append("| " + " | ".join(_TEX_HEADERS[h] for h in headers) + " |")
+    out.append("|" + "|".join("---" if h == "class" else "---:" for h in headers) + "|")
+    for k, row in enumerate(rows):
+        cells = [_md_cell(c) for c in row]
+        if k == t.label:
+            cells = [f"**{c}**" for c in cells]
+        out.append("| " + " | ".join(cells) + " |")
+    out.append("")
+    for step in derivation(t, digits):
+        out += [f"**{step.number}. {step.title}.**", ""]
+        for step_line in step.lines:
+            out += [f"$$ {step_line.tex} $$" if step_line.math else step_line.tex, ""]
+    out += [_summary_tex(t, digits), ""]
+    if naive:
+        out += ["**The textbook formula, without the shift.**", ""]
+        for line in _naive_tex(t, digits):
+            out += [line, ""]
+    return "\n".join(out)
+
+
+def to_latex(t: Trace, *, digits: int = DEFAULT_DIGITS, naive: bool = False) -> str:
+    """A complete LaTeX document (amsmath only); its body pastes into notes."""
+    headers, rows = _per_class(t, digits)
+    named_column = "class" in headers
+    spec = "".join("l" if h == "class" else "r" for h in headers)
+    out = [
+        "\\documentclass{article}",
+        "\\usepackage{amsmath}",
+        "\\begin{document}",
+        "% Written by xent compute. The body below needs only \\usepackage{amsmath}.",
+        "\\section*{Softmax and cross-entropy, step by step}",
+        "",
+        _intro_tex(t, digits),
+        "",
+        "\\begin{center}",
+        f"\\begin{{tabular}}{{{spec}}}",
+        " & ".join(_TEX_HEADERS[h] for h in headers) + " \\\\",
+        "\\hline",
+    ]
+    for k, row in enumerate(rows):
+        cells = []
+        for column, cell in enumerate(row):
+            if named_column and column == 1:
+                cells.append(f"\\textbf{{{tex_escape(cell)}}}" if k == t.label
+                             else tex_escape(cell))
+            else:
+                number = tex_number(cell)
+                cells.append(f"$\\mathbf{{{number}}}$" if k == t.label else f"${number}$")
+        out.append(" & ".join(cells) + " \\\\")
+    out += ["\\end{tabular}", "\\end{center}", "", "\\begin{enumerate}"]
+    for step in derivation(t, digits):
+        out.append(f"\\item[{step.number}.] \\textbf{{{tex_escape(step.title)}.}}")
+        for step_line in step.lines:
+            out.append(f"\\[ {step_line.tex} \\]" if step_line.math else step_line.tex)
+    out += ["\\end{enumerate}", "", _summary_tex(t, digits), ""]
+    if naive:
+        out += ["\\subsection*{The textbook formula, without the shift}", ""]
+        for line in _naive_tex(t, digits):
+            out += [line, ""]
+    out += ["\\end{document}", ""]
+    return "\n".join(out)
