@@ -69,7 +69,7 @@ def test_mean_is_the_kernels_mean_to_the_last_bit(size, options):
 
 @pytest.mark.parametrize("base", ["2", "10"])
 def test_base_converts_at_the_end(base):
-    logits, labels = make_data(masked=False)
+    logits, labels = make_data(n=100, masked=False)
     summary = summarize(chunks_of(logits, labels, size=5), 7, BatchOptions(base=base))
     assert summary.loss == cross_entropy(logits, labels, base=base)
     assert summary.units == {"2": "bits", "10": "bans"}[base]

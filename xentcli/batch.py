@@ -35,7 +35,7 @@ import numpy as np
 import numpy.typing as npt
 
 from xentcli import kernel
-from xentcli.errors import DataError, XentError
+from xentcli.errors import DataError, UndefinedMeanError, XentError
 from xentcli.reader import Chunk
 
 FloatArray = npt.NDArray[np.float64]
@@ -54,7 +54,8 @@ class QuantileSketch:
     (0.6 MB), whatever the number of values.
 
     Quantile ``q`` is the order statistic of 0-based rank ``floor(q * (n - 1))`` (numpy's
-    ``method="lower"``), within 1 %; it is clamped to the exact min and max.
+    ``method="lower"``), within 1 %; it is clamped to the exact smallest and largest
+    positive finite values, so a sketch of equal values reports them exactly.
 
     >>> sketch = QuantileSketch()
     >>> sketch.add(np.array([0.0, 1.0, 2.0, 3.0, 100.0]))
@@ -130,7 +131,8 @@ class QuantileSketch:
             return math.inf
         cumulative = np.cumsum(self.counts)
         bucket = int(np.searchsorted(cumulative, rank - self.zeros, side="right"))
-        return min(max(self._value(bucket), self.min), self.max)
+        # The exact extremes of the positive finite values tighten the bucket's estimate.
+        return min(max(self._value(bucket), self.min_positive), self.max_finite)
 
     def histogram(self, bins: int = 10) -> list[HistogramBin]:
         """Counts in up to *bins* log-spaced bins from the smallest positive to the largest
@@ -309,6 +311,7 @@ class ChunkResult:
 class _FileState:
     path: str
     class_sums: list[kernel.ExactSum]
+    class_weights: list[kernel.ExactSum]
     rows: int = 0
     counted: int = 0
     ignored: int = 0
@@ -357,6 +360,7 @@ class BatchAccumulator:
                       else [str(c) for c in range(num_classes)])
         self.soft_targets: bool | None = None
         self.class_sums = [kernel.ExactSum() for _ in range(num_classes)]
+        self.class_weights = [kernel.ExactSum() for _ in range(num_classes)]
         self.class_rows = np.zeros(num_classes, dtype=np.int64)
         self.class_correct = np.zeros(num_classes, dtype=np.int64)
         self.sketch = QuantileSketch()
@@ -372,6 +376,7 @@ class BatchAccumulator:
         self._finish_file()
         self._file_index += 1
         self._file = _FileState(path, [kernel.ExactSum() for _ in range(self.k)],
+                                [kernel.ExactSum() for _ in range(self.k)],
                                 class_rows=np.zeros(self.k, dtype=np.int64))
         return self._file
 
@@ -385,11 +390,13 @@ class BatchAccumulator:
             return
         self._file = None
         total = kernel.ExactSum()
-        for c, acc in enumerate(state.class_sums):
-            total.merge(acc)
-            self.class_sums[c].merge(acc)
-        assert state.class_rows is not None
-        loss = self._reduce(total, self._denominator(state.class_rows), state.counted)
+        weight = kernel.ExactSum()
+        for c in range(self.k):
+            total.merge(state.class_sums[c])
+            weight.merge(state.class_weights[c])
+            self.class_sums[c].merge(state.class_sums[c])
+            self.class_weights[c].merge(state.class_weights[c])
+        loss = self._reduce(total, weight)
         self.files.append(FileSummary(
             path=state.path, rows=state.rows + state.skipped, rows_counted=state.counted,
             rows_ignored=state.ignored, rows_skipped=state.skipped, loss=loss,
@@ -432,7 +439,7 @@ class BatchAccumulator:
         rows = kernel.row_losses(
             chunk.logits, chunk.labels, targets=chunk.targets, weights=self.weights,
             ignore_index=opts.ignore_index, label_smoothing=opts.label_smoothing,
-            temperature=opts.temperature, **_NO_CHECK,
+            temperature=opts.temperature, check=False,
         )
         counted = rows.counted
         if soft:
@@ -448,6 +455,7 @@ class BatchAccumulator:
         all_counted = n_counted == n
         cls = labels if all_counted else labels[counted]
         loss = rows.loss if all_counted else rows.loss[counted]
+        weight = rows.weight if all_counted else rows.weight[counted]
         correct = (rows.predicted == labels) if all_counted else \
             (rows.predicted[counted] == cls)
         class_rows = np.bincount(cls, minlength=k)
@@ -457,11 +465,13 @@ class BatchAccumulator:
         # Exact per-class sums: group the chunk by class, one add per present class.
         order = np.argsort(cls, kind="stable")
         sorted_loss = loss[order]
+        sorted_weight = weight[order]
         ends = np.cumsum(class_rows)
         for c in np.flatnonzero(class_rows).tolist():
             end = int(ends[c])
             start = end - int(class_rows[c])
             state.class_sums[c].add(sorted_loss[start:end])
+            state.class_weights[c].add(sorted_weight[start:end])
         self.sketch.add(loss)
         if opts.worst and n_counted:
             self._add_worst(chunk, rows, labels, counted)
@@ -520,20 +530,11 @@ class BatchAccumulator:
         return index
 
     # ------------------------------------------------------------------ results
-    def _denominator(self, class_rows: IntArray) -> Fraction:
-        """The exact sum of the counted rows' weights (N for soft targets)."""
-        if self.weights is None or self.soft_targets:
-            return Fraction(int(class_rows.sum()))
-        return sum((Fraction(float(w)) * int(r) for w, r in zip(self.weights, class_rows,
-                                                                          strict=True)
-                    if r), Fraction(0))
-
-    def _reduce(self, total: kernel.ExactSum, denominator: Fraction,
-                counted: int) -> float | None:
+    def _reduce(self, total: kernel.ExactSum, weight: kernel.ExactSum) -> float | None:
+        """The reduced loss in the run's unit (None for an undefined mean)."""
         if self.options.reduction == "sum":
-            return self._unit(total.value())
-        mean = _mean(total, denominator)
-        return None if mean is None else self._unit(mean)
+            return total.value(self.options.base)
+        return _mean(total, weight, self.options.base)
 
     def _unit(self, nats: float) -> float:
         return float(kernel.to_base(nats, self.options.base))
@@ -542,12 +543,16 @@ class BatchAccumulator:
         """The summary of everything added so far (finishes the current file)."""
         self._finish_file()
         opts = self.options
+        base = opts.base
         total = kernel.ExactSum()
-        for acc in self.class_sums:
-            total.merge(acc)
-        denominator = self._denominator(self.class_rows)
-        mean = _mean(total, denominator)
-        loss_sum = total.value()
+        weight = kernel.ExactSum()
+        for c in range(self.k):
+            total.merge(self.class_sums[c])
+            weight.merge(self.class_weights[c])
+        mean_nats = _mean(total, weight)
+        mean = _mean(total, weight, base)
+        loss_sum = total.value(base)
+        loss_sum_nats = total.value()
         counted = int(self.class_rows.sum())
         rows = sum(f.rows for f in self.files)
         skipped = sum(f.rows_skipped for f in self.files)
@@ -555,17 +560,14 @@ class BatchAccumulator:
         correct = int(self.class_correct.sum())
         per_class = []
         for c in range(self.k):
-            only_c = np.zeros(self.k, dtype=np.int64)
-            only_c[c] = self.class_rows[c]
-            class_mean = _mean(self.class_sums[c], self._denominator(only_c))
-            class_sum = self.class_sums[c].value()
+            class_mean = _mean(self.class_sums[c], self.class_weights[c], base)
             share = None
-            if loss_sum > 0 and math.isfinite(loss_sum):
+            if loss_sum_nats > 0 and math.isfinite(loss_sum_nats):
                 share = float(_exact(self.class_sums[c]) / _exact(total))
             per_class.append(ClassSummary(
                 index=c, name=self.names[c], rows=int(self.class_rows[c]),
-                loss=None if class_mean is None else self._unit(class_mean),
-                loss_sum=self._unit(class_sum),
+                loss=class_mean,
+                loss_sum=self.class_sums[c].value(base),
                 accuracy=(int(self.class_correct[c]) / int(self.class_rows[c])
                           if self.class_rows[c] else None),
                 share=share,
@@ -580,12 +582,11 @@ class BatchAccumulator:
             rows_ignored=ignored,
             rows_skipped=skipped,
             reduction=opts.reduction,
-            loss=(self._unit(loss_sum) if opts.reduction == "sum"
-                  else None if mean is None else self._unit(mean)),
-            loss_mean=None if mean is None else self._unit(mean),
-            loss_sum=self._unit(loss_sum),
-            weight_sum=float(denominator),
-            perplexity=None if mean is None else _exp(mean),
+            loss=loss_sum if opts.reduction == "sum" else mean,
+            loss_mean=mean,
+            loss_sum=loss_sum,
+            weight_sum=weight.value(),
+            perplexity=None if mean_nats is None else _exp(mean_nats),
             accuracy=correct / counted if counted else None,
             correct=correct,
             units=kernel.UNITS[opts.base],
@@ -607,14 +608,12 @@ class BatchAccumulator:
         )
 
 
-def _mean(total: kernel.ExactSum, denominator: Fraction) -> float | None:
-    """The correctly rounded ``total / denominator``, None when the denominator is 0."""
-    if denominator == 0:
+def _mean(total: kernel.ExactSum, weight: kernel.ExactSum, base: str = "e") -> float | None:
+    """The correctly rounded ``total / weight`` in *base*, None when no row counts."""
+    try:
+        return total.ratio(weight, base)
+    except UndefinedMeanError:
         return None
-    value = total.value()
-    if not math.isfinite(value):
-        return value
-    return float(_exact(total) / denominator)
 
 
 def _exp(x: float) -> float:
@@ -627,16 +626,6 @@ def _exp(x: float) -> float:
 def _label_probability(logits: FloatArray, labels: IntArray, temperature: float) -> FloatArray:
     q = kernel.softmax(logits, temperature=temperature)
     return np.take_along_axis(q, labels[:, None], axis=-1)[:, 0]
-
-
-def _supports_check() -> dict[str, bool]:
-    import inspect
-
-    return {"check": False} if "check" in inspect.signature(kernel.row_losses).parameters \
-        else {}
-
-
-_NO_CHECK = _supports_check()
 
 
 def summarize(chunks: Iterable[Chunk], num_classes: int,

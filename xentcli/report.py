@@ -84,7 +84,20 @@ def _heading(console: Console, text: str) -> None:
 
 
 def render_table(summary: Summary, console: Console) -> None:
-    """Print the summary a person reads: totals, distribution, per class, worst rows."""
+    """Print the summary a person reads: totals, distribution, per class, worst rows.
+
+    Plain output (not a terminal) has its lines' trailing padding removed.
+    """
+    if console.is_terminal:
+        _render_table(summary, console)
+        return
+    with console.capture() as captured:
+        _render_table(summary, console)
+    lines = captured.get().splitlines()
+    console.file.write("".join(line.rstrip() + "\n" for line in lines))
+
+
+def _render_table(summary: Summary, console: Console) -> None:
     units = summary.units
     files = summary.files
     n_files = len(files)
@@ -137,9 +150,10 @@ def _loss_name(summary: Summary) -> str:
 def _render_skipped(summary: Summary, console: Console) -> None:
     if not summary.rows_skipped:
         return
+    shown = len(summary.skipped)
+    more = f"; the first {shown}" if shown < summary.rows_skipped else ""
     _heading(console, f"Skipped {summary.rows_skipped} bad row"
-                      f"{'s' if summary.rows_skipped != 1 else ''} (--on-error skip); "
-                      f"the first {len(summary.skipped)}:")
+                      f"{'s' if summary.rows_skipped != 1 else ''} (--on-error skip){more}:")
     for error in summary.skipped:
         console.print(Text(f"  {error}"))
 

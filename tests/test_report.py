@@ -1,0 +1,231 @@
+"""Tests of xentcli.report: the rendered summary compared whole (width 100, no colour)."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+
+import numpy as np
+
+from xentcli.batch import BatchAccumulator, BatchOptions, Summary, summarize
+from xentcli.clitools import make_console
+from xentcli.errors import DataError
+from xentcli.kernel import cross_entropy
+from xentcli.reader import Chunk
+from xentcli.report import (
+    costliest,
+    per_row_header,
+    per_row_lines,
+    render_csv,
+    render_json,
+    render_table,
+)
+
+
+def two_files() -> Summary:
+    """Two small files: an ignored row, a skipped row, a tiny and a large loss."""
+    options = BatchOptions(ignore_index=-1, worst=3, class_names=["cat", "dog", "bird"])
+    acc = BatchAccumulator(3, options)
+    acc.add(Chunk("a.csv", np.array([[1.2, 2.3, 0.8], [0.0, -40.0, -40.0], [2.0, 0.0, 0.0]]),
+                  np.array([1, 0, 2]), None, np.array([2, 3, 4])))
+    acc.add(Chunk("b.csv", np.array([[0.0, 0.0, 0.0], [1.0, 1.0, 3.0]]),
+                  np.array([-1, 2]), None, np.array([2, 4])))
+    acc.add_skipped("b.csv", 1, [DataError("b.csv", 3, 2, "not a number", "x")])
+    return acc.summary()
+
+
+def rendered(summary: Summary) -> str:
+    buffer = io.StringIO()
+    render_table(summary, make_console(buffer, width=100))
+    return buffer.getvalue()
+
+
+TWO_FILES = """\
+xent batch: 2 files, 6 rows (4 counted, 1 ignored, 1 skipped)
+
+File    Rows   Counted   Ignored   Skipped   Mean loss (nats)
+-------------------------------------------------------------
+a.csv      3         3         0         0           0.893888
+b.csv      3         1         1         1           0.239545
+
+Mean loss   0.730302 nats
+Perplexity  2.07571
+Accuracy    75.00 % (3 of 4 rows)
+
+Skipped 1 bad row (--on-error skip):
+  b.csv:3:2: not a number ('x')
+
+Loss per row (nats; p50, p90, p99 within 1 %)
+        min       p50      p90      p99      max
+8.49671e-18  0.237974  0.43965  0.43965  2.23954
+
+Loss (nats)           Rows
+---------------------------------------------------------------------
+8.5e-18 - 4.69e-16       1   #############
+4.69e-16 - 2.59e-14      0
+2.59e-14 - 1.43e-12      0
+1.43e-12 - 7.9e-11       0
+7.9e-11 - 4.36e-09       0
+4.36e-09 - 2.41e-07      0
+2.41e-07 - 1.33e-05      0
+1.33e-05 - 0.000734      0
+0.000734 - 0.0406        0
+0.0406 - 2.24            3   ########################################
+
+Per class
+Class   Rows   Mean loss (nats)   Accuracy   Share of loss
+----------------------------------------------------------
+cat        1        8.49671e-18   100.00 %          0.00 %
+dog        1           0.442119   100.00 %         15.13 %
+bird       2            1.23954    50.00 %         84.87 %
+
+Worst 3 rows (FILE:LINE; study one with xent compute)
+#   File:line   Label   Predicted   P(label)   Loss (nats)
+----------------------------------------------------------
+1   a.csv:4      bird         cat   0.106507       2.23954
+2   a.csv:2       dog         dog   0.642673      0.442119
+3   b.csv:4      bird        bird   0.786986      0.239545
+"""
+
+
+def test_table_two_files() -> None:
+    assert rendered(two_files()) == TWO_FILES
+
+
+def test_table_sum_in_bits_one_file_with_infinite_loss() -> None:
+    logits = np.array([[0.0, -np.inf], [0.0, 0.0], [0.0, 0.0]])
+    chunk = Chunk("x.csv", logits, np.array([1, 0, 1]), None, np.array([2, 3, 4]))
+    summary = summarize([chunk], 2, BatchOptions(reduction="sum", base="2", worst=2))
+    assert rendered(summary) == """\
+xent batch: 1 file, 3 rows (3 counted, 0 ignored, 0 skipped)
+File: x.csv
+
+Loss (sum)  inf bits
+Mean loss   inf bits
+Perplexity  inf
+Accuracy    33.33 % (1 of 3 rows)
+
+Loss per row (bits; p50, p90, p99 within 1 %)
+min  p50  p90  p99  max
+  1    1    1    1  inf
+
+Loss (bits)   Rows
+-------------------------------------------------------------
+1                2   ########################################
+inf              1   ####################
+
+Per class
+Class   Rows   Mean loss (bits)   Accuracy   Share of loss
+----------------------------------------------------------
+0          1                  1   100.00 %               -
+1          2                inf     0.00 %               -
+
+Worst 2 rows (FILE:LINE; study one with xent compute)
+#   File:line   Label   Predicted   P(label)   Loss (bits)
+----------------------------------------------------------
+1   x.csv:2         1           0          0           inf
+2   x.csv:3         0           0        0.5             1
+"""
+
+
+def test_table_undefined_mean() -> None:
+    chunk = Chunk("x.csv", np.array([[1.0, 2.0]]), np.array([-100]), None, np.array([2]))
+    summary = summarize([chunk], 2, BatchOptions(ignore_index=-100))
+    assert rendered(summary) == """\
+xent batch: 1 file, 1 rows (0 counted, 1 ignored, 0 skipped)
+File: x.csv
+
+Mean loss   undefined: no row counts (every label is the ignore index, or has weight 0)
+Perplexity  undefined
+Accuracy    - (0 of 0 rows)
+"""
+
+
+def test_many_classes_show_the_costliest() -> None:
+    k = 30
+    logits = np.zeros((k, k))
+    labels = np.arange(k)
+    logits[labels, labels] = np.linspace(3.0, -3.0, k)  # class 29 costs most
+    summary = summarize([Chunk("w.csv", logits, labels, None, labels + 2)], k,
+                        BatchOptions(worst=0))
+    text = rendered(summary)
+    start = text.index("The 10 costliest")
+    assert text[start:] == """\
+The 10 costliest of 30 classes (by share of the total loss)
+Class   Rows   Mean loss (nats)   Accuracy   Share of loss
+----------------------------------------------------------
+29         1            6.36901     0.00 %          6.11 %
+28         1            6.16251     0.00 %          5.92 %
+27         1             5.9561     0.00 %          5.72 %
+26         1            5.74979     0.00 %          5.52 %
+25         1            5.54363     0.00 %          5.32 %
+24         1            5.33763     0.00 %          5.12 %
+23         1            5.13184     0.00 %          4.93 %
+22         1             4.9263     0.00 %          4.73 %
+21         1            4.72107     0.00 %          4.53 %
+20         1            4.51622     0.00 %          4.34 %
+"""
+    assert [c.index for c in costliest(summary.per_class, 3)] == [29, 28, 27]
+
+
+def test_soft_targets_are_labelled() -> None:
+    logits = np.array([[2.0, 0.0], [0.0, 1.0]])
+    targets = np.array([[0.9, 0.1], [0.5, 0.5]])
+    summary = summarize([Chunk("s.csv", logits, None, targets, np.array([2, 3]))], 2,
+                        BatchOptions(worst=1))
+    text = rendered(summary)
+    assert "Accuracy (argmax of target)  50.00 % (1 of 2 rows)" in text
+    assert "Per class (argmax of target)" in text
+    # the label of a soft-target row is the argmax of its target (the first on ties)
+    assert "1   s.csv:3         0           1   0.268941      0.813262" in text
+
+
+def test_json_is_full_precision_and_parses() -> None:
+    summary = two_files()
+    data = json.loads(render_json(summary))
+    assert data["loss"] == summary.loss == 0.7303021893967167
+    assert data["files"][1] == {
+        "path": "b.csv", "rows": 3, "loss": 0.23954476622188453, "rows_counted": 1,
+        "rows_ignored": 1, "rows_skipped": 1, "skipped_lines": [3],
+    }
+    assert data["worst"][0] == {
+        "file": "a.csv", "line": 4, "label": "bird", "predicted": "cat",
+        "probability": summary.worst[0].probability, "loss": summary.worst[0].loss,
+    }
+    assert data["per_class"][0]["class"] == "cat"
+    assert data["skipped"] == [{"file": "b.csv", "line": 3, "column": 2,
+                                "error": "b.csv:3:2: not a number ('x')"}]
+    assert data["loss_quantiles"]["min"] == cross_entropy([0.0, -40.0, -40.0], 0)
+
+
+def test_json_writes_infinity_as_a_string() -> None:
+    chunk = Chunk("x.csv", np.array([[0.0, -np.inf]]), np.array([1]), None, np.array([2]))
+    data = json.loads(render_json(summarize([chunk], 2)))
+    assert data["loss"] == "inf"
+    assert data["worst"][0]["loss"] == "inf"
+
+
+def test_csv_whole() -> None:
+    assert render_csv(two_files()) == """\
+file,rows,rows_counted,rows_ignored,rows_skipped,reduction,loss,units,perplexity,accuracy
+a.csv,3,3,0,0,mean,0.8938879971216607,nats,,
+b.csv,3,1,1,1,mean,0.23954476622188453,nats,,
+*,6,4,1,1,mean,0.7303021893967167,nats,2.0757077697871917,0.75
+"""
+
+
+def test_per_row_lines() -> None:
+    acc = BatchAccumulator(3, BatchOptions(ignore_index=-1))
+    chunk = Chunk("a,b.csv", np.array([[1.2, 2.3, 0.8], [0.0, 0.0, 0.0]]),
+                  np.array([1, -1]), None, np.array([2, 3]))
+    result = acc.add(chunk, per_row=True)
+    assert result is not None
+    assert per_row_header() == "file,line,label,predicted,probability,loss\n"
+    probability = float(result.probability[0])
+    loss = cross_entropy([1.2, 2.3, 0.8], 1)
+    assert per_row_lines(result) == (
+        f'"a,b.csv",2,1,1,{probability!r},{loss!r}\n"a,b.csv",3,-1,0,,\n'
+    )
+    assert per_row_lines(result, ["x", "y", "z"]).splitlines()[0].startswith('"a,b.csv",2,y,y,')
+    assert not math.isnan(probability)
