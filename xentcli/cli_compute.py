@@ -120,7 +120,7 @@ def _message(error: XentError) -> str:
 @click.option("--naive", is_flag=True,
               help="Also show the textbook q = e^y / sum e^y, and where it overflows or "
                    "loses the loss.")
-@click.option("--digits", type=click.IntRange(1, 17), default=4, show_default=True,
+@click.option("--digits", type=click.IntRange(1, 17), default=4, show_default=True, metavar="N",
               help="Decimals shown in tables and derivations (JSON and CSV are exact).")
 def compute(
     logits_text: str | None,

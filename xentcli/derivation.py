@@ -362,7 +362,7 @@ def _loss_value_lines(step: Step, t: Trace, digits: int) -> None:
                   f"L / \\ln {t.base} = {tex_number(loss)} / {sig(t.log_base, digits)}"
                   f" = {tex_number(sig(t.loss, digits))}\\ \\text{{{t.units}}}")
     step.math(f"Perplexity: e^L = {sig(t.perplexity, digits)}",
-              f"e^{{L}} = {tex_number(sig(t.perplexity, digits))}")
+              f"\\text{{perplexity: }} e^{{L}} = {tex_number(sig(t.perplexity, digits))}")
 
 
 def _stable_step(t: Trace, digits: int) -> Step:
@@ -392,6 +392,11 @@ def _stable_step(t: Trace, digits: int) -> Step:
                       f" = {tex_number(nll)}\\ \\text{{{units}}}")
         step.say("log q_i = (y_i - m) - log s is never rounded through q_i itself.",
                  "$\\log q_i = (y_i - m) - \\log s$ is never rounded through $q_i$ itself.")
+        if t.logits[i] == -math.inf:
+            step.say(f"The true class is masked (its logit is -inf): q_{i} = 0, so the loss is"
+                     " infinite. This is reported, not an error.",
+                     f"The true class is masked (its logit is $-\\infty$): $q_{{{i}}} = 0$, so"
+                     " the loss is infinite. This is reported, not an error.")
     else:
         nlq = [sig(-v, digits) for v in t.log_probabilities]
         step.math(f"-log q_k = -(y_k - m) + log s = {vec(nlq)}",
@@ -490,30 +495,56 @@ def _gradient_step(t: Trace, digits: int, number: int) -> Step:
 # --------------------------------------------------------------------------- naive
 def naive_notes(t: Trace, digits: int = DEFAULT_DIGITS) -> list[str]:
     """Sentences saying where the textbook computation breaks, for *t*."""
+    return [line.text for line in naive_lines(t, digits)]
+
+
+def naive_lines(t: Trace, digits: int = DEFAULT_DIGITS) -> list[Line]:
+    """:func:`naive_notes` as sentences in plain text and TeX."""
     naive = t.naive
-    notes = []
+    notes: list[Line] = []
     if naive.overflow:
-        worst = max(range(t.num_classes), key=lambda c: t.scaled[c])
-        notes.append(f"e^{given(t.scaled[worst], digits)} overflows float64 to inf (the"
-                     " largest float64 is about 1.8e308 = e^709.78), so sum e^y = inf and"
-                     " q = e^y / sum e^y is inf / inf = nan (and 0 for the finite terms).")
+        worst = given(max(t.scaled), digits)
+        notes.append(Line(
+            f"e^{worst} overflows float64 to inf (the largest float64 is about 1.8e308 ="
+            " e^709.78), so sum e^y = inf and q = e^y / sum e^y is inf / inf = nan (and 0 for"
+            " the finite terms).",
+            f"$e^{{{tex_number(worst)}}}$ overflows float64 to $\\infty$ (the largest float64 is"
+            " about $1.8 \\times 10^{308} = e^{709.78}$), so $\\sum e^y = \\infty$ and"
+            " $q = e^y / \\sum e^y$ is $\\infty / \\infty = \\mathrm{NaN}$ (and 0 for the"
+            " finite terms).", False))
     elif naive.underflow:
-        notes.append("Every e^y underflows float64 to 0 (below about e^-745), so sum e^y = 0"
-                     " and q = 0 / 0 = nan.")
+        notes.append(Line(
+            "Every e^y underflows float64 to 0 (below about e^-745), so sum e^y = 0 and"
+            " q = 0 / 0 = nan.",
+            "Every $e^y$ underflows float64 to 0 (below about $e^{-745}$), so $\\sum e^y = 0$"
+            " and $q = 0 / 0 = \\mathrm{NaN}$.", False))
     elif math.isinf(naive.sum_exp):
-        notes.append("The sum of the e^y overflows float64 to inf, so every q becomes 0"
-                     " or nan.")
+        notes.append(Line(
+            "The sum of the e^y overflows float64 to inf, so every q becomes 0 or nan.",
+            "The sum of the $e^y$ overflows float64 to $\\infty$, so every $q$ becomes 0 or"
+            " $\\mathrm{NaN}$.", False))
     if not naive.overflow and not naive.nan and t.label is not None:
         q_i = naive.probabilities[t.label]
         if q_i == 1.0 and t.loss > 0:
-            notes.append(f"q_{t.label} = e^y_i / sum e^y rounds to exactly 1, so the textbook"
-                         f" -log q_{t.label} = 0: the loss ({sig(t.loss, digits)} {t.units})"
-                         " is lost. The stable form computes log s as log1p(...) and keeps it.")
+            i = t.label
+            loss = sig(t.loss, digits)
+            notes.append(Line(
+                f"q_{i} = e^y_{i} / sum e^y rounds to exactly 1, so the textbook -log q_{i} = 0:"
+                f" the loss ({loss} {t.units}) is lost. The stable form computes log s as"
+                " log1p(...) and keeps it.",
+                f"$q_{{{i}}} = e^{{y_{{{i}}}}} / \\sum e^y$ rounds to exactly 1, so the textbook"
+                f" $-\\log q_{{{i}}} = 0$: the loss (${tex_number(loss)}$ {t.units}) is lost. The"
+                " stable form computes $\\log s$ as $\\operatorname{log1p}(\\ldots)$ and keeps"
+                " it.", False))
     if math.isfinite(naive.loss) and math.isfinite(t.loss) and t.loss > 0 and naive.loss > 0:
         error = abs(naive.loss - t.loss) / t.loss
         if error <= 1e-12:
-            notes.append("Here both agree: the shift matters for large logits and confident"
-                         " predictions.")
+            text = ("Here both agree: the shift matters for large logits and confident"
+                    " predictions.")
+            notes.append(Line(text, text, False))
         else:
-            notes.append(f"The textbook loss is off by a relative {error:.1e}.")
+            rel = f"{error:.1e}"
+            notes.append(Line(f"The textbook loss is off by a relative {rel}.",
+                              f"The textbook loss is off by a relative ${tex_number(rel)}$.",
+                              False))
     return notes

@@ -23,6 +23,7 @@ from xentcli.derivation import (
     describe_label,
     fixed,
     given,
+    naive_lines,
     naive_notes,
     sig,
     special_text,
@@ -170,7 +171,7 @@ def print_table(
     summary.add_column(justify="right")
     for name, value in _summary(t, digits):
         summary.add_row(name, value)
-    console.print(Text(_title(t, digits)))
+    _print_wrapped(console, _title(t, digits), 0)
     console.print()
     console.print(table)
     console.print()
@@ -322,7 +323,7 @@ def _naive_tex(t: Trace, digits: int) -> list[str]:
              f" $\\sum_k e^{{y_k}} = {tex_number(sig(t.naive.sum_exp, digits))}$,"
              f" $q = {vec([fixed(v, digits) for v in t.naive.probabilities], True)}$ and"
              f" $L = {loss}$ (stable: ${tex_number(sig(t.loss, digits))}$)."]
-    lines += [tex_escape(note) for note in naive_notes(t, digits)]
+    lines += [line.tex for line in naive_lines(t, digits)]
     return lines
 
 
