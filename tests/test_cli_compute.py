@@ -1,0 +1,325 @@
+"""``xent compute`` through click's CliRunner: outputs, exit codes, stdout and stderr apart."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+
+import pytest
+from click.testing import CliRunner
+
+from xentcli.cli import cli
+
+SEED = ["compute", "--logits", "1.2,2.3,0.8", "--label", "1"]
+
+SEED_TABLE = """\
+Softmax and cross-entropy: 3 classes, true class 1
+
+    k     y   y - max   e^(y - max)        q   p   -p log q     dL/dy
+---------------------------------------------------------------------
+    0   1.2   -1.1000        0.3329   0.2139   0          0    0.2139
+>   1   2.3         0        1.0000   0.6427   1     0.4421   -0.3573
+    2   0.8   -1.5000        0.2231   0.1434   0          0    0.1434
+
+max m (class 1)                              2.3000
+sum of shifted exps s = sum e^(y - m)        1.5560
+log s                                       0.44212
+log-sum-exp m + log s                        2.7421
+loss L                                 0.44212 nats
+perplexity e^L                               1.5560
+
+probabilities q
+  0  #########                                 0.2139
+> 1  ##########################                0.6427
+  2  ######                                    0.1434
+"""
+
+NAMED_TABLE = """\
+Softmax and cross-entropy: 3 classes, true class 1 (dog)
+
+    k   class     y   y - max   e^(y - max)        q   p   -p log q     dL/dy
+-----------------------------------------------------------------------------
+    0   cat     1.2   -1.1000        0.3329   0.2139   0          0    0.2139
+>   1   dog     2.3         0        1.0000   0.6427   1     0.4421   -0.3573
+    2   bird    0.8   -1.5000        0.2231   0.1434   0          0    0.1434
+
+max m (class dog)                            2.3000
+sum of shifted exps s = sum e^(y - m)        1.5560
+log s                                       0.44212
+log-sum-exp m + log s                        2.7421
+loss L                                 0.44212 nats
+perplexity e^L                               1.5560
+
+probabilities q
+   cat  #########                                 0.2139
+>  dog  ##########################                0.6427
+  bird  ######                                    0.1434
+"""
+
+
+def run(*args: str, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    runner = CliRunner()
+    return runner.invoke(cli, list(args), env={"COLUMNS": "100", "NO_COLOR": "1", **(env or {})})
+
+
+def test_seed_table_whole():
+    result = run(*SEED)
+    assert result.exit_code == 0
+    assert result.stdout == SEED_TABLE
+    assert result.stderr == ""
+
+
+def test_class_names_whole():
+    result = run("compute", "--logits", "1.2,2.3,0.8", "--classes", "cat,dog,bird",
+                 "--label", "dog")
+    assert result.exit_code == 0
+    assert result.stdout == NAMED_TABLE
+
+
+def test_label_index_still_works_with_class_names():
+    by_index = run("compute", "--logits", "1.2,2.3,0.8", "--classes", "cat,dog,bird",
+                   "--label", "1")
+    assert by_index.stdout == NAMED_TABLE
+
+
+@pytest.mark.parametrize(
+    "logits",
+    ["1.2,2.3,0.8", "1.2 2.3 0.8", "[1.2, 2.3, 0.8]", "(1.2; 2.3; 0.8)", "12e-1,0.23E+1,8e-1",
+     " 1.2 , 2.3 , 0.8 "],
+)
+def test_every_way_of_writing_the_logits(logits):
+    result = run("compute", "--logits", logits, "--label", "1", "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["logits"] == [1.2, 2.3, 0.8]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--logits", "-1,2,3"],
+        ["--logits=-1,2,3"],
+        ["--logits", "-1 2 3"],
+        ["--logits", "[-1, 2, 3]"],
+        ["--logits", "-1e0,2,3"],
+    ],
+)
+def test_a_negative_first_logit_is_a_value_not_an_option(args):
+    result = run("compute", *args, "--label", "0", "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["logits"] == [-1.0, 2.0, 3.0]
+
+
+def test_label_before_logits_and_negative_logits_after():
+    result = run("compute", "--label", "0", "--logits", "-1,-2,-3", "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["logits"] == [-1.0, -2.0, -3.0]
+
+
+def test_minus_inf_masks_a_class():
+    result = run("compute", "--logits", "-inf,0,1", "--label", "2", "--format", "json")
+    data = json.loads(result.stdout)
+    assert data["logits"][0] == "-inf"
+    assert data["probabilities"][0] == 0.0
+
+
+def test_json_has_full_precision():
+    result = run(*SEED, "--format", "json")
+    assert result.exit_code == 0
+    data = json.loads(result.stdout)
+    assert abs(data["loss"] - 0.44211922514309726) <= 2 * math.ulp(0.44211922514309726)
+    assert abs(data["sum_exp_shifted"] - 1.55600124385) < 1e-11
+    assert abs(data["sum_exp"] - 15.5198403060) < 1e-9
+    assert [round(q, 12) for q in data["probabilities"]] == [0.213927260672, 0.642673008106,
+                                                             0.143399731222]
+    assert data["units"] == "nats"
+    assert result.stderr == ""
+
+
+def test_json_with_explain_and_naive():
+    result = run("compute", "--logits", "1000,1001,1002", "--label", "0", "--format", "json",
+                 "--naive", "--explain")
+    data = json.loads(result.stdout)
+    assert data["naive"]["loss"] == "nan"
+    assert data["sum_exp"] is None
+    assert [s["number"] for s in data["steps"]] == [1, 2, 3, 4, 5, 6, 7, 8]
+
+
+def test_csv_output():
+    result = run(*SEED, "--format", "csv")
+    assert result.exit_code == 0
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert [float(r["probability"]) for r in rows] == pytest.approx([0.2139, 0.6427, 0.1434],
+                                                                    abs=5e-5)
+    assert rows[1]["is_label"] == "1"
+
+
+def test_markdown_output():
+    result = run(*SEED, "--format", "markdown")
+    assert result.exit_code == 0
+    assert result.stdout.startswith("## Softmax and cross-entropy, step by step\n")
+    assert "0.44212" in result.stdout
+
+
+def test_latex_output():
+    result = run(*SEED, "--format", "latex")
+    assert result.exit_code == 0
+    assert result.stdout.startswith("\\documentclass{article}\n")
+    assert result.stdout.endswith("\\end{document}\n")
+
+
+def test_explain_shows_the_numbered_steps():
+    result = run(*SEED, "--explain")
+    assert result.exit_code == 0
+    out = result.stdout
+    assert out.startswith(SEED_TABLE)
+    for number in range(1, 9):
+        assert f"\n{number}) " in out
+    assert "s * e^m = 1.5560 * e^2.3 = 15.520 = sum_k e^(y_k)" in out
+    assert "L = -(y_1 - m) + log s = -(2.3 - 2.3) + log 1.5560 = 0 + 0.44212 = 0.44212 nats" in out
+    assert "-log 0.642 = 0.443" in out
+
+
+def test_naive_overflow_and_lost_loss():
+    overflow = run("compute", "--logits", "1000,1001,1002", "--label", "0", "--naive")
+    assert overflow.exit_code == 0
+    assert "textbook loss  nan nats   (stable: 2.4076 nats)" in overflow.stdout
+    assert "e^1002 overflows float64 to inf" in overflow.stdout
+    lost = run("compute", "--logits", "0,-40", "--label", "0", "--naive")
+    assert lost.exit_code == 0
+    assert "textbook loss  0 nats   (stable: 4.2484e-18 nats)" in lost.stdout
+    assert "rounds to exactly 1, so the textbook -log q_0 = 0" in lost.stdout
+
+
+def test_digits():
+    result = run("compute", "--logits", "0,-40", "--label", "0", "--digits", "15")
+    assert "4.248354255291589e-18 nats" in result.stdout
+    assert "0.44211922514309726" in run(*SEED, "--digits", "16").stdout
+
+
+@pytest.mark.parametrize(("base", "units", "loss"), [("2", "bits", "0.63784"),
+                                                    ("10", "bans", "0.19201")])
+def test_base(base, units, loss):
+    result = run(*SEED, "--base", base)
+    assert f"loss L {' ' * 30}" in result.stdout
+    assert f"{loss} {units}" in result.stdout
+    data = json.loads(run(*SEED, "--base", base, "--format", "json").stdout)
+    assert data["units"] == units
+    assert data["loss"] == pytest.approx(0.44211922514309726 / math.log(float(base)), rel=1e-15)
+
+
+def test_soft_target_weights_smoothing_temperature():
+    result = run("compute", "--logits", "1.2,2.3,0.8", "--target", "0.1,0.8,0.1",
+                 "--weights", "1,2,1", "--label-smoothing", "0.1", "--temperature", "2",
+                 "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["label"] is None
+    assert data["targets_given"] == [0.1, 0.8, 0.1]
+    assert data["weights"] == [1.0, 2.0, 1.0]
+    assert data["temperature"] == 2.0
+    assert data["label_smoothing"] == 0.1
+
+
+def test_true_class_at_minus_inf_is_infinite_loss_not_an_error():
+    result = run("compute", "--logits", "0,-inf", "--label", "1")
+    assert result.exit_code == 0
+    assert "loss L                                 inf nats" in result.stdout
+    data = json.loads(run("compute", "--logits", "0,-inf", "--label", "1", "--format",
+                          "json").stdout)
+    assert data["loss"] == "inf"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--logits", "1,2,3", "--label", "3"],
+         "--label: 3 is out of range; class indices run from 0 to 2 (3 logits)"),
+        (["--logits", "1,2,3", "--label", "-1"],
+         "--label: -1 is negative; class indices run from 0 to 2"),
+        (["--logits", "1,2,3", "--label", "one"],
+         "--label must be a class index from 0 to 2, or a class name with --classes (got 'one')"),
+        (["--logits", "1,2,3", "--label", "1.5"],
+         "--label must be a class index from 0 to 2, or a class name with --classes (got '1.5')"),
+        (["--logits", "1,x,3", "--label", "0"], "--logits: item 1 is not a number: 'x'"),
+        (["--logits", "", "--label", "0"], "--logits: the list is empty"),
+        (["--logits", "[]", "--label", "0"], "--logits: the list is empty"),
+        (["--logits", "1,nan,3", "--label", "0"], "--logits: logit is NaN at item 1 (nan)"),
+        (["--logits", "1,2,inf", "--label", "0"], "--logits: logit is +inf at item 2 (inf)"),
+        (["--logits", "-inf,-inf", "--label", "0"], "--logits: every logit of the row is -inf"),
+        (["--label", "0"], "give the logits with --logits, for example --logits 1.2,2.3,0.8"),
+        (["--logits", "1,2"], "give exactly one of --label and --target"),
+        (["--logits", "1,2", "--label", "0", "--target", "1,0"],
+         "give exactly one of --label and --target"),
+        (["--logits", "1,2", "--target", "0.5,0.6"], "--target: targets do not sum to 1"),
+        (["--logits", "1,2", "--target", "1.5,-0.5"],
+         "--target: target must be a finite probability >= 0 at item 1 (-0.5)"),
+        (["--logits", "1,2", "--target", "1"], "--target: 1 values for 2 logits"),
+        (["--logits", "1,2", "--target", "a,b"], "--target: item 0 is not a number: 'a'"),
+        (["--logits", "1,2", "--label", "0", "--temperature", "0"],
+         "--temperature must be a positive number (got 0)"),
+        (["--logits", "1,2", "--label", "0", "--temperature", "-2"],
+         "--temperature must be a positive number (got -2)"),
+        (["--logits", "1,2", "--label", "0", "--temperature", "nan"],
+         "--temperature must be a positive number (got nan)"),
+        (["--logits", "1,2", "--label", "0", "--temperature", "hot"],
+         "--temperature is not a number: 'hot'"),
+        (["--logits", "1,2", "--label", "0", "--label-smoothing", "1"],
+         "--label-smoothing must be in [0, 1) (got 1)"),
+        (["--logits", "1,2", "--label", "0", "--label-smoothing", "-0.1"],
+         "--label-smoothing must be in [0, 1) (got -0.1)"),
+        (["--logits", "1,2", "--classes", "a,b", "--label", "c"],
+         "--label: unknown class name 'c' (classes: a, b)"),
+        (["--logits", "1,2", "--classes", "a,b,c", "--label", "a"],
+         "--classes: 3 names for 2 logits (give one name per logit)"),
+        (["--logits", "1,2", "--classes", "a,a", "--label", "a"],
+         "--classes: 'a' appears twice"),
+        (["--logits", "1,2", "--label", "0", "--weights", "1,2,3"],
+         "--weights: 3 values for 2 logits"),
+        (["--logits", "1,2", "--label", "0", "--weights", "1,-2"],
+         "--weights: weight must be finite and >= 0 at item 1 (-2.0)"),
+        (["--logits", "1,2", "--label", "0", "--explain", "--format", "csv"],
+         "--explain has no CSV form; use --format table, json, markdown or latex"),
+    ],
+)
+def test_bad_invocations_are_one_line_on_stderr_with_exit_2(args, message):
+    result = run("compute", *args)
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr.startswith(f"Error: {message}")
+    assert result.stderr.count("\n") == 1
+    assert "Traceback" not in result.stderr
+
+
+def test_clicks_own_usage_errors_exit_2():
+    result = run(*SEED, "--format", "yaml")
+    assert result.exit_code == 2
+    assert "Invalid value for '--format'" in result.stderr
+    assert run(*SEED, "--digits", "0").exit_code == 2
+    assert run(*SEED, "--base", "3").exit_code == 2
+
+
+def test_help_ends_with_examples():
+    result = run("compute", "--help")
+    assert result.exit_code == 0
+    lines = result.stdout.rstrip().splitlines()
+    examples = lines.index("  Examples:")
+    assert all(line.startswith("    xent compute ") for line in lines[examples + 1:])
+    assert lines[-1].startswith("    xent compute")
+    for option in ("--logits", "--label", "--target", "--classes", "--weights",
+                   "--label-smoothing", "--temperature", "--base", "--format", "--explain",
+                   "--naive", "--digits"):
+        assert option in result.stdout
+
+
+def test_help_examples_run():
+    lines = run("compute", "--help").stdout.rstrip().splitlines()
+    examples = lines[lines.index("  Examples:") + 1:]
+    import shlex
+
+    for example in examples:
+        words = shlex.split(example.strip().split(">")[0])
+        assert words[:2] == ["xent", "compute"]
+        result = run(*words[1:])
+        assert result.exit_code == 0, (example, result.stderr)
