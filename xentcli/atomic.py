@@ -24,7 +24,9 @@ included, the temporary file is removed and an existing destination is left unto
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from typing import IO
@@ -43,19 +45,34 @@ def atomic_output(
 ) -> Iterator[IO[str]]:
     """Open a text file that appears at *path* only if the ``with`` block succeeds.
 
+    A symbolic link is followed (the file it points to is replaced, the link stays). A
+    destination that exists and is not a regular file (a FIFO, a terminal, a device such
+    as ``/dev/stdout``) cannot be replaced atomically and is written directly instead.
+
     Raises :class:`OSError` (before anything is written) when the directory does not
     exist, is not writable, or *path* is a directory.
     """
-    target = os.fspath(path)
-    if os.path.isdir(target):
-        raise IsADirectoryError(21, "is a directory", target)
-    directory = os.path.dirname(os.path.abspath(target))
+    target = os.path.realpath(os.fspath(path))
+    try:
+        existing: os.stat_result | None = os.stat(target)
+    except FileNotFoundError:
+        existing = None
+    if existing is not None and stat.S_ISDIR(existing.st_mode):
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), os.fspath(path))
+    if existing is not None and not stat.S_ISREG(existing.st_mode):
+        with open(target, "w", encoding=encoding, newline=newline) as handle:
+            yield handle
+        return
+    directory = os.path.dirname(target)
     descriptor, temporary = tempfile.mkstemp(
         dir=directory, prefix=f".{os.path.basename(target)}.", suffix=".tmp"
     )
     try:
-        # mkstemp makes 0600 files; give the output the permissions a plain open() would.
-        os.chmod(temporary, 0o666 & ~_umask())
+        # mkstemp makes 0600 files: keep the mode of the file replaced, or give a new
+        # file the permissions a plain open() would.
+        mode = (stat.S_IMODE(existing.st_mode) if existing is not None
+                else 0o666 & ~_umask())
+        os.chmod(temporary, mode)
         with os.fdopen(descriptor, "w", encoding=encoding, newline=newline) as handle:
             yield handle
             handle.flush()

@@ -303,6 +303,9 @@ def batch(
     finally:
         bar.stop()
     _report(summary, fmt, to_stderr=per_row == "-")
+    # Flush here, inside the command, so that a write error (a full disk) or a closed
+    # pipe is reported through the usual error path rather than at interpreter exit.
+    sys.stdout.flush()
 
 
 def _run(paths: list[str], read_options: Any, batch_options: Any, per_row: str | None,
