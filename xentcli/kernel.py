@@ -3,12 +3,28 @@
 Pure numpy: no I/O, no printing. Every function accepts one row of logits (shape ``(K,)``)
 or a batch of rows (shape ``(N, K)``) and works along the last axis.
 
-FIRST VERSION: stable formulas, API fixed; the accuracy work (TwoSum shifts, compensated
-and exact sums) replaces the bodies without changing any signature.
+How the results stay within a few units in the last place (ulp) for any float64 input:
+
+- the shift ``y_k - m`` is computed exactly, as an unevaluated sum ``hi + lo`` (TwoSum),
+  and the low part is carried into the exponential as ``exp(hi) * (1 + lo)``; otherwise
+  the rounding of ``y_k - m`` would cost about ``|y_k - m| / 2`` ulp through ``exp``;
+- ``s - 1 = sum over k != argmax of exp(y_k - m)`` is summed with error-free
+  transformations (a pairwise TwoSum tree) and ``log s = log1p(s - 1)``, so a confident,
+  correct prediction keeps its tiny loss to full relative precision;
+- a temperature divides the exact shift ``(y - m) / T`` with an exact remainder (Dekker's
+  TwoProduct), not the rounded logits;
+- means and sums of row losses are exact (:class:`ExactSum`) and rounded once, so they do
+  not depend on the order or the chunking of the rows.
+
+Rows are processed in blocks, transposed to ``(K, rows)`` so that every reduction over the
+classes is a contiguous, vectorized operation and the temporaries stay in cache.
 """
 
 from __future__ import annotations
 
+import math
+import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Literal, NamedTuple
@@ -26,10 +42,143 @@ Base = Literal["e", "2", "10"]
 
 UNITS = {"e": "nats", "2": "bits", "10": "bans"}
 
+#: Soft targets must sum to 1 within this absolute tolerance (reader.py uses the same).
+TARGET_SUM_TOLERANCE = 1e-6
+
+#: 1/ln(b) as a double-double (hi, lo): nats -> bits / bans is one multiplication.
+_LOG_E_IN_BASE = {
+    "2": (1.4426950408889634, 2.0355273740931033e-17),
+    "10": (0.4342944819032518, 1.098319650216765e-17),
+}
+
+#: Elements (K * rows) per block: a few hundred KB per temporary, so they stay in cache.
+_BLOCK_ELEMENTS = 1 << 15
+#: Use a second thread for batches at least this large (numpy releases the GIL).
+_THREAD_ELEMENTS = 1 << 20
+_THREADS = min(2, os.cpu_count() or 1)
+
+_SPLITTER = 134217729.0  # 2**27 + 1, Veltkamp's splitting constant
+_SPLIT_SAFE = 2.0**995  # above this, a * _SPLITTER may overflow
+
+
+# ------------------------------------------------------------ error-free transformations
+def _two_sum(a: FloatArray, b: FloatArray | float) -> tuple[FloatArray, FloatArray]:
+    """``a + b = s + e`` exactly (Knuth's TwoSum, no ordering assumption)."""
+    s = a + b
+    bb = s - a
+    e = (a - (s - bb)) + (b - bb)
+    return s, e
+
+
+def _split_scalar(x: float) -> tuple[float, float]:
+    c = _SPLITTER * x
+    hi = c - (c - x)
+    return hi, x - hi
+
+
+def _two_prod(a: FloatArray, b: FloatArray | float) -> tuple[FloatArray, FloatArray]:
+    """``a * b = p + e`` exactly (Dekker), e = 0 where p is not finite.
+
+    Operands too large to split are scaled by a power of two first (exact).
+    """
+    with np.errstate(all="ignore"):
+        return _two_prod_raw(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64))
+
+
+def _two_prod_raw(a: FloatArray, b: FloatArray) -> tuple[FloatArray, FloatArray]:
+    p = a * b
+    fa = np.where(np.abs(a) > _SPLIT_SAFE, 2.0**-200, 1.0)
+    fb = np.where(np.abs(b) > _SPLIT_SAFE, 2.0**-200, 1.0)
+    sa, sb = a * fa, b * fb
+    ps = sa * sb
+    ca = _SPLITTER * sa
+    ah = ca - (ca - sa)
+    al = sa - ah
+    cb = _SPLITTER * sb
+    bh = cb - (cb - sb)
+    bl = sb - bh
+    e = (((ah * bh - ps) + ah * bl) + al * bh) + al * bl
+    e = e / (fa * fb)
+    e = np.where(np.isfinite(p) & np.isfinite(e), e, 0.0)
+    return p, e
+
+
+def _divide_dd(hi: FloatArray, lo: FloatArray, t: float) -> tuple[FloatArray, FloatArray]:
+    """``(hi + lo) / t`` as a new ``(hi, lo)`` pair, the remainder computed exactly."""
+    q = hi / t
+    if not 2.0**-900 < t < 2.0**900:
+        p, e = _two_prod(q, t)
+    else:
+        # Dekker's product with the split of t done once; values too large to split
+        # (or -inf) are redone apart.
+        t_hi, t_lo = _split_scalar(t)
+        p = q * t
+        with np.errstate(invalid="ignore", over="ignore"):
+            c = _SPLITTER * q
+            q_hi = c - (c - q)
+            q_lo = q - q_hi
+            e = ((q_hi * t_hi - p) + q_hi * t_lo + q_lo * t_hi) + q_lo * t_lo
+        big = q < -_SPLIT_SAFE
+        if big.any():
+            p[big], e[big] = _two_prod(q[big], t)
+    rem = ((hi - p) - e) + lo  # hi - q*t is exact; lo is added to a number of its size
+    return q, rem / t
+
+
+def _sum0(x: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Sum along axis 0 as ``(hi, lo)``: a pairwise tree of TwoSums, errors collected.
+
+    The result ``hi + lo`` is within about ``K * 2**-106`` (relative to the sum of
+    magnitudes) of the exact sum; ``hi`` alone is within about an ulp.
+    """
+    k = x.shape[0]
+    err = np.zeros(x.shape[1:])
+    if k == 0:
+        return err.copy(), err
+    cur = x
+    while k > 1:
+        h = k // 2
+        a = cur[:h]
+        b = cur[h : 2 * h]
+        s = a + b
+        bb = s - a
+        t = s - bb
+        np.subtract(a, t, out=t)
+        np.subtract(b, bb, out=bb)
+        t += bb
+        err += t.sum(axis=0)
+        if k % 2:
+            s0, e0 = _two_sum(s[0], cur[2 * h])
+            s[0] = s0
+            err += e0
+        cur = s
+        k = h
+    return np.array(cur[0], dtype=np.float64), err
+
 
 # --------------------------------------------------------------------------- validation
 def as_logits(logits: ArrayLike, temperature: float = 1.0) -> FloatArray:
-    """Validate logits and return them as float64 (divided by *temperature*)."""
+    """Validate logits and return them as float64 (divided by *temperature*).
+
+    The division by a temperature other than 1 is rounded; the kernel itself never uses
+    these rounded values (it divides the exact shifted logits instead).
+
+    >>> as_logits([1, 2, 4], temperature=2.0)
+    array([0.5, 1. , 2. ])
+    """
+    _check_temperature(temperature)
+    array = _logits_array(logits)
+    _check_logit_values(array if array.ndim == 2 else array[None, :], 0)
+    if array.ndim == 2:
+        _check_masked_rows(np.max(array, axis=-1), 0)
+    elif np.max(array) == -np.inf:
+        raise InvalidInputError("every logit of the row is -inf", field="logit")
+    if temperature != 1.0:
+        array = array / temperature
+    return array
+
+
+def _logits_array(logits: ArrayLike) -> FloatArray:
     array = np.asarray(logits, dtype=np.float64)
     if array.ndim not in (1, 2):
         raise InvalidInputError(f"logits must be 1-D or 2-D, got {array.ndim}-D")
@@ -37,67 +186,326 @@ def as_logits(logits: ArrayLike, temperature: float = 1.0) -> FloatArray:
         raise InvalidInputError("logits: a row is empty (no classes)")
     if array.ndim == 2 and array.shape[0] == 0:
         raise InvalidInputError("logits: the batch is empty (no rows)")
-    if not (temperature > 0 and np.isfinite(temperature)):
-        raise InvalidInputError("temperature must be a positive finite number", value=temperature)
-    bad = np.isnan(array) | (array == np.inf)
-    if bad.any():
-        position = np.unravel_index(int(np.argmax(bad)), array.shape)
-        value = float(array[position])
-        row = int(position[0]) if array.ndim == 2 else None
-        raise InvalidInputError(
-            "logit is NaN" if np.isnan(value) else "logit is +inf",
-            row=row, column=int(position[-1]), value=value, field="logit",
-        )
-    all_masked = np.all(array == -np.inf, axis=-1)
-    if np.any(all_masked):
-        row = int(np.argmax(all_masked)) if array.ndim == 2 else None
-        raise InvalidInputError("every logit of the row is -inf", row=row, field="logit")
-    if temperature != 1.0:
-        array = array / temperature
     return array
 
 
+def _check_temperature(temperature: float) -> None:
+    if not (isinstance(temperature, (int, float, np.floating, np.integer))
+            and math.isfinite(temperature) and temperature > 0):
+        raise InvalidInputError("temperature must be a positive finite number", value=temperature)
+
+
+def _check_logit_values(rows: FloatArray, row0: int, *, transposed: bool = False) -> None:
+    """Raise for NaN or +inf in *rows* (``(n, K)``, or ``(K, n)`` when transposed)."""
+    ok = rows < np.inf  # False for NaN and +inf
+    if ok.all():
+        return
+    bad = np.argwhere(~ok)
+    if transposed:
+        bad = bad[:, ::-1]
+    r, c = (int(v) for v in bad[np.lexsort((bad[:, 1], bad[:, 0]))[0]])
+    value = float(rows[c, r] if transposed else rows[r, c])
+    raise InvalidInputError(
+        "logit is NaN" if math.isnan(value) else "logit is +inf",
+        row=row0 + r, column=c, value=value, field="logit",
+    )
+
+
+def _check_masked_rows(m: FloatArray, row0: int, one_row: bool = False) -> None:
+    masked = m == -np.inf
+    if masked.any():
+        row = None if one_row else row0 + int(np.argmax(masked))
+        raise InvalidInputError("every logit of the row is -inf", row=row, field="logit")
+
+
+def _check_weights(weights: ArrayLike | None, k: int) -> FloatArray | None:
+    if weights is None:
+        return None
+    w = np.asarray(weights, dtype=np.float64)
+    if w.shape != (k,):
+        raise InvalidInputError(f"weights: expected {k} values (one per class), got shape"
+                                f" {w.shape}", field="weight")
+    bad = ~((w >= 0) & (w < np.inf))
+    if bad.any():
+        col = int(np.argmax(bad))
+        raise InvalidInputError("weight must be finite and >= 0", column=col,
+                                value=float(w[col]), field="weight")
+    return w
+
+
+def _check_smoothing(label_smoothing: float) -> float:
+    eps = float(label_smoothing)
+    if not (0.0 <= eps < 1.0):
+        raise InvalidInputError("label_smoothing must be in [0, 1)", value=label_smoothing)
+    return eps
+
+
+def _validate_labels(labels: ArrayLike, n: int, k: int, ignore_index: int | None,
+                     check: bool = True) -> IntArray:
+    raw = np.asarray(labels)
+    if raw.ndim == 0:
+        raw = raw.reshape(1)
+    if raw.ndim != 1 or raw.shape[0] != n:
+        raise InvalidInputError(f"labels: expected {n} labels, got shape {raw.shape}",
+                                field="label")
+    if not check:
+        return raw.astype(np.int64, copy=False)
+    if raw.dtype.kind == "f":
+        nonint = ~np.isfinite(raw) | (raw != np.round(raw))
+        if nonint.any():
+            row = int(np.argmax(nonint))
+            raise InvalidInputError("label is not an integer", row=row, value=float(raw[row]),
+                                    field="label")
+        if raw.size and np.abs(raw).max() >= 2.0**62:
+            row = int(np.argmax(np.abs(raw) >= 2.0**62))
+            raise InvalidInputError(f"label out of range [0, {k})", row=row,
+                                    value=float(raw[row]), field="label")
+    elif raw.dtype.kind not in "iub":
+        raise InvalidInputError(f"labels must be integers, got dtype {raw.dtype}",
+                                field="label")
+    out = raw.astype(np.int64)
+    valid = (out >= 0) & (out < k)
+    if ignore_index is not None:
+        valid |= out == ignore_index
+    if not valid.all():
+        row = int(np.argmax(~valid))
+        raise InvalidInputError(f"label out of range [0, {k})", row=row, value=int(out[row]),
+                                field="label")
+    return out
+
+
+def _check_targets(tt: FloatArray, row0: int) -> None:
+    """Validate a transposed ``(K, n)`` block of soft targets."""
+    ok = (tt >= 0) & (tt < np.inf)
+    if not ok.all():
+        bad = np.argwhere(~ok)[:, ::-1]
+        r, c = (int(v) for v in bad[np.lexsort((bad[:, 1], bad[:, 0]))[0]])
+        raise InvalidInputError("target must be a finite probability >= 0", row=row0 + r,
+                                column=c, value=float(tt[c, r]), field="target")
+    sums = tt.sum(axis=0)
+    off = np.abs(sums - 1.0) > TARGET_SUM_TOLERANCE
+    if off.any():
+        r = int(np.argmax(off))
+        raise InvalidInputError(
+            f"targets do not sum to 1 (tolerance {TARGET_SUM_TOLERANCE:g})",
+            row=row0 + r, value=float(sums[r]), field="target",
+        )
+
+
+# ----------------------------------------------------------------------- the core block
+class _Shift(NamedTuple):
+    """The stable softmax of a transposed block ``(K, b)`` of logits."""
+
+    argmax: npt.NDArray[np.intp]  #: (b,) first index of the max
+    max: FloatArray  #: (b,) the max of the raw logits
+    hi: FloatArray  #: (K, b) (y - m) / T rounded
+    lo: FloatArray  #: (K, b) its exact remainder (0 where hi is -inf)
+    exp: FloatArray  #: (K, b) exp(hi); 0 at the argmax (its true value is exactly 1)
+    rest_hi: FloatArray  #: (b,) s - 1 = sum over k != argmax of exp(hi + lo) ...
+    rest_lo: FloatArray  #: (b,) ... as hi + lo
+    log_s: FloatArray  #: (b,) log s = log1p(s - 1)
+
+
+_COLUMN_INDEX = np.arange(256, dtype=np.intp)[:, None]
+
+
+def _argmax0(x: FloatArray) -> tuple[npt.NDArray[np.intp], FloatArray]:
+    k, b = x.shape
+    cols = np.arange(b)
+    if k == 1:
+        return np.zeros(b, dtype=np.intp), x[0].copy()
+    if b == 1 or k > _COLUMN_INDEX.shape[0]:
+        am = np.argmax(x, axis=0)
+        return am, x[am, cols]
+    m = x.max(axis=0)
+    # First index of the max: numpy's argmax along a non-contiguous axis is slow.
+    am = np.where(x == m, _COLUMN_INDEX[:k], k).min(axis=0)
+    return am, m
+
+
+def _shift(xt: FloatArray, temperature: float) -> _Shift:
+    """The shift, exponentials and ``log s`` of a transposed block (rows are columns)."""
+    cols = np.arange(xt.shape[1])
+    am, m = _argmax0(xt)
+    hi = xt - m
+    # TwoSum(y, -m): lo = (y - (hi - bb)) + (-m - bb), with bb = hi - y.
+    bb = hi - xt
+    lo = hi - bb
+    np.subtract(xt, lo, out=lo)
+    np.add(bb, m, out=bb)
+    np.subtract(lo, bb, out=lo)
+    if temperature != 1.0:
+        hi, lo = _divide_dd(hi, lo, temperature)
+    e = np.exp(hi)
+    e[am, cols] = 0.0
+    correction = np.einsum("kb,kb->b", e, lo)
+    if np.isnan(correction).any():
+        # A masked class (-inf) or a difference beyond the float range: exp is exactly 0
+        # and its remainder is meaningless.
+        np.copyto(lo, 0.0, where=np.isinf(hi))
+        correction = np.einsum("kb,kb->b", e, lo)
+    rest_hi, rest_lo = _sum0(e)
+    rest_lo += correction
+    log_s = np.log1p(rest_hi) + rest_lo / (1.0 + rest_hi)
+    return _Shift(am, m, hi, lo, e, rest_hi, rest_lo, log_s)
+
+
+def _s_parts(sh: _Shift) -> tuple[FloatArray, FloatArray]:
+    s_hi, s_lo = _two_sum(np.ones_like(sh.rest_hi), sh.rest_hi)
+    return s_hi, s_lo + sh.rest_lo
+
+
+def _probabilities(e: FloatArray, lo: FloatArray, s_hi: FloatArray,
+                   s_lo: FloatArray) -> FloatArray:
+    """``exp(hi + lo) / (s_hi + s_lo)`` from ``e = exp(hi)``, rounded about once."""
+    q = e / s_hi
+    q += q * (lo - s_lo / s_hi)
+    return q
+
+
+def _blocks(n: int, k: int) -> list[tuple[int, int]]:
+    step = max(1, _BLOCK_ELEMENTS // k)
+    return [(start, min(n, start + step)) for start in range(0, n, step)]
+
+
+def _run(blocks: list[tuple[int, int]], work: Callable[[int, int], None], k: int) -> None:
+    """Run *work(start, stop)* over the blocks, on two threads for big batches."""
+    total = (blocks[-1][1] if blocks else 0) * k
+    if _THREADS < 2 or total < _THREAD_ELEMENTS or len(blocks) < 4:
+        _run_list(blocks, work)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(_THREADS) as pool:
+        # Each thread takes every other block; results land in disjoint slices.
+        futures = [pool.submit(_run_list, blocks[i::_THREADS], work) for i in range(_THREADS)]
+        for future in futures:
+            future.result()
+
+
+def _run_list(blocks: list[tuple[int, int]], work: Callable[[int, int], None]) -> None:
+    # inf - inf and 0 * inf arise by design at masked classes and are repaired after.
+    with np.errstate(all="ignore"):
+        for start, stop in blocks:
+            work(start, stop)
+
+
+# ---------------------------------------------------------------------- softmax steps
 class SoftmaxSteps(NamedTuple):
-    """The intermediate values of the stable softmax of one row or a batch of rows."""
+    """The intermediate values of the stable softmax of one row or a batch of rows.
+
+    With a temperature T the logits are ``y / T``: ``max`` is ``max(y) / T`` (rounded)
+    and ``shifted`` is ``(y - max(y)) / T`` rounded once, with its exact remainder in
+    ``shifted_lo``.
+    """
 
     max: FloatArray               #: m = max_j y_j, shape (N,) or ()
     argmax: IntArray              #: first index of the max
-    shifted: FloatArray           #: y - m (<= 0)
+    shifted: FloatArray           #: y - m (<= 0), rounded
     exp_shifted: FloatArray       #: exp(y - m)
     sum_exp_shifted: FloatArray   #: s = sum_k exp(y_k - m) >= 1
     log_sum_exp_shifted: FloatArray  #: log s = log1p(sum over k != argmax)
     log_sum_exp: FloatArray       #: m + log s
     probabilities: FloatArray     #: q = exp(y - m) / s
     log_probabilities: FloatArray  #: (y - m) - log s
+    shifted_lo: FloatArray        #: exact remainder: y - m = shifted + shifted_lo
 
 
 def softmax_steps(logits: ArrayLike, *, temperature: float = 1.0) -> SoftmaxSteps:
-    """Every intermediate value of the stable softmax, for one row or a batch."""
-    y = as_logits(logits, temperature)
-    m = np.max(y, axis=-1, keepdims=True)
-    argmax = np.argmax(y, axis=-1)
-    shifted = y - m
-    exp_shifted = np.exp(shifted)
-    others = exp_shifted.copy()
-    np.put_along_axis(others, np.expand_dims(argmax, -1), 0.0, axis=-1)
-    rest = np.sum(others, axis=-1, keepdims=True)
-    s = 1.0 + rest
-    log_s = np.log1p(rest)
-    q = exp_shifted / s
-    log_q = shifted - log_s
-    squeeze = (lambda a: a[..., 0])
+    """Every intermediate value of the stable softmax, for one row or a batch.
+
+    Parameters
+    ----------
+    logits : array_like
+        Shape ``(K,)`` or ``(N, K)``; finite floats or ``-inf`` (a masked class).
+    temperature : float
+        The logits are divided by it (exactly: the shifted logits are divided).
+
+    Returns
+    -------
+    SoftmaxSteps
+        Per-row fields have shape ``(N,)`` (``()`` for a 1-D input), per-class fields
+        the shape of *logits*.
+
+    Examples
+    --------
+    >>> st = softmax_steps([1.2, 2.3, 0.8])
+    >>> float(st.max), int(st.argmax), float(st.sum_exp_shifted)
+    (2.3, 1, 1.556001243846...)
+    >>> st.shifted
+    array([-1.1, 0. , -1.5])
+    """
+    _check_temperature(temperature)
+    array = _logits_array(logits)
+    one_row = array.ndim == 1
+    y = array[None, :] if one_row else array
+    n, k = y.shape
+    out = {name: np.empty((n, k)) for name in ("hi", "lo", "e", "q", "lq")}
+    per_row = {name: np.empty(n) for name in ("m", "s", "log_s", "lse")}
+    argmax = np.empty(n, dtype=np.int64)
+
+    def work(start: int, stop: int) -> None:
+        xt = np.ascontiguousarray(y[start:stop].T)
+        _check_logit_values(xt, start, transposed=True)
+        sh = _shift(xt, temperature)
+        _check_masked_rows(sh.max, start, one_row)
+        cols = np.arange(stop - start)
+        e = sh.exp
+        e[sh.argmax, cols] = 1.0
+        s_hi, s_lo = _s_parts(sh)
+        out["hi"][start:stop] = sh.hi.T
+        out["lo"][start:stop] = sh.lo.T
+        out["e"][start:stop] = (e + e * sh.lo).T
+        out["q"][start:stop] = _probabilities(e, sh.lo, s_hi, s_lo).T
+        out["lq"][start:stop] = (sh.hi + (sh.lo - sh.log_s)).T
+        argmax[start:stop] = sh.argmax
+        m_hi, m_lo = sh.max, np.zeros_like(sh.max)
+        if temperature != 1.0:
+            m_hi, m_lo = _divide_dd(sh.max, np.zeros_like(sh.max), temperature)
+        per_row["m"][start:stop] = m_hi
+        per_row["s"][start:stop] = s_hi + s_lo
+        per_row["log_s"][start:stop] = sh.log_s
+        with np.errstate(invalid="ignore"):
+            per_row["lse"][start:stop] = m_hi + (m_lo + sh.log_s)
+
+    _run(_blocks(n, k), work, k)
+
+    def shape(a: npt.NDArray[np.generic]) -> npt.NDArray[np.generic]:
+        return a[0] if one_row else a
+
     return SoftmaxSteps(
-        max=squeeze(m), argmax=argmax, shifted=shifted, exp_shifted=exp_shifted,
-        sum_exp_shifted=squeeze(s), log_sum_exp_shifted=squeeze(log_s),
-        log_sum_exp=squeeze(m + log_s), probabilities=q, log_probabilities=log_q,
+        max=shape(per_row["m"]), argmax=shape(argmax),  # type: ignore[arg-type]
+        shifted=shape(out["hi"]), exp_shifted=shape(out["e"]),  # type: ignore[arg-type]
+        sum_exp_shifted=shape(per_row["s"]),  # type: ignore[arg-type]
+        log_sum_exp_shifted=shape(per_row["log_s"]),  # type: ignore[arg-type]
+        log_sum_exp=shape(per_row["lse"]),  # type: ignore[arg-type]
+        probabilities=shape(out["q"]),  # type: ignore[arg-type]
+        log_probabilities=shape(out["lq"]),  # type: ignore[arg-type]
+        shifted_lo=shape(out["lo"]),  # type: ignore[arg-type]
     )
 
 
 def softmax(logits: ArrayLike, *, temperature: float = 1.0) -> FloatArray:
     """Softmax along the last axis, shifted by the max so that it never overflows.
 
+    Parameters
+    ----------
+    logits : array_like
+        Shape ``(K,)`` or ``(N, K)``; ``-inf`` marks a masked class (probability 0).
+    temperature : float
+        Divide the logits by this positive number first.
+
+    Returns
+    -------
+    numpy.ndarray
+        Probabilities, each within 3 ulp of the exact value.
+
+    Examples
+    --------
     >>> softmax([1.2, 2.3, 0.8]).round(6)
     array([0.213927, 0.642673, 0.1434  ])
+    >>> softmax([[1000.0, 1000.0, -np.inf]])
+    array([[0.5, 0.5, 0. ]])
     """
     return softmax_steps(logits, temperature=temperature).probabilities
 
@@ -105,6 +513,20 @@ def softmax(logits: ArrayLike, *, temperature: float = 1.0) -> FloatArray:
 def log_softmax(logits: ArrayLike, *, temperature: float = 1.0) -> FloatArray:
     """Log-softmax along the last axis: ``(y - max) - log sum exp(y - max)``.
 
+    Parameters
+    ----------
+    logits : array_like
+        Shape ``(K,)`` or ``(N, K)``.
+    temperature : float
+        Divide the logits by this positive number first.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``log q``, each within about 2 ulp of the exact value.
+
+    Examples
+    --------
     >>> log_softmax([0.0, -40.0])
     array([-4.24835426e-18, -4.00000000e+01])
     """
@@ -114,58 +536,148 @@ def log_softmax(logits: ArrayLike, *, temperature: float = 1.0) -> FloatArray:
 def logsumexp(logits: ArrayLike, *, temperature: float = 1.0) -> FloatArray:
     """``log sum_k exp(y_k)`` along the last axis, without overflow.
 
+    Parameters
+    ----------
+    logits : array_like
+        Shape ``(K,)`` or ``(N, K)``.
+    temperature : float
+        Divide the logits by this positive number first.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``()`` or ``(N,)``.
+
+    Examples
+    --------
     >>> float(logsumexp([1000.0, 1000.0]))
     1000.6931471805599
+    >>> logsumexp([[0.0, 0.0], [1e308, 1e308]])
+    array([6.93147181e-001, 1.00000000e+308])
     """
     return softmax_steps(logits, temperature=temperature).log_sum_exp
 
 
 # ------------------------------------------------------------------------- exact sums
+_SCALE_BITS = 1126  # values are held as an integer times 2**-1126 (53 bits below 2**-1074)
+_EXACT_CHUNK = 1 << 25  # bincount sums of < 2**26 values of < 2**27 are exact in float64
+
+
+def _exact_int(values: FloatArray) -> int:
+    """The exact sum of finite float64 *values*, as an integer multiple of 2**-1126."""
+    total = 0
+    for start in range(0, values.size, _EXACT_CHUNK):
+        v = values[start : start + _EXACT_CHUNK]
+        mant, expo = np.frexp(v)  # v = mant * 2**expo, 0.5 <= |mant| < 1 (or 0)
+        whole = mant * 2.0**53  # an integer, |whole| < 2**53
+        high = np.trunc(whole * 2.0**-27)  # |high| < 2**26
+        low = whole - high * 2.0**27  # |low| < 2**27, same sign
+        index = expo + 1073  # 2**-1074 = 0.5 * 2**-1073 -> index 0
+        sum_high = np.bincount(index, weights=high)
+        sum_low = np.bincount(index, weights=low)
+        present = np.flatnonzero((sum_high != 0) | (sum_low != 0))
+        for i, h, lo in zip(present.tolist(), sum_high[present].tolist(),
+                            sum_low[present].tolist(), strict=True):
+            # value = (h * 2**27 + lo) * 2**(expo - 53) = (...) * 2**(i - 1126)
+            total += ((int(h) << 27) + int(lo)) << i
+    return total
+
+
+def _to_float(numerator: int, denominator: int) -> float:
+    """``numerator / denominator`` correctly rounded (Python's int division is)."""
+    try:
+        return numerator / denominator
+    except OverflowError:
+        return math.inf if (numerator > 0) == (denominator > 0) else -math.inf
+
+
 class ExactSum:
-    """An order-independent, exact accumulator of float64 values.
+    """An exact, order-independent accumulator of float64 values.
 
-    The sum is held exactly (as a rational), so the result is the same bits whatever
-    order or chunking the values arrive in; :meth:`value` rounds once.
+    The sum is held exactly (an integer multiple of 2**-1126), so the result is the same
+    bits whatever order or chunking the values arrive in; :meth:`value` rounds once.
+    Infinities are summed apart: inf stays inf, inf + -inf is nan.
 
+    Examples
+    --------
     >>> acc = ExactSum(); acc.add(np.array([1e100, 1.0, -1e100])); acc.value()
     1.0
+    >>> a, b = ExactSum(), ExactSum()
+    >>> a.add([0.1] * 10); b.add([3.0]); a.ratio(b)
+    0.33333333333333337
+    >>> a.merge(b); a.value(), a.count
+    (4.0, 11)
     """
 
     def __init__(self) -> None:
-        self._total = Fraction(0)
-        self._special = 0.0  # nan / inf sum of the non-finite values
+        self._total = 0  # exact sum of the finite values, times 2**1126
+        self._special = 0.0  # sum of the non-finite values (0, inf, -inf or nan)
         self.count = 0
 
-    def add(self, values: npt.NDArray[np.float64]) -> None:
-        values = np.asarray(values, dtype=np.float64).ravel()
-        self.count += values.size
-        finite = np.isfinite(values)
+    def add(self, values: ArrayLike) -> None:
+        """Add every value of *values* (any shape; flattened)."""
+        v = np.asarray(values, dtype=np.float64).ravel()
+        self.count += v.size
+        finite = np.isfinite(v)
         if not finite.all():
-            self._special = self._special + float(np.sum(values[~finite]))
-            values = values[finite]
-        for value in values.tolist():
-            self._total += Fraction(value)
+            for x in v[~finite].tolist():
+                self._special += x
+            v = v[finite]
+        if v.size:
+            self._total += _exact_int(v)
 
     def merge(self, other: ExactSum) -> None:
+        """Add everything *other* holds."""
         self._total += other._total
         self._special += other._special
         self.count += other.count
 
     def exact(self) -> Fraction:
-        return self._total
+        """The exact sum of the finite values added."""
+        return Fraction(self._total, 1 << _SCALE_BITS)
 
-    def value(self) -> float:
-        if self._special != 0.0 or np.isnan(self._special):
-            return self._special
-        return float(self._total)
+    def _nonfinite(self) -> bool:
+        return self._special != 0.0 or math.isnan(self._special)
 
-    def ratio(self, denominator: ExactSum) -> float:
-        """The correctly rounded quotient of this sum by *denominator*'s sum."""
-        if denominator.value() == 0 and self._special == 0:
-            raise UndefinedMeanError("the mean is undefined: no row counts (weight sum is 0)")
-        if self._special != 0.0 or np.isnan(self._special):
-            return self._special
-        return float(self._total / denominator._total)
+    def value(self, base: Base | str = "e") -> float:
+        """The sum, rounded once (inf/nan if infinities were added).
+
+        *base* ``"2"`` or ``"10"`` converts nats to bits or bans before the one rounding.
+        """
+        if self._nonfinite():
+            return float(to_base(self._special, base))
+        numerator, denominator = self._total, 1 << _SCALE_BITS
+        if base != "e":
+            numerator, denominator = _scaled(numerator, denominator, base)
+        return _to_float(numerator, denominator)
+
+    def ratio(self, denominator: ExactSum, base: Base | str = "e") -> float:
+        """The correctly rounded quotient of this sum by *denominator*'s sum.
+
+        *base* ``"2"`` or ``"10"`` converts nats to bits or bans before the one rounding.
+        Raises :class:`~xentcli.errors.UndefinedMeanError` when *denominator* is 0.
+        """
+        if denominator._total == 0 and not denominator._nonfinite():
+            raise UndefinedMeanError(
+                "the mean loss is undefined: no row counts (every label is ignore_index"
+                " or has weight 0)"
+            )
+        if self._nonfinite() or denominator._nonfinite():
+            return float(to_base(self.value() / denominator.value(), base))
+        numerator, den = self._total, denominator._total
+        if base != "e":
+            numerator, den = _scaled(numerator, den, base)
+        return _to_float(numerator, den)
+
+    def __repr__(self) -> str:
+        return f"ExactSum(value={self.value()!r}, count={self.count})"
+
+
+def _scaled(numerator: int, denominator: int, base: str) -> tuple[int, int]:
+    if base not in _LOG_E_IN_BASE:
+        raise InvalidInputError("base must be 'e', '2' or '10'", value=base)
+    factor = sum((Fraction(c) for c in _LOG_E_IN_BASE[base]), Fraction(0))
+    return numerator * factor.numerator, denominator * factor.denominator
 
 
 # ------------------------------------------------------------------------ cross-entropy
@@ -180,29 +692,9 @@ class RowLosses:
     counted: npt.NDArray[np.bool_]  #: False for rows whose label is ignore_index
 
 
-def _validate_labels(labels: ArrayLike, n: int, k: int, ignore_index: int | None) -> IntArray:
-    raw = np.asarray(labels)
-    if raw.ndim == 0:
-        raw = raw.reshape(1)
-    if raw.ndim != 1 or raw.shape[0] != n:
-        raise InvalidInputError(f"labels: expected {n} labels, got shape {raw.shape}")
-    if raw.dtype.kind == "f":
-        nonint = ~np.isfinite(raw) | (raw != np.round(raw))
-        if nonint.any():
-            row = int(np.argmax(nonint))
-            raise InvalidInputError("label is not an integer", row=row, value=float(raw[row]),
-                                    field="label")
-    elif raw.dtype.kind not in "iub":
-        raise InvalidInputError(f"labels must be integers, got dtype {raw.dtype}")
-    out = raw.astype(np.int64)
-    valid = (out >= 0) & (out < k)
-    if ignore_index is not None:
-        valid |= out == ignore_index
-    if not valid.all():
-        row = int(np.argmax(~valid))
-        raise InvalidInputError(f"label out of range [0, {k})", row=row, value=int(out[row]),
-                                field="label")
-    return out
+def _dd_scalar(x: Fraction) -> tuple[float, float]:
+    hi = float(x)
+    return hi, float(x - Fraction(hi))
 
 
 def row_losses(
@@ -214,84 +706,175 @@ def row_losses(
     ignore_index: int | None = None,
     label_smoothing: float = 0.0,
     temperature: float = 1.0,
+    check: bool = True,
 ) -> RowLosses:
-    """Per-row losses (nats) and what the mean needs, for a 2-D batch; see cross_entropy."""
-    y = as_logits(logits, temperature)
-    if y.ndim == 1:
-        y = y[None, :]
+    """Per-row losses (nats) and what the mean needs, for a 2-D batch.
+
+    Parameters
+    ----------
+    logits, labels, targets, weights, ignore_index, label_smoothing, temperature
+        As in :func:`cross_entropy`.
+    check : bool
+        ``False`` skips validating the logits, labels and targets (a caller that has
+        validated them already, such as the CSV reader). Invalid data then gives
+        meaningless numbers instead of an error.
+
+    Returns
+    -------
+    RowLosses
+        ``loss`` is the row's loss as PyTorch's ``reduction="none"`` defines it; the mean
+        is ``ExactSum(loss).ratio(ExactSum(weight))``, which is what
+        :func:`cross_entropy` returns.
+
+    Examples
+    --------
+    >>> r = row_losses([[1.2, 2.3, 0.8], [0.0, 0.0, 0.0]], [1, 2])
+    >>> r.loss
+    array([0.44211923, 1.09861229])
+    >>> r.predicted, r.weight
+    (array([1, 0]), array([1., 1.]))
+    """
+    _check_temperature(temperature)
+    eps = _check_smoothing(label_smoothing)
+    array = _logits_array(logits)
+    y = array[None, :] if array.ndim == 1 else array
     n, k = y.shape
     if (labels is None) == (targets is None):
         raise InvalidInputError("give exactly one of labels and targets")
-    if not (0.0 <= label_smoothing < 1.0):
-        raise InvalidInputError("label_smoothing must be in [0, 1)", value=label_smoothing)
-    w = None
-    if weights is not None:
-        w = np.asarray(weights, dtype=np.float64)
-        if w.shape != (k,):
-            raise InvalidInputError(f"weights: expected {k} values, got shape {w.shape}")
-        if not np.all(np.isfinite(w)) or np.any(w < 0):
-            col = int(np.argmax(~np.isfinite(w) | (w < 0)))
-            raise InvalidInputError("weight must be finite and >= 0", column=col,
-                                    value=float(w[col]), field="weight")
-    steps = softmax_steps(y)
-    log_q = steps.log_probabilities
-    q = steps.probabilities
-    predicted = steps.argmax
-    neg_log_q = -log_q
+    w = _check_weights(weights, k)
+    if ignore_index is not None and not isinstance(ignore_index, (int, np.integer)):
+        raise InvalidInputError("ignore_index must be an integer", value=ignore_index)
+
+    t: FloatArray | None = None
+    lab = np.zeros(n, dtype=np.int64)
+    counted = np.ones(n, dtype=bool)
     if targets is not None:
         t = np.asarray(targets, dtype=np.float64)
         if t.ndim == 1:
             t = t[None, :]
         if t.shape != (n, k):
-            raise InvalidInputError(f"targets: expected shape {(n, k)}, got {t.shape}")
-        bad = ~np.isfinite(t) | (t < 0)
-        if bad.any():
-            r, c = np.unravel_index(int(np.argmax(bad)), t.shape)
-            raise InvalidInputError("target must be a finite probability >= 0", row=int(r),
-                                    column=int(c), value=float(t[r, c]), field="target")
-        sums = t.sum(axis=-1)
-        off = np.abs(sums - 1.0) > 1e-6
-        if off.any():
-            r = int(np.argmax(off))
-            raise InvalidInputError("targets do not sum to 1 (tolerance 1e-6)", row=r,
-                                    value=float(sums[r]), field="target")
-        if label_smoothing:
-            t = (1.0 - label_smoothing) * t + label_smoothing / k
-        contrib = np.where(t > 0, t * neg_log_q, 0.0)
-        if w is not None:
-            contrib = contrib * w
-        loss = contrib.sum(axis=-1)
-        return RowLosses(loss=loss, weight=np.ones(n), predicted=predicted,
-                         label_probability=np.full(n, np.nan), counted=np.ones(n, bool))
-    lab = _validate_labels(labels, n, k, ignore_index)  # type: ignore[arg-type]
-    counted = np.ones(n, bool) if ignore_index is None else lab != ignore_index
-    safe = np.where(counted, lab, 0)
-    nll = np.take_along_axis(neg_log_q, safe[:, None], axis=-1)[:, 0]
-    label_q = np.take_along_axis(q, safe[:, None], axis=-1)[:, 0]
-    row_w = np.ones(n) if w is None else w[safe]
-    loss = row_w * nll
-    if label_smoothing:
-        if w is None:
-            smooth = neg_log_q.sum(axis=-1)
+            raise InvalidInputError(f"targets: expected shape {(n, k)}, got {t.shape}",
+                                    field="target")
+    else:
+        lab = _validate_labels(labels, n, k, ignore_index, check)  # type: ignore[arg-type]
+        if ignore_index is not None:
+            counted = lab != ignore_index
+            lab = np.where(counted, lab, 0)
+
+    loss = np.empty(n)
+    label_q = np.full(n, np.nan)
+    predicted = np.empty(n, dtype=np.int64)
+    # (1 - eps) and eps / K as double-doubles: the smoothing weights are exact.
+    keep = _dd_scalar(1 - Fraction(eps))
+    share = _dd_scalar(Fraction(eps) / k)
+    w_total = float(math.fsum(w.tolist())) if w is not None else float(k)
+
+    def work(start: int, stop: int) -> None:
+        xt = np.ascontiguousarray(y[start:stop].T)
+        if check:
+            _check_logit_values(xt, start, transposed=True)
+        sh = _shift(xt, temperature)
+        if check:
+            _check_masked_rows(sh.max, start, array.ndim == 1)
+        predicted[start:stop] = sh.argmax
+        cols = np.arange(stop - start)
+        if t is not None:
+            tt = np.ascontiguousarray(t[start:stop].T)
+            if check:
+                _check_targets(tt, start)
+            main = _soft_loss(sh, tt if w is None else tt * w[:, None])
         else:
-            smooth = (neg_log_q * w).sum(axis=-1)
-        loss = (1.0 - label_smoothing) * loss + (label_smoothing / k) * smooth
-    loss = np.where(counted, loss, 0.0)
-    row_w = np.where(counted, row_w, 0.0)
-    label_q = np.where(counted, label_q, np.nan)
+            li = lab[start:stop]
+            a_hi = -sh.hi[li, cols]
+            b = sh.log_s - sh.lo[li, cols]
+            if w is None:
+                main = a_hi + b
+            else:
+                wi = w[li]
+                p, pe = _two_prod(wi, a_hi)
+                with np.errstate(invalid="ignore"):
+                    main = np.where(wi == 0, 0.0, p + (pe + wi * b))
+            s_hi, s_lo = _s_parts(sh)
+            e_i = np.where(li == sh.argmax, 1.0, sh.exp[li, cols])
+            label_q[start:stop] = _probabilities(e_i, sh.lo[li, cols], s_hi, s_lo)
+        if eps:
+            uniform = _uniform_loss(sh, w, w_total)
+            main = keep[0] * main + (share[0] * uniform + (keep[1] * main + share[1] * uniform))
+            main[np.isnan(main)] = np.inf  # inf - inf from the low parts of an infinite loss
+        loss[start:stop] = main
+
+    _run(_blocks(n, k), work, k)
+    if t is not None:
+        return RowLosses(loss=loss, weight=np.ones(n), predicted=predicted,
+                         label_probability=label_q, counted=counted)
+    row_w = np.ones(n) if w is None else w[lab]
+    if ignore_index is not None:
+        loss = np.where(counted, loss, 0.0)
+        row_w = np.where(counted, row_w, 0.0)
+        label_q = np.where(counted, label_q, np.nan)
     return RowLosses(loss=loss, weight=row_w, predicted=predicted,
                      label_probability=label_q, counted=counted)
 
 
+def _weighted_neg_shift(sh: _Shift, v: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """``sum_c v_c * -(hi_c + lo_c)`` per row as (hi, lo); 0 where v_c = 0 (0 log 0 = 0)."""
+    products = v * sh.hi
+    np.negative(products, out=products)
+    low = np.einsum("kb,kb->b", v, sh.lo)
+    if np.isnan(products).any():
+        products = np.where(v > 0, products, 0.0)
+    g_hi, g_lo = _sum0(products)
+    return g_hi, g_lo - low
+
+
+def _soft_loss(sh: _Shift, v: FloatArray) -> FloatArray:
+    """``-sum_c v_c log q_c = log s * sum_c v_c + sum_c v_c * -(y_c - m)`` (no cancellation)."""
+    v_hi, v_lo = _sum0(v)
+    g_hi, g_lo = _weighted_neg_shift(sh, v)
+    with np.errstate(invalid="ignore"):
+        p, pe = _two_prod(sh.log_s, v_hi)
+        out = p + (g_hi + (pe + sh.log_s * v_lo + g_lo))
+    return np.where(np.isnan(out), np.inf, out)
+
+
+def _uniform_loss(sh: _Shift, w: FloatArray | None, w_total: float) -> FloatArray:
+    """``sum_c w_c * -log q_c`` (the label-smoothing term before its eps / K)."""
+    if w is None:
+        g_hi, g_lo = _sum0(-sh.hi)
+        g_lo = g_lo - sh.lo.sum(axis=0)
+    else:
+        g_hi, g_lo = _weighted_neg_shift(sh, np.broadcast_to(w[:, None], sh.hi.shape))
+    with np.errstate(invalid="ignore"):
+        p, pe = _two_prod(sh.log_s, np.float64(w_total))
+        out = p + (g_hi + (pe + g_lo))
+    return np.where(np.isnan(out), np.inf, out)
+
+
 def to_base(loss_nats: FloatArray | float, base: Base | str = "e") -> FloatArray | float:
-    """Convert nats to bits (base ``"2"``) or bans (base ``"10"``)."""
+    """Convert nats to bits (base ``"2"``) or bans (base ``"10"``).
+
+    Multiplies by ``1/ln(b)`` held as a double-double, so the result is within about
+    half an ulp of the exact conversion of *loss_nats*.
+
+    Examples
+    --------
+    >>> to_base(1.0, "2")
+    1.4426950408889634
+    >>> to_base(np.array([np.log(8.0), np.inf]), "2")
+    array([ 3., inf])
+    """
     if base == "e":
         return loss_nats
-    if base == "2":
-        return np.divide(loss_nats, np.log(2.0))
-    if base == "10":
-        return np.divide(loss_nats, np.log(10.0))
-    raise InvalidInputError("base must be 'e', '2' or '10'", value=base)
+    if base not in _LOG_E_IN_BASE:
+        raise InvalidInputError("base must be 'e', '2' or '10'", value=base)
+    c_hi, c_lo = _LOG_E_IN_BASE[base]
+    x = np.asarray(loss_nats, dtype=np.float64)
+    p, e = _two_prod(x, c_hi)
+    with np.errstate(invalid="ignore"):
+        out = p + (e + x * c_lo)
+    if np.ndim(loss_nats) == 0 and not isinstance(loss_nats, np.ndarray):
+        return float(out)
+    return out
 
 
 def cross_entropy(
@@ -305,35 +888,76 @@ def cross_entropy(
     temperature: float = 1.0,
     reduction: Reduction = "mean",
     base: Base | str = "e",
+    check: bool = True,
 ) -> FloatArray | float:
     """Cross-entropy loss of logits against class labels or soft targets.
 
     Follows ``torch.nn.functional.cross_entropy``: the weighted mean divides by the sum
-    of the counted rows' weights; soft targets' mean divides by N.
+    of the counted rows' weights; soft targets' mean divides by N (not by the weights).
 
+    Parameters
+    ----------
+    logits : array_like
+        ``(N, K)`` or ``(K,)`` float logits; ``-inf`` masks a class.
+    labels : array_like of int, optional
+        ``(N,)`` class indices (or one int for a single row).
+    targets : array_like, optional
+        ``(N, K)`` probability rows instead of labels (each sums to 1 within
+        :data:`TARGET_SUM_TOLERANCE`).
+    weights : array_like, optional
+        ``(K,)`` non-negative class weights.
+    ignore_index : int, optional
+        Rows with this label do not count.
+    label_smoothing : float
+        ``eps`` in [0, 1): the target becomes ``(1 - eps) * onehot + eps / K``.
+    temperature : float
+        Divide the logits by this positive number first.
+    reduction : {"mean", "sum", "none"}
+        ``"none"`` returns the per-row losses.
+    base : {"e", "2", "10"}
+        Units: nats, bits or bans.
+    check : bool
+        ``False`` skips validating logits, labels and targets (already validated).
+
+    Returns
+    -------
+    float or numpy.ndarray
+        The mean or sum (rounded once from the exact sum), or the per-row losses.
+
+    Raises
+    ------
+    xentcli.errors.InvalidInputError
+        For invalid input, naming the row and column.
+    xentcli.errors.UndefinedMeanError
+        For a mean when no row counts.
+
+    Examples
+    --------
     >>> cross_entropy([1.2, 2.3, 0.8], 1)
     0.4421192251430...
     >>> cross_entropy([0.0, -40.0], 0)
     4.248354255291589e-18
+    >>> cross_entropy([[0.0, 0.0], [0.0, -np.inf]], [0, 0], reduction="none")
+    array([0.69314718, 0.        ])
+    >>> cross_entropy([[0.0, 0.0]], [0], base="2")
+    1.0
     """
     if reduction not in ("mean", "sum", "none"):
         raise InvalidInputError("reduction must be 'mean', 'sum' or 'none'", value=reduction)
+    if base not in UNITS:
+        raise InvalidInputError("base must be 'e', '2' or '10'", value=base)
     one_row = np.ndim(logits) == 1
     rows = row_losses(logits, labels, targets=targets, weights=weights,
                       ignore_index=ignore_index, label_smoothing=label_smoothing,
-                      temperature=temperature)
+                      temperature=temperature, check=check)
     if reduction == "none":
         out = to_base(rows.loss, base)
         return out[0] if one_row else out  # type: ignore[index]
     total = ExactSum()
     total.add(rows.loss)
     if reduction == "sum":
-        return float(to_base(total.value(), base))
+        return total.value(base)
     denominator = ExactSum()
-    denominator.add(rows.weight if targets is None else np.ones(rows.loss.shape[0]))
-    if denominator.value() == 0:
-        raise UndefinedMeanError(
-            "the mean loss is undefined: no row counts (every label is ignore_index"
-            " or has weight 0)"
-        )
-    return float(to_base(total.ratio(denominator), base))
+    denominator.add(rows.weight)
+    return total.ratio(denominator, base)
+
