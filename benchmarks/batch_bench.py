@@ -1,0 +1,111 @@
+"""Batch benchmark, end to end: read a CSV of logits and labels, print the mean loss.
+
+Every contender is a fresh child process (so start-up, imports and peak memory are its
+own), measured with ``os.wait4``: wall time and peak resident set size (``ru_maxrss``).
+The contenders run interleaved, round after round, on the same files; the files are
+read once before the first round so that every contender finds them in the page cache.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from common import ChildRun, Samples, drop_note, fmt_ratio, fmt_time, log, run_child, table
+from pipelines import PIPELINES
+
+HERE = Path(__file__).resolve().parent
+XENT = "xent"
+RSS_LIMIT_MB = 250.0
+
+
+def xent_argv(path: Path) -> list[str]:
+    exe = shutil.which("xent")
+    prefix = [exe] if exe else [sys.executable, "-m", "xentcli"]
+    return [*prefix, "batch", str(path), "--format", "json"]
+
+
+def argv_for(name: str, path: Path) -> list[str]:
+    if name == XENT:
+        return xent_argv(path)
+    return [sys.executable, str(HERE / "pipelines.py"), name, str(path)]
+
+
+def parse(run: ChildRun) -> tuple[int, float]:
+    """(rows, loss) from a contender's JSON output; raises with the reason on failure."""
+    if run.returncode != 0:
+        tail = [line for line in run.stderr.strip().splitlines() if line.strip()]
+        raise RuntimeError(f"exit {run.returncode}: {tail[-1] if tail else 'no message'}")
+    data = json.loads(run.stdout)
+    return int(data["rows"]), float(data["loss"])
+
+
+def warm_cache(path: Path) -> None:
+    with path.open("rb") as f:
+        while f.read(1 << 24):
+            pass
+
+
+@dataclass
+class BatchResult:
+    label: str
+    path: Path
+    size: int
+    samples: dict[str, Samples]
+
+
+def measure(label: str, path: Path, names: Sequence[str], repeats: int) -> BatchResult:
+    """Run each contender *repeats* times, round-robin, on *path*."""
+    warm_cache(path)
+    samples = {name: Samples() for name in names}
+    for round_ in range(repeats):
+        shift = round_ % len(names)
+        for name in list(names[shift:]) + list(names[:shift]):
+            sample = samples[name]
+            if sample.error is not None:
+                continue
+            run = run_child(argv_for(name, path))
+            try:
+                rows, loss = parse(run)
+            except Exception as exc:
+                sample.error = drop_note(str(exc))
+                log(f"  {name}: failed: {sample.error}")
+                continue
+            sample.times.append(run.seconds)
+            sample.rss_kb.append(run.max_rss_kb)
+            sample.result = (rows, loss)
+            log(f"  {name}: {run.seconds:.2f} s, {run.max_rss_kb / 1024:.0f} MB, loss {loss!r}")
+    return BatchResult(label, path, path.stat().st_size, samples)
+
+
+def contenders() -> list[str]:
+    return [XENT, *PIPELINES]
+
+
+def report(results: list[BatchResult]) -> list[str]:
+    lines: list[str] = []
+    for res in results:
+        s = res.samples
+        alternatives = [n for n in s if n != XENT and s[n].ok]
+        fastest = min(alternatives, key=lambda n: s[n].time) if alternatives else None
+        rows_n = next((s[n].result[0] for n in s if s[n].ok), None)  # type: ignore[index]
+        lines += ["", f"**{res.label}**: `{res.path.name}`, {res.size / 1e6:,.0f} MB"
+                  + (f", {rows_n:,} rows" if rows_n is not None else "")
+                  + (f"; fastest alternative: {fastest}" if fastest else ""), ""]
+        rows = []
+        for name, sample in s.items():
+            if not sample.ok:
+                rows.append([name, f"failed: {sample.error}", "-", "-", "-", "-"])
+                continue
+            ratio = sample.time / s[fastest].time if fastest else float("nan")
+            rows.append([
+                name, fmt_time(sample.time), f"{res.size / 1e6 / sample.time:,.0f}",
+                f"{sample.rss_mb:,.0f}", fmt_ratio(ratio), repr(sample.result[1]),  # type: ignore[index]
+            ])
+        lines += table(["contender", "wall time", "MB/s", "peak RSS (MB)",
+                        "time / fastest alternative", "mean loss"], rows)
+    return lines

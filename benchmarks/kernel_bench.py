@@ -1,0 +1,223 @@
+"""Kernel benchmark: the mean cross-entropy of an in-memory (N, K) float64 array.
+
+Contenders, all on the same array in the same process, interleaved:
+
+- ``xent``: ``xentcli.cross_entropy(x, labels)`` (mean, exact reduction);
+- ``torch``: ``torch.nn.functional.cross_entropy`` on float64 CPU tensors (default threads),
+  with ``torch.from_numpy`` (zero copy) outside the timed region's cost: it is O(1);
+- ``scipy``: ``scipy.special.logsumexp(x, axis=1) - x[r, labels]``, then the mean;
+- ``numpy``: max-shift, ``log(sum(exp(x - m)))``, minus the label logit, the mean;
+- ``np.exp floor``: one ``np.exp(x)`` over the same array (a fresh output, as every
+  contender allocates at least one array of that size); ``np.exp(x, out=buf)`` is shown
+  too, the pure arithmetic floor without page faults.
+"""
+
+from __future__ import annotations
+
+import linecache
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any
+
+import numpy as np
+from common import Samples, fmt_ratio, fmt_time, interleaved, log, table
+
+SHAPES = ((1_000_000, 10), (10_000, 1000), (100, 100_000), (1_000_000, 3))
+FLOOR = "np.exp floor"
+TINY = (np.array([[0.0, -40.0]]), np.array([0]))
+TINY_EXACT = 4.248354255291589e-18  # log1p(exp(-40)), correctly rounded
+
+
+def make_case(n: int, k: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Logits like a trained classifier's: noise plus a boost on the (mostly) true class."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, k)) * 2.0
+    labels = rng.integers(0, k, size=n)
+    x[np.arange(n), labels] += 3.0
+    return x, labels
+
+
+def contenders(x: np.ndarray, labels: np.ndarray) -> dict[str, Callable[[], object]]:
+    """The callables to time; each returns the mean loss as a float (floor: None)."""
+    import torch
+    import torch.nn.functional as F
+    from scipy.special import logsumexp
+
+    import xentcli
+
+    rows = np.arange(x.shape[0])
+    tx, tl = torch.from_numpy(x), torch.from_numpy(labels.astype(np.int64))
+    buf = np.empty_like(x)
+
+    def numpy_ce() -> float:
+        m = x.max(axis=1, keepdims=True)
+        lse = m[:, 0] + np.log(np.exp(x - m).sum(axis=1))
+        return float(np.mean(lse - x[rows, labels]))
+
+    def floor() -> None:
+        np.exp(x)
+
+    def floor_out() -> None:
+        np.exp(x, out=buf)
+
+    return {
+        "xent": lambda: float(xentcli.cross_entropy(x, labels)),
+        "torch": lambda: float(F.cross_entropy(tx, tl).item()),
+        "scipy": lambda: float(np.mean(logsumexp(x, axis=1) - x[rows, labels])),
+        "numpy": numpy_ce,
+        FLOOR: floor,
+        "np.exp(out=)": floor_out,
+    }
+
+
+def tiny_results() -> dict[str, str]:
+    """Each contender's loss for logits [0, -40], label 0 (exact: 4.248354255291589e-18)."""
+    out: dict[str, str] = {}
+    for name, fn in contenders(*TINY).items():
+        if name.startswith("np.exp"):
+            continue
+        try:
+            out[name] = repr(fn())
+        except Exception as exc:
+            out[name] = f"failed: {type(exc).__name__}: {exc}"
+    return out
+
+
+@dataclass
+class KernelResult:
+    shape: tuple[int, int]
+    samples: dict[str, Samples]
+
+
+def run(quick: bool) -> tuple[list[KernelResult], dict[str, str]]:
+    repeats = 3 if quick else 9
+    results = []
+    for n, k in SHAPES:
+        log(f"kernel ({n}, {k}) x{repeats}")
+        x, labels = make_case(n, k)
+        samples = interleaved(contenders(x, labels), repeats=repeats, warmup=1)
+        results.append(KernelResult((n, k), samples))
+        del x, labels
+    return results, tiny_results()
+
+
+def report(results: list[KernelResult], tiny: dict[str, str]) -> list[str]:
+    names = list(results[0].samples)
+    lines = [
+        "Median time of one call (mean loss over the whole array). Ratios: the contender's",
+        "time divided by torch's, and by the `np.exp` floor (one `np.exp(x)`).",
+        "",
+    ]
+    header = ["shape (N, K)", *names, "xent / torch", "xent / floor"]
+    rows = []
+    for res in results:
+        s = res.samples
+        cells: list[object] = [f"({res.shape[0]:,}, {res.shape[1]:,})"]
+        cells += [fmt_time(s[n].time) if s[n].ok else f"failed: {s[n].error}" for n in names]
+        ok = s["xent"].ok and s["torch"].ok and s[FLOOR].ok
+        cells.append(fmt_ratio(s["xent"].time / s["torch"].time) if ok else "-")
+        cells.append(fmt_ratio(s["xent"].time / s[FLOOR].time) if ok else "-")
+        rows.append(cells)
+    lines += table(header, rows)
+    lines += ["", "Each contender's time relative to torch (lower is faster):", ""]
+    rows = []
+    for res in results:
+        s = res.samples
+        base = s["torch"].time if s["torch"].ok else float("nan")
+        rows.append([f"({res.shape[0]:,}, {res.shape[1]:,})"]
+                    + [fmt_ratio(s[n].time / base) if s[n].ok else "-" for n in names])
+    lines += table(["shape", *names], rows)
+    lines += ["", "Agreement: each contender's mean minus xent's (same array):", ""]
+    rows = []
+    for res in results:
+        s = res.samples
+        ref = s["xent"].result if s["xent"].ok else None
+        cells = [f"({res.shape[0]:,}, {res.shape[1]:,})"]
+        for n in names:
+            r = s[n].result
+            if n.startswith("np.exp") or not isinstance(r, float) or not isinstance(ref, float):
+                cells.append("-")
+            else:
+                cells.append(f"{r - ref:+.1e}" if r != ref else "0")
+        rows.append(cells)
+    lines += table(["shape", *names], rows)
+    lines += ["", "Accuracy on the tiny-loss case: logits [0, -40], label 0; the exact loss is",
+              f"log1p(exp(-40)) = {TINY_EXACT!r}.", ""]
+    lines += table(["contender", "loss", "correct"],
+                   [[n, f"`{v}`", "yes" if v == repr(TINY_EXACT) else "no"]
+                    for n, v in tiny.items()])
+    return lines
+
+
+# ------------------------------------------------------------------------- profiling
+class LineTimer:
+    """Attribute wall time to the source lines of one module (a tiny line profiler).
+
+    A trace function timestamps every line event in frames whose code lives in
+    *filename*; the time since the previous event goes to the previous line. The
+    overhead is per line executed, negligible for numpy lines over large arrays.
+    """
+
+    def __init__(self, filename: str) -> None:
+        self.filename = filename
+        self.times: dict[tuple[str, int], float] = {}
+        self.hits: dict[tuple[str, int], int] = {}
+        self._last: dict[int, tuple[tuple[str, int], float]] = {}
+
+    def _trace(self, frame: FrameType, event: str, arg: Any) -> Any:
+        if frame.f_code.co_filename != self.filename:
+            return None
+        now = time.perf_counter()
+        key = id(frame)
+        if key in self._last:
+            where, since = self._last[key]
+            self.times[where] = self.times.get(where, 0.0) + now - since
+        if event in ("line", "call"):
+            if event == "line":
+                where = (frame.f_code.co_name, frame.f_lineno)
+                self.hits[where] = self.hits.get(where, 0) + 1
+                self._last[key] = (where, time.perf_counter())
+            return self._trace
+        self._last.pop(key, None)  # return / exception
+        return self._trace
+
+    def run(self, fn: Callable[[], object]) -> None:
+        sys.settrace(self._trace)
+        try:
+            fn()
+        finally:
+            sys.settrace(None)
+
+    def top(self, limit: int = 12) -> list[tuple[float, int, str, int, str]]:
+        total = sum(self.times.values())
+        rows = []
+        for (func, line), t in sorted(self.times.items(), key=lambda kv: -kv[1])[:limit]:
+            src = linecache.getline(self.filename, line).strip()
+            rows.append((t / total if total else 0.0, self.hits.get((func, line), 0), func,
+                         line, src))
+        return rows
+
+
+def profile(shapes: tuple[tuple[int, int], ...] = ((1_000_000, 10), (100, 100_000))
+            ) -> list[str]:
+    """Where xent's kernel time goes, line by line, for a few shapes."""
+    import xentcli
+    import xentcli.kernel as kernel
+
+    lines: list[str] = []
+    for n, k in shapes:
+        x, labels = make_case(n, k)
+        xentcli.cross_entropy(x, labels)  # warm
+        timer = LineTimer(kernel.__file__)
+        start = time.perf_counter()
+        timer.run(lambda x=x, labels=labels: xentcli.cross_entropy(x, labels))
+        total = time.perf_counter() - start
+        lines += ["", f"`cross_entropy` at ({n:,}, {k:,}): {fmt_time(total)} under the tracer;"
+                  " share of the time by line of `xentcli/kernel.py`:", ""]
+        lines += table(["share", "hits", "function", "line", "source"],
+                       [[f"{share:.1%}", hits, f"`{func}`", line, f"`{src}`"]
+                        for share, hits, func, line, src in timer.top()])
+    return lines
