@@ -42,8 +42,20 @@ class Outcome:
     stderr: str
 
     def error_line(self) -> str:
-        """The only line on stderr (the test fails when there is not exactly one)."""
+        """The only line on stderr (the test fails when there is not exactly one).
+
+        A usage error (exit 2) may come with click's own preamble, ``Usage: ...``,
+        ``Try '... -h' for help.`` and a blank line, before its one ``Error:`` line.
+        """
         lines = self.stderr.splitlines()
+        if (
+            self.code == 2
+            and len(lines) == 4
+            and lines[0].startswith("Usage: ")
+            and lines[1].startswith("Try ")
+            and lines[2] == ""
+        ):
+            lines = lines[3:]
         assert len(lines) == 1, f"expected one line on stderr, got:\n{self.stderr}"
         return lines[0]
 
@@ -87,7 +99,8 @@ def run(
 def process_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment of a ``python -m xentcli`` subprocess."""
     env = {key: value for key, value in os.environ.items() if key != "XENT_DEBUG"}
-    env.update({"COLUMNS": "100", "NO_COLOR": "1", "PYTHONUNBUFFERED": "0"})
+    env.update({"COLUMNS": "100", "NO_COLOR": "1"})
+    env.pop("PYTHONUNBUFFERED", None)
     env.pop("PYTHONWARNINGS", None)
     env.update(extra or {})
     return env
@@ -146,8 +159,8 @@ def assert_clean_error(
     ``value`` is the raw offending value, shown as the errors module shows it.
     """
     assert_no_traceback(outcome)
+    assert outcome.code == code, f"exit {outcome.code}, expected {code}:\n{outcome.stderr}"
     line = outcome.error_line()
-    assert outcome.code == code, f"exit {outcome.code}, expected {code}: {line}"
     assert line.startswith("Error: "), line
     assert outcome.stdout == "", f"stdout on error: {outcome.stdout!r}"
     if where is not None:
