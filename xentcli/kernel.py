@@ -118,7 +118,7 @@ def _divide_dd(hi: FloatArray, lo: FloatArray, t: float) -> tuple[FloatArray, Fl
             q_hi = c - (c - q)
             q_lo = q - q_hi
             e = ((q_hi * t_hi - p) + q_hi * t_lo + q_lo * t_hi) + q_lo * t_lo
-        big = q < -_SPLIT_SAFE
+        big = np.abs(q) > _SPLIT_SAFE
         if big.any():
             p[big], e[big] = _two_prod(q[big], t)
     rem = ((hi - p) - e) + lo  # hi - q*t is exact; lo is added to a number of its size
@@ -462,6 +462,7 @@ def softmax_steps(logits: ArrayLike, *, temperature: float = 1.0) -> SoftmaxStep
         m_hi, m_lo = sh.max, np.zeros_like(sh.max)
         if temperature != 1.0:
             m_hi, m_lo = _divide_dd(sh.max, np.zeros_like(sh.max), temperature)
+            m_lo[~np.isfinite(m_hi)] = 0.0  # max / T beyond the float range
         per_row["m"][start:stop] = m_hi
         per_row["s"][start:stop] = s_hi + s_lo
         per_row["log_s"][start:stop] = sh.log_s
