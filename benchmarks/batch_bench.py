@@ -17,6 +17,7 @@ from pathlib import Path
 
 from common import ChildRun, Samples, drop_note, fmt_ratio, fmt_time, log, run_child, table
 from pipelines import PIPELINES
+from startup_bench import xent_command
 
 HERE = Path(__file__).resolve().parent
 XENT = "xent"
@@ -24,9 +25,7 @@ RSS_LIMIT_MB = 250.0
 
 
 def xent_argv(path: Path) -> list[str]:
-    exe = shutil.which("xent")
-    prefix = [exe] if exe else [sys.executable, "-m", "xentcli"]
-    return [*prefix, "batch", str(path), "--format", "json"]
+    return [*xent_command(), "batch", str(path), "--format", "json"]
 
 
 def argv_for(name: str, path: Path) -> list[str]:
@@ -109,3 +108,58 @@ def report(results: list[BatchResult]) -> list[str]:
         lines += table(["contender", "wall time", "MB/s", "peak RSS (MB)",
                         "time / fastest alternative", "mean loss"], rows)
     return lines
+
+
+# ------------------------------------------------------------------------- profiling
+def _frame_name(frame: str) -> str:
+    """``func (path/to/file.py:123)`` -> ``file.py:func`` (lines merged)."""
+    func, _, where = frame.partition(" (")
+    file = where.rsplit(":", 1)[0].rsplit("/", 1)[-1] if where else "?"
+    return f"{file}:{func}"
+
+
+def profile(path: Path, rate: int = 250) -> list[str]:
+    """Where ``xent batch`` spends its time: py-spy samples of every thread, by function.
+
+    Needs the ``py-spy`` sampling profiler (``pip install py-spy``); says so if missing.
+    """
+    import subprocess
+    import tempfile
+    from collections import Counter
+
+    spy = shutil.which("py-spy")
+    if spy is None:
+        return ["(py-spy is not installed: `pip install py-spy` to see this profile.)"]
+    with tempfile.NamedTemporaryFile("r", suffix=".txt") as raw:
+        proc = subprocess.run([spy, "record", "--format", "raw", "-r", str(rate), "-o", raw.name,
+                               "--", *xent_argv(path)], capture_output=True, text=True,
+                              check=False)
+        text = raw.read()
+    if proc.returncode != 0 or not text.strip():
+        return [f"(py-spy failed: {drop_note(proc.stderr or 'no samples')})"]
+    own: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    total = 0
+    for line in text.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        frames = [_frame_name(f) for f in stack.split(";") if "(" in f]
+        if not frames:
+            continue
+        own[frames[-1]] += n
+        for name in set(frames):
+            inclusive[name] += n
+    rows_own = [[f"`{name}`", f"{n / total:.1%}"] for name, n in own.most_common(15)]
+    rows_inc = [[f"`{name}`", f"{n / total:.1%}"] for name, n in inclusive.most_common()
+                if name.split(":")[0] in {"cli_batch.py", "reader.py", "batch.py", "kernel.py",
+                                          "cli.py"}][:20]
+    return [f"py-spy, {total} samples at {rate} Hz of every thread of `xent batch"
+            f" {path.name} --format json` (samples of idle threads are not counted):", "",
+            "Own time (the function on top of the stack; numpy and pyarrow C code counts for"
+            " the Python function that called it):", "",
+            *table(["function", "share"], rows_own), "",
+            "Inclusive time of xent's functions:", "",
+            *table(["function", "share"], rows_inc)]

@@ -147,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"comma-separated parts to run (default: all of {','.join(PARTS)})")
     parser.add_argument("--data-dir", type=Path, help="keep generated data here (reused)")
     parser.add_argument("--output", type=Path, default=HERE / "RESULTS.md")
-    parser.add_argument("--no-profile", action="store_true", help="skip the kernel profile")
+    parser.add_argument("--no-profile", action="store_true",
+                        help="skip the kernel and batch profiles")
     args = parser.parse_args(argv)
     parts = [p.strip() for p in args.only.split(",") if p.strip()]
     unknown = sorted(set(parts) - set(PARTS))
@@ -183,7 +184,8 @@ def main(argv: list[str] | None = None) -> int:
         if "startup" in parts:
             startup = startup_bench.run(args.quick)
             sections += ["", "## Start-up (fresh process, median)", "",
-                         *startup_bench.report(startup)]
+                         *startup_bench.report(startup), "",
+                         *startup_bench.import_profile(5 if args.quick else 9)]
         if "batch" in parts or "probe" in parts:
             files = {}
             for k in (10, 1000):
@@ -201,6 +203,11 @@ def main(argv: list[str] | None = None) -> int:
                          " builds the float64 (N, K) array and computes the mean with"
                          " max-shifted log-sum-exp (benchmarks/pipelines.py).",
                          *batch_bench.report(batch)]
+            if not args.no_profile:
+                sections += ["", "### Where `xent batch` time goes", ""]
+                for k in (10,) if args.quick else (10, 1000):
+                    log(f"batch profile K={k}")
+                    sections += ["", *batch_bench.profile(files[k])]
         if "scaling" in parts:
             base = generate(data / f"k10_{sizes.scaling_base // MB}MB.csv", 10, sizes.scaling_base)
             scaling = []

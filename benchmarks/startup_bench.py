@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 import sys
+from pathlib import Path
 
-from common import Samples, fmt_ratio, fmt_time, log, run_child, table
+from common import Samples, fmt_ratio, fmt_time, log, median, run_child, table
 
 BARE = "python -c 'import numpy, click, rich.console, rich.table'"
 COMPUTE = "xent compute --logits 1.2,2.3,0.8 --label 1"
 
 
-def commands() -> dict[str, list[str]]:
+def xent_command() -> list[str]:
+    """The ``xent`` console script beside this interpreter (not a pyenv or other shim,
+    which would add a shell and a launcher that ``python`` here does not pay)."""
+    beside = Path(sys.executable).with_name("xent")
+    if beside.exists():
+        return [str(beside)]
     exe = shutil.which("xent")
-    xent = [exe] if exe else [sys.executable, "-m", "xentcli"]
+    return [exe] if exe else [sys.executable, "-m", "xentcli"]
+
+
+def commands() -> dict[str, list[str]]:
+    xent = xent_command()
     return {
         "xent --help": [*xent, "--help"],
         COMPUTE: [*xent, "compute", "--logits", "1.2,2.3,0.8", "--label", "1"],
@@ -43,6 +54,42 @@ def run(quick: bool) -> dict[str, Samples]:
                 sample.times.append(child.seconds)
                 sample.rss_kb.append(child.max_rss_kb)
     return out
+
+
+def _import_times(code: str) -> dict[str, int]:
+    """Self import time (µs) of every module a fresh ``python -c code`` imports."""
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-c", code],
+                          capture_output=True, text=True, check=False)
+    out: dict[str, int] = {}
+    for line in proc.stderr.splitlines():
+        if line.startswith("import time:") and "|" in line:
+            fields = line[len("import time:"):].split("|")
+            if fields[0].strip().isdigit():
+                out[fields[2].strip()] = int(fields[0])
+    return out
+
+
+def import_profile(repeats: int = 7, limit: int = 15) -> list[str]:
+    """What ``xent compute`` imports beyond the bare imports, and what it costs."""
+    compute = ("import sys; sys.argv = ['xent', 'compute', '--logits', '1.2,2.3,0.8',"
+               " '--label', '1']; from xentcli.cli import main; main()")
+    bare = "import numpy, click, rich.console, rich.table"
+    runs_c = [_import_times(compute) for _ in range(repeats)]
+    runs_b = [_import_times(bare) for _ in range(repeats)]
+    base = set().union(*runs_b)
+    extra: dict[str, float] = {}
+    for name in set().union(*runs_c) - base:
+        extra[name] = median([r.get(name, 0) for r in runs_c]) / 1e3
+    total = sum(extra.values())
+    total_c = median([sum(r.values()) for r in runs_c]) / 1e3
+    total_b = median([sum(r.values()) for r in runs_b]) / 1e3
+    rows = [[f"`{name}`", f"{ms:.1f}"] for name, ms in
+            sorted(extra.items(), key=lambda kv: -kv[1])[:limit]]
+    return [f"Import time (`python -X importtime`, median of {repeats}, self time of each"
+            f" module): `xent compute` imports {total_c:.0f} ms of modules, the bare"
+            f" imports {total_b:.0f} ms; {len(extra)} modules that the bare imports do not"
+            f" load cost {total:.0f} ms, the largest:", "",
+            *table(["module", "self ms"], rows)]
 
 
 def report(samples: dict[str, Samples]) -> list[str]:
