@@ -50,6 +50,9 @@ VARIETY = {
     "awkward names": build_trace([0.5, -1.5, 2.5], 2,
                                  classes=["a_b", "50% & {x}", "c#~^$\\"]),
     "many classes": build_trace([float(v) for v in range(20)], 3),
+    "huge magnitudes": build_trace([1e300, -1e300], 1),
+    "subnormal logits": build_trace([1e-320, 0.0], 0),
+    "tiny temperature": build_trace([1e-300, 2e-300], 0, temperature=1e-300),
 }
 
 SEED_TABLE = """\
@@ -387,6 +390,15 @@ def test_long_rows_are_elided_in_the_derivation():
     assert "max(0, 1, 2, 3, 4, 5, 6, 7, ..., 18, 19) = 19" in text
 
 
+def test_huge_magnitudes_in_text_and_tex():
+    trace = VARIETY["huge magnitudes"]
+    assert trace.loss == 2e300
+    assert "e^m = e^1e+300 overflows float64" in _text_of(trace)
+    tex = to_latex(trace)
+    assert "e^{1 \\times 10^{300}}" in tex
+    assert "1e+300" not in tex
+
+
 def test_masked_true_class_has_infinite_loss():
     trace = VARIETY["masked true class"]
     text = table(trace, explain=True)
@@ -548,7 +560,8 @@ def test_latex_content_for_the_seed():
 if shutil.which("pdflatex"):
 
     @pytest.mark.parametrize("name", ["seed", "soft, weights, smoothing, temperature, bans",
-                                      "overflow", "awkward names", "masked true class"])
+                                      "overflow", "awkward names", "masked true class",
+                                      "huge magnitudes"])
     def test_latex_compiles_with_pdflatex(name, tmp_path):
         (tmp_path / "doc.tex").write_text(to_latex(VARIETY[name], naive=True), encoding="utf-8")
         result = subprocess.run(

@@ -17,6 +17,7 @@ for per-class values (:func:`fixed`), ``digits + 1`` significant digits for tota
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -80,10 +81,19 @@ def tex_number(text: str) -> str:
         return text.replace("inf", "\\infty")
     if text == "nan":
         return "\\mathrm{NaN}"
-    if "e" in text:
-        mantissa, exponent = text.split("e")
-        return f"{mantissa} \\times 10^{{{int(exponent)}}}"
-    return text
+    return tex_exponents(text)
+
+
+_SCIENTIFIC = re.compile(r"(?<![\w.^])(-?\d+(?:\.\d+)?)e([+-]?\d+)\b")
+
+
+def tex_exponents(text: str) -> str:
+    """Write every ``1.5e-18`` in *text* as ``1.5 \\times 10^{-18}``.
+
+    >>> print(tex_exponents("s = 1.0000e+05 and 4e-3"))
+    s = 1.0000 \\times 10^{5} and 4 \\times 10^{-3}
+    """
+    return _SCIENTIFIC.sub(lambda m: f"{m.group(1)} \\times 10^{{{int(m.group(2))}}}", text)
 
 
 _TEX_SPECIAL = {
@@ -130,10 +140,10 @@ class Step:
     lines: list[Line] = field(default_factory=list)
 
     def math(self, text: str, tex: str) -> None:
-        self.lines.append(Line(text, tex, True))
+        self.lines.append(Line(text, tex_exponents(tex), True))
 
     def say(self, text: str, tex: str) -> None:
-        self.lines.append(Line(text, tex, False))
+        self.lines.append(Line(text, tex_exponents(tex), False))
 
 
 def vec(values: Iterable[str], tex: bool = False) -> str:
@@ -180,8 +190,9 @@ def derivation(t: Trace, digits: int = DEFAULT_DIGITS) -> list[Step]:
 
     step = Step(2, "Shift the logits by the max")
     diffs = [f"{v} - {m}" for v in y]
+    diffs_tex = _listing([f"{tex_number(v)} - {tex_number(m)}" for v in y], dots=_TEX_DOTS)
     step.math(f"y_k - m = {vec(diffs)} = {vec([f(v) for v in t.shifted])}",
-              f"y_k - m = {vec(diffs, True)} = {vec([f(v) for v in t.shifted], True)}")
+              f"y_k - m = \\left[{diffs_tex}\\right] = {vec([f(v) for v in t.shifted], True)}")
     steps.append(step)
 
     step = Step(3, "Their exponentials")
