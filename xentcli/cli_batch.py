@@ -123,7 +123,6 @@ class _Progress:
             ProgressColumn,
             Task,
             TextColumn,
-            TimeElapsedColumn,
             TimeRemainingColumn,
         )
         from rich.text import Text
@@ -135,7 +134,7 @@ class _Progress:
                 elapsed = task.elapsed or 0.0
                 rows = int(task.fields.get("rows", 0))
                 rate = rows / elapsed if elapsed > 0 else 0.0
-                return Text(f"{rows:,} rows, {rate:,.0f} rows/s")
+                return Text(f"{rows:,} rows {rate:,.0f}/s", no_wrap=True)
 
         sizes = []
         for path in paths:
@@ -146,8 +145,8 @@ class _Progress:
         total = None if any(s is None for s in sizes) else sum(s or 0 for s in sizes)
         console = make_console(stderr=True)
         self._progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-            RowsPerSecond(), TimeElapsedColumn(), TimeRemainingColumn(),
+            TextColumn("{task.description}"), BarColumn(bar_width=24), DownloadColumn(),
+            RowsPerSecond(), TimeRemainingColumn(),
             console=console, transient=True,
         )
         self._task = self._progress.add_task("xent batch", total=total, rows=0)
