@@ -102,9 +102,11 @@ from xentcli.errors import DataError
 TARGET_SUM_TOLERANCE = 1e-6
 
 #: bytes of text parsed at a time (tests lower it to exercise block boundaries)
-BLOCK_BYTES = 8 << 20
+BLOCK_BYTES = 4 << 20
 #: a longer line is an error rather than a reason to exhaust memory
 MAX_LINE_BYTES = 32 << 20
+#: from this many columns on, blocks are parsed as one long column (see _fast_wide)
+WIDE_COLUMNS = 100
 #: how many skipped rows' errors are kept in ``Table.skipped``
 SKIPPED_KEPT = 10
 #: below this size a failing block goes straight to the precise reader
@@ -619,6 +621,7 @@ class Table:
         self.label_name = None if label is None else names[label]
         self.target_names = None if targets is None else [names[i] for i in targets]
         self._class_index = {c: i for i, c in enumerate(options.classes or ())}
+        self._wide = ncols >= WIDE_COLUMNS and options.classes is None
 
     # -- chunks --------------------------------------------------------------------------
 
@@ -647,9 +650,17 @@ class Table:
         if self.rows_read == 0 and self.rows_skipped == 0:
             raise self._error("no data rows")
 
-    def _parse(self, block: bytes, first: int) -> Iterator[_Parsed]:
+    def _parse(self, block: bytes, first: int, top: bool = True) -> Iterator[_Parsed]:
         """Parse *block* fast, or split it and re-read the faulty part precisely."""
-        parsed = self._fast(block, first)
+        if self._wide:
+            parsed = self._fast_wide(block, first)
+            if parsed is None and top:
+                # Maybe a column that is not numeric (wide mode parses every column as
+                # a number): if the ordinary fast path reads the block, keep to it.
+                parsed = self._fast(block, first)
+                self._wide = parsed is None
+        else:
+            parsed = self._fast(block, first)
         if parsed is not None:
             yield parsed
             return
@@ -662,8 +673,8 @@ class Table:
         if middle <= 0 or middle >= len(block):
             yield self._precise(block, first)
             return
-        yield from self._parse(block[:middle], first)
-        yield from self._parse(block[middle:], first + block.count(b"\n", 0, middle))
+        yield from self._parse(block[:middle], first, top=False)
+        yield from self._parse(block[middle:], first + block.count(b"\n", 0, middle), top=False)
 
     # -- the fast path -------------------------------------------------------------------
 
@@ -721,7 +732,8 @@ class Table:
         except (pa.ArrowException, ValueError):
             return None
         n = table.num_rows
-        count = _count_newlines(block) + (not block.endswith(b"\n"))
+        count = block.count(b"\n") if len(block) < 4096 else _count_newlines(block)
+        count += not block.endswith(b"\n")
         if n == count:
             lines = np.arange(first, first + count, dtype=np.int64)
         else:  # pyarrow skipped empty lines
@@ -742,6 +754,94 @@ class Table:
                 return None
         return _Parsed(logits, labels, targets, lines)
 
+    def _fast_wide(self, block: bytes, first: int) -> _Parsed | None:
+        """Parse a block of a wide table (many columns) as one column of numbers.
+
+        pyarrow's cost grows steeply with the number of columns (a 100000-column file
+        takes seconds per row), so each delimiter becomes a line break and the numbers
+        are read as one long column, then reshaped after checking that every line has
+        exactly the right number of fields. Every column must then be numeric and
+        unquoted; otherwise this returns None.
+        """
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+
+        if b'"' in block or _lone_carriage_return(block):
+            return None
+        delimiter = (self._delimiter or ",").encode()
+        if len(delimiter) != 1:
+            return None
+        data = np.frombuffer(block, dtype=np.uint8)
+        ends = np.flatnonzero(data == 10)
+        if not block.endswith(b"\n"):
+            ends = np.append(ends, len(block))
+        n, ncols = len(ends), self._ncols
+        marks = np.flatnonzero(data == delimiter[0])
+        if len(marks) != n * (ncols - 1):
+            return None
+        per_line = np.diff(np.searchsorted(marks, ends), prepend=0)
+        if (per_line != ncols - 1).any():
+            return None
+        try:
+            column = pacsv.read_csv(
+                pa.py_buffer(block.replace(delimiter, b"\n")),
+                read_options=pacsv.ReadOptions(
+                    column_names=["v"], block_size=1 << 20, use_threads=True
+                ),
+                parse_options=pacsv.ParseOptions(
+                    newlines_in_values=False, ignore_empty_lines=False
+                ),
+                convert_options=pacsv.ConvertOptions(
+                    column_types={"v": pa.float64()},
+                    null_values=[],
+                    strings_can_be_null=False,
+                    quoted_strings_can_be_null=False,
+                ),
+            ).column(0)
+        except (pa.ArrowException, ValueError):
+            return None
+        if len(column) != n * ncols:
+            return None
+        values = np.empty(n * ncols, dtype=np.float64)
+        start = 0
+        for piece in column.chunks:
+            values[start : start + len(piece)] = _view(piece, np.float64)
+            start += len(piece)
+        table = values.reshape(n, ncols)
+        logits = _columns(table, self._logits)
+        if not _logits_ok(logits):
+            return None
+        targets = labels = None
+        if self._targets is not None:
+            targets = _columns(table, self._targets)
+            if _bad_target_rows(targets).any():
+                return None
+        if self._label is not None:
+            if self.options.classes is not None:
+                return None
+            index = self._label
+            fields = marks.reshape(n, ncols - 1)
+            if index == 0:
+                starts = np.empty(n, dtype=np.int64)
+                starts[0] = 0
+                starts[1:] = ends[:-1] + 1
+            else:
+                starts = fields[:, index - 1] + 1
+            if index < ncols - 1:
+                stops = fields[:, index]
+            else:
+                stops = ends - (data[np.maximum(ends - 1, 0)] == 13)
+            if not _integer_text(data, starts, stops):
+                return None
+            floats = table[:, index]
+            if not bool((np.abs(floats) < 2.0**53).all()):
+                return None
+            labels = floats.astype(np.int64)
+            if _bad_labels(labels, len(self._logits), self._ignore()).any():
+                return None
+        lines = np.arange(first, first + n, dtype=np.int64)
+        return _Parsed(logits, labels, targets, lines)
+
     def _ignore(self) -> int | None:
         return None if self.options.classes is not None else self.options.ignore_index
 
@@ -757,7 +857,7 @@ class Table:
             index = pc.index_in(names, value_set=pa.array(list(self.options.classes)))
             if index.null_count:
                 return None
-            return np.asarray(index.to_numpy(), dtype=np.int64)
+            return _gather(index, np.int32)
         if b"x" in block or b"X" in block:
             # pyarrow reads '0x1F' as an integer; the precise reader does not.
             read_options, parse_options, _ = self._arrow_options()
@@ -779,7 +879,7 @@ class Table:
                 return None
             if not pc.all(pc.match_substring_regex(text, _INTEGER_PATTERN)).as_py():
                 return None
-        return np.asarray(column.to_numpy(), dtype=np.int64)
+        return _gather(column, np.int64)
 
     # -- the precise path ----------------------------------------------------------------
 
@@ -913,9 +1013,55 @@ def _to_matrix(table: Any, indices: list[int], n: int) -> npt.NDArray[np.float64
         start = 0
         for piece in table.column(f"c{index}").chunks:
             size = len(piece)
-            out[start : start + size, j] = piece.to_numpy(zero_copy_only=False)
+            out[start : start + size, j] = _view(piece, np.float64)
             start += size
     return out
+
+
+def _view(array: Any, dtype: Any) -> npt.NDArray[Any]:
+    """A numpy view of a null-free arrow array of a fixed-width type.
+
+    (``Array.to_numpy`` imports pandas, which costs 40 MB of memory and a second.)
+    """
+    itemsize = np.dtype(dtype).itemsize
+    return np.frombuffer(
+        array.buffers()[1], dtype=dtype, count=len(array), offset=array.offset * itemsize
+    )
+
+
+def _gather(column: Any, dtype: Any) -> npt.NDArray[np.int64]:
+    """The values of a null-free chunked arrow column as a new int64 array."""
+    pieces = [_view(piece, dtype) for piece in column.chunks]
+    if not pieces:
+        return np.empty(0, dtype=np.int64)
+    return np.concatenate(pieces).astype(np.int64, copy=False)
+
+
+def _columns(table: npt.NDArray[np.float64], indices: list[int]) -> npt.NDArray[np.float64]:
+    """Columns *indices* of *table* as a C-contiguous array (a slice when contiguous)."""
+    low = indices[0]
+    if indices == list(range(low, low + len(indices))):
+        return np.ascontiguousarray(table[:, low : low + len(indices)])
+    return table[:, indices]
+
+
+_INTEGER_BYTES = np.zeros(256, dtype=bool)
+_INTEGER_BYTES[list(b"0123456789+- \t")] = True
+
+
+def _integer_text(
+    data: npt.NDArray[np.uint8], starts: npt.NDArray[np.int64], stops: npt.NDArray[np.int64]
+) -> bool:
+    """True when every field data[start:stop] holds only digits, signs, spaces and tabs."""
+    lengths = stops - starts
+    if len(lengths) == 0:
+        return True
+    longest = int(lengths.max())
+    if longest > 24:
+        return False
+    offsets = np.arange(longest)
+    window = data[np.minimum(starts[:, None] + offsets, len(data) - 1)]
+    return bool((_INTEGER_BYTES[window] | (offsets >= lengths[:, None])).all())
 
 
 def _logits_ok(logits: npt.NDArray[np.float64]) -> bool:
