@@ -201,6 +201,18 @@ def test_masked_classes_have_probability_exactly_zero() -> None:
     assert cross_entropy(y, [1, 1]) == math.inf
 
 
+@pytest.mark.parametrize("k", [2, 3, 16, 17, 31, 40, 300])
+def test_predicted_is_the_first_max(k: int) -> None:
+    rng = np.random.default_rng(k)
+    y = rng.integers(-2, 3, size=(500, k)).astype(np.float64)
+    y[0] = 0.0
+    y[1, -1] = -np.inf
+    rows = row_losses(y, np.zeros(500, dtype=np.int64))
+    assert np.array_equal(rows.predicted, np.argmax(y, axis=1))
+    assert np.array_equal(softmax_steps(y).argmax, np.argmax(y, axis=1))
+    assert rows.predicted[0] == 0
+
+
 def test_k1_loss_is_exactly_zero() -> None:
     y = np.array([[3.0], [-7.5], [1e300]])
     assert list(cross_entropy(y, [0, 0, 0], reduction="none")) == [0.0, 0.0, 0.0]
