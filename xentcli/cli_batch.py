@@ -29,7 +29,8 @@ Examples:
   xent batch examples/digits.csv
   xent batch 'runs/*.csv.gz' --worst 10
   xent batch preds.tsv --label-column y --logit-columns 'logit_*' --base 2
-  xent batch probs.csv --target-columns 't0:t10' --logit-columns 'l0:l10'
+  xent batch examples/digits_distill.csv --target-columns 'target_*'
+  xent batch preds.csv --no-header --label-column 0 --logit-columns 1:11
   xent batch preds.csv --classes cat,dog,bird --weights 1,2,0.5 --format json
   xent batch preds.csv --per-row rows.csv --on-error skip
   zcat preds.csv.gz | xent batch - --format csv
@@ -197,7 +198,8 @@ def _per_row_output(stack: contextlib.ExitStack[Any], path: str | None) -> IO[st
 @click.option("--target-columns", metavar="LIST",
               help="Soft-target columns (a probability per class) instead of a label.")
 @click.option("--classes", metavar="NAMES", help="Class names, in logit order; labels are names.")
-@click.option("--weights", metavar="W0,W1,...", help="Class weights (PyTorch semantics).")
+@click.option("--weights", metavar="W0,W1,...", help="Class weights (PyTorch semantics: the mean divides by the counted rows' "
+                   "weights; with --target-columns, by the number of rows).")
 @click.option("--ignore-index", type=int, metavar="INT",
               help="Rows with this label do not count.")
 @click.option("--label-smoothing", default="0", show_default=True, metavar="EPS",
