@@ -198,7 +198,8 @@ def _per_row_output(stack: contextlib.ExitStack[Any], path: str | None) -> IO[st
 @click.option("--target-columns", metavar="LIST",
               help="Soft-target columns (a probability per class) instead of a label.")
 @click.option("--classes", metavar="NAMES", help="Class names, in logit order; labels are names.")
-@click.option("--weights", metavar="W0,W1,...", help="Class weights (PyTorch semantics: the mean divides by the counted rows' "
+@click.option("--weights", metavar="W0,W1,...",
+              help="Class weights (PyTorch semantics: the mean divides by the counted rows' "
                    "weights; with --target-columns, by the number of rows).")
 @click.option("--ignore-index", type=int, metavar="INT",
               help="Rows with this label do not count.")
