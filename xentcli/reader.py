@@ -107,19 +107,20 @@ BLOCK_BYTES = 4 << 20
 MAX_LINE_BYTES = 32 << 20
 #: from this many columns on, blocks are parsed as one long column (see _fast_wide)
 WIDE_COLUMNS = 100
+#: a wide table is tried with the ordinary fast path only up to this many columns
+_NARROW_ENOUGH = 5000
 #: how many skipped rows' errors are kept in ``Table.skipped``
 SKIPPED_KEPT = 10
 #: below this size a failing block goes straight to the precise reader
 _SPLIT_MIN_BYTES = 64 << 10
 
 _LABEL_NAMES = ("label", "target", "y", "class")
-_BLANK = b" \t"
+_BLANK = b" \t\r\n"
 _NUMBER = re.compile(
     r"[ \t]*[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|inf(?:inity)?|nan)[ \t]*",
     re.IGNORECASE,
 )
 _INTEGER = re.compile(r"[ \t]*[+-]?[0-9]+[ \t]*")
-_INTEGER_PATTERN = r"^[ \t]*[+-]?[0-9]+[ \t]*$"
 _RANGE = re.compile(r"(-?[0-9]*):(-?[0-9]*)(?::(-?[0-9]*))?")
 _INDEX = re.compile(r"-?[0-9]+")
 _MAGIC = {b"\x1f\x8b": ".gz", b"BZh": ".bz2", b"\xfd7zXZ\x00": ".xz"}
@@ -654,7 +655,7 @@ class Table:
         """Parse *block* fast, or split it and re-read the faulty part precisely."""
         if self._wide:
             parsed = self._fast_wide(block, first)
-            if parsed is None and top:
+            if parsed is None and top and self._ncols <= _NARROW_ENOUGH:
                 # Maybe a column that is not numeric (wide mode parses every column as
                 # a number): if the ordinary fast path reads the block, keep to it.
                 parsed = self._fast(block, first)
@@ -690,7 +691,11 @@ class Table:
         include = [columns[i] for i in self._logits + (self._targets or [])]
         if self._label is not None:
             include.append(columns[self._label])
-            label_type = pa.string() if self.options.classes is not None else pa.int64()
+            label_type = (
+                pa.dictionary(pa.int32(), pa.string())
+                if self.options.classes is not None
+                else pa.int64()
+            )
             types[columns[self._label]] = label_type
         # pyarrow's blocks must hold whole lines: size them from the first line.
         block_size = max(1 << 20, 4 * self._long_line)
@@ -847,17 +852,13 @@ class Table:
 
     def _fast_labels(self, table: Any, block: bytes, n: int) -> npt.NDArray[np.int64] | None:
         import pyarrow as pa
-        import pyarrow.compute as pc
         import pyarrow.csv as pacsv
 
         assert self._label is not None
         column = table.column(f"c{self._label}")
         if self.options.classes is not None:
-            names = pc.utf8_trim(column, characters=" \t")
-            index = pc.index_in(names, value_set=pa.array(list(self.options.classes)))
-            if index.null_count:
-                return None
-            return _gather(index, np.int32)
+            # A dictionary-encoded column: map the few distinct names, not every row.
+            return self._class_indices(column)
         if b"x" in block or b"X" in block:
             # pyarrow reads '0x1F' as an integer; the precise reader does not.
             read_options, parse_options, _ = self._arrow_options()
@@ -868,7 +869,7 @@ class Table:
                     read_options=read_options,
                     parse_options=parse_options,
                     convert_options=pacsv.ConvertOptions(
-                        column_types={name: pa.string()},
+                        column_types={name: pa.dictionary(pa.int32(), pa.string())},
                         include_columns=[name],
                         null_values=[],
                         strings_can_be_null=False,
@@ -877,9 +878,27 @@ class Table:
                 ).column(0)
             except (pa.ArrowException, ValueError):
                 return None
-            if not pc.all(pc.match_substring_regex(text, _INTEGER_PATTERN)).as_py():
-                return None
+            for piece in text.chunks:
+                if not all(_INTEGER.fullmatch(v) for v in piece.dictionary.to_pylist()):
+                    return None
         return _gather(column, np.int64)
+
+    def _class_indices(self, column: Any) -> npt.NDArray[np.int64] | None:
+        """Class indices of a dictionary-encoded column of names, or None if one is unknown."""
+        pieces = []
+        for piece in column.chunks:
+            names = piece.dictionary.to_pylist()
+            mapping = np.array(
+                [self._class_index.get(name.strip(" \t"), -1) for name in names] + [-1],
+                dtype=np.int64,
+            )
+            indices = mapping[_view(piece.indices, np.int32)]
+            if (indices < 0).any():
+                return None
+            pieces.append(indices)
+        if not pieces:
+            return np.empty(0, dtype=np.int64)
+        return np.concatenate(pieces)
 
     # -- the precise path ----------------------------------------------------------------
 
@@ -960,7 +979,7 @@ class Table:
                 if value < 0:
                     raise DataError(path, number, index + 1, "target is negative", fields[index])
                 row_targets.append(value)
-            total = _row_sums(np.array([row_targets], dtype=np.float64))[0]
+            total = float(_row_sums(np.array([row_targets], dtype=np.float64))[0])
             if not abs(total - 1.0) <= TARGET_SUM_TOLERANCE:
                 raise DataError(
                     path,
