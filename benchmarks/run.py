@@ -180,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
                 sections += ["", "### Where xent's kernel time goes", "",
                              "A line-level trace (benchmarks/kernel_bench.py `LineTimer`) of one"
                              " `cross_entropy` call; the tracer adds a little per line executed.",
-                             *kernel_bench.profile()]
+                             *kernel_bench.profile(), "",
+                             *kernel_bench.building_blocks(100 if args.quick else 300)]
         if "startup" in parts:
             startup = startup_bench.run(args.quick)
             sections += ["", "## Start-up (fresh process, median)", "",
