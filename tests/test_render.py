@@ -13,6 +13,9 @@ import shutil
 import subprocess
 
 import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import given as hypothesis_given
+from hypothesis import strategies as st
 from rich.console import Console
 
 from xentcli.clitools import make_console
@@ -571,3 +574,42 @@ if shutil.which("pdflatex"):
         )
         assert result.returncode == 0, result.stdout[-2000:]
         assert (tmp_path / "doc.pdf").stat().st_size > 1000
+
+
+# --------------------------------------------------------------------- robustness
+
+_LOGIT = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False, width=64),
+    st.floats(min_value=-50, max_value=50),
+    st.just(-INF),
+)
+
+
+@st.composite
+def _traces(draw: st.DrawFn) -> Trace:
+    logits = draw(st.lists(_LOGIT, min_size=1, max_size=6).filter(
+        lambda row: any(v != -INF for v in row)))
+    k = len(logits)
+    options: dict[str, object] = {
+        "temperature": draw(st.sampled_from([1.0, 0.5, 3.0])),
+        "label_smoothing": draw(st.sampled_from([0.0, 0.1])),
+        "base": draw(st.sampled_from(["e", "2", "10"])),
+    }
+    if draw(st.booleans()):
+        options["weights"] = draw(st.lists(st.sampled_from([0.0, 0.5, 1.0, 3.0]),
+                                           min_size=k, max_size=k))
+    if draw(st.booleans()):
+        raw = draw(st.lists(st.integers(0, 4), min_size=k, max_size=k).filter(any))
+        return build_trace(logits, targets=[v / sum(raw) for v in raw], **options)  # type: ignore[arg-type]
+    return build_trace(logits, draw(st.integers(0, k - 1)), **options)  # type: ignore[arg-type]
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@hypothesis_given(_traces())
+def test_every_format_renders_any_valid_sample(trace):
+    text = table(trace, explain=True, naive=True)
+    assert "loss L" in text
+    assert json.loads(to_json(trace, naive=True, explain=True))["units"] == trace.units
+    assert len(list(csv.reader(io.StringIO(to_csv(trace, naive=True))))) == trace.num_classes + 1
+    assert to_markdown(trace, naive=True).startswith("## ")
+    check_latex_structure(to_latex(trace, naive=True))

@@ -85,15 +85,20 @@ def tex_number(text: str) -> str:
 
 
 _SCIENTIFIC = re.compile(r"(?<![\w.^])(-?\d+(?:\.\d+)?)e([+-]?\d+)\b")
+# A bare inf or nan (from a formatted number) in TeX; not the inf of \infty or infinite.
+_INF = re.compile(r"(?<![\\\w])inf\b")
+_NAN = re.compile(r"(?<![\\\w])nan\b")
 
 
 def tex_exponents(text: str) -> str:
     """Write every ``1.5e-18`` in *text* as ``1.5 \\times 10^{-18}``.
 
-    >>> print(tex_exponents("s = 1.0000e+05 and 4e-3"))
-    s = 1.0000 \\times 10^{5} and 4 \\times 10^{-3}
+    >>> print(tex_exponents("s = 1.0000e+05 and 4e-3, -inf, nan, \\\\infty"))
+    s = 1.0000 \\times 10^{5} and 4 \\times 10^{-3}, -\\infty, \\mathrm{NaN}, \\infty
     """
-    return _SCIENTIFIC.sub(lambda m: f"{m.group(1)} \\times 10^{{{int(m.group(2))}}}", text)
+    text = _SCIENTIFIC.sub(lambda m: f"{m.group(1)} \\times 10^{{{int(m.group(2))}}}", text)
+    text = _INF.sub("\\\\infty", text)
+    return _NAN.sub("\\\\mathrm{NaN}", text)
 
 
 _TEX_SPECIAL = {
@@ -433,6 +438,8 @@ def _rounding_note(t: Trace) -> tuple[str, str] | None:
     if t.label is None or t.label_smoothing or t.weights is not None or t.base != "e":
         return None
     q = t.probabilities[t.label]
+    if not 0.001 <= q < 1.0:  # also false for a nan
+        return None
     cut = math.floor(q * 1000) / 1000
     if not 0.001 <= cut < 1.0:
         return None

@@ -122,7 +122,8 @@ def _bars(t: Trace, digits: int, glyph: str) -> list[str]:
     out = []
     for k, name in enumerate(names):
         mark = ">" if k == t.label else " "
-        bar = glyph * round(t.probabilities[k] * _BAR_WIDTH)
+        q = t.probabilities[k]
+        bar = glyph * (round(q * _BAR_WIDTH) if 0 <= q <= 1 else 0)  # no bar for a nan
         out.append(f"{mark} {name.rjust(width)}  {bar.ljust(_BAR_WIDTH)}  "
                    f"{fixed(t.probabilities[k], digits)}")
     return out
@@ -139,11 +140,16 @@ def _naive_table(t: Trace, digits: int, table_box: box.Box) -> Table:
     return table
 
 
-def _print_wrapped(console: Console, text: str, indent: int) -> None:
+def _wrapped(text: str, indent: int, width: int) -> list[str]:
     # textwrap rather than rich's wrapping: rich pads wrapped lines to the full width.
-    width = max(console.width - indent, 20)
-    for line in textwrap.wrap(text, width, break_long_words=False, break_on_hyphens=False):
-        console.print(Text(" " * indent + line), soft_wrap=True)
+    lines = textwrap.wrap(text, max(width - indent, 20), break_long_words=False,
+                          break_on_hyphens=False)
+    return [" " * indent + line for line in lines]
+
+
+def _print_lines(console: Console, lines: list[str]) -> None:
+    # One print for a block of plain lines: rich's per-call overhead dominates otherwise.
+    console.print(Text("\n".join(lines)), soft_wrap=True)
 
 
 def print_table(
@@ -156,6 +162,7 @@ def print_table(
 ) -> None:
     """Print the per-class table, the totals, the bar chart (and the steps) to *console*."""
     plain = not console.is_terminal
+    width = console.width
     table_box = PLAIN_BOX if plain else box.SIMPLE_HEAD
     glyph = "#" if plain or not console.encoding.lower().startswith("utf") else "\u2588"
     headers, rows = _per_class(t, digits)
@@ -171,33 +178,27 @@ def print_table(
     summary.add_column(justify="right")
     for name, value in _summary(t, digits):
         summary.add_row(name, value)
-    _print_wrapped(console, _title(t, digits), 0)
-    console.print()
+    _print_lines(console, [*_wrapped(_title(t, digits), 0, width), ""])
     console.print(table)
     console.print()
     console.print(summary)
-    console.print()
-    console.print(Text("probabilities q"))
-    for bar in _bars(t, digits, glyph):
-        console.print(Text(bar))
+    _print_lines(console, ["", "probabilities q", *_bars(t, digits, glyph)])
     if naive:
-        console.print()
-        console.print(Text("The textbook formula q = e^y / sum e^y, L = -log q, unshifted:"))
-        console.print()
+        _print_lines(console, ["", "The textbook formula q = e^y / sum e^y, L = -log q,"
+                                   " unshifted:", ""])
         console.print(_naive_table(t, digits, table_box))
-        console.print()
-        console.print(Text(f"textbook loss  {sig(t.naive.loss, digits)} {t.units}"
-                           f"   (stable: {sig(t.loss, digits)} {t.units})"))
+        lines = ["", f"textbook loss  {sig(t.naive.loss, digits)} {t.units}"
+                     f"   (stable: {sig(t.loss, digits)} {t.units})"]
         for note in naive_notes(t, digits):
-            _print_wrapped(console, note, 2)
+            lines += _wrapped(note, 2, width)
+        _print_lines(console, lines)
     if explain:
-        console.print()
-        console.print(Text("Step by step"))
+        lines = ["", "Step by step"]
         for step in derivation(t, digits):
-            console.print()
-            console.print(Text(f"{step.number}) {step.title}"))
+            lines += ["", f"{step.number}) {step.title}"]
             for step_line in step.lines:
-                _print_wrapped(console, step_line.text, 3)
+                lines += _wrapped(step_line.text, 3, width)
+        _print_lines(console, lines)
 
 
 # ----------------------------------------------------------------------- json, csv

@@ -295,7 +295,10 @@ def build_trace(
     )
     z = np.asarray(y, dtype=np.float64)
     if temperature != 1.0:
-        z = z / temperature
+        # y / T may overflow to inf (y = 1e308, T = 0.5), as the kernel's max does; the
+        # kernel's shifted values stay exact, and that inf is what float64 can show.
+        with np.errstate(over="ignore"):
+            z = z / temperature
     m = _scalar(steps.max)
     s = _scalar(steps.sum_exp_shifted)
     try:
