@@ -265,6 +265,15 @@ def test_plain_table_has_no_colour_no_box_drawing_and_no_trailing_spaces():
         assert all(len(line) <= 100 for line in text.splitlines())
 
 
+def test_a_narrow_console_never_cuts_a_number():
+    buffer = io.StringIO()
+    print_table(SEED, make_console(buffer, width=40), naive=True)
+    text = buffer.getvalue()
+    assert "\u2026" not in text  # no ellipsis
+    assert ">   1   2.3         0        1.0000   0.6427   1     0.4421   -0.3573" in text
+    assert "sum of shifted exps s = sum e^(y - m)        1.5560" in text
+
+
 def test_terminal_table_highlights_the_true_class():
     buffer = io.StringIO()
     # A terminal with colour, as a user sees it.

@@ -13,6 +13,7 @@ import textwrap
 
 from rich import box
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
@@ -152,6 +153,21 @@ def _print_lines(console: Console, lines: list[str]) -> None:
     console.print(Text("\n".join(lines)), soft_wrap=True)
 
 
+def _print_whole(console: Console, table: Table) -> None:
+    # A number must never be cut to "1.10…": on a narrow console the table keeps its natural
+    # width and the terminal wraps it, rather than rich squeezing the cells.
+    natural = Measurement.get(console, console.options.update(max_width=100_000), table).maximum
+    if natural <= console.width:
+        console.print(table)
+        return
+    width = console.width
+    console.width = natural  # print(width=...) is capped at the console's width
+    try:
+        console.print(table)
+    finally:
+        console.width = width
+
+
 def print_table(
     t: Trace,
     console: Console,
@@ -179,14 +195,14 @@ def print_table(
     for name, value in _summary(t, digits):
         summary.add_row(name, value)
     _print_lines(console, [*_wrapped(_title(t, digits), 0, width), ""])
-    console.print(table)
+    _print_whole(console, table)
     console.print()
-    console.print(summary)
+    _print_whole(console, summary)
     _print_lines(console, ["", "probabilities q", *_bars(t, digits, glyph)])
     if naive:
         _print_lines(console, ["", "The textbook formula q = e^y / sum e^y, L = -log q,"
                                    " unshifted:", ""])
-        console.print(_naive_table(t, digits, table_box))
+        _print_whole(console, _naive_table(t, digits, table_box))
         lines = ["", f"textbook loss  {sig(t.naive.loss, digits)} {t.units}"
                      f"   (stable: {sig(t.loss, digits)} {t.units})"]
         for note in naive_notes(t, digits):
