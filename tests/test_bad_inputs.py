@@ -26,7 +26,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from hardening import Outcome, assert_clean_error, assert_no_traceback, leftovers, run
+from hardening import (
+    Outcome,
+    assert_clean_error,
+    assert_no_traceback,
+    drop_file_capabilities,
+    leftovers,
+    run,
+    run_process,
+)
 
 from xentcli import kernel
 
@@ -424,10 +432,10 @@ COMPUTE = [
     ),
     Invocation("weights-nan", ("--logits", "1,2", "--label", "0", "--weights", "1,nan"), ("nan",)),
     Invocation(
-        "targets-do-not-sum-to-one", ("--logits", "1,2", "--targets", "0.5,0.6"), ("target",)
+        "targets-do-not-sum-to-one", ("--logits", "1,2", "--target", "0.5,0.6"), ("target",)
     ),
-    Invocation("targets-negative", ("--logits", "1,2", "--targets", "1.5,-0.5"), ("target",)),
-    Invocation("targets-length", ("--logits", "1,2,3", "--targets", "0.5,0.5"), ("target",)),
+    Invocation("targets-negative", ("--logits", "1,2", "--target", "1.5,-0.5"), ("target",)),
+    Invocation("targets-length", ("--logits", "1,2,3", "--target", "0.5,0.5"), ("target",)),
 ]
 
 
@@ -438,3 +446,41 @@ def test_bad_compute_invocation(case: Invocation) -> None:
 
 def test_corpus_of_files_and_invocations_has_at_least_forty() -> None:
     assert len(CASES) + len(COMPUTE) >= 40
+
+
+# ---------------------------------------------- permissions and read errors (subprocess)
+# Root ignores file permissions, and CI containers often run as root. These run the
+# command in a subprocess without the capabilities that let root bypass permissions
+# (see hardening.drop_file_capabilities), so chmod is obeyed whoever runs the suite.
+def test_unreadable_file(tmp_path: Path) -> None:
+    secret = tmp_path / "secret.csv"
+    secret.write_bytes(with_line3(GOOD))
+    secret.chmod(0)
+    outcome = run_process(
+        ["batch", "secret.csv", "--per-row", "out.csv"],
+        cwd=tmp_path,
+        preexec_fn=drop_file_capabilities,
+    )
+    assert_clean_error(outcome, 1, where="secret.csv", contains=("permission denied",))
+    assert leftovers(tmp_path, {"secret.csv"}) == set()
+
+
+def test_per_row_in_a_read_only_directory(tmp_path: Path) -> None:
+    (tmp_path / "good.csv").write_bytes(with_line3(GOOD))
+    locked = tmp_path / "ro"
+    locked.mkdir()
+    locked.chmod(0o555)
+    outcome = run_process(
+        ["batch", "good.csv", "--per-row", "ro/rows.csv"],
+        cwd=tmp_path,
+        preexec_fn=drop_file_capabilities,
+    )
+    locked.chmod(0o755)
+    assert_clean_error(outcome, 1, where="ro/rows.csv", contains=("permission denied",))
+    assert list(locked.iterdir()) == []
+
+
+def test_read_error_while_reading() -> None:
+    # Reading /proc/self/mem at offset 0 fails with EIO: a read error on an open file.
+    outcome = run_process(["batch", "/proc/self/mem"])
+    assert_clean_error(outcome, 1, where="/proc/self/mem", contains=("input/output error",))

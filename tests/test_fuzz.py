@@ -261,8 +261,8 @@ def check_batch(data: bytes) -> None:
         check_no_nan(outcome)
         verdict = judge(data)
         if isinstance(verdict, Invalid):
+            assert outcome.code == 1, f"oracle: {verdict}; exit {outcome.code}: {outcome.stderr}"
             line = outcome.error_line()
-            assert outcome.code == 1, f"{verdict}: exit {outcome.code}: {line}"
             place = f"Error: {path}" + (f":{verdict.line}:" if verdict.line else ":")
             assert line.startswith(place), f"oracle: {verdict}; got: {line}"
             assert outcome.stdout == ""
@@ -334,8 +334,8 @@ def test_compute_gives_the_kernel_result_or_a_clean_error(text: str, label: int)
     check_no_nan(outcome)
     expected = compute_oracle(text, label)
     if expected is None:
+        assert outcome.code == 2, f"exit {outcome.code}: {outcome.stderr}{outcome.stdout[:300]}"
         line = outcome.error_line()
-        assert outcome.code == 2, line
         assert line.startswith("Error: ")
         assert outcome.stdout == ""
         return
