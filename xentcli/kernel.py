@@ -847,7 +847,8 @@ def _soft_loss(sh: _Shift, v: FloatArray) -> FloatArray:
     g_hi, g_lo = _weighted_neg_shift(sh, v)
     with np.errstate(invalid="ignore"):
         p, pe = _two_prod(sh.log_s, v_hi)
-        out = p + (g_hi + (pe + sh.log_s * v_lo + g_lo))
+        # This association makes a one-hot target give the same bits as its label.
+        out = g_hi + (p + (pe + sh.log_s * v_lo + g_lo))
     return np.where(np.isnan(out), np.inf, out)
 
 
