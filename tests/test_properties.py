@@ -5,6 +5,7 @@ Tolerances are in ulps of float64; where a property is exact (same bits), it say
 
 from __future__ import annotations
 
+import itertools
 import math
 from fractions import Fraction
 
@@ -185,7 +186,7 @@ def test_exact_sum_is_independent_of_chunking_and_order(values: list[float],
     rnd.shuffle(shuffled)
     parts = ExactSum()
     bounds = [0, *sorted(min(c, len(values)) for c in cuts), len(values)]
-    for a, b in zip(bounds, bounds[1:], strict=False):
+    for a, b in itertools.pairwise(bounds):
         piece = ExactSum()
         piece.add(np.array(shuffled[a:b], dtype=np.float64))
         parts.merge(piece)
