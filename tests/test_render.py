@@ -51,7 +51,7 @@ VARIETY = {
     "smoothing and weights": build_trace([1.2, 2.3, 0.8], 2, label_smoothing=0.1,
                                          weights=[1.0, 2.0, 1.0]),
     "awkward names": build_trace([0.5, -1.5, 2.5], 2,
-                                 classes=["a_b", "50% & {x}", "c#~^$\\"]),
+                                 classes=["a_b|<c>", "50% & {x}", "c#~^$\\"]),
     "many classes": build_trace([float(v) for v in range(20)], 3),
     "huge magnitudes": build_trace([1e300, -1e300], 1),
     "subnormal logits": build_trace([1e-320, 0.0], 0),
@@ -338,6 +338,7 @@ def test_given_and_tex_helpers():
     assert tex_escape("a_b & {c} 50% #1 ~^ \\") == (
         "a\\_b \\& \\{c\\} 50\\% \\#1 \\textasciitilde{}\\textasciicircum{} \\textbackslash{}"
     )
+    assert tex_escape("a|b<c>") == "a\\textbar{}b\\textless{}c\\textgreater{}"
 
 
 # ---------------------------------------------------------------------- derivation

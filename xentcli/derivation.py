@@ -104,6 +104,8 @@ def tex_exponents(text: str) -> str:
 _TEX_SPECIAL = {
     "\\": "\\textbackslash{}", "&": "\\&", "%": "\\%", "$": "\\$", "#": "\\#", "_": "\\_",
     "{": "\\{", "}": "\\}", "~": "\\textasciitilde{}", "^": "\\textasciicircum{}",
+    # In OT1 text fonts these print as other glyphs (| as an em dash).
+    "|": "\\textbar{}", "<": "\\textless{}", ">": "\\textgreater{}",
 }
 
 
