@@ -296,3 +296,22 @@ def test_to_json_has_the_design_keys():
     assert set(data["per_class"][0]) >= {"class", "rows", "loss", "accuracy"}
     assert set(data["worst"][0]) == {"file", "line", "label", "predicted", "probability",
                                      "loss"}
+
+
+def test_sketch_at_the_top_of_the_float_range():
+    sketch = QuantileSketch()
+    values = np.array([0.0, 1.0, 1e308, 1.7976931348623157e308, 1.7976931348623157e308])
+    sketch.add(values)
+    assert sketch.quantile(1.0) == 1.7976931348623157e308
+    assert sketch.quantile(0.75) == 1.7976931348623157e308
+    assert abs(sketch.quantile(0.5) - 1e308) <= 0.01 * 1e308
+    bins = sketch.histogram()
+    assert sum(b.rows for b in bins) == 5
+    assert bins[-1].high == 1.7976931348623157e308
+
+
+def test_huge_finite_losses_are_summed_without_error():
+    logits = np.array([[0.0, 0.0], [0.0, 1.7976931348623157e308]])
+    summary = summarize(chunks_of(logits, np.array([0, 0])), 2)
+    assert summary.loss == cross_entropy(logits, [0, 0])
+    assert summary.quantiles["max"] == 1.7976931348623157e308

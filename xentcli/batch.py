@@ -113,8 +113,17 @@ class QuantileSketch:
         self.min_positive = min(self.min_positive, other.min_positive)
         self.max_finite = max(self.max_finite, other.max_finite)
 
+    _LOG_OFFSET = math.log(2.0 / (_GAMMA + 1.0))
+
+    def _log_value(self, bucket: npt.NDArray[np.int64] | int) -> FloatArray | float:
+        """The log of the value reporting *bucket* (no overflow at the top of the range)."""
+        return (np.asarray(bucket) + self._MIN_INDEX) * self._LOG_GAMMA + self._LOG_OFFSET
+
     def _value(self, bucket: int) -> float:
-        return 2.0 * self._GAMMA ** (bucket + self._MIN_INDEX) / (self._GAMMA + 1.0)
+        try:
+            return math.exp(float(self._log_value(bucket)))
+        except OverflowError:
+            return math.inf
 
     def quantile(self, q: float) -> float | None:
         """The ``q``-quantile (0 <= q <= 1) within 1 %, or None when the sketch is empty."""
@@ -149,7 +158,7 @@ class QuantileSketch:
             else:
                 log_lo, log_hi = math.log(lo), math.log(hi)
                 width = (log_hi - log_lo) / bins
-                centres = np.log([self._value(int(b)) for b in nonzero])
+                centres = np.asarray(self._log_value(nonzero))
                 which = np.clip(((centres - log_lo) / width).astype(np.int64), 0, bins - 1)
                 counts = np.bincount(which, weights=self.counts[nonzero], minlength=bins)
                 for i in range(bins):
