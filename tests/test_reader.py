@@ -586,6 +586,19 @@ def test_not_utf8(tmp_path: Path) -> None:
     assert (e.line, e.column, e.reason, e.value) == (3, 2, "not valid UTF-8", "1,\\xff\\xfe,0")
 
 
+@pytest.mark.parametrize("wide", [False, True])
+def test_not_utf8_in_a_column_not_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, wide: bool
+) -> None:
+    if wide:
+        monkeypatch.setattr(reader, "WIDE_COLUMNS", 2)
+    path = write(tmp_path, "p.csv", b"id,a,b,label\nx,1,2,0\n\xe9,1,2,0\n")
+    e = error(path, logit_columns=["a", "b"])
+    assert (e.line, e.column, e.reason, e.value) == (3, 1, "not valid UTF-8", "\\xe9,1,2,0")
+    ok = read(write(tmp_path, "q.csv", "id,a,b,label\nx,1,2,0\né,1,2,0\n"), logit_columns=["b"])
+    assert ok.lines == [2, 3]
+
+
 def test_not_utf8_in_header(tmp_path: Path) -> None:
     e = error(write(tmp_path, "p.csv", b"a,\xe9,label\n1,2,0\n"))
     assert (e.line, e.column, e.reason) == (1, 2, "not valid UTF-8")
@@ -794,6 +807,23 @@ def test_wide_mode_agrees(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text:
     same(normal, read(path))
 
 
+def test_wide_mode_blank_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(reader, "WIDE_COLUMNS", 2)
+    calls = []
+    original = reader.Table._fast
+
+    def spy(self: Any, block: bytes, first: int) -> Any:
+        calls.append(first)
+        return original(self, block, first)
+
+    monkeypatch.setattr(reader.Table, "_fast", spy)
+    text = "a,b,label\r\n\r\n1,2,0\r\n\n3,4,1\r\n\r\n"
+    r = read(write(tmp_path, "p.csv", text))
+    assert r.lines == [3, 5]
+    assert r.logits.tolist() == [[1.0, 2.0], [3.0, 4.0]]
+    assert calls == []  # wide mode itself handled the blank lines
+
+
 def test_wide_mode_with_text_column(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(reader, "WIDE_COLUMNS", 2)
     text = "id,a,b,label\nx,1,2,0\ny,3,4,1\n"
@@ -812,7 +842,7 @@ LABELS = ["0", "1", "2", " 1 ", "3", "-1", "1.0", "0x1", "", "+2", "a", "9999999
 
 
 @settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
     rows=st.lists(

@@ -341,6 +341,17 @@ def _lone_carriage_return(block: bytes) -> bool:
     return bool((data[after] != 10).any())
 
 
+def _utf8(block: bytes) -> bool:
+    """True when *block* is valid UTF-8 (also in the columns that are not read)."""
+    if block.isascii():
+        return True
+    try:
+        block.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def _line_numbers(block: bytes, first_line: int) -> npt.NDArray[np.int64]:
     """Physical line numbers of the non-empty lines of *block* (as pyarrow skips them)."""
     data = np.frombuffer(block, dtype=np.uint8)
@@ -724,7 +735,7 @@ class Table:
         # Each row must be one physical line for the line numbers to hold.
         if b'"' in block and not _quotes_balanced(block):
             return None
-        if _lone_carriage_return(block):
+        if _lone_carriage_return(block) or not _utf8(block):
             return None
         read_options, parse_options, convert_options = self._arrow_options()
         try:
@@ -771,31 +782,35 @@ class Table:
         import pyarrow as pa
         import pyarrow.csv as pacsv
 
-        if b'"' in block or _lone_carriage_return(block):
+        if b'"' in block or _lone_carriage_return(block) or not _utf8(block):
             return None
         delimiter = (self._delimiter or ",").encode()
-        if len(delimiter) != 1:
+        if len(delimiter) != 1 or not block:
             return None
         data = np.frombuffer(block, dtype=np.uint8)
         ends = np.flatnonzero(data == 10)
         if not block.endswith(b"\n"):
             ends = np.append(ends, len(block))
-        n, ncols = len(ends), self._ncols
+        line_starts = np.empty_like(ends)
+        line_starts[0] = 0
+        line_starts[1:] = ends[:-1] + 1
+        ends = ends - (data[np.maximum(ends - 1, 0)] == 13) * (ends > line_starts)
+        filled = ends > line_starts  # empty lines are skipped
+        ncols = self._ncols
         marks = np.flatnonzero(data == delimiter[0])
-        if len(marks) != n * (ncols - 1):
-            return None
         per_line = np.diff(np.searchsorted(marks, ends), prepend=0)
-        if (per_line != ncols - 1).any():
+        if (per_line[filled] != ncols - 1).any():
             return None
+        ends, line_starts = ends[filled], line_starts[filled]
+        n = len(ends)
         try:
             column = pacsv.read_csv(
                 pa.py_buffer(block.replace(delimiter, b"\n")),
                 read_options=pacsv.ReadOptions(
                     column_names=["v"], block_size=1 << 20, use_threads=True
                 ),
-                parse_options=pacsv.ParseOptions(
-                    newlines_in_values=False, ignore_empty_lines=False
-                ),
+                # An empty field also makes an empty line: the count below catches it.
+                parse_options=pacsv.ParseOptions(newlines_in_values=False, ignore_empty_lines=True),
                 convert_options=pacsv.ConvertOptions(
                     column_types={"v": pa.float64()},
                     null_values=[],
@@ -826,16 +841,8 @@ class Table:
                 return None
             index = self._label
             fields = marks.reshape(n, ncols - 1)
-            if index == 0:
-                starts = np.empty(n, dtype=np.int64)
-                starts[0] = 0
-                starts[1:] = ends[:-1] + 1
-            else:
-                starts = fields[:, index - 1] + 1
-            if index < ncols - 1:
-                stops = fields[:, index]
-            else:
-                stops = ends - (data[np.maximum(ends - 1, 0)] == 13)
+            starts = line_starts if index == 0 else fields[:, index - 1] + 1
+            stops = ends if index == ncols - 1 else fields[:, index]
             if not _integer_text(data, starts, stops):
                 return None
             floats = table[:, index]
@@ -844,7 +851,7 @@ class Table:
             labels = floats.astype(np.int64)
             if _bad_labels(labels, len(self._logits), self._ignore()).any():
                 return None
-        lines = np.arange(first, first + n, dtype=np.int64)
+        lines = (first + np.flatnonzero(filled)).astype(np.int64)
         return _Parsed(logits, labels, targets, lines)
 
     def _ignore(self) -> int | None:
@@ -1085,10 +1092,11 @@ def _integer_text(
 
 def _logits_ok(logits: npt.NDArray[np.float64]) -> bool:
     """No NaN, no +inf, no row of only -inf (one fast sum in the usual case)."""
-    if logits.size == 0 or np.isfinite(logits.sum()):
-        return True
-    top = logits.max(axis=1)  # NaN propagates
-    return bool(np.all((top > -np.inf) & (top < np.inf)))
+    with np.errstate(invalid="ignore", over="ignore"):
+        if logits.size == 0 or np.isfinite(logits.sum()):
+            return True
+        top = logits.max(axis=1)  # NaN propagates
+        return bool(np.all((top > -np.inf) & (top < np.inf)))
 
 
 def _row_sums(targets: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
