@@ -305,9 +305,11 @@ def batch(
     finally:
         bar.stop()
     _report(summary, fmt, to_stderr=per_row == "-")
-    # Flush here, inside the command, so that a write error (a full disk) or a closed
-    # pipe is reported through the usual error path rather than at interpreter exit.
-    sys.stdout.flush()
+    # Flush here, inside the command, so that a write error (a full disk) is reported
+    # through the usual error path rather than at interpreter exit. A closed pipe is left
+    # to the final flush in xentcli.cli.main (exit 141): click would turn it into exit 1.
+    with contextlib.suppress(BrokenPipeError):
+        sys.stdout.flush()
 
 
 def _run(paths: list[str], read_options: Any, batch_options: Any, per_row: str | None,
