@@ -551,6 +551,14 @@ def test_error_locates_the_first_bad_cell_across_blocks() -> None:
     assert (info.value.row, info.value.column, info.value.field) == (17001, 2, "logit")
 
 
+def test_error_is_the_first_one_with_two_threads() -> None:
+    y = np.zeros((400_000, 3))
+    y[280_000, 1] = np.nan  # block 12 (thread 0); the +inf is in block 11 (thread 1)
+    y[250_000, 2] = np.inf
+    with pytest.raises(InvalidInputError, match=r"row 250000, column 2: logit is \+inf"):
+        row_losses(y, np.zeros(400_000, dtype=np.int64))
+
+
 def test_ignore_index_allows_its_negative_label() -> None:
     assert cross_entropy([[0.0, 0.0], [0.0, 1.0]], [0, -100], ignore_index=-100) == \
         math.log(2)

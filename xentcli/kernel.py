@@ -52,7 +52,7 @@ _LOG_E_IN_BASE = {
 }
 
 #: Elements (K * rows) per block: a few hundred KB per temporary, so they stay in cache.
-_BLOCK_ELEMENTS = 1 << 15
+_BLOCK_ELEMENTS = 1 << 16
 #: Use a second thread for batches at least this large (numpy releases the GIL).
 _THREAD_ELEMENTS = 1 << 20
 _THREADS = min(2, os.cpu_count() or 1)
@@ -146,7 +146,7 @@ def _sum0(x: FloatArray) -> tuple[FloatArray, FloatArray]:
         np.subtract(a, t, out=t)
         np.subtract(b, bb, out=bb)
         t += bb
-        err += t.sum(axis=0)
+        err += t[0] if h == 1 else t.sum(axis=0)
         if k % 2:
             s0, e0 = _two_sum(s[0], cur[2 * h])
             s[0] = s0
@@ -321,6 +321,9 @@ def _argmax0(x: FloatArray) -> tuple[npt.NDArray[np.intp], FloatArray]:
     if b == 1 or k > _COLUMN_INDEX.shape[0]:
         am = np.argmax(x, axis=0)
         return am, np.take(x, am * b + np.arange(b))
+    if k == 2:
+        am = (x[1] > x[0]).astype(np.intp)
+        return am, np.maximum(x[0], x[1])
     m = x.max(axis=0)
     if k <= 16:
         am = np.zeros(b, dtype=np.intp)
@@ -355,8 +358,11 @@ def _shift(xt: FloatArray, temperature: float) -> _Shift:
         # and its remainder is meaningless.
         np.copyto(lo, 0.0, where=np.isinf(hi))
         correction = np.einsum("kb,kb->b", e, lo)
-    rest_hi, rest_lo = _sum0(e)
-    rest_lo += correction
+    if e.shape[0] == 2:  # one term besides the max: nothing to round
+        rest_hi, rest_lo = e[0] + e[1], correction
+    else:
+        rest_hi, rest_lo = _sum0(e)
+        rest_lo += correction
     s_hi, s_lo = _two_sum(np.ones_like(rest_hi), rest_hi)
     s_lo += rest_lo
     # log s = log(s_hi) + log1p(z), |z| <= 2**-53: np.log is within 0.51 ulp here (log1p
@@ -390,16 +396,26 @@ def _run(blocks: list[tuple[int, int]], work: Callable[[int, int], None], k: int
 
     with ThreadPoolExecutor(_THREADS) as pool:
         # Each thread takes every other block; results land in disjoint slices.
-        futures = [pool.submit(_run_list, blocks[i::_THREADS], work) for i in range(_THREADS)]
-        for future in futures:
-            future.result()
+        futures = [pool.submit(_run_list, blocks[i::_THREADS], work, True)
+                   for i in range(_THREADS)]
+        failures = [f for f in (future.result() for future in futures) if f is not None]
+    if failures:
+        # Each thread stops at its first bad block: the earliest of those is the first.
+        raise min(failures, key=lambda failure: failure[0])[1]
 
 
-def _run_list(blocks: list[tuple[int, int]], work: Callable[[int, int], None]) -> None:
+def _run_list(blocks: list[tuple[int, int]], work: Callable[[int, int], None],
+              catch: bool = False) -> tuple[int, Exception] | None:
     # inf - inf and 0 * inf arise by design at masked classes and are repaired after.
     with np.errstate(all="ignore"):
         for start, stop in blocks:
-            work(start, stop)
+            try:
+                work(start, stop)
+            except InvalidInputError as error:
+                if not catch:
+                    raise
+                return start, error
+    return None
 
 
 # ---------------------------------------------------------------------- softmax steps
