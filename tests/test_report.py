@@ -57,8 +57,8 @@ Skipped 1 bad row (--on-error skip):
   b.csv:3:2: not a number ('x')
 
 Loss per row (nats; p50, p90, p99 within 1 %)
-        min       p50      p90      p99      max
-8.49671e-18  0.237974  0.43965  0.43965  2.23954
+        min      p50      p90      p99      max
+8.49671e-18  0.23797  0.43965  0.43965  2.23954
 
 Loss (nats)           Rows
 ---------------------------------------------------------------------
