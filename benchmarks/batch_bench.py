@@ -15,7 +15,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import ChildRun, Samples, drop_note, fmt_ratio, fmt_time, log, run_child, table
+from common import (
+    ChildRun,
+    Samples,
+    child_env,
+    drop_note,
+    fmt_ratio,
+    fmt_time,
+    log,
+    run_child,
+    table,
+)
 from pipelines import PIPELINES
 from startup_bench import xent_command
 
@@ -55,10 +65,49 @@ class BatchResult:
     path: Path
     size: int
     samples: dict[str, Samples]
+    reference: object = None  #: the mean loss in extended precision (np.longdouble)
+
+
+def reference_loss(path: Path) -> object:
+    """The file's mean loss computed in extended precision (``np.longdouble``).
+
+    The CSV's decimal logits are first rounded to float64 (as every contender does),
+    then each row's log-sum-exp and the mean are taken in long double.
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    with path.open() as f:
+        names = f.readline().strip().split(",")
+    types = {name: pa.float64() for name in names[:-1]}
+    types[names[-1]] = pa.int64()
+    reader = pcsv.open_csv(path, convert_options=pcsv.ConvertOptions(column_types=types))
+    k = len(names) - 1
+    total, rows = np.longdouble(0), 0
+    for batch in reader:
+        table = np.asarray(batch.to_tensor())  # float64 (labels are small integers)
+        y = table[:, :k].astype(np.longdouble)
+        labels = table[:, k].astype(np.int64)
+        m = y.max(axis=1, keepdims=True)
+        lse = m[:, 0] + np.log(np.exp(y - m).sum(axis=1))
+        total += (lse - y[np.arange(len(labels)), labels]).sum()
+        rows += len(labels)
+    return total / np.longdouble(rows)
+
+
+def warm_up(names: Sequence[str], directory: Path) -> None:
+    """Run every contender once on a tiny file: fills the bytecode cache, checks it runs."""
+    tiny = directory / "warm-up.csv"
+    if not tiny.exists():
+        tiny.write_text("logit_0,logit_1,logit_2,label\n0.5,-1.25,2.0,2\n1.0,0.0,-3.5,0\n")
+    for name in names:
+        run_child(argv_for(name, tiny))
 
 
 def measure(label: str, path: Path, names: Sequence[str], repeats: int) -> BatchResult:
     """Run each contender *repeats* times, round-robin, on *path*."""
+    warm_up(names, path.parent)
     warm_cache(path)
     samples = {name: Samples() for name in names}
     for round_ in range(repeats):
@@ -81,6 +130,13 @@ def measure(label: str, path: Path, names: Sequence[str], repeats: int) -> Batch
     return BatchResult(label, path, path.stat().st_size, samples)
 
 
+def ulps(value: float, reference: object) -> str:
+    import numpy as np
+
+    ref = np.longdouble(reference)  # type: ignore[arg-type]
+    return f"{float((np.longdouble(value) - ref) / np.longdouble(np.spacing(float(ref)))):+.2f}"
+
+
 def contenders() -> list[str]:
     return [XENT, *PIPELINES]
 
@@ -98,15 +154,16 @@ def report(results: list[BatchResult]) -> list[str]:
         rows = []
         for name, sample in s.items():
             if not sample.ok:
-                rows.append([name, f"failed: {sample.error}", "-", "-", "-", "-"])
+                rows.append([name, f"failed: {sample.error}", "-", "-", "-", "-", "-"])
                 continue
             ratio = sample.time / s[fastest].time if fastest else float("nan")
             rows.append([
                 name, fmt_time(sample.time), f"{res.size / 1e6 / sample.time:,.0f}",
                 f"{sample.rss_mb:,.0f}", fmt_ratio(ratio), repr(sample.result[1]),  # type: ignore[index]
+                "-" if res.reference is None else ulps(sample.result[1], res.reference),  # type: ignore[index]
             ])
         lines += table(["contender", "wall time", "MB/s", "peak RSS (MB)",
-                        "time / fastest alternative", "mean loss"], rows)
+                        "time / fastest alternative", "mean loss", "error (ulp)"], rows)
     return lines
 
 
@@ -133,7 +190,7 @@ def profile(path: Path, rate: int = 250) -> list[str]:
     with tempfile.NamedTemporaryFile("r", suffix=".txt") as raw:
         proc = subprocess.run([spy, "record", "--format", "raw", "-r", str(rate), "-o", raw.name,
                                "--", *xent_argv(path)], capture_output=True, text=True,
-                              check=False)
+                              check=False, env=child_env())
         text = raw.read()
     if proc.returncode != 0 or not text.strip():
         return [f"(py-spy failed: {drop_note(proc.stderr or 'no samples')})"]

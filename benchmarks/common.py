@@ -27,6 +27,27 @@ RECORDED_ENV = (
 VERSIONED = ("xent", "numpy", "torch", "scipy", "pyarrow", "pandas", "polars", "click", "rich")
 
 
+# --------------------------------------------------------------------- child processes
+#: Where child processes keep compiled bytecode (set by run.py to a temporary directory).
+PYCACHE: Path | None = None
+
+
+def child_env() -> dict[str, str]:
+    """The environment of every measured child process: bytecode caching on.
+
+    Some environments (this one's CI and sandboxes) set PYTHONDONTWRITEBYTECODE=1. An
+    installed numpy, click or rich ships compiled bytecode, but an editable install of
+    xent then recompiles its source on every start, a cost no installed user pays.
+    Children therefore write and read bytecode under PYCACHE (a temporary directory,
+    the same for every contender; warm-up runs fill it), never in the source tree.
+    """
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    if PYCACHE is not None:
+        env["PYTHONPYCACHEPREFIX"] = str(PYCACHE)
+    return env
+
+
 # ----------------------------------------------------------------------------- timing
 def median(values: Sequence[float]) -> float:
     return float(statistics.median(values))
@@ -120,6 +141,7 @@ with open(out, "w") as f:
 def run_child(argv: Sequence[str], env: dict[str, str] | None = None) -> ChildRun:
     """Run *argv*, measuring wall time and the child's peak RSS with ``os.wait4``.
 
+    The environment is :func:`child_env` unless *env* is given.
     Output goes to temporary files rather than pipes, so the parent never has to read
     while the child runs (which would add the parent's work to the measurement).
     """
@@ -127,7 +149,7 @@ def run_child(argv: Sequence[str], env: dict[str, str] | None = None) -> ChildRu
             tempfile.NamedTemporaryFile("r", suffix=".txt") as figures:
         proc = subprocess.run([sys.executable, "-I", "-S", "-c", LAUNCHER, figures.name,
                                *argv], stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                              env=env, check=False)
+                              env=child_env() if env is None else env, check=False)
         out.seek(0)
         err.seek(0)
         stdout = out.read().decode(errors="replace")

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import arrow_probe
 import batch_bench
+import common
 import kernel_bench
 import startup_bench
 from common import Samples, fmt_ratio, fmt_time, log, machine_lines, table
@@ -168,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         tmp = tempfile.TemporaryDirectory(prefix="xent-bench-")
         data = Path(tmp.name)
     sizes = Sizes(args.quick)
+    common.PYCACHE = data / "pycache"
 
     kernel = tiny = startup = batch = scaling = None
     sections: list[str] = []
@@ -198,11 +200,16 @@ def main(argv: list[str] | None = None) -> int:
                 log(f"batch K={k}")
                 batch.append(batch_bench.measure(f"K={k}", path, batch_bench.contenders(),
                                                  sizes.batch_repeats))
+                log(f"reference mean, K={k}")
+                batch[-1].reference = batch_bench.reference_loss(path)
             sections += ["", "## Batch, end to end (one child process per run)", "",
                          f"Median of {sizes.batch_repeats} run(s) per contender, interleaved;"
                          " files in the page cache. Every alternative reads the whole file,"
                          " builds the float64 (N, K) array and computes the mean with"
-                         " max-shifted log-sum-exp (benchmarks/pipelines.py).",
+                         " max-shifted log-sum-exp (benchmarks/pipelines.py). *error (ulp)*:"
+                         " the mean's distance, in units in the last place of float64, from"
+                         " the mean computed in extended precision (`np.longdouble`) from the"
+                         " same float64 logits.",
                          *batch_bench.report(batch)]
             if not args.no_profile:
                 sections += ["", "### Where `xent batch` time goes", ""]

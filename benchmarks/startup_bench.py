@@ -7,10 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from common import Samples, fmt_ratio, fmt_time, log, median, run_child, table
+from common import Samples, child_env, fmt_ratio, fmt_time, log, median, run_child, table
 
 BARE = "python -c 'import numpy, click, rich.console, rich.table'"
 COMPUTE = "xent compute --logits 1.2,2.3,0.8 --label 1"
+NO_CACHE = COMPUTE + " (no bytecode cache)"
 
 
 def xent_command() -> list[str]:
@@ -27,6 +28,7 @@ def commands() -> dict[str, list[str]]:
     xent = xent_command()
     return {
         "xent --help": [*xent, "--help"],
+        NO_CACHE: [*xent, "compute", "--logits", "1.2,2.3,0.8", "--label", "1"],
         COMPUTE: [*xent, "compute", "--logits", "1.2,2.3,0.8", "--label", "1"],
         BARE: [sys.executable, "-c", "import numpy, click, rich.console, rich.table"],
         "python -c pass": [sys.executable, "-c", "pass"],
@@ -45,7 +47,12 @@ def run(quick: bool) -> dict[str, Samples]:
             sample = out[name]
             if sample.error is not None:
                 continue
-            child = run_child(cmds[name])
+            env = None
+            if name == NO_CACHE:  # as in an environment with PYTHONDONTWRITEBYTECODE=1
+                env = child_env()
+                env["PYTHONDONTWRITEBYTECODE"] = "1"
+                env.pop("PYTHONPYCACHEPREFIX", None)
+            child = run_child(cmds[name], env=env)
             if child.returncode != 0:
                 tail = child.stderr.strip().splitlines()
                 sample.error = f"exit {child.returncode}: {tail[-1] if tail else ''}"
@@ -59,7 +66,7 @@ def run(quick: bool) -> dict[str, Samples]:
 def _import_times(code: str) -> dict[str, int]:
     """Self import time (µs) of every module a fresh ``python -c code`` imports."""
     proc = subprocess.run([sys.executable, "-X", "importtime", "-c", code],
-                          capture_output=True, text=True, check=False)
+                          capture_output=True, text=True, check=False, env=child_env())
     out: dict[str, int] = {}
     for line in proc.stderr.splitlines():
         if line.startswith("import time:") and "|" in line:
@@ -74,6 +81,8 @@ def import_profile(repeats: int = 7, limit: int = 15) -> list[str]:
     compute = ("import sys; sys.argv = ['xent', 'compute', '--logits', '1.2,2.3,0.8',"
                " '--label', '1']; from xentcli.cli import main; main()")
     bare = "import numpy, click, rich.console, rich.table"
+    _import_times(compute)  # fill the bytecode cache
+    _import_times(bare)
     runs_c = [_import_times(compute) for _ in range(repeats)]
     runs_b = [_import_times(bare) for _ in range(repeats)]
     base = set().union(*runs_b)
@@ -93,6 +102,7 @@ def import_profile(repeats: int = 7, limit: int = 15) -> list[str]:
 
 
 def report(samples: dict[str, Samples]) -> list[str]:
+    """The start-up table, and how the children were run."""
     bare = samples[BARE].time if samples[BARE].ok else float("nan")
     empty = samples["python -c pass"].time if samples["python -c pass"].ok else float("nan")
     rows = []
@@ -102,5 +112,11 @@ def report(samples: dict[str, Samples]) -> list[str]:
             continue
         rows.append([f"`{name}`", fmt_time(s.time), fmt_ratio(s.time / bare),
                      fmt_ratio(s.time / empty), f"{s.rss_mb:.0f}"])
-    return table(["command", "median wall time", "/ bare imports", "/ python -c pass",
-                  "peak RSS (MB)"], rows)
+    return [*table(["command", "median wall time", "/ bare imports", "/ python -c pass",
+                    "peak RSS (MB)"], rows), "",
+            "Every command runs with bytecode caching on (compiled modules kept in a"
+            " temporary PYTHONPYCACHEPREFIX, filled by the warm-up rounds), as an installed"
+            " package has it. The *no bytecode cache* row runs with PYTHONDONTWRITEBYTECODE=1"
+            " and no cache, as this environment's default is: xent (an editable install)"
+            " then compiles its own source on every start, while numpy, click and rich"
+            " still load their installed bytecode."]
