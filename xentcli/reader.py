@@ -103,6 +103,8 @@ TARGET_SUM_TOLERANCE = 1e-6
 
 #: bytes of text parsed at a time (tests lower it to exercise block boundaries)
 BLOCK_BYTES = 4 << 20
+#: read the next blocks in a background thread while the current one is parsed
+PREFETCH = True
 #: a longer line is an error rather than a reason to exhaust memory
 MAX_LINE_BYTES = 32 << 20
 #: from this many columns on, blocks are parsed as one long column (see _fast_wide)
@@ -350,6 +352,61 @@ def _utf8(block: bytes) -> bool:
     except UnicodeDecodeError:
         return False
     return True
+
+
+class _Prefetch:
+    """Produce the blocks of a :class:`_LineBlocks` in a background thread.
+
+    File reads, decompression and numpy's newline count release the GIL, so they run
+    while pyarrow parses the previous block. Errors are re-raised in the caller.
+    """
+
+    def __init__(self, blocks: _LineBlocks, depth: int = 2) -> None:
+        import queue
+        import threading
+
+        self._blocks = blocks
+        self._queue: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="xent-reader", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                got = self._blocks.next_block()
+                self._put((True, got))
+                if got is None:
+                    return
+        except BaseException as error:  # re-raised by get() in the reading thread
+            self._put((False, error))
+
+    def _put(self, item: tuple[bool, Any]) -> None:
+        import queue
+
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def get(self) -> tuple[bytes, int] | None:
+        ok, value = self._queue.get()
+        if not ok:
+            self._stop.set()
+            raise value
+        return value
+
+    def close(self) -> None:
+        """Stop the thread (it ends at its next block; it is a daemon if it blocks)."""
+        import queue
+
+        self._stop.set()
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self._queue.get_nowait()
+        self._thread.join(timeout=1.0)
 
 
 def _line_numbers(block: bytes, first_line: int) -> npt.NDArray[np.int64]:
@@ -644,6 +701,11 @@ class Table:
         self._consumed = True
         K = len(self._logits)
         step = max(1, min(self.options.chunk_rows, self.options.chunk_bytes // (8 * K)))
+        # Reading, decompressing and cutting the next blocks overlaps with parsing.
+        source = _Prefetch(self._blocks) if PREFETCH else None
+        if source is not None:
+            self._stack.callback(source.close)
+        next_block = source.get if source is not None else self._blocks.next_block
         got: tuple[bytes, int] | None = self._pending
         while got is not None:
             block, first = got
@@ -658,7 +720,7 @@ class Table:
                         None if parsed.targets is None else parsed.targets[start:stop],
                         parsed.lines[start:stop],
                     )
-            got = self._blocks.next_block()
+            got = next_block()
         if self.rows_read == 0 and self.rows_skipped == 0:
             raise self._error("no data rows")
 
