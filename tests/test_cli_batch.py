@@ -461,3 +461,15 @@ def test_per_row_path_problems(work: Path) -> None:
     outcome = run(["batch", "small.csv", "--per-row", "missing/rows.csv"])
     assert outcome.code == 1
     assert outcome.stderr.startswith("Error: missing/rows.csv: cannot write the per-row file")
+
+
+def test_per_row_replaces_through_a_symlink_and_keeps_the_mode(work: Path) -> None:
+    (work / "small.csv").write_text(SMALL)
+    (work / "real.csv").write_text("old\n")
+    (work / "real.csv").chmod(0o640)
+    (work / "link.csv").symlink_to("real.csv")
+    ok(["batch", "small.csv", "--per-row", "link.csv"])
+    assert (work / "link.csv").is_symlink()
+    assert (work / "real.csv").read_text().startswith("file,line,label,")
+    assert (work / "real.csv").stat().st_mode & 0o777 == 0o640
+    assert sorted(p.name for p in work.iterdir()) == ["link.csv", "real.csv", "small.csv"]
