@@ -5,8 +5,9 @@ file descriptors, signals and the operating system, which CliRunner does not hav
 
 Signals are sent at a known point, not after a sleep: the test feeds standard input
 through a pipe it owns and writes far more than a pipe buffer holds, so when its writes
-have returned the command is certainly inside the run, reading rows; it then keeps the
-pipe open (no end of input) while it signals.
+have returned the command is certainly inside the run, reading rows, with its per-row
+output open; it then keeps the pipe open (no end of input) while it signals, so only the
+signal can end the run.
 """
 
 from __future__ import annotations
@@ -94,7 +95,10 @@ def test_summary_into_a_closed_pipe_ends_quietly(big_csv: Path) -> None:
 
 # ------------------------------------------------------------------------- signals
 def interrupted_run(tmp_path: Path, signum: int) -> tuple[Outcome, set[str]]:
-    """Start ``xent batch - --per-row out.csv``, feed it rows, signal it mid-run."""
+    """Start ``xent batch - --per-row out.csv``, feed it rows, signal it mid-run.
+
+    Returns the outcome and the files left in the working directory.
+    """
     process = subprocess.Popen(
         command("batch", "-", "--per-row", "out.csv", "--no-progress"),
         stdin=subprocess.PIPE,
@@ -105,35 +109,29 @@ def interrupted_run(tmp_path: Path, signum: int) -> tuple[Outcome, set[str]]:
     )
     assert process.stdin is not None
     process.stdin.write(HEADER)
-    # 8 MB through a 64 kB pipe: when these writes return, the command has read at
-    # least 7.9 MB, so it is past start-up and inside the run.
-    sent = 0
+    # 2 MB through a 64 kB pipe: when these writes return, the command has read most of
+    # them, so it is past start-up and inside the run, waiting for more input.
     block = rows(20_000)
-    while sent < 8_000_000:
+    for _ in range(2_000_000 // len(block) + 1):
         process.stdin.write(block)
         process.stdin.flush()
-        sent += len(block)
+    # The run is under way: the per-row output exists, as a temporary file.
+    partial = leftovers(tmp_path, set())
     process.send_signal(signum)
-    # Keep the input open but trickle a few more rows, so a read blocked in C returns
-    # to Python, where the signal is handled; never end the input (that would let the
-    # run finish normally).
+    # The input stays open: the command must stop on the signal, not at end of input.
     try:
-        for _ in range(50):
-            process.stdin.write(rows(10))
-            process.stdin.flush()
-            if process.poll() is not None:
-                break
-            try:
-                process.wait(timeout=0.1)
-            except subprocess.TimeoutExpired:
-                continue
-    except BrokenPipeError:
-        pass
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    stopped_on_signal = process.poll() is not None
     try:
         stdout, stderr = process.communicate(timeout=60)
     except BrokenPipeError:  # communicate() closes stdin, which may already be gone
-        stdout, stderr = process.stdout.read(), process.stderr.read()  # type: ignore[union-attr]
         process.wait(timeout=60)
+        stdout = process.stdout.read() if process.stdout else b""
+        stderr = process.stderr.read() if process.stderr else b""
+    assert stopped_on_signal, "still running 60 s after the signal"
+    assert partial, "no partial output existed when signalled: the test proves nothing"
     outcome = Outcome(process.returncode, stdout.decode(), stderr.decode())
     return outcome, leftovers(tmp_path, set())
 

@@ -28,11 +28,19 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 from hardening import Outcome, assert_no_traceback, run
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from xentcli import kernel
+
+# When an example fails, hypothesis' pytest plugin imports its patch writer, which imports
+# a deprecated mypy_extensions.TypedDict; with warnings as errors that hides the failing
+# example behind an INTERNALERROR. The failure report is what matters here.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:mypy_extensions.TypedDict is deprecated:DeprecationWarning"
+)
 
 EXAMPLES = int(os.environ.get("XENT_FUZZ_EXAMPLES", "0"))
 SETTINGS = settings(
