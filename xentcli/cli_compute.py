@@ -12,7 +12,7 @@ import click
 
 from xentcli.clitools import BadInvocation
 from xentcli.errors import InvalidInputError, XentError
-from xentcli.options import parse_float, parse_float_list, parse_name_list
+from xentcli.options import parse_float, parse_float_list, parse_name_list, split_list
 
 FORMATS = ("table", "json", "csv", "markdown", "latex")
 BASES = ("e", "2", "10")
@@ -39,9 +39,15 @@ Examples:
 """
 
 
-def _parse_list(text: str, option: str) -> list[float]:
+def _parse_list(text: str, option: str) -> tuple[list[float], list[str]]:
+    """The numbers of a list option, and the items as the user wrote them."""
+    items = split_list(text)
+    for position, item in enumerate(items):
+        # float() reads full-width and other Unicode digits; a number here is ASCII.
+        if not item.isascii():
+            raise BadInvocation(f"{option}: item {position} is not a number: {item!r}")
     try:
-        return parse_float_list(text, option)
+        return parse_float_list(text, option), items
     except XentError as error:
         raise BadInvocation(str(error)) from None
 
@@ -81,17 +87,28 @@ def _parse_label(text: str, k: int, classes: list[str] | None) -> int:
     return label
 
 
-def _message(error: XentError) -> str:
-    """The one-line message for an error of the trace, naming the option at fault."""
-    if isinstance(error, InvalidInputError) and error.field in _OPTION_OF_FIELD:
-        text = f"{_OPTION_OF_FIELD[error.field]}: {error.reason}"
-        if error.column is not None:
-            text += f" at item {error.column}"
-        if error.value is not None:
-            value = error.value
-            text += f" ({value!r})" if isinstance(value, str) else f" ({value})"
-        return text
-    return str(error)
+def _message(error: XentError, written: dict[str, list[str]]) -> str:
+    """The one-line message for an error of the trace, naming the option at fault.
+
+    *written* holds each list option's items as the user wrote them, by field, so that
+    the message quotes ``'1e999'`` rather than the ``inf`` it became.
+    """
+    if not (isinstance(error, InvalidInputError) and error.field in _OPTION_OF_FIELD):
+        return str(error)
+    field = error.field
+    text = f"{_OPTION_OF_FIELD[field]}: {error.reason}"
+    items = written.get(field, [])
+    if error.column is not None:
+        text += f" at item {error.column}"
+        if error.column < len(items):
+            item = items[error.column]
+            if math.isinf(float(item)) and "inf" not in item.lower():
+                text += " (it overflows float64)"
+            return f"{text}: {item!r}"
+    if error.value is not None:
+        value = error.value
+        text += f" ({value!r})" if isinstance(value, str) else f" ({value})"
+    return text
 
 
 @click.command(epilog=EPILOG)
@@ -148,7 +165,8 @@ def compute(
 
     if logits_text is None:
         raise BadInvocation("give the logits with --logits, for example --logits 1.2,2.3,0.8")
-    logits = _parse_list(logits_text, "--logits")
+    logits, written_logits = _parse_list(logits_text, "--logits")
+    written = {"logit": written_logits}
     k = len(logits)
     if (label_text is None) == (target_text is None):
         raise BadInvocation("give exactly one of --label and --target")
@@ -169,10 +187,14 @@ def compute(
     if not 0.0 <= smoothing < 1.0:
         raise BadInvocation(f"--label-smoothing must be in [0, 1) (got {smoothing_text})")
     label = _parse_label(label_text, k, classes) if label_text is not None else None
-    targets = _parse_list(target_text, "--target") if target_text is not None else None
+    targets = None
+    if target_text is not None:
+        targets, written["target"] = _parse_list(target_text, "--target")
     if targets is not None and len(targets) != k:
         raise BadInvocation(f"--target: {len(targets)} values for {k} logits")
-    weights = _parse_list(weights_text, "--weights") if weights_text is not None else None
+    weights = None
+    if weights_text is not None:
+        weights, written["weight"] = _parse_list(weights_text, "--weights")
     if weights is not None and len(weights) != k:
         raise BadInvocation(f"--weights: {len(weights)} values for {k} logits")
     if explain and output_format == "csv":
@@ -183,7 +205,7 @@ def compute(
                             label_smoothing=smoothing, temperature=temperature, base=base,
                             classes=classes)
     except XentError as error:
-        raise BadInvocation(_message(error)) from None
+        raise BadInvocation(_message(error, written)) from None
 
     if output_format == "table":
         console = make_console()
