@@ -24,6 +24,7 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141
 EXIT_TERMINATED = 143
+EXIT_INTERNAL = 70
 
 
 @click.group(context_settings=CONTEXT_SETTINGS)
@@ -66,40 +67,50 @@ def _silence_stdout() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``xent`` script and ``python -m xentcli``."""
+    """Entry point of the ``xent`` script and ``python -m xentcli``.
+
+    The command is invoked through ``make_context``/``invoke`` rather than click's
+    ``main``, because click's ``main`` turns a broken pipe into exit 1 and Ctrl-C or
+    SIGTERM into an ``Abort``; here each gets its own exit code and a single line.
+    """
+    if os.environ.get("_XENT_COMPLETE"):
+        cli.main(args=argv, prog_name="xent")  # click's shell completion; exits
     signal.signal(signal.SIGTERM, _raise_terminated)
+    args = sys.argv[1:] if argv is None else list(argv)
     try:
-        cli.main(args=argv, prog_name="xent", standalone_mode=False)
+        with cli.make_context("xent", args) as context:
+            cli.invoke(context)
+        sys.stdout.flush()
     except Terminated:
-        click.echo("Error: terminated.", err=True)
+        _report("Error: terminated.")
         sys.exit(EXIT_TERMINATED)
     except (KeyboardInterrupt, click.exceptions.Abort):
-        click.echo("Error: interrupted.", err=True)
+        _report("Error: interrupted.")
         sys.exit(EXIT_INTERRUPTED)
     except BrokenPipeError:
         _silence_stdout()
         sys.exit(EXIT_BROKEN_PIPE)
     except click.ClickException as error:
-        with contextlib.suppress(BrokenPipeError):
+        with contextlib.suppress(OSError):
             error.show()
         sys.exit(error.exit_code)
     except click.exceptions.Exit as exit_request:
         sys.exit(exit_request.exit_code)
     except OSError as error:
         # A write error on the output (a full disk, /dev/full): one line, exit 1.
-        click.echo(f"Error: {error.strerror or error}", err=True)
+        _silence_stdout()
+        _report(f"Error: {error.strerror or error}")
         sys.exit(1)
     except Exception as error:  # a bug: still one line unless debugging is asked for
         if os.environ.get("XENT_DEBUG"):
             raise
-        click.echo(
+        _report(
             f"Error: internal error ({type(error).__name__}: {error}); please report it"
-            " (set XENT_DEBUG=1 for the traceback)",
-            err=True,
+            " (set XENT_DEBUG=1 for the traceback)"
         )
-        sys.exit(70)
-    try:
-        sys.stdout.flush()
-    except BrokenPipeError:
-        _silence_stdout()
-        sys.exit(EXIT_BROKEN_PIPE)
+        sys.exit(EXIT_INTERNAL)
+
+
+def _report(line: str) -> None:
+    with contextlib.suppress(OSError):
+        click.echo(line, err=True)
