@@ -12,6 +12,12 @@ import re
 from xentcli.errors import XentError
 
 _SEPARATORS = re.compile(r"[,\s;]+")
+# ASCII only: float() would also take full-width or Arabic-Indic digits, which the CSV
+# reader rejects; the two must agree on what a number is.
+_NUMBER = re.compile(
+    r"[+-]?(?:[0-9]+\.?[0-9]*(?:[eE][+-]?[0-9]+)?|\.[0-9]+(?:[eE][+-]?[0-9]+)?|inf(?:inity)?|nan)",
+    flags=re.IGNORECASE | re.ASCII,
+)
 
 
 def split_list(text: str) -> list[str]:
@@ -39,14 +45,14 @@ def parse_float(text: str, what: str = "value") -> float:
     Traceback (most recent call last):
     ...
     xentcli.errors.XentError: value is not a number: '0x10'
+    >>> parse_float("１２")
+    Traceback (most recent call last):
+    ...
+    xentcli.errors.XentError: value is not a number: '１２'
     """
     stripped = text.strip()
     # float() accepts '1_000' and 'infinity'; be explicit about what a number is here.
-    if "_" in stripped or not re.fullmatch(
-        r"[+-]?(?:\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?|inf(?:inity)?|nan)",
-        stripped,
-        flags=re.IGNORECASE,
-    ):
+    if not _NUMBER.fullmatch(stripped):
         raise XentError(f"{what} is not a number: {text!r}")
     return float(stripped)
 
