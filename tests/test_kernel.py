@@ -430,7 +430,7 @@ def test_exact_sum_matches_fractions() -> None:
 
 
 def test_exact_sum_chunking_and_order_do_not_matter(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(kernel, "_EXACT_CHUNK", 7)
+    monkeypatch.setattr(kernel, "_EXACT_CHUNK", 7)  # many passes
     rng = np.random.default_rng(16)
     values = rng.normal(size=100) * 1e10
     values[::3] = rng.normal(size=34) * 1e-10

@@ -588,26 +588,35 @@ def logsumexp(logits: ArrayLike, *, temperature: float = 1.0) -> FloatArray:
 
 # ------------------------------------------------------------------------- exact sums
 _SCALE_BITS = 1126  # values are held as an integer times 2**-1126 (53 bits below 2**-1074)
-_EXACT_CHUNK = 1 << 25  # bincount sums of < 2**26 values of < 2**27 are exact in float64
+_EXACT_CHUNK = 1 << 16  # values per pass: temporaries stay in cache
+_BINS = 2098  # frexp exponents -1073 .. 1024
 
 
 def _exact_int(values: FloatArray) -> int:
-    """The exact sum of finite float64 *values*, as an integer multiple of 2**-1126."""
-    total = 0
+    """The exact sum of finite float64 *values*, as an integer multiple of 2**-1126.
+
+    Each value is split by its binary exponent into an integer mantissa (53 bits) cut in
+    two halves (26 and 27 bits); per exponent, the halves are summed by ``np.bincount``,
+    exactly (a chunk's sums stay below 2**53), then accumulated in int64 (exact below
+    2**36 values per call, far beyond any array) and finally in a Python int.
+    """
+    acc_high = np.zeros(_BINS, dtype=np.int64)
+    acc_low = np.zeros(_BINS, dtype=np.int64)
     for start in range(0, values.size, _EXACT_CHUNK):
         v = values[start : start + _EXACT_CHUNK]
         mant, expo = np.frexp(v)  # v = mant * 2**expo, 0.5 <= |mant| < 1 (or 0)
         whole = mant * 2.0**53  # an integer, |whole| < 2**53
         high = np.trunc(whole * 2.0**-27)  # |high| < 2**26
-        low = whole - high * 2.0**27  # |low| < 2**27, same sign
-        index = expo + 1073  # 2**-1074 = 0.5 * 2**-1073 -> index 0
-        sum_high = np.bincount(index, weights=high)
-        sum_low = np.bincount(index, weights=low)
-        present = np.flatnonzero((sum_high != 0) | (sum_low != 0))
-        for i, h, lo in zip(present.tolist(), sum_high[present].tolist(),
-                            sum_low[present].tolist(), strict=True):
-            # value = (h * 2**27 + lo) * 2**(expo - 53) = (...) * 2**(i - 1126)
-            total += ((int(h) << 27) + int(lo)) << i
+        whole -= high * 2.0**27  # the low half: |low| < 2**27, same sign
+        expo += 1073  # 2**-1074 = 0.5 * 2**-1073 -> bin 0
+        acc_high += np.bincount(expo, weights=high, minlength=_BINS).astype(np.int64)
+        acc_low += np.bincount(expo, weights=whole, minlength=_BINS).astype(np.int64)
+    total = 0
+    present = np.flatnonzero((acc_high != 0) | (acc_low != 0))
+    for i, h, lo in zip(present.tolist(), acc_high[present].tolist(),
+                        acc_low[present].tolist(), strict=True):
+        # value = (h * 2**27 + lo) * 2**(expo - 53) = (...) * 2**(i - 1126)
+        total += ((h << 27) + lo) << i
     return total
 
 
