@@ -867,6 +867,15 @@ def row_losses(
         xt = _transposed(y[start:stop], arena)
         if check:
             _check_logit_values(xt, start, transposed=True)
+        if k == 2 and t is None and not eps:
+            # Binary rows: the same arithmetic on (b,) vectors, without the class-axis
+            # machinery whose per-row bookkeeping costs more than the work for K = 2.
+            am, m, loss[start:stop], label_q[start:stop] = _binary_rows(
+                xt, lab[start:stop], w, temperature)
+            if check:
+                _check_masked_rows(m, start, array.ndim == 1)
+            predicted[start:stop] = am
+            return
         sh = _shift(xt, temperature, arena)
         if check:
             _check_masked_rows(sh.max, start, array.ndim == 1)
@@ -882,19 +891,10 @@ def row_losses(
             li = lab[start:stop]
             at = _flat(li, stop - start)
             lo_i = np.take(sh.lo, at)
-            a_hi = -np.take(sh.hi, at)
-            b = sh.log_s - lo_i
-            if w is None:
-                main = a_hi + b
-            else:
-                wi = w[li]
-                p, pe = _two_prod(wi, a_hi)
-                with np.errstate(invalid="ignore"):
-                    main = np.where(wi == 0, 0.0, p + (pe + wi * b))
-            s_hi, s_lo = sh.s_hi, sh.s_lo
+            main = _label_loss(-np.take(sh.hi, at), sh.log_s - lo_i, li, w)
             e_i = np.take(sh.exp, at)
             e_i[li == sh.argmax] = 1.0
-            label_q[start:stop] = _probabilities(e_i, lo_i, s_hi, s_lo)
+            label_q[start:stop] = _probabilities(e_i, lo_i, sh.s_hi, sh.s_lo)
         if eps:
             uniform = _uniform_loss(sh, w, w_total, arena)
             main = keep[0] * main + (share[0] * uniform + (keep[1] * main + share[1] * uniform))
@@ -912,6 +912,46 @@ def row_losses(
         label_q = np.where(counted, label_q, np.nan)
     return RowLosses(loss=loss, weight=row_w, predicted=predicted,
                      label_probability=label_q, counted=counted)
+
+
+def _label_loss(a_hi: FloatArray, b: FloatArray, li: IntArray,
+                w: FloatArray | None) -> FloatArray:
+    """``w[label] * (a_hi + b)``, the product exact before its one rounding (TwoProduct).
+
+    A zero weight gives 0 even when the loss is infinite (the row does not count).
+    """
+    if w is None:
+        return a_hi + b
+    wi = w[li]
+    p, pe = _two_prod(wi, a_hi)
+    return np.where(wi == 0, 0.0, p + (pe + wi * b))
+
+
+def _binary_rows(xt: FloatArray, li: IntArray, w: FloatArray | None, temperature: float,
+                 ) -> tuple[IntArray, FloatArray, FloatArray, FloatArray]:
+    """Argmax, max, loss and q of the label for a ``(2, b)`` block; same bits as _shift."""
+    y0, y1 = xt[0], xt[1]
+    am = (y1 > y0).astype(np.int64)  # ties: the first index
+    m = np.maximum(y0, y1)
+    other = np.minimum(y0, y1)
+    hi = other - m
+    bb = hi - other
+    lo = (other - (hi - bb)) - (m + bb)  # TwoSum(other, -m)
+    if temperature != 1.0:
+        hi, lo = _divide_dd(hi, lo, temperature)
+    e = np.exp(hi)
+    if np.isnan(lo).any():  # the other class is masked or beyond the float range
+        lo[np.isinf(hi)] = 0.0
+    s_hi = 1.0 + e
+    s_lo = ((1.0 - s_hi) + e) + e * lo  # Fast2Sum(1, e): 1 >= e
+    z = s_lo / s_hi
+    log_s = np.log(s_hi) + (z - 0.5 * z * z)
+    is_max = li == am
+    hi[is_max] = 0.0
+    lo[is_max] = 0.0
+    e[is_max] = 1.0
+    loss = _label_loss(-hi, log_s - lo, li, w)
+    return am, m, loss, _probabilities(e, lo, s_hi, s_lo)
 
 
 def _weighted_neg_shift(sh: _Shift, v: FloatArray,
