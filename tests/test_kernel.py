@@ -121,13 +121,22 @@ def test_random_logits(scale: float, k: int) -> None:
     check_rows(f"normal*{scale:g} K={k}", y, labels)
 
 
-def test_large_offset_small_spread() -> None:
-    """Logits of magnitude 1e300 whose differences are moderate (inexact shifts)."""
+def test_near_ties_at_1e300() -> None:
+    """Logits of magnitude 1e300 a few hundred ulps apart: differences of ~1e286."""
     rng = np.random.default_rng(5)
     base = 1e300
     y = base + rng.normal(size=(20, 6)) * base * 2.0**-48
     labels = rng.integers(0, 6, size=20)
     check_rows("1e300 + few ulps", y, labels)
+
+
+@pytest.mark.parametrize("offset", [1e15, -3e12, 2.0**52])
+def test_large_offset_small_spread(offset: float) -> None:
+    """Large logits whose differences are moderate: the loss depends on the differences."""
+    rng = np.random.default_rng(int(abs(offset)) % 1000)
+    y = offset + rng.normal(size=(20, 6)) * 4
+    labels = rng.integers(0, 6, size=20)
+    check_rows(f"offset {offset:g} + normal*4", y, labels)
 
 
 def test_wide_spread_inexact_differences() -> None:

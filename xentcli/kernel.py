@@ -16,8 +16,16 @@ How the results stay within a few units in the last place (ulp) for any float64 
 - means and sums of row losses are exact (:class:`ExactSum`) and rounded once, so they do
   not depend on the order or the chunking of the rows.
 
-Rows are processed in blocks, transposed to ``(K, rows)`` so that every reduction over the
-classes is a contiguous, vectorized operation and the temporaries stay in cache.
+Accuracy, measured against an independent mpmath reference (tests/test_kernel.py): row
+losses and log-probabilities within 2 ulp, probabilities within 3 ulp, smoothed and
+soft-target losses within 4 ulp, means within 2 ulp of the exact mean, for any float64
+logits (magnitudes up to 1.8e308, subnormal differences, -inf masks, K = 1 to 100000).
+The log-sum-exp ``m + log s`` is within 2 ulp of the larger of ``|m|`` and ``log s``
+(when a negative max and log s cancel, the absolute error is what remains).
+
+Rows are processed in blocks (about 512 KB of float64), transposed to ``(K, rows)`` so
+that every reduction over the classes is a contiguous, vectorized operation and the
+temporaries stay in cache; big batches use two threads (numpy releases the GIL).
 """
 
 from __future__ import annotations
