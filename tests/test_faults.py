@@ -43,9 +43,9 @@ def rows(n: int, start: int = 0) -> bytes:
 
 @pytest.fixture(scope="module")
 def big_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A file whose per-row output is many pipe buffers long (300 000 rows)."""
+    """A file whose per-row output is many pipe buffers long (50 000 rows, 2.5 MB)."""
     path = tmp_path_factory.mktemp("big") / "big.csv"
-    path.write_bytes(HEADER + rows(300_000))
+    path.write_bytes(HEADER + rows(50_000))
     return path
 
 
@@ -59,12 +59,13 @@ def test_per_row_into_head_ends_quietly(big_csv: Path) -> None:
         env=process_env(),
     )
     head = subprocess.Popen(["head", "-n", "1"], stdin=producer.stdout, stdout=subprocess.PIPE)
-    assert producer.stdout is not None
-    assert producer.stderr is not None
-    producer.stdout.close()  # head alone holds the read end, as in a shell pipeline
-    first, _ = head.communicate(timeout=120)
-    stderr = producer.stderr.read().decode()
-    code = producer.wait(timeout=120)
+    with producer, head:
+        assert producer.stdout is not None
+        assert producer.stderr is not None
+        producer.stdout.close()  # head alone holds the read end, as in a shell pipeline
+        first, _ = head.communicate(timeout=120)
+        stderr = producer.stderr.read().decode()
+        code = producer.wait(timeout=120)
     assert first.count(b"\n") == 1
     assert "BrokenPipe" not in stderr
     assert_no_traceback(Outcome(code, "", stderr))
@@ -120,7 +121,7 @@ def interrupted_run(tmp_path: Path, signum: int) -> tuple[Outcome, set[str]]:
     process.send_signal(signum)
     # The input stays open: the command must stop on the signal, not at end of input.
     try:
-        process.wait(timeout=60)
+        process.wait(timeout=20)
     except subprocess.TimeoutExpired:
         process.kill()
     stopped_on_signal = process.poll() is not None
@@ -130,7 +131,7 @@ def interrupted_run(tmp_path: Path, signum: int) -> tuple[Outcome, set[str]]:
         process.wait(timeout=60)
         stdout = process.stdout.read() if process.stdout else b""
         stderr = process.stderr.read() if process.stderr else b""
-    assert stopped_on_signal, "still running 60 s after the signal"
+    assert stopped_on_signal, "still running 20 s after the signal"
     assert partial, "no partial output existed when signalled: the test proves nothing"
     outcome = Outcome(process.returncode, stdout.decode(), stderr.decode())
     return outcome, leftovers(tmp_path, set())
