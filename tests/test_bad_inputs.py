@@ -216,6 +216,16 @@ OPTIONS = [
          args=("--weights", "1,2"), contains=("weights",)),
     Case("on-error-unknown", with_line3(GOOD), code=2, where=None,
          args=("--on-error", "ignore")),
+    Case("delimiter-of-two-characters", with_line3(GOOD), code=2, where=None,
+         args=("--delimiter", "ab"), contains=("'ab'",)),
+    Case("negative-label-column-out-of-range", with_line3(GOOD), where="bad.csv",
+         args=("--label-column", "-9"), value=-9),
+    # Forcing --no-header on a file that has one: the header is a data row, located.
+    Case("no-header-on-a-header", with_line3(GOOD), where="bad.csv:1:1", value="a",
+         args=("--no-header",)),
+    # A .tsv is tab-separated: a comma-separated .tsv has a single column.
+    Case("tsv-holding-commas", with_line3(GOOD), name="bad.tsv", where="bad.tsv"),
+    Case("glob-matching-nothing", None, name="nothing*.csv", where="nothing*.csv"),
 ]  # fmt: skip
 
 CASES = BROKEN_NUMBERS + NON_FINITE + CELLS + ROWS + LABELS + FILES + OPTIONS
@@ -272,6 +282,48 @@ def test_empty_stdin() -> None:
 def test_bad_value_on_stdin_is_located() -> None:
     outcome = run(["batch", "-"], input=with_cell("1e"))
     assert_clean_error(outcome, 1, where="<stdin>:3:2", value="1e")
+
+
+def test_truncated_gzip_on_stdin() -> None:
+    outcome = run(["batch", "-"], input=gzip.compress(with_line3(GOOD) * 50)[:-30])
+    assert_clean_error(outcome, 1, where="<stdin>", contains=("truncated",))
+
+
+def test_skipped_rows_are_never_silent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bad.csv").write_bytes(with_cell("1.2.3") + b"1,nan,2,0\n")
+    outcome = run(["batch", "bad.csv", "--on-error", "skip", "--format", "json"])
+    assert_no_traceback(outcome)
+    assert outcome.code == 0
+    warning = outcome.stderr.splitlines()
+    assert len(warning) == 1
+    assert warning[0].startswith("Warning: skipped 2 bad rows")
+    assert "bad.csv:3" in warning[0]
+    assert "bad.csv:5" in warning[0]
+    summary = json.loads(outcome.stdout)
+    assert (summary["rows"], summary["rows_counted"], summary["rows_skipped"]) == (4, 2, 2)
+    assert summary["loss"] == kernel.cross_entropy([[0.5, 1.5, -2.0]] * 2, [1, 1])
+
+
+def test_undefined_mean_is_said_not_printed_as_nan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ok.csv").write_bytes(with_line3(GOOD))  # every label is 1 or 0
+    outcome = run(["batch", "ok.csv", "--weights", "0,0,0", "--format", "json"])
+    assert_no_traceback(outcome)
+    assert outcome.code == 0
+    assert "nan" not in outcome.stdout.lower()
+    assert json.loads(outcome.stdout)["loss"] is None
+    assert outcome.stderr.startswith("Warning: the mean loss is undefined")
+    table = run(["batch", "ok.csv", "--weights", "0,0,0"])
+    assert table.code == 0
+    assert "nan" not in table.stdout.lower()
+    assert "undefined" in table.stdout
 
 
 def test_long_value_is_shortened(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
