@@ -181,9 +181,13 @@ class _CountingReader(io.RawIOBase):
 
     def __init__(self, raw: IO[bytes], prefix: bytes = b"") -> None:
         super().__init__()
-        self._raw = raw
+        self.raw = raw
         self._prefix = prefix
         self.count = 0
+
+    def push_back(self, prefix: bytes) -> None:
+        """Serve *prefix* (bytes read from ``raw`` directly) before reading on."""
+        self._prefix = prefix + self._prefix
 
     def readable(self) -> bool:
         return True
@@ -196,9 +200,7 @@ class _CountingReader(io.RawIOBase):
             self._prefix = self._prefix[size:]
             self.count += size
             return size
-        data = self._raw.read(len(view))
-        size = len(data)
-        view[:size] = data
+        size = self.raw.readinto(view) or 0  # type: ignore[attr-defined]
         self.count += size
         return size
 
@@ -392,7 +394,16 @@ class _Prefetch:
                 continue
 
     def get(self) -> tuple[bytes, int] | None:
-        ok, value = self._queue.get()
+        import queue
+
+        while True:
+            # A short wait, repeated: the interpreter runs signal handlers in between,
+            # so Ctrl-C is never stuck behind a lock (or an idle pipe).
+            try:
+                ok, value = self._queue.get(timeout=0.05)
+                break
+            except queue.Empty:
+                continue
         if not ok:
             self._stop.set()
             raise value
@@ -406,7 +417,7 @@ class _Prefetch:
         with contextlib.suppress(queue.Empty):
             while True:
                 self._queue.get_nowait()
-        self._thread.join(timeout=1.0)
+        self._thread.join(timeout=0.2)
 
 
 def _line_numbers(block: bytes, first_line: int) -> npt.NDArray[np.int64]:
@@ -451,6 +462,15 @@ class Table:
         self._consumed = False
         try:
             self._open()
+            # Reading, decompressing and cutting the next blocks overlaps with parsing.
+            # It also keeps blocking reads out of the main thread, where a signal that
+            # arrives just before a read() of an idle pipe would wait for more input.
+            if PREFETCH:
+                source = _Prefetch(self._blocks)
+                self._stack.callback(source.close)
+                self._next_block = source.get
+            else:
+                self._next_block = self._blocks.next_block
             self._read_header()
         except BaseException:
             self._stack.close()
@@ -469,16 +489,20 @@ class Table:
             if raw is None or getattr(raw, "closed", False):
                 raise self._error("standard input is closed")
             with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation):
-                info = os.fstat(raw.fileno())
+                descriptor = raw.fileno()
+                info = os.fstat(descriptor)
                 if stat.S_ISREG(info.st_mode):
                     self.size_bytes = info.st_size
-            try:
-                prefix = raw.read(6) or b""
-            except (OSError, ValueError) as error:
-                raise self._error(f"cannot read standard input: {error}") from None
-            kind = next((k for m, k in _MAGIC.items() if prefix.startswith(m)), None)
-            self._counter = _CountingReader(raw, prefix)
-            delimiter = self.options.delimiter
+                # Unbuffered and lock-free: the reading thread may still be blocked in
+                # it at exit, which a BufferedReader's lock would turn into a crash.
+                raw = io.FileIO(descriptor, "rb", closefd=False)
+            self._counter = _CountingReader(raw)
+            # The compression is sniffed on the first read, in the reading thread.
+            self._stream: Any = None
+            self._compression: str | None = None
+            self._delimiter = self.options.delimiter
+            self._blocks = _LineBlocks(self._read, name, BLOCK_BYTES, MAX_LINE_BYTES)
+            return
         else:
             try:
                 info = os.stat(self.path)
@@ -509,15 +533,36 @@ class Table:
                 self._counter = _CountingReader(handle)
             delimiter = self.options.delimiter or _default_delimiter(name)
         self._compression = kind
-        stream = _decompressor(kind, self._counter)
-        self._stream = stream if kind else io.BufferedReader(self._counter, 1 << 20)
+        self._stream = _decompressor(kind, self._counter)
+        if kind is None:
+            self._stream = io.BufferedReader(self._counter, 1 << 20)
         self._delimiter = delimiter
         self._blocks = _LineBlocks(self._read, name, BLOCK_BYTES, MAX_LINE_BYTES)
+
+    def _sniff_stdin(self) -> None:
+        """Detect a compressed standard input from its first bytes."""
+        prefix = b""
+        try:
+            while len(prefix) < 6:
+                data = self._counter.raw.read(6 - len(prefix))
+                if not data:
+                    break
+                prefix += data
+        except (OSError, ValueError) as error:
+            raise self._error(f"cannot read standard input: {error}") from None
+        self._counter.push_back(prefix)
+        kind = next((k for m, k in _MAGIC.items() if prefix.startswith(m)), None)
+        self._compression = kind
+        self._stream = _decompressor(kind, self._counter)
+        if kind is None:
+            self._stream = io.BufferedReader(self._counter, 1 << 20)
 
     def _read(self, size: int) -> bytes:
         """Read decompressed bytes, turning decompression failures into DataError."""
         import zlib
 
+        if self._stream is None:
+            self._sniff_stdin()
         try:
             return self._stream.read(size)
         except EOFError:
@@ -547,7 +592,7 @@ class Table:
         options = self.options
         found = None
         while found is None:
-            got = self._blocks.next_block()
+            got = self._next_block()
             if got is None:
                 raise self._error("file is empty")
             block, first = got
@@ -701,11 +746,6 @@ class Table:
         self._consumed = True
         K = len(self._logits)
         step = max(1, min(self.options.chunk_rows, self.options.chunk_bytes // (8 * K)))
-        # Reading, decompressing and cutting the next blocks overlaps with parsing.
-        source = _Prefetch(self._blocks) if PREFETCH else None
-        if source is not None:
-            self._stack.callback(source.close)
-        next_block = source.get if source is not None else self._blocks.next_block
         got: tuple[bytes, int] | None = self._pending
         while got is not None:
             block, first = got
@@ -720,7 +760,7 @@ class Table:
                         None if parsed.targets is None else parsed.targets[start:stop],
                         parsed.lines[start:stop],
                     )
-            got = next_block()
+            got = self._next_block()
         if self.rows_read == 0 and self.rows_skipped == 0:
             raise self._error("no data rows")
 
