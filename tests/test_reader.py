@@ -147,6 +147,14 @@ def test_no_header_detected_label_last(tmp_path: Path) -> None:
     assert r.table.label_name == "3"
 
 
+def test_blank_first_cell_is_not_a_header(tmp_path: Path) -> None:
+    e = error(write(tmp_path, "p.csv", "1,,0\n1,2,0\n"))
+    assert (e.line, e.column, e.reason) == (1, 2, "empty logit cell")
+    r = read(write(tmp_path, "q.csv", ",a,label\n7,1,0\n"), logit_columns=["a"])
+    assert r.table.label_name == "label"
+    assert r.logits.tolist() == [[1.0]]
+
+
 def test_header_forced(tmp_path: Path) -> None:
     path = write(tmp_path, "p.csv", "5,6,0\n1,2,1\n")
     r = read(path, header=True)

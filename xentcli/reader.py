@@ -40,8 +40,8 @@ What a file may contain (the accepted syntax)
 * Blank lines (empty, or only spaces and tabs) are skipped anywhere, are not rows and
   are not counted; line numbers stay physical (they count blank lines too).
 * Header: ``options.header`` forces it; otherwise the first non-blank line is a header
-  when one of its cells is not a number (with ``options.classes``, a class name also
-  counts as data). Header names are stripped of surrounding spaces and tabs; a name
+  when one of its cells is neither a number nor blank (with ``options.classes``, a
+  class name also counts as data). Header names are stripped of surrounding spaces and tabs; a name
   appearing twice is an error. Without a header, columns are named by their 0-based
   index and only indices, ranges and (unhelpfully) globs over those can select them.
 * Numbers (logits, targets), the syntax of :func:`xentcli.options.parse_float` restricted
@@ -617,7 +617,11 @@ class Table:
         classes = set(options.classes or ())
         header = options.header
         if header is None:
-            header = not all(is_number(f) or f.strip(" \t") in classes for f in fields)
+            # A blank cell is a bad data cell, not the sign of a header.
+            header = any(
+                f.strip(" \t") and not is_number(f) and f.strip(" \t") not in classes
+                for f in fields
+            )
         self.has_header = header
         if header:
             self.header_line: int | None = line
