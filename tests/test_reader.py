@@ -261,6 +261,20 @@ def test_stdin_compressed_detected(monkeypatch: pytest.MonkeyPatch, compress: An
     assert read("-").labels == [2, 0]
 
 
+@pytest.mark.parametrize("name", ["in.csv", "in.csv.gz"])
+def test_stdin_from_a_real_descriptor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    path = write(tmp_path, name, SIMPLE)
+    with open(path, encoding="latin-1") as handle:  # like sys.stdin, a text wrapper
+        monkeypatch.setattr(sys, "stdin", handle)
+        r = read("-")
+        assert not handle.closed
+    assert r.labels == [2, 0]
+    assert r.table.size_bytes == Path(path).stat().st_size
+    assert r.table.bytes_read == r.table.size_bytes
+
+
 def test_stdin_tab_sniffed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "stdin", FakeStdin(b"a\tb\tlabel\n1\t2\t1\n"))
     assert read("-").logits.tolist() == [[1.0, 2.0]]
