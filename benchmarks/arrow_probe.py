@@ -49,6 +49,39 @@ def stream(path: Path, block_size: int, use_threads: bool, explicit: bool = True
     return rows
 
 
+def python_blocks(path: Path, block_size: int, use_threads: bool) -> int:
+    """Cut the file into line-aligned blocks in Python, ``read_csv`` each from memory.
+
+    (The shape of a reader that keeps the bytes itself, to know line numbers and to
+    fall back to a precise parser on a bad block.)
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    with path.open("rb") as f:
+        names = f.readline().decode().strip().split(",")
+        types = {name: pa.float64() for name in names[:-1]}
+        types[names[-1]] = pa.int64()
+        read = pcsv.ReadOptions(column_names=names, block_size=block_size,
+                                use_threads=use_threads)
+        convert = pcsv.ConvertOptions(column_types=types)
+        rows, tail = 0, b""
+        while True:
+            data = f.read(block_size)
+            if not data:
+                break
+            data = tail + data
+            cut = data.rfind(b"\n") + 1
+            block, tail = data[:cut], data[cut:]
+            if block:
+                rows += pcsv.read_csv(pa.py_buffer(block), read_options=read,
+                                      convert_options=convert).num_rows
+        if tail.strip():
+            rows += pcsv.read_csv(pa.py_buffer(tail), read_options=read,
+                                  convert_options=convert).num_rows
+    return rows
+
+
 def read_whole(path: Path) -> int:
     import pyarrow.csv as pcsv
 
@@ -68,6 +101,10 @@ def streaming(path: Path, quick: bool) -> list[str]:
         lambda: stream(path, 4 * MB, True, tensor=True))
     cases["open_csv block_size=4 MiB use_threads=False + to_tensor per batch"] = (
         lambda: stream(path, 4 * MB, False, tensor=True))
+    for block in (1 * MB, 4 * MB, 16 * MB):
+        for threads in (True, False):
+            name = f"Python {block // MB} MiB blocks + read_csv(py_buffer) use_threads={threads}"
+            cases[name] = lambda b=block, t=threads: python_blocks(path, b, t)
     cases["read_csv (whole file, threads)"] = lambda: read_whole(path)
     log(f"probe: streaming {path.name}")
     res = interleaved(cases, repeats=1 if quick else 2, warmup=0, budget=120)
