@@ -85,7 +85,12 @@ def check_rows(family: str, y: np.ndarray, labels: np.ndarray, temperature: floa
     assert wl <= LOG_PROB_ULP, family
     assert ws <= LOSS_ULP, family
     # The mean: exact sum of the rows, rounded once; within 2 ulp of the exact mean.
+    # (A row loss beyond the float range is inf, and so is the mean: the contract is the
+    # mean of the float64 row losses.)
     mean = cross_entropy(y, labels, temperature=temperature)
+    if np.isinf(rows.loss).any():
+        assert mean == np.inf
+        return
     exact_mean = mpref.mean([list(r) for r in y], [int(c) for c in labels],
                             temperature=temperature)
     worst_mean = mpref.ulps(float(mean), exact_mean)
@@ -262,6 +267,41 @@ def test_temperature(temperature: float) -> None:
     y = rng.normal(size=(16, 5)) * 20
     labels = rng.integers(0, 5, size=16)
     check_rows(f"temperature {temperature:g}", y, labels, temperature=temperature)
+
+
+@pytest.mark.parametrize("extra", [[], [0.0], [-np.inf, 1e300]])
+@pytest.mark.parametrize("temperature", [1e308, 4.0, 1.5, 0.5])
+def test_differences_beyond_the_float_range(extra: list[float], temperature: float) -> None:
+    """y - m overflows, yet (y - m) / T, and the softmax, may be ordinary numbers."""
+    row = [1.7e308, -1.7e308, *extra]
+    check_rows(f"overflowing y - m, T={temperature:g}", np.array([row] * 2), np.array([0, 1]),
+               temperature=temperature, prob_rows=1)
+
+
+@pytest.mark.parametrize(
+    ("row", "kwargs"),
+    [
+        ([1.7e308, -1.7e308], {"labels": [1], "weights": [1.0, 0.25]}),
+        ([1.7e308, -1.7e308, 0.0], {"labels": [1], "weights": [1.0, 0.25, 1.0]}),
+        ([1.7e308, -1.7e308], {"targets": [[0.9, 0.1]]}),
+        ([1.7e308, -1.7e308, -np.inf], {"targets": [[0.9, 0.1, 0.0]]}),
+        ([1.7e308, -1.7e308], {"labels": [0], "label_smoothing": 0.2}),
+        ([3.884175028014975e307, -9.625828564644879e-142, -1.4002839144766553e254],
+         {"labels": [2], "weights": [1.132586402300188, 2.9967911273012113, 4.092712513436823],
+          "label_smoothing": 0.4240558368530386}),
+    ],
+)
+def test_finite_losses_from_infinite_parts(row: list[float], kwargs: dict) -> None:
+    """A weight, target or smoothing share below 1 brings an overflowing -log q back."""
+    got = float(row_losses([row], **kwargs).loss[0])
+    targets = kwargs.get("targets")
+    exact = mpref.row_loss(
+        row, None if targets else kwargs["labels"][0],
+        targets=targets[0] if targets else None, weights=kwargs.get("weights"),
+        label_smoothing=kwargs.get("label_smoothing", 0.0),
+    )
+    assert math.isfinite(got)
+    assert mpref.ulps(got, exact) <= SOFT_ULP
 
 
 def test_temperature_with_huge_logits() -> None:

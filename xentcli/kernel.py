@@ -404,6 +404,14 @@ def _shift(xt: FloatArray, temperature: float, arena: _Arena | None = None) -> _
     hi, bb, e = (arena.take(xt.shape) for _ in "hbe")
     # TwoSum(y, -m): lo = (y - (hi - bb)) + (-m - bb), with bb = hi - y; e is scratch.
     np.subtract(xt, m, out=hi)
+    halved = None
+    if temperature != 1.0 and np.isinf(hi).any():
+        # y - m beyond the float range, yet (y - m) / T may be within it: take it as
+        # (y/2 - m/2) / (T/2), exact (both are >= 2**970 in magnitude when this happens).
+        where = np.isinf(hi) & (xt > -np.inf)
+        if where.any():
+            pos = np.nonzero(where)
+            halved = pos, _two_sum(xt[pos] * 0.5, -0.5 * m[pos[1]])
     np.subtract(hi, xt, out=bb)
     np.subtract(hi, bb, out=e)
     lo = np.subtract(xt, e, out=xt)
@@ -411,6 +419,9 @@ def _shift(xt: FloatArray, temperature: float, arena: _Arena | None = None) -> _
     np.subtract(lo, bb, out=lo)
     if temperature != 1.0:
         hi, lo = _divide_dd(hi, lo, temperature)
+        if halved is not None:
+            pos, (h2, l2) = halved
+            hi[pos], lo[pos] = _divide_dd(h2, l2, temperature * 0.5)
     np.exp(hi, out=e)
     e.ravel()[_flat(am, e.shape[1])] = 0.0
     correction = np.einsum("kb,kb->b", e, lo)
@@ -875,11 +886,12 @@ def row_losses(
         xt = _transposed(y[start:stop], arena)
         if check:
             _check_logit_values(xt, start, transposed=True)
-        if k == 2 and t is None and not eps:
+        binary = _binary_rows(xt, lab[start:stop], w, temperature) \
+            if k == 2 and t is None and not eps else None
+        if binary is not None:
             # Binary rows: the same arithmetic on (b,) vectors, without the class-axis
             # machinery whose per-row bookkeeping costs more than the work for K = 2.
-            am, m, loss[start:stop], label_q[start:stop] = _binary_rows(
-                xt, lab[start:stop], w, temperature)
+            am, m, loss[start:stop], label_q[start:stop] = binary
             if check:
                 _check_masked_rows(m, start, array.ndim == 1)
             predicted[start:stop] = am
@@ -910,6 +922,8 @@ def row_losses(
         loss[start:stop] = main
 
     _run(_blocks(n, k), work, k)
+    if w is not None or eps or t is not None or temperature != 1.0:
+        _redo_overflowed_rows(loss, y, lab, t, w, eps, temperature)
     if t is not None:
         return RowLosses(loss=loss, weight=np.ones(n), predicted=predicted,
                          label_probability=label_q, counted=counted)
@@ -920,6 +934,68 @@ def row_losses(
         label_q = np.where(counted, label_q, np.nan)
     return RowLosses(loss=loss, weight=row_w, predicted=predicted,
                      label_probability=label_q, counted=counted)
+
+
+def _redo_overflowed_rows(loss: FloatArray, y: FloatArray, lab: IntArray,
+                          t: FloatArray | None, w: FloatArray | None, eps: float,
+                          temperature: float) -> None:
+    """Recompute, exactly, infinite row losses whose true value may be finite.
+
+    When ``y_c - m`` (or a sum of weighted terms) is beyond the float range, a weight, a
+    target or a smoothing share below 1 can bring the loss back within it. Such rows
+    (logits near the float limits) are redone with rationals, one by one; rows that are
+    infinite because of a masked class (-inf) are left alone unless a difference
+    overflowed too.
+    """
+    candidates = np.flatnonzero(loss == np.inf)
+    if candidates.size == 0:
+        return
+    rows = y[candidates]
+    with np.errstate(over="ignore", invalid="ignore"):
+        spread = rows - rows.max(axis=1, keepdims=True)
+    overflowed = (np.isfinite(rows) & np.isinf(spread)).any(axis=1)
+    overflowed |= ~np.isinf(rows).any(axis=1)
+    for i in candidates[overflowed].tolist():
+        loss[i] = _exact_row_loss(y[i], int(lab[i]), None if t is None else t[i], w, eps,
+                                  temperature)
+
+
+def _exact_row_loss(row: FloatArray, label: int, target: FloatArray | None,
+                    w: FloatArray | None, eps: float, temperature: float) -> float:
+    k = row.size
+    log_s = Fraction(float(softmax_steps(row, temperature=temperature).log_sum_exp_shifted))
+    top = Fraction(float(row.max()))
+    temp = Fraction(temperature)
+
+    def nll(c: int) -> Fraction | None:  # None: +inf (a masked class)
+        return None if row[c] == -np.inf else (top - Fraction(float(row[c]))) / temp + log_s
+
+    def weighted(coefficients: list[Fraction]) -> Fraction | None:
+        total = Fraction(0)
+        for c, a in enumerate(coefficients):
+            if a == 0:
+                continue  # 0 * log 0 = 0
+            value = nll(c)
+            if value is None:
+                return None
+            total += a * value
+        return total
+
+    wf = [Fraction(1)] * k if w is None else [Fraction(float(x)) for x in w]
+    if target is None:
+        main = weighted([wf[c] if c == label else Fraction(0) for c in range(k)])
+    else:
+        main = weighted([wf[c] * Fraction(float(target[c])) for c in range(k)])
+    if main is not None and eps:
+        uniform = weighted(wf)
+        e = Fraction(eps)
+        main = None if uniform is None else (1 - e) * main + e / k * uniform
+    if main is None:
+        return math.inf
+    try:
+        return float(main)
+    except OverflowError:
+        return math.inf
 
 
 def _label_loss(a_hi: FloatArray, b: FloatArray, li: IntArray,
@@ -936,8 +1012,11 @@ def _label_loss(a_hi: FloatArray, b: FloatArray, li: IntArray,
 
 
 def _binary_rows(xt: FloatArray, li: IntArray, w: FloatArray | None, temperature: float,
-                 ) -> tuple[IntArray, FloatArray, FloatArray, FloatArray]:
-    """Argmax, max, loss and q of the label for a ``(2, b)`` block; same bits as _shift."""
+                 ) -> tuple[IntArray, FloatArray, FloatArray, FloatArray] | None:
+    """Argmax, max, loss and q of the label for a ``(2, b)`` block; same bits as _shift.
+
+    None when a difference overflows with a temperature (the general path handles it).
+    """
     y0, y1 = xt[0], xt[1]
     am = (y1 > y0).astype(np.int64)  # ties: the first index
     m = np.maximum(y0, y1)
@@ -945,6 +1024,8 @@ def _binary_rows(xt: FloatArray, li: IntArray, w: FloatArray | None, temperature
     hi = other - m
     bb = hi - other
     lo = (other - (hi - bb)) - (m + bb)  # TwoSum(other, -m)
+    if temperature != 1.0 and np.isinf(hi).any():
+        return None
     if temperature != 1.0:
         hi, lo = _divide_dd(hi, lo, temperature)
     e = np.exp(hi)
