@@ -76,10 +76,11 @@ How it is fast: a background thread reads (and decompresses) the text and cuts i
 blocks of whole lines (BLOCK_BYTES), each parsed by pyarrow's multithreaded CSV reader
 with forced column types (a table of WIDE_COLUMNS or more columns is parsed as one long
 column of numbers instead: pyarrow slows down steeply with the number of columns); the
-values are checked with a few vectorised reductions. Only when pyarrow refuses a block, or the check finds
-something wrong, is the block split and the faulty part re-read by a precise pure-Python
-reader which defines the accepted syntax above (the fast path never accepts what the
-precise reader refuses and both give identical arrays) and writes the exact message.
+values are checked with a few vectorised reductions. Only when pyarrow refuses a block,
+or the check finds something wrong, is the block split and the faulty part re-read by a
+precise pure-Python reader which defines the accepted syntax above (the fast path never
+accepts what the precise reader refuses, and both give identical arrays) and writes the
+exact message.
 Memory is bounded by a few blocks plus one chunk (about 135 MB of peak RSS for a 2 GB
 file with K = 10, including the interpreter, numpy and pyarrow). Chunks hold at most
 ``chunk_rows`` rows and ``chunk_bytes`` bytes of logits. Their arrays may be views of a
