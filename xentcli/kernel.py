@@ -354,7 +354,7 @@ class _Shift(NamedTuple):
     log_s: FloatArray  #: (b,) log s
 
 
-_COLUMN_INDEX = np.arange(32, dtype=np.intp)[:, None]
+_COLUMN_INDEX = np.arange(127, dtype=np.int8)[:, None]
 
 
 def _argmax0(x: FloatArray) -> tuple[npt.NDArray[np.intp], FloatArray]:
@@ -373,12 +373,9 @@ def _argmax0(x: FloatArray) -> tuple[npt.NDArray[np.intp], FloatArray]:
         am = (x[1] > x[0]).astype(np.intp)
         return am, np.maximum(x[0], x[1])
     m = x.max(axis=0)
-    if k <= 16:
-        am = np.zeros(b, dtype=np.intp)
-        for c in range(k - 1, -1, -1):  # descending: the first index wins ties
-            np.copyto(am, c, where=x[c] == m)
-        return am, m
-    return np.where(x == m, _COLUMN_INDEX[:k], k).min(axis=0), m
+    # The smallest index where the max is reached; int8 keeps the passes light.
+    first = np.where(x == m, _COLUMN_INDEX[:k], np.int8(k)).min(axis=0)
+    return first.astype(np.intp), m
 
 
 def _flat(index: npt.NDArray[np.integer], b: int) -> npt.NDArray[np.intp]:
