@@ -188,6 +188,8 @@ FILES = [
     Case("header-only", f"{HEADER}\n".encode(), where="bad.csv"),
     Case("header-only-no-newline", HEADER.encode(), where="bad.csv"),
     Case("one-column", b"label\n0\n1\n", where="bad.csv"),
+    # A first line with a blank cell but otherwise numbers is data, not a header.
+    Case("first-row-blank-cell", b"1.0,,3.0,0\n1,2,3,0\n", where="bad.csv:1:2", value=""),
     Case("duplicate-column-name", b"a,a,c,label\n1,2,3,0\n", where="bad.csv:1:2", value="a"),
     Case("utf16-file", f"{HEADER}\n{GOOD}\n".encode("utf-16"), where="bad.csv:1:1"),
     Case("nul-bytes-file", b"\x00" * 64, where="bad.csv"),

@@ -73,7 +73,7 @@ class Invalid(Exception):
 
 
 def is_number(cell: str) -> bool:
-    """Header detection: a first row is data when every cell is a number."""
+    """A number in the reader's syntax (not necessarily a valid logit)."""
     return _NUMBER.fullmatch(cell) is not None
 
 
@@ -132,7 +132,8 @@ def oracle(data: bytes) -> Table:
         raise Invalid(None, "empty")
     first_line, first_text = rows[0]
     first = fields_of(first_line, first_text)
-    has_header = not all(is_number(cell) for cell in first)
+    # a header has a cell that is neither a number nor blank (a blank cell is data's)
+    has_header = any(cell.strip(" \t") and not is_number(cell) for cell in first)
     width = len(first)
     label_at = width - 1
     if has_header:
