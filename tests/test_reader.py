@@ -795,6 +795,19 @@ def test_bytes_read_advances(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert seen[0] < size // 2
 
 
+def test_leaving_early_stops_the_reading_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    text, _, _ = random_file(np.random.default_rng(5), 5000, 4)
+    monkeypatch.setattr(reader, "BLOCK_BYTES", 4096)
+    with open_table(write(tmp_path, "p.csv", text), ReadOptions(chunk_rows=10)) as table:
+        for _ in table.chunks():
+            break
+    assert not [t for t in threading.enumerate() if t.name == "xent-reader"]
+
+
 def test_chunks_only_once(tmp_path: Path) -> None:
     with open_table(write(tmp_path, "p.csv", SIMPLE)) as table:
         list(table.chunks())
