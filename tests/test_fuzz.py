@@ -301,6 +301,37 @@ def test_mutated_tables_give_the_kernel_result_or_a_clean_error(data: bytes) -> 
     check_batch(data)
 
 
+@SETTINGS
+@given(mutated_tables(), st.sampled_from([".gz", ".bz2", ".xz", "-"]))
+def test_compressed_files_and_stdin_read_the_same(data: bytes, how: str) -> None:
+    """The plain file, its compressed copy and standard input give the same answer."""
+    import bz2
+    import gzip
+    import lzma
+
+    compress = {".gz": gzip.compress, ".bz2": bz2.compress, ".xz": lzma.compress}
+    with tempfile.TemporaryDirectory() as folder:
+        plain = Path(folder) / "fuzz.csv"
+        plain.write_bytes(data)
+        # the delimiter is given: standard input would otherwise sniff it from line 1
+        options = ["--format", "json", "--delimiter", ","]
+        expected = run(["batch", str(plain), *options])
+        if how == "-":
+            outcome = run(["batch", "-", *options], input=data)
+            name = "<stdin>"
+        else:
+            other = Path(folder) / f"fuzz.csv{how}"
+            other.write_bytes(compress[how](data))
+            outcome = run(["batch", str(other), *options])
+            name = str(other)
+    assert_no_traceback(outcome)
+    assert outcome.code == expected.code, outcome.stderr
+    assert outcome.stderr == expected.stderr.replace(str(plain), name)
+    if outcome.code == 0:
+        got, want = json.loads(outcome.stdout), json.loads(expected.stdout)
+        assert (got["rows"], got["loss"]) == (want["rows"], want["loss"])
+
+
 # ------------------------------------------------------------------------- compute
 _LIST_SEPARATORS = re.compile(r"[,\s;]+")
 
