@@ -36,12 +36,15 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Literal, NamedTuple
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
 from xentcli.errors import InvalidInputError, UndefinedMeanError
+
+if TYPE_CHECKING:
+    from concurrent.futures import Executor
 
 ArrayLike = npt.ArrayLike
 FloatArray = npt.NDArray[np.float64]
@@ -164,10 +167,19 @@ _ARENA_BLOCKS = 12  # block-sized temporaries: shift 4 + sums 3, targets 2 + sum
 _local = threading.local()
 
 
-def _arena() -> _Arena:
-    arena = getattr(_local, "arena", None)
-    if arena is None:
+_ARENA_KEPT = 1 << 21  # elements (16 MB): a thread keeps an arena up to this size
+
+
+def _arena(elements: int) -> _Arena:
+    """This thread's arena, reset for a block needing *elements*; a fresh one if huge."""
+    kept: _Arena | None = getattr(_local, "arena", None)
+    if elements > _ARENA_KEPT:  # a single row of millions of classes: do not hoard it
+        arena = _Arena()
+    elif kept is None:
         arena = _local.arena = _Arena()
+    else:
+        arena = kept
+    arena.reset(elements)
     return arena
 
 
@@ -461,16 +473,30 @@ def _run(blocks: list[tuple[int, int]], work: Callable[[int, int], None], k: int
     if _THREADS < 2 or total < _THREAD_ELEMENTS or len(blocks) < 4:
         _run_list(blocks, work)
         return
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(_THREADS) as pool:
-        # Each thread takes every other block; results land in disjoint slices.
-        futures = [pool.submit(_run_list, blocks[i::_THREADS], work, True)
-                   for i in range(_THREADS)]
-        failures = [f for f in (future.result() for future in futures) if f is not None]
+    # This thread and the workers take every other block; results land in disjoint
+    # slices. The workers persist, so their arenas are reused from call to call.
+    pool = _pool()
+    futures = [pool.submit(_run_list, blocks[i::_THREADS], work, True)
+               for i in range(1, _THREADS)]
+    outcomes = [_run_list(blocks[0::_THREADS], work, True)]
+    outcomes += [future.result() for future in futures]
+    failures = [f for f in outcomes if f is not None]
     if failures:
         # Each thread stops at its first bad block: the earliest of those is the first.
         raise min(failures, key=lambda failure: failure[0])[1]
+
+
+_POOL: dict[int, Executor] = {}  # the worker threads, by process id, created on first use
+
+
+def _pool() -> Executor:
+    pid = os.getpid()  # a forked child inherits the pool object but not its threads
+    if pid not in _POOL:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _POOL.clear()
+        _POOL[pid] = ThreadPoolExecutor(_THREADS - 1, thread_name_prefix="xent-kernel")
+    return _POOL[pid]
 
 
 def _run_list(blocks: list[tuple[int, int]], work: Callable[[int, int], None],
@@ -542,8 +568,7 @@ def softmax_steps(logits: ArrayLike, *, temperature: float = 1.0) -> SoftmaxStep
     argmax = np.empty(n, dtype=np.int64)
 
     def work(start: int, stop: int) -> None:
-        arena = _arena()
-        arena.reset(_ARENA_BLOCKS * (stop - start) * k)
+        arena = _arena(_ARENA_BLOCKS * (stop - start) * k)
         xt = _transposed(y[start:stop], arena)
         _check_logit_values(xt, start, transposed=True)
         sh = _shift(xt, temperature, arena)
@@ -878,8 +903,7 @@ def row_losses(
     w_total = float(math.fsum(w.tolist())) if w is not None else float(k)
 
     def work(start: int, stop: int) -> None:
-        arena = _arena()
-        arena.reset(_ARENA_BLOCKS * (stop - start) * k)
+        arena = _arena(_ARENA_BLOCKS * (stop - start) * k)
         xt = _transposed(y[start:stop], arena)
         if check:
             _check_logit_values(xt, start, transposed=True)
