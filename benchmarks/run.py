@@ -51,7 +51,7 @@ def loadavg() -> str:
 
 class Sizes:
     def __init__(self, quick: bool) -> None:
-        self.batch = 40 * MB if quick else 500 * MB
+        self.batch = 25 * MB if quick else 500 * MB
         self.scaling_base = 4 * MB if quick else 32 * MB
         self.batch_repeats = 1 if quick else 3
         self.scaling_repeats = 1 if quick else 2
@@ -250,6 +250,9 @@ def main(argv: list[str] | None = None) -> int:
         "",
         *summary(kernel, batch, startup, scaling),
     ]
+    analysis = HERE / "ANALYSIS.md"
+    if analysis.exists():
+        sections += ["", analysis.read_text().rstrip()]
     args.output.write_text("\n".join(head + sections) + "\n")
     log(f"wrote {args.output} ({elapsed:.0f} s)")
     return 0

@@ -36,7 +36,7 @@ def commands() -> dict[str, list[str]]:
 
 
 def run(quick: bool) -> dict[str, Samples]:
-    repeats, warmup = (12, 2) if quick else (40, 3)
+    repeats, warmup = (8, 2) if quick else (40, 3)
     cmds = commands()
     names = list(cmds)
     out = {name: Samples() for name in names}
