@@ -15,6 +15,7 @@ Contenders, all on the same array in the same process, interleaved:
 from __future__ import annotations
 
 import linecache
+import os
 import sys
 import threading
 import time
@@ -319,25 +320,56 @@ class LineTimer:
 
 def profile(shapes: tuple[tuple[int, int], ...] = ((1_000_000, 10), (100, 100_000))
             ) -> list[str]:
-    """Where xent's kernel time goes, line by line, for a few shapes."""
-    import xentcli
-    import xentcli.kernel as kernel
+    """Where xent's kernel time goes, line by line, for a few shapes.
+
+    Each shape is profiled in a fresh child process whose tracer is installed before
+    xent runs at all: xent keeps worker threads alive between calls, and a thread that
+    already runs cannot be traced from outside in Python 3.11.
+    """
+    import subprocess
 
     lines: list[str] = []
     for n, k in shapes:
-        x, labels = make_case(n, k)
-        xentcli.cross_entropy(x, labels)  # warm
-        linecache.checkcache(kernel.__file__)
-        timer = LineTimer(kernel.__file__)
-        start = time.perf_counter()
-        timer.run(lambda x=x, labels=labels: xentcli.cross_entropy(x, labels))
-        total = time.perf_counter() - start
-        lines += ["", f"`cross_entropy` at ({n:,}, {k:,}): {fmt_time(total)} wall time,"
-                  f" {fmt_time(timer.total)} CPU time in `xentcli/kernel.py` lines (all"
-                  " threads) under the tracer; the lines taking the most:", ""]
-        lines += table(["share", "hits", "function", "line", "source"],
-                       [[f"{share:.1%}", hits, f"`{func}`", line, f"`{src}`"]
-                        for share, hits, func, line, src in timer.top()])
-        lines += ["", "By function: " + ", ".join(
-            f"`{f}` {share:.0%}" for f, share in timer.by_function() if share >= 0.01) + "."]
+        proc = subprocess.run([sys.executable, __file__, "profile", str(n), str(k)],
+                              capture_output=True, text=True, check=False,
+                              cwd=os.path.dirname(os.path.abspath(__file__)))
+        if proc.returncode != 0:
+            tail = proc.stderr.strip().splitlines()
+            lines += ["", f"(profile of ({n:,}, {k:,}) failed: {tail[-1] if tail else ''})"]
+            continue
+        lines += proc.stdout.rstrip("\n").split("\n")
     return lines
+
+
+def _profile_child(n: int, k: int) -> None:
+    """In a fresh process: trace a warm-up call and a measured call; print Markdown."""
+    import xentcli.kernel as kernel
+
+    snapshot_source(kernel.__file__)
+    timer = LineTimer(kernel.__file__)
+    x, labels = make_case(n, k)
+    threading.settrace(timer._trace)  # threads started from here on are traced
+    sys.settrace(timer._trace)
+    try:
+        kernel.cross_entropy(x, labels)  # warm-up: starts the workers, under the tracer
+        timer.times.clear()
+        timer.hits.clear()
+        start = time.perf_counter()
+        kernel.cross_entropy(x, labels)
+        total = time.perf_counter() - start
+    finally:
+        sys.settrace(None)
+        threading.settrace(None)  # type: ignore[arg-type]
+    lines = ["", f"`cross_entropy` at ({n:,}, {k:,}): {fmt_time(total)} wall time,"
+             f" {fmt_time(timer.total)} CPU time in `xentcli/kernel.py` lines (all"
+             " threads) under the tracer; the lines taking the most:", ""]
+    lines += table(["share", "hits", "function", "line", "source"],
+                   [[f"{share:.1%}", hits, f"`{func}`", line, f"`{src}`"]
+                    for share, hits, func, line, src in timer.top()])
+    lines += ["", "By function: " + ", ".join(
+        f"`{f}` {share:.0%}" for f, share in timer.by_function() if share >= 0.01) + "."]
+    print("\n".join(lines))
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["profile"]:
+    _profile_child(int(sys.argv[2]), int(sys.argv[3]))
