@@ -365,17 +365,24 @@ def _utf8(block: bytes) -> bool:
     return True
 
 
+#: a block the reading thread did not try to parse (it came before the header was known)
+_UNTRIED: Any = object()
+
+
 class _Prefetch:
     """Produce the blocks of a :class:`_LineBlocks` in a background thread.
 
-    File reads, decompression and numpy's newline count release the GIL, so they run
-    while pyarrow parses the previous block. Errors are re-raised in the caller.
+    Each item is ``(block, first line, fast parse)``: once :attr:`parse` is set, the
+    thread also runs the fast parse (pyarrow, numpy: mostly without the GIL), so reading,
+    decompressing and parsing the next blocks overlap with whatever the caller does with
+    the current chunk. Errors are re-raised in the caller.
     """
 
     def __init__(self, blocks: _LineBlocks, depth: int = 2) -> None:
         import queue
         import threading
 
+        self.parse: Any = None
         self._blocks = blocks
         self._queue: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
@@ -386,9 +393,12 @@ class _Prefetch:
         try:
             while not self._stop.is_set():
                 got = self._blocks.next_block()
-                self._put((True, got))
                 if got is None:
+                    self._put((True, None))
                     return
+                parse = self.parse
+                parsed = _UNTRIED if parse is None else parse(*got)
+                self._put((True, (*got, parsed)))
         except BaseException as error:  # re-raised by get() in the reading thread
             self._put((False, error))
 
@@ -402,7 +412,7 @@ class _Prefetch:
             except queue.Full:
                 continue
 
-    def get(self) -> tuple[bytes, int] | None:
+    def get(self) -> tuple[bytes, int, Any] | None:
         import queue
 
         while True:
@@ -474,16 +484,23 @@ class Table:
             # Reading, decompressing and cutting the next blocks overlaps with parsing.
             # It also keeps blocking reads out of the main thread, where a signal that
             # arrives just before a read() of an idle pipe would wait for more input.
+            source = None
             if PREFETCH:
                 source = _Prefetch(self._blocks)
                 self._stack.callback(source.close)
                 self._next_block = source.get
             else:
-                self._next_block = self._blocks.next_block
+                self._next_block = self._next_untried
             self._read_header()
+            if source is not None:
+                source.parse = self._fast_top
         except BaseException:
             self._stack.close()
             raise
+
+    def _next_untried(self) -> tuple[bytes, int, Any] | None:
+        got = self._blocks.next_block()
+        return None if got is None else (*got, _UNTRIED)
 
     # -- opening -------------------------------------------------------------------------
 
@@ -604,7 +621,7 @@ class Table:
             got = self._next_block()
             if got is None:
                 raise self._error("file is empty")
-            block, first = got
+            block, first, _ = got
             offset, line = 0, first
             while offset < len(block):
                 end = block.find(b"\n", offset)
@@ -646,11 +663,11 @@ class Table:
                         name,
                     )
                 seen[name] = number
-            self._pending = (block[end:], line + 1)
+            self._pending = (block[end:], line + 1, _UNTRIED)
         else:
             self.header_line = None
             names = [str(i) for i in range(self._ncols)]
-            self._pending = (block[offset:], line)
+            self._pending = (block[offset:], line, _UNTRIED)
         self._names = names
         self._long_line = end - offset
         self._resolve_columns()
@@ -759,10 +776,10 @@ class Table:
         self._consumed = True
         K = len(self._logits)
         step = max(1, min(self.options.chunk_rows, self.options.chunk_bytes // (8 * K)))
-        got: tuple[bytes, int] | None = self._pending
+        got: tuple[bytes, int, Any] | None = self._pending
         while got is not None:
-            block, first = got
-            for parsed in self._parse(block, first):
+            block, first, tried = got
+            for parsed in self._parse(block, first, tried=tried):
                 for start in range(0, len(parsed.lines), step):
                     stop = start + step
                     self.rows_read += len(parsed.lines[start:stop])
@@ -777,17 +794,31 @@ class Table:
         if self.rows_read == 0 and self.rows_skipped == 0:
             raise self._error("no data rows")
 
-    def _parse(self, block: bytes, first: int, top: bool = True) -> Iterator[_Parsed]:
-        """Parse *block* fast, or split it and re-read the faulty part precisely."""
-        if self._wide:
-            parsed = self._fast_wide(block, first)
-            if parsed is None and top and self._ncols <= _NARROW_ENOUGH:
-                # Maybe a column that is not numeric (wide mode parses every column as
-                # a number): if the ordinary fast path reads the block, keep to it.
-                parsed = self._fast(block, first)
-                self._wide = parsed is None
-        else:
+    def _fast_top(self, block: bytes, first: int) -> _Parsed | None:
+        """The fast parse of a whole block (choosing between wide and ordinary mode)."""
+        if not self._wide:
+            return self._fast(block, first)
+        parsed = self._fast_wide(block, first)
+        if parsed is None and self._ncols <= _NARROW_ENOUGH:
+            # Maybe a column that is not numeric (wide mode parses every column as a
+            # number): if the ordinary fast path reads the block, keep to it.
             parsed = self._fast(block, first)
+            self._wide = parsed is None
+        return parsed
+
+    def _parse(
+        self, block: bytes, first: int, top: bool = True, tried: Any = _UNTRIED
+    ) -> Iterator[_Parsed]:
+        """Parse *block* fast, or split it and re-read the faulty part precisely.
+
+        *tried* is the result of a fast parse already attempted (None if it failed).
+        """
+        if tried is not _UNTRIED:
+            parsed = tried
+        elif top:
+            parsed = self._fast_top(block, first)
+        else:
+            parsed = self._fast_wide(block, first) if self._wide else self._fast(block, first)
         if parsed is not None:
             yield parsed
             return
