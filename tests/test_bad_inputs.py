@@ -129,6 +129,9 @@ CELLS = [
     Case("bom-in-the-middle", with_cell("\ufeff2.0"), value="\ufeff2.0"),
     Case("bom-starting-a-line", with_cell("\ufeff1.0", 1), where="bad.csv:3:1",
          value="\ufeff1.0"),
+    # Found by the fuzzer: the last line, without a line break, starting with a BOM.
+    Case("bom-starting-the-last-line", f"{HEADER}\n{GOOD}\n\ufeff1,2,3,0".encode(),
+         where="bad.csv:3:1", value="\ufeff1"),
     Case("nul-byte", with_cell(b"2\x000"), value="2\x000"),
     Case("nul-only", with_cell(b"\x00"), value="\x00"),
     Case("non-utf8-byte", with_cell(b"2.\xff0")),
