@@ -463,6 +463,15 @@ def test_mean_is_exact_sum_ratio_bit_for_bit() -> None:
         cross_entropy(y, labels, **options)
 
 
+def test_fraction_to_base_matches_ratio() -> None:
+    a, b = ExactSum(), ExactSum()
+    a.add([0.1, 0.7, 2.5e-3])
+    b.add([3.0])
+    for base in ("e", "2", "10"):
+        assert kernel.fraction_to_base(a.exact() / b.exact(), base) == a.ratio(b, base)
+    assert kernel.fraction_to_base(Fraction(10) ** 400, "2") == math.inf
+
+
 def test_exact_sum_matches_fractions() -> None:
     rng = np.random.default_rng(15)
     values = np.concatenate([

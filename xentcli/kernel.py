@@ -806,6 +806,21 @@ class ExactSum:
         return f"ExactSum(value={self.value()!r}, count={self.count})"
 
 
+def fraction_to_base(value: Fraction, base: Base | str = "e") -> float:
+    """An exact rational number of nats, in *base* units, rounded once.
+
+    For callers that hold an exact mean as a :class:`~fractions.Fraction`: this gives the
+    same bits as :meth:`ExactSum.ratio` (and :func:`cross_entropy`) in bits or bans.
+
+    >>> fraction_to_base(Fraction(1, 3), "2")
+    0.4808983469629878
+    """
+    numerator, denominator = value.numerator, value.denominator
+    if base != "e":
+        numerator, denominator = _scaled(numerator, denominator, base)
+    return _to_float(numerator, denominator)
+
+
 def _scaled(numerator: int, denominator: int, base: str) -> tuple[int, int]:
     if base not in _LOG_E_IN_BASE:
         raise InvalidInputError("base must be 'e', '2' or '10'", value=base)
