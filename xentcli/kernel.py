@@ -949,7 +949,7 @@ def row_losses(
             lo_i = np.take(sh.lo, at)
             main = _label_loss(-np.take(sh.hi, at), sh.log_s - lo_i, li, w)
             e_i = np.take(sh.exp, at)
-            e_i[li == sh.argmax] = 1.0
+            np.copyto(e_i, 1.0, where=li == sh.argmax)
             label_q[start:stop] = _probabilities(e_i, lo_i, sh.s_hi, sh.s_lo)
         if eps:
             uniform = _uniform_loss(sh, w, w_total, arena)
@@ -1072,9 +1072,9 @@ def _binary_rows(xt: FloatArray, li: IntArray, w: FloatArray | None, temperature
     z = s_lo / s_hi
     log_s = np.log(s_hi) + (z - 0.5 * z * z)
     is_max = li == am
-    hi[is_max] = 0.0
-    lo[is_max] = 0.0
-    e[is_max] = 1.0
+    np.copyto(hi, 0.0, where=is_max)
+    np.copyto(lo, 0.0, where=is_max)
+    np.copyto(e, 1.0, where=is_max)
     loss = _label_loss(-hi, log_s - lo, li, w)
     return am, m, loss, _probabilities(e, lo, s_hi, s_lo)
 
