@@ -115,7 +115,7 @@ PREFETCH = True
 #: a longer line is an error rather than a reason to exhaust memory
 MAX_LINE_BYTES = 32 << 20
 #: from this many columns on, blocks are parsed as one long column (see _fast_wide)
-WIDE_COLUMNS = 100
+WIDE_COLUMNS = 50
 #: a wide table is tried with the ordinary fast path only up to this many columns
 _NARROW_ENOUGH = 5000
 #: how many skipped rows' errors are kept in ``Table.skipped``
