@@ -603,6 +603,17 @@ def test_bad_rows(
     assert (e.line, e.column, e.reason, e.value) == (line, column, reason, value)
 
 
+@pytest.mark.parametrize("block_bytes", [1 << 20, 16])
+def test_bom_starting_a_later_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block_bytes: int
+) -> None:
+    monkeypatch.setattr(reader, "BLOCK_BYTES", block_bytes)
+    for end in ["", "\n"]:
+        path = write(tmp_path, "p.csv", f"a,b,label\n1,2,0\n\ufeff1,2,0{end}")
+        e = error(path)
+        assert (e.line, e.column, e.reason, e.value) == (3, 1, "logit is not a number", "\ufeff1")
+
+
 def test_not_utf8(tmp_path: Path) -> None:
     e = error(write(tmp_path, "p.csv", b"a,b,label\n1,2,0\n1,\xff\xfe,0\n"))
     assert (e.line, e.column, e.reason, e.value) == (3, 2, "not valid UTF-8", "1,\\xff\\xfe,0")
@@ -871,7 +882,7 @@ def test_wide_mode_with_text_column(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 CELLS = [
     "0", "1", "-2.5", "1e-3", " 3 ", '"4"', "-inf", "inf", "nan", "", "x", "1_0", "0x1",
-    "1e", "1.0", "+1", "1e400", "-1e400", ".5", "5.", "\t6", "７", "-0",
+    "1e", "1.0", "+1", "1e400", "-1e400", ".5", "5.", "\t6", "７", "-0", "\ufeff1",
 ]  # fmt: skip
 LABELS = ["0", "1", "2", " 1 ", "3", "-1", "1.0", "0x1", "", "+2", "a", "99999999999999999999"]
 

@@ -132,6 +132,7 @@ _NUMBER = re.compile(
 _INTEGER = re.compile(r"[ \t]*[+-]?[0-9]+[ \t]*")
 _RANGE = re.compile(r"(-?[0-9]*):(-?[0-9]*)(?::(-?[0-9]*))?")
 _INDEX = re.compile(r"-?[0-9]+")
+_BOM = b"\xef\xbb\xbf"
 _MAGIC = {b"\x1f\x8b": ".gz", b"BZh": ".bz2", b"\xfd7zXZ\x00": ".xz"}
 
 
@@ -307,7 +308,7 @@ class _LineBlocks:
             data = self._read(self._block_bytes)
             if self._first and data:
                 self._first = False
-                if data.startswith(b"\xef\xbb\xbf"):
+                if data.startswith(_BOM):
                     data = data[3:]
                     if not data:
                         continue
@@ -881,8 +882,8 @@ class Table:
         # Each row must be one physical line for the line numbers to hold.
         if b'"' in block and not _quotes_balanced(block):
             return None
-        if _lone_carriage_return(block) or not _utf8(block):
-            return None
+        if _lone_carriage_return(block) or not _utf8(block) or block.startswith(_BOM):
+            return None  # (pyarrow drops a BOM starting its input; here it is a character)
         read_options, parse_options, convert_options = self._arrow_options()
         try:
             table = pacsv.read_csv(
@@ -928,7 +929,12 @@ class Table:
         import pyarrow as pa
         import pyarrow.csv as pacsv
 
-        if b'"' in block or _lone_carriage_return(block) or not _utf8(block):
+        if (
+            b'"' in block
+            or _lone_carriage_return(block)
+            or not _utf8(block)
+            or block.startswith(_BOM)
+        ):
             return None
         delimiter = (self._delimiter or ",").encode()
         if len(delimiter) != 1 or not block:
