@@ -33,11 +33,14 @@ def shifts(logits: Sequence[float], temperature: float = 1.0) -> tuple[list, int
     out = []
     with mp.workprec(WIDE):
         m = mp.mpf(top)
+        t = mp.mpf(temperature)
         for y in logits:
             if y == -math.inf:
                 out.append(None)
+            elif temperature == 1.0:
+                out.append(mp.mpf(y) - m)
             else:
-                out.append((mp.mpf(y) - m) / mp.mpf(temperature))
+                out.append((mp.mpf(y) - m) / t)
     return out, a
 
 
