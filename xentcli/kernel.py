@@ -558,13 +558,22 @@ def softmax_steps(logits: ArrayLike, *, temperature: float = 1.0) -> SoftmaxStep
     >>> st.shifted
     array([-1.1, 0. , -1.5])
     """
+    return _softmax_parts(logits, temperature, _ALL_PARTS)  # type: ignore[return-value]
+
+
+_ALL_PARTS = frozenset(("hi", "lo", "e", "q", "lq", "m", "s", "log_s", "lse"))
+
+
+def _softmax_parts(logits: ArrayLike, temperature: float,
+                   parts: frozenset[str]) -> SoftmaxSteps | npt.NDArray[np.float64]:
+    """The requested parts only (one part: that array; all: a SoftmaxSteps)."""
     _check_temperature(temperature)
     array = _logits_array(logits)
     one_row = array.ndim == 1
     y = array[None, :] if one_row else array
     n, k = y.shape
-    out = {name: np.empty((n, k)) for name in ("hi", "lo", "e", "q", "lq")}
-    per_row = {name: np.empty(n) for name in ("m", "s", "log_s", "lse")}
+    out = {name: np.empty((n, k)) for name in ("hi", "lo", "e", "q", "lq") if name in parts}
+    per_row = {name: np.empty(n) for name in ("m", "s", "log_s", "lse") if name in parts}
     argmax = np.empty(n, dtype=np.int64)
 
     def work(start: int, stop: int) -> None:
@@ -573,30 +582,39 @@ def softmax_steps(logits: ArrayLike, *, temperature: float = 1.0) -> SoftmaxStep
         _check_logit_values(xt, start, transposed=True)
         sh = _shift(xt, temperature, arena)
         _check_masked_rows(sh.max, start, one_row)
+        argmax[start:stop] = sh.argmax
         e = sh.exp
         e.ravel()[_flat(sh.argmax, stop - start)] = 1.0
-        s_hi, s_lo = sh.s_hi, sh.s_lo
-        out["hi"][start:stop] = sh.hi.T
-        out["lo"][start:stop] = sh.lo.T
-        out["e"][start:stop] = (e + e * sh.lo).T
-        out["q"][start:stop] = _probabilities(e, sh.lo, s_hi, s_lo).T
-        out["lq"][start:stop] = (sh.hi + (sh.lo - sh.log_s)).T
-        argmax[start:stop] = sh.argmax
+        rows = slice(start, stop)
+        if "hi" in out:
+            out["hi"][rows] = sh.hi.T
+            out["lo"][rows] = sh.lo.T
+            out["e"][rows] = (e + e * sh.lo).T
+        if "q" in out:
+            out["q"][rows] = _probabilities(e, sh.lo, sh.s_hi, sh.s_lo).T
+        if "lq" in out:
+            out["lq"][rows] = (sh.hi + (sh.lo - sh.log_s)).T
+        if not per_row:
+            return
         m_hi, m_lo = sh.max, np.zeros_like(sh.max)
         if temperature != 1.0:
             m_hi, m_lo = _divide_dd(sh.max, np.zeros_like(sh.max), temperature)
             m_lo[~np.isfinite(m_hi)] = 0.0  # max / T beyond the float range
-        per_row["m"][start:stop] = m_hi
-        per_row["s"][start:stop] = s_hi + s_lo
-        per_row["log_s"][start:stop] = sh.log_s
-        with np.errstate(invalid="ignore"):
-            per_row["lse"][start:stop] = m_hi + (m_lo + sh.log_s)
+        per_row["lse"][rows] = m_hi + (m_lo + sh.log_s)
+        if "m" in per_row:
+            per_row["m"][rows] = m_hi
+            per_row["s"][rows] = sh.s_hi + sh.s_lo
+            per_row["log_s"][rows] = sh.log_s
 
     _run(_blocks(n, k), work, k)
 
     def shape(a: npt.NDArray[np.generic]) -> npt.NDArray[np.generic]:
         return a[0] if one_row else a
 
+    if len(parts) == 1:
+        (name,) = parts
+        found: dict[str, npt.NDArray[np.float64]] = {**out, **per_row}
+        return shape(found[name])  # type: ignore[return-value]
     return SoftmaxSteps(
         max=shape(per_row["m"]), argmax=shape(argmax),  # type: ignore[arg-type]
         shifted=shape(out["hi"]), exp_shifted=shape(out["e"]),  # type: ignore[arg-type]
@@ -631,7 +649,7 @@ def softmax(logits: ArrayLike, *, temperature: float = 1.0) -> FloatArray:
     >>> softmax([[1000.0, 1000.0, -np.inf]])
     array([[0.5, 0.5, 0. ]])
     """
-    return softmax_steps(logits, temperature=temperature).probabilities
+    return _softmax_parts(logits, temperature, frozenset(("q",)))  # type: ignore[return-value]
 
 
 def log_softmax(logits: ArrayLike, *, temperature: float = 1.0) -> FloatArray:
@@ -654,7 +672,7 @@ def log_softmax(logits: ArrayLike, *, temperature: float = 1.0) -> FloatArray:
     >>> log_softmax([0.0, -40.0])
     array([-4.24835426e-18, -4.00000000e+01])
     """
-    return softmax_steps(logits, temperature=temperature).log_probabilities
+    return _softmax_parts(logits, temperature, frozenset(("lq",)))  # type: ignore[return-value]
 
 
 def logsumexp(logits: ArrayLike, *, temperature: float = 1.0) -> FloatArray:
@@ -679,7 +697,7 @@ def logsumexp(logits: ArrayLike, *, temperature: float = 1.0) -> FloatArray:
     >>> logsumexp([[0.0, 0.0], [1e308, 1e308]])
     array([6.93147181e-001, 1.00000000e+308])
     """
-    return softmax_steps(logits, temperature=temperature).log_sum_exp
+    return _softmax_parts(logits, temperature, frozenset(("lse",)))  # type: ignore[return-value]
 
 
 # ------------------------------------------------------------------------- exact sums
