@@ -572,8 +572,12 @@ def _softmax_parts(logits: ArrayLike, temperature: float,
     one_row = array.ndim == 1
     y = array[None, :] if one_row else array
     n, k = y.shape
-    out = {name: np.empty((n, k)) for name in ("hi", "lo", "e", "q", "lq") if name in parts}
-    per_row = {name: np.empty(n) for name in ("m", "s", "log_s", "lse") if name in parts}
+    out: dict[str, FloatArray] = {
+        name: np.empty((n, k)) for name in ("hi", "lo", "e", "q", "lq") if name in parts
+    }
+    per_row: dict[str, FloatArray] = {
+        name: np.empty(n) for name in ("m", "s", "log_s", "lse") if name in parts
+    }
     argmax = np.empty(n, dtype=np.int64)
 
     def work(start: int, stop: int) -> None:
@@ -613,7 +617,7 @@ def _softmax_parts(logits: ArrayLike, temperature: float,
 
     if len(parts) == 1:
         (name,) = parts
-        found: dict[str, npt.NDArray[np.float64]] = {**out, **per_row}
+        found = {**out, **per_row}
         return shape(found[name])  # type: ignore[return-value]
     return SoftmaxSteps(
         max=shape(per_row["m"]), argmax=shape(argmax),  # type: ignore[arg-type]
