@@ -370,21 +370,24 @@ def _utf8(block: bytes) -> bool:
 _UNTRIED: Any = object()
 
 
-class _Prefetch:
-    """Produce the blocks of a :class:`_LineBlocks` in a background thread.
+class _Closed(Exception):
+    """Raised by :meth:`_Stage.get` once the stage is closed."""
 
-    Each item is ``(block, first line, fast parse)``: once :attr:`parse` is set, the
-    thread also runs the fast parse (pyarrow, numpy: mostly without the GIL), so reading,
-    decompressing and parsing the next blocks overlap with whatever the caller does with
-    the current chunk. Errors are re-raised in the caller.
+
+class _Stage:
+    """Call *produce* in a background thread, ahead of the caller, until it returns None.
+
+    Two stages run in a pipeline: one reads, decompresses and cuts the text into blocks;
+    the next parses them (pyarrow and numpy work mostly without the GIL), so reading,
+    parsing and whatever the caller does with the current chunk overlap. Errors are
+    re-raised in the caller, by :meth:`get`.
     """
 
-    def __init__(self, blocks: _LineBlocks, depth: int = 2) -> None:
+    def __init__(self, produce: Any, depth: int = 2) -> None:
         import queue
         import threading
 
-        self.parse: Any = None
-        self._blocks = blocks
+        self._produce = produce
         self._queue: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="xent-reader", daemon=True)
@@ -393,14 +396,11 @@ class _Prefetch:
     def _run(self) -> None:
         try:
             while not self._stop.is_set():
-                got = self._blocks.next_block()
-                if got is None:
-                    self._put((True, None))
+                item = self._produce()
+                self._put((True, item))
+                if item is None:
                     return
-                parse = self.parse
-                parsed = _UNTRIED if parse is None else parse(*got)
-                self._put((True, (*got, parsed)))
-        except BaseException as error:  # re-raised by get() in the reading thread
+        except BaseException as error:  # re-raised by get() in the calling thread
             self._put((False, error))
 
     def _put(self, item: tuple[bool, Any]) -> None:
@@ -413,10 +413,13 @@ class _Prefetch:
             except queue.Full:
                 continue
 
-    def get(self) -> tuple[bytes, int, Any] | None:
+    def get(self) -> Any:
+        """The next item (None at the end), or the producer's error raised."""
         import queue
 
         while True:
+            if self._stop.is_set():
+                raise _Closed
             # A short wait, repeated: the interpreter runs signal handlers in between,
             # so Ctrl-C is never stuck behind a lock (or an idle pipe).
             try:
@@ -430,7 +433,7 @@ class _Prefetch:
         return value
 
     def close(self) -> None:
-        """Stop the thread (it ends at its next block; it is a daemon if it blocks)."""
+        """Stop the thread (it ends at its next item; it is a daemon if it blocks)."""
         import queue
 
         self._stop.set()
@@ -467,6 +470,10 @@ def _quotes_balanced(block: bytes) -> bool:
 # --------------------------------------------------------------------------- the table
 
 
+def _untried(got: tuple[bytes, int] | None) -> tuple[bytes, int, Any] | None:
+    return None if got is None else (*got, _UNTRIED)
+
+
 class Table:
     """An open table of model outputs; see the module docstring (use :func:`open_table`)."""
 
@@ -485,23 +492,23 @@ class Table:
             # Reading, decompressing and cutting the next blocks overlaps with parsing.
             # It also keeps blocking reads out of the main thread, where a signal that
             # arrives just before a read() of an idle pipe would wait for more input.
-            source = None
             if PREFETCH:
-                source = _Prefetch(self._blocks)
-                self._stack.callback(source.close)
-                self._next_block = source.get
+                blocks = _Stage(self._blocks.next_block)
+                self._stack.callback(blocks.close)
+                self._next_block = lambda: _untried(blocks.get())
+                self._read_header()
+                parsed = _Stage(lambda: self._parse_ahead(blocks.get()))
+                self._stack.callback(parsed.close)
+                self._next_block = parsed.get
             else:
-                self._next_block = self._next_untried
-            self._read_header()
-            if source is not None:
-                source.parse = self._fast_top
+                self._next_block = lambda: _untried(self._blocks.next_block())
+                self._read_header()
         except BaseException:
             self._stack.close()
             raise
 
-    def _next_untried(self) -> tuple[bytes, int, Any] | None:
-        got = self._blocks.next_block()
-        return None if got is None else (*got, _UNTRIED)
+    def _parse_ahead(self, got: tuple[bytes, int] | None) -> tuple[bytes, int, Any] | None:
+        return None if got is None else (*got, self._fast_top(*got))
 
     # -- opening -------------------------------------------------------------------------
 
