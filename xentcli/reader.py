@@ -1,6 +1,7 @@
 """Files and streams -> chunks of (logits, labels | targets, line numbers).
 
-CONTRACT (shared with batch.py):
+CONTRACT (shared with batch.py; ``chunk_bytes`` in ReadOptions and the attributes
+after ``skipped`` are additions):
 
     with open_table(path, options) as table:   # path may be "-" for stdin
         table.display_name      # "predictions.csv" or "<stdin>"
@@ -10,6 +11,9 @@ CONTRACT (shared with batch.py):
         table.bytes_read        # int: compressed bytes consumed so far (for progress)
         table.rows_skipped      # int: rows skipped with on_error="skip"
         table.skipped           # list[DataError]: the first few skipped rows' errors
+        table.rows_read         # int: rows yielded so far
+        table.has_header        # bool; table.header_line: int | None (its line number)
+        table.target_names      # list[str] | None: names of the target columns
         for chunk in table.chunks():
             chunk.logits        # float64 (n, K), C-contiguous, validated (no NaN/+inf,
                                 #   no all -inf row)
