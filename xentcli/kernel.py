@@ -25,7 +25,8 @@ The log-sum-exp ``m + log s`` is within 2 ulp of the larger of ``|m|`` and ``log
 
 Rows are processed in blocks (about 512 KB of float64), transposed to ``(K, rows)`` so
 that every reduction over the classes is a contiguous, vectorized operation and the
-temporaries stay in cache; big batches use two threads (numpy releases the GIL).
+temporaries stay in cache; big batches use two threads (numpy releases the GIL; the
+environment variable XENT_THREADS sets another count, 1 for none).
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ _LOG_E_IN_BASE = {
 _BLOCK_ELEMENTS = 1 << 16
 #: Use a second thread for batches at least this large (numpy releases the GIL).
 _THREAD_ELEMENTS = 1 << 20
-_THREADS = min(2, os.cpu_count() or 1)
+_THREADS = max(1, int(os.environ.get("XENT_THREADS", "0")) or min(2, os.cpu_count() or 1))
 
 _SPLITTER = 134217729.0  # 2**27 + 1, Veltkamp's splitting constant
 _SPLIT_SAFE = 2.0**995  # above this, a * _SPLITTER may overflow
