@@ -118,8 +118,9 @@ def conversions(quick: bool) -> list[str]:
     import pyarrow as pa
 
     shapes = ((65_536, 10), (262_144, 10), (1_000, 1000), (8_192, 1000))
-    lines = ["", "Record batch of K float64 columns -> C-contiguous (n, K) float64 array"
-             " (median per batch; GB/s of float64 data):", ""]
+    lines = ["", "Record batch of K float64 columns -> one (n, K) float64 array, C-contiguous"
+             " unless the method says F order (column-major, what the columns already are);"
+             " median per batch; GB/s of float64 data:", ""]
     rows = []
     for n, k in shapes:
         rng = np.random.default_rng(1)
@@ -132,6 +133,12 @@ def conversions(quick: bool) -> list[str]:
                 out[:, j] = col.to_numpy(zero_copy_only=True)
             return out
 
+        def fill_f(batch: pa.RecordBatch = batch, n: int = n, k: int = k) -> np.ndarray:
+            out = np.empty((k, n))
+            for j, col in enumerate(batch.columns):
+                out[j] = col.to_numpy(zero_copy_only=True)
+            return out.T  # (n, K), column-major
+
         methods: dict[str, Callable[[], object]] = {
             "np.asarray(batch.to_tensor())": lambda b=batch: np.asarray(b.to_tensor()),
             "fill np.empty((n,K)) column by column": fill,
@@ -141,6 +148,7 @@ def conversions(quick: bool) -> list[str]:
                                                         axis=1),
             "to_tensor(row_major=False) (F order)": lambda b=batch: np.asarray(
                 b.to_tensor(row_major=False)),
+            "fill np.empty((K, n)) row by row, return .T (F order)": fill_f,
         }
         res = interleaved(methods, repeats=5 if quick else 15, warmup=1)
         gb = n * k * 8 / 1e9
