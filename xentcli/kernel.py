@@ -1105,13 +1105,13 @@ def _binary_rows(xt: FloatArray, li: IntArray, w: FloatArray | None, temperature
 def _weighted_neg_shift(sh: _Shift, v: FloatArray,
                         arena: _Arena) -> tuple[FloatArray, FloatArray]:
     """``sum_c v_c * -(hi_c + lo_c)`` per row as (hi, lo); 0 where v_c = 0 (0 log 0 = 0)."""
-    products = np.multiply(v, sh.hi, out=arena.take(sh.hi.shape))
-    np.negative(products, out=products)
-    low = np.einsum("kb,kb->b", v, sh.lo)
-    if np.isnan(products).any():
-        np.copyto(products, 0.0, where=~(v > 0))
+    products = np.multiply(v, sh.hi, out=arena.take(sh.hi.shape))  # all <= 0
     g_hi, g_lo = _sum0(products, arena)
-    return g_hi, g_lo - low
+    if np.isnan(g_hi).any():  # 0 * -inf: a masked class without weight; 0 log 0 = 0
+        np.copyto(products, 0.0, where=~(v > 0))
+        g_hi, g_lo = _sum0(products, arena)
+    g_lo += np.einsum("kb,kb->b", v, sh.lo)
+    return -g_hi, -g_lo
 
 
 def _soft_loss(sh: _Shift, v: FloatArray, arena: _Arena) -> FloatArray:
@@ -1129,8 +1129,8 @@ def _uniform_loss(sh: _Shift, w: FloatArray | None, w_total: float,
                   arena: _Arena) -> FloatArray:
     """``sum_c w_c * -log q_c`` (the label-smoothing term before its eps / K)."""
     if w is None:
-        g_hi, g_lo = _sum0(np.negative(sh.hi, out=arena.take(sh.hi.shape)), arena)
-        g_lo = g_lo - sh.lo.sum(axis=0)
+        g_hi, g_lo = _sum0(sh.hi, arena)
+        g_hi, g_lo = -g_hi, -(g_lo + sh.lo.sum(axis=0))
     else:
         g_hi, g_lo = _weighted_neg_shift(sh, np.broadcast_to(w[:, None], sh.hi.shape), arena)
     with np.errstate(invalid="ignore"):
