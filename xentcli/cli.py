@@ -7,17 +7,19 @@ Exit codes: 0 success, 1 bad input data or unreadable file, 2 usage error,
 
 from __future__ import annotations
 
+# _signal rather than signal: the signal module builds its enums on import (a cost
+# paid on every start), and only signal() and SIGTERM are needed here.
+import _signal
 import contextlib
+import importlib
 import os
-import signal
 import sys
+from gettext import gettext as _
 from types import FrameType
 
 import click
 
 from xentcli._version import __version__
-from xentcli.cli_batch import batch
-from xentcli.cli_compute import compute
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -27,7 +29,59 @@ EXIT_TERMINATED = 143
 EXIT_INTERNAL = 70
 
 
-@click.group(context_settings=CONTEXT_SETTINGS)
+# Each command's module, the attribute holding the command, and the first paragraph of
+# its docstring: ``xent --help`` lists the commands from this table, and a command's
+# module (with numpy, rich or the reader behind it) is imported only when it runs.
+# tests/test_startup.py checks the summaries against the commands' own help.
+LAZY_COMMANDS = {
+    "batch": ("xentcli.cli_batch", "batch",
+              "Score CSV files of model outputs: loss, perplexity, accuracy and the worst"
+              " rows."),
+    "compute": ("xentcli.cli_compute", "compute",
+                "Work one sample through the softmax and the cross-entropy loss."),
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose commands are imported on first use (see :data:`LAZY_COMMANDS`)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in LAZY_COMMANDS:
+            module, attribute, _summary = LAZY_COMMANDS[cmd_name]
+            self.add_command(getattr(importlib.import_module(module), attribute), cmd_name)
+        return self.commands.get(cmd_name)
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        try:
+            return super().resolve_command(ctx, args)
+        except click.exceptions.NoSuchCommand as error:
+            # click suggests close names from the commands already loaded only.
+            raise click.exceptions.NoSuchCommand(
+                error.command_name, possibilities=self.list_commands(ctx), ctx=ctx
+            ) from None
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """click's listing, with a command not yet imported described by its summary."""
+        commands = []
+        for name in self.list_commands(ctx):
+            command = self.commands.get(name)
+            if command is None:
+                command = click.Command(name, help=LAZY_COMMANDS[name][2])
+            if not command.hidden:
+                commands.append((name, command))
+        if commands:
+            limit = formatter.width - 6 - max(len(name) for name, _command in commands)
+            rows = [(name, command.get_short_help_str(limit)) for name, command in commands]
+            with formatter.section(_("Commands")):
+                formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings=CONTEXT_SETTINGS)
 @click.version_option(__version__, "-V", "--version", prog_name="xent")
 def cli() -> None:
     """Softmax and numerically stable cross-entropy, worked step by step.
@@ -43,9 +97,6 @@ def cli() -> None:
       eval "$(_XENT_COMPLETE=bash_source xent)"
     """
 
-
-cli.add_command(compute)
-cli.add_command(batch)
 
 
 class Terminated(KeyboardInterrupt):
@@ -75,7 +126,7 @@ def main(argv: list[str] | None = None) -> None:
     """
     if os.environ.get("_XENT_COMPLETE"):
         cli.main(args=argv, prog_name="xent")  # click's shell completion; exits
-    signal.signal(signal.SIGTERM, _raise_terminated)
+    _signal.signal(_signal.SIGTERM, _raise_terminated)
     args = sys.argv[1:] if argv is None else list(argv)
     try:
         with cli.make_context("xent", args) as context:
