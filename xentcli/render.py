@@ -1,39 +1,41 @@
 """Rendering of a :class:`~xentcli.trace.Trace`: table, JSON, CSV, Markdown and LaTeX.
 
-Tables and derivations round for reading (see :mod:`xentcli.derivation`); JSON and CSV
+Tables and derivations round for reading, with the number formats below: ``digits``
+decimals for per-class values (:func:`fixed`), ``digits + 1`` significant digits for
+totals (:func:`sig`), inputs as the user would write them (:func:`given`). JSON and CSV
 carry full precision (the shortest representation that round-trips). Tables are plain
 text (ASCII rules, no colour) when the console is not a terminal.
+
+The table is what ``xent compute`` prints by default, so this module holds only what it
+needs; the derivation, and the Markdown and LaTeX that typeset it, are in
+:mod:`xentcli.derivation`, imported when asked for (as are :mod:`json` and :mod:`csv`).
+
+>>> fixed(0.21392726067185291), fixed(-1.0999999999999999), fixed(4.2e-18), fixed(0.0)
+('0.2139', '-1.1000', '4.200e-18', '0')
+>>> sig(1.5560012438465094), sig(0.44211922514309726), sig(15.519840306043733)
+('1.5560', '0.44212', '15.520')
+>>> given(1.2), given(-math.inf), given(1e300)
+('1.2', '-inf', '1e+300')
 """
 
 from __future__ import annotations
 
-import csv
-import io
+import math
 import textwrap
+from typing import TYPE_CHECKING
 
 from rich import box
-from rich.console import Console
+from rich.cells import cell_len
 from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-from xentcli import jsonfmt
-from xentcli.derivation import (
-    DEFAULT_DIGITS,
-    derivation,
-    describe_label,
-    fixed,
-    given,
-    naive_lines,
-    naive_notes,
-    sig,
-    special_text,
-    tex_escape,
-    tex_number,
-    vec,
-)
-from xentcli.trace import Trace
+if TYPE_CHECKING:
+    from rich.console import Console
 
+    from xentcli.trace import Trace
+
+DEFAULT_DIGITS = 4
 _BAR_WIDTH = 40
 
 # Like rich's SIMPLE box, in ASCII: what goes to a file or a pipe stays plain text.
@@ -50,12 +52,51 @@ PLAIN_BOX = box.Box(
 )
 
 
-def _md_cell(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("*", "\\*").replace("_", "\\_")
+# ------------------------------------------------------------------------ numbers
+def special_text(x: float) -> str | None:
+    if math.isnan(x):
+        return "nan"
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    return None
+
+
+def fixed(x: float, digits: int = DEFAULT_DIGITS) -> str:
+    """A per-class value: *digits* decimals, or scientific notation when tiny or huge."""
+    special = special_text(x)
+    if special is not None:
+        return special
+    if x == 0:
+        return "0"
+    if 0.01 <= abs(x) < 1e6:
+        return f"{x:.{digits}f}"
+    return f"{x:.{max(digits - 1, 0)}e}"
+
+
+def sig(x: float, digits: int = DEFAULT_DIGITS) -> str:
+    """A total: ``digits + 1`` significant digits (trailing zeros kept)."""
+    special = special_text(x)
+    if special is not None:
+        return special
+    if x == 0:
+        return "0"
+    precision = min(digits + 1, 17)
+    text = f"{x:#.{precision}g}"
+    if "e" in text:
+        return f"{x:.{precision - 1}e}"
+    return text.rstrip(".")
+
+
+def given(x: float, digits: int = DEFAULT_DIGITS) -> str:
+    """An input value (logit, target, weight) as the user would write it."""
+    special = special_text(x)
+    if special is not None:
+        return special
+    return f"{x:.{min(max(digits + 2, 6), 17)}g}"
 
 
 # --------------------------------------------------------------------------- table
-def _per_class(t: Trace, digits: int) -> tuple[list[str], list[list[str]]]:
+def per_class(t: Trace, digits: int) -> tuple[list[str], list[list[str]]]:
     """Headers and rows of the per-class table (formatted for reading)."""
     named = any(name != str(k) for k, name in enumerate(t.classes))
     headers = ["k"]
@@ -153,9 +194,33 @@ def _print_lines(console: Console, lines: list[str]) -> None:
     console.print(Text("\n".join(lines)), soft_wrap=True)
 
 
+def _surely_fits(console: Console, table: Table) -> bool:
+    """Whether *table* fits the console for sure, found without rich measuring it.
+
+    Rich's natural width of a table of plain text cells is at most, for each column, its
+    widest cell plus the cell padding, plus one character per rule between and around
+    the columns. Measuring with rich costs as much as printing the table again.
+    """
+    _top, right, _bottom, left = table.padding
+    width = len(table.columns) + 1
+    for column in table.columns:
+        cells = [column.header, *column.cells] if table.show_header else list(column.cells)
+        widest = 0
+        for cell in cells:
+            # Anything but printable text (a tab expands; markup only shrinks) is measured.
+            if not (isinstance(cell, str) and cell.isprintable()):
+                return False
+            widest = max(widest, cell_len(cell))
+        width += widest + left + right
+    return width <= console.width
+
+
 def _print_whole(console: Console, table: Table) -> None:
     # A number must never be cut to "1.10…": on a narrow console the table keeps its natural
     # width and the terminal wraps it, rather than rich squeezing the cells.
+    if _surely_fits(console, table):
+        console.print(table)
+        return
     natural = Measurement.get(console, console.options.update(max_width=100_000), table).maximum
     if natural <= console.width:
         console.print(table)
@@ -181,7 +246,7 @@ def print_table(
     width = console.width
     table_box = PLAIN_BOX if plain else box.SIMPLE_HEAD
     glyph = "#" if plain or not console.encoding.lower().startswith("utf") else "\u2588"
-    headers, rows = _per_class(t, digits)
+    headers, rows = per_class(t, digits)
     table = Table(box=table_box, show_edge=False, pad_edge=False)
     table.add_column("", justify="left")
     for header in headers:
@@ -200,6 +265,8 @@ def print_table(
     _print_whole(console, summary)
     _print_lines(console, ["", "probabilities q", *_bars(t, digits, glyph)])
     if naive:
+        from xentcli.derivation import naive_notes
+
         _print_lines(console, ["", "The textbook formula q = e^y / sum e^y, L = -log q,"
                                    " unshifted:", ""])
         _print_whole(console, _naive_table(t, digits, table_box))
@@ -209,6 +276,8 @@ def print_table(
             lines += _wrapped(note, 2, width)
         _print_lines(console, lines)
     if explain:
+        from xentcli.derivation import derivation
+
         lines = ["", "Step by step"]
         for step in derivation(t, digits):
             lines += ["", f"{step.number}) {step.title}"]
@@ -221,6 +290,9 @@ def print_table(
 def to_json(t: Trace, *, naive: bool = False, explain: bool = False,
             digits: int = DEFAULT_DIGITS) -> str:
     """The trace as JSON in DESIGN.md's shape, at full precision (plus extra keys)."""
+    from xentcli import jsonfmt
+    from xentcli.derivation import derivation, naive_notes
+
     data: dict[str, object] = {
         "logits": list(t.logits),
         "classes": list(t.classes),
@@ -282,6 +354,9 @@ CSV_COLUMNS = ("index", "class", "logit", "scaled_logit", "shifted", "exp_shifte
 
 def to_csv(t: Trace, *, naive: bool = False) -> str:
     """One line per class at full precision; the loss is the sum of ``contribution``."""
+    import csv
+    import io
+
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     header = list(CSV_COLUMNS)
@@ -302,110 +377,15 @@ def to_csv(t: Trace, *, naive: bool = False) -> str:
 
 
 # -------------------------------------------------------------------- markdown, latex
-_TEX_HEADERS = {
-    "k": "$k$", "class": "class", "y": "$y_k$", "y/T": "$y_k / T$", "y - max": "$y_k - m$",
-    "e^(y - max)": "$e^{y_k - m}$", "q": "$q_k$", "p": "$p_k$", "w": "$w_k$",
-    "-p log q": "$-p_k \\log q_k$", "-w p log q": "$-w_k p_k \\log q_k$",
-    "dL/dy": "$\\partial L / \\partial y_k$",
-}
-
-
-def _intro_tex(t: Trace, digits: int) -> str:
-    y = vec([given(v, digits) for v in t.logits], True)
-    text = f"Logits $y = {y}$, $K = {t.num_classes}$"
-    if t.label is not None:
-        _, who = describe_label(t)
-        text += f", true class {who}"
-    else:
-        text += ", a soft target"
-    if t.temperature != 1.0:
-        text += f", temperature $T = {given(t.temperature, digits)}$"
-    if t.label_smoothing:
-        text += f", label smoothing $\\varepsilon = {given(t.label_smoothing, digits)}$"
-    if t.weights is not None:
-        text += f", class weights $w = {vec([given(v, digits) for v in t.weights], True)}$"
-    return text + "."
-
-
-def _summary_tex(t: Trace, digits: int) -> str:
-    loss = tex_number(sig(t.loss, digits))
-    return (f"Loss $L = {loss}$ {t.units}; perplexity"
-            f" $e^{{L}} = {tex_number(sig(t.perplexity, digits))}$; log-sum-exp"
-            f" $m + \\log s = {tex_number(sig(t.log_sum_exp, digits))}$.")
-
-
-def _naive_tex(t: Trace, digits: int) -> list[str]:
-    loss = tex_number(sig(t.naive.loss, digits))
-    lines = [f"Without the shift, $q = e^y / \\sum_k e^{{y_k}}$ in float64 gives"
-             f" $\\sum_k e^{{y_k}} = {tex_number(sig(t.naive.sum_exp, digits))}$,"
-             f" $q = {vec([fixed(v, digits) for v in t.naive.probabilities], True)}$ and"
-             f" $L = {loss}$ (stable: ${tex_number(sig(t.loss, digits))}$)."]
-    lines += [line.tex for line in naive_lines(t, digits)]
-    return lines
-
-
 def to_markdown(t: Trace, *, digits: int = DEFAULT_DIGITS, naive: bool = False) -> str:
     """The table and the derivation as Markdown, with TeX math between ``$`` signs."""
-    headers, rows = _per_class(t, digits)
-    out = ["## Softmax and cross-entropy, step by step", "", _intro_tex(t, digits), ""]
-    out.append("| " + " | ".join(_TEX_HEADERS[h] for h in headers) + " |")
-    out.append("|" + "|".join("---" if h == "class" else "---:" for h in headers) + "|")
-    for k, row in enumerate(rows):
-        cells = [_md_cell(c) for c in row]
-        if k == t.label:
-            cells = [f"**{c}**" for c in cells]
-        out.append("| " + " | ".join(cells) + " |")
-    out.append("")
-    for step in derivation(t, digits):
-        out += [f"**{step.number}. {step.title}.**", ""]
-        for step_line in step.lines:
-            out += [f"$$ {step_line.tex} $$" if step_line.math else step_line.tex, ""]
-    out += [_summary_tex(t, digits), ""]
-    if naive:
-        out += ["**The textbook formula, without the shift.**", ""]
-        for line in _naive_tex(t, digits):
-            out += [line, ""]
-    return "\n".join(out)
+    from xentcli.derivation import markdown
+
+    return markdown(t, digits=digits, naive=naive)
 
 
 def to_latex(t: Trace, *, digits: int = DEFAULT_DIGITS, naive: bool = False) -> str:
     """A complete LaTeX document (amsmath only); its body pastes into notes."""
-    headers, rows = _per_class(t, digits)
-    named_column = "class" in headers
-    spec = "".join("l" if h == "class" else "r" for h in headers)
-    out = [
-        "\\documentclass{article}",
-        "\\usepackage{amsmath}",
-        "\\begin{document}",
-        "% Written by xent compute. The body below needs only \\usepackage{amsmath}.",
-        "\\section*{Softmax and cross-entropy, step by step}",
-        "",
-        _intro_tex(t, digits),
-        "",
-        "\\begin{center}",
-        f"\\begin{{tabular}}{{{spec}}}",
-        " & ".join(_TEX_HEADERS[h] for h in headers) + " \\\\",
-        "\\hline",
-    ]
-    for k, row in enumerate(rows):
-        cells = []
-        for column, cell in enumerate(row):
-            if named_column and column == 1:
-                cells.append(f"\\textbf{{{tex_escape(cell)}}}" if k == t.label
-                             else tex_escape(cell))
-            else:
-                number = tex_number(cell)
-                cells.append(f"$\\mathbf{{{number}}}$" if k == t.label else f"${number}$")
-        out.append(" & ".join(cells) + " \\\\")
-    out += ["\\end{tabular}", "\\end{center}", "", "\\begin{enumerate}"]
-    for step in derivation(t, digits):
-        out.append(f"\\item[{step.number}.] \\textbf{{{tex_escape(step.title)}.}}")
-        for step_line in step.lines:
-            out.append(f"\\[ {step_line.tex} \\]" if step_line.math else step_line.tex)
-    out += ["\\end{enumerate}", "", _summary_tex(t, digits), ""]
-    if naive:
-        out += ["\\subsection*{The textbook formula, without the shift}", ""]
-        for line in _naive_tex(t, digits):
-            out += [line, ""]
-    out += ["\\end{document}", ""]
-    return "\n".join(out)
+    from xentcli.derivation import latex
+
+    return latex(t, digits=digits, naive=naive)
