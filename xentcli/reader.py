@@ -96,18 +96,16 @@ from __future__ import annotations
 import contextlib
 import csv
 import fnmatch
-import io
-import os
 import re
-import stat
-import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import IO, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
+from xentcli._prefetch import Stage
+from xentcli._sources import BOM, Source, count_newlines, default_delimiter
 from xentcli.errors import DataError
 
 TARGET_SUM_TOLERANCE = 1e-6
@@ -136,8 +134,6 @@ _NUMBER = re.compile(
 _INTEGER = re.compile(r"[ \t]*[+-]?[0-9]+[ \t]*")
 _RANGE = re.compile(r"(-?[0-9]*):(-?[0-9]*)(?::(-?[0-9]*))?")
 _INDEX = re.compile(r"-?[0-9]+")
-_BOM = b"\xef\xbb\xbf"
-_MAGIC = {b"\x1f\x8b": ".gz", b"BZh": ".bz2", b"\xfd7zXZ\x00": ".xz"}
 
 
 @dataclass(frozen=True)
@@ -185,74 +181,6 @@ def is_number(text: str) -> bool:
     return _NUMBER.fullmatch(text) is not None
 
 
-# --------------------------------------------------------------------------- streams
-
-
-class _CountingReader(io.RawIOBase):
-    """A raw stream that counts the bytes read through it (the compressed bytes)."""
-
-    def __init__(self, raw: IO[bytes], prefix: bytes = b"") -> None:
-        super().__init__()
-        self.raw = raw
-        self._prefix = prefix
-        self.count = 0
-
-    def push_back(self, prefix: bytes) -> None:
-        """Serve *prefix* (bytes read from ``raw`` directly) before reading on."""
-        self._prefix = prefix + self._prefix
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        if self._prefix:
-            size = min(len(view), len(self._prefix))
-            view[:size] = self._prefix[:size]
-            self._prefix = self._prefix[size:]
-            self.count += size
-            return size
-        size = self.raw.readinto(view) or 0  # type: ignore[attr-defined]
-        self.count += size
-        return size
-
-
-def _compression(name: str) -> str | None:
-    lower = name.lower()
-    for suffix in (".gz", ".bz2", ".xz"):
-        if lower.endswith(suffix):
-            return suffix
-    return None
-
-
-def _decompressor(kind: str | None, raw: Any) -> Any:
-    if kind == ".gz":
-        import gzip
-
-        return gzip.GzipFile(fileobj=raw, mode="rb")
-    if kind == ".bz2":
-        import bz2
-
-        return bz2.BZ2File(raw, mode="rb")
-    if kind == ".xz":
-        import lzma
-
-        return lzma.LZMAFile(raw, mode="rb")
-    return raw
-
-
-def _default_delimiter(name: str) -> str | None:
-    lower = name.lower()
-    kind = _compression(lower)
-    if kind:
-        lower = lower[: -len(kind)]
-    if lower.endswith((".tsv", ".tab")):
-        return "\t"
-    if lower.endswith(".csv"):
-        return ","
-    return None
-
-
 # --------------------------------------------------------------------------- lines
 
 
@@ -291,63 +219,6 @@ def _is_blank(raw: bytes) -> bool:
     return not raw.strip(_BLANK)
 
 
-class _LineBlocks:
-    """Cut a byte stream into blocks of whole lines, tracking physical line numbers."""
-
-    def __init__(self, read: Any, path: str, block_bytes: int, max_line: int) -> None:
-        self._read = read
-        self._path = path
-        self._block_bytes = block_bytes
-        self._max_line = max_line
-        self._pending = b""
-        self._eof = False
-        self._first = True
-        self.next_line = 1
-
-    def next_block(self) -> tuple[bytes, int] | None:
-        """The next block of whole lines and the number of its first line, or None."""
-        parts = [self._pending] if self._pending else []
-        size = len(self._pending)
-        while not self._eof:
-            data = self._read(self._block_bytes)
-            if self._first and data:
-                self._first = False
-                if data.startswith(_BOM):
-                    data = data[3:]
-                    if not data:
-                        continue
-            if not data:
-                self._eof = True
-                break
-            parts.append(data)
-            size += len(data)
-            if b"\n" in data:
-                break
-            if size > self._max_line:
-                raise DataError(
-                    self._path,
-                    self.next_line,
-                    None,
-                    f"line longer than {self._max_line >> 20} MiB without a line break",
-                )
-        buffer = b"".join(parts)
-        if self._eof:
-            block, self._pending = buffer, b""
-        else:
-            cut = buffer.rfind(b"\n") + 1
-            block, self._pending = buffer[:cut], buffer[cut:]
-        if not block:
-            return None
-        first = self.next_line
-        self.next_line += _count_newlines(block)
-        return block, first
-
-
-def _count_newlines(block: bytes) -> int:
-    # numpy's vectorised compare counts several times faster than bytes.count
-    return int(np.count_nonzero(np.frombuffer(block, dtype=np.uint8) == 10))
-
-
 def _lone_carriage_return(block: bytes) -> bool:
     """True when a CR is not followed by LF (pyarrow would end a row there)."""
     if b"\r" not in block:
@@ -372,79 +243,6 @@ def _utf8(block: bytes) -> bool:
 
 #: a block the reading thread did not try to parse (it came before the header was known)
 _UNTRIED: Any = object()
-
-
-class _Closed(Exception):
-    """Raised by :meth:`_Stage.get` once the stage is closed."""
-
-
-class _Stage:
-    """Call *produce* in a background thread, ahead of the caller, until it returns None.
-
-    Two stages run in a pipeline: one reads, decompresses and cuts the text into blocks;
-    the next parses them (pyarrow and numpy work mostly without the GIL), so reading,
-    parsing and whatever the caller does with the current chunk overlap. Errors are
-    re-raised in the caller, by :meth:`get`.
-    """
-
-    def __init__(self, produce: Any, depth: int = 2) -> None:
-        import queue
-        import threading
-
-        self._produce = produce
-        self._queue: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=depth)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="xent-reader", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            while not self._stop.is_set():
-                item = self._produce()
-                self._put((True, item))
-                if item is None:
-                    return
-        except BaseException as error:  # re-raised by get() in the calling thread
-            self._put((False, error))
-
-    def _put(self, item: tuple[bool, Any]) -> None:
-        import queue
-
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
-
-    def get(self) -> Any:
-        """The next item (None at the end), or the producer's error raised."""
-        import queue
-
-        while True:
-            if self._stop.is_set():
-                raise _Closed
-            # A short wait, repeated: the interpreter runs signal handlers in between,
-            # so Ctrl-C is never stuck behind a lock (or an idle pipe).
-            try:
-                ok, value = self._queue.get(timeout=0.05)
-                break
-            except queue.Empty:
-                continue
-        if not ok:
-            self._stop.set()
-            raise value
-        return value
-
-    def close(self) -> None:
-        """Stop the thread (it ends at its next item; it is a daemon if it blocks)."""
-        import queue
-
-        self._stop.set()
-        with contextlib.suppress(queue.Empty):
-            while True:
-                self._queue.get_nowait()
-        self._thread.join(timeout=0.2)
 
 
 def _line_numbers(block: bytes, first_line: int) -> npt.NDArray[np.int64]:
@@ -492,20 +290,29 @@ class Table:
         self._stack = contextlib.ExitStack()
         self._consumed = False
         try:
-            self._open()
+            # ``open`` is looked up in this module, where a test can replace it.
+            self._source = Source(
+                path,
+                self.display_name,
+                self._stack,
+                block_bytes=BLOCK_BYTES,
+                max_line=MAX_LINE_BYTES,
+                opener=open,
+            )
+            self.size_bytes = self._source.size_bytes
             # Reading, decompressing and cutting the next blocks overlaps with parsing.
             # It also keeps blocking reads out of the main thread, where a signal that
             # arrives just before a read() of an idle pipe would wait for more input.
             if PREFETCH:
-                blocks = _Stage(self._blocks.next_block)
+                blocks = Stage(self._source.next_block)
                 self._stack.callback(blocks.close)
                 self._next_block = lambda: _untried(blocks.get())
                 self._read_header()
-                parsed = _Stage(lambda: self._parse_ahead(blocks.get()))
+                parsed = Stage(lambda: self._parse_ahead(blocks.get()))
                 self._stack.callback(parsed.close)
                 self._next_block = parsed.get
             else:
-                self._next_block = lambda: _untried(self._blocks.next_block())
+                self._next_block = lambda: _untried(self._source.next_block())
                 self._read_header()
         except BaseException:
             self._stack.close()
@@ -519,106 +326,10 @@ class Table:
     def _error(self, reason: str, value: object = None) -> DataError:
         return DataError(self.display_name, None, None, reason, value)
 
-    def _open(self) -> None:
-        name = self.display_name
-        if self.path == "-":
-            stdin = sys.stdin
-            raw = getattr(stdin, "buffer", None) if stdin is not None else None
-            if raw is None or getattr(raw, "closed", False):
-                raise self._error("standard input is closed")
-            with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation):
-                descriptor = raw.fileno()
-                info = os.fstat(descriptor)
-                if stat.S_ISREG(info.st_mode):
-                    self.size_bytes = info.st_size
-                # Unbuffered and lock-free: the reading thread may still be blocked in
-                # it at exit, which a BufferedReader's lock would turn into a crash.
-                raw = io.FileIO(descriptor, "rb", closefd=False)
-            self._counter = _CountingReader(raw)
-            # The compression is sniffed on the first read, in the reading thread.
-            self._stream: Any = None
-            self._compression: str | None = None
-            self._delimiter = self.options.delimiter
-            self._blocks = _LineBlocks(self._read, name, BLOCK_BYTES, MAX_LINE_BYTES)
-            return
-        else:
-            try:
-                info = os.stat(self.path)
-            except FileNotFoundError:
-                raise self._error("no such file") from None
-            except PermissionError:
-                raise self._error("permission denied") from None
-            except OSError as error:
-                raise self._error(f"cannot open: {error.strerror or error}") from None
-            if stat.S_ISDIR(info.st_mode):
-                raise self._error("is a directory, not a file")
-            try:
-                handle = self._stack.enter_context(open(self.path, "rb", buffering=0))  # noqa: SIM115
-            except PermissionError:
-                raise self._error("permission denied") from None
-            except OSError as error:
-                raise self._error(f"cannot open: {error.strerror or error}") from None
-            if stat.S_ISREG(info.st_mode):
-                self.size_bytes = info.st_size
-            kind = _compression(name)
-            if kind is not None:
-                magic = next(m for m, k in _MAGIC.items() if k == kind)
-                head = handle.read(len(magic))
-                if head and head != magic:
-                    raise self._error(f"not a {kind[1:]} file (its name ends in {kind})")
-                self._counter = _CountingReader(handle, head)
-            else:
-                self._counter = _CountingReader(handle)
-            delimiter = self.options.delimiter or _default_delimiter(name)
-        self._compression = kind
-        self._stream = _decompressor(kind, self._counter)
-        if kind is None:
-            self._stream = io.BufferedReader(self._counter, 1 << 20)
-        self._delimiter = delimiter
-        self._blocks = _LineBlocks(self._read, name, BLOCK_BYTES, MAX_LINE_BYTES)
-
-    def _sniff_stdin(self) -> None:
-        """Detect a compressed standard input from its first bytes."""
-        prefix = b""
-        try:
-            while len(prefix) < 6:
-                data = self._counter.raw.read(6 - len(prefix))
-                if not data:
-                    break
-                prefix += data
-        except (OSError, ValueError) as error:
-            raise self._error(f"cannot read standard input: {error}") from None
-        self._counter.push_back(prefix)
-        kind = next((k for m, k in _MAGIC.items() if prefix.startswith(m)), None)
-        self._compression = kind
-        self._stream = _decompressor(kind, self._counter)
-        if kind is None:
-            self._stream = io.BufferedReader(self._counter, 1 << 20)
-
-    def _read(self, size: int) -> bytes:
-        """Read decompressed bytes, turning decompression failures into DataError."""
-        import zlib
-
-        if self._stream is None:
-            self._sniff_stdin()
-        try:
-            return self._stream.read(size)
-        except EOFError:
-            raise self._error(f"{self._kind_name()} data is truncated") from None
-        except zlib.error as error:
-            raise self._error(f"corrupt {self._kind_name()} data: {error}") from None
-        except OSError as error:
-            # gzip.BadGzipFile and lzma.LZMAError are OSErrors; so is a read failure.
-            kind = self._kind_name()
-            raise self._error(f"cannot read {kind} data: {error}") from None
-
-    def _kind_name(self) -> str:
-        return {".gz": "gzip", ".bz2": "bzip2", ".xz": "xz"}.get(self._compression or "", "file")
-
     @property
     def bytes_read(self) -> int:
         """Bytes consumed from the file or stream so far (compressed bytes)."""
-        return self._counter.count
+        return self._source.bytes_read
 
     def close(self) -> None:
         """Release the file (standard input is left open)."""
@@ -645,6 +356,9 @@ class Table:
         block, offset, end, line = found
         raw = block[offset:end].rstrip(b"\n")
         raw = raw[:-1] if raw.endswith(b"\r") else raw
+        self._delimiter = self.options.delimiter
+        if self.path != "-":
+            self._delimiter = self._delimiter or default_delimiter(self.display_name)
         if self._delimiter is None:
             self._delimiter = "\t" if b"\t" in raw and b"," not in raw else ","
         if len(self._delimiter) != 1:
@@ -893,7 +607,7 @@ class Table:
         # Each row must be one physical line for the line numbers to hold.
         if b'"' in block and not _quotes_balanced(block):
             return None
-        if _lone_carriage_return(block) or not _utf8(block) or block.startswith(_BOM):
+        if _lone_carriage_return(block) or not _utf8(block) or block.startswith(BOM):
             return None  # (pyarrow drops a BOM starting its input; here it is a character)
         read_options, parse_options, convert_options = self._arrow_options()
         try:
@@ -906,7 +620,7 @@ class Table:
         except (pa.ArrowException, ValueError):
             return None
         n = table.num_rows
-        count = block.count(b"\n") if len(block) < 4096 else _count_newlines(block)
+        count = block.count(b"\n") if len(block) < 4096 else count_newlines(block)
         count += not block.endswith(b"\n")
         if n == count:
             lines = np.arange(first, first + count, dtype=np.int64)
@@ -944,7 +658,7 @@ class Table:
             b'"' in block
             or _lone_carriage_return(block)
             or not _utf8(block)
-            or block.startswith(_BOM)
+            or block.startswith(BOM)
         ):
             return None
         delimiter = (self._delimiter or ",").encode()
