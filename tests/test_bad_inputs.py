@@ -358,6 +358,40 @@ def test_per_row_is_a_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert list((tmp_path / "out").iterdir()) == []
 
 
+def test_per_row_onto_an_input_file_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Renaming the per-row output over an input would destroy the user's data.
+    monkeypatch.chdir(tmp_path)
+    content = with_line3(GOOD)
+    (tmp_path / "preds.csv").write_bytes(content)
+    outcome = run(["batch", "preds.csv", "--per-row", "preds.csv"])
+    assert_clean_error(outcome, 2, contains=("preds.csv",))
+    assert (tmp_path / "preds.csv").read_bytes() == content
+    assert leftovers(tmp_path, {"preds.csv"}) == set()
+
+
+def test_per_row_onto_an_input_through_another_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    content = with_line3(GOOD)
+    (tmp_path / "preds.csv").write_bytes(content)
+    (tmp_path / "sub").mkdir()
+    outcome = run(["batch", "sub/../preds.csv", "--per-row", "./preds.csv"])
+    assert_clean_error(outcome, 2, contains=("preds.csv",))
+    assert (tmp_path / "preds.csv").read_bytes() == content
+
+
+def test_file_name_with_a_line_break_stays_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bad\nname.csv").write_bytes(with_cell("1.2.3"))
+    line = assert_clean_error(run(["batch", "bad\nname.csv"]), 1, value="1.2.3")
+    assert "name.csv" in line
+
+
 # ----------------------------------------------------------- what must keep working
 # Each accepted spelling, and the row it means (logits a, b, c; label). The documented
 # syntax (docs/errors.md): spaces and tabs around a number or label are allowed, -inf in
