@@ -535,6 +535,43 @@ def test_bad_compute_invocation(case: Invocation) -> None:
     assert_clean_error(run(["compute", *case.args]), 2, contains=case.contains)
 
 
+# logits / T overflows float64 for a tiny temperature: the answer must not be NaN. Either
+# a clean usage error, or the right value: the loss is (m - y_i) / T + log(1 + ...), +inf
+# for [1, 2] with label 0 and 0 for [1, -2] with label 1.
+TINY_T = [(["1", "2"], 0, "inf"), (["1", "-2"], 1, 0.0)]
+
+
+@pytest.mark.parametrize(("logits", "label", "loss"), TINY_T)
+def test_tiny_temperature_compute(logits: list[str], label: int, loss: object) -> None:
+    import json
+
+    outcome = run(
+        ["compute", "--logits", ",".join(logits), "--label", str(label),
+         "--temperature", "1e-320", "--format", "json"]
+    )  # fmt: skip
+    assert "nan" not in outcome.stdout.lower()
+    if outcome.code != 0:
+        assert_clean_error(outcome, 2, contains=("temperature",))
+        return
+    assert_no_traceback(outcome)
+    assert json.loads(outcome.stdout)["loss"] == loss
+
+
+def test_tiny_temperature_batch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    monkeypatch.chdir(tmp_path)
+    rows = "".join(f"{','.join(logits)},{label}\n" for logits, label, _ in TINY_T)
+    (tmp_path / "t.csv").write_text(f"a,b,label\n{rows}")
+    outcome = run(["batch", "t.csv", "--temperature", "1e-320", "--format", "json"])
+    assert "nan" not in outcome.stdout.lower()
+    if outcome.code != 0:
+        assert_clean_error(outcome, 2, contains=("temperature",))
+        return
+    assert_no_traceback(outcome)
+    assert json.loads(outcome.stdout)["loss"] == "inf"
+
+
 def test_corpus_of_files_and_invocations_has_at_least_forty() -> None:
     assert len(CASES) + len(COMPUTE) >= 40
 

@@ -364,16 +364,30 @@ def logit_strings(draw: st.DrawFn) -> str:
     return text
 
 
+TEMPERATURES = st.one_of(
+    st.just("1"),
+    st.sampled_from(["1e-320", "1e-300", "1e-10", "0.5", "3", "1e300", "1.7976931348623157e308"]),
+    st.floats(min_value=5e-324, max_value=1e308).map(repr),
+)
+
+
 @SETTINGS
-@given(logit_strings(), st.integers(-1, 5))
-def test_compute_gives_the_kernel_result_or_a_clean_error(text: str, label: int) -> None:
+@given(logit_strings(), st.integers(-1, 5), TEMPERATURES)
+def test_compute_gives_the_kernel_result_or_a_clean_error(
+    text: str, label: int, temperature: str
+) -> None:
     if "\x00" in text:
         text = text.replace("\x00", "")  # an argv string cannot hold NUL
-    outcome = run(["compute", f"--logits={text}", f"--label={label}", "--format", "json"])
+    outcome = run(
+        ["compute", f"--logits={text}", f"--label={label}", f"--temperature={temperature}",
+         "--format", "json"]
+    )  # fmt: skip
     assert_no_traceback(outcome)
     check_no_nan(outcome)
     expected = compute_oracle(text, label)
-    if expected is None:
+    if expected is None or (outcome.code == 2 and temperature != "1"):
+        # invalid input; or a temperature so extreme that logits / T overflow, which
+        # may be refused (cleanly) rather than computed
         assert outcome.code == 2, f"exit {outcome.code}: {outcome.stderr}{outcome.stdout[:300]}"
         line = outcome.error_line()
         assert line.startswith("Error: ")
@@ -381,5 +395,6 @@ def test_compute_gives_the_kernel_result_or_a_clean_error(text: str, label: int)
         return
     assert outcome.code == 0, outcome.stderr
     result = json.loads(outcome.stdout)
-    want = kernel.cross_entropy(expected, label)
+    want = kernel.cross_entropy(expected, label, temperature=float(temperature))
+    assert not math.isnan(want), "the kernel itself returns NaN"
     assert result["loss"] == (want if math.isfinite(want) else "inf")
