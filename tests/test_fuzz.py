@@ -301,6 +301,61 @@ def test_mutated_tables_give_the_kernel_result_or_a_clean_error(data: bytes) -> 
     check_batch(data)
 
 
+BATCH_TEMPERATURES = st.one_of(
+    st.just("1"),
+    st.sampled_from(["1e-300", "0.5", "3", "1e300"]),
+    st.floats(min_value=1e-3, max_value=1e3).map(repr),
+)
+
+
+@SETTINGS
+@given(
+    valid_tables(),
+    BATCH_TEMPERATURES,
+    st.sampled_from(["0", "0.1", "0.5", "0.999"]),
+    st.sampled_from([None, 0, 1, 3]),
+    st.sampled_from(["e", "2", "10"]),
+    st.sampled_from(["mean", "sum"]),
+)
+def test_loss_options_give_the_kernel_result(
+    data: bytes,
+    temperature: str,
+    smoothing: str,
+    ignore_index: int | None,
+    base: str,
+    reduction: str,
+) -> None:
+    from xentcli.errors import UndefinedMeanError
+
+    table = oracle(data)
+    options = ["--temperature", temperature, "--label-smoothing", smoothing]
+    options += ["--base", base, "--reduction", reduction, "--format", "json"]
+    if ignore_index is not None:
+        options += ["--ignore-index", str(ignore_index)]
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "fuzz.csv"
+        path.write_bytes(data)
+        outcome = run(["batch", str(path), *options])
+    assert_no_traceback(outcome)
+    check_no_nan(outcome)
+    assert outcome.code == 0, outcome.stderr
+    try:
+        want: object = kernel.cross_entropy(
+            table.logits,
+            table.labels,
+            ignore_index=ignore_index,
+            label_smoothing=float(smoothing),
+            temperature=float(temperature),
+            reduction="sum" if reduction == "sum" else "mean",
+            base=base,
+        )
+    except UndefinedMeanError:
+        want = None
+    if isinstance(want, float) and not math.isfinite(want):
+        want = "inf" if want > 0 else "-inf"
+    assert json.loads(outcome.stdout)["loss"] == want
+
+
 @SETTINGS
 @given(mutated_tables(), st.sampled_from([".gz", ".bz2", ".xz", "-"]))
 def test_compressed_files_and_stdin_read_the_same(data: bytes, how: str) -> None:
