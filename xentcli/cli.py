@@ -11,7 +11,6 @@ from __future__ import annotations
 # paid on every start), and only signal() and SIGTERM are needed here.
 import _signal
 import contextlib
-import importlib
 import os
 import sys
 from gettext import gettext as _
@@ -51,7 +50,10 @@ class LazyGroup(click.Group):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in self.commands and cmd_name in LAZY_COMMANDS:
             module, attribute, _summary = LAZY_COMMANDS[cmd_name]
-            self.add_command(getattr(importlib.import_module(module), attribute), cmd_name)
+            # __import__ rather than importlib.import_module, which python -X importtime
+            # does not see (the start-up benchmark profiles the imports with it).
+            command = getattr(__import__(module, fromlist=[attribute]), attribute)
+            self.add_command(command, cmd_name)
         return self.commands.get(cmd_name)
 
     def resolve_command(
