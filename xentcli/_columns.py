@@ -1,0 +1,210 @@
+"""The first line of a table: delimiter, header, and which columns hold what.
+
+From the first non-blank line and the :class:`~xentcli.reader.ReadOptions` this decides
+the delimiter (when not given), whether the line is a header, and the columns of the
+logits, the label or the targets (names, indices, ranges and globs; the default label
+column), as a :class:`Layout`. Every error is file-level (no row is read yet).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from xentcli._syntax import decode, is_number, split_fields
+from xentcli.errors import DataError
+
+if TYPE_CHECKING:
+    from xentcli.reader import ReadOptions
+
+_LABEL_NAMES = ("label", "target", "y", "class")
+_RANGE = re.compile(r"(-?[0-9]*):(-?[0-9]*)(?::(-?[0-9]*))?")
+_INDEX = re.compile(r"-?[0-9]+")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The columns of a table and the role chosen for each (0-based indices)."""
+
+    delimiter: str
+    ncols: int
+    has_header: bool
+    header_line: int | None  #: the header's line number, None without a header
+    names: list[str]  #: header names, or "0".."ncols-1" without a header
+    label: int | None  #: the label column (None with targets)
+    logits: list[int]
+    targets: list[int] | None
+    class_names: list[str] | None  #: ``options.classes``: labels are then names
+    classes: dict[str, int] | None  #: class name -> index (None without class names)
+
+    @property
+    def logit_names(self) -> list[str]:
+        """Names of the logit columns (their header names, or "0".."K-1")."""
+        if self.has_header:
+            return [self.names[i] for i in self.logits]
+        return [str(i) for i in range(len(self.logits))]
+
+    @property
+    def label_name(self) -> str | None:
+        return None if self.label is None else self.names[self.label]
+
+    @property
+    def target_names(self) -> list[str] | None:
+        return None if self.targets is None else [self.names[i] for i in self.targets]
+
+
+def read_layout(
+    raw: bytes, line: int, delimiter: str | None, options: ReadOptions, path: str
+) -> Layout:
+    """The layout from *raw*, the table's first non-blank line (line number *line*).
+
+    *delimiter* is the one already known (given, or from the file name), else None:
+    tab when the line has a tab and no comma, otherwise comma.
+    """
+    if delimiter is None:
+        delimiter = "\t" if b"\t" in raw and b"," not in raw else ","
+    if len(delimiter) != 1:
+        raise DataError(path, None, None, "the delimiter must be one character", delimiter)
+    text = decode(raw, path, line, delimiter)
+    fields = split_fields(text, delimiter, path, line)
+    ncols = len(fields)
+    classes = set(options.classes or ())
+    header = options.header
+    if header is None:
+        # A blank cell is a bad data cell, not the sign of a header.
+        header = any(
+            f.strip(" \t") and not is_number(f) and f.strip(" \t") not in classes for f in fields
+        )
+    if header:
+        names = [f.strip(" \t") for f in fields]
+        seen: dict[str, int] = {}
+        for number, name in enumerate(names, 1):
+            if name in seen:
+                raise DataError(
+                    path,
+                    line,
+                    number,
+                    f"column name appears twice (also column {seen[name]})",
+                    name,
+                )
+            seen[name] = number
+    else:
+        names = [str(i) for i in range(ncols)]
+    return _Selector(path, names, header).layout(delimiter, line, options)
+
+
+class _Selector:
+    """Resolve column specifications against a table's column names."""
+
+    def __init__(self, path: str, names: list[str], has_header: bool) -> None:
+        self._path = path
+        self._names = names
+        self._ncols = len(names)
+        self._has_header = has_header
+
+    def _error(self, reason: str, value: object = None) -> DataError:
+        return DataError(self._path, None, None, reason, value)
+
+    def select(self, spec: str | int, what: str) -> list[int]:
+        """The columns *spec* names: a name, an index, a range or a glob."""
+        names, ncols = self._names, self._ncols
+        if isinstance(spec, int) and not isinstance(spec, bool):
+            index = spec
+        elif isinstance(spec, str):
+            text = spec.strip()
+            if self._has_header and text in names:
+                return [names.index(text)]
+            if _INDEX.fullmatch(text):
+                index = int(text)
+            elif (match := _RANGE.fullmatch(text)) is not None:
+                parts = [int(p) if p not in (None, "", "-") else None for p in match.groups()]
+                if parts[2] == 0:
+                    raise self._error(f"{what}: a range step cannot be 0", spec)
+                selected = list(range(ncols))[slice(*parts)]
+                if not selected:
+                    raise self._error(
+                        f"{what}: the range selects no column (the file has {ncols})", spec
+                    )
+                return selected
+            elif any(c in text for c in "*?["):
+                selected = [i for i, n in enumerate(names) if fnmatch.fnmatchcase(n, text)]
+                if not selected:
+                    raise self._error(f"{what}: no column matches the pattern", spec)
+                return selected
+            else:
+                shown = ", ".join(names[:8]) + (", ..." if ncols > 8 else "")
+                where = f"columns: {shown}" if self._has_header else "the file has no header"
+                raise self._error(f"{what}: no column of that name ({where})", spec)
+        else:
+            raise self._error(f"{what}: not a column name or index", spec)
+        if not -ncols <= index < ncols:
+            raise self._error(
+                f"{what}: column index out of range (the file has {ncols} columns)", spec
+            )
+        return [index % ncols]
+
+    def select_many(self, specs: Sequence[str | int], what: str) -> list[int]:
+        """The columns of all *specs*, in order; a column selected twice is an error."""
+        chosen: list[int] = []
+        for spec in specs:
+            for index in self.select(spec, what):
+                if index in chosen:
+                    raise self._error(
+                        f"{what}: column {self._names[index]!r} is selected twice", spec
+                    )
+                chosen.append(index)
+        if not chosen:
+            raise self._error(f"{what}: no column selected")
+        return chosen
+
+    def layout(self, delimiter: str, line: int, options: ReadOptions) -> Layout:
+        """The roles of the columns, from the options or the defaults."""
+        names, ncols = self._names, self._ncols
+        label: int | None = None
+        targets: list[int] | None = None
+        if options.target_columns is not None:
+            targets = self.select_many(options.target_columns, "target columns")
+        elif options.label_column is not None:
+            label = self.select(options.label_column, "label column")[0]
+        else:
+            label = ncols - 1
+            if self._has_header:
+                lowered = [n.lower() for n in names]
+                for wanted in _LABEL_NAMES:
+                    if wanted in lowered:
+                        label = lowered.index(wanted)
+                        break
+        taken = set(targets or ()) | ({label} if label is not None else set())
+        if options.logit_columns is not None:
+            logits = self.select_many(options.logit_columns, "logit columns")
+            for index in logits:
+                if index in taken:
+                    role = "label" if index == label else "target"
+                    raise self._error(
+                        f"logit columns: column {names[index]!r} is also the {role} column"
+                    )
+        else:
+            logits = [i for i in range(ncols) if i not in taken]
+        if not logits:
+            raise self._error(f"no logit column (the file has {ncols} column{'s' * (ncols != 1)})")
+        K = len(logits)
+        if targets is not None and len(targets) != K:
+            raise self._error(f"{len(targets)} target columns for {K} logit columns")
+        if options.classes is not None and len(options.classes) != K:
+            raise self._error(f"{len(options.classes)} class names for {K} logit columns")
+        class_names = None if options.classes is None else list(options.classes)
+        return Layout(
+            delimiter=delimiter,
+            ncols=ncols,
+            has_header=self._has_header,
+            header_line=line if self._has_header else None,
+            names=names,
+            label=label,
+            logits=logits,
+            targets=targets,
+            class_names=class_names,
+            classes=None if class_names is None else {c: i for i, c in enumerate(class_names)},
+        )

@@ -1,0 +1,379 @@
+"""The fast path: whole blocks parsed by pyarrow, then validated with numpy reductions.
+
+:class:`FastParser` reads a block of whole lines with pyarrow's multithreaded CSV
+reader (forced column types), or, for a wide table, as one long column of numbers, and
+checks the values with a few vectorised reductions. It answers None whenever the block
+is not plainly valid: the caller then re-reads (part of) it with the precise reader
+(:mod:`xentcli._precise`), which defines the accepted syntax and writes the messages.
+The fast path never accepts what the precise reader refuses, and gives identical arrays.
+pyarrow is imported inside the methods, so importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from xentcli._columns import Layout
+from xentcli._precise import ParsedRows, row_sums
+from xentcli._sources import BOM, count_newlines
+from xentcli._syntax import INTEGER
+from xentcli.kernel import TARGET_SUM_TOLERANCE
+
+
+class FastParser:
+    """Parse blocks of one table fast, or give up (None) for the precise reader.
+
+    *long_line* is the length of the table's first line (pyarrow's blocks must hold
+    whole lines); *ignore_index* is the label value allowed outside [0, K).
+    """
+
+    def __init__(self, layout: Layout, ignore_index: int | None, long_line: int) -> None:
+        self._layout = layout
+        self._ignore = None if layout.classes is not None else ignore_index
+        self._long_line = long_line
+        self._arrow: tuple[Any, Any, Any] | None = None
+
+    def _arrow_options(self) -> tuple[Any, Any, Any]:
+        if self._arrow is not None:
+            return self._arrow
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+
+        layout = self._layout
+        columns = [f"c{i}" for i in range(layout.ncols)]
+        numeric = layout.logits + (layout.targets or [])
+        types = {columns[i]: pa.float64() for i in numeric}
+        include = [columns[i] for i in numeric]
+        if layout.label is not None:
+            include.append(columns[layout.label])
+            label_type = (
+                pa.dictionary(pa.int32(), pa.string()) if layout.classes is not None else pa.int64()
+            )
+            types[columns[layout.label]] = label_type
+        # pyarrow's blocks must hold whole lines: size them from the first line.
+        block_size = max(1 << 20, 4 * self._long_line)
+        self._arrow = (
+            pacsv.ReadOptions(column_names=columns, block_size=block_size, use_threads=True),
+            pacsv.ParseOptions(
+                delimiter=layout.delimiter, newlines_in_values=False, ignore_empty_lines=True
+            ),
+            _convert_options(column_types=types, include_columns=include, check_utf8=True),
+        )
+        return self._arrow
+
+    def parse(self, block: bytes, first: int) -> ParsedRows | None:
+        """pyarrow's parse of a block, or None when it or the validation fails."""
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+
+        # Each row must be one physical line for the line numbers to hold.
+        if not _plain_lines(block) or (b'"' in block and not _quotes_balanced(block)):
+            return None
+        read_options, parse_options, convert_options = self._arrow_options()
+        try:
+            table = pacsv.read_csv(
+                pa.py_buffer(block),
+                read_options=read_options,
+                parse_options=parse_options,
+                convert_options=convert_options,
+            )
+        except (pa.ArrowException, ValueError):
+            return None
+        layout = self._layout
+        n = table.num_rows
+        count = block.count(b"\n") if len(block) < 4096 else count_newlines(block)
+        count += not block.endswith(b"\n")
+        if n == count:
+            lines = np.arange(first, first + count, dtype=np.int64)
+        else:  # pyarrow skipped empty lines
+            starts, ends = _line_spans(block)
+            lines = (first + np.flatnonzero(ends > starts)).astype(np.int64)
+            if n != len(lines):
+                return None
+        logits = _to_matrix(table, layout.logits, n)
+        if not _logits_ok(logits):
+            return None
+        labels = targets = None
+        if layout.targets is not None:
+            targets = _to_matrix(table, layout.targets, n)
+            if _bad_target_rows(targets).any():
+                return None
+        if layout.label is not None:
+            labels = self._labels(table, block)
+            if labels is None or _bad_labels(labels, len(layout.logits), self._ignore).any():
+                return None
+        return ParsedRows(logits, labels, targets, lines)
+
+    def parse_wide(self, block: bytes, first: int) -> ParsedRows | None:
+        """Parse a block of a wide table (many columns) as one column of numbers.
+
+        pyarrow's cost grows steeply with the number of columns (a 100000-column file
+        takes seconds per row), so each delimiter becomes a line break and the numbers
+        are read as one long column, then reshaped after checking that every line has
+        exactly the right number of fields. Every column must then be numeric and
+        unquoted; otherwise this returns None.
+        """
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+
+        layout = self._layout
+        if b'"' in block or not _plain_lines(block):
+            return None
+        delimiter = layout.delimiter.encode()
+        if len(delimiter) != 1 or not block:
+            return None
+        data = np.frombuffer(block, dtype=np.uint8)
+        line_starts, ends = _line_spans(block)
+        filled = ends > line_starts  # empty lines are skipped
+        ncols = layout.ncols
+        marks = np.flatnonzero(data == delimiter[0])
+        per_line = np.diff(np.searchsorted(marks, ends), prepend=0)
+        if (per_line[filled] != ncols - 1).any():
+            return None
+        ends, line_starts = ends[filled], line_starts[filled]
+        n = len(ends)
+        try:
+            column = pacsv.read_csv(
+                pa.py_buffer(block.replace(delimiter, b"\n")),
+                read_options=pacsv.ReadOptions(
+                    column_names=["v"], block_size=1 << 20, use_threads=True
+                ),
+                # An empty field also makes an empty line: the count below catches it.
+                parse_options=pacsv.ParseOptions(newlines_in_values=False, ignore_empty_lines=True),
+                convert_options=_convert_options(column_types={"v": pa.float64()}),
+            ).column(0)
+        except (pa.ArrowException, ValueError):
+            return None
+        if len(column) != n * ncols:
+            return None
+        values = np.empty(n * ncols, dtype=np.float64)
+        _copy_chunks(column, values)
+        table = values.reshape(n, ncols)
+        logits = _take_columns(table, layout.logits)
+        if not _logits_ok(logits):
+            return None
+        targets = labels = None
+        if layout.targets is not None:
+            targets = _take_columns(table, layout.targets)
+            if _bad_target_rows(targets).any():
+                return None
+        if layout.label is not None:
+            if layout.classes is not None:
+                return None
+            index = layout.label
+            fields = marks.reshape(n, ncols - 1)
+            starts = line_starts if index == 0 else fields[:, index - 1] + 1
+            stops = ends if index == ncols - 1 else fields[:, index]
+            if not _integer_text(data, starts, stops):
+                return None
+            floats = table[:, index]
+            if not bool((np.abs(floats) < 2.0**53).all()):
+                return None
+            labels = floats.astype(np.int64)
+            if _bad_labels(labels, len(layout.logits), self._ignore).any():
+                return None
+        lines = (first + np.flatnonzero(filled)).astype(np.int64)
+        return ParsedRows(logits, labels, targets, lines)
+
+    def _labels(self, table: Any, block: bytes) -> npt.NDArray[np.int64] | None:
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+
+        label = self._layout.label
+        assert label is not None
+        column = table.column(f"c{label}")
+        if self._layout.classes is not None:
+            # A dictionary-encoded column: map the few distinct names, not every row.
+            return self._class_indices(column)
+        if b"x" in block or b"X" in block:
+            # pyarrow reads '0x1F' as an integer; the precise reader does not.
+            read_options, parse_options, _ = self._arrow_options()
+            name = f"c{label}"
+            try:
+                text = pacsv.read_csv(
+                    pa.py_buffer(block),
+                    read_options=read_options,
+                    parse_options=parse_options,
+                    convert_options=_convert_options(
+                        column_types={name: pa.dictionary(pa.int32(), pa.string())},
+                        include_columns=[name],
+                    ),
+                ).column(0)
+            except (pa.ArrowException, ValueError):
+                return None
+            for piece in text.chunks:
+                if not all(INTEGER.fullmatch(v) for v in piece.dictionary.to_pylist()):
+                    return None
+        return _gather(column, np.int64)
+
+    def _class_indices(self, column: Any) -> npt.NDArray[np.int64] | None:
+        """Class indices of a dictionary-encoded column of names, or None if one is unknown."""
+        classes = self._layout.classes
+        assert classes is not None
+        pieces = []
+        for piece in column.chunks:
+            names = piece.dictionary.to_pylist()
+            mapping = np.array(
+                [classes.get(name.strip(" \t"), -1) for name in names] + [-1],
+                dtype=np.int64,
+            )
+            indices = mapping[_view(piece.indices, np.int32)]
+            if (indices < 0).any():
+                return None
+            pieces.append(indices)
+        if not pieces:
+            return np.empty(0, dtype=np.int64)
+        return np.concatenate(pieces)
+
+
+# --------------------------------------------------------------------------- blocks
+
+
+def _convert_options(**options: Any) -> Any:
+    """pyarrow conversion options under which no cell is read as null (empty is invalid)."""
+    import pyarrow.csv as pacsv
+
+    return pacsv.ConvertOptions(
+        null_values=[], strings_can_be_null=False, quoted_strings_can_be_null=False, **options
+    )
+
+
+def _plain_lines(block: bytes) -> bool:
+    """True when pyarrow reads each line of *block* as the precise reader does.
+
+    That is: valid UTF-8 (also in the columns that are not read), no CR that is not
+    followed by LF (pyarrow would end a row there), and no BOM at the start (pyarrow
+    drops it; here it is a character).
+    """
+    if block.startswith(BOM):
+        return False
+    if not block.isascii():
+        try:
+            block.decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+    if b"\r" in block:
+        data = np.frombuffer(block, dtype=np.uint8)
+        after = np.flatnonzero(data == 13) + 1
+        if after[-1] == len(data) or bool((data[after] != 10).any()):
+            return False
+    return True
+
+
+def _line_spans(block: bytes) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """Start and end offsets of the lines of *block*, each end before its CR LF or LF."""
+    data = np.frombuffer(block, dtype=np.uint8)
+    ends = np.flatnonzero(data == 10)
+    if not block.endswith(b"\n"):
+        ends = np.append(ends, len(block))
+    starts = np.empty_like(ends)
+    starts[0] = 0
+    starts[1:] = ends[:-1] + 1
+    ends = ends - ((data[np.maximum(ends - 1, 0)] == 13) & (ends > starts))
+    return starts, ends
+
+
+def _quotes_balanced(block: bytes) -> bool:
+    """True when every line of *block* holds an even number of double quotes."""
+    data = np.frombuffer(block, dtype=np.uint8)
+    quotes = np.flatnonzero(data == 34)
+    newlines = np.flatnonzero(data == 10)
+    per_line = np.bincount(np.searchsorted(newlines, quotes), minlength=1)
+    return not bool((per_line & 1).any())
+
+
+# --------------------------------------------------------------------------- arrays
+
+
+def _view(array: Any, dtype: Any) -> npt.NDArray[Any]:
+    """A numpy view of a null-free arrow array of a fixed-width type.
+
+    (``Array.to_numpy`` imports pandas, which costs 40 MB of memory and a second.)
+    """
+    itemsize = np.dtype(dtype).itemsize
+    return np.frombuffer(
+        array.buffers()[1], dtype=dtype, count=len(array), offset=array.offset * itemsize
+    )
+
+
+def _copy_chunks(column: Any, out: npt.NDArray[np.float64]) -> None:
+    """Copy the float64 values of a chunked arrow column into the 1-D array *out*."""
+    start = 0
+    for piece in column.chunks:
+        size = len(piece)
+        out[start : start + size] = _view(piece, np.float64)
+        start += size
+
+
+def _to_matrix(table: Any, indices: list[int], n: int) -> npt.NDArray[np.float64]:
+    """The float64 columns *indices* of an arrow table as one C-contiguous (n, k) array."""
+    out = np.empty((n, len(indices)), dtype=np.float64)
+    for j, index in enumerate(indices):
+        _copy_chunks(table.column(f"c{index}"), out[:, j])
+    return out
+
+
+def _gather(column: Any, dtype: Any) -> npt.NDArray[np.int64]:
+    """The values of a null-free chunked arrow column as a new int64 array."""
+    pieces = [_view(piece, dtype) for piece in column.chunks]
+    if not pieces:
+        return np.empty(0, dtype=np.int64)
+    return np.concatenate(pieces).astype(np.int64, copy=False)
+
+
+def _take_columns(table: npt.NDArray[np.float64], indices: list[int]) -> npt.NDArray[np.float64]:
+    """Columns *indices* of *table* as a C-contiguous array (a slice when contiguous)."""
+    low = indices[0]
+    if indices == list(range(low, low + len(indices))):
+        return np.ascontiguousarray(table[:, low : low + len(indices)])
+    return table[:, indices]
+
+
+_INTEGER_BYTES = np.zeros(256, dtype=bool)
+_INTEGER_BYTES[list(b"0123456789+- \t")] = True
+
+
+def _integer_text(
+    data: npt.NDArray[np.uint8], starts: npt.NDArray[np.int64], stops: npt.NDArray[np.int64]
+) -> bool:
+    """True when every field data[start:stop] holds only digits, signs, spaces and tabs."""
+    lengths = stops - starts
+    if len(lengths) == 0:
+        return True
+    longest = int(lengths.max())
+    if longest > 24:
+        return False
+    offsets = np.arange(longest)
+    window = data[np.minimum(starts[:, None] + offsets, len(data) - 1)]
+    return bool((_INTEGER_BYTES[window] | (offsets >= lengths[:, None])).all())
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _logits_ok(logits: npt.NDArray[np.float64]) -> bool:
+    """No NaN, no +inf, no row of only -inf (one fast sum in the usual case)."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        if logits.size == 0 or np.isfinite(logits.sum()):
+            return True
+        top = logits.max(axis=1)  # NaN propagates
+        return bool(np.all((top > -np.inf) & (top < np.inf)))
+
+
+def _bad_target_rows(targets: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
+    with np.errstate(invalid="ignore"):
+        cells_ok = np.isfinite(targets) & (targets >= 0)
+        sums_ok = np.abs(row_sums(targets) - 1.0) <= TARGET_SUM_TOLERANCE
+    return ~(cells_ok.all(axis=1) & sums_ok)
+
+
+def _bad_labels(
+    labels: npt.NDArray[np.int64], K: int, ignore_index: int | None
+) -> npt.NDArray[np.bool_]:
+    bad = (labels < 0) | (labels >= K)
+    if ignore_index is not None:
+        bad &= labels != ignore_index
+    return bad

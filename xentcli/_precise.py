@@ -1,0 +1,169 @@
+"""The precise reader: rows read line by line, each bad row with its exact message.
+
+It applies the syntax of :mod:`xentcli._syntax` (described in :mod:`xentcli.reader`)
+and writes every row-level error message. The fast path (:mod:`xentcli._fastparse`)
+only ever accepts what this reader accepts, with identical arrays; any block it does
+not accept whole is re-read here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from xentcli._columns import Layout
+from xentcli._syntax import INTEGER, decode, is_blank, is_number, split_fields
+from xentcli.errors import DataError
+from xentcli.kernel import TARGET_SUM_TOLERANCE
+
+
+@dataclass
+class ParsedRows:
+    """The validated rows of one block (or part of one), as the fast path also gives them."""
+
+    logits: npt.NDArray[np.float64]
+    labels: npt.NDArray[np.int64] | None
+    targets: npt.NDArray[np.float64] | None
+    lines: npt.NDArray[np.int64]
+
+
+def row_sums(targets: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Sums of the target rows, computed alike by both paths (so they agree to the bit)."""
+    return targets.sum(axis=1)
+
+
+class PreciseReader:
+    """Read blocks of a table line by line, raising (or reporting) the exact error.
+
+    *skip*, when given, receives each bad row's error and the row is dropped;
+    otherwise the first bad row raises its :class:`~xentcli.errors.DataError`.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        layout: Layout,
+        ignore_index: int | None,
+        skip: Callable[[DataError], None] | None,
+    ) -> None:
+        self._path = path
+        self._layout = layout
+        self._ignore_index = ignore_index
+        self._skip = skip
+
+    def read(self, block: bytes, first: int) -> ParsedRows:
+        """The valid rows of *block*, whose first line is line *first*."""
+        K = len(self._layout.logits)
+        logits: list[list[float]] = []
+        targets: list[list[float]] = []
+        labels: list[int] = []
+        lines: list[int] = []
+        for offset, raw in enumerate(block.split(b"\n")):
+            number = first + offset
+            raw = raw[:-1] if raw.endswith(b"\r") else raw
+            if is_blank(raw):
+                continue
+            try:
+                row_logits, label, row_targets = self._row(raw, number)
+            except DataError as error:
+                if self._skip is None:
+                    raise
+                self._skip(error)
+                continue
+            logits.append(row_logits)
+            lines.append(number)
+            if row_targets is not None:
+                targets.append(row_targets)
+            if label is not None:
+                labels.append(label)
+        n = len(lines)
+        return ParsedRows(
+            np.array(logits, dtype=np.float64).reshape(n, K),
+            np.array(labels, dtype=np.int64) if self._layout.label is not None else None,
+            np.array(targets, dtype=np.float64).reshape(n, K)
+            if self._layout.targets is not None
+            else None,
+            np.array(lines, dtype=np.int64),
+        )
+
+    def _row(self, raw: bytes, number: int) -> tuple[list[float], int | None, list[float] | None]:
+        path, layout = self._path, self._layout
+        text = decode(raw, path, number, layout.delimiter)
+        fields = split_fields(text, layout.delimiter, path, number)
+        if len(fields) != layout.ncols:
+            raise DataError(
+                path, number, None, f"expected {layout.ncols} fields, found {len(fields)}", text
+            )
+
+        def number_at(index: int, what: str) -> float:
+            cell = fields[index]
+            if not cell.strip(" \t"):
+                raise DataError(path, number, index + 1, f"empty {what} cell", cell)
+            if not is_number(cell):
+                raise DataError(path, number, index + 1, f"{what} is not a number", cell)
+            return float(cell)
+
+        row: list[float] = []
+        for index in layout.logits:
+            value = number_at(index, "logit")
+            if value != value:
+                raise DataError(path, number, index + 1, "logit is NaN", fields[index])
+            if value == float("inf"):
+                raise DataError(path, number, index + 1, "logit is +inf", fields[index])
+            row.append(value)
+        if all(v == float("-inf") for v in row):
+            raise DataError(path, number, None, "every logit of the row is -inf", text)
+        row_targets = None
+        if layout.targets is not None:
+            row_targets = []
+            for index in layout.targets:
+                value = number_at(index, "target")
+                if not abs(value) < float("inf"):  # NaN or an infinity
+                    raise DataError(path, number, index + 1, "target is not finite", fields[index])
+                if value < 0:
+                    raise DataError(path, number, index + 1, "target is negative", fields[index])
+                row_targets.append(value)
+            total = float(row_sums(np.array([row_targets], dtype=np.float64))[0])
+            if not abs(total - 1.0) <= TARGET_SUM_TOLERANCE:
+                raise DataError(
+                    path,
+                    number,
+                    None,
+                    f"targets sum to {total!r}, not 1 (tolerance {TARGET_SUM_TOLERANCE:g})",
+                    text,
+                )
+        label = None
+        if layout.label is not None:
+            label = self._label(fields[layout.label], layout.label + 1, number)
+        return row, label, row_targets
+
+    def _label(self, cell: str, column: int, number: int) -> int:
+        path, layout = self._path, self._layout
+        K = len(layout.logits)
+        if layout.classes is not None and layout.class_names is not None:
+            name = cell.strip(" \t")
+            if name not in layout.classes:
+                shown = ", ".join(layout.class_names[:8])
+                more = ", ..." if K > 8 else ""
+                raise DataError(
+                    path, number, column, f"unknown class name (classes: {shown}{more})", cell
+                )
+            return layout.classes[name]
+        if not cell.strip(" \t"):
+            raise DataError(path, number, column, "empty label cell", cell)
+        if not INTEGER.fullmatch(cell):
+            reason = "label is not an integer"
+            if is_number(cell):
+                reason += " (write labels without a decimal point or exponent)"
+            raise DataError(path, number, column, reason, cell)
+        value = int(cell)
+        if value == self._ignore_index:
+            return value
+        if value < 0:
+            raise DataError(path, number, column, "label is negative", cell)
+        if value >= K:
+            raise DataError(path, number, column, f"label is out of range [0, {K})", cell)
+        return value

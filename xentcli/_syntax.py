@@ -1,0 +1,66 @@
+"""The syntax of a table's text: what a line, a field, a number and an integer are.
+
+Shared by header detection (:mod:`xentcli._columns`), the precise reader
+(:mod:`xentcli._precise`) and the fast path's checks; :mod:`xentcli.reader` describes it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import re
+
+from xentcli.errors import DataError
+
+_NUMBER = re.compile(
+    r"[ \t]*[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|inf(?:inity)?|nan)[ \t]*",
+    re.IGNORECASE,
+)
+INTEGER = re.compile(r"[ \t]*[+-]?[0-9]+[ \t]*")
+BLANK = b" \t\r\n"
+
+
+def is_number(text: str) -> bool:
+    """True when *text* is a number in the reader's syntax (see :mod:`xentcli.reader`).
+
+    >>> [is_number(t) for t in ["1.5", " -2e3 ", "-Inf", "nan", "1_000", "0x10", "", "1e"]]
+    [True, True, True, True, False, False, False, False]
+    """
+    return _NUMBER.fullmatch(text) is not None
+
+
+def is_blank(raw: bytes) -> bool:
+    """True for a line of only spaces, tabs and line ends (not a row)."""
+    return not raw.strip(BLANK)
+
+
+def decode(raw: bytes, path: str, line: int, delimiter: str) -> str:
+    """Decode one line, or name the field holding bytes that are not UTF-8."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    text = raw.decode("utf-8", errors="surrogateescape")
+    column = None
+    with contextlib.suppress(csv.Error):
+        for number, field in enumerate(next(csv.reader([text], delimiter=delimiter)), 1):
+            if any("\udc80" <= char <= "\udcff" for char in field):
+                column = number
+                break
+    shown = raw.decode("utf-8", errors="backslashreplace")
+    raise DataError(path, line, column, "not valid UTF-8", shown)
+
+
+def split_fields(text: str, delimiter: str, path: str, line: int) -> list[str]:
+    """The fields of one line, with RFC 4180 quotes (a field cannot span lines)."""
+    if '"' not in text:
+        return text.split(delimiter)
+    try:
+        return next(csv.reader([text], delimiter=delimiter, strict=True))
+    except csv.Error as error:
+        if "unexpected end of data" in str(error):
+            raise DataError(
+                path, line, None, "unterminated quote (a field cannot span lines)", text
+            ) from None
+    # Like pyarrow, text after a closing quote is kept ('"2"x' reads as '2x').
+    return next(csv.reader([text], delimiter=delimiter, strict=False))
