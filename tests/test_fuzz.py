@@ -117,10 +117,16 @@ class Table:
     logits: list[list[float]]
     labels: list[int]
     lines: list[int]
+    skipped: list[int]  #: lines of bad rows (only with skip=True)
 
 
-def oracle(data: bytes) -> Table:
-    """The rows a correct reader returns for *data*, or :class:`Invalid`."""
+def oracle(data: bytes, *, skip: bool = False) -> Table:
+    """The rows a correct reader returns for *data*, or :class:`Invalid`.
+
+    With *skip* (``--on-error skip``) a bad row is counted in ``skipped`` instead; what
+    cannot be skipped stays an error: the first line's bytes or quotes (it decides the
+    header and the width), the header's names, a file without logit columns or rows.
+    """
 
     def fields_of(line: int, text: str) -> list[str]:
         if text == "\udcff":
@@ -148,28 +154,41 @@ def oracle(data: bytes) -> Table:
     if not rows:
         raise Invalid(None, "no data rows")
     k = width - 1
-    table = Table([], [], [])
+    table = Table([], [], [], [])
     for line, text in rows:
-        record = fields_of(line, text)
-        if len(record) != width:
-            raise Invalid(line, "row length")
-        logits: list[float] = []
-        for position, cell in enumerate(record):
-            if position == label_at:
-                continue
-            value = parse_logit(cell)
-            if value is None:
-                raise Invalid(line, f"not a logit: {cell!r}")
-            logits.append(value)
-        label_text = record[label_at]
-        if not _INTEGER.fullmatch(label_text) or not 0 <= int(label_text) < k:
-            raise Invalid(line, f"bad label {label_text!r}")
-        if all(value == -math.inf for value in logits):
-            raise Invalid(line, "all -inf")
+        try:
+            logits, label = row_of(fields_of(line, text), line, width, label_at, k)
+        except Invalid:
+            if not skip:
+                raise
+            table.skipped.append(line)
+            continue
         table.logits.append(logits)
-        table.labels.append(int(label_text))
+        table.labels.append(label)
         table.lines.append(line)
     return table
+
+
+def row_of(
+    record: list[str], line: int, width: int, label_at: int, k: int
+) -> tuple[list[float], int]:
+    """The logits and label of one data row, or :class:`Invalid`."""
+    if len(record) != width:
+        raise Invalid(line, "row length")
+    logits: list[float] = []
+    for position, cell in enumerate(record):
+        if position == label_at:
+            continue
+        value = parse_logit(cell)
+        if value is None:
+            raise Invalid(line, f"not a logit: {cell!r}")
+        logits.append(value)
+    label_text = record[label_at]
+    if not _INTEGER.fullmatch(label_text) or not 0 <= int(label_text) < k:
+        raise Invalid(line, f"bad label {label_text!r}")
+    if all(value == -math.inf for value in logits):
+        raise Invalid(line, "all -inf")
+    return logits, int(label_text)
 
 
 # ---------------------------------------------------------------------- generation
@@ -256,8 +275,22 @@ def judge(data: bytes) -> Table | Invalid:
         return verdict
 
 
+def _values(node: object) -> list[object]:
+    if isinstance(node, dict):
+        return [v for value in node.values() for v in _values(value)]
+    if isinstance(node, list):
+        return [v for value in node for v in _values(value)]
+    return [node]
+
+
 def check_no_nan(outcome: Outcome) -> None:
-    assert not re.search(r"(?i)\bnan\b", outcome.stdout), outcome.stdout
+    """No NaN among the values of a JSON result (error texts in it may say "NaN")."""
+    if not outcome.stdout.startswith("{"):
+        assert not re.search(r"(?i)\bnan\b", outcome.stdout), outcome.stdout
+        return
+    for value in _values(json.loads(outcome.stdout)):
+        assert not (isinstance(value, float) and math.isnan(value)), outcome.stdout
+        assert not (isinstance(value, str) and value.lower() in {"nan", "-nan"}), outcome.stdout
 
 
 def check_batch(data: bytes) -> None:
@@ -299,6 +332,41 @@ def test_valid_tables_give_the_kernel_result(data: bytes) -> None:
 @given(mutated_tables())
 def test_mutated_tables_give_the_kernel_result_or_a_clean_error(data: bytes) -> None:
     check_batch(data)
+
+
+@SETTINGS
+@given(mutated_tables())
+def test_skip_mode_skips_exactly_the_bad_rows(data: bytes) -> None:
+    """``--on-error skip``: the good rows give the kernel's loss, the bad ones are counted."""
+    try:
+        expected = oracle(data, skip=True)
+    except Invalid:
+        return  # a file-level error: the same as without skip, tested above
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "fuzz.csv"
+        path.write_bytes(data)
+        per_row = Path(folder) / "rows.csv"
+        outcome = run(
+            ["batch", str(path), "--on-error", "skip", "--format", "json",
+             "--per-row", str(per_row)]
+        )  # fmt: skip
+        assert_no_traceback(outcome)
+        check_no_nan(outcome)
+        assert outcome.code == 0, f"skipped {expected.skipped}: {outcome.stderr}"
+        summary = json.loads(outcome.stdout)
+        assert summary["rows_skipped"] == len(expected.skipped), outcome.stderr
+        assert summary["rows_counted"] == len(expected.lines)
+        written = list(csv.DictReader(io.StringIO(per_row.read_text(encoding="utf-8"))))
+        assert [int(row["line"]) for row in written] == expected.lines
+    if expected.skipped:
+        warning = outcome.stderr.splitlines()[0]
+        assert warning.startswith(f"Warning: skipped {len(expected.skipped)} bad row"), warning
+        assert f"{path}:{expected.skipped[0]}" in warning
+    if expected.lines:
+        want = kernel.cross_entropy(expected.logits, expected.labels)
+        assert summary["loss"] == (want if math.isfinite(want) else "inf")
+    else:
+        assert summary["loss"] is None
 
 
 BATCH_TEMPERATURES = st.one_of(
