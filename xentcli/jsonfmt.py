@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
@@ -44,4 +43,6 @@ def dumps(value: Any, indent: int | None = 2) -> str:
     >>> dumps({"loss": float("inf")}, indent=None)
     '{"loss": "inf"}'
     """
+    import json  # here, not above: the table formats never need it
+
     return json.dumps(jsonable(value), indent=indent, allow_nan=False)

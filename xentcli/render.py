@@ -385,7 +385,6 @@ def to_json(t: Trace, *, naive: bool = False, explain: bool = False,
             digits: int = DEFAULT_DIGITS) -> str:
     """The trace as JSON in DESIGN.md's shape, at full precision (plus extra keys)."""
     from xentcli import jsonfmt
-    from xentcli.derivation import derivation, naive_notes
 
     data: dict[str, object] = {
         "logits": list(t.logits),
@@ -419,6 +418,8 @@ def to_json(t: Trace, *, naive: bool = False, explain: bool = False,
         "one_minus_q": t.one_minus_q,
     }
     if naive:
+        from xentcli.derivation import naive_notes
+
         data["naive"] = {
             "exp": list(t.naive.exp),
             "sum_exp": t.naive.sum_exp,
@@ -429,6 +430,8 @@ def to_json(t: Trace, *, naive: bool = False, explain: bool = False,
             "notes": naive_notes(t, digits),
         }
     if explain:
+        from xentcli.derivation import derivation
+
         data["steps"] = [
             {"number": s.number, "title": s.title, "lines": [line.text for line in s.lines]}
             for s in derivation(t, digits)
