@@ -299,5 +299,7 @@ def test_hundred_megabyte_line_without_newline(tmp_path: Path) -> None:
             out.write(chunk)
     outcome, peak = run_measured(["batch", "long.csv", "--per-row", "out.csv"], tmp_path)
     assert_clean_error(outcome, 1, where="long.csv:3")
-    assert peak < 1 << 30
+    # the reader gives up after 32 MiB of one line: about 100 MiB peak here, far below
+    # the file's size plus its decoded copies
+    assert peak < 512 << 20
     assert leftovers(tmp_path, {"long.csv"}) == set()
