@@ -184,6 +184,24 @@ def _per_row_output(stack: contextlib.ExitStack[Any], path: str | None) -> IO[st
                       f"{error.strerror or error}") from None
 
 
+def _refuse_overwriting_an_input(per_row: str, paths: list[str]) -> None:
+    """Exit 2 if the per-row file is one of the inputs: the rename would destroy it."""
+    try:
+        target = os.stat(per_row)
+    except OSError:
+        return  # it does not exist yet, so it is no input
+    for path in paths:
+        if path == "-":
+            continue
+        try:
+            source = os.stat(path)
+        except OSError:
+            continue  # the reader reports a missing input with its own message
+        if (source.st_dev, source.st_ino) == (target.st_dev, target.st_ino):
+            raise BadInvocation(f"--per-row {per_row} is the input file {path}: "
+                                "writing it would destroy the data")
+
+
 @click.command(epilog=EPILOG, context_settings={"max_content_width": 100})
 @click.argument("files", nargs=-1, required=True, metavar="FILES...")
 @click.option("--delimiter", metavar="CHAR",
@@ -298,6 +316,8 @@ def batch(
         worst=worst, class_names=class_names,
     )
     paths = expand_paths(files)
+    if per_row is not None and per_row != "-":
+        _refuse_overwriting_an_input(per_row, paths)
     show_progress = sys.stderr.isatty() if progress is None else progress
     bar = _Progress(show_progress, paths)
     try:

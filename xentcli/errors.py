@@ -82,6 +82,8 @@ class DataError(XentError):
     "preds.csv:17:3: not a number ('abc')"
     >>> str(DataError("preds.csv", None, None, "file is empty"))
     'preds.csv: file is empty'
+    >>> print(DataError("bad\\nname.csv", 3, 2, "not a number", "x"))
+    'bad\\nname.csv':3:2: not a number ('x')
     """
 
     def __init__(
@@ -97,7 +99,9 @@ class DataError(XentError):
         self.column = column
         self.reason = reason
         self.value = value
-        place = path
+        # A path with a line break or another control character is shown quoted, so
+        # that the message stays on one line.
+        place = repr(path) if any(ord(c) < 32 or ord(c) == 127 for c in path) else path
         if line is not None:
             place += f":{line}"
             if column is not None:
