@@ -124,6 +124,9 @@ CELLS = [
     # As in pyarrow and Python's csv module, text after a closing quote is kept.
     Case("text-after-closing-quote", with_cell('"2"x'), value="2x"),
     Case("lone-carriage-return", with_cell("2\r0"), value="2\r0"),
+    # Found by the fuzzer: a lone CR in a line that also has a quote.
+    Case("carriage-return-and-stray-quote", with_cell('2"\r'), value='2"\r'),
+    Case("carriage-return-in-quotes", with_cell('"2\r"'), value="2\r"),
     # A quoted field cannot span lines: the quote is unterminated on its line.
     Case("embedded-newline", with_cell('"2.\n0"'), where="bad.csv:3"),
     Case("bom-in-the-middle", with_cell("\ufeff2.0"), value="\ufeff2.0"),

@@ -85,16 +85,21 @@ def parse_logit(cell: str) -> float | None:
     return value if math.isfinite(value) or value == -math.inf else None
 
 
+_CR = "\ue000"  # a lone CR is an ordinary character: hide it from the csv module
+
+
 def split_fields(text: str, line: int) -> list[str]:
     """RFC 4180 fields of one line; a quote left open is an error."""
     if '"' not in text:
         return text.split(",")
+    hidden = text.replace("\r", _CR)
     try:
-        return next(csv.reader([text], strict=True))
+        fields = next(csv.reader([hidden], strict=True))
     except csv.Error as error:
         if "unexpected end of data" in str(error):
             raise Invalid(line, "unterminated quote") from None
-    return next(csv.reader([text], strict=False))
+        fields = next(csv.reader([hidden], strict=False))
+    return [field.replace(_CR, "\r") for field in fields]
 
 
 def physical_lines(data: bytes) -> list[tuple[int, str]]:
