@@ -138,12 +138,14 @@ def scaling_report(results: list[batch_bench.BatchResult]) -> list[str]:
                 cells += [f"failed: {s.error}", "-", "-"]
         rows.append(cells)
     lines = table(header, rows)
-    x = [r.samples[batch_bench.XENT] for r in results]
-    if all(s.ok for s in x):
-        lines += ["", "xent time per MB relative to the 1x file: "
-                  + ", ".join(f"{r.label} {(s.time / r.size) / (x[0].time / results[0].size):.2f}"
-                              for r, s in zip(results, x, strict=True))
-                  + " (1.00 everywhere is linear)."]
+    for name in names:
+        x = [r.samples[name] for r in results]
+        if not all(s.ok for s in x):
+            continue
+        steps = [f"{a.label} -> {b.label}: {(sb.time - sa.time) / ((b.size - a.size) / 1e8):.2f} s"
+                 for a, b, sa, sb in zip(results, results[1:], x, x[1:], strict=False)]
+        lines += ["", f"{name}: marginal time per 100 MB, " + "; ".join(steps)
+                  + " (equal steps: time grows linearly; the 1x run is mostly start-up)."]
     return lines
 
 
