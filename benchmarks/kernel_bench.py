@@ -260,21 +260,21 @@ def building_blocks(repeats: int = 200) -> list[str]:
 
 
 class LineTimer:
-    """Attribute CPU time to the source lines of one module (a tiny line profiler).
+    """Attribute CPU time to the source lines of one package (a tiny line profiler).
 
     A trace function (installed in this thread and in threads started while it runs)
-    follows every frame whose code lives in *filename*. Each thread's CPU time
+    follows every frame whose code lives under *directory*. Each thread's CPU time
     (``time.thread_time``) between two events goes to the line that was running: the
-    time a line spends in numpy or in any other module's code counts for that line,
+    time a line spends in numpy or in any other package's code counts for that line,
     the time spent in another traced function counts for that function's lines, and
     a thread waiting (for a worker, a lock) costs nothing. The overhead is per line
     executed, negligible for numpy lines over large arrays.
     """
 
-    def __init__(self, filename: str) -> None:
-        self.filename = filename
-        self.times: dict[tuple[str, int], float] = {}
-        self.hits: dict[tuple[str, int], int] = {}
+    def __init__(self, directory: str) -> None:
+        self.directory = os.path.join(os.path.abspath(directory), "")
+        self.times: dict[tuple[str, str, int], float] = {}
+        self.hits: dict[tuple[str, str, int], int] = {}
         self._stacks: dict[int, list[list[Any]]] = {}  # thread -> [[where, since], ...]
 
     def _charge(self, stack: list[list[Any]], now: float) -> None:
@@ -283,7 +283,8 @@ class LineTimer:
             self.times[where] = self.times.get(where, 0.0) + now - stack[-1][1]
 
     def _trace(self, frame: FrameType, event: str, arg: Any) -> Any:
-        if frame.f_code.co_filename != self.filename:
+        filename = frame.f_code.co_filename
+        if not filename.startswith(self.directory):
             return None
         now = time.thread_time()
         stack = self._stacks.setdefault(threading.get_ident(), [])
@@ -291,7 +292,7 @@ class LineTimer:
         if event == "call":
             stack.append([None, now])
         elif event == "line" and stack:
-            where = (frame.f_code.co_name, frame.f_lineno)
+            where = (filename, frame.f_code.co_name, frame.f_lineno)
             self.hits[where] = self.hits.get(where, 0) + 1
             stack[-1][0] = where
         elif event == "return" and stack:
@@ -300,28 +301,20 @@ class LineTimer:
             stack[-1][1] = time.thread_time()
         return self._trace
 
-    def run(self, fn: Callable[[], object]) -> None:
-        threading.settrace(self._trace)
-        sys.settrace(self._trace)
-        try:
-            fn()
-        finally:
-            sys.settrace(None)
-            threading.settrace(None)  # type: ignore[arg-type]
-
     def top(self, limit: int = 12) -> list[tuple[float, int, str, int, str]]:
+        """(share, hits, ``file:function``, line, source) of the costliest lines."""
         total = sum(self.times.values())
         rows = []
-        for (func, line), t in sorted(self.times.items(), key=lambda kv: -kv[1])[:limit]:
-            src = source_line(self.filename, line)
-            rows.append((t / total if total else 0.0, self.hits.get((func, line), 0), func,
-                         line, src))
+        for (file, func, line), t in sorted(self.times.items(), key=lambda kv: -kv[1])[:limit]:
+            rows.append((t / total if total else 0.0, self.hits.get((file, func, line), 0),
+                         f"{os.path.basename(file)}:{func}", line, source_line(file, line)))
         return rows
 
     def by_function(self) -> list[tuple[str, float]]:
         totals: dict[str, float] = {}
-        for (func, _), t in self.times.items():
-            totals[func] = totals.get(func, 0.0) + t
+        for (file, func, _), t in self.times.items():
+            name = f"{os.path.basename(file)}:{func}"
+            totals[name] = totals.get(name, 0.0) + t
         whole = sum(totals.values()) or 1.0
         return [(f, t / whole) for f, t in sorted(totals.items(), key=lambda kv: -kv[1])]
 
@@ -355,10 +348,15 @@ def profile(shapes: tuple[tuple[int, int], ...] = ((1_000_000, 10), (100, 100_00
 
 def _profile_child(n: int, k: int) -> None:
     """In a fresh process: trace a warm-up call and a measured call; print Markdown."""
+    import xentcli
+
+    package = os.path.dirname(os.path.abspath(xentcli.__file__))
+    for name in sorted(os.listdir(package)):  # as imported, before anyone edits them
+        if name.endswith(".py"):
+            snapshot_source(os.path.join(package, name))
     import xentcli.kernel as kernel
 
-    snapshot_source(kernel.__file__)
-    timer = LineTimer(kernel.__file__)
+    timer = LineTimer(package)
     x, labels = make_case(n, k)
     threading.settrace(timer._trace)  # threads started from here on are traced
     sys.settrace(timer._trace)
@@ -373,8 +371,8 @@ def _profile_child(n: int, k: int) -> None:
         sys.settrace(None)
         threading.settrace(None)  # type: ignore[arg-type]
     lines = ["", f"`cross_entropy` at ({n:,}, {k:,}): {fmt_time(total)} wall time,"
-             f" {fmt_time(timer.total)} CPU time in `xentcli/kernel.py` lines (all"
-             " threads) under the tracer; the lines taking the most:", ""]
+             f" {fmt_time(timer.total)} CPU time in xentcli's lines (all threads) under the"
+             " tracer; the lines taking the most:", ""]
     lines += table(["share", "hits", "function", "line", "source"],
                    [[f"{share:.1%}", hits, f"`{func}`", line, f"`{src}`"]
                     for share, hits, func, line, src in timer.top()])

@@ -188,8 +188,9 @@ def main(argv: list[str] | None = None) -> int:
             if not args.no_profile:
                 log("kernel profile")
                 sections += ["", "### Where xent's kernel time goes", "",
-                             "A line-level trace (benchmarks/kernel_bench.py `LineTimer`) of one"
-                             " `cross_entropy` call; the tracer adds a little per line executed.",
+                             "A line-level trace (benchmarks/kernel_bench.py `LineTimer`) of"
+                             " xentcli's code during one `cross_entropy` call; the tracer adds"
+                             " a little per line executed.",
                              *kernel_bench.profile(), "",
                              *kernel_bench.building_blocks(100 if args.quick else 300)]
         if "startup" in parts:
