@@ -122,9 +122,10 @@ def interrupted_run(tmp_path: Path, signum: int) -> tuple[Outcome, set[str]]:
     # The input stays open: the command must stop on the signal, not at end of input.
     try:
         process.wait(timeout=20)
+        stopped_on_signal = True
     except subprocess.TimeoutExpired:
+        stopped_on_signal = False
         process.kill()
-    stopped_on_signal = process.poll() is not None
     try:
         stdout, stderr = process.communicate(timeout=60)
     except BrokenPipeError:  # communicate() closes stdin, which may already be gone
