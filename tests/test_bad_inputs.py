@@ -544,8 +544,8 @@ def test_bad_compute_invocation(case: Invocation) -> None:
 
 # logits / T overflows float64 for a tiny temperature: the answer must not be NaN. Either
 # a clean usage error, or the right value: the loss is (m - y_i) / T + log(1 + ...), +inf
-# for [1, 2] with label 0 and 0 for [1, -2] with label 1.
-TINY_T = [(["1", "2"], 0, "inf"), (["1", "-2"], 1, 0.0)]
+# for [1, 2] with label 0 and 0 for [1, -2] with label 0.
+TINY_T = [(["1", "2"], 0, "inf"), (["1", "-2"], 0, 0.0)]
 
 
 @pytest.mark.parametrize(("logits", "label", "loss"), TINY_T)

@@ -14,7 +14,7 @@ import mpref
 import numpy as np
 import pytest
 
-from xentcli import kernel
+from xentcli import exactsum, kernel
 from xentcli.errors import InvalidInputError, UndefinedMeanError
 from xentcli.kernel import (
     ExactSum,
@@ -303,6 +303,27 @@ def test_finite_losses_from_infinite_parts(row: list[float], kwargs: dict) -> No
     assert mpref.ulps(got, exact) <= SOFT_ULP
 
 
+@pytest.mark.parametrize("temperature", [3.0, 1.5, 0.7])
+def test_largest_float_difference_under_a_temperature(temperature: float) -> None:
+    """(y - m) / T with y - m at the float limit: q * T rounds past the range (was NaN)."""
+    y = np.array([[0.0, 1.7976931348623157e308]] * 2)
+    check_rows(f"largest float, T={temperature:g}", y, np.array([0, 1]),
+               temperature=temperature)
+
+
+@pytest.mark.parametrize(
+    ("row", "label", "temperature", "expected"),
+    [([1.0, 2.0], 0, 1e-320, math.inf), ([1.0, -2.0], 0, 1e-320, 0.0),
+     ([1.0, -2.0, 0.5], 1, 1e-320, math.inf), ([0.0, 1.8e8], 0, 1e-300, math.inf),
+     ([0.0, 1.8e8], 1, 1e-300, 0.0)],
+)
+def test_tiny_temperature_overflows_to_the_right_limit(
+    row: list[float], label: int, temperature: float, expected: float
+) -> None:
+    """logits / T beyond the float range: the loss is inf or exactly 0, never NaN."""
+    assert float(cross_entropy([row], [label], temperature=temperature)) == expected
+
+
 def test_temperature_with_huge_logits() -> None:
     y = np.array([[1.5e308, -1.5e308, 1.4e308], [1e300, 0.0, -1e300]])
     check_rows("temperature 1e-3, huge", y, np.array([2, 1]), temperature=0.5)
@@ -487,7 +508,7 @@ def test_exact_sum_matches_fractions() -> None:
 
 
 def test_exact_sum_chunking_and_order_do_not_matter(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(kernel, "_EXACT_CHUNK", 7)  # many passes
+    monkeypatch.setattr(exactsum, "_EXACT_CHUNK", 7)  # many passes
     rng = np.random.default_rng(16)
     values = rng.normal(size=100) * 1e10
     values[::3] = rng.normal(size=34) * 1e-10

@@ -55,12 +55,17 @@ def split_fields(text: str, delimiter: str, path: str, line: int) -> list[str]:
     """The fields of one line, with RFC 4180 quotes (a field cannot span lines)."""
     if '"' not in text:
         return text.split(delimiter)
+    # A lone CR is an ordinary character here, but the csv module refuses one outside
+    # quotes: stand it in by a character the line does not hold, and put it back.
+    stand_in = next(chr(c) for c in range(0xE000, 0xF900) if chr(c) not in text)
+    masked = text.replace("\r", stand_in)
     try:
-        return next(csv.reader([text], delimiter=delimiter, strict=True))
+        fields = next(csv.reader([masked], delimiter=delimiter, strict=True))
     except csv.Error as error:
         if "unexpected end of data" in str(error):
             raise DataError(
                 path, line, None, "unterminated quote (a field cannot span lines)", text
             ) from None
-    # Like pyarrow, text after a closing quote is kept ('"2"x' reads as '2x').
-    return next(csv.reader([text], delimiter=delimiter, strict=False))
+        # Like pyarrow, text after a closing quote is kept ('"2"x' reads as '2x').
+        fields = next(csv.reader([masked], delimiter=delimiter, strict=False))
+    return [field.replace(stand_in, "\r") for field in fields]

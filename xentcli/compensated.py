@@ -70,25 +70,45 @@ def _two_prod_raw(a: FloatArray, b: FloatArray) -> tuple[FloatArray, FloatArray]
 
 
 def divide_dd(hi: FloatArray, lo: FloatArray, t: float) -> tuple[FloatArray, FloatArray]:
-    """``(hi + lo) / t`` as a new ``(hi, lo)`` pair, the remainder computed exactly."""
-    q = hi / t
-    if not 2.0**-900 < t < 2.0**900:
-        p, e = two_prod(q, t)
-    else:
-        # Dekker's product with the split of t done once; values too large to split
-        # (or -inf) are redone apart.
-        t_hi, t_lo = split_scalar(t)
-        p = q * t
-        with np.errstate(invalid="ignore", over="ignore"):
+    """``(hi + lo) / t`` as a new ``(hi, lo)`` pair, the remainder computed exactly.
+
+    A quotient beyond the float range is ``±inf`` (its correct rounding) with a low part
+    of 0: its remainder would be ``inf - inf``.
+
+    >>> divide_dd(np.array([-1.0, 3.0]), np.zeros(2), 1e-320)
+    (array([-inf,  inf]), array([0., 0.]))
+    >>> q, r = divide_dd(np.array([-1.7976931348623157e308]), np.zeros(1), 3.0)
+    >>> bool(np.isfinite(r).all())
+    True
+    """
+    with np.errstate(invalid="ignore", over="ignore"):
+        q = hi / t
+        if not 2.0**-900 < t < 2.0**900:
+            p, e = two_prod(q, t)
+        else:
+            # Dekker's product with the split of t done once; values too large to split
+            # (or -inf) are redone apart.
+            t_hi, t_lo = split_scalar(t)
+            p = q * t
             c = SPLITTER * q
             q_hi = c - (c - q)
             q_lo = q - q_hi
             e = ((q_hi * t_hi - p) + q_hi * t_lo + q_lo * t_hi) + q_lo * t_lo
-        big = np.abs(q) > SPLIT_SAFE
-        if big.any():
-            p[big], e[big] = two_prod(q[big], t)
-    rem = ((hi - p) - e) + lo  # hi - q*t is exact; lo is added to a number of its size
-    return q, rem / t
+            big = np.abs(q) > SPLIT_SAFE
+            if big.any():
+                p[big], e[big] = two_prod(q[big], t)
+        rem = ((hi - p) - e) + lo  # hi - q*t is exact; lo is added to a number of its size
+        # q * t can round past the float range though q and hi are finite (hi near the
+        # largest float): redo those at a quarter of the scale, exact for such values.
+        beyond = np.isinf(p) & np.isfinite(q)
+        if beyond.any():
+            p4, e4 = two_prod(q[beyond] * 0.25, t)
+            rem[beyond] = ((hi[beyond] * 0.25 - p4) - e4) * 4.0 + lo[beyond]
+        low = rem / t
+    overflowed = np.isinf(q)
+    if overflowed.any():
+        low[overflowed] = 0.0
+    return q, low
 
 
 def sum0(x: FloatArray, arena: Arena | None = None) -> tuple[FloatArray, FloatArray]:

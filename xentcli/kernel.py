@@ -40,15 +40,13 @@ modules use is importable from here.
 from __future__ import annotations
 
 import math
-import sys
-import types
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
-from xentcli import blockrunner, exactsum
+from xentcli import blockrunner
 from xentcli.compensated import divide_dd
 from xentcli.errors import InvalidInputError
 from xentcli.exactsum import ExactSum, fraction_to_base
@@ -529,23 +527,3 @@ def cross_entropy(
     denominator.add(rows.weight)
     return total.ratio(denominator, base)
 
-
-#: The number of values :class:`ExactSum` converts per pass; it lives in
-#: :mod:`xentcli.exactsum`, and assigning it here sets it there (see _KernelModule).
-_EXACT_CHUNK = exactsum._EXACT_CHUNK
-
-
-class _KernelModule(types.ModuleType):
-    """This module, with assignments to ``_EXACT_CHUNK`` forwarded to :mod:`xentcli.exactsum`.
-
-    The exact sums moved there from here; tests tune their chunk size through this module
-    (``monkeypatch.setattr(kernel, "_EXACT_CHUNK", 7)``) and must keep reaching them.
-    """
-
-    def __setattr__(self, name: str, value: object) -> None:
-        if name == "_EXACT_CHUNK":
-            setattr(exactsum, name, value)
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _KernelModule
