@@ -5,8 +5,10 @@ Memory is constant in the number of rows: every statistic is a fixed-size accumu
 - The loss sum is exact (:class:`xentcli.kernel.ExactSum`) and the mean is the correctly
   rounded quotient of two exact sums, so the batch mean is bit-for-bit
   ``cross_entropy(all rows, reduction="mean")`` whatever the chunking.
-- Per-class sums are exact too (one :class:`~xentcli.kernel.ExactSum` per class; the file
-  and pooled totals are merges of these, so no value is added twice).
+- Per-class sums are exact too (a :class:`~xentcli.exactsum.GroupedExactSum` over the
+  classes, filled once per chunk; the file and pooled totals are merges of these, so no
+  value is added twice). Without class weights every counted row weighs 1, so the
+  weight sums are row counts, added as integers.
 - Quantiles come from :class:`QuantileSketch`: log-spaced buckets, each value's
   quantile reported within 1 % relative error; min and max are exact.
 - The worst rows are the top ``N`` by loss, ties broken by input order (earlier first).
@@ -36,6 +38,7 @@ import numpy.typing as npt
 
 from xentcli import kernel
 from xentcli.errors import DataError, UndefinedMeanError, XentError
+from xentcli.exactsum import GroupedExactSum
 from xentcli.reader import Chunk
 
 FloatArray = npt.NDArray[np.float64]
@@ -333,8 +336,8 @@ class ChunkResult:
 @dataclass
 class _FileState:
     path: str
-    class_sums: list[kernel.ExactSum]
-    class_weights: list[kernel.ExactSum]
+    class_sums: GroupedExactSum
+    class_weights: GroupedExactSum
     rows: int = 0
     counted: int = 0
     ignored: int = 0
@@ -382,8 +385,8 @@ class BatchAccumulator:
         self.names = (list(opts.class_names) if opts.class_names is not None
                       else [str(c) for c in range(num_classes)])
         self.soft_targets: bool | None = None
-        self.class_sums = [kernel.ExactSum() for _ in range(num_classes)]
-        self.class_weights = [kernel.ExactSum() for _ in range(num_classes)]
+        self.class_sums = GroupedExactSum(num_classes)
+        self.class_weights = GroupedExactSum(num_classes)
         self.class_rows = np.zeros(num_classes, dtype=np.int64)
         self.class_correct = np.zeros(num_classes, dtype=np.int64)
         self.sketch = QuantileSketch()
@@ -398,8 +401,7 @@ class BatchAccumulator:
     def _start_file(self, path: str) -> _FileState:
         self._finish_file()
         self._file_index += 1
-        self._file = _FileState(path, [kernel.ExactSum() for _ in range(self.k)],
-                                [kernel.ExactSum() for _ in range(self.k)],
+        self._file = _FileState(path, GroupedExactSum(self.k), GroupedExactSum(self.k),
                                 class_rows=np.zeros(self.k, dtype=np.int64))
         return self._file
 
@@ -412,13 +414,10 @@ class BatchAccumulator:
         if state is None:
             return
         self._file = None
-        total = kernel.ExactSum()
-        weight = kernel.ExactSum()
-        for c in range(self.k):
-            total.merge(state.class_sums[c])
-            weight.merge(state.class_weights[c])
-            self.class_sums[c].merge(state.class_sums[c])
-            self.class_weights[c].merge(state.class_weights[c])
+        total = state.class_sums.total()
+        weight = state.class_weights.total()
+        self.class_sums.merge(state.class_sums)
+        self.class_weights.merge(state.class_weights)
         loss = self._reduce(total, weight)
         self.files.append(FileSummary(
             path=state.path, rows=state.rows + state.skipped, rows_counted=state.counted,
@@ -485,17 +484,11 @@ class BatchAccumulator:
         state.class_rows += class_rows
         self.class_rows += class_rows
         self.class_correct += np.bincount(cls, weights=correct, minlength=k).astype(np.int64)
-        # Exact per-class sums: group the chunk by class, one add per present class.
-        # A stable sort of small integers is a radix sort in numpy: cheap.
-        order = np.argsort(cls.astype(np.int16) if k < 1 << 15 else cls, kind="stable")
-        sorted_loss = loss[order]
-        sorted_weight = weight[order]
-        ends = np.cumsum(class_rows)
-        for c in np.flatnonzero(class_rows).tolist():
-            end = int(ends[c])
-            start = end - int(class_rows[c])
-            state.class_sums[c].add(sorted_loss[start:end])
-            state.class_weights[c].add(sorted_weight[start:end])
+        state.class_sums.add(loss, cls)
+        if (weight == 1.0).all():  # no class weights (or soft targets): a row count
+            state.class_weights.add_ones(class_rows)
+        else:
+            state.class_weights.add(weight, cls)
         self.sketch.add(loss)
         if opts.worst and n_counted:
             self._add_worst(chunk, rows, labels, counted)
@@ -568,11 +561,8 @@ class BatchAccumulator:
         self._finish_file()
         opts = self.options
         base = opts.base
-        total = kernel.ExactSum()
-        weight = kernel.ExactSum()
-        for c in range(self.k):
-            total.merge(self.class_sums[c])
-            weight.merge(self.class_weights[c])
+        total = self.class_sums.total()
+        weight = self.class_weights.total()
         mean_nats = _mean(total, weight)
         mean = _mean(total, weight, base)
         loss_sum = total.value(base)
@@ -583,15 +573,17 @@ class BatchAccumulator:
         ignored = sum(f.rows_ignored for f in self.files)
         correct = int(self.class_correct.sum())
         per_class = []
+        total_exact = _exact(total)
         for c in range(self.k):
-            class_mean = _mean(self.class_sums[c], self.class_weights[c], base)
+            class_sum = self.class_sums.exact_sum(c)
+            class_mean = _mean(class_sum, self.class_weights.exact_sum(c), base)
             share = None
             if loss_sum_nats > 0 and math.isfinite(loss_sum_nats):
-                share = float(_exact(self.class_sums[c]) / _exact(total))
+                share = float(_exact(class_sum) / total_exact)
             per_class.append(ClassSummary(
                 index=c, name=self.names[c], rows=int(self.class_rows[c]),
                 loss=class_mean,
-                loss_sum=self.class_sums[c].value(base),
+                loss_sum=class_sum.value(base),
                 accuracy=(int(self.class_correct[c]) / int(self.class_rows[c])
                           if self.class_rows[c] else None),
                 share=share,

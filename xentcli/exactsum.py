@@ -4,6 +4,8 @@
 2**-1126 (every float64 is one), so the sum, the mean (:meth:`ExactSum.ratio`) and their
 conversion to bits or bans are the same bits whatever the order or chunking of the
 values; :func:`fraction_to_base` rounds an exact rational number of nats the same way.
+:class:`GroupedExactSum` holds one such sum per group (for example per class), filled by
+one vectorised pass per chunk instead of one :class:`ExactSum` call per group.
 
 Pure numpy and Python integers: no I/O, no printing.
 """
@@ -101,6 +103,11 @@ class ExactSum:
         if v.size:
             self._total += _exact_int(v)
 
+    def add_ones(self, count: int) -> None:
+        """Add *count* values equal to 1.0 (exactly what ``add(np.ones(count))`` does)."""
+        self._total += count << _SCALE_BITS
+        self.count += count
+
     def merge(self, other: ExactSum) -> None:
         """Add everything *other* holds."""
         self._total += other._total
@@ -142,6 +149,199 @@ class ExactSum:
 
     def __repr__(self) -> str:
         return f"ExactSum(value={self.value()!r}, count={self.count})"
+
+
+_GROUP_FOLD = 1 << 36  # values held in the int64 store before folding into Python ints
+
+
+class GroupedExactSum:
+    """One :class:`ExactSum` per group, filled a whole chunk at a time.
+
+    ``add(values, group_index)`` adds each value to its group's sum. The values' mantissa
+    halves are summed per (group, exponent) by one ``np.bincount`` per half, exactly
+    (a pass holds at most 2**16 values, so every bin stays below 2**53), and kept in int64
+    in a sparse store of the (group, exponent) pairs seen (sorted keys
+    ``group * 2098 + exponent``): memory follows the exponents actually present, not
+    ``groups * 2098``. Python integers are made only when a sum is read, or every 2**36
+    values to keep the int64 store exact. So each group's sum is exactly what an
+    :class:`ExactSum` fed the same values would hold, whatever the order or chunking, and
+    :meth:`value`, :meth:`ratio` and :meth:`exact_sum` give the same bits.
+
+    Examples
+    --------
+    >>> acc = GroupedExactSum(3)
+    >>> acc.add(np.array([0.1, 5.0, 0.2, 1e100, -1e100]), np.array([0, 2, 0, 1, 1]))
+    >>> acc.value(0), acc.value(1), acc.value(2), acc.counts.tolist()
+    (0.30000000000000004, 0.0, 5.0, [2, 2, 1])
+    >>> rows = GroupedExactSum(3); rows.add_ones(np.array([2, 0, 1]))
+    >>> acc.ratio(0, rows), acc.total().value()
+    (0.15000000000000002, 5.3)
+    """
+
+    def __init__(self, groups: int) -> None:
+        self.groups = int(groups)
+        self.counts = np.zeros(self.groups, dtype=np.int64)  #: values added per group
+        self._special = np.zeros(self.groups, dtype=np.float64)  # inf/nan sums per group
+        self._ones = np.zeros(self.groups, dtype=np.int64)  # add_ones counts
+        self._keys = np.empty(0, dtype=np.int64)  # sorted group * _BINS + exponent bin
+        self._high = np.empty(0, dtype=np.int64)  # per key: sum of the high halves
+        self._low = np.empty(0, dtype=np.int64)  # per key: sum of the low halves
+        self._pending = 0  # values summed into the int64 store since the last fold
+        self._folded: list[int] | None = None  # per group, times 2**1126 (Python ints)
+        self._totals: list[int] | None = None  # cache of the exact totals
+
+    # ---------------------------------------------------------------- adding
+    def add(self, values: ArrayLike, group_index: ArrayLike) -> None:
+        """Add ``values[i]`` to group ``group_index[i]`` (same size; flattened).
+
+        Raises ValueError if the sizes differ or an index is outside ``[0, groups)``.
+        """
+        v = np.asarray(values, dtype=np.float64).ravel()
+        g = np.asarray(group_index).ravel().astype(np.int64, copy=False)
+        if v.shape != g.shape:
+            raise ValueError(f"{v.size} values but {g.size} group indices")
+        if v.size == 0:
+            return
+        if int(g.min()) < 0 or int(g.max()) >= self.groups:
+            raise ValueError(f"group indices must be in [0, {self.groups})")
+        self._totals = None
+        self.counts += np.bincount(g, minlength=self.groups)
+        finite = np.isfinite(v)
+        if not finite.all():
+            # Sums of infinities and NaNs do not depend on the order: inf, -inf or nan.
+            np.add.at(self._special, g[~finite], v[~finite])
+            v, g = v[finite], g[finite]
+        for start in range(0, v.size, _EXACT_CHUNK):
+            stop = start + _EXACT_CHUNK
+            if self._pending + min(stop, v.size) - start > _GROUP_FOLD:
+                self._fold()
+            self._add_pass(v[start:stop], g[start:stop])
+            self._pending += min(stop, v.size) - start
+
+    def add_ones(self, counts: ArrayLike) -> None:
+        """Add ``counts[g]`` values equal to 1.0 to each group ``g`` (integers; exact)."""
+        c = np.asarray(counts, dtype=np.int64)
+        if c.shape != (self.groups,):
+            raise ValueError(f"counts must have shape ({self.groups},)")
+        self._totals = None
+        self._ones += c
+        self.counts += c
+
+    def _add_pass(self, v: FloatArray, g: npt.NDArray[np.int64]) -> None:
+        mant, expo = np.frexp(v)  # as in _exact_int
+        whole = mant * 2.0**53
+        high = np.trunc(whole * 2.0**-27)
+        whole -= high * 2.0**27
+        expo += 1073
+        low_bin = int(expo.min())
+        width = int(expo.max()) - low_bin + 1
+        size = self.groups * width
+        if size <= max(4 * v.size, 1 << 12):
+            # Few (group, exponent) cells: bin them densely, no sort.
+            cell = g * width + (expo - low_bin)
+            high_sums = np.bincount(cell, weights=high, minlength=size)
+            low_sums = np.bincount(cell, weights=whole, minlength=size)
+            present = np.flatnonzero((high_sums != 0) | (low_sums != 0))
+            group, bin_ = np.divmod(present, width)
+            keys = group * _BINS + (bin_ + low_bin)  # still sorted
+            high_sums, low_sums = high_sums[present], low_sums[present]
+        else:
+            keys, inverse = np.unique(g * _BINS + expo, return_inverse=True)
+            high_sums = np.bincount(inverse, weights=high, minlength=keys.size)
+            low_sums = np.bincount(inverse, weights=whole, minlength=keys.size)
+        self._merge_store(keys.astype(np.int64, copy=False), high_sums.astype(np.int64),
+                          low_sums.astype(np.int64))
+
+    def _merge_store(self, keys: npt.NDArray[np.int64], high: npt.NDArray[np.int64],
+                     low: npt.NDArray[np.int64]) -> None:
+        """Add per-key sums (*keys* sorted and unique) into the store."""
+        at = np.searchsorted(self._keys, keys)
+        found = at < self._keys.size
+        found[found] = self._keys[at[found]] == keys[found]
+        if found.all():  # the steady state: every (group, exponent) seen before
+            self._high[at] += high
+            self._low[at] += low
+            return
+        self._high[at[found]] += high[found]
+        self._low[at[found]] += low[found]
+        new = ~found
+        # np.insert before each (sorted) position keeps the keys sorted.
+        self._keys = np.insert(self._keys, at[new], keys[new])
+        self._high = np.insert(self._high, at[new], high[new])
+        self._low = np.insert(self._low, at[new], low[new])
+
+    def _fold(self) -> None:
+        """Move the int64 store into Python integers (keeps it far from overflow)."""
+        self._fold_into(self._exact_totals(include_ones=False))
+
+    def _fold_into(self, totals: list[int]) -> None:
+        self._folded = totals
+        self._keys = np.empty(0, dtype=np.int64)
+        self._high = np.empty(0, dtype=np.int64)
+        self._low = np.empty(0, dtype=np.int64)
+        self._pending = 0
+
+    def merge(self, other: GroupedExactSum) -> None:
+        """Add everything *other* (with the same number of groups) holds."""
+        if other.groups != self.groups:
+            raise ValueError(f"cannot merge {other.groups} groups into {self.groups}")
+        mine = self._exact_totals(include_ones=False)
+        theirs = other._exact_totals(include_ones=False)
+        self._fold_into([a + b for a, b in zip(mine, theirs, strict=True)])
+        self._ones += other._ones
+        self._special += other._special
+        self.counts += other.counts
+        self._totals = None
+
+    # ---------------------------------------------------------------- reading
+    def _exact_totals(self, include_ones: bool = True) -> list[int]:
+        """Each group's exact sum of finite values, times 2**1126."""
+        if include_ones and self._totals is not None:
+            return self._totals
+        totals = list(self._folded) if self._folded is not None else [0] * self.groups
+        group, bin_ = np.divmod(self._keys, _BINS)
+        for gi, i, h, lo in zip(group.tolist(), bin_.tolist(), self._high.tolist(),
+                                self._low.tolist(), strict=True):
+            if h or lo:
+                totals[gi] += ((h << 27) + lo) << i
+        if include_ones:
+            for gi in np.flatnonzero(self._ones).tolist():
+                totals[gi] += int(self._ones[gi]) << _SCALE_BITS
+            self._totals = totals
+        return totals
+
+    def exact_sum(self, group: int) -> ExactSum:
+        """Group *group*'s sum as an :class:`ExactSum` (the same state, a copy)."""
+        acc = ExactSum()
+        acc._total = self._exact_totals()[group]
+        acc._special = float(self._special[group])
+        acc.count = int(self.counts[group])
+        return acc
+
+    def total(self) -> ExactSum:
+        """The sum of every group, as an :class:`ExactSum`."""
+        acc = ExactSum()
+        acc._total = sum(self._exact_totals())
+        for x in self._special.tolist():
+            acc._special += x
+        acc.count = int(self.counts.sum())
+        return acc
+
+    def exact(self, group: int) -> Fraction:
+        """The exact sum of group *group*'s finite values."""
+        return self.exact_sum(group).exact()
+
+    def value(self, group: int, base: Base | str = "e") -> float:
+        """Group *group*'s sum, rounded once (as :meth:`ExactSum.value`)."""
+        return self.exact_sum(group).value(base)
+
+    def ratio(self, group: int, denominator: GroupedExactSum,
+              base: Base | str = "e") -> float:
+        """Group *group*'s sum over *denominator*'s (as :meth:`ExactSum.ratio`)."""
+        return self.exact_sum(group).ratio(denominator.exact_sum(group), base)
+
+    def __repr__(self) -> str:
+        return f"GroupedExactSum(groups={self.groups}, count={int(self.counts.sum())})"
 
 
 def fraction_to_base(value: Fraction, base: Base | str = "e") -> float:
