@@ -160,8 +160,8 @@ def _softmax_parts(logits: ArrayLike, temperature: float,
     def work(start: int, stop: int) -> None:
         arena = blockrunner.arena(blockrunner.ARENA_BLOCKS * (stop - start) * k)
         xt = transposed(y[start:stop], arena)
-        check_logit_values(xt, start, transposed=True)
-        sh = shift(xt, temperature, arena)
+        sh = shift(xt, temperature, arena,
+                   lambda block: check_logit_values(block, start, transposed=True))
         check_masked_rows(sh.max, start, one_row)
         argmax[start:stop] = sh.argmax
         e = sh.exp
@@ -367,19 +367,22 @@ def row_losses(
     def work(start: int, stop: int) -> None:
         arena = blockrunner.arena(blockrunner.ARENA_BLOCKS * (stop - start) * k)
         xt = transposed(y[start:stop], arena)
-        if check:
-            check_logit_values(xt, start, transposed=True)
+
+        def check_values(block: FloatArray) -> None:
+            check_logit_values(block, start, transposed=True)
+
         binary = binary_rows(xt, lab[start:stop], w, temperature) \
             if k == 2 and t is None and not eps else None
         if binary is not None:
             # Binary rows: the same arithmetic on (b,) vectors, without the class-axis
             # machinery whose per-row bookkeeping costs more than the work for K = 2.
             am, m, loss[start:stop], label_q[start:stop] = binary
-            if check:
+            if check and not np.isfinite(m).all():  # NaN and +inf reach the max
+                check_values(xt)
                 check_masked_rows(m, start, array.ndim == 1)
             predicted[start:stop] = am
             return
-        sh = shift(xt, temperature, arena)
+        sh = shift(xt, temperature, arena, check_values if check else None)
         if check:
             check_masked_rows(sh.max, start, array.ndim == 1)
         predicted[start:stop] = sh.argmax

@@ -16,6 +16,7 @@ Pure numpy: no I/O, no printing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
@@ -76,14 +77,20 @@ def transposed(rows: FloatArray, arena: Arena) -> FloatArray:
     return out
 
 
-def shift(xt: FloatArray, temperature: float, arena: Arena | None = None) -> Shift:
+def shift(xt: FloatArray, temperature: float, arena: Arena | None = None,
+          check: Callable[[FloatArray], None] | None = None) -> Shift:
     """The shift, exponentials and ``log s`` of a transposed block (rows are columns).
 
-    *xt* is overwritten (it becomes the ``lo`` part of the shift).
+    *xt* is overwritten (it becomes the ``lo`` part of the shift). *check*, when given,
+    is called with *xt* before that, but only if a row's max is not finite: NaN
+    propagates through the max and +inf makes it +inf, so a finite max vouches for its
+    whole row, and the check's pass over the block is needed only to find the bad cell.
     """
     if arena is None:
         arena = Arena()
     am, m = argmax0(xt)
+    if check is not None and not np.isfinite(m).all():
+        check(xt)
     hi, bb, e = (arena.take(xt.shape) for _ in "hbe")
     # TwoSum(y, -m): lo = (y - (hi - bb)) + (-m - bb), with bb = hi - y; e is scratch.
     np.subtract(xt, m, out=hi)
