@@ -315,3 +315,135 @@ def test_huge_finite_losses_are_summed_without_error():
     summary = summarize(chunks_of(logits, np.array([0, 0])), 2)
     assert summary.loss == cross_entropy(logits, [0, 0])
     assert summary.quantiles["max"] == 1.7976931348623157e308
+
+
+# -------------------------------------------------------------- GroupedExactSum
+def _nasty_values(rng, n):
+    """Values across the whole float64 range: huge, tiny, subnormal, zeros, negatives."""
+    v = rng.normal(size=n) * np.exp2(rng.integers(-1074, 1000, size=n).astype(np.float64))
+    v[rng.random(n) < 0.05] = 0.0
+    v[rng.random(n) < 0.05] = -0.0
+    v[rng.random(n) < 0.05] = 5e-324
+    v[rng.random(n) < 0.02] = 1.7976931348623157e308
+    return v
+
+
+def _per_group_exact_sums(values, groups, g):
+    from xentcli.exactsum import ExactSum
+
+    sums = [ExactSum() for _ in range(g)]
+    for c in range(g):
+        sums[c].add(values[groups == c])
+    return sums
+
+
+@pytest.mark.parametrize("g", [1, 3, 40, 2000])  # dense (few cells) and sorted (many) passes
+@pytest.mark.parametrize("kind", ["losses", "signed"])
+def test_grouped_exact_sum_is_exactsum_per_group(g, kind):
+    from fractions import Fraction
+
+    from xentcli.exactsum import GroupedExactSum
+
+    rng = np.random.default_rng(g)
+    n = 3000
+    if kind == "losses":  # what batch feeds it: >= 0, mostly moderate
+        values = rng.exponential(size=n) * np.exp2(rng.integers(-60, 20, size=n))
+        values[rng.random(n) < 0.1] = 0.0
+    else:
+        values = _nasty_values(rng, n)
+    groups = rng.integers(0, g, size=n)
+    denominators = rng.random(n) * 3
+    expected = _per_group_exact_sums(values, groups, g)
+    expected_w = _per_group_exact_sums(denominators, groups, g)
+    acc, weights = GroupedExactSum(g), GroupedExactSum(g)
+    cuts = np.sort(rng.integers(0, n, size=7))
+    for a, b in zip([0, *cuts.tolist()], [*cuts.tolist(), n], strict=True):
+        acc.add(values[a:b], groups[a:b])
+        weights.add(denominators[a:b], groups[a:b])
+    for c in range(g):
+        assert acc.exact(c) == expected[c].exact() == sum(
+            (Fraction(x) for x in values[groups == c].tolist()), Fraction(0))
+        for base in ("e", "2", "10"):
+            assert acc.value(c, base) == expected[c].value(base)
+        assert acc.counts[c] == expected[c].count
+        if expected_w[c].count:
+            assert acc.ratio(c, weights, "2") == expected[c].ratio(expected_w[c], "2")
+    total = acc.total()
+    assert total.exact() == sum((e.exact() for e in expected), Fraction(0))
+    assert total.count == n
+
+
+def test_grouped_exact_sum_order_chunking_and_folding_do_not_matter(monkeypatch):
+    from xentcli import exactsum
+    from xentcli.exactsum import GroupedExactSum
+
+    rng = np.random.default_rng(7)
+    n, g = 2000, 13
+    values, groups = _nasty_values(rng, n), rng.integers(0, g, size=n)
+    whole = GroupedExactSum(g)
+    whole.add(values, groups)
+    monkeypatch.setattr(exactsum, "_EXACT_CHUNK", 5)  # many passes
+    monkeypatch.setattr(exactsum, "_GROUP_FOLD", 17)  # many folds into Python ints
+    order = rng.permutation(n)
+    pieces = GroupedExactSum(g)
+    for part in np.array_split(order, 9):
+        piece = GroupedExactSum(g)
+        piece.add(values[part], groups[part])
+        pieces.merge(piece)
+    for c in range(g):
+        assert pieces.exact(c) == whole.exact(c)
+        assert pieces.value(c) == whole.value(c)
+    assert pieces.counts.tolist() == whole.counts.tolist()
+
+
+def test_grouped_exact_sum_infinities_nan_ones_and_errors():
+    from xentcli.errors import UndefinedMeanError
+    from xentcli.exactsum import ExactSum, GroupedExactSum
+
+    acc = GroupedExactSum(5)
+    acc.add([np.inf, 1.0, np.inf, -np.inf, np.inf, np.nan, 2.0, 0.5],
+            [0, 0, 1, 1, 2, 3, 4, 4])
+    assert acc.value(0) == math.inf
+    assert math.isnan(acc.value(1))
+    assert acc.value(2) == math.inf
+    assert math.isnan(acc.value(3))
+    assert acc.value(4) == 2.5
+    assert acc.exact(0) == 1  # the finite part, as ExactSum
+    assert math.isnan(acc.total().value())
+    rows = GroupedExactSum(5)
+    rows.add_ones(np.array([2, 2, 1, 1, 0]))
+    reference = ExactSum()
+    reference.add([1.0, 1.0])
+    assert rows.exact_sum(0).exact() == reference.exact()
+    with pytest.raises(UndefinedMeanError):
+        acc.ratio(4, rows)
+    assert acc.ratio(0, rows) == math.inf
+    ones = ExactSum()
+    ones.add_ones(3)
+    assert ones.value() == 3.0
+    assert ones.count == 3
+    with pytest.raises(ValueError, match="group indices"):
+        acc.add([1.0], [5])
+    with pytest.raises(ValueError, match="group indices"):
+        acc.add([1.0], [-1])
+    with pytest.raises(ValueError, match="values but"):
+        acc.add([1.0, 2.0], [0])
+    with pytest.raises(ValueError, match="shape"):
+        acc.add_ones([1, 2])
+    with pytest.raises(ValueError, match="merge"):
+        acc.merge(GroupedExactSum(4))
+
+
+def test_per_class_sums_without_weights_are_row_counts():
+    logits, labels = make_data(n=300, masked=False)
+    plain = summarize(chunks_of(logits, labels, size=37), 7, BatchOptions(ignore_index=4))
+    assert plain.weight_sum == plain.rows_counted == int((labels != 4).sum())
+    for c in plain.per_class:
+        rows = labels == c.index
+        if c.index == 4:
+            assert c.rows == 0
+            assert c.loss is None
+            continue
+        assert c.rows == int(rows.sum())
+        assert c.loss == cross_entropy(logits[rows], labels[rows])
+        assert c.loss_sum == cross_entropy(logits[rows], labels[rows], reduction="sum")

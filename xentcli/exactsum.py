@@ -209,7 +209,8 @@ class GroupedExactSum:
         finite = np.isfinite(v)
         if not finite.all():
             # Sums of infinities and NaNs do not depend on the order: inf, -inf or nan.
-            np.add.at(self._special, g[~finite], v[~finite])
+            with np.errstate(invalid="ignore"):  # inf + -inf is nan, as ExactSum has it
+                np.add.at(self._special, g[~finite], v[~finite])
             v, g = v[finite], g[finite]
         for start in range(0, v.size, _EXACT_CHUNK):
             stop = start + _EXACT_CHUNK
