@@ -386,6 +386,21 @@ def test_per_row_onto_an_input_through_another_path(
     assert (tmp_path / "preds.csv").read_bytes() == content
 
 
+@pytest.mark.parametrize("link", ["symlink", "hardlink"])
+def test_per_row_onto_an_input_through_a_link(
+    link: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    monkeypatch.chdir(tmp_path)
+    content = with_line3(GOOD)
+    (tmp_path / "preds.csv").write_bytes(content)
+    (os.symlink if link == "symlink" else os.link)("preds.csv", "other.csv")
+    outcome = run(["batch", "preds.csv", "--per-row", "other.csv"])
+    assert_clean_error(outcome, 2, contains=("other.csv",))
+    assert (tmp_path / "preds.csv").read_bytes() == content
+
+
 def test_file_name_with_a_line_break_stays_one_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
