@@ -527,6 +527,9 @@ def cross_entropy(
     if reduction == "sum":
         return total.value(base)
     denominator = ExactSum()
-    denominator.add(rows.weight)
+    if weights is None:  # every counted row weighs 1: count them, not sum them
+        denominator.add_ones(int(np.count_nonzero(rows.counted)))
+    else:
+        denominator.add(rows.weight)
     return total.ratio(denominator, base)
 
