@@ -594,6 +594,21 @@ def test_tiny_temperature_batch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert json.loads(outcome.stdout)["loss"] == "inf"
 
 
+@pytest.mark.parametrize("temperature", ["536870912", "4503599627370496", "1000"])
+def test_huge_logit_with_power_of_two_temperature(temperature: str) -> None:
+    # Found by the long fuzz run: a logit near the float max divided by 2**29 gave NaN.
+    import json
+
+    outcome = run(
+        ["compute", "--logits", "0,1.7976931348623157e308", "--label", "0",
+         "--temperature", temperature, "--format", "json"]
+    )  # fmt: skip
+    assert_no_traceback(outcome)
+    assert outcome.code == 0, outcome.stderr
+    want = 1.7976931348623157e308 / float(temperature)
+    assert json.loads(outcome.stdout)["loss"] == pytest.approx(want, rel=1e-15)
+
+
 def test_corpus_of_files_and_invocations_has_at_least_forty() -> None:
     assert len(CASES) + len(COMPUTE) >= 40
 
