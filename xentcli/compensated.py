@@ -87,14 +87,15 @@ def divide_dd(hi: FloatArray, lo: FloatArray, t: float) -> tuple[FloatArray, Flo
             p, e = two_prod(q, t)
         else:
             # Dekker's product with the split of t done once; values too large to split
-            # (or -inf) are redone apart.
+            # (or -inf), and those whose split halves' product overflows (q just below
+            # 2**995 can split into a high half of 2**995), are redone apart.
             t_hi, t_lo = split_scalar(t)
             p = q * t
             c = SPLITTER * q
             q_hi = c - (c - q)
             q_lo = q - q_hi
             e = ((q_hi * t_hi - p) + q_hi * t_lo + q_lo * t_hi) + q_lo * t_lo
-            big = np.abs(q) > SPLIT_SAFE
+            big = (np.abs(q) > SPLIT_SAFE) | ~np.isfinite(e)
             if big.any():
                 p[big], e[big] = two_prod(q[big], t)
         rem = ((hi - p) - e) + lo  # hi - q*t is exact; lo is added to a number of its size
