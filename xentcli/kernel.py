@@ -161,7 +161,8 @@ def _softmax_parts(logits: ArrayLike, temperature: float,
         arena = blockrunner.arena(blockrunner.ARENA_BLOCKS * (stop - start) * k)
         xt = transposed(y[start:stop], arena)
         sh = shift(xt, temperature, arena,
-                   lambda block: check_logit_values(block, start, transposed=True))
+                   lambda block: check_logit_values(block, start, transposed=True),
+                   y[start:stop])
         check_masked_rows(sh.max, start, one_row)
         argmax[start:stop] = sh.argmax
         e = sh.exp
@@ -382,7 +383,7 @@ def row_losses(
                 check_masked_rows(m, start, array.ndim == 1)
             predicted[start:stop] = am
             return
-        sh = shift(xt, temperature, arena, check_values if check else None)
+        sh = shift(xt, temperature, arena, check_values if check else None, y[start:stop])
         if check:
             check_masked_rows(sh.max, start, array.ndim == 1)
         predicted[start:stop] = sh.argmax

@@ -43,17 +43,24 @@ class Shift(NamedTuple):
 
 _COLUMN_INDEX = np.arange(127, dtype=np.int8)[:, None]
 _SCAN_CLASSES = 4  # up to this K, argmax0 scans the classes one by one
+_ROW_ARGMAX_CLASSES = 16  # from this K, argmax0 uses the untransposed rows when given
 
 
-def argmax0(x: FloatArray) -> tuple[npt.NDArray[np.intp], FloatArray]:
+def argmax0(x: FloatArray, rows: FloatArray | None = None,
+            ) -> tuple[npt.NDArray[np.intp], FloatArray]:
     """First index of the max along axis 0 of a contiguous ``(K, b)`` block, and the max.
 
     numpy's argmax along a non-contiguous axis copies and loops per row, slow for small K;
-    measured on this kind of block, the variants below are 2-4x faster where used.
+    measured on this kind of block, the variants below are 2-4x faster where used. *rows*,
+    when given, is the untransposed ``(b, K)`` block: from 16 classes up, numpy's argmax
+    along its contiguous rows is the fastest (0.2 ns per element, 4-10x the others).
     """
     k, b = x.shape
     if k == 1:
         return np.zeros(b, dtype=np.intp), x[0].copy()
+    if rows is not None and k >= _ROW_ARGMAX_CLASSES and rows.flags.c_contiguous:
+        am = np.argmax(rows, axis=1)
+        return am, np.take(x, am * b + np.arange(b))
     if b == 1 or k > _COLUMN_INDEX.shape[0]:
         am = np.argmax(x, axis=0)
         return am, np.take(x, am * b + np.arange(b))
@@ -90,17 +97,19 @@ def transposed(rows: FloatArray, arena: Arena) -> FloatArray:
 
 
 def shift(xt: FloatArray, temperature: float, arena: Arena | None = None,
-          check: Callable[[FloatArray], None] | None = None) -> Shift:
+          check: Callable[[FloatArray], None] | None = None,
+          rows: FloatArray | None = None) -> Shift:
     """The shift, exponentials and ``log s`` of a transposed block (rows are columns).
 
     *xt* is overwritten (it becomes the ``lo`` part of the shift). *check*, when given,
     is called with *xt* before that, but only if a row's max is not finite: NaN
     propagates through the max and +inf makes it +inf, so a finite max vouches for its
     whole row, and the check's pass over the block is needed only to find the bad cell.
+    *rows*, the untransposed block *xt* was copied from, speeds up the argmax.
     """
     if arena is None:
         arena = Arena()
-    am, m = argmax0(xt)
+    am, m = argmax0(xt, rows)
     if check is not None and not np.isfinite(m).all():
         check(xt)
     hi, bb, e = (arena.take(xt.shape) for _ in "hbe")
