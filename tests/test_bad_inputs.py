@@ -609,6 +609,20 @@ def test_huge_logit_with_power_of_two_temperature(temperature: str) -> None:
     assert json.loads(outcome.stdout)["loss"] == pytest.approx(want, rel=1e-15)
 
 
+def test_two_logits_near_the_float_max() -> None:
+    # Found by the long fuzz run: the exact shift of two huge logits gave NaN.
+    import json
+
+    outcome = run(
+        ["compute", "--logits", "6.403938346442472e+307,1.7976931348623157e+308",
+         "--label", "0", "--format", "json"]
+    )  # fmt: skip
+    assert_no_traceback(outcome)
+    assert outcome.code == 0, outcome.stderr
+    want = 1.7976931348623157e308 - 6.403938346442472e307
+    assert json.loads(outcome.stdout)["loss"] == pytest.approx(want, rel=1e-15)
+
+
 def test_corpus_of_files_and_invocations_has_at_least_forty() -> None:
     assert len(CASES) + len(COMPUTE) >= 40
 
