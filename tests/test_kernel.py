@@ -311,6 +311,15 @@ def test_largest_float_difference_under_a_temperature(temperature: float) -> Non
                temperature=temperature)
 
 
+@pytest.mark.parametrize("temperature", [1.0, 7.0, 2.0**29, 1e307])
+@pytest.mark.parametrize("extra", [[], [0.0], [-1e308, -np.inf]])
+def test_two_logits_in_the_top_binade(temperature: float, extra: list[float]) -> None:
+    """y - m is finite but hi - y rounds past the float range inside the TwoSum (was NaN)."""
+    row = [6.403938346442472e307, 1.7976931348623157e308, *extra]
+    check_rows(f"top binade, T={temperature:g}", np.array([row] * 2), np.array([0, 1]),
+               temperature=temperature)
+
+
 @pytest.mark.parametrize(
     ("row", "label", "temperature", "expected"),
     [([1.0, 2.0], 0, 1e-320, math.inf), ([1.0, -2.0], 0, 1e-320, 0.0),

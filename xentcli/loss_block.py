@@ -84,7 +84,8 @@ def binary_rows(xt: FloatArray, li: IntArray, w: FloatArray | None, temperature:
                 ) -> tuple[IntArray, FloatArray, FloatArray, FloatArray] | None:
     """Argmax, max, loss and q of the label for a ``(2, b)`` block; same bits as ``shift``.
 
-    None when a difference overflows with a temperature (the general path handles it).
+    None when a difference overflows with a temperature, or when the TwoSum's
+    intermediate rounds past the float range (the general path handles both).
     """
     y0, y1 = xt[0], xt[1]
     am = (y1 > y0).astype(np.int64)  # ties: the first index
@@ -95,6 +96,8 @@ def binary_rows(xt: FloatArray, li: IntArray, w: FloatArray | None, temperature:
     lo = (other - (hi - bb)) - (m + bb)  # TwoSum(other, -m)
     if temperature != 1.0 and np.isinf(hi).any():
         return None
+    if np.abs(m).max() >= 2.0**1023 and (np.isinf(bb) & np.isfinite(hi)).any():
+        return None  # bb rounded past the float range; the general path redoes it exactly
     if temperature != 1.0:
         hi, lo = divide_dd(hi, lo, temperature)
     e = np.exp(hi)

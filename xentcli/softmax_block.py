@@ -124,10 +124,21 @@ def shift(xt: FloatArray, temperature: float, arena: Arena | None = None,
             pos = np.nonzero(where)
             halved = pos, two_sum(xt[pos] * 0.5, -0.5 * m[pos[1]])
     np.subtract(hi, xt, out=bb)
+    rounded_past = None
+    if np.abs(m).max() >= 2.0**1023:
+        # With the max in the top binade, bb = hi - y (about -m) can round past the float
+        # range although y - m did not; the same TwoSum at half the scale is exact there.
+        where = np.isinf(bb) & np.isfinite(hi)
+        if where.any():
+            pos = np.nonzero(where)
+            rounded_past = pos, two_sum(xt[pos] * 0.5, -0.5 * m[pos[1]])[1]
     np.subtract(hi, bb, out=e)
     lo = np.subtract(xt, e, out=xt)
     np.add(bb, m, out=bb)
     np.subtract(lo, bb, out=lo)
+    if rounded_past is not None:
+        pos, half_lo = rounded_past
+        lo[pos] = 2.0 * half_lo
     if temperature != 1.0:
         hi, lo = divide_dd(hi, lo, temperature)
         if halved is not None:
