@@ -155,25 +155,11 @@ def test_sigterm_mid_run(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------- write errors
-def test_summary_to_a_full_disk(big_csv: Path) -> None:
+@pytest.mark.parametrize("extra", [[], ["--per-row", "-"]], ids=["summary", "per-row-stdout"])
+def test_stdout_to_a_full_disk(big_csv: Path, extra: list[str]) -> None:
     with open("/dev/full", "wb") as full:
         done = subprocess.run(
-            command("batch", str(big_csv)),
-            stdout=full,
-            stderr=subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
-            env=process_env(),
-            timeout=120,
-            check=False,
-        )
-    outcome = Outcome(done.returncode, "", done.stderr.decode())
-    assert_clean_error(outcome, 1, contains=("No space left on device",))
-
-
-def test_per_row_stdout_to_a_full_disk(big_csv: Path) -> None:
-    with open("/dev/full", "wb") as full:
-        done = subprocess.run(
-            command("batch", str(big_csv), "--per-row", "-"),
+            command("batch", str(big_csv), *extra),
             stdout=full,
             stderr=subprocess.PIPE,
             stdin=subprocess.DEVNULL,
