@@ -878,6 +878,65 @@ def test_wide_mode_with_text_column(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert r.logits.tolist() == [[1.0, 2.0], [3.0, 4.0]]
 
 
+def _wide_text(k: int, label_at: int, digits: int, rows: int = 6) -> tuple[str, list[int]]:
+    """A table of *k* logits with the label column at *label_at*, cells of *digits* digits."""
+    rng = np.random.default_rng(k + label_at + digits)
+    names = [f"l{j}" for j in range(k)]
+    names.insert(label_at, "label")
+    labels = [int(y) for y in rng.integers(0, k, size=rows)]
+    lines = []
+    for y in labels:
+        cells = [f"{v:.{digits}f}" for v in rng.normal(size=k)]
+        cells.insert(label_at, str(y))
+        lines.append(",".join(cells))
+    return ",".join(names) + "\n" + "\n".join(lines) + "\n", labels
+
+
+@pytest.mark.parametrize("digits", [2, 40])  # short lines checked at once, long ones one by one
+@pytest.mark.parametrize("where", ["first", "middle", "last"])
+def test_wide_mode_label_anywhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, digits: int, where: str
+) -> None:
+    k = 60
+    label_at = {"first": 0, "middle": 17, "last": k}[where]
+    text, labels = _wide_text(k, label_at, digits)
+    path = write(tmp_path, "wide.csv", text)
+    calls: list[int] = []
+    original = reader.Table._fast
+
+    def spy(self: Any, block: bytes, first: int) -> Any:
+        calls.append(first)
+        return original(self, block, first)
+
+    monkeypatch.setattr(reader.Table, "_fast", spy)
+    r = both_paths(path, monkeypatch)
+    assert r.labels == labels
+    assert r.lines == list(range(2, 8))
+    assert calls == []  # the wide path read it all
+    # A label too long for the wide path's window is handed to the precise reader.
+    rows = text.splitlines()
+    cells = rows[3].split(",")
+    cells[label_at] = f"{int(cells[label_at]):+030d}"
+    rows[3] = ",".join(cells)
+    padded = both_paths(write(tmp_path, "padded.csv", "\n".join(rows) + "\n"), monkeypatch)
+    assert padded.labels == labels
+    cells[label_at] = "1" + "0" * 30
+    rows[3] = ",".join(cells)
+    e = error(write(tmp_path, "huge.csv", "\n".join(rows) + "\n"))
+    assert (e.line, e.column, e.value) == (4, label_at + 1, cells[label_at])
+
+
+@pytest.mark.parametrize("digits", [2, 40])
+def test_wide_mode_counts_fields_line_by_line(tmp_path: Path, digits: int) -> None:
+    """One line with a field too many and the next with one too few: the totals agree."""
+    text, _ = _wide_text(60, 60, digits)
+    lines = text.splitlines()
+    lines[3] = "0.5," + lines[3]
+    lines[4] = lines[4].split(",", 1)[1]
+    e = error(write(tmp_path, "ragged.csv", "\n".join(lines) + "\n"))
+    assert (e.line, e.reason) == (4, "expected 61 fields, found 62")
+
+
 # ----------------------------------------------------------------------------- agreement
 
 CELLS = [

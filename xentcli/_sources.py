@@ -136,12 +136,18 @@ class _LineBlocks:
                     None,
                     f"line longer than {self._max_line >> 20} MiB without a line break",
                 )
-        buffer = b"".join(parts)
         if self._eof:
-            block, self._pending = buffer, b""
+            block, self._pending = b"".join(parts), b""
         else:
-            cut = buffer.rfind(b"\n") + 1
-            block, self._pending = buffer[:cut], buffer[cut:]
+            # The last part holds a line break: cut there, copying each byte at most once
+            # (a fresh multi-megabyte copy costs its page faults as well).
+            last = parts[-1]
+            cut = last.rfind(b"\n") + 1
+            if len(parts) == 1 and cut == len(last):
+                block = last
+            else:
+                block = b"".join([*parts[:-1], memoryview(last)[:cut]])
+            self._pending = last[cut:]
         if not block:
             return None
         first = self.next_line

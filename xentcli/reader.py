@@ -111,7 +111,7 @@ import numpy.typing as npt
 from xentcli._columns import Layout, read_layout
 from xentcli._fastparse import FastParser
 from xentcli._precise import ParsedRows, PreciseReader
-from xentcli._prefetch import Stage
+from xentcli._prefetch import ParallelStage, Stage
 from xentcli._sources import Source, default_delimiter
 from xentcli._syntax import is_blank, is_number
 from xentcli.errors import DataError
@@ -136,6 +136,8 @@ __all__ = [
 BLOCK_BYTES = 4 << 20
 #: read the next blocks in a background thread while the current one is parsed
 PREFETCH = True
+#: blocks parsed at once, in background threads, when PREFETCH is on
+PARSERS = 2
 #: a longer line is an error rather than a reason to exhaust memory
 MAX_LINE_BYTES = 32 << 20
 #: from this many columns on, blocks are parsed as one long column (FastParser.parse_wide)
@@ -216,7 +218,7 @@ class Table:
                 self._stack.callback(blocks.close)
                 self._next_block = lambda: _untried(blocks.get())
                 self._read_header()
-                parsed = Stage(lambda: self._parse_ahead(blocks.get()))
+                parsed = ParallelStage(blocks.get, self._parse_ahead, workers=PARSERS)
                 self._stack.callback(parsed.close)
                 self._next_block = parsed.get
             else:
@@ -226,8 +228,8 @@ class Table:
             self._stack.close()
             raise
 
-    def _parse_ahead(self, got: tuple[bytes, int] | None) -> tuple[bytes, int, Any] | None:
-        return None if got is None else (*got, self._fast_top(*got))
+    def _parse_ahead(self, got: tuple[bytes, int]) -> tuple[bytes, int, Any]:
+        return (*got, self._fast_top(*got))
 
     def _error(self, reason: str) -> DataError:
         return DataError(self.display_name, None, None, reason)
