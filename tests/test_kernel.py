@@ -259,6 +259,23 @@ def test_many_blocks_and_threads_give_the_same_rows() -> None:
     assert np.array_equal(q[4321], softmax(y[4321]))
 
 
+
+@pytest.mark.parametrize("k", [3, 10, 20, 300])
+def test_any_memory_layout_gives_the_same_rows(k: int) -> None:
+    """Views (a slice of columns, as the CSV reader hands over; Fortran order; a column
+    step) give the bits of a contiguous copy: layout only picks the fastest path."""
+    rng = np.random.default_rng(k)
+    table = rng.normal(size=(3000, k + 2)) * 5
+    table[::7, 1] = table[::7, 2]  # ties: the first max must win in every layout
+    labels = rng.integers(0, k, size=3000)
+    contiguous = np.ascontiguousarray(table[:, 1 : k + 1])
+    expected = row_losses(contiguous, labels)
+    stepped = np.repeat(contiguous, 2, axis=1)[:, ::2]
+    for view in (table[:, 1 : k + 1], np.asfortranarray(contiguous), stepped):
+        got = row_losses(view, labels)
+        assert got.loss.tobytes() == expected.loss.tobytes()
+        assert np.array_equal(got.predicted, expected.predicted)
+        assert got.label_probability.tobytes() == expected.label_probability.tobytes()
 # ---------------------------------------------------------------------- temperature
 @pytest.mark.parametrize("temperature", [0.3, 7.1, 1e-3, 1e5, 2.0**-600, 3e200])
 def test_temperature(temperature: float) -> None:

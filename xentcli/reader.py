@@ -229,7 +229,10 @@ class Table:
             raise
 
     def _parse_ahead(self, got: tuple[bytes, int]) -> tuple[bytes, int, Any]:
-        return (*got, self._fast_top(*got))
+        block, first = got
+        parsed = self._fast_top(block, first)
+        # A parsed block's text is not needed any more: do not hold it in the queue.
+        return (block if parsed is None else b"", first, parsed)
 
     def _error(self, reason: str) -> DataError:
         return DataError(self.display_name, None, None, reason)

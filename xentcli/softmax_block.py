@@ -58,7 +58,7 @@ def argmax0(x: FloatArray, rows: FloatArray | None = None,
     k, b = x.shape
     if k == 1:
         return np.zeros(b, dtype=np.intp), x[0].copy()
-    if rows is not None and k >= _ROW_ARGMAX_CLASSES and rows.flags.c_contiguous:
+    if rows is not None and k >= _ROW_ARGMAX_CLASSES and rows.strides[1] == rows.itemsize:
         am = np.argmax(rows, axis=1)
         return am, np.take(x, am * b + np.arange(b))
     if b == 1 or k > _COLUMN_INDEX.shape[0]:
