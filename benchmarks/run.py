@@ -9,7 +9,8 @@ Parts:
   batch    `xent batch FILE --format json` vs pandas / pyarrow / polars + numpy, one child
            process per run: wall time, MB/s, peak RSS; K=10 and K=1000 files (~500 MB)
   startup  `xent --help`, `xent compute ...` vs the bare imports and `python -c pass`
-  scaling  xent batch (and polars) on 1x, 4x, 16x a base file: time and peak RSS
+  scaling  xent batch (and polars) on 1x, 4x, 16x a base file: time and peak RSS; then
+           xent alone on the batch files repeated 4x (2 GB): peak memory
   probe    reader-design numbers: pyarrow open_csv block sizes and threads, record batch
            to (n, K) array conversions, validation passes
 
@@ -60,8 +61,9 @@ class Sizes:
 def summary(kernel: list[kernel_bench.KernelResult] | None,
             batch: list[batch_bench.BatchResult] | None,
             startup: dict[str, Samples] | None,
-            scaling: list[batch_bench.BatchResult] | None) -> list[str]:
-    """The targets of issue 4 against this run's measurements."""
+            scaling: list[batch_bench.BatchResult] | None,
+            big: list[batch_bench.BatchResult] | None = None) -> list[str]:
+    """The targets of issues 3 and 4 against this run's measurements."""
     rows: list[list[str]] = []
 
     def verdict(ok: bool | None) -> str:
@@ -106,6 +108,12 @@ def summary(kernel: list[kernel_bench.KernelResult] | None,
             peak = max(x.rss_mb for x in xs)
             rows.append(["scaling peak RSS (16x)", "flat, < 250 MB", f"{peak:.0f} MB",
                          verdict(peak < batch_bench.RSS_LIMIT_MB)])
+    for res in big or []:
+        x = res.samples[batch_bench.XENT]
+        size = f"{res.size / 1e9:.1f} GB"
+        rows.append([f"batch {res.label} peak RSS, {size} file (issue 3)", "< 250 MB",
+                     f"{x.rss_mb:.0f} MB" if x.ok else "failed",
+                     verdict(x.rss_mb < batch_bench.RSS_LIMIT_MB) if x.ok else "n/a"])
     if startup:
         c, b = startup[startup_bench.COMPUTE], startup[startup_bench.BARE]
         if c.ok and b.ok:
@@ -179,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = Sizes(args.quick)
     common.PYCACHE = data / "pycache"
 
-    kernel = tiny = startup = batch = scaling = None
+    kernel = tiny = startup = batch = scaling = big = None
     sections: list[str] = []
     try:
         if "kernel" in parts:
@@ -235,6 +243,22 @@ def main(argv: list[str] | None = None) -> int:
                                                    sizes.scaling_repeats))
             sections += ["", "## Scaling (K=10; the base file's body repeated)", "",
                          *scaling_report(scaling)]
+            # Issue 3's memory bound is stated for 2 GB files: the batch files, 4x over.
+            big = []
+            for k in (10, 1000):
+                source = generate(data / f"k{k}_{sizes.batch // MB}MB.csv", k, sizes.batch)
+                path = repeat(source, 4, data / f"k{k}_{sizes.batch // MB}MBx4.csv")
+                log(f"memory, K={k}, 4x the batch file")
+                big.append(batch_bench.measure(f"K={k}", path, [batch_bench.XENT], 1))
+            sections += ["", "### Peak memory on the largest files (xent only, one run)", "",
+                         *table(["file", "size (MB)", "rows", "xent time", "MB/s",
+                                 "peak RSS (MB)"],
+                                [[res.path.name, f"{res.size / MB:,.0f}",
+                                  f"{res.samples[batch_bench.XENT].result[0]:,}",
+                                  fmt_time(res.samples[batch_bench.XENT].time),
+                                  f"{res.size / MB / res.samples[batch_bench.XENT].time:,.0f}",
+                                  f"{res.samples[batch_bench.XENT].rss_mb:.0f}"]
+                                 for res in big if res.samples[batch_bench.XENT].ok])]
         if "probe" in parts:
             sections += ["", "## Reader design probes (pyarrow)", "",
                          *arrow_probe.run(files[10], args.quick)]
@@ -255,9 +279,9 @@ def main(argv: list[str] | None = None) -> int:
         "",
         *machine_lines(),
         "",
-        "## Targets (issue 4)",
+        "## Targets (issues 3 and 4)",
         "",
-        *summary(kernel, batch, startup, scaling),
+        *summary(kernel, batch, startup, scaling, big),
     ]
     analysis = HERE / "ANALYSIS.md"
     if analysis.exists():
