@@ -1,10 +1,11 @@
 """The fast path: whole blocks parsed by pyarrow, then validated with numpy reductions.
 
-:class:`FastParser` reads a block of whole lines with pyarrow's multithreaded CSV
-reader (forced column types), or, for a wide table, as one long column of numbers, and
-checks the values with a few vectorised reductions. It answers None whenever the block
-is not plainly valid: the caller then re-reads (part of) it with the precise reader
-(:mod:`xentcli._precise`), which defines the accepted syntax and writes the messages.
+:class:`FastParser` reads a block of whole lines with pyarrow's CSV reader (forced
+column types, one thread: the reader runs several parsers at once), or, for a wide
+table, as one long column of numbers, and checks the values with a few vectorised
+reductions. It answers None whenever the block is not plainly valid: the caller then
+re-reads (part of) it with the precise reader (:mod:`xentcli._precise`), which defines
+the accepted syntax and writes the messages.
 The fast path never accepts what the precise reader refuses, and gives identical arrays.
 pyarrow is imported inside the methods, so importing this module stays cheap.
 """

@@ -1,7 +1,8 @@
-"""Running a producer ahead of its consumer, in a background thread.
+"""Running a producer ahead of its consumer, in background threads.
 
-The reader's pipeline is two :class:`Stage` objects: one reads, decompresses and cuts
-the text into blocks, the next parses them, while the caller works on the current chunk.
+The reader's pipeline has two stages: a :class:`Stage` reads, decompresses and cuts the
+text into blocks; a :class:`ParallelStage` parses them, two at a time, and hands them
+over in file order, while the caller works on the current chunk.
 """
 
 from __future__ import annotations

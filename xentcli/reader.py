@@ -77,10 +77,11 @@ last column; the default logit columns are all the other columns (all columns bu
 targets when ``target_columns`` is given). Columns that are neither are not read.
 
 How it is fast: a background thread reads (and decompresses) the text and cuts it into
-blocks of whole lines (BLOCK_BYTES), each parsed by pyarrow's multithreaded CSV reader
-with forced column types (a table of WIDE_COLUMNS or more columns is parsed as one long
-column of numbers instead: pyarrow slows down steeply with the number of columns); the
-values are checked with a few vectorised reductions. Only when pyarrow refuses a block,
+blocks of whole lines (BLOCK_BYTES); PARSERS threads parse blocks at once, each with
+pyarrow's CSV reader and forced column types (a table of WIDE_COLUMNS or more columns is
+parsed as one long column of numbers instead: pyarrow slows down steeply with the number
+of columns), and the blocks come back in file order; the values are checked with a few
+vectorised reductions. Only when pyarrow refuses a block,
 or the check finds something wrong, is the block split and the faulty part re-read by a
 precise pure-Python reader which defines the accepted syntax above (the fast path never
 accepts what the precise reader refuses, and both give identical arrays) and writes the
@@ -88,12 +89,12 @@ exact message.
 
 The parts, one job each (this module joins them and keeps the tunable constants):
 ``_sources`` opens the file or standard input, decompresses, counts bytes and cuts the
-text into blocks; ``_prefetch`` runs the reading and the parsing in background threads;
+text into blocks; ``_prefetch`` runs the reading and the parsing in background threads, in order;
 ``_columns`` reads the first line (delimiter, header, column selection); ``_syntax``
 defines what a field, a number and an integer are; ``_fastparse`` is the pyarrow fast
 path and its vectorised checks; ``_precise`` is the precise reader and its messages.
-Memory is bounded by a few blocks plus one chunk (about 135 MB of peak RSS for a 2 GB
-file with K = 10, including the interpreter, numpy and pyarrow). Chunks hold at most
+Memory is bounded by a few blocks plus one chunk (peak RSS about 175 MB for a 2 GB file
+with K = 10 and 200 MB with K = 1000, including the interpreter, numpy and pyarrow). Chunks hold at most
 ``chunk_rows`` rows and ``chunk_bytes`` bytes of logits. Their arrays may be views of a
 whole block's arrays: to keep a few rows, copy them rather than hold on to the chunk.
 """
