@@ -118,7 +118,7 @@ def test_header_label_column_and_lines(tmp_path: Path) -> None:
     assert r.table.size_bytes == len(SIMPLE)
     chunk = r.chunks[0]
     assert chunk.logits.dtype == np.float64
-    assert chunk.logits.flags.c_contiguous
+    assert chunk.logits.shape == (2, 3)  # any memory layout: a view of the parsed block
     assert chunk.labels is not None
     assert chunk.labels.dtype == np.int64
     assert chunk.lines.dtype == np.int64
@@ -780,7 +780,7 @@ def test_values_exact_and_tiny_chunks(tmp_path: Path, monkeypatch: pytest.Monkey
     assert r.labels == labels
     assert r.lines == list(range(2, 502))
     assert all(len(c.lines) <= 3 for c in r.chunks)
-    assert all(c.logits.flags.c_contiguous for c in r.chunks)
+    assert all(c.logits.shape == (len(c.lines), 7) for c in r.chunks)
 
 
 def test_chunk_bytes_caps_rows(tmp_path: Path) -> None:

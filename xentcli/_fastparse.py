@@ -22,6 +22,7 @@ from xentcli._precise import ParsedRows, row_sums
 from xentcli._sources import BOM, count_newlines
 from xentcli._syntax import INTEGER
 from xentcli.kernel import TARGET_SUM_TOLERANCE
+from xentcli.softmax_block import ROW_ARGMAX_CLASSES
 
 
 class FastParser:
@@ -369,8 +370,20 @@ def _copy_chunks(column: Any, out: npt.NDArray[np.float64]) -> None:
 
 
 def _to_matrix(table: Any, indices: list[int], n: int) -> npt.NDArray[np.float64]:
-    """The float64 columns *indices* of an arrow table as one C-contiguous (n, k) array."""
-    out = np.empty((n, len(indices)), dtype=np.float64)
+    """The float64 columns *indices* of an arrow table as one (n, k) array.
+
+    Few columns come column-major (a C-contiguous (k, n) array, transposed): each column
+    is one contiguous copy, and the kernel, which works on (k, rows) blocks, copies them
+    straight. From ROW_ARGMAX_CLASSES columns on, the kernel's argmax wants contiguous
+    rows, so they come row-major.
+    """
+    k = len(indices)
+    if k < ROW_ARGMAX_CLASSES:
+        by_column = np.empty((k, n), dtype=np.float64)
+        for j, index in enumerate(indices):
+            _copy_chunks(table.column(f"c{index}"), by_column[j])
+        return by_column.T
+    out = np.empty((n, k), dtype=np.float64)
     for j, index in enumerate(indices):
         _copy_chunks(table.column(f"c{index}"), out[:, j])
     return out

@@ -94,9 +94,10 @@ text into blocks; ``_prefetch`` runs the reading and the parsing in background t
 defines what a field, a number and an integer are; ``_fastparse`` is the pyarrow fast
 path and its vectorised checks; ``_precise`` is the precise reader and its messages.
 Memory is bounded by a few blocks plus one chunk (peak RSS about 175 MB for a 2 GB file
-with K = 10 and 200 MB with K = 1000, including the interpreter, numpy and pyarrow). Chunks hold at most
-``chunk_rows`` rows and ``chunk_bytes`` bytes of logits. Their arrays may be views of a
-whole block's arrays: to keep a few rows, copy them rather than hold on to the chunk.
+with K = 10 and 200 MB with K = 1000, including the interpreter, numpy and pyarrow).
+Chunks hold at most ``chunk_rows`` rows and ``chunk_bytes`` bytes of logits. Their arrays
+may be views of a whole block's arrays, in any memory layout: to keep a few rows, copy
+them rather than hold on to the chunk.
 """
 
 from __future__ import annotations
@@ -170,7 +171,11 @@ class ReadOptions:
 
 @dataclass(frozen=True)
 class Chunk:
-    """A block of validated rows from one file."""
+    """A block of validated rows from one file.
+
+    The arrays are in whatever memory layout the parse produced (logits may be a
+    column-major array or a view of a wider table): copy them to keep them.
+    """
 
     path: str
     logits: npt.NDArray[np.float64]

@@ -43,7 +43,7 @@ class Shift(NamedTuple):
 
 _COLUMN_INDEX = np.arange(127, dtype=np.int8)[:, None]
 _SCAN_CLASSES = 4  # up to this K, argmax0 scans the classes one by one
-_ROW_ARGMAX_CLASSES = 16  # from this K, argmax0 uses the untransposed rows when given
+ROW_ARGMAX_CLASSES = 16  # from this K, argmax0 uses the untransposed rows when given
 
 
 def argmax0(x: FloatArray, rows: FloatArray | None = None,
@@ -58,7 +58,7 @@ def argmax0(x: FloatArray, rows: FloatArray | None = None,
     k, b = x.shape
     if k == 1:
         return np.zeros(b, dtype=np.intp), x[0].copy()
-    if rows is not None and k >= _ROW_ARGMAX_CLASSES and rows.strides[1] == rows.itemsize:
+    if rows is not None and k >= ROW_ARGMAX_CLASSES and rows.strides[1] == rows.itemsize:
         am = np.argmax(rows, axis=1)
         return am, np.take(x, am * b + np.arange(b))
     if b == 1 or k > _COLUMN_INDEX.shape[0]:
