@@ -75,7 +75,7 @@ def error(path: str, **options: Any) -> DataError:
 @pytest.fixture
 def precise_only(monkeypatch: pytest.MonkeyPatch) -> None:
     """Disable both fast paths: every block is read by the precise reader."""
-    monkeypatch.setattr(reader.Table, "_fast", lambda self, block, first: None)
+    monkeypatch.setattr(reader.Table, "_fast", lambda self, block, first, newlines=None: None)
     monkeypatch.setattr(reader.Table, "_fast_wide", lambda self, block, first: None)
 
 
@@ -94,7 +94,7 @@ def both_paths(path: str, monkeypatch: pytest.MonkeyPatch, **options: Any) -> Re
     """Read *path* with the fast path and with the precise reader only; they must agree."""
     fast = read(path, **options)
     with monkeypatch.context() as patch:
-        patch.setattr(reader.Table, "_fast", lambda self, block, first: None)
+        patch.setattr(reader.Table, "_fast", lambda self, block, first, newlines=None: None)
         patch.setattr(reader.Table, "_fast_wide", lambda self, block, first: None)
         precise = read(path, **options)
     same(fast, precise)
@@ -858,9 +858,9 @@ def test_wide_mode_blank_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     calls = []
     original = reader.Table._fast
 
-    def spy(self: Any, block: bytes, first: int) -> Any:
+    def spy(self: Any, block: bytes, first: int, newlines: int | None = None) -> Any:
         calls.append(first)
-        return original(self, block, first)
+        return original(self, block, first, newlines)
 
     monkeypatch.setattr(reader.Table, "_fast", spy)
     text = "a,b,label\r\n\r\n1,2,0\r\n\n3,4,1\r\n\r\n"
@@ -904,9 +904,9 @@ def test_wide_mode_label_anywhere(
     calls: list[int] = []
     original = reader.Table._fast
 
-    def spy(self: Any, block: bytes, first: int) -> Any:
+    def spy(self: Any, block: bytes, first: int, newlines: int | None = None) -> Any:
         calls.append(first)
-        return original(self, block, first)
+        return original(self, block, first, newlines)
 
     monkeypatch.setattr(reader.Table, "_fast", spy)
     r = both_paths(path, monkeypatch)
@@ -974,7 +974,7 @@ def test_fast_and_precise_agree_on_anything(
 
     fast = outcome()
     with monkeypatch.context() as patch:
-        patch.setattr(reader.Table, "_fast", lambda self, block, first: None)
+        patch.setattr(reader.Table, "_fast", lambda self, block, first, newlines=None: None)
         patch.setattr(reader.Table, "_fast_wide", lambda self, block, first: None)
         precise = outcome()
     with monkeypatch.context() as patch:

@@ -68,8 +68,11 @@ class FastParser:
         )
         return self._arrow
 
-    def parse(self, block: bytes, first: int) -> ParsedRows | None:
-        """pyarrow's parse of a block, or None when it or the validation fails."""
+    def parse(self, block: bytes, first: int, newlines: int | None = None) -> ParsedRows | None:
+        """pyarrow's parse of a block, or None when it or the validation fails.
+
+        *newlines*, when known, is the number of line breaks in *block*.
+        """
         import pyarrow as pa
         import pyarrow.csv as pacsv
 
@@ -88,8 +91,9 @@ class FastParser:
             return None
         layout = self._layout
         n = table.num_rows
-        count = block.count(b"\n") if len(block) < 4096 else count_newlines(block)
-        count += not block.endswith(b"\n")
+        if newlines is None:
+            newlines = block.count(b"\n") if len(block) < 4096 else count_newlines(block)
+        count = newlines + (not block.endswith(b"\n"))
         if n == count:
             lines = np.arange(first, first + count, dtype=np.int64)
         else:  # pyarrow skipped empty lines

@@ -14,7 +14,7 @@ import os
 import stat
 import sys
 from collections.abc import Callable
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 import numpy as np
 
@@ -97,6 +97,14 @@ def count_newlines(block: bytes) -> int:
     return int(np.count_nonzero(np.frombuffer(block, dtype=np.uint8) == 10))
 
 
+class Block(NamedTuple):
+    """A block of whole lines."""
+
+    text: bytes
+    first: int  #: the physical line number of its first line
+    newlines: int  #: how many line breaks it holds (its last line may have none)
+
+
 class _LineBlocks:
     """Cut a byte stream into blocks of whole lines, tracking physical line numbers."""
 
@@ -110,8 +118,8 @@ class _LineBlocks:
         self._first = True
         self.next_line = 1
 
-    def next_block(self) -> tuple[bytes, int] | None:
-        """The next block of whole lines and the number of its first line, or None."""
+    def next_block(self) -> Block | None:
+        """The next block of whole lines, or None at the end."""
         parts = [self._pending] if self._pending else []
         size = len(self._pending)
         while not self._eof:
@@ -151,8 +159,9 @@ class _LineBlocks:
         if not block:
             return None
         first = self.next_line
-        self.next_line += count_newlines(block)
-        return block, first
+        newlines = count_newlines(block)
+        self.next_line += newlines
+        return Block(block, first, newlines)
 
 
 class Source:
@@ -269,8 +278,8 @@ class Source:
     def _kind_name(self) -> str:
         return _KIND_NAMES.get(self._compression or "", "file")
 
-    def next_block(self) -> tuple[bytes, int] | None:
-        """The next block of whole lines and the number of its first line, or None."""
+    def next_block(self) -> Block | None:
+        """The next block of whole lines, or None at the end."""
         return self._blocks.next_block()
 
     @property

@@ -114,7 +114,7 @@ from xentcli._columns import Layout, read_layout
 from xentcli._fastparse import FastParser
 from xentcli._precise import ParsedRows, PreciseReader
 from xentcli._prefetch import ParallelStage, Stage
-from xentcli._sources import Source, default_delimiter
+from xentcli._sources import Block, Source, default_delimiter
 from xentcli._syntax import is_blank, is_number
 from xentcli.errors import DataError
 from xentcli.kernel import TARGET_SUM_TOLERANCE
@@ -188,8 +188,8 @@ class Chunk:
 _UNTRIED: Any = object()
 
 
-def _untried(got: tuple[bytes, int] | None) -> tuple[bytes, int, Any] | None:
-    return None if got is None else (*got, _UNTRIED)
+def _untried(got: Block | None) -> tuple[bytes, int, Any] | None:
+    return None if got is None else (got.text, got.first, _UNTRIED)
 
 
 class Table:
@@ -234,11 +234,10 @@ class Table:
             self._stack.close()
             raise
 
-    def _parse_ahead(self, got: tuple[bytes, int]) -> tuple[bytes, int, Any]:
-        block, first = got
-        parsed = self._fast_top(block, first)
+    def _parse_ahead(self, got: Block) -> tuple[bytes, int, Any]:
+        parsed = self._fast_top(got.text, got.first, got.newlines)
         # A parsed block's text is not needed any more: do not hold it in the queue.
-        return (block if parsed is None else b"", first, parsed)
+        return (got.text if parsed is None else b"", got.first, parsed)
 
     def _error(self, reason: str) -> DataError:
         return DataError(self.display_name, None, None, reason)
@@ -320,15 +319,20 @@ class Table:
         if self.rows_read == 0 and self.rows_skipped == 0:
             raise self._error("no data rows")
 
-    def _fast_top(self, block: bytes, first: int) -> ParsedRows | None:
-        """The fast parse of a whole block (choosing between wide and ordinary mode)."""
+    def _fast_top(
+        self, block: bytes, first: int, newlines: int | None = None
+    ) -> ParsedRows | None:
+        """The fast parse of a whole block (choosing between wide and ordinary mode).
+
+        *newlines*, the number of line breaks in *block*, saves counting them again.
+        """
         if not self._wide:
-            return self._fast(block, first)
+            return self._fast(block, first, newlines)
         parsed = self._fast_wide(block, first)
         if parsed is None and self._layout.ncols <= _NARROW_ENOUGH:
             # Maybe a column that is not numeric (wide mode parses every column as a
             # number): if the ordinary fast path reads the block, keep to it.
-            parsed = self._fast(block, first)
+            parsed = self._fast(block, first, newlines)
             self._wide = parsed is None
         return parsed
 
@@ -361,8 +365,8 @@ class Table:
         yield from self._parse(block[middle:], first + block.count(b"\n", 0, middle), top=False)
 
     # The two fast parses are methods so that tests can disable them (precise reader only).
-    def _fast(self, block: bytes, first: int) -> ParsedRows | None:
-        return self._fast_parser.parse(block, first)
+    def _fast(self, block: bytes, first: int, newlines: int | None = None) -> ParsedRows | None:
+        return self._fast_parser.parse(block, first, newlines)
 
     def _fast_wide(self, block: bytes, first: int) -> ParsedRows | None:
         return self._fast_parser.parse_wide(block, first)
