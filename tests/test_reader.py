@@ -926,6 +926,31 @@ def test_wide_mode_label_anywhere(
     assert (e.line, e.column, e.value) == (4, label_at + 1, cells[label_at])
 
 
+@pytest.mark.parametrize("delimiter", ["\t", ";", "|", " "])
+def test_wide_mode_other_delimiters(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, delimiter: str
+) -> None:
+    monkeypatch.setattr(reader, "WIDE_COLUMNS", 2)
+    monkeypatch.setattr(reader.Table, "_fast", lambda self, block, first, newlines=None: None)
+    text, labels = _wide_text(5, 5, 3)
+    path = write(tmp_path, "p.txt", text.replace(",", delimiter))
+    precise_calls: list[int] = []
+    original = reader.PreciseReader.read
+
+    def spy(self: Any, block: bytes, first: int) -> Any:
+        precise_calls.append(first)
+        return original(self, block, first)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(reader.PreciseReader, "read", spy)
+        read(path, delimiter=delimiter)
+    assert precise_calls == []  # the wide path read every block
+    r = both_paths(path, monkeypatch, delimiter=delimiter)
+    assert r.labels == labels
+    assert r.logits.shape == (6, 5)
+    assert r.logits.tobytes() == read(write(tmp_path, "p.csv", text)).logits.tobytes()
+
+
 @pytest.mark.parametrize("digits", [2, 40])
 def test_wide_mode_counts_fields_line_by_line(tmp_path: Path, digits: int) -> None:
     """One line with a field too many and the next with one too few: the totals agree."""
