@@ -67,6 +67,32 @@ def test_mean_is_the_kernels_mean_to_the_last_bit(size, options):
     assert sum_summary.loss == total
 
 
+@pytest.mark.parametrize("options", OPTION_SETS)
+def test_prepared_chunks_give_the_same_summary(options):
+    """Chunks carrying the accumulator's own ``losses`` (computed ahead, in the reader's
+    threads) fold in exactly as chunks without them; a foreign ``prepared`` is ignored."""
+    import dataclasses
+
+    logits, labels = make_data(n=300)
+    plain = summarize(chunks_of(logits, labels, size=40), 7, BatchOptions(**options))
+    acc = BatchAccumulator(7, BatchOptions(**options))
+    for chunk in chunks_of(logits, labels, size=40):
+        acc.add(dataclasses.replace(chunk, prepared=acc.losses(chunk)))
+    assert acc.summary().to_json() == plain.to_json()
+    other = BatchAccumulator(7, BatchOptions(**options))
+    for chunk in chunks_of(logits, labels, size=40):
+        other.add(dataclasses.replace(chunk, prepared="not row losses"))
+    assert other.summary().to_json() == plain.to_json()
+
+
+def test_losses_of_a_chunk_that_does_not_fit():
+    acc = BatchAccumulator(3)
+    chunk = next(chunks_of(np.zeros((2, 4)), np.array([0, 1])))
+    assert acc.losses(chunk) is None  # add() reports it, with the file's name
+    with pytest.raises(DataError, match="4 logit columns, but the first file has 3"):
+        acc.add(chunk)
+
+
 @pytest.mark.parametrize("base", ["2", "10"])
 def test_base_converts_at_the_end(base):
     logits, labels = make_data(n=100, masked=False)

@@ -962,6 +962,40 @@ def test_wide_mode_counts_fields_line_by_line(tmp_path: Path, digits: int) -> No
     assert (e.line, e.reason) == (4, "expected 61 fields, found 62")
 
 
+@pytest.mark.parametrize("fast", [True, False])
+def test_prepare_runs_on_every_chunk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fast: bool
+) -> None:
+    """Table.prepare runs on each chunk, in the parsing threads for fast-parsed blocks and
+    in the caller's thread for blocks the precise reader re-reads."""
+    import threading
+
+    monkeypatch.setattr(reader, "BLOCK_BYTES", 2000)
+    text, logits, _ = random_file(np.random.default_rng(5), 400, 4)
+    path = write(tmp_path, "p.csv", text)
+    if not fast:
+        monkeypatch.setattr(reader.Table, "_fast", lambda self, block, first, newlines=None: None)
+    seen: list[str] = []
+
+    def prepare(chunk: Chunk) -> tuple[int, float]:
+        seen.append(threading.current_thread().name)
+        return int(chunk.lines[0]), float(chunk.logits.sum())
+
+    with open_table(path, ReadOptions(chunk_rows=7), prepare) as table:
+        chunks = list(table.chunks())
+    got = np.concatenate([c.logits for c in chunks])
+    assert got.tobytes() == logits.tobytes()
+    assert [c.prepared for c in chunks] == [
+        (int(c.lines[0]), float(c.logits.sum())) for c in chunks
+    ]
+    main = threading.current_thread().name
+    if fast:  # the first block (with the header) is parsed in the caller's thread
+        assert main in seen
+        assert any(name.startswith("xent-parser") for name in seen)
+    else:
+        assert set(seen) == {main}
+
+
 # ----------------------------------------------------------------------------- agreement
 
 CELLS = [

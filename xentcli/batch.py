@@ -458,11 +458,10 @@ class BatchAccumulator:
                             "mixes soft targets and labels with the other files")
         if n == 0:
             return None
-        rows = kernel.row_losses(
-            chunk.logits, chunk.labels, targets=chunk.targets, weights=self.weights,
-            ignore_index=opts.ignore_index, label_smoothing=opts.label_smoothing,
-            temperature=opts.temperature, check=False,
-        )
+        rows = chunk.prepared
+        if not isinstance(rows, kernel.RowLosses):
+            rows = self.losses(chunk)
+            assert rows is not None
         counted = rows.counted
         if soft:
             assert chunk.targets is not None
@@ -504,6 +503,23 @@ class BatchAccumulator:
             probability = np.where(counted, probability, np.nan)
         return ChunkResult(chunk.path, chunk.lines, labels, rows.predicted, probability,
                            base_loss, counted)
+
+    def losses(self, chunk: Chunk) -> kernel.RowLosses | None:
+        """The kernel's per-row results for *chunk*, or None if it does not fit the batch.
+
+        It only reads the options, so the reader can run it in its parsing threads
+        (``table.prepare = accumulator.losses``); :meth:`add` then uses the result and
+        reports a chunk that does not fit.
+        """
+        n, k = chunk.logits.shape
+        if k != self.k or n == 0:
+            return None
+        opts = self.options
+        return kernel.row_losses(
+            chunk.logits, chunk.labels, targets=chunk.targets, weights=self.weights,
+            ignore_index=opts.ignore_index, label_smoothing=opts.label_smoothing,
+            temperature=opts.temperature, check=False,
+        )
 
     def _add_worst(self, chunk: Chunk, rows: kernel.RowLosses, labels: IntArray,
                    counted: npt.NDArray[np.bool_]) -> None:

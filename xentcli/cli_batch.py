@@ -352,6 +352,8 @@ def _run(paths: list[str], read_options: Any, batch_options: Any, per_row: str |
                     current = table.display_name
                     if accumulator is None:
                         accumulator = BatchAccumulator(len(table.logit_names), batch_options)
+                    # The kernel runs in the reader's parsing threads, beside the parse.
+                    table.prepare = accumulator.losses
                     accumulator.start_file(table.display_name)
                     for chunk in table.chunks():
                         if chunk.path != table.display_name:

@@ -103,7 +103,8 @@ them rather than hold on to the chunk.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+import dataclasses
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -182,6 +183,8 @@ class Chunk:
     labels: npt.NDArray[np.int64] | None
     targets: npt.NDArray[np.float64] | None
     lines: npt.NDArray[np.int64]
+    #: what :attr:`Table.prepare` returned for this chunk (None without one)
+    prepared: Any = None
 
 
 #: a block the reading thread did not try to parse (it came before the header was known)
@@ -195,7 +198,9 @@ def _untried(got: Block | None) -> tuple[bytes, int, Any] | None:
 class Table:
     """An open table of model outputs; see the module docstring (use :func:`open_table`)."""
 
-    def __init__(self, path: str, options: ReadOptions) -> None:
+    def __init__(
+        self, path: str, options: ReadOptions, prepare: Callable[[Chunk], Any] | None = None
+    ) -> None:
         self.options = options
         self.path = path
         self.display_name = "<stdin>" if path == "-" else path
@@ -203,6 +208,11 @@ class Table:
         self.rows_skipped = 0
         self.skipped: list[DataError] = []
         self.rows_read = 0
+        #: a function of a Chunk, run in the parsing threads on each chunk they make; its
+        #: result is the chunk's ``prepared``. Chunks of the first block and of blocks
+        #: re-read by the precise reader are prepared in the calling thread. Set later
+        #: (once the header tells what to do), blocks parsed before are not prepared.
+        self.prepare = prepare
         self._stack = contextlib.ExitStack()
         self._consumed = False
         try:
@@ -236,8 +246,10 @@ class Table:
 
     def _parse_ahead(self, got: Block) -> tuple[bytes, int, Any]:
         parsed = self._fast_top(got.text, got.first, got.newlines)
-        # A parsed block's text is not needed any more: do not hold it in the queue.
-        return (got.text if parsed is None else b"", got.first, parsed)
+        if parsed is None:
+            return got.text, got.first, None
+        # The block's chunks, prepared here; its text is not needed any more.
+        return b"", got.first, self._pieces(parsed)
 
     def _error(self, reason: str) -> DataError:
         return DataError(self.display_name, None, None, reason)
@@ -299,25 +311,43 @@ class Table:
         if self._consumed:
             raise RuntimeError("chunks() can be iterated only once")
         self._consumed = True
-        K = len(self._layout.logits)
-        step = max(1, min(self.options.chunk_rows, self.options.chunk_bytes // (8 * K)))
         got: tuple[bytes, int, Any] | None = self._pending
         while got is not None:
             block, first, tried = got
-            for parsed in self._parse(block, first, tried=tried):
-                for start in range(0, len(parsed.lines), step):
-                    stop = start + step
-                    self.rows_read += len(parsed.lines[start:stop])
-                    yield Chunk(
-                        self.display_name,
-                        parsed.logits[start:stop],
-                        None if parsed.labels is None else parsed.labels[start:stop],
-                        None if parsed.targets is None else parsed.targets[start:stop],
-                        parsed.lines[start:stop],
-                    )
+            if isinstance(tried, list):  # parsed (and prepared) in a parsing thread
+                pieces: Iterable[Chunk] = tried
+            else:
+                pieces = (
+                    chunk
+                    for parsed in self._parse(block, first, tried=tried)
+                    for chunk in self._pieces(parsed)
+                )
+            for chunk in pieces:
+                self.rows_read += len(chunk.lines)
+                yield chunk
             got = self._next_block()
         if self.rows_read == 0 and self.rows_skipped == 0:
             raise self._error("no data rows")
+
+    def _pieces(self, parsed: ParsedRows) -> list[Chunk]:
+        """*parsed* cut into chunks (at most chunk_rows rows, chunk_bytes of logits)."""
+        K = len(self._layout.logits)
+        step = max(1, min(self.options.chunk_rows, self.options.chunk_bytes // (8 * K)))
+        prepare = self.prepare
+        pieces = []
+        for start in range(0, len(parsed.lines), step):
+            stop = start + step
+            chunk = Chunk(
+                self.display_name,
+                parsed.logits[start:stop],
+                None if parsed.labels is None else parsed.labels[start:stop],
+                None if parsed.targets is None else parsed.targets[start:stop],
+                parsed.lines[start:stop],
+            )
+            if prepare is not None:
+                chunk = dataclasses.replace(chunk, prepared=prepare(chunk))
+            pieces.append(chunk)
+        return pieces
 
     def _fast_top(
         self, block: bytes, first: int, newlines: int | None = None
@@ -379,13 +409,16 @@ class Table:
 
 
 @contextlib.contextmanager
-def open_table(path: str, options: ReadOptions | None = None) -> Iterator[Table]:
+def open_table(
+    path: str, options: ReadOptions | None = None, prepare: Callable[[Chunk], Any] | None = None
+) -> Iterator[Table]:
     """Open *path* (``"-"`` for standard input) as a table of model outputs.
 
     Raises :class:`~xentcli.errors.DataError` for a file that cannot be read (see the
-    module docstring); the table's :meth:`Table.chunks` yields validated chunks.
+    module docstring); the table's :meth:`Table.chunks` yields validated chunks, each
+    with ``prepare(chunk)`` (see :attr:`Table.prepare`) as its ``prepared``.
     """
-    table = Table(path, options if options is not None else ReadOptions())
+    table = Table(path, options if options is not None else ReadOptions(), prepare)
     try:
         yield table
     finally:
