@@ -15,6 +15,14 @@ class Closed(Exception):
     """Raised by :meth:`Stage.get` once the stage is closed."""
 
 
+def _delivered(ok: bool, value: Any, stop: Any) -> Any:
+    """*value*, or, when it is the producer's error, stop the stage and raise it here."""
+    if not ok:
+        stop.set()
+        raise value
+    return value
+
+
 class Stage:
     """Call *produce* in a background thread, ahead of the caller, until it returns None.
 
@@ -68,10 +76,7 @@ class Stage:
                 break
             except queue.Empty:
                 continue
-        if not ok:
-            self._stop.set()
-            raise value
-        return value
+        return _delivered(ok, value, self._stop)
 
     def close(self) -> None:
         """Stop the thread (it ends at its next item; it is a daemon if it blocks)."""
@@ -153,10 +158,7 @@ class ParallelStage:
             ok, value = self._results.pop(self._wanted)
             self._wanted += 1
         self._slots.release()
-        if not ok:
-            self._stop.set()
-            raise value
-        return value
+        return _delivered(ok, value, self._stop)
 
     def close(self) -> None:
         """Stop the threads (each ends at its next item; they are daemons if one blocks)."""
