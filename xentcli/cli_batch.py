@@ -348,12 +348,14 @@ def _run(paths: list[str], read_options: Any, batch_options: Any, per_row: str |
                 out.write(per_row_header())
             for path in paths:
                 current = path
-                with open_table(path, read_options) as table:
+                # The kernel runs in the reader's parsing threads, beside the parse (from
+                # the first file's header on, which tells the number of classes).
+                prepare = accumulator.losses if accumulator is not None else None
+                with open_table(path, read_options, prepare) as table:
                     current = table.display_name
                     if accumulator is None:
                         accumulator = BatchAccumulator(len(table.logit_names), batch_options)
-                    # The kernel runs in the reader's parsing threads, beside the parse.
-                    table.prepare = accumulator.losses
+                        table.prepare = accumulator.losses
                     accumulator.start_file(table.display_name)
                     for chunk in table.chunks():
                         if chunk.path != table.display_name:
