@@ -23,7 +23,7 @@ logits (magnitudes up to 1.8e308, subnormal differences, -inf masks, K = 1 to 10
 The log-sum-exp ``m + log s`` is within 2 ulp of the larger of ``|m|`` and ``log s``
 (when a negative max and log s cancel, the absolute error is what remains).
 
-Rows are processed in blocks (about 512 KB of float64), transposed to ``(K, rows)`` so
+Rows are processed in blocks (about 1 MB of float64), transposed to ``(K, rows)`` so
 that every reduction over the classes is a contiguous, vectorized operation and the
 temporaries stay in cache; big batches use two threads (numpy releases the GIL; the
 environment variable XENT_THREADS sets another count, 1 for none).

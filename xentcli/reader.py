@@ -117,6 +117,7 @@ from xentcli._precise import ParsedRows, PreciseReader
 from xentcli._prefetch import ParallelStage, Stage
 from xentcli._sources import Block, Source, default_delimiter
 from xentcli._syntax import is_blank, is_number
+from xentcli.blockrunner import THREADS
 from xentcli.errors import DataError
 from xentcli.kernel import TARGET_SUM_TOLERANCE
 
@@ -139,8 +140,9 @@ __all__ = [
 BLOCK_BYTES = 4 << 20
 #: read the next blocks in a background thread while the current one is parsed
 PREFETCH = True
-#: blocks parsed at once, in background threads, when PREFETCH is on
-PARSERS = 2
+#: blocks parsed at once, in background threads, when PREFETCH is on (the kernel's
+#: thread count: two, or fewer cores, or the environment variable XENT_THREADS)
+PARSERS = THREADS
 #: a longer line is an error rather than a reason to exhaust memory
 MAX_LINE_BYTES = 32 << 20
 #: from this many columns on, blocks are parsed as one long column (FastParser.parse_wide)
