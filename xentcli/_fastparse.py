@@ -429,7 +429,7 @@ def _integer_text(
     if len(lengths) == 0:
         return True
     longest = int(lengths.max())
-    if longest > 24:
+    if longest > _LONGEST_LABEL:
         return False
     offsets = np.arange(longest)
     window = data[np.minimum(starts[:, None] + offsets, len(data) - 1)]
