@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from xentcli._prefetch import Closed, ParallelStage, Stage
+from xentcli._prefetch import Closed, Stage
 
 
 def counting_source(n: int) -> tuple[Callable[[], int | None], list[int]]:
@@ -52,7 +52,7 @@ def test_parallel_stage_keeps_the_source_order() -> None:
         time.sleep(pauses[i])  # later items often finish first
         return i * i
 
-    stage = ParallelStage(source, work, workers=3)
+    stage = Stage(source, work, workers=3)
     assert drain(stage) == [i * i for i in range(200)]
     stage.close()
     assert len(seen_threads) > 1
@@ -60,7 +60,7 @@ def test_parallel_stage_keeps_the_source_order() -> None:
 
 def test_parallel_stage_stays_within_its_depth() -> None:
     source, handed = counting_source(50)
-    stage = ParallelStage(source, lambda i: i, workers=2, depth=3)
+    stage = Stage(source, lambda i: i, workers=2, depth=3)
     wait_until(lambda: len(handed) >= 3)  # the workers run ahead as far as they may...
     time.sleep(0.05)
     assert len(handed) == 3  # ...and no further
@@ -80,7 +80,7 @@ def test_parallel_stage_error_in_work_comes_in_order() -> None:
             raise ValueError("item 7")
         return i
 
-    stage = ParallelStage(source, work, workers=2, depth=4)
+    stage = Stage(source, work, workers=2, depth=4)
     got = [stage.get() for _ in range(7)]
     assert got == list(range(7))
     with pytest.raises(ValueError, match="item 7"):
@@ -100,7 +100,7 @@ def test_parallel_stage_error_in_source() -> None:
             raise OSError("disk gone")
         return i
 
-    stage = ParallelStage(source, lambda i: -i, workers=2)
+    stage = Stage(source, lambda i: -i, workers=2)
     assert [stage.get() for _ in range(3)] == [0, -1, -2]
     with pytest.raises(OSError, match="disk gone"):
         stage.get()
@@ -109,7 +109,7 @@ def test_parallel_stage_error_in_source() -> None:
 
 def test_parallel_stage_close_stops_the_workers() -> None:
     source, handed = counting_source(10**9)
-    stage = ParallelStage(source, lambda i: i, workers=2, depth=2)
+    stage = Stage(source, lambda i: i, workers=2, depth=2)
     assert stage.get() == 0
     stage.close()
     with pytest.raises(Closed):

@@ -114,7 +114,7 @@ import numpy.typing as npt
 from xentcli._columns import Layout, read_layout
 from xentcli._fastparse import FastParser
 from xentcli._precise import ParsedRows, PreciseReader
-from xentcli._prefetch import ParallelStage, Stage
+from xentcli._prefetch import Stage
 from xentcli._sources import Block, Source, default_delimiter
 from xentcli._syntax import is_blank, is_number
 from xentcli.blockrunner import THREADS
@@ -232,11 +232,11 @@ class Table:
             # It also keeps blocking reads out of the main thread, where a signal that
             # arrives just before a read() of an idle pipe would wait for more input.
             if PREFETCH:
-                blocks = Stage(self._source.next_block)
+                blocks = Stage(self._source.next_block, name="xent-reader")
                 self._stack.callback(blocks.close)
                 self._next_block = lambda: _untried(blocks.get())
                 self._read_header()
-                parsed = ParallelStage(blocks.get, self._parse_ahead, workers=PARSERS)
+                parsed = Stage(blocks.get, self._parse_ahead, workers=PARSERS, name="xent-parser")
                 self._stack.callback(parsed.close)
                 self._next_block = parsed.get
             else:
@@ -300,6 +300,9 @@ class Table:
         self.label_name = layout.label_name
         self.target_names = layout.target_names
         self._wide = layout.ncols >= WIDE_COLUMNS and layout.classes is None
+        K = len(layout.logits)
+        options = self.options
+        self._chunk_rows = max(1, min(options.chunk_rows, options.chunk_bytes // (8 * K)))
         self._fast_parser = FastParser(layout, self.options.ignore_index, end - offset)
         skip = self._skip if self.options.on_error == "skip" else None
         self._precise_reader = PreciseReader(
@@ -333,8 +336,7 @@ class Table:
 
     def _pieces(self, parsed: ParsedRows) -> list[Chunk]:
         """*parsed* cut into chunks (at most chunk_rows rows, chunk_bytes of logits)."""
-        K = len(self._layout.logits)
-        step = max(1, min(self.options.chunk_rows, self.options.chunk_bytes // (8 * K)))
+        step = self._chunk_rows
         prepare = self.prepare
         pieces = []
         for start in range(0, len(parsed.lines), step):
