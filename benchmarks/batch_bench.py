@@ -151,22 +151,42 @@ def report(results: list[BatchResult]) -> list[str]:
         alternatives = [n for n in s if n != XENT and s[n].ok]
         fastest = min(alternatives, key=lambda n: s[n].time) if alternatives else None
         rows_n = next((s[n].result[0] for n in s if s[n].ok), None)  # type: ignore[index]
-        lines += ["", f"**{res.label}**: `{res.path.name}`, {res.size / 1e6:,.0f} MB"
-                  + (f", {rows_n:,} rows" if rows_n is not None else "")
-                  + (f"; fastest alternative: {fastest}" if fastest else ""), ""]
+        lines += [
+            "",
+            f"**{res.label}**: `{res.path.name}`, {res.size / 1e6:,.0f} MB"
+            + (f", {rows_n:,} rows" if rows_n is not None else "")
+            + (f"; fastest alternative: {fastest}" if fastest else ""),
+            "",
+        ]
         rows = []
         for name, sample in s.items():
             if not sample.ok:
                 rows.append([name, f"failed: {sample.error}", "-", "-", "-", "-", "-"])
                 continue
             ratio = sample.time / s[fastest].time if fastest else float("nan")
-            rows.append([
-                name, fmt_time(sample.time), f"{res.size / 1e6 / sample.time:,.0f}",
-                f"{sample.rss_mb:,.0f}", fmt_ratio(ratio), repr(sample.result[1]),  # type: ignore[index]
-                "-" if res.reference is None else ulps(sample.result[1], res.reference),  # type: ignore[index]
-            ])
-        lines += table(["contender", "wall time", "MB/s", "peak RSS (MB)",
-                        "time / fastest alternative", "mean loss", "error (ulp)"], rows)
+            rows.append(
+                [
+                    name,
+                    fmt_time(sample.time),
+                    f"{res.size / 1e6 / sample.time:,.0f}",
+                    f"{sample.rss_mb:,.0f}",
+                    fmt_ratio(ratio),
+                    repr(sample.result[1]),  # type: ignore[index]
+                    "-" if res.reference is None else ulps(sample.result[1], res.reference),  # type: ignore[index]
+                ]
+            )
+        lines += table(
+            [
+                "contender",
+                "wall time",
+                "MB/s",
+                "peak RSS (MB)",
+                "time / fastest alternative",
+                "mean loss",
+                "error (ulp)",
+            ],
+            rows,
+        )
     return lines
 
 
@@ -191,9 +211,24 @@ def profile(path: Path, rate: int = 250) -> list[str]:
     if spy is None:
         return ["(py-spy is not installed: `pip install py-spy` to see this profile.)"]
     with tempfile.NamedTemporaryFile("r", suffix=".txt") as raw:
-        proc = subprocess.run([spy, "record", "--format", "raw", "-r", str(rate), "-o", raw.name,
-                               "--", *xent_argv(path)], capture_output=True, text=True,
-                              check=False, env=child_env())
+        proc = subprocess.run(
+            [
+                spy,
+                "record",
+                "--format",
+                "raw",
+                "-r",
+                str(rate),
+                "-o",
+                raw.name,
+                "--",
+                *xent_argv(path),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            env=child_env(),
+        )
         text = raw.read()
     if proc.returncode != 0 or not text.strip():
         return [f"(py-spy failed: {drop_note(proc.stderr or 'no samples')})"]
@@ -213,13 +248,21 @@ def profile(path: Path, rate: int = 250) -> list[str]:
         for name in set(frames):
             inclusive[name] += n
     rows_own = [[f"`{name}`", f"{n / total:.1%}"] for name, n in own.most_common(15)]
-    rows_inc = [[f"`{name}`", f"{n / total:.1%}"] for name, n in inclusive.most_common()
-                if name.split(":")[0] in {"cli_batch.py", "reader.py", "batch.py", "kernel.py",
-                                          "cli.py"}][:20]
-    return [f"py-spy, {total} samples at {rate} Hz of every thread of `xent batch"
-            f" {path.name} --format json` (samples of idle threads are not counted):", "",
-            "Own time (the function on top of the stack; numpy and pyarrow C code counts for"
-            " the Python function that called it):", "",
-            *table(["function", "share"], rows_own), "",
-            "Inclusive time of xent's functions:", "",
-            *table(["function", "share"], rows_inc)]
+    rows_inc = [
+        [f"`{name}`", f"{n / total:.1%}"]
+        for name, n in inclusive.most_common()
+        if name.split(":")[0] in {"cli_batch.py", "reader.py", "batch.py", "kernel.py", "cli.py"}
+    ][:20]
+    return [
+        f"py-spy, {total} samples at {rate} Hz of every thread of `xent batch"
+        f" {path.name} --format json` (samples of idle threads are not counted):",
+        "",
+        "Own time (the function on top of the stack; numpy and pyarrow C code counts for"
+        " the Python function that called it):",
+        "",
+        *table(["function", "share"], rows_own),
+        "",
+        "Inclusive time of xent's functions:",
+        "",
+        *table(["function", "share"], rows_inc),
+    ]

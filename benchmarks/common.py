@@ -20,8 +20,13 @@ from pathlib import Path
 
 #: Environment variables that change how numeric libraries run; recorded, never changed.
 RECORDED_ENV = (
-    "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
-    "MKL_NUM_THREADS", "POLARS_MAX_THREADS", "XENT_THREADS",
+    "OPENBLAS_CORETYPE",
+    "OPENBLAS_L2_SIZE",
+    "OPENBLAS_NUM_THREADS",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "POLARS_MAX_THREADS",
+    "XENT_THREADS",
 )
 
 VERSIONED = ("xent", "numpy", "torch", "scipy", "pyarrow", "pandas", "polars", "click", "rich")
@@ -76,7 +81,9 @@ class Samples:
 
 
 def interleaved(
-    contenders: dict[str, Callable[[], object]], repeats: int, warmup: int = 1,
+    contenders: dict[str, Callable[[], object]],
+    repeats: int,
+    warmup: int = 1,
     budget: float = 20.0,
 ) -> dict[str, Samples]:
     """Time in-process callables round-robin, rotating the order each round.
@@ -145,19 +152,32 @@ def run_child(argv: Sequence[str], env: dict[str, str] | None = None) -> ChildRu
     Output goes to temporary files rather than pipes, so the parent never has to read
     while the child runs (which would add the parent's work to the measurement).
     """
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
-            tempfile.NamedTemporaryFile("r", suffix=".txt") as figures:
-        proc = subprocess.run([sys.executable, "-I", "-S", "-c", LAUNCHER, figures.name,
-                               *argv], stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                              env=child_env() if env is None else env, check=False)
+    with (
+        tempfile.TemporaryFile() as out,
+        tempfile.TemporaryFile() as err,
+        tempfile.NamedTemporaryFile("r", suffix=".txt") as figures,
+    ):
+        proc = subprocess.run(
+            [sys.executable, "-I", "-S", "-c", LAUNCHER, figures.name, *argv],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            env=child_env() if env is None else env,
+            check=False,
+        )
         out.seek(0)
         err.seek(0)
         stdout = out.read().decode(errors="replace")
         stderr = err.read().decode(errors="replace")
         text = figures.read().split()
         if proc.returncode != 0 or len(text) != 3:
-            return ChildRun(float("nan"), 0, proc.returncode or 1, stdout,
-                            stderr + f"\nlauncher failed (exit {proc.returncode})")
+            return ChildRun(
+                float("nan"),
+                0,
+                proc.returncode or 1,
+                stdout,
+                stderr + f"\nlauncher failed (exit {proc.returncode})",
+            )
         return ChildRun(float(text[0]), int(text[1]), int(text[2]), stdout, stderr)
 
 
@@ -195,7 +215,7 @@ def machine_lines() -> list[str]:
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
             if line.startswith("MemTotal"):
-                mem = f"{int(line.split()[1]) / 1024 ** 2:.1f} GiB"
+                mem = f"{int(line.split()[1]) / 1024**2:.1f} GiB"
     except OSError:
         pass
     lines = [
@@ -204,9 +224,11 @@ def machine_lines() -> list[str]:
         f"- OS: {platform.system()} {platform.release()} ({platform.machine()})",
         f"- Python {platform.python_version()} ({sys.executable})",
         "- Versions: " + ", ".join(f"{d} {version_of(d)}" for d in VERSIONED),
-        "- Environment: " + ", ".join(
+        "- Environment: "
+        + ", ".join(
             f"{name}={os.environ[name]!r}" if name in os.environ else f"{name} unset"
-            for name in RECORDED_ENV),
+            for name in RECORDED_ENV
+        ),
     ]
     try:
         import torch

@@ -48,11 +48,11 @@ def reference(x: np.ndarray, labels: np.ndarray) -> np.longdouble:
     total = np.longdouble(0)
     step = max(1, (1 << 22) // x.shape[1])
     for start in range(0, x.shape[0], step):
-        y = x[start:start + step].astype(np.longdouble)
+        y = x[start : start + step].astype(np.longdouble)
         m = y.max(axis=1, keepdims=True)
         lse = m[:, 0] + np.log(np.exp(y - m).sum(axis=1))
         rows = np.arange(y.shape[0])
-        total += (lse - y[rows, labels[start:start + step]]).sum()
+        total += (lse - y[rows, labels[start : start + step]]).sum()
     return total / np.longdouble(x.shape[0])
 
 
@@ -63,9 +63,9 @@ def contenders(x: np.ndarray, labels: np.ndarray) -> dict[str, Callable[[], obje
     from scipy.special import logsumexp
 
     import xentcli
-    import xentcli.kernel
+    import xentcli.core._kernel
 
-    snapshot_source(xentcli.kernel.__file__)
+    snapshot_source(xentcli.core._kernel.__file__)
     rows = np.arange(x.shape[0])
     tx, tl = torch.from_numpy(x), torch.from_numpy(labels.astype(np.int64))
     buf = np.empty_like(x)
@@ -181,13 +181,18 @@ def report(results: list[KernelResult], tiny: dict[str, str]) -> list[str]:
     for res in results:
         s = res.samples
         base = s["torch"].time if s["torch"].ok else float("nan")
-        rows.append([f"({res.shape[0]:,}, {res.shape[1]:,})"]
-                    + [fmt_ratio(s[n].time / base) if s[n].ok else "-" for n in names])
+        rows.append(
+            [f"({res.shape[0]:,}, {res.shape[1]:,})"]
+            + [fmt_ratio(s[n].time / base) if s[n].ok else "-" for n in names]
+        )
     lines += table(["shape", *names], rows)
-    lines += ["", "Error of each contender's mean, in units in the last place (ulp) of the"
-              " float64 result, against a reference computed in extended precision"
-              " (`np.longdouble`, 64-bit significand; its own error is far below 0.01 ulp):",
-              ""]
+    lines += [
+        "",
+        "Error of each contender's mean, in units in the last place (ulp) of the"
+        " float64 result, against a reference computed in extended precision"
+        " (`np.longdouble`, 64-bit significand; its own error is far below 0.01 ulp):",
+        "",
+    ]
     rows = []
     scored = [n for n in names if not n.startswith(("np.exp", "torch.exp"))]
     for res in results:
@@ -203,11 +208,16 @@ def report(results: list[KernelResult], tiny: dict[str, str]) -> list[str]:
             cells.append(f"{ulps:+.2f}")
         rows.append(cells)
     lines += table(["shape", *scored], rows)
-    lines += ["", "Accuracy on the tiny-loss case: logits [0, -40], label 0; the exact loss is",
-              f"log1p(exp(-40)) = {TINY_EXACT!r}.", ""]
-    lines += table(["contender", "loss", "correct"],
-                   [[n, f"`{v}`", "yes" if v == repr(TINY_EXACT) else "no"]
-                    for n, v in tiny.items()])
+    lines += [
+        "",
+        "Accuracy on the tiny-loss case: logits [0, -40], label 0; the exact loss is",
+        f"log1p(exp(-40)) = {TINY_EXACT!r}.",
+        "",
+    ]
+    lines += table(
+        ["contender", "loss", "correct"],
+        [[n, f"`{v}`", "yes" if v == repr(TINY_EXACT) else "no"] for n, v in tiny.items()],
+    )
     return lines
 
 
@@ -253,10 +263,12 @@ def building_blocks(repeats: int = 200) -> list[str]:
     res = interleaved(ops, repeats=repeats, warmup=5)
     n = xt.size
     rows = [[f"`{name}`", f"{s.time / n * 1e9:.2f}", fmt_time(s.time)] for name, s in res.items()]
-    return [f"Price of single numpy operations on one ({k}, {b:,}) float64 block (32K"
-            " elements, in cache), median of many calls:", "",
-            *table(["operation", "ns per element", "per call"], rows)]
-
+    return [
+        f"Price of single numpy operations on one ({k}, {b:,}) float64 block (32K"
+        " elements, in cache), median of many calls:",
+        "",
+        *table(["operation", "ns per element", "per call"], rows),
+    ]
 
 
 class LineTimer:
@@ -306,8 +318,15 @@ class LineTimer:
         total = sum(self.times.values())
         rows = []
         for (file, func, line), t in sorted(self.times.items(), key=lambda kv: -kv[1])[:limit]:
-            rows.append((t / total if total else 0.0, self.hits.get((file, func, line), 0),
-                         f"{os.path.basename(file)}:{func}", line, source_line(file, line)))
+            rows.append(
+                (
+                    t / total if total else 0.0,
+                    self.hits.get((file, func, line), 0),
+                    f"{os.path.basename(file)}:{func}",
+                    line,
+                    source_line(file, line),
+                )
+            )
         return rows
 
     def by_function(self) -> list[tuple[str, float]]:
@@ -323,8 +342,7 @@ class LineTimer:
         return sum(self.times.values())
 
 
-def profile(shapes: tuple[tuple[int, int], ...] = ((1_000_000, 10), (100, 100_000))
-            ) -> list[str]:
+def profile(shapes: tuple[tuple[int, int], ...] = ((1_000_000, 10), (100, 100_000))) -> list[str]:
     """Where xent's kernel time goes, line by line, for a few shapes.
 
     Each shape is profiled in a fresh child process whose tracer is installed before
@@ -335,9 +353,13 @@ def profile(shapes: tuple[tuple[int, int], ...] = ((1_000_000, 10), (100, 100_00
 
     lines: list[str] = []
     for n, k in shapes:
-        proc = subprocess.run([sys.executable, __file__, "profile", str(n), str(k)],
-                              capture_output=True, text=True, check=False,
-                              cwd=os.path.dirname(os.path.abspath(__file__)))
+        proc = subprocess.run(
+            [sys.executable, __file__, "profile", str(n), str(k)],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=os.path.dirname(os.path.abspath(__file__)),
+        )
         if proc.returncode != 0:
             tail = proc.stderr.strip().splitlines()
             lines += ["", f"(profile of ({n:,}, {k:,}) failed: {tail[-1] if tail else ''})"]
@@ -354,7 +376,7 @@ def _profile_child(n: int, k: int) -> None:
     for name in sorted(os.listdir(package)):  # as imported, before anyone edits them
         if name.endswith(".py"):
             snapshot_source(os.path.join(package, name))
-    import xentcli.kernel as kernel
+    import xentcli.core._kernel as kernel
 
     timer = LineTimer(package)
     x, labels = make_case(n, k)
@@ -370,14 +392,26 @@ def _profile_child(n: int, k: int) -> None:
     finally:
         sys.settrace(None)
         threading.settrace(None)  # type: ignore[arg-type]
-    lines = ["", f"`cross_entropy` at ({n:,}, {k:,}): {fmt_time(total)} wall time,"
-             f" {fmt_time(timer.total)} CPU time in xentcli's lines (all threads) under the"
-             " tracer; the lines taking the most:", ""]
-    lines += table(["share", "hits", "function", "line", "source"],
-                   [[f"{share:.1%}", hits, f"`{func}`", line, f"`{src}`"]
-                    for share, hits, func, line, src in timer.top()])
-    lines += ["", "By function: " + ", ".join(
-        f"`{f}` {share:.0%}" for f, share in timer.by_function() if share >= 0.01) + "."]
+    lines = [
+        "",
+        f"`cross_entropy` at ({n:,}, {k:,}): {fmt_time(total)} wall time,"
+        f" {fmt_time(timer.total)} CPU time in xentcli's lines (all threads) under the"
+        " tracer; the lines taking the most:",
+        "",
+    ]
+    lines += table(
+        ["share", "hits", "function", "line", "source"],
+        [
+            [f"{share:.1%}", hits, f"`{func}`", line, f"`{src}`"]
+            for share, hits, func, line, src in timer.top()
+        ],
+    )
+    lines += [
+        "",
+        "By function: "
+        + ", ".join(f"`{f}` {share:.0%}" for f, share in timer.by_function() if share >= 0.01)
+        + ".",
+    ]
     print("\n".join(lines))
 
 

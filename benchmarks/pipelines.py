@@ -49,7 +49,8 @@ def with_pyarrow(path: str) -> tuple[int, float]:
     table = pcsv.read_csv(path)
     names = table.column_names
     x = np.column_stack([table.column(c).to_numpy() for c in names[:-1]]).astype(
-        np.float64, copy=False)
+        np.float64, copy=False
+    )
     labels = table.column(names[-1]).to_numpy().astype(np.int64, copy=False)
     return len(labels), mean_loss(x, labels)
 
@@ -69,8 +70,11 @@ def with_pyarrow_streaming(path: str) -> tuple[int, float]:
         names = f.readline().strip().split(",")
     types = {name: pa.float64() for name in names[:-1]}
     types[names[-1]] = pa.int64()
-    reader = pcsv.open_csv(path, read_options=pcsv.ReadOptions(block_size=4 << 20),
-                           convert_options=pcsv.ConvertOptions(column_types=types))
+    reader = pcsv.open_csv(
+        path,
+        read_options=pcsv.ReadOptions(block_size=4 << 20),
+        convert_options=pcsv.ConvertOptions(column_types=types),
+    )
     k = len(names) - 1
     rows, total = 0, 0.0
     for batch in reader:

@@ -65,12 +65,17 @@ def run(quick: bool) -> dict[str, Samples]:
 
 def _import_times(code: str) -> dict[str, int]:
     """Self import time (µs) of every module a fresh ``python -c code`` imports."""
-    proc = subprocess.run([sys.executable, "-X", "importtime", "-c", code],
-                          capture_output=True, text=True, check=False, env=child_env())
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", code],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=child_env(),
+    )
     out: dict[str, int] = {}
     for line in proc.stderr.splitlines():
         if line.startswith("import time:") and "|" in line:
-            fields = line[len("import time:"):].split("|")
+            fields = line[len("import time:") :].split("|")
             if fields[0].strip().isdigit():
                 out[fields[2].strip()] = int(fields[0])
     return out
@@ -78,8 +83,10 @@ def _import_times(code: str) -> dict[str, int]:
 
 def import_profile(repeats: int = 7, limit: int = 15) -> list[str]:
     """What ``xent compute`` imports beyond the bare imports, and what it costs."""
-    compute = ("import sys; sys.argv = ['xent', 'compute', '--logits', '1.2,2.3,0.8',"
-               " '--label', '1']; from xentcli.cli import main; main()")
+    compute = (
+        "import sys; sys.argv = ['xent', 'compute', '--logits', '1.2,2.3,0.8',"
+        " '--label', '1']; from xentcli.cli.main import main; main()"
+    )
     bare = "import numpy, click, rich.console, rich.table"
     _import_times(compute)  # fill the bytecode cache
     _import_times(bare)
@@ -92,13 +99,18 @@ def import_profile(repeats: int = 7, limit: int = 15) -> list[str]:
     total = sum(extra.values())
     total_c = median([sum(r.values()) for r in runs_c]) / 1e3
     total_b = median([sum(r.values()) for r in runs_b]) / 1e3
-    rows = [[f"`{name}`", f"{ms:.1f}"] for name, ms in
-            sorted(extra.items(), key=lambda kv: -kv[1])[:limit]]
-    return [f"Import time (`python -X importtime`, median of {repeats}, self time of each"
-            f" module): `xent compute` imports {total_c:.0f} ms of modules, the bare"
-            f" imports {total_b:.0f} ms; {len(extra)} modules that the bare imports do not"
-            f" load cost {total:.0f} ms, the largest:", "",
-            *table(["module", "self ms"], rows)]
+    rows = [
+        [f"`{name}`", f"{ms:.1f}"]
+        for name, ms in sorted(extra.items(), key=lambda kv: -kv[1])[:limit]
+    ]
+    return [
+        f"Import time (`python -X importtime`, median of {repeats}, self time of each"
+        f" module): `xent compute` imports {total_c:.0f} ms of modules, the bare"
+        f" imports {total_b:.0f} ms; {len(extra)} modules that the bare imports do not"
+        f" load cost {total:.0f} ms, the largest:",
+        "",
+        *table(["module", "self ms"], rows),
+    ]
 
 
 def report(samples: dict[str, Samples]) -> list[str]:
@@ -110,13 +122,25 @@ def report(samples: dict[str, Samples]) -> list[str]:
         if not s.ok:
             rows.append([f"`{name}`", f"failed: {s.error}", "-", "-", "-"])
             continue
-        rows.append([f"`{name}`", fmt_time(s.time), fmt_ratio(s.time / bare),
-                     fmt_ratio(s.time / empty), f"{s.rss_mb:.0f}"])
-    return [*table(["command", "median wall time", "/ bare imports", "/ python -c pass",
-                    "peak RSS (MB)"], rows), "",
-            "Every command runs with bytecode caching on (compiled modules kept in a"
-            " temporary PYTHONPYCACHEPREFIX, filled by the warm-up rounds), as an installed"
-            " package has it. The *no bytecode cache* row runs with PYTHONDONTWRITEBYTECODE=1"
-            " and no cache, as this environment's default is: xent (an editable install)"
-            " then compiles its own source on every start, while numpy, click and rich"
-            " still load their installed bytecode."]
+        rows.append(
+            [
+                f"`{name}`",
+                fmt_time(s.time),
+                fmt_ratio(s.time / bare),
+                fmt_ratio(s.time / empty),
+                f"{s.rss_mb:.0f}",
+            ]
+        )
+    return [
+        *table(
+            ["command", "median wall time", "/ bare imports", "/ python -c pass", "peak RSS (MB)"],
+            rows,
+        ),
+        "",
+        "Every command runs with bytecode caching on (compiled modules kept in a"
+        " temporary PYTHONPYCACHEPREFIX, filled by the warm-up rounds), as an installed"
+        " package has it. The *no bytecode cache* row runs with PYTHONDONTWRITEBYTECODE=1"
+        " and no cache, as this environment's default is: xent (an editable install)"
+        " then compiles its own source on every start, while numpy, click and rich"
+        " still load their installed bytecode.",
+    ]

@@ -34,8 +34,9 @@ def softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def train(x: np.ndarray, y: np.ndarray, *, steps: int, rate: float = 0.5,
-          l2: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
+def train(
+    x: np.ndarray, y: np.ndarray, *, steps: int, rate: float = 0.5, l2: float = 1e-3
+) -> tuple[np.ndarray, np.ndarray]:
     """Multinomial logistic regression by full-batch gradient descent."""
     n, d = x.shape
     k = 10

@@ -2,7 +2,7 @@
 
 Two ways to run the command line:
 
-- :func:`run` calls :func:`xentcli.cli.main` in this process under click's CliRunner
+- :func:`run` calls :func:`xentcli.cli.main.main` in this process under click's CliRunner
   isolation, so that errors go through exactly the mapping the installed ``xent`` script
   uses (fast; used for the corpus and the fuzz tests);
 - :func:`run_process` runs ``python -m xentcli`` in a subprocess (for signals, pipes,
@@ -26,7 +26,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from xentcli.cli import main
+from xentcli.cli.main import main
 from xentcli.errors import shorten
 
 #: environment for every run: no debugging tracebacks, fixed width, no colour
@@ -72,7 +72,7 @@ def run(
     input: bytes | str | None = None,
     env: Mapping[str, str | None] | None = None,
 ) -> Outcome:
-    """Run ``xent ARGS`` in this process through :func:`xentcli.cli.main`.
+    """Run ``xent ARGS`` in this process through :func:`xentcli.cli.main.main`.
 
     Exceptions that ``main`` lets through (none should) propagate into the test.
     """

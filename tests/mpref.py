@@ -49,8 +49,9 @@ def log_s(d: list) -> mp.mpf:
     keeps its relative precision at any size of tiny."""
     first_max = next(i for i, v in enumerate(d) if v is not None and v == 0)
     with mp.workprec(PREC):
-        rest = mp.fsum(mp.exp(v) for i, v in enumerate(d)
-                       if i != first_max and v is not None and v > CUTOFF)
+        rest = mp.fsum(
+            mp.exp(v) for i, v in enumerate(d) if i != first_max and v is not None and v > CUTOFF
+        )
         return mp.log1p(rest)
 
 
@@ -137,15 +138,29 @@ def mean(
     denominator = []
     for i, row in enumerate(rows):
         if targets is not None:
-            total.append(row_loss(row, targets=targets[i], weights=weights,
-                                  label_smoothing=label_smoothing, temperature=temperature))
+            total.append(
+                row_loss(
+                    row,
+                    targets=targets[i],
+                    weights=weights,
+                    label_smoothing=label_smoothing,
+                    temperature=temperature,
+                )
+            )
             denominator.append(mp.mpf(1))
             continue
         assert labels is not None
         if ignore_index is not None and labels[i] == ignore_index:
             continue
-        total.append(row_loss(row, labels[i], weights=weights,
-                              label_smoothing=label_smoothing, temperature=temperature))
+        total.append(
+            row_loss(
+                row,
+                labels[i],
+                weights=weights,
+                label_smoothing=label_smoothing,
+                temperature=temperature,
+            )
+        )
         denominator.append(mp.mpf(1) if weights is None else _mpf_exact(weights[labels[i]]))
     with mp.workprec(WIDE):
         return mp.fsum(total) / mp.fsum(denominator)

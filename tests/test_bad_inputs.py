@@ -1,7 +1,7 @@
 """The corpus of malformed inputs: every one gets a clean, located, one-line error.
 
 Each case is a file (written into a fresh directory) or an invocation, run in process
-through ``xentcli.cli.main``. The contract checked for each (see ``docs/errors.md``):
+through ``xentcli.cli.main.main``. The contract checked for each (see ``docs/errors.md``):
 
 - the exit code (1 bad data or unreadable file, 2 usage);
 - exactly one line on stderr, starting ``Error:``, naming ``FILE:LINE:COLUMN`` where
@@ -36,7 +36,7 @@ from hardening import (
     run_process,
 )
 
-from xentcli import kernel
+from xentcli.core import _kernel as kernel
 
 HEADER = "a,b,c,label"
 GOOD = "0.5,1.5,-2.0,1"

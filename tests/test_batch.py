@@ -1,4 +1,4 @@
-"""Tests of xentcli.batch on synthetic chunks (no reader): exactness, chunking, sketches."""
+"""Tests of the batch accumulator on synthetic chunks (no reader): exactness, chunking, sketches."""
 
 from __future__ import annotations
 
@@ -7,15 +7,15 @@ import math
 import numpy as np
 import pytest
 
-from xentcli.batch import (
+from xentcli.batch.accumulator import (
     BatchAccumulator,
     BatchOptions,
     QuantileSketch,
     summarize,
 )
+from xentcli.batch.reader import Chunk
+from xentcli.core._kernel import cross_entropy
 from xentcli.errors import DataError, XentError
-from xentcli.kernel import cross_entropy
-from xentcli.reader import Chunk
 
 
 def make_data(n: int = 500, k: int = 7, seed: int = 0, masked: bool = True):
@@ -62,8 +62,9 @@ def test_mean_is_the_kernels_mean_to_the_last_bit(size, options):
     assert summary.loss_mean == expected
     total = cross_entropy(logits, labels, reduction="sum", **options)
     assert summary.loss_sum == total
-    sum_summary = summarize(chunks_of(logits, labels, size=size), 7,
-                            BatchOptions(reduction="sum", **options))
+    sum_summary = summarize(
+        chunks_of(logits, labels, size=size), 7, BatchOptions(reduction="sum", **options)
+    )
     assert sum_summary.loss == total
 
 
@@ -110,8 +111,9 @@ def test_soft_targets_mean_divides_by_n(size):
     targets = rng.dirichlet(np.ones(4), size=300)
     weights = [1.0, 2.0, 0.5, 3.0]
     expected = cross_entropy(logits, targets=targets, weights=weights)
-    summary = summarize(chunks_of(logits, targets=targets, size=size), 4,
-                        BatchOptions(weights=weights))
+    summary = summarize(
+        chunks_of(logits, targets=targets, size=size), 4, BatchOptions(weights=weights)
+    )
     assert summary.loss == expected
     assert summary.weight_sum == 300.0
     assert summary.soft_targets
@@ -141,12 +143,20 @@ def test_counts_accuracy_and_per_file():
     errors = [DataError("two.csv", line, 1, "not a number", "x") for line in (5, 9, 12)]
     acc.add_skipped("two.csv", 3, errors)
     summary = acc.summary()
-    assert (summary.rows, summary.rows_counted, summary.rows_ignored, summary.rows_skipped) \
-        == (203, 180, 20, 3)
+    assert (summary.rows, summary.rows_counted, summary.rows_ignored, summary.rows_skipped) == (
+        203,
+        180,
+        20,
+        3,
+    )
     one, two = summary.files
     assert (one.path, one.rows, one.rows_counted, one.rows_ignored) == ("one.csv", 120, 108, 12)
-    assert (two.path, two.rows, two.rows_skipped, two.skipped_lines) == \
-        ("two.csv", 83, 3, (5, 9, 12))
+    assert (two.path, two.rows, two.rows_skipped, two.skipped_lines) == (
+        "two.csv",
+        83,
+        3,
+        (5, 9, 12),
+    )
     assert one.loss == cross_entropy(logits[:120], labels[:120], ignore_index=-100)
     assert two.loss == cross_entropy(logits[120:], labels[120:], ignore_index=-100)
     counted = labels != -100
@@ -222,8 +232,9 @@ def test_per_row_results_match_the_kernel():
     acc = BatchAccumulator(7, BatchOptions(ignore_index=-1, base="2", label_smoothing=0.2))
     results = [acc.add(chunk, per_row=True) for chunk in chunks_of(logits, labels, size=8)]
     loss = np.concatenate([r.loss for r in results])
-    expected = cross_entropy(logits, labels, ignore_index=-1, base="2", label_smoothing=0.2,
-                             reduction="none")
+    expected = cross_entropy(
+        logits, labels, ignore_index=-1, base="2", label_smoothing=0.2, reduction="none"
+    )
     assert np.isnan(loss[3])
     keep = np.arange(50) != 3
     assert np.array_equal(loss[keep], expected[keep])
@@ -233,10 +244,14 @@ def test_per_row_results_match_the_kernel():
 
 def test_quantile_sketch_bounds():
     rng = np.random.default_rng(11)
-    values = np.concatenate([
-        rng.lognormal(mean=-3.0, sigma=4.0, size=20000),
-        np.zeros(300), np.full(7, np.inf), [5e-324, 1e300],
-    ])
+    values = np.concatenate(
+        [
+            rng.lognormal(mean=-3.0, sigma=4.0, size=20000),
+            np.zeros(300),
+            np.full(7, np.inf),
+            [5e-324, 1e300],
+        ]
+    )
     sketch = QuantileSketch()
     for part in np.array_split(rng.permutation(values), 13):
         piece = QuantileSketch()
@@ -246,8 +261,9 @@ def test_quantile_sketch_bounds():
     assert sketch.quantile(0.0) == 0.0
     assert sketch.quantile(1.0) == math.inf
     for q in (0.01, 0.02, 0.1, 0.5, 0.9, 0.99, 0.999):
-        exact = float(np.quantile(values[np.isfinite(values)].tolist() + [np.inf] * 7, q,
-                                  method="lower"))
+        exact = float(
+            np.quantile(values[np.isfinite(values)].tolist() + [np.inf] * 7, q, method="lower")
+        )
         got = sketch.quantile(q)
         if exact == 0.0:
             assert got == 0.0
@@ -287,16 +303,20 @@ def test_single_value_sketch_and_empty_sketch():
 
 def test_no_row_counts_gives_an_undefined_mean():
     logits = np.array([[1.0, 2.0], [0.0, 0.0]])
-    summary = summarize(chunks_of(logits, np.array([-100, -100])), 2,
-                        BatchOptions(ignore_index=-100))
+    summary = summarize(
+        chunks_of(logits, np.array([-100, -100])), 2, BatchOptions(ignore_index=-100)
+    )
     assert summary.loss is None
     assert summary.perplexity is None
     assert summary.accuracy is None
     assert summary.rows_ignored == 2
     assert summary.quantiles["p50"] is None
     assert summary.files[0].loss is None
-    summed = summarize(chunks_of(logits, np.array([-100, -100])), 2,
-                       BatchOptions(ignore_index=-100, reduction="sum"))
+    summed = summarize(
+        chunks_of(logits, np.array([-100, -100])),
+        2,
+        BatchOptions(ignore_index=-100, reduction="sum"),
+    )
     assert summed.loss == 0.0
 
 
@@ -313,15 +333,28 @@ def test_mismatches_are_errors():
 def test_to_json_has_the_design_keys():
     logits, labels = make_data(n=30, masked=False)
     data = summarize(chunks_of(logits, labels), 7).to_json()
-    for key in ("files", "rows", "rows_counted", "rows_ignored", "rows_skipped", "reduction",
-                "loss", "loss_sum", "weight_sum", "perplexity", "accuracy", "units",
-                "loss_quantiles", "per_class", "worst"):
+    for key in (
+        "files",
+        "rows",
+        "rows_counted",
+        "rows_ignored",
+        "rows_skipped",
+        "reduction",
+        "loss",
+        "loss_sum",
+        "weight_sum",
+        "perplexity",
+        "accuracy",
+        "units",
+        "loss_quantiles",
+        "per_class",
+        "worst",
+    ):
         assert key in data
     assert set(data["loss_quantiles"]) == {"min", "p50", "p90", "p99", "max"}
     assert set(data["files"][0]) >= {"path", "rows", "loss"}
     assert set(data["per_class"][0]) >= {"class", "rows", "loss", "accuracy"}
-    assert set(data["worst"][0]) == {"file", "line", "label", "predicted", "probability",
-                                     "loss"}
+    assert set(data["worst"][0]) == {"file", "line", "label", "predicted", "probability", "loss"}
 
 
 def test_sketch_at_the_top_of_the_float_range():
@@ -355,7 +388,7 @@ def _nasty_values(rng, n):
 
 
 def _per_group_exact_sums(values, groups, g):
-    from xentcli.exactsum import ExactSum
+    from xentcli.core._exactsum import ExactSum
 
     sums = [ExactSum() for _ in range(g)]
     for c in range(g):
@@ -368,7 +401,7 @@ def _per_group_exact_sums(values, groups, g):
 def test_grouped_exact_sum_is_exactsum_per_group(g, kind):
     from fractions import Fraction
 
-    from xentcli.exactsum import GroupedExactSum
+    from xentcli.core._exactsum import GroupedExactSum
 
     rng = np.random.default_rng(g)
     n = 3000
@@ -387,8 +420,11 @@ def test_grouped_exact_sum_is_exactsum_per_group(g, kind):
         acc.add(values[a:b], groups[a:b])
         weights.add(denominators[a:b], groups[a:b])
     for c in range(g):
-        assert acc.exact(c) == expected[c].exact() == sum(
-            (Fraction(x) for x in values[groups == c].tolist()), Fraction(0))
+        assert (
+            acc.exact(c)
+            == expected[c].exact()
+            == sum((Fraction(x) for x in values[groups == c].tolist()), Fraction(0))
+        )
         for base in ("e", "2", "10"):
             assert acc.value(c, base) == expected[c].value(base)
         assert acc.counts[c] == expected[c].count
@@ -400,8 +436,8 @@ def test_grouped_exact_sum_is_exactsum_per_group(g, kind):
 
 
 def test_grouped_exact_sum_order_chunking_and_folding_do_not_matter(monkeypatch):
-    from xentcli import exactsum
-    from xentcli.exactsum import GroupedExactSum
+    from xentcli.core import _exactsum as exactsum
+    from xentcli.core._exactsum import GroupedExactSum
 
     rng = np.random.default_rng(7)
     n, g = 2000, 13
@@ -423,12 +459,11 @@ def test_grouped_exact_sum_order_chunking_and_folding_do_not_matter(monkeypatch)
 
 
 def test_grouped_exact_sum_infinities_nan_ones_and_errors():
+    from xentcli.core._exactsum import ExactSum, GroupedExactSum
     from xentcli.errors import UndefinedMeanError
-    from xentcli.exactsum import ExactSum, GroupedExactSum
 
     acc = GroupedExactSum(5)
-    acc.add([np.inf, 1.0, np.inf, -np.inf, np.inf, np.nan, 2.0, 0.5],
-            [0, 0, 1, 1, 2, 3, 4, 4])
+    acc.add([np.inf, 1.0, np.inf, -np.inf, np.inf, np.nan, 2.0, 0.5], [0, 0, 1, 1, 2, 3, 4, 4])
     assert acc.value(0) == math.inf
     assert math.isnan(acc.value(1))
     assert acc.value(2) == math.inf

@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from xentcli import batch as batch_module
-from xentcli.cli import main
-from xentcli.kernel import cross_entropy
+from xentcli.batch import accumulator as batch_module
+from xentcli.cli.main import main
+from xentcli.core._kernel import cross_entropy
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -37,14 +37,18 @@ def run(args: Sequence[str], *, input: bytes | None = None) -> Outcome:
     runner = CliRunner()
     previous = signal.getsignal(signal.SIGTERM)
     try:
-        with runner.isolation(input=input, env={"COLUMNS": "100", "NO_COLOR": "1",
-                                                "XENT_DEBUG": None}) as streams:
+        with runner.isolation(
+            input=input, env={"COLUMNS": "100", "NO_COLOR": "1", "XENT_DEBUG": None}
+        ) as streams:
             try:
                 main(list(args))
                 code = 0
             except SystemExit as request:
-                code = request.code if isinstance(request.code, int) else (
-                    0 if request.code is None else 1)
+                code = (
+                    request.code
+                    if isinstance(request.code, int)
+                    else (0 if request.code is None else 1)
+                )
             sys.stdout.flush()
             sys.stderr.flush()
             stdout = streams[0].getvalue().decode()
@@ -60,9 +64,14 @@ def ok(args: Sequence[str], **kwargs: bytes) -> Outcome:
     return outcome
 
 
-def write_table(path: Path, logits: np.ndarray, labels: Sequence[object] | None = None,
-                targets: np.ndarray | None = None, delimiter: str = ",",
-                header: bool = True) -> Path:
+def write_table(
+    path: Path,
+    logits: np.ndarray,
+    labels: Sequence[object] | None = None,
+    targets: np.ndarray | None = None,
+    delimiter: str = ",",
+    header: bool = True,
+) -> Path:
     k = logits.shape[1]
     names = [f"logit_{j}" for j in range(k)]
     if labels is not None:
@@ -174,8 +183,18 @@ def test_example_dataset_mean_is_the_kernels(work: Path) -> None:
 
 def test_soft_target_example(work: Path) -> None:
     data = np.loadtxt(EXAMPLES / "digits_distill.csv", delimiter=",", skiprows=1)
-    out = ok(["batch", str(EXAMPLES / "digits_distill.csv"), "--target-columns", "target_*",
-              "--format", "json", "--chunk-rows", "7"]).stdout
+    out = ok(
+        [
+            "batch",
+            str(EXAMPLES / "digits_distill.csv"),
+            "--target-columns",
+            "target_*",
+            "--format",
+            "json",
+            "--chunk-rows",
+            "7",
+        ]
+    ).stdout
     result = json.loads(out)
     assert result["loss"] == cross_entropy(data[:, :10], targets=data[:, 10:])
     assert result["soft_targets"] is True
@@ -209,16 +228,18 @@ def kernel_options(args: list[str]) -> dict[str, object]:
 
 @pytest.mark.parametrize("chunk", ["1", "3", "1000"])
 @pytest.mark.parametrize("args", OPTIONS, ids=[" ".join(a) or "default" for a in OPTIONS])
-def test_mean_matches_the_kernel_to_the_last_bit(work: Path, args: list[str],
-                                                  chunk: str) -> None:
+def test_mean_matches_the_kernel_to_the_last_bit(work: Path, args: list[str], chunk: str) -> None:
     logits, labels = random_data()
     write_table(work / "p.csv", logits, labels)
-    data = json.loads(ok(["batch", "p.csv", "--format", "json", "--chunk-rows", chunk,
-                          *args]).stdout)
+    data = json.loads(
+        ok(["batch", "p.csv", "--format", "json", "--chunk-rows", chunk, *args]).stdout
+    )
     expected = cross_entropy(logits, labels, **kernel_options(args))  # type: ignore[arg-type]
     assert data["loss"] == expected
-    assert data["units"] == {"e": "nats", "2": "bits", "10": "bans"}[
-        str(kernel_options(args).get("base", "e"))]
+    assert (
+        data["units"]
+        == {"e": "nats", "2": "bits", "10": "bans"}[str(kernel_options(args).get("base", "e"))]
+    )
 
 
 def test_per_row_matches_the_kernel_in_input_order(work: Path) -> None:
@@ -226,8 +247,21 @@ def test_per_row_matches_the_kernel_in_input_order(work: Path) -> None:
     labels[4] = -100
     write_table(work / "a.csv", logits[:20], labels[:20])
     write_table(work / "b.tsv", logits[20:], labels[20:], delimiter="\t")
-    ok(["batch", "a.csv", "b.tsv", "--per-row", "rows.csv", "--ignore-index", "-100",
-        "--base", "2", "--chunk-rows", "3"])
+    ok(
+        [
+            "batch",
+            "a.csv",
+            "b.tsv",
+            "--per-row",
+            "rows.csv",
+            "--ignore-index",
+            "-100",
+            "--base",
+            "2",
+            "--chunk-rows",
+            "3",
+        ]
+    )
     with (work / "rows.csv").open(newline="") as handle:
         rows = list(csv.reader(handle))
     assert rows[0] == ["file", "line", "label", "predicted", "probability", "loss"]
@@ -255,13 +289,25 @@ def test_per_row_to_stdout_sends_the_summary_to_stderr(work: Path) -> None:
 
 def test_class_names(work: Path) -> None:
     (work / "named.csv").write_text("a,b,c,label\n1,2,3,cat\n3,2,1,bird\n")
-    out = ok(["batch", "named.csv", "--classes", "cat,dog,bird", "--format", "json",
-              "--per-row", "rows.csv"]).stdout
+    out = ok(
+        [
+            "batch",
+            "named.csv",
+            "--classes",
+            "cat,dog,bird",
+            "--format",
+            "json",
+            "--per-row",
+            "rows.csv",
+        ]
+    ).stdout
     data = json.loads(out)
     assert data["loss"] == cross_entropy([[1.0, 2.0, 3.0], [3.0, 2.0, 1.0]], [0, 2])
     assert [c["class"] for c in data["per_class"]] == ["cat", "dog", "bird"]
-    assert {(w["label"], w["predicted"]) for w in data["worst"]} == \
-        {("cat", "bird"), ("bird", "cat")}
+    assert {(w["label"], w["predicted"]) for w in data["worst"]} == {
+        ("cat", "bird"),
+        ("bird", "cat"),
+    }
     assert (work / "rows.csv").read_text().splitlines()[1].startswith("named.csv,2,cat,bird,")
 
 
@@ -289,21 +335,29 @@ def test_several_files_table_lists_each(work: Path) -> None:
     write_table(work / "a.csv", logits[:6], labels[:6])
     write_table(work / "b.csv", logits[6:], labels[6:])
     out = ok(["batch", "a.csv", "b.csv"]).stdout
-    assert out.startswith("xent batch: 2 files, 10 rows (10 counted, 0 ignored, 0 skipped)\n"
-                          "\nFile    Rows   Counted   Ignored   Skipped   Mean loss (nats)\n")
-    assert f"\na.csv      6         6         0         0   " \
-           f"{cross_entropy(logits[:6], labels[:6]):>16.6g}\n" in out
+    assert out.startswith(
+        "xent batch: 2 files, 10 rows (10 counted, 0 ignored, 0 skipped)\n"
+        "\nFile    Rows   Counted   Ignored   Skipped   Mean loss (nats)\n"
+    )
+    assert (
+        f"\na.csv      6         6         0         0   "
+        f"{cross_entropy(logits[:6], labels[:6]):>16.6g}\n" in out
+    )
 
 
 def test_quoted_glob_is_expanded_in_sorted_order(work: Path) -> None:
     logits, labels = random_data(n=9)
     (work / "runs").mkdir()
     for part, start in (("2", 0), ("1", 3), ("3", 6)):
-        write_table(work / "runs" / f"part{part}.csv", logits[start:start + 3],
-                    labels[start:start + 3])
+        write_table(
+            work / "runs" / f"part{part}.csv", logits[start : start + 3], labels[start : start + 3]
+        )
     data = json.loads(ok(["batch", "runs/part*.csv", "--format", "json"]).stdout)
     assert [f["path"] for f in data["files"]] == [
-        "runs/part1.csv", "runs/part2.csv", "runs/part3.csv"]
+        "runs/part1.csv",
+        "runs/part2.csv",
+        "runs/part3.csv",
+    ]
     assert data["loss"] == cross_entropy(logits, labels)
     outcome = run(["batch", "runs/none*.csv"])
     assert outcome.code == 1
@@ -318,9 +372,23 @@ def test_standard_input(work: Path) -> None:
 
 def test_no_header_and_explicit_columns(work: Path) -> None:
     (work / "raw.txt").write_text("1;0.5;2.0;-1.0\n0;0.0;0.0;3.0\n")
-    data = json.loads(ok(["batch", "raw.txt", "--delimiter", ";", "--no-header",
-                          "--label-column", "0", "--logit-columns", "1:4",
-                          "--format", "json"]).stdout)
+    data = json.loads(
+        ok(
+            [
+                "batch",
+                "raw.txt",
+                "--delimiter",
+                ";",
+                "--no-header",
+                "--label-column",
+                "0",
+                "--logit-columns",
+                "1:4",
+                "--format",
+                "json",
+            ]
+        ).stdout
+    )
     assert data["loss"] == cross_entropy([[0.5, 2.0, -1.0], [0.0, 0.0, 3.0]], [1, 0])
 
 
@@ -380,8 +448,9 @@ def test_interrupted_run_leaves_no_file(work: Path, monkeypatch: pytest.MonkeyPa
 
 def test_on_error_skip_counts_and_reports(work: Path) -> None:
     (work / "bad.csv").write_text(BAD)
-    outcome = ok(["batch", "bad.csv", "--on-error", "skip", "--format", "json",
-                  "--per-row", "rows.csv"])
+    outcome = ok(
+        ["batch", "bad.csv", "--on-error", "skip", "--format", "json", "--per-row", "rows.csv"]
+    )
     data = json.loads(outcome.stdout)
     assert (data["rows"], data["rows_counted"], data["rows_skipped"]) == (5, 3, 2)
     assert data["files"][0]["skipped_lines"] == [3, 5]

@@ -10,7 +10,7 @@ import math
 import pytest
 from click.testing import CliRunner
 
-from xentcli.cli import cli
+from xentcli.cli.main import cli
 
 SEED = ["compute", "--logits", "1.2,2.3,0.8", "--label", "1"]
 
@@ -72,22 +72,30 @@ def test_seed_table_whole():
 
 
 def test_class_names_whole():
-    result = run("compute", "--logits", "1.2,2.3,0.8", "--classes", "cat,dog,bird",
-                 "--label", "dog")
+    result = run(
+        "compute", "--logits", "1.2,2.3,0.8", "--classes", "cat,dog,bird", "--label", "dog"
+    )
     assert result.exit_code == 0
     assert result.stdout == NAMED_TABLE
 
 
 def test_label_index_still_works_with_class_names():
-    by_index = run("compute", "--logits", "1.2,2.3,0.8", "--classes", "cat,dog,bird",
-                   "--label", "1")
+    by_index = run(
+        "compute", "--logits", "1.2,2.3,0.8", "--classes", "cat,dog,bird", "--label", "1"
+    )
     assert by_index.stdout == NAMED_TABLE
 
 
 @pytest.mark.parametrize(
     "logits",
-    ["1.2,2.3,0.8", "1.2 2.3 0.8", "[1.2, 2.3, 0.8]", "(1.2; 2.3; 0.8)", "12e-1,0.23E+1,8e-1",
-     " 1.2 , 2.3 , 0.8 "],
+    [
+        "1.2,2.3,0.8",
+        "1.2 2.3 0.8",
+        "[1.2, 2.3, 0.8]",
+        "(1.2; 2.3; 0.8)",
+        "12e-1,0.23E+1,8e-1",
+        " 1.2 , 2.3 , 0.8 ",
+    ],
 )
 def test_every_way_of_writing_the_logits(logits):
     result = run("compute", "--logits", logits, "--label", "1", "--format", "json")
@@ -131,15 +139,27 @@ def test_json_has_full_precision():
     assert abs(data["loss"] - 0.44211922514309726) <= 2 * math.ulp(0.44211922514309726)
     assert abs(data["sum_exp_shifted"] - 1.55600124385) < 1e-11
     assert abs(data["sum_exp"] - 15.5198403060) < 1e-9
-    assert [round(q, 12) for q in data["probabilities"]] == [0.213927260672, 0.642673008106,
-                                                             0.143399731222]
+    assert [round(q, 12) for q in data["probabilities"]] == [
+        0.213927260672,
+        0.642673008106,
+        0.143399731222,
+    ]
     assert data["units"] == "nats"
     assert result.stderr == ""
 
 
 def test_json_with_explain_and_naive():
-    result = run("compute", "--logits", "1000,1001,1002", "--label", "0", "--format", "json",
-                 "--naive", "--explain")
+    result = run(
+        "compute",
+        "--logits",
+        "1000,1001,1002",
+        "--label",
+        "0",
+        "--format",
+        "json",
+        "--naive",
+        "--explain",
+    )
     data = json.loads(result.stdout)
     assert data["naive"]["loss"] == "nan"
     assert data["sum_exp"] is None
@@ -150,8 +170,9 @@ def test_csv_output():
     result = run(*SEED, "--format", "csv")
     assert result.exit_code == 0
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
-    assert [float(r["probability"]) for r in rows] == pytest.approx([0.2139, 0.6427, 0.1434],
-                                                                    abs=5e-5)
+    assert [float(r["probability"]) for r in rows] == pytest.approx(
+        [0.2139, 0.6427, 0.1434], abs=5e-5
+    )
     assert rows[1]["is_label"] == "1"
 
 
@@ -198,8 +219,9 @@ def test_digits():
     assert "0.44211922514309726" in run(*SEED, "--digits", "16").stdout
 
 
-@pytest.mark.parametrize(("base", "units", "loss"), [("2", "bits", "0.63784"),
-                                                    ("10", "bans", "0.19201")])
+@pytest.mark.parametrize(
+    ("base", "units", "loss"), [("2", "bits", "0.63784"), ("10", "bans", "0.19201")]
+)
 def test_base(base, units, loss):
     result = run(*SEED, "--base", base)
     assert f"loss L {' ' * 30}" in result.stdout
@@ -210,9 +232,21 @@ def test_base(base, units, loss):
 
 
 def test_soft_target_weights_smoothing_temperature():
-    result = run("compute", "--logits", "1.2,2.3,0.8", "--target", "0.1,0.8,0.1",
-                 "--weights", "1,2,1", "--label-smoothing", "0.1", "--temperature", "2",
-                 "--format", "json")
+    result = run(
+        "compute",
+        "--logits",
+        "1.2,2.3,0.8",
+        "--target",
+        "0.1,0.8,0.1",
+        "--weights",
+        "1,2,1",
+        "--label-smoothing",
+        "0.1",
+        "--temperature",
+        "2",
+        "--format",
+        "json",
+    )
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["label"] is None
@@ -226,65 +260,101 @@ def test_true_class_at_minus_inf_is_infinite_loss_not_an_error():
     result = run("compute", "--logits", "0,-inf", "--label", "1")
     assert result.exit_code == 0
     assert "loss L                                 inf nats" in result.stdout
-    data = json.loads(run("compute", "--logits", "0,-inf", "--label", "1", "--format",
-                          "json").stdout)
+    data = json.loads(
+        run("compute", "--logits", "0,-inf", "--label", "1", "--format", "json").stdout
+    )
     assert data["loss"] == "inf"
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--logits", "1,2,3", "--label", "3"],
-         "--label: 3 is out of range; class indices run from 0 to 2 (3 logits)"),
-        (["--logits", "1,2,3", "--label", "-1"],
-         "--label: -1 is negative; class indices run from 0 to 2"),
-        (["--logits", "1,2,3", "--label", "one"],
-         "--label must be a class index from 0 to 2, or a class name with --classes (got 'one')"),
-        (["--logits", "1,2,3", "--label", "1.5"],
-         "--label must be a class index from 0 to 2, or a class name with --classes (got '1.5')"),
+        (
+            ["--logits", "1,2,3", "--label", "3"],
+            "--label: 3 is out of range; class indices run from 0 to 2 (3 logits)",
+        ),
+        (
+            ["--logits", "1,2,3", "--label", "-1"],
+            "--label: -1 is negative; class indices run from 0 to 2",
+        ),
+        (
+            ["--logits", "1,2,3", "--label", "one"],
+            "--label must be a class index from 0 to 2, or a class name with --classes (got 'one')",
+        ),
+        (
+            ["--logits", "1,2,3", "--label", "1.5"],
+            "--label must be a class index from 0 to 2, or a class name with --classes (got '1.5')",
+        ),
         (["--logits", "1,x,3", "--label", "0"], "--logits: item 1 is not a number: 'x'"),
         (["--logits", "", "--label", "0"], "--logits: the list is empty"),
         (["--logits", "[]", "--label", "0"], "--logits: the list is empty"),
         (["--logits", "1,nan,3", "--label", "0"], "--logits: logit is NaN at item 1: 'nan'"),
         (["--logits", "1,2,inf", "--label", "0"], "--logits: logit is +inf at item 2: 'inf'"),
-        (["--logits", "1,2,1e999", "--label", "0"],
-         "--logits: logit is +inf at item 2 (it overflows float64): '1e999'"),
+        (
+            ["--logits", "1,2,1e999", "--label", "0"],
+            "--logits: logit is +inf at item 2 (it overflows float64): '1e999'",
+        ),
         (["--logits", "-NaN,2", "--label", "0"], "--logits: logit is NaN at item 0: '-NaN'"),
         (["--logits", "\uff11,2", "--label", "0"], "--logits: item 0 is not a number: '\uff11'"),
         (["--logits", "-inf,-inf", "--label", "0"], "--logits: every logit of the row is -inf"),
         (["--label", "0"], "give the logits with --logits, for example --logits 1.2,2.3,0.8"),
         (["--logits", "1,2"], "give exactly one of --label and --target"),
-        (["--logits", "1,2", "--label", "0", "--target", "1,0"],
-         "give exactly one of --label and --target"),
+        (
+            ["--logits", "1,2", "--label", "0", "--target", "1,0"],
+            "give exactly one of --label and --target",
+        ),
         (["--logits", "1,2", "--target", "0.5,0.6"], "--target: targets do not sum to 1"),
-        (["--logits", "1,2", "--target", "1.5,-0.5"],
-         "--target: target must be a finite probability >= 0 at item 1: '-0.5'"),
+        (
+            ["--logits", "1,2", "--target", "1.5,-0.5"],
+            "--target: target must be a finite probability >= 0 at item 1: '-0.5'",
+        ),
         (["--logits", "1,2", "--target", "1"], "--target: 1 values for 2 logits"),
         (["--logits", "1,2", "--target", "a,b"], "--target: item 0 is not a number: 'a'"),
-        (["--logits", "1,2", "--label", "0", "--temperature", "0"],
-         "--temperature must be a positive number (got 0)"),
-        (["--logits", "1,2", "--label", "0", "--temperature", "-2"],
-         "--temperature must be a positive number (got -2)"),
-        (["--logits", "1,2", "--label", "0", "--temperature", "nan"],
-         "--temperature must be a positive number (got nan)"),
-        (["--logits", "1,2", "--label", "0", "--temperature", "hot"],
-         "--temperature is not a number: 'hot'"),
-        (["--logits", "1,2", "--label", "0", "--label-smoothing", "1"],
-         "--label-smoothing must be in [0, 1) (got 1)"),
-        (["--logits", "1,2", "--label", "0", "--label-smoothing", "-0.1"],
-         "--label-smoothing must be in [0, 1) (got -0.1)"),
-        (["--logits", "1,2", "--classes", "a,b", "--label", "c"],
-         "--label: unknown class name 'c' (classes: a, b)"),
-        (["--logits", "1,2", "--classes", "a,b,c", "--label", "a"],
-         "--classes: 3 names for 2 logits (give one name per logit)"),
-        (["--logits", "1,2", "--classes", "a,a", "--label", "a"],
-         "--classes: 'a' appears twice"),
-        (["--logits", "1,2", "--label", "0", "--weights", "1,2,3"],
-         "--weights: 3 values for 2 logits"),
-        (["--logits", "1,2", "--label", "0", "--weights", "1,-2"],
-         "--weights: weight must be finite and >= 0 at item 1: '-2'"),
-        (["--logits", "1,2", "--label", "0", "--explain", "--format", "csv"],
-         "--explain has no CSV form; use --format table, json, markdown or latex"),
+        (
+            ["--logits", "1,2", "--label", "0", "--temperature", "0"],
+            "--temperature must be a positive number (got 0)",
+        ),
+        (
+            ["--logits", "1,2", "--label", "0", "--temperature", "-2"],
+            "--temperature must be a positive number (got -2)",
+        ),
+        (
+            ["--logits", "1,2", "--label", "0", "--temperature", "nan"],
+            "--temperature must be a positive number (got nan)",
+        ),
+        (
+            ["--logits", "1,2", "--label", "0", "--temperature", "hot"],
+            "--temperature is not a number: 'hot'",
+        ),
+        (
+            ["--logits", "1,2", "--label", "0", "--label-smoothing", "1"],
+            "--label-smoothing must be in [0, 1) (got 1)",
+        ),
+        (
+            ["--logits", "1,2", "--label", "0", "--label-smoothing", "-0.1"],
+            "--label-smoothing must be in [0, 1) (got -0.1)",
+        ),
+        (
+            ["--logits", "1,2", "--classes", "a,b", "--label", "c"],
+            "--label: unknown class name 'c' (classes: a, b)",
+        ),
+        (
+            ["--logits", "1,2", "--classes", "a,b,c", "--label", "a"],
+            "--classes: 3 names for 2 logits (give one name per logit)",
+        ),
+        (["--logits", "1,2", "--classes", "a,a", "--label", "a"], "--classes: 'a' appears twice"),
+        (
+            ["--logits", "1,2", "--label", "0", "--weights", "1,2,3"],
+            "--weights: 3 values for 2 logits",
+        ),
+        (
+            ["--logits", "1,2", "--label", "0", "--weights", "1,-2"],
+            "--weights: weight must be finite and >= 0 at item 1: '-2'",
+        ),
+        (
+            ["--logits", "1,2", "--label", "0", "--explain", "--format", "csv"],
+            "--explain has no CSV form; use --format table, json, markdown or latex",
+        ),
     ],
 )
 def test_bad_invocations_are_one_line_on_stderr_with_exit_2(args, message):
@@ -309,17 +379,28 @@ def test_help_ends_with_examples():
     assert result.exit_code == 0
     lines = result.stdout.rstrip().splitlines()
     examples = lines.index("  Examples:")
-    assert all(line.startswith("    xent compute ") for line in lines[examples + 1:])
+    assert all(line.startswith("    xent compute ") for line in lines[examples + 1 :])
     assert lines[-1].startswith("    xent compute")
-    for option in ("--logits", "--label", "--target", "--classes", "--weights",
-                   "--label-smoothing", "--temperature", "--base", "--format", "--explain",
-                   "--naive", "--digits"):
+    for option in (
+        "--logits",
+        "--label",
+        "--target",
+        "--classes",
+        "--weights",
+        "--label-smoothing",
+        "--temperature",
+        "--base",
+        "--format",
+        "--explain",
+        "--naive",
+        "--digits",
+    ):
         assert option in result.stdout
 
 
 def test_help_examples_run():
     lines = run("compute", "--help").stdout.rstrip().splitlines()
-    examples = lines[lines.index("  Examples:") + 1:]
+    examples = lines[lines.index("  Examples:") + 1 :]
     import shlex
 
     for example in examples:

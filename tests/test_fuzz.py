@@ -33,7 +33,7 @@ from hardening import Outcome, assert_no_traceback, run
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from xentcli import kernel
+from xentcli.core import _kernel as kernel
 
 # When an example fails, hypothesis' pytest plugin imports its patch writer, which imports
 # a deprecated mypy_extensions.TypedDict; with warnings as errors that hides the failing

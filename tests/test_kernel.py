@@ -14,9 +14,9 @@ import mpref
 import numpy as np
 import pytest
 
-from xentcli import exactsum, kernel
-from xentcli.errors import InvalidInputError, UndefinedMeanError
-from xentcli.kernel import (
+from xentcli.core import _exactsum as exactsum
+from xentcli.core import _kernel as kernel
+from xentcli.core._kernel import (
     ExactSum,
     cross_entropy,
     log_softmax,
@@ -26,6 +26,7 @@ from xentcli.kernel import (
     softmax_steps,
     to_base,
 )
+from xentcli.errors import InvalidInputError, UndefinedMeanError
 
 LOSS_ULP = 2.0
 PROB_ULP = 3.0
@@ -42,8 +43,7 @@ def record(family: str, what: str, worst: float) -> None:
 
 
 def worst_ulps(computed, exact) -> float:
-    return max((mpref.ulps(float(c), e) for c, e in zip(computed, exact, strict=True)),
-               default=0.0)
+    return max((mpref.ulps(float(c), e) for c, e in zip(computed, exact, strict=True)), default=0.0)
 
 
 def lse_ulps(computed: float, row: list[float], temperature: float) -> float:
@@ -54,16 +54,19 @@ def lse_ulps(computed: float, row: list[float], temperature: float) -> float:
     """
     exact = mpref.logsumexp(row, temperature)
     m = abs(float(mpref.mp.mpf(max(row)) / temperature))
-    scale = max(m, float(mpref.logsumexp(row, temperature) - mpref.mp.mpf(max(row))
-                         / temperature))
+    scale = max(m, float(mpref.logsumexp(row, temperature) - mpref.mp.mpf(max(row)) / temperature))
     if scale == 0 or not math.isfinite(scale):
         return mpref.ulps(computed, exact)
-    return float(abs(mpref.mp.mpf(computed) - exact)) / math.ulp(scale) if \
-        math.isfinite(computed) else mpref.ulps(computed, exact)
+    return (
+        float(abs(mpref.mp.mpf(computed) - exact)) / math.ulp(scale)
+        if math.isfinite(computed)
+        else mpref.ulps(computed, exact)
+    )
 
 
-def check_rows(family: str, y: np.ndarray, labels: np.ndarray, temperature: float = 1.0,
-               prob_rows: int = 8) -> None:
+def check_rows(
+    family: str, y: np.ndarray, labels: np.ndarray, temperature: float = 1.0, prob_rows: int = 8
+) -> None:
     """Losses, probabilities, log-probabilities and log-sum-exp of every/some rows."""
     rows = row_losses(y, labels, temperature=temperature)
     exact = [mpref.loss(list(r), int(c), temperature) for r, c in zip(y, labels, strict=True)]
@@ -75,8 +78,9 @@ def check_rows(family: str, y: np.ndarray, labels: np.ndarray, temperature: floa
     for i in range(min(prob_rows, y.shape[0])):
         row = list(y[i])
         wp = max(wp, worst_ulps(steps.probabilities[i], mpref.probabilities(row, temperature)))
-        wl = max(wl, worst_ulps(steps.log_probabilities[i],
-                                mpref.log_probabilities(row, temperature)))
+        wl = max(
+            wl, worst_ulps(steps.log_probabilities[i], mpref.log_probabilities(row, temperature))
+        )
         ws = max(ws, lse_ulps(float(steps.log_sum_exp[i]), row, temperature))
     record(family, "probability", wp)
     record(family, "log-probability", wl)
@@ -91,8 +95,7 @@ def check_rows(family: str, y: np.ndarray, labels: np.ndarray, temperature: floa
     if np.isinf(rows.loss).any():
         assert mean == np.inf
         return
-    exact_mean = mpref.mean([list(r) for r in y], [int(c) for c in labels],
-                            temperature=temperature)
+    exact_mean = mpref.mean([list(r) for r in y], [int(c) for c in labels], temperature=temperature)
     worst_mean = mpref.ulps(float(mean), exact_mean)
     record(family, "mean", worst_mean)
     assert worst_mean <= MEAN_ULP, family
@@ -104,12 +107,12 @@ def test_seed_example_matches_design() -> None:
     assert float(st.max) == 2.3
     assert int(st.argmax) == 1
     np.testing.assert_allclose(st.shifted, [-1.1, 0.0, -1.5], rtol=0, atol=1e-15)
-    np.testing.assert_allclose(st.exp_shifted, [0.332871083698, 1.0, 0.223130160148],
-                               rtol=2e-12)
+    np.testing.assert_allclose(st.exp_shifted, [0.332871083698, 1.0, 0.223130160148], rtol=2e-12)
     assert float(st.sum_exp_shifted) == pytest.approx(1.55600124385, rel=1e-11)
     assert float(st.log_sum_exp_shifted) == pytest.approx(0.442119225143, rel=1e-11)
-    np.testing.assert_allclose(st.probabilities, [0.213927260672, 0.642673008106,
-                                                  0.143399731222], rtol=1e-11)
+    np.testing.assert_allclose(
+        st.probabilities, [0.213927260672, 0.642673008106, 0.143399731222], rtol=1e-11
+    )
     loss = cross_entropy([1.2, 2.3, 0.8], 1)
     assert mpref.ulps(loss, mpref.loss([1.2, 2.3, 0.8], 1)) <= LOSS_ULP
     assert loss == pytest.approx(0.442119225143, rel=1e-11)
@@ -259,7 +262,6 @@ def test_many_blocks_and_threads_give_the_same_rows() -> None:
     assert np.array_equal(q[4321], softmax(y[4321]))
 
 
-
 @pytest.mark.parametrize("k", [3, 10, 20, 300])
 def test_any_memory_layout_gives_the_same_rows(k: int) -> None:
     """Views (a slice of columns, as the CSV reader hands over; Fortran order; a column
@@ -276,6 +278,8 @@ def test_any_memory_layout_gives_the_same_rows(k: int) -> None:
         assert got.loss.tobytes() == expected.loss.tobytes()
         assert np.array_equal(got.predicted, expected.predicted)
         assert got.label_probability.tobytes() == expected.label_probability.tobytes()
+
+
 # ---------------------------------------------------------------------- temperature
 @pytest.mark.parametrize("temperature", [0.3, 7.1, 1e-3, 1e5, 2.0**-600, 3e200])
 def test_temperature(temperature: float) -> None:
@@ -290,8 +294,13 @@ def test_temperature(temperature: float) -> None:
 def test_differences_beyond_the_float_range(extra: list[float], temperature: float) -> None:
     """y - m overflows, yet (y - m) / T, and the softmax, may be ordinary numbers."""
     row = [1.7e308, -1.7e308, *extra]
-    check_rows(f"overflowing y - m, T={temperature:g}", np.array([row] * 2), np.array([0, 1]),
-               temperature=temperature, prob_rows=1)
+    check_rows(
+        f"overflowing y - m, T={temperature:g}",
+        np.array([row] * 2),
+        np.array([0, 1]),
+        temperature=temperature,
+        prob_rows=1,
+    )
 
 
 @pytest.mark.parametrize(
@@ -302,9 +311,14 @@ def test_differences_beyond_the_float_range(extra: list[float], temperature: flo
         ([1.7e308, -1.7e308], {"targets": [[0.9, 0.1]]}),
         ([1.7e308, -1.7e308, -np.inf], {"targets": [[0.9, 0.1, 0.0]]}),
         ([1.7e308, -1.7e308], {"labels": [0], "label_smoothing": 0.2}),
-        ([3.884175028014975e307, -9.625828564644879e-142, -1.4002839144766553e254],
-         {"labels": [2], "weights": [1.132586402300188, 2.9967911273012113, 4.092712513436823],
-          "label_smoothing": 0.4240558368530386}),
+        (
+            [3.884175028014975e307, -9.625828564644879e-142, -1.4002839144766553e254],
+            {
+                "labels": [2],
+                "weights": [1.132586402300188, 2.9967911273012113, 4.092712513436823],
+                "label_smoothing": 0.4240558368530386,
+            },
+        ),
     ],
 )
 def test_finite_losses_from_infinite_parts(row: list[float], kwargs: dict) -> None:
@@ -312,8 +326,10 @@ def test_finite_losses_from_infinite_parts(row: list[float], kwargs: dict) -> No
     got = float(row_losses([row], **kwargs).loss[0])
     targets = kwargs.get("targets")
     exact = mpref.row_loss(
-        row, None if targets else kwargs["labels"][0],
-        targets=targets[0] if targets else None, weights=kwargs.get("weights"),
+        row,
+        None if targets else kwargs["labels"][0],
+        targets=targets[0] if targets else None,
+        weights=kwargs.get("weights"),
         label_smoothing=kwargs.get("label_smoothing", 0.0),
     )
     assert math.isfinite(got)
@@ -324,8 +340,7 @@ def test_finite_losses_from_infinite_parts(row: list[float], kwargs: dict) -> No
 def test_largest_float_difference_under_a_temperature(temperature: float) -> None:
     """(y - m) / T with y - m at the float limit: q * T rounds past the range (was NaN)."""
     y = np.array([[0.0, 1.7976931348623157e308]] * 2)
-    check_rows(f"largest float, T={temperature:g}", y, np.array([0, 1]),
-               temperature=temperature)
+    check_rows(f"largest float, T={temperature:g}", y, np.array([0, 1]), temperature=temperature)
 
 
 @pytest.mark.parametrize("temperature", [1.0, 7.0, 2.0**29, 1e307])
@@ -333,15 +348,23 @@ def test_largest_float_difference_under_a_temperature(temperature: float) -> Non
 def test_two_logits_in_the_top_binade(temperature: float, extra: list[float]) -> None:
     """y - m is finite but hi - y rounds past the float range inside the TwoSum (was NaN)."""
     row = [6.403938346442472e307, 1.7976931348623157e308, *extra]
-    check_rows(f"top binade, T={temperature:g}", np.array([row] * 2), np.array([0, 1]),
-               temperature=temperature)
+    check_rows(
+        f"top binade, T={temperature:g}",
+        np.array([row] * 2),
+        np.array([0, 1]),
+        temperature=temperature,
+    )
 
 
 @pytest.mark.parametrize(
     ("row", "label", "temperature", "expected"),
-    [([1.0, 2.0], 0, 1e-320, math.inf), ([1.0, -2.0], 0, 1e-320, 0.0),
-     ([1.0, -2.0, 0.5], 1, 1e-320, math.inf), ([0.0, 1.8e8], 0, 1e-300, math.inf),
-     ([0.0, 1.8e8], 1, 1e-300, 0.0)],
+    [
+        ([1.0, 2.0], 0, 1e-320, math.inf),
+        ([1.0, -2.0], 0, 1e-320, 0.0),
+        ([1.0, -2.0, 0.5], 1, 1e-320, math.inf),
+        ([0.0, 1.8e8], 0, 1e-300, math.inf),
+        ([0.0, 1.8e8], 1, 1e-300, 0.0),
+    ],
 )
 def test_tiny_temperature_overflows_to_the_right_limit(
     row: list[float], label: int, temperature: float, expected: float
@@ -364,16 +387,19 @@ def test_weights_and_ignore_index() -> None:
     labels[::7] = -100
     w = rng.uniform(0.1, 10, size=k)
     rows = row_losses(y, labels, weights=w, ignore_index=-100)
-    exact = [mpref.row_loss(list(r), int(c), weights=list(w)) if c != -100 else 0
-             for r, c in zip(y, labels, strict=True)]
+    exact = [
+        mpref.row_loss(list(r), int(c), weights=list(w)) if c != -100 else 0
+        for r, c in zip(y, labels, strict=True)
+    ]
     worst = worst_ulps(rows.loss, exact)
     record("weights+ignore", "loss", worst)
     assert worst <= LOSS_ULP
     assert list(rows.counted) == [c != -100 for c in labels]
     assert list(rows.weight) == [w[c] if c != -100 else 0.0 for c in labels]
     mean = cross_entropy(y, labels, weights=w, ignore_index=-100)
-    exact_mean = mpref.mean([list(r) for r in y], [int(c) for c in labels], weights=list(w),
-                            ignore_index=-100)
+    exact_mean = mpref.mean(
+        [list(r) for r in y], [int(c) for c in labels], weights=list(w), ignore_index=-100
+    )
     worst = mpref.ulps(mean, exact_mean)
     record("weights+ignore", "mean", worst)
     assert worst <= MEAN_ULP
@@ -390,16 +416,19 @@ def test_label_smoothing(eps: float, weighted: bool) -> None:
     labels[3] = 0
     w = list(rng.uniform(0.2, 5, size=k)) if weighted else None
     rows = row_losses(y, labels, weights=w, label_smoothing=eps)
-    exact = [mpref.row_loss(list(r), int(c), weights=w, label_smoothing=eps)
-             for r, c in zip(y, labels, strict=True)]
+    exact = [
+        mpref.row_loss(list(r), int(c), weights=w, label_smoothing=eps)
+        for r, c in zip(y, labels, strict=True)
+    ]
     assert rows.loss[3] == math.inf  # a masked class has -log q = inf in the uniform term
     keep = [i for i in range(24) if i != 3]
     worst = worst_ulps(rows.loss[keep], [exact[i] for i in keep])
     record(f"smoothing eps={eps} weighted={weighted}", "loss", worst)
     assert worst <= SOFT_ULP
     mean = cross_entropy(y[keep], labels[keep], weights=w, label_smoothing=eps)
-    exact_mean = mpref.mean([list(y[i]) for i in keep], [int(labels[i]) for i in keep],
-                            weights=w, label_smoothing=eps)
+    exact_mean = mpref.mean(
+        [list(y[i]) for i in keep], [int(labels[i]) for i in keep], weights=w, label_smoothing=eps
+    )
     worst = mpref.ulps(mean, exact_mean)
     record(f"smoothing eps={eps} weighted={weighted}", "mean", worst)
     assert worst <= SOFT_ULP
@@ -413,8 +442,9 @@ def test_smoothing_with_a_zero_weight_masked_class_is_finite() -> None:
     assert mpref.ulps(loss, exact_mean) <= SOFT_ULP
 
 
-@pytest.mark.parametrize(("weighted", "eps"), [(False, 0.0), (True, 0.0), (False, 0.2),
-                                               (True, 0.45)])
+@pytest.mark.parametrize(
+    ("weighted", "eps"), [(False, 0.0), (True, 0.0), (False, 0.2), (True, 0.45)]
+)
 def test_soft_targets(weighted: bool, eps: float) -> None:
     rng = np.random.default_rng(12)
     k = 7
@@ -427,8 +457,10 @@ def test_soft_targets(weighted: bool, eps: float) -> None:
     y[2] *= 1e200
     w = list(rng.uniform(0.2, 5, size=k)) if weighted else None
     rows = row_losses(y, targets=t, weights=w, label_smoothing=eps)
-    exact = [mpref.row_loss(list(r), targets=list(p), weights=w, label_smoothing=eps)
-             for r, p in zip(y, t, strict=True)]
+    exact = [
+        mpref.row_loss(list(r), targets=list(p), weights=w, label_smoothing=eps)
+        for r, p in zip(y, t, strict=True)
+    ]
     keep = [i for i in range(24) if not (eps and i == 1)]
     worst = worst_ulps(rows.loss[keep], [exact[i] for i in keep])
     record(f"soft targets eps={eps} weighted={weighted}", "loss", worst)
@@ -436,8 +468,12 @@ def test_soft_targets(weighted: bool, eps: float) -> None:
     assert np.isnan(rows.label_probability).all()
     assert list(rows.weight) == [1.0] * 24
     mean = cross_entropy(y[keep], targets=t[keep], weights=w, label_smoothing=eps)
-    exact_mean = mpref.mean([list(y[i]) for i in keep], targets=[list(t[i]) for i in keep],
-                            weights=w, label_smoothing=eps)
+    exact_mean = mpref.mean(
+        [list(y[i]) for i in keep],
+        targets=[list(t[i]) for i in keep],
+        weights=w,
+        label_smoothing=eps,
+    )
     worst = mpref.ulps(mean, exact_mean)
     record(f"soft targets eps={eps} weighted={weighted}", "mean", worst)
     assert worst <= SOFT_ULP
@@ -464,14 +500,14 @@ def test_bases(base: str) -> None:
     y = rng.normal(size=(30, 4)) * 10
     labels = rng.integers(0, 4, size=30)
     got = cross_entropy(y, labels, base=base, reduction="none")
-    exact = [mpref.in_base(mpref.loss(list(r), int(c)), base)
-             for r, c in zip(y, labels, strict=True)]
+    exact = [
+        mpref.in_base(mpref.loss(list(r), int(c)), base) for r, c in zip(y, labels, strict=True)
+    ]
     worst = worst_ulps(got, exact)
     record(f"base {base}", "loss", worst)
     assert worst <= LOSS_ULP
     mean = cross_entropy(y, labels, base=base)
-    exact_mean = mpref.in_base(mpref.mean([list(r) for r in y], [int(c) for c in labels]),
-                               base)
+    exact_mean = mpref.in_base(mpref.mean([list(r) for r in y], [int(c) for c in labels]), base)
     worst = mpref.ulps(mean, exact_mean)
     record(f"base {base}", "mean", worst)
     assert worst <= MEAN_ULP
@@ -480,8 +516,10 @@ def test_bases(base: str) -> None:
 def test_to_base_is_correctly_rounded_for_exact_inputs() -> None:
     for x in [1.0, 0.1, 3e-300, 1e300, 7.25]:
         for base in ("2", "10"):
-            assert mpref.ulps(float(to_base(x, base)), mpref.in_base(mpref.mp.mpf(x), base)) \
+            assert (
+                mpref.ulps(float(to_base(x, base)), mpref.in_base(mpref.mp.mpf(x), base))
                 <= 0.5 + 1e-9
+            )
     assert to_base(np.inf, "2") == np.inf
     assert to_base(2.0, "e") == 2.0
     with pytest.raises(InvalidInputError, match="base"):
@@ -499,14 +537,13 @@ def test_mean_is_exact_sum_ratio_bit_for_bit() -> None:
     rows = row_losses(y, labels, **options)
     total, weight = ExactSum(), ExactSum()
     for start in range(0, 5000, 777):
-        total.add(rows.loss[start:start + 777])
-        weight.add(rows.weight[start:start + 777])
+        total.add(rows.loss[start : start + 777])
+        weight.add(rows.weight[start : start + 777])
     for base in ("e", "2", "10"):
         assert total.ratio(weight, base) == cross_entropy(y, labels, base=base, **options)
     assert total.value() == cross_entropy(y, labels, reduction="sum", **options)
     order = rng.permutation(5000)
-    assert cross_entropy(y[order], labels[order], **options) == \
-        cross_entropy(y, labels, **options)
+    assert cross_entropy(y[order], labels[order], **options) == cross_entropy(y, labels, **options)
 
 
 def test_fraction_to_base_matches_ratio() -> None:
@@ -520,11 +557,21 @@ def test_fraction_to_base_matches_ratio() -> None:
 
 def test_exact_sum_matches_fractions() -> None:
     rng = np.random.default_rng(15)
-    values = np.concatenate([
-        rng.normal(size=300) * 10.0 ** rng.integers(-300, 300, size=300),
-        [5e-324, -5e-324, 1e-310, 1.7976931348623157e308, -1.7976931348623157e308, 0.0,
-         -0.0, 2.0**-1022],
-    ])
+    values = np.concatenate(
+        [
+            rng.normal(size=300) * 10.0 ** rng.integers(-300, 300, size=300),
+            [
+                5e-324,
+                -5e-324,
+                1e-310,
+                1.7976931348623157e308,
+                -1.7976931348623157e308,
+                0.0,
+                -0.0,
+                2.0**-1022,
+            ],
+        ]
+    )
     acc = ExactSum()
     acc.add(values)
     exact = sum((Fraction(float(v)) for v in values), Fraction(0))
@@ -571,16 +618,17 @@ def test_exact_sum_ratio_is_correctly_rounded() -> None:
     a.add([1.0, 2.0**-60])
     b.add([3.0])
     assert a.ratio(b) == float((1 + Fraction(1, 2**60)) / 3)
-    assert a.ratio(b, "2") == float((1 + Fraction(1, 2**60)) / 3
-                                    * (Fraction(1.4426950408889634)
-                                       + Fraction(2.0355273740931033e-17)))
+    assert a.ratio(b, "2") == float(
+        (1 + Fraction(1, 2**60))
+        / 3
+        * (Fraction(1.4426950408889634) + Fraction(2.0355273740931033e-17))
+    )
 
 
 def test_sum_reduction_and_none() -> None:
     y = [[0.0, 0.0], [0.0, -40.0]]
     assert cross_entropy(y, [0, 0], reduction="sum") == math.log(2) + 4.248354255291589e-18
-    assert list(cross_entropy(y, [0, 0], reduction="none")) == \
-        [math.log(2), 4.248354255291589e-18]
+    assert list(cross_entropy(y, [0, 0], reduction="none")) == [math.log(2), 4.248354255291589e-18]
     assert cross_entropy(y[0], 1, reduction="none") == math.log(2)
 
 
@@ -603,10 +651,14 @@ def test_zero_weight_row_with_masked_true_class_counts_nothing() -> None:
     ("kwargs", "message"),
     [
         ({"logits": [[0.0, np.nan]], "labels": [0]}, "row 0, column 1: logit is NaN"),
-        ({"logits": [[0.0, 1.0], [np.inf, 1.0]], "labels": [0, 0]},
-         r"row 1, column 0: logit is \+inf"),
-        ({"logits": [[0.0, 1.0], [-np.inf, -np.inf]], "labels": [0, 0]},
-         "row 1: every logit of the row is -inf"),
+        (
+            {"logits": [[0.0, 1.0], [np.inf, 1.0]], "labels": [0, 0]},
+            r"row 1, column 0: logit is \+inf",
+        ),
+        (
+            {"logits": [[0.0, 1.0], [-np.inf, -np.inf]], "labels": [0, 0]},
+            "row 1: every logit of the row is -inf",
+        ),
         ({"logits": [-np.inf, -np.inf], "labels": 0}, "every logit of the row is -inf"),
         ({"logits": np.zeros((2, 0)), "labels": [0, 0]}, "a row is empty"),
         ({"logits": np.zeros((0, 3)), "labels": []}, "the batch is empty"),
@@ -616,25 +668,35 @@ def test_zero_weight_row_with_masked_true_class_counts_nothing() -> None:
         ({"logits": [[0.0, 1.0]], "labels": [np.nan]}, "label is not an integer"),
         ({"logits": [[0.0, 1.0]], "labels": [0, 1]}, "expected 1 labels"),
         ({"logits": [[0.0, 1.0]], "labels": ["a"]}, "labels must be integers"),
-        ({"logits": [[0.0, 1.0]], "targets": [[-0.5, 1.5]]},
-         "row 0, column 0: target must be a finite probability >= 0"),
-        ({"logits": [[0.0, 1.0], [0.0, 1.0]], "targets": [[0.5, 0.5], [0.5, 0.6]]},
-         r"row 1: targets do not sum to 1 \(tolerance 1e-06\)"),
+        (
+            {"logits": [[0.0, 1.0]], "targets": [[-0.5, 1.5]]},
+            "row 0, column 0: target must be a finite probability >= 0",
+        ),
+        (
+            {"logits": [[0.0, 1.0], [0.0, 1.0]], "targets": [[0.5, 0.5], [0.5, 0.6]]},
+            r"row 1: targets do not sum to 1 \(tolerance 1e-06\)",
+        ),
         ({"logits": [[0.0, 1.0]], "targets": [[0.5, np.nan]]}, "column 1: target must be"),
         ({"logits": [[0.0, 1.0]], "targets": [[0.5, 0.5, 0.0]]}, "targets: expected shape"),
         ({"logits": [[0.0, 1.0]]}, "give exactly one of labels and targets"),
         ({"logits": [[0.0, 1.0]], "labels": [0], "targets": [[1.0, 0.0]]}, "exactly one"),
-        ({"logits": [[0.0, 1.0]], "labels": [0], "label_smoothing": 1.0},
-         r"label_smoothing must be in \[0, 1\)"),
+        (
+            {"logits": [[0.0, 1.0]], "labels": [0], "label_smoothing": 1.0},
+            r"label_smoothing must be in \[0, 1\)",
+        ),
         ({"logits": [[0.0, 1.0]], "labels": [0], "label_smoothing": -0.1}, "label_smoothing"),
         ({"logits": [[0.0, 1.0]], "labels": [0], "label_smoothing": np.nan}, "label_smoothing"),
-        ({"logits": [[0.0, 1.0]], "labels": [0], "temperature": 0.0},
-         "temperature must be a positive finite number"),
+        (
+            {"logits": [[0.0, 1.0]], "labels": [0], "temperature": 0.0},
+            "temperature must be a positive finite number",
+        ),
         ({"logits": [[0.0, 1.0]], "labels": [0], "temperature": -2.0}, "temperature"),
         ({"logits": [[0.0, 1.0]], "labels": [0], "temperature": np.inf}, "temperature"),
         ({"logits": [[0.0, 1.0]], "labels": [0], "weights": [1.0]}, "weights: expected 2"),
-        ({"logits": [[0.0, 1.0]], "labels": [0], "weights": [1.0, -1.0]},
-         r"column 1: weight must be finite and >= 0 \(-1.0\)"),
+        (
+            {"logits": [[0.0, 1.0]], "labels": [0], "weights": [1.0, -1.0]},
+            r"column 1: weight must be finite and >= 0 \(-1.0\)",
+        ),
         ({"logits": [[0.0, 1.0]], "labels": [0], "reduction": "avg"}, "reduction must be"),
         ({"logits": [[0.0, 1.0]], "labels": [0], "base": "3"}, "base must be"),
         ({"logits": np.zeros((1, 2, 2)), "labels": [0]}, "must be 1-D or 2-D"),
@@ -664,8 +726,7 @@ def test_error_is_the_first_one_with_two_threads() -> None:
 
 
 def test_ignore_index_allows_its_negative_label() -> None:
-    assert cross_entropy([[0.0, 0.0], [0.0, 1.0]], [0, -100], ignore_index=-100) == \
-        math.log(2)
+    assert cross_entropy([[0.0, 0.0], [0.0, 1.0]], [0, -100], ignore_index=-100) == math.log(2)
     with pytest.raises(InvalidInputError, match="label out of range"):
         cross_entropy([[0.0, 0.0]], [-100], ignore_index=-1)
 
@@ -678,8 +739,7 @@ def test_check_false_gives_the_same_numbers() -> None:
     b = row_losses(y, labels, check=False)
     assert np.array_equal(a.loss, b.loss)
     t = rng.dirichlet(np.ones(4), size=100)
-    assert np.array_equal(row_losses(y, targets=t).loss,
-                          row_losses(y, targets=t, check=False).loss)
+    assert np.array_equal(row_losses(y, targets=t).loss, row_losses(y, targets=t, check=False).loss)
     assert cross_entropy(y, labels, check=False) == cross_entropy(y, labels)
 
 

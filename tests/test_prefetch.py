@@ -1,4 +1,4 @@
-"""Tests of the reader's background stages (xentcli._prefetch): order, errors, bounds."""
+"""Tests of the reader's background stages (xentcli.batch._prefetch): order, errors, bounds."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from xentcli._prefetch import Closed, Stage
+from xentcli.batch._prefetch import Closed, Stage
 
 
 def counting_source(n: int) -> tuple[Callable[[], int | None], list[int]]:

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from xentcli.kernel import (
+from xentcli.core._kernel import (
     ExactSum,
     cross_entropy,
     log_softmax,
@@ -25,16 +25,29 @@ from xentcli.kernel import (
     to_base,
 )
 
-SETTINGS = settings(max_examples=40, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 any_float = st.floats(allow_nan=False, allow_infinity=False, width=64)
 #: Logits from every corner of float64: huge, tiny, subnormal, ties, and masked classes.
 any_logit = st.one_of(
     any_float,
     st.floats(-50, 50),
-    st.sampled_from([0.0, -0.0, 1.0, -1.0, 5e-324, -np.inf, 1.7976931348623157e308,
-                     -1.7976931348623157e308, 1e300, -1e300, 40.0, -40.0]),
+    st.sampled_from(
+        [
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            5e-324,
+            -np.inf,
+            1.7976931348623157e308,
+            -1.7976931348623157e308,
+            1e300,
+            -1e300,
+            40.0,
+            -40.0,
+        ]
+    ),
 )
 
 
@@ -61,8 +74,7 @@ def ulp_gap(a: float, b: float) -> float:
 
 @SETTINGS
 @given(rows(), st.data())
-def test_any_float64_input_within_ulps_of_the_reference(y: np.ndarray,
-                                                         data: st.DataObject) -> None:
+def test_any_float64_input_within_ulps_of_the_reference(y: np.ndarray, data: st.DataObject) -> None:
     """The issue's accuracy contract on arbitrary float64 logits: loss 2 ulp, q 3 ulp."""
     n, k = y.shape
     labels = np.array(data.draw(st.lists(st.integers(0, k - 1), min_size=n, max_size=n)))
@@ -78,8 +90,10 @@ def test_any_float64_input_within_ulps_of_the_reference(y: np.ndarray,
 
 
 @SETTINGS
-@given(hnp.arrays(np.float64, st.tuples(st.integers(1, 4), st.integers(1, 6)),
-                  elements=dyadic), st.integers(-(2**20), 2**20))
+@given(
+    hnp.arrays(np.float64, st.tuples(st.integers(1, 4), st.integers(1, 6)), elements=dyadic),
+    st.integers(-(2**20), 2**20),
+)
 def test_shift_invariance_is_exact(y: np.ndarray, shift: int) -> None:
     """Adding a constant that keeps the logits exact changes nothing: the same bits."""
     moved = y + shift
@@ -114,24 +128,38 @@ def test_loss_is_minus_log_q_of_the_label(y: np.ndarray, data: st.DataObject) ->
 
 
 @SETTINGS
-@given(hnp.arrays(np.float64, st.tuples(st.integers(1, 4), st.integers(1, 6)),
-                  elements=st.floats(-1e6, 1e6)), st.integers(-8, 8), st.data())
-def test_temperature_is_division_of_the_logits(y: np.ndarray, power: int,
-                                               data: st.DataObject) -> None:
+@given(
+    hnp.arrays(
+        np.float64, st.tuples(st.integers(1, 4), st.integers(1, 6)), elements=st.floats(-1e6, 1e6)
+    ),
+    st.integers(-8, 8),
+    st.data(),
+)
+def test_temperature_is_division_of_the_logits(
+    y: np.ndarray, power: int, data: st.DataObject
+) -> None:
     """With T a power of two, y / T is exact: same bits as dividing first."""
     n, k = y.shape
     labels = np.array(data.draw(st.lists(st.integers(0, k - 1), min_size=n, max_size=n)))
     t = 2.0**power
-    assert np.array_equal(cross_entropy(y, labels, temperature=t, reduction="none"),
-                          cross_entropy(y / t, labels, reduction="none"))
+    assert np.array_equal(
+        cross_entropy(y, labels, temperature=t, reduction="none"),
+        cross_entropy(y / t, labels, reduction="none"),
+    )
     assert np.array_equal(softmax(y, temperature=t), softmax(y / t))
 
 
 @SETTINGS
-@given(hnp.arrays(np.float64, st.tuples(st.integers(1, 3), st.integers(2, 5)),
-                  elements=st.floats(-30, 30)), st.floats(0.05, 20), st.data())
-def test_any_temperature_within_ulps_of_the_reference(y: np.ndarray, t: float,
-                                                       data: st.DataObject) -> None:
+@given(
+    hnp.arrays(
+        np.float64, st.tuples(st.integers(1, 3), st.integers(2, 5)), elements=st.floats(-30, 30)
+    ),
+    st.floats(0.05, 20),
+    st.data(),
+)
+def test_any_temperature_within_ulps_of_the_reference(
+    y: np.ndarray, t: float, data: st.DataObject
+) -> None:
     n, k = y.shape
     labels = data.draw(st.lists(st.integers(0, k - 1), min_size=n, max_size=n))
     got = cross_entropy(y, labels, temperature=t, reduction="none")
@@ -159,8 +187,7 @@ def test_bases_are_consistent(y: np.ndarray, base: str, data: st.DataObject) -> 
 
 @SETTINGS
 @given(rows(), st.data(), st.booleans())
-def test_one_hot_targets_equal_labels(y: np.ndarray, data: st.DataObject,
-                                      weighted: bool) -> None:
+def test_one_hot_targets_equal_labels(y: np.ndarray, data: st.DataObject, weighted: bool) -> None:
     n, k = y.shape
     labels = np.array(data.draw(st.lists(st.integers(0, k - 1), min_size=n, max_size=n)))
     onehot = np.eye(k)[labels]
@@ -176,10 +203,10 @@ def test_one_hot_targets_equal_labels(y: np.ndarray, data: st.DataObject,
 
 
 @SETTINGS
-@given(st.lists(any_float, max_size=60), st.lists(st.integers(0, 60), max_size=6),
-       st.randoms())
-def test_exact_sum_is_independent_of_chunking_and_order(values: list[float],
-                                                        cuts: list[int], rnd) -> None:
+@given(st.lists(any_float, max_size=60), st.lists(st.integers(0, 60), max_size=6), st.randoms())
+def test_exact_sum_is_independent_of_chunking_and_order(
+    values: list[float], cuts: list[int], rnd
+) -> None:
     whole = ExactSum()
     whole.add(values)
     shuffled = list(values)

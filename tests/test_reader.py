@@ -1,4 +1,4 @@
-"""Tests of xentcli.reader on real files: layouts, options, the accepted syntax, every bad
+"""Tests of xentcli.batch.reader on real files: layouts, options, the accepted syntax, every bad
 input, skipping, streaming, and the agreement of the fast (pyarrow) and precise paths."""
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import xentcli.reader as reader
+import xentcli.batch.reader as reader
+from xentcli.batch.reader import Chunk, ReadOptions, open_table
 from xentcli.errors import DataError
-from xentcli.reader import Chunk, ReadOptions, open_table
 
 NEG = float("-inf")
 

@@ -18,10 +18,18 @@ from hypothesis import given as hypothesis_given
 from hypothesis import strategies as st
 from rich.console import Console
 
-from xentcli.clitools import make_console
-from xentcli.derivation import derivation, fixed, given, naive_notes, sig, tex_escape, tex_number
-from xentcli.render import print_table, to_csv, to_json, to_latex, to_markdown
-from xentcli.trace import Trace, build_trace
+from xentcli.cli.tools import make_console
+from xentcli.compute.derivation import (
+    derivation,
+    fixed,
+    given,
+    naive_notes,
+    sig,
+    tex_escape,
+    tex_number,
+)
+from xentcli.compute.render import print_table, to_csv, to_json, to_latex, to_markdown
+from xentcli.compute.trace import Trace, build_trace
 
 INF = math.inf
 
@@ -34,8 +42,13 @@ def table(trace: Trace, **options: bool) -> str:
 
 SEED = build_trace([1.2, 2.3, 0.8], 1)
 SOFT_EVERYTHING_TRACE = build_trace(
-    [1.0, 2.0, 3.0], targets=[0.25, 0.25, 0.5], weights=[1, 2, 0.5], label_smoothing=0.2,
-    temperature=0.5, base="10", classes=["cat", "dog", "bird"],
+    [1.0, 2.0, 3.0],
+    targets=[0.25, 0.25, 0.5],
+    weights=[1, 2, 0.5],
+    label_smoothing=0.2,
+    temperature=0.5,
+    base="10",
+    classes=["cat", "dog", "bird"],
 )
 # Traces that exercise every branch of the derivation and of the renderers.
 VARIETY = {
@@ -48,10 +61,10 @@ VARIETY = {
     "fairly confident": build_trace([0.0, -8.0], 0),
     "masked true class": build_trace([0.0, -INF, 1.0], 1),
     "weights": build_trace([1.2, 2.3, 0.8], 0, weights=[0.5, 2.0, 3.0], base="2"),
-    "smoothing and weights": build_trace([1.2, 2.3, 0.8], 2, label_smoothing=0.1,
-                                         weights=[1.0, 2.0, 1.0]),
-    "awkward names": build_trace([0.5, -1.5, 2.5], 2,
-                                 classes=["a_b|<c>", "50% & {x}", "c#~^$\\"]),
+    "smoothing and weights": build_trace(
+        [1.2, 2.3, 0.8], 2, label_smoothing=0.1, weights=[1.0, 2.0, 1.0]
+    ),
+    "awkward names": build_trace([0.5, -1.5, 2.5], 2, classes=["a_b|<c>", "50% & {x}", "c#~^$\\"]),
     "many classes": build_trace([float(v) for v in range(20)], 3),
     "huge magnitudes": build_trace([1e300, -1e300], 1),
     "subnormal logits": build_trace([1e-320, 0.0], 0),
@@ -345,9 +358,14 @@ def test_given_and_tex_helpers():
 def test_derivation_numbers_the_steps_of_the_issue():
     titles = [(s.number, s.title) for s in derivation(SEED)]
     assert titles == [
-        (1, "The largest logit"), (2, "Shift the logits by the max"), (3, "Their exponentials"),
-        (4, "Their sum"), (5, "The probabilities (softmax)"), (6, "The one-hot target"),
-        (7, "The stable form and its value"), (8, "The gradient with respect to the logits"),
+        (1, "The largest logit"),
+        (2, "Shift the logits by the max"),
+        (3, "Their exponentials"),
+        (4, "Their sum"),
+        (5, "The probabilities (softmax)"),
+        (6, "The one-hot target"),
+        (7, "The stable form and its value"),
+        (8, "The gradient with respect to the logits"),
     ]
 
 
@@ -384,8 +402,9 @@ def test_derivation_explains_smoothing_weights_and_soft_targets():
     assert "dL/dy_k = (q_k sum_c w_c p_c - w_k p_k) / (T ln 10)" in soft
     smoothing = _text_of(VARIETY["smoothing and weights"])
     assert "label smoothing eps = 0.1 mixes its one-hot target" in smoothing
-    assert ("L = -sum_k w_k p_k log q_k = (1 - eps) w_2 (-log q_2)"
-            " + (eps / K) sum_k w_k (-log q_k)") in smoothing
+    assert (
+        "L = -sum_k w_k p_k log q_k = (1 - eps) w_2 (-log q_2) + (eps / K) sum_k w_k (-log q_k)"
+    ) in smoothing
     weights = _text_of(VARIETY["weights"])
     assert "L = w_0 * (-(y_0 - m) + log s) = 0.5 * (-(1.2 - 2.3) + log 1.5560)" in weights
     assert "divides the sum of such losses by the sum of the rows' w_i, not by N" in weights
@@ -439,9 +458,25 @@ def test_naive_notes():
 
 # ----------------------------------------------------------------------------- json
 DESIGN_KEYS = [
-    "logits", "classes", "label", "targets", "temperature", "label_smoothing", "weights",
-    "max", "shifted", "exp_shifted", "sum_exp_shifted", "log_sum_exp_shifted", "log_sum_exp",
-    "sum_exp", "probabilities", "log_probabilities", "gradient", "loss", "units",
+    "logits",
+    "classes",
+    "label",
+    "targets",
+    "temperature",
+    "label_smoothing",
+    "weights",
+    "max",
+    "shifted",
+    "exp_shifted",
+    "sum_exp_shifted",
+    "log_sum_exp_shifted",
+    "log_sum_exp",
+    "sum_exp",
+    "probabilities",
+    "log_probabilities",
+    "gradient",
+    "loss",
+    "units",
 ]
 
 
@@ -474,18 +509,32 @@ def test_json_with_naive_and_steps():
     assert data["naive"]["probabilities"] == ["nan", "nan", "nan"]
     assert data["naive"]["loss"] == "nan"
     assert data["naive"]["overflow"] is True
-    assert data["steps"][0] == {"number": 1, "title": "The largest logit",
-                                "lines": ["m = max_k y_k = max(1000, 1001, 1002) = 1002",
-                                          "(class 2, the predicted class)"]}
+    assert data["steps"][0] == {
+        "number": 1,
+        "title": "The largest logit",
+        "lines": ["m = max_k y_k = max(1000, 1001, 1002) = 1002", "(class 2, the predicted class)"],
+    }
 
 
 # ------------------------------------------------------------------------------ csv
 def test_csv_is_one_line_per_class_at_full_precision():
     rows = list(csv.DictReader(io.StringIO(to_csv(SEED))))
     assert len(rows) == 3
-    assert list(rows[0]) == ["index", "class", "logit", "scaled_logit", "shifted", "exp_shifted",
-                             "probability", "log_probability", "target", "weight",
-                             "contribution", "gradient", "is_label"]
+    assert list(rows[0]) == [
+        "index",
+        "class",
+        "logit",
+        "scaled_logit",
+        "shifted",
+        "exp_shifted",
+        "probability",
+        "log_probability",
+        "target",
+        "weight",
+        "contribution",
+        "gradient",
+        "is_label",
+    ]
     assert [float(r["probability"]) for r in rows] == list(SEED.probabilities)
     assert [r["is_label"] for r in rows] == ["0", "1", "0"]
     assert math.fsum(float(r["contribution"]) for r in rows) == SEED.loss
@@ -505,13 +554,17 @@ def test_markdown_has_the_table_the_steps_and_the_loss():
     text = to_markdown(SEED)
     lines = text.splitlines()
     assert lines[0] == "## Softmax and cross-entropy, step by step"
-    assert ("| **1** | **2.3** | **0** | **1.0000** | **0.6427** | **1** | **0.4421**"
-            " | **-0.3573** |") in lines
+    assert (
+        "| **1** | **2.3** | **0** | **1.0000** | **0.6427** | **1** | **0.4421** | **-0.3573** |"
+    ) in lines
     assert "**7. The stable form and its value.**" in lines
-    assert ("$$ L = -(y_{1} - m) + \\log s = -(2.3 - 2.3) + \\log 1.5560 = 0 + 0.44212"
-            " = 0.44212\\ \\text{nats} $$") in lines
-    assert lines[-1] == ("Loss $L = 0.44212$ nats; perplexity $e^{L} = 1.5560$; log-sum-exp"
-                         " $m + \\log s = 2.7421$.")
+    assert (
+        "$$ L = -(y_{1} - m) + \\log s = -(2.3 - 2.3) + \\log 1.5560 = 0 + 0.44212"
+        " = 0.44212\\ \\text{nats} $$"
+    ) in lines
+    assert lines[-1] == (
+        "Loss $L = 0.44212$ nats; perplexity $e^{L} = 1.5560$; log-sum-exp $m + \\log s = 2.7421$."
+    )
     assert text.count("$$") % 2 == 0
 
 
@@ -572,15 +625,32 @@ def test_latex_content_for_the_seed():
 # Only collected where a LaTeX engine is installed (the structural test above always runs).
 if shutil.which("pdflatex"):
 
-    @pytest.mark.parametrize("name", ["seed", "soft, weights, smoothing, temperature, bans",
-                                      "overflow", "awkward names", "masked true class",
-                                      "huge magnitudes"])
+    @pytest.mark.parametrize(
+        "name",
+        [
+            "seed",
+            "soft, weights, smoothing, temperature, bans",
+            "overflow",
+            "awkward names",
+            "masked true class",
+            "huge magnitudes",
+        ],
+    )
     def test_latex_compiles_with_pdflatex(name, tmp_path):
         (tmp_path / "doc.tex").write_text(to_latex(VARIETY[name], naive=True), encoding="utf-8")
         result = subprocess.run(
-            ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "-no-shell-escape",
-             "doc.tex"],
-            cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+            [
+                "pdflatex",
+                "-interaction=nonstopmode",
+                "-halt-on-error",
+                "-no-shell-escape",
+                "doc.tex",
+            ],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
         )
         assert result.returncode == 0, result.stdout[-2000:]
         assert (tmp_path / "doc.pdf").stat().st_size > 1000
@@ -597,8 +667,9 @@ _LOGIT = st.one_of(
 
 @st.composite
 def _traces(draw: st.DrawFn) -> Trace:
-    logits = draw(st.lists(_LOGIT, min_size=1, max_size=6).filter(
-        lambda row: any(v != -INF for v in row)))
+    logits = draw(
+        st.lists(_LOGIT, min_size=1, max_size=6).filter(lambda row: any(v != -INF for v in row))
+    )
     k = len(logits)
     options: dict[str, object] = {
         "temperature": draw(st.sampled_from([1.0, 0.5, 3.0])),
@@ -606,8 +677,9 @@ def _traces(draw: st.DrawFn) -> Trace:
         "base": draw(st.sampled_from(["e", "2", "10"])),
     }
     if draw(st.booleans()):
-        options["weights"] = draw(st.lists(st.sampled_from([0.0, 0.5, 1.0, 3.0]),
-                                           min_size=k, max_size=k))
+        options["weights"] = draw(
+            st.lists(st.sampled_from([0.0, 0.5, 1.0, 3.0]), min_size=k, max_size=k)
+        )
     if draw(st.booleans()):
         raw = draw(st.lists(st.integers(0, 4), min_size=k, max_size=k).filter(any))
         return build_trace(logits, targets=[v / sum(raw) for v in raw], **options)  # type: ignore[arg-type]

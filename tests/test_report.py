@@ -1,4 +1,4 @@
-"""Tests of xentcli.report: the rendered summary compared whole (width 100, no colour)."""
+"""Tests of xentcli.batch.report: the rendered summary compared whole (width 100, no colour)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,9 @@ import math
 
 import numpy as np
 
-from xentcli.batch import BatchAccumulator, BatchOptions, Summary, summarize
-from xentcli.clitools import make_console
-from xentcli.errors import DataError
-from xentcli.kernel import cross_entropy
-from xentcli.reader import Chunk
-from xentcli.report import (
+from xentcli.batch.accumulator import BatchAccumulator, BatchOptions, Summary, summarize
+from xentcli.batch.reader import Chunk
+from xentcli.batch.report import (
     costliest,
     per_row_header,
     per_row_lines,
@@ -21,16 +18,33 @@ from xentcli.report import (
     render_json,
     render_table,
 )
+from xentcli.cli.tools import make_console
+from xentcli.core._kernel import cross_entropy
+from xentcli.errors import DataError
 
 
 def two_files() -> Summary:
     """Two small files: an ignored row, a skipped row, a tiny and a large loss."""
     options = BatchOptions(ignore_index=-1, worst=3, class_names=["cat", "dog", "bird"])
     acc = BatchAccumulator(3, options)
-    acc.add(Chunk("a.csv", np.array([[1.2, 2.3, 0.8], [0.0, -40.0, -40.0], [2.0, 0.0, 0.0]]),
-                  np.array([1, 0, 2]), None, np.array([2, 3, 4])))
-    acc.add(Chunk("b.csv", np.array([[0.0, 0.0, 0.0], [1.0, 1.0, 3.0]]),
-                  np.array([-1, 2]), None, np.array([2, 4])))
+    acc.add(
+        Chunk(
+            "a.csv",
+            np.array([[1.2, 2.3, 0.8], [0.0, -40.0, -40.0], [2.0, 0.0, 0.0]]),
+            np.array([1, 0, 2]),
+            None,
+            np.array([2, 3, 4]),
+        )
+    )
+    acc.add(
+        Chunk(
+            "b.csv",
+            np.array([[0.0, 0.0, 0.0], [1.0, 1.0, 3.0]]),
+            np.array([-1, 2]),
+            None,
+            np.array([2, 4]),
+        )
+    )
     acc.add_skipped("b.csv", 1, [DataError("b.csv", 3, 2, "not a number", "x")])
     return acc.summary()
 
@@ -97,7 +111,9 @@ def test_table_sum_in_bits_one_file_with_infinite_loss() -> None:
     logits = np.array([[0.0, -np.inf], [0.0, 0.0], [0.0, 0.0]])
     chunk = Chunk("x.csv", logits, np.array([1, 0, 1]), None, np.array([2, 3, 4]))
     summary = summarize([chunk], 2, BatchOptions(reduction="sum", base="2", worst=2))
-    assert rendered(summary) == """\
+    assert (
+        rendered(summary)
+        == """\
 xent batch: 1 file, 3 rows (3 counted, 0 ignored, 0 skipped)
 File: x.csv
 
@@ -127,12 +143,15 @@ Worst 2 rows (FILE:LINE; study one with xent compute)
 1   x.csv:2         1           0          0           inf
 2   x.csv:3         0           0        0.5             1
 """
+    )
 
 
 def test_table_undefined_mean() -> None:
     chunk = Chunk("x.csv", np.array([[1.0, 2.0]]), np.array([-100]), None, np.array([2]))
     summary = summarize([chunk], 2, BatchOptions(ignore_index=-100))
-    assert rendered(summary) == """\
+    assert (
+        rendered(summary)
+        == """\
 xent batch: 1 file, 1 rows (0 counted, 1 ignored, 0 skipped)
 File: x.csv
 
@@ -140,6 +159,7 @@ Mean loss   undefined: no row counts (every label is the ignore index, or has we
 Perplexity  undefined
 Accuracy    - (0 of 0 rows)
 """
+    )
 
 
 def test_many_classes_show_the_costliest() -> None:
@@ -147,11 +167,14 @@ def test_many_classes_show_the_costliest() -> None:
     logits = np.zeros((k, k))
     labels = np.arange(k)
     logits[labels, labels] = np.linspace(3.0, -3.0, k)  # class 29 costs most
-    summary = summarize([Chunk("w.csv", logits, labels, None, labels + 2)], k,
-                        BatchOptions(worst=0))
+    summary = summarize(
+        [Chunk("w.csv", logits, labels, None, labels + 2)], k, BatchOptions(worst=0)
+    )
     text = rendered(summary)
     start = text.index("The 10 costliest")
-    assert text[start:] == """\
+    assert (
+        text[start:]
+        == """\
 The 10 costliest of 30 classes (by share of the total loss)
 Class   Rows   Mean loss (nats)   Accuracy   Share of loss
 ----------------------------------------------------------
@@ -166,14 +189,16 @@ Class   Rows   Mean loss (nats)   Accuracy   Share of loss
 21         1            4.72107     0.00 %          4.53 %
 20         1            4.51622     0.00 %          4.34 %
 """
+    )
     assert [c.index for c in costliest(summary.per_class, 3)] == [29, 28, 27]
 
 
 def test_soft_targets_are_labelled() -> None:
     logits = np.array([[2.0, 0.0], [0.0, 1.0]])
     targets = np.array([[0.9, 0.1], [0.5, 0.5]])
-    summary = summarize([Chunk("s.csv", logits, None, targets, np.array([2, 3]))], 2,
-                        BatchOptions(worst=1))
+    summary = summarize(
+        [Chunk("s.csv", logits, None, targets, np.array([2, 3]))], 2, BatchOptions(worst=1)
+    )
     text = rendered(summary)
     assert "Accuracy (argmax of target)  50.00 % (1 of 2 rows)" in text
     assert "Per class (argmax of target)" in text
@@ -186,16 +211,26 @@ def test_json_is_full_precision_and_parses() -> None:
     data = json.loads(render_json(summary))
     assert data["loss"] == summary.loss == 0.7303021893967167
     assert data["files"][1] == {
-        "path": "b.csv", "rows": 3, "loss": 0.23954476622188453, "rows_counted": 1,
-        "rows_ignored": 1, "rows_skipped": 1, "skipped_lines": [3],
+        "path": "b.csv",
+        "rows": 3,
+        "loss": 0.23954476622188453,
+        "rows_counted": 1,
+        "rows_ignored": 1,
+        "rows_skipped": 1,
+        "skipped_lines": [3],
     }
     assert data["worst"][0] == {
-        "file": "a.csv", "line": 4, "label": "bird", "predicted": "cat",
-        "probability": summary.worst[0].probability, "loss": summary.worst[0].loss,
+        "file": "a.csv",
+        "line": 4,
+        "label": "bird",
+        "predicted": "cat",
+        "probability": summary.worst[0].probability,
+        "loss": summary.worst[0].loss,
     }
     assert data["per_class"][0]["class"] == "cat"
-    assert data["skipped"] == [{"file": "b.csv", "line": 3, "column": 2,
-                                "error": "b.csv:3:2: not a number ('x')"}]
+    assert data["skipped"] == [
+        {"file": "b.csv", "line": 3, "column": 2, "error": "b.csv:3:2: not a number ('x')"}
+    ]
     assert data["loss_quantiles"]["min"] == cross_entropy([0.0, -40.0, -40.0], 0)
 
 
@@ -207,18 +242,26 @@ def test_json_writes_infinity_as_a_string() -> None:
 
 
 def test_csv_whole() -> None:
-    assert render_csv(two_files()) == """\
+    assert (
+        render_csv(two_files())
+        == """\
 file,rows,rows_counted,rows_ignored,rows_skipped,reduction,loss,units,perplexity,accuracy
 a.csv,3,3,0,0,mean,0.8938879971216607,nats,,
 b.csv,3,1,1,1,mean,0.23954476622188453,nats,,
 *,6,4,1,1,mean,0.7303021893967167,nats,2.0757077697871917,0.75
 """
+    )
 
 
 def test_per_row_lines() -> None:
     acc = BatchAccumulator(3, BatchOptions(ignore_index=-1))
-    chunk = Chunk("a,b.csv", np.array([[1.2, 2.3, 0.8], [0.0, 0.0, 0.0]]),
-                  np.array([1, -1]), None, np.array([2, 3]))
+    chunk = Chunk(
+        "a,b.csv",
+        np.array([[1.2, 2.3, 0.8], [0.0, 0.0, 0.0]]),
+        np.array([1, -1]),
+        None,
+        np.array([2, 3]),
+    )
     result = acc.add(chunk, per_row=True)
     assert result is not None
     assert per_row_header() == "file,line,label,predicted,probability,loss\n"

@@ -18,17 +18,17 @@ from pathlib import Path
 import click
 import pytest
 
-from xentcli import render
-from xentcli.cli import LAZY_COMMANDS, cli
-from xentcli.clitools import make_console
-from xentcli.trace import build_trace
+from xentcli.cli.main import LAZY_COMMANDS, cli
+from xentcli.cli.tools import make_console
+from xentcli.compute import render
+from xentcli.compute.trace import build_trace
 
 # Run the command in a fresh interpreter and list the modules it has loaded at the end.
 _PROBE = """
 import sys
 out_path = sys.argv[1]
 sys.argv = ["xent", *sys.argv[2:]]
-from xentcli.cli import main
+from xentcli.cli.main import main
 try:
     main()
 except SystemExit as stop:
@@ -40,9 +40,14 @@ with open(out_path, "w") as out:
 
 def loaded_modules(tmp_path: Path, *args: str) -> set[str]:
     out = tmp_path / "modules.txt"
-    result = subprocess.run([sys.executable, "-c", _PROBE, str(out), *args],
-                            capture_output=True, text=True, timeout=120, check=False,
-                            stdin=subprocess.DEVNULL)
+    result = subprocess.run(
+        [sys.executable, "-c", _PROBE, str(out), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
     assert result.returncode == 0, result.stderr
     return set(out.read_text().split("\n"))
 
@@ -53,34 +58,56 @@ def imported(modules: set[str], name: str) -> bool:
 
 def test_help_imports_no_command_and_neither_numpy_nor_rich(tmp_path):
     modules = loaded_modules(tmp_path, "--help")
-    for name in ("numpy", "rich", "pyarrow", "xentcli.kernel", "xentcli.cli_compute",
-                 "xentcli.cli_batch", "xentcli.reader", "xentcli.batch", "signal"):
+    for name in (
+        "numpy",
+        "rich",
+        "pyarrow",
+        "xentcli.core._kernel",
+        "xentcli.cli.compute",
+        "xentcli.cli.batch",
+        "xentcli.batch.reader",
+        "xentcli.batch.accumulator",
+        "signal",
+    ):
         assert not imported(modules, name), name
 
 
 def test_compute_table_imports_only_what_the_table_needs(tmp_path):
     modules = loaded_modules(tmp_path, "compute", "--logits", "1.2,2.3,0.8", "--label", "1")
-    assert {"xentcli.cli_compute", "xentcli.trace", "xentcli.render"} <= modules
-    for name in ("pyarrow", "xentcli.cli_batch", "xentcli.batch", "xentcli.reader",
-                 "xentcli.report", "xentcli.derivation", "xentcli.jsonfmt", "json", "csv",
-                 "signal"):
+    assert {"xentcli.cli.compute", "xentcli.compute.trace", "xentcli.compute.render"} <= modules
+    for name in (
+        "pyarrow",
+        "xentcli.cli.batch",
+        "xentcli.batch.accumulator",
+        "xentcli.batch.reader",
+        "xentcli.batch.report",
+        "xentcli.compute.derivation",
+        "xentcli.text",
+        "json",
+        "csv",
+        "signal",
+    ):
         assert not imported(modules, name), name
 
 
 def test_compute_json_needs_no_derivation_unless_asked(tmp_path):
-    modules = loaded_modules(tmp_path, "compute", "--logits", "1,2", "--label", "0",
-                             "--format", "json")
+    modules = loaded_modules(
+        tmp_path, "compute", "--logits", "1,2", "--label", "0", "--format", "json"
+    )
     assert "json" in modules
-    assert "xentcli.derivation" not in modules
-    assert not imported(modules, "xentcli.cli_batch")
+    assert "xentcli.compute.derivation" not in modules
+    assert not imported(modules, "xentcli.cli.batch")
 
 
 def test_importing_the_package_imports_numpy_on_first_use_only():
-    code = ("import sys, xentcli; before = 'numpy' in sys.modules;"
-            " value = xentcli.cross_entropy([[1.2, 2.3, 0.8]], [1]);"
-            " print(before, 'numpy' in sys.modules, value)")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=120, check=True)
+    code = (
+        "import sys, xentcli; before = 'numpy' in sys.modules;"
+        " value = xentcli.cross_entropy([[1.2, 2.3, 0.8]], [1]);"
+        " print(before, 'numpy' in sys.modules, value)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
     assert result.stdout.split()[:2] == ["False", "True"]
     assert result.stdout.split()[2].startswith("0.44211922514")
 
@@ -98,19 +125,28 @@ def test_the_listed_summaries_are_the_commands_own():
 def rich_only(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make print_table print everything through rich, as it did before the shortcut."""
     monkeypatch.setattr(render, "_plain_table", lambda table: None)
-    monkeypatch.setattr(render._Output, "lines",
-                        lambda self, lines: (self.flush(),
-                                             render._print_lines(self.console, lines)))
+    monkeypatch.setattr(
+        render._Output,
+        "lines",
+        lambda self, lines: (self.flush(), render._print_lines(self.console, lines)),
+    )
 
 
 TRACES = {
     "seed": build_trace([1.2, 2.3, 0.8], 1),
     "named": build_trace([1.2, 2.3, 0.8], 1, classes=["cat", "dog", "bird"]),
-    "markup and tabs": build_trace([1.0, 2.0, 3.0, 4.0], 2,
-                                   classes=["[b]x", "y\tz", "d\u00f6g", "long_" * 8]),
-    "everything": build_trace([-1.0, 2.0, 3.0, float("-inf")], None,
-                              targets=[0.1, 0.2, 0.7, 0.0], weights=[1.0, 2.0, 0.5, 1.0],
-                              label_smoothing=0.1, temperature=0.5, base="2"),
+    "markup and tabs": build_trace(
+        [1.0, 2.0, 3.0, 4.0], 2, classes=["[b]x", "y\tz", "d\u00f6g", "long_" * 8]
+    ),
+    "everything": build_trace(
+        [-1.0, 2.0, 3.0, float("-inf")],
+        None,
+        targets=[0.1, 0.2, 0.7, 0.0],
+        weights=[1.0, 2.0, 0.5, 1.0],
+        label_smoothing=0.1,
+        temperature=0.5,
+        base="2",
+    ),
     "overflow": build_trace([1000.0, 1001.0, 1002.0], 0),
     "confident": build_trace([0.0, -40.0], 0),
     "one class": build_trace([3.0], 0),
@@ -123,8 +159,9 @@ TRACES = {
 def test_plain_tables_are_what_rich_prints(monkeypatch, name, width):
     def printed() -> str:
         out = io.StringIO()
-        render.print_table(TRACES[name], make_console(out, width=width), digits=4,
-                           explain=True, naive=True)
+        render.print_table(
+            TRACES[name], make_console(out, width=width), digits=4, explain=True, naive=True
+        )
         return out.getvalue()
 
     fast = printed()

@@ -11,8 +11,8 @@ import math
 import mpmath
 import pytest
 
+from xentcli.compute.trace import build_trace
 from xentcli.errors import InvalidInputError
-from xentcli.trace import build_trace
 
 # 400 digits: enough that 1 - q for q = 1 - 4e-87 keeps all its own digits. Set per
 # call (workdps), never globally: other test modules use mpmath too.
@@ -70,8 +70,14 @@ def _reference(case: dict[str, object]) -> dict[str, object]:
     big_a = mpmath.fsum(coefficient)
     scale = temperature * log_base
     gradient = [(qc * big_a - a) / scale for qc, a in zip(q, coefficient, strict=True)]
-    out: dict[str, object] = {"loss": loss(*logits), "gradient": gradient, "sum": total,
-                              "q": q, "loss_fn": loss, "coefficient": coefficient}
+    out: dict[str, object] = {
+        "loss": loss(*logits),
+        "gradient": gradient,
+        "sum": total,
+        "q": q,
+        "loss_fn": loss,
+        "coefficient": coefficient,
+    }
     if case.get("label") is not None:
         i = case["label"]
         out["one_minus_q"] = mpmath.fsum(q[c] for c in range(k) if c != i)
@@ -87,15 +93,27 @@ CASES = {
     "masked class": {"logits": [1.0, -INF, 0.5], "label": 2},
     "weights": {"logits": [1.2, 2.3, 0.8], "label": 0, "weights": [0.5, 2.0, 3.0]},
     "smoothing": {"logits": [1.2, 2.3, 0.8], "label": 1, "label_smoothing": 0.1},
-    "weights and smoothing": {"logits": [0.3, -1.7, 2.9, 0.0], "label": 3,
-                              "weights": [1.0, 0.25, 4.0, 2.0], "label_smoothing": 0.2},
+    "weights and smoothing": {
+        "logits": [0.3, -1.7, 2.9, 0.0],
+        "label": 3,
+        "weights": [1.0, 0.25, 4.0, 2.0],
+        "label_smoothing": 0.2,
+    },
     "soft targets": {"logits": [1.2, 2.3, 0.8], "targets": [0.1, 0.8, 0.1]},
-    "soft targets, weights, smoothing": {"logits": [2.0, -1.0, 0.5], "targets": [0.0, 0.25, 0.75],
-                                         "weights": [3.0, 1.0, 0.5], "label_smoothing": 0.05},
+    "soft targets, weights, smoothing": {
+        "logits": [2.0, -1.0, 0.5],
+        "targets": [0.0, 0.25, 0.75],
+        "weights": [3.0, 1.0, 0.5],
+        "label_smoothing": 0.05,
+    },
     "temperature": {"logits": [1.2, 2.3, 0.8], "label": 2, "temperature": 0.5},
     "bits": {"logits": [1.2, 2.3, 0.8], "label": 1, "base": "2"},
-    "bans and temperature": {"logits": [4.0, 1.0, -2.0], "label": 0, "base": "10",
-                             "temperature": 3.0},
+    "bans and temperature": {
+        "logits": [4.0, 1.0, -2.0],
+        "label": 0,
+        "base": "10",
+        "temperature": 3.0,
+    },
     "one class": {"logits": [7.5], "label": 0},
 }
 
@@ -114,8 +132,11 @@ def test_seed_example_values():
     assert [round(v, 12) for v in t.exp_shifted] == [0.332871083698, 1.0, 0.223130160148]
     assert round(t.sum_exp_shifted, 11) == 1.55600124385
     assert round(t.log_sum_exp_shifted, 12) == 0.442119225143
-    assert [round(v, 12) for v in t.probabilities] == [0.213927260672, 0.642673008106,
-                                                       0.143399731222]
+    assert [round(v, 12) for v in t.probabilities] == [
+        0.213927260672,
+        0.642673008106,
+        0.143399731222,
+    ]
     assert t.sum_exp is not None
     assert round(t.sum_exp, 10) == 15.5198403060
     assert ulps(t.loss, mpmath.mpf("0.44211922514309726")) <= 2
@@ -137,10 +158,14 @@ def test_loss_and_gradient_against_mpmath(name):
     )
     for c, (got, want) in enumerate(zip(t.gradient, ref["gradient"], strict=True)):  # type: ignore[call-overload]
         # q_c A - a_c cancels when q_c A ~ a_c: measure the error against the larger term.
-        term = max(abs(float(ref["q"][c] * mpmath.fsum(ref["coefficient"]))),  # type: ignore[index]
-                   abs(float(ref["coefficient"][c])))  # type: ignore[index]
-        scale = case.get("temperature", 1.0) * {"e": 1, "2": math.log(2), "10": math.log(10)}[
-            case.get("base", "e")]  # type: ignore[index, operator]
+        term = max(
+            abs(float(ref["q"][c] * mpmath.fsum(ref["coefficient"]))),  # type: ignore[index]
+            abs(float(ref["coefficient"][c])),
+        )  # type: ignore[index]
+        scale = (
+            case.get("temperature", 1.0)
+            * {"e": 1, "2": math.log(2), "10": math.log(10)}[case.get("base", "e")]
+        )  # type: ignore[index, operator]
         tolerance = 8 * math.ulp(max(term / scale, abs(float(want)), 1e-300))
         assert abs(got - float(want)) <= tolerance, (c, got, float(want))
     if "one_minus_q" in ref:
@@ -155,6 +180,7 @@ def test_gradient_formula_is_the_derivative_of_the_loss():
     loss = ref["loss_fn"]
     point = [mpmath.mpf(v) for v in case["logits"]]  # type: ignore[attr-defined]
     for c in range(len(point)):
+
         def along(x, c=c):  # type: ignore[no-untyped-def]
             moved = list(point)
             moved[c] = x

@@ -13,7 +13,7 @@ from xentcli._version import __version__
 from xentcli.errors import DataError, InvalidInputError, UndefinedMeanError, XentError
 
 if TYPE_CHECKING:
-    from xentcli.kernel import cross_entropy, log_softmax, logsumexp, softmax
+    from xentcli.core import cross_entropy, log_softmax, logsumexp, softmax
 
 __all__ = [
     "DataError",
@@ -27,16 +27,16 @@ __all__ = [
     "softmax",
 ]
 
-# The numeric functions come from xentcli.kernel (and numpy) on first use, so that the
+# The numeric functions come from xentcli.core (and numpy) on first use, so that the
 # command line, which imports this package first, starts without numpy for ``--help``.
 _KERNEL_NAMES = frozenset(("cross_entropy", "log_softmax", "logsumexp", "softmax"))
 
 
 def __getattr__(name: str) -> Any:
     if name in _KERNEL_NAMES:
-        from xentcli import kernel
+        from xentcli import core
 
-        value = getattr(kernel, name)
+        value = getattr(core, name)
         globals()[name] = value
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,6 +1,6 @@
 """The error types of xent, each carrying the one-line message a user reads.
 
-The numeric core and the readers raise these; only :mod:`xentcli.cli` prints them and
+The numeric core and the readers raise these; only :mod:`xentcli.cli.main` prints them and
 chooses the exit code (1 for bad data or an unreadable file, 2 for a bad invocation).
 Every error is a :class:`ValueError` subclass, so library users can catch either.
 """

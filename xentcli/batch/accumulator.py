@@ -2,10 +2,10 @@
 
 Memory is constant in the number of rows: every statistic is a fixed-size accumulator.
 
-- The loss sum is exact (:class:`xentcli.kernel.ExactSum`) and the mean is the correctly
+- The loss sum is exact (:class:`xentcli.core._kernel.ExactSum`) and the mean is the correctly
   rounded quotient of two exact sums, so the batch mean is bit-for-bit
   ``cross_entropy(all rows, reduction="mean")`` whatever the chunking.
-- Per-class sums are exact too (a :class:`~xentcli.exactsum.GroupedExactSum` over the
+- Per-class sums are exact too (a :class:`~xentcli.core._exactsum.GroupedExactSum` over the
   classes, filled once per chunk; the file and pooled totals are merges of these, so no
   value is added twice). Without class weights every counted row weighs 1, so the
   weight sums are row counts, added as integers.
@@ -14,7 +14,7 @@ Memory is constant in the number of rows: every statistic is a fixed-size accumu
 - The worst rows are the top ``N`` by loss, ties broken by input order (earlier first).
 
 >>> import numpy as np
->>> from xentcli.reader import Chunk
+>>> from xentcli.batch.reader import Chunk
 >>> chunk = Chunk("a.csv", np.array([[1.2, 2.3, 0.8], [0.0, 1.0, 0.0]]),
 ...               np.array([1, 0]), None, np.array([2, 3]))
 >>> acc = BatchAccumulator(num_classes=3)
@@ -36,10 +36,10 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from xentcli import kernel
+from xentcli import core
+from xentcli.batch.reader import Chunk
+from xentcli.core import GroupedExactSum
 from xentcli.errors import DataError, UndefinedMeanError, XentError
-from xentcli.exactsum import GroupedExactSum
-from xentcli.reader import Chunk
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -167,8 +167,9 @@ class QuantileSketch:
                 counts = np.bincount(which, weights=self.counts[nonzero], minlength=bins)
                 for i in range(bins):
                     left = lo if i == 0 else _approximate(math.exp(log_lo + i * width))
-                    right = (hi if i == bins - 1
-                             else _approximate(math.exp(log_lo + (i + 1) * width)))
+                    right = (
+                        hi if i == bins - 1 else _approximate(math.exp(log_lo + (i + 1) * width))
+                    )
                     out.append(HistogramBin(left, right, int(counts[i])))
         if self.infinities:
             out.append(HistogramBin(math.inf, math.inf, self.infinities))
@@ -279,9 +280,15 @@ class Summary:
         """The ``xent batch --format json`` object (DESIGN.md's shape, plus extra keys)."""
         return {
             "files": [
-                {"path": f.path, "rows": f.rows, "loss": f.loss,
-                 "rows_counted": f.rows_counted, "rows_ignored": f.rows_ignored,
-                 "rows_skipped": f.rows_skipped, "skipped_lines": list(f.skipped_lines)}
+                {
+                    "path": f.path,
+                    "rows": f.rows,
+                    "loss": f.loss,
+                    "rows_counted": f.rows_counted,
+                    "rows_ignored": f.rows_ignored,
+                    "rows_skipped": f.rows_skipped,
+                    "skipped_lines": list(f.skipped_lines),
+                }
                 for f in self.files
             ],
             "rows": self.rows,
@@ -300,16 +307,28 @@ class Summary:
             "soft_targets": self.soft_targets,
             "loss_quantiles": dict(self.quantiles),
             "loss_quantiles_relative_error": self.quantile_relative_error,
-            "histogram": [{"low": b.low, "high": b.high, "rows": b.rows}
-                          for b in self.histogram],
+            "histogram": [{"low": b.low, "high": b.high, "rows": b.rows} for b in self.histogram],
             "per_class": [
-                {"class": c.name, "index": c.index, "rows": c.rows, "loss": c.loss,
-                 "loss_sum": c.loss_sum, "accuracy": c.accuracy, "share": c.share}
+                {
+                    "class": c.name,
+                    "index": c.index,
+                    "rows": c.rows,
+                    "loss": c.loss,
+                    "loss_sum": c.loss_sum,
+                    "accuracy": c.accuracy,
+                    "share": c.share,
+                }
                 for c in self.per_class
             ],
             "worst": [
-                {"file": w.file, "line": w.line, "label": w.label, "predicted": w.predicted,
-                 "probability": w.probability, "loss": w.loss}
+                {
+                    "file": w.file,
+                    "line": w.line,
+                    "label": w.label,
+                    "predicted": w.predicted,
+                    "probability": w.probability,
+                    "loss": w.loss,
+                }
                 for w in self.worst
             ],
             "skipped": [
@@ -346,7 +365,7 @@ class _FileState:
     class_rows: IntArray | None = None
 
 
-def _exact(acc: kernel.ExactSum) -> Fraction:
+def _exact(acc: core.ExactSum) -> Fraction:
     return acc.exact()
 
 
@@ -365,7 +384,7 @@ class BatchAccumulator:
         opts = self.options
         if opts.reduction not in ("mean", "sum"):
             raise XentError(f"reduction must be 'mean' or 'sum', got {opts.reduction!r}")
-        if opts.base not in kernel.UNITS:
+        if opts.base not in core.UNITS:
             raise XentError(f"base must be 'e', '2' or '10', got {opts.base!r}")
         if opts.worst < 0:
             raise XentError("worst must be >= 0")
@@ -374,16 +393,18 @@ class BatchAccumulator:
             self.weights = np.asarray(opts.weights, dtype=np.float64)
             if self.weights.shape != (num_classes,):
                 raise XentError(
-                    f"--weights has {self.weights.size} values but there are "
-                    f"{num_classes} classes"
+                    f"--weights has {self.weights.size} values but there are {num_classes} classes"
                 )
         if opts.class_names is not None and len(opts.class_names) != num_classes:
             raise XentError(
                 f"--classes has {len(opts.class_names)} names but there are "
                 f"{num_classes} logit columns"
             )
-        self.names = (list(opts.class_names) if opts.class_names is not None
-                      else [str(c) for c in range(num_classes)])
+        self.names = (
+            list(opts.class_names)
+            if opts.class_names is not None
+            else [str(c) for c in range(num_classes)]
+        )
         self.soft_targets: bool | None = None
         self.class_sums = GroupedExactSum(num_classes)
         self.class_weights = GroupedExactSum(num_classes)
@@ -401,8 +422,12 @@ class BatchAccumulator:
     def _start_file(self, path: str) -> _FileState:
         self._finish_file()
         self._file_index += 1
-        self._file = _FileState(path, GroupedExactSum(self.k), GroupedExactSum(self.k),
-                                class_rows=np.zeros(self.k, dtype=np.int64))
+        self._file = _FileState(
+            path,
+            GroupedExactSum(self.k),
+            GroupedExactSum(self.k),
+            class_rows=np.zeros(self.k, dtype=np.int64),
+        )
         return self._file
 
     def start_file(self, path: str) -> None:
@@ -419,11 +444,17 @@ class BatchAccumulator:
         self.class_sums.merge(state.class_sums)
         self.class_weights.merge(state.class_weights)
         loss = self._reduce(total, weight)
-        self.files.append(FileSummary(
-            path=state.path, rows=state.rows + state.skipped, rows_counted=state.counted,
-            rows_ignored=state.ignored, rows_skipped=state.skipped, loss=loss,
-            skipped_lines=tuple(state.skipped_lines),
-        ))
+        self.files.append(
+            FileSummary(
+                path=state.path,
+                rows=state.rows + state.skipped,
+                rows_counted=state.counted,
+                rows_ignored=state.ignored,
+                rows_skipped=state.skipped,
+                loss=loss,
+                skipped_lines=tuple(state.skipped_lines),
+            )
+        )
 
     def add_skipped(self, path: str, count: int, errors: Sequence[DataError] = ()) -> None:
         """Count *count* rows of *path* that the reader skipped (``--on-error skip``)."""
@@ -448,18 +479,20 @@ class BatchAccumulator:
         assert state.class_rows is not None
         n, k = chunk.logits.shape
         if k != self.k:
-            raise DataError(chunk.path, None, None,
-                            f"{k} logit columns, but the first file has {self.k}")
+            raise DataError(
+                chunk.path, None, None, f"{k} logit columns, but the first file has {self.k}"
+            )
         soft = chunk.targets is not None
         if self.soft_targets is None:
             self.soft_targets = soft
         elif self.soft_targets != soft:
-            raise DataError(chunk.path, None, None,
-                            "mixes soft targets and labels with the other files")
+            raise DataError(
+                chunk.path, None, None, "mixes soft targets and labels with the other files"
+            )
         if n == 0:
             return None
         rows = chunk.prepared
-        if not isinstance(rows, kernel.RowLosses):
+        if not isinstance(rows, core.RowLosses):
             rows = self.losses(chunk)
             assert rows is not None
         counted = rows.counted
@@ -477,8 +510,7 @@ class BatchAccumulator:
         cls = labels if all_counted else labels[counted]
         loss = rows.loss if all_counted else rows.loss[counted]
         weight = rows.weight if all_counted else rows.weight[counted]
-        correct = (rows.predicted == labels) if all_counted else \
-            (rows.predicted[counted] == cls)
+        correct = (rows.predicted == labels) if all_counted else (rows.predicted[counted] == cls)
         class_rows = np.bincount(cls, minlength=k)
         state.class_rows += class_rows
         self.class_rows += class_rows
@@ -497,14 +529,15 @@ class BatchAccumulator:
             probability = _label_probability(chunk.logits, labels, opts.temperature)
         else:
             probability = rows.label_probability
-        base_loss = np.asarray(kernel.to_base(rows.loss, opts.base), dtype=np.float64)
+        base_loss = np.asarray(core.to_base(rows.loss, opts.base), dtype=np.float64)
         if not all_counted:
             base_loss = np.where(counted, base_loss, np.nan)
             probability = np.where(counted, probability, np.nan)
-        return ChunkResult(chunk.path, chunk.lines, labels, rows.predicted, probability,
-                           base_loss, counted)
+        return ChunkResult(
+            chunk.path, chunk.lines, labels, rows.predicted, probability, base_loss, counted
+        )
 
-    def losses(self, chunk: Chunk) -> kernel.RowLosses | None:
+    def losses(self, chunk: Chunk) -> core.RowLosses | None:
         """The kernel's per-row results for *chunk*, or None if it does not fit the batch.
 
         It only reads the options, so the reader can run it in its parsing threads
@@ -515,14 +548,20 @@ class BatchAccumulator:
         if k != self.k or n == 0:
             return None
         opts = self.options
-        return kernel.row_losses(
-            chunk.logits, chunk.labels, targets=chunk.targets, weights=self.weights,
-            ignore_index=opts.ignore_index, label_smoothing=opts.label_smoothing,
-            temperature=opts.temperature, check=False,
+        return core.row_losses(
+            chunk.logits,
+            chunk.labels,
+            targets=chunk.targets,
+            weights=self.weights,
+            ignore_index=opts.ignore_index,
+            label_smoothing=opts.label_smoothing,
+            temperature=opts.temperature,
+            check=False,
         )
 
-    def _add_worst(self, chunk: Chunk, rows: kernel.RowLosses, labels: IntArray,
-                   counted: npt.NDArray[np.bool_]) -> None:
+    def _add_worst(
+        self, chunk: Chunk, rows: core.RowLosses, labels: IntArray, counted: npt.NDArray[np.bool_]
+    ) -> None:
         top = self.options.worst
         loss = np.where(counted, rows.loss, -np.inf)
         # Only rows that can beat the current N-th worst matter.
@@ -540,17 +579,23 @@ class BatchAccumulator:
         if candidates.size == 0:
             return
         if chunk.targets is not None:
-            probability = _label_probability(chunk.logits[candidates], labels[candidates],
-                                             self.options.temperature)
+            probability = _label_probability(
+                chunk.logits[candidates], labels[candidates], self.options.temperature
+            )
         else:
             probability = rows.label_probability[candidates]
         for j, i in enumerate(candidates.tolist()):
             key = (float(rows.loss[i]), -self._file_index, -int(chunk.lines[i]))
             if len(self._worst) >= top and key <= self._worst[0][:3]:
                 continue
-            row = WorstRow(chunk.path, int(chunk.lines[i]), self._name(int(labels[i])),
-                           self._name(int(rows.predicted[i])), float(probability[j]),
-                           float(rows.loss[i]))
+            row = WorstRow(
+                chunk.path,
+                int(chunk.lines[i]),
+                self._name(int(labels[i])),
+                self._name(int(rows.predicted[i])),
+                float(probability[j]),
+                float(rows.loss[i]),
+            )
             item = (*key, row)
             if len(self._worst) < top:
                 heapq.heappush(self._worst, item)
@@ -563,14 +608,14 @@ class BatchAccumulator:
         return index
 
     # ------------------------------------------------------------------ results
-    def _reduce(self, total: kernel.ExactSum, weight: kernel.ExactSum) -> float | None:
+    def _reduce(self, total: core.ExactSum, weight: core.ExactSum) -> float | None:
         """The reduced loss in the run's unit (None for an undefined mean)."""
         if self.options.reduction == "sum":
             return total.value(self.options.base)
         return _mean(total, weight, self.options.base)
 
     def _unit(self, nats: float) -> float:
-        return float(kernel.to_base(nats, self.options.base))
+        return float(core.to_base(nats, self.options.base))
 
     def summary(self) -> Summary:
         """The summary of everything added so far (finishes the current file)."""
@@ -596,16 +641,25 @@ class BatchAccumulator:
             share = None
             if loss_sum_nats > 0 and math.isfinite(loss_sum_nats):
                 share = float(_exact(class_sum) / total_exact)
-            per_class.append(ClassSummary(
-                index=c, name=self.names[c], rows=int(self.class_rows[c]),
-                loss=class_mean,
-                loss_sum=class_sum.value(base),
-                accuracy=(int(self.class_correct[c]) / int(self.class_rows[c])
-                          if self.class_rows[c] else None),
-                share=share,
-            ))
-        quantiles = {name: self.sketch.quantile(q) for name, q in
-                     (("min", 0.0), ("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("max", 1.0))}
+            per_class.append(
+                ClassSummary(
+                    index=c,
+                    name=self.names[c],
+                    rows=int(self.class_rows[c]),
+                    loss=class_mean,
+                    loss_sum=class_sum.value(base),
+                    accuracy=(
+                        int(self.class_correct[c]) / int(self.class_rows[c])
+                        if self.class_rows[c]
+                        else None
+                    ),
+                    share=share,
+                )
+            )
+        quantiles = {
+            name: self.sketch.quantile(q)
+            for name, q in (("min", 0.0), ("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("max", 1.0))
+        }
         worst = [item[3] for item in sorted(self._worst, key=lambda it: it[:3], reverse=True)]
         return Summary(
             files=tuple(self.files),
@@ -621,10 +675,9 @@ class BatchAccumulator:
             perplexity=None if mean_nats is None else _exp(mean_nats),
             accuracy=correct / counted if counted else None,
             correct=correct,
-            units=kernel.UNITS[opts.base],
+            units=core.UNITS[opts.base],
             soft_targets=bool(self.soft_targets),
-            quantiles={name: None if v is None else self._unit(v)
-                       for name, v in quantiles.items()},
+            quantiles={name: None if v is None else self._unit(v) for name, v in quantiles.items()},
             quantile_relative_error=QuantileSketch.RELATIVE_ERROR,
             histogram=tuple(
                 HistogramBin(self._unit(b.low), self._unit(b.high), b.rows)
@@ -632,15 +685,14 @@ class BatchAccumulator:
             ),
             per_class=tuple(per_class),
             worst=tuple(
-                WorstRow(w.file, w.line, w.label, w.predicted, w.probability,
-                         self._unit(w.loss))
+                WorstRow(w.file, w.line, w.label, w.predicted, w.probability, self._unit(w.loss))
                 for w in worst
             ),
             skipped=tuple(self.skipped),
         )
 
 
-def _mean(total: kernel.ExactSum, weight: kernel.ExactSum, base: str = "e") -> float | None:
+def _mean(total: core.ExactSum, weight: core.ExactSum, base: str = "e") -> float | None:
     """The correctly rounded ``total / weight`` in *base*, None when no row counts."""
     try:
         return total.ratio(weight, base)
@@ -656,13 +708,14 @@ def _exp(x: float) -> float:
 
 
 def _label_probability(logits: FloatArray, labels: IntArray, temperature: float) -> FloatArray:
-    q = kernel.softmax(logits, temperature=temperature)
+    q = core.softmax(logits, temperature=temperature)
     return np.take_along_axis(q, labels[:, None], axis=-1)[:, 0]
 
 
-def summarize(chunks: Iterable[Chunk], num_classes: int,
-              options: BatchOptions | None = None) -> Summary:
-    """Aggregate *chunks* (as :func:`xentcli.reader` yields them) into a :class:`Summary`."""
+def summarize(
+    chunks: Iterable[Chunk], num_classes: int, options: BatchOptions | None = None
+) -> Summary:
+    """Aggregate *chunks* (as :func:`xentcli.batch.reader` yields them) into a :class:`Summary`."""
     acc = BatchAccumulator(num_classes, options)
     for chunk in chunks:
         acc.add(chunk)

@@ -100,8 +100,7 @@ def run(blocks: list[tuple[int, int]], work: Callable[[int, int], None], k: int)
     # This thread and the workers take every other block; results land in disjoint
     # slices. The workers persist, so their arenas are reused from call to call.
     pool = _pool()
-    futures = [pool.submit(_run_list, blocks[i::THREADS], work, True)
-               for i in range(1, THREADS)]
+    futures = [pool.submit(_run_list, blocks[i::THREADS], work, True) for i in range(1, THREADS)]
     outcomes = [_run_list(blocks[0::THREADS], work, True)]
     outcomes += [future.result() for future in futures]
     failures = [f for f in outcomes if f is not None]
@@ -123,8 +122,9 @@ def _pool() -> Executor:
     return _POOL[pid]
 
 
-def _run_list(blocks: list[tuple[int, int]], work: Callable[[int, int], None],
-              catch: bool = False) -> tuple[int, Exception] | None:
+def _run_list(
+    blocks: list[tuple[int, int]], work: Callable[[int, int], None], catch: bool = False
+) -> tuple[int, Exception] | None:
     # inf - inf and 0 * inf arise by design at masked classes and are repaired after.
     with np.errstate(all="ignore"):
         for start, stop in blocks:

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
+from xentcli.core._units import LOG_E_IN_BASE, Base, check_base, to_base
 from xentcli.errors import UndefinedMeanError
-from xentcli.units import LOG_E_IN_BASE, Base, check_base, to_base
 
 if TYPE_CHECKING:
     from fractions import Fraction
@@ -53,8 +53,9 @@ def _exact_int(values: FloatArray) -> int:
         acc_low += np.bincount(expo, weights=whole, minlength=_BINS).astype(np.int64)
     total = 0
     present = np.flatnonzero((acc_high != 0) | (acc_low != 0))
-    for i, h, lo in zip(present.tolist(), acc_high[present].tolist(),
-                        acc_low[present].tolist(), strict=True):
+    for i, h, lo in zip(
+        present.tolist(), acc_high[present].tolist(), acc_low[present].tolist(), strict=True
+    ):
         # value = (h * 2**27 + lo) * 2**(expo - 53) = (...) * 2**(i - 1126)
         total += ((h << 27) + lo) << i
     return total
@@ -250,11 +251,13 @@ class GroupedExactSum:
             keys, inverse = np.unique(g * _BINS + expo, return_inverse=True)
             high_sums = np.bincount(inverse, weights=high, minlength=keys.size)
             low_sums = np.bincount(inverse, weights=whole, minlength=keys.size)
-        self._merge_store(keys.astype(np.int64, copy=False), high_sums.astype(np.int64),
-                          low_sums.astype(np.int64))
+        self._merge_store(
+            keys.astype(np.int64, copy=False), high_sums.astype(np.int64), low_sums.astype(np.int64)
+        )
 
-    def _merge_store(self, keys: npt.NDArray[np.int64], high: npt.NDArray[np.int64],
-                     low: npt.NDArray[np.int64]) -> None:
+    def _merge_store(
+        self, keys: npt.NDArray[np.int64], high: npt.NDArray[np.int64], low: npt.NDArray[np.int64]
+    ) -> None:
         """Add per-key sums (*keys* sorted and unique) into the store."""
         at = np.searchsorted(self._keys, keys)
         found = at < self._keys.size
@@ -301,8 +304,9 @@ class GroupedExactSum:
             return self._totals
         totals = list(self._folded) if self._folded is not None else [0] * self.groups
         group, bin_ = np.divmod(self._keys, _BINS)
-        for gi, i, h, lo in zip(group.tolist(), bin_.tolist(), self._high.tolist(),
-                                self._low.tolist(), strict=True):
+        for gi, i, h, lo in zip(
+            group.tolist(), bin_.tolist(), self._high.tolist(), self._low.tolist(), strict=True
+        ):
             if h or lo:
                 totals[gi] += ((h << 27) + lo) << i
         if include_ones:
@@ -336,8 +340,7 @@ class GroupedExactSum:
         """Group *group*'s sum, rounded once (as :meth:`ExactSum.value`)."""
         return self.exact_sum(group).value(base)
 
-    def ratio(self, group: int, denominator: GroupedExactSum,
-              base: Base | str = "e") -> float:
+    def ratio(self, group: int, denominator: GroupedExactSum, base: Base | str = "e") -> float:
         """Group *group*'s sum over *denominator*'s (as :meth:`ExactSum.ratio`)."""
         return self.exact_sum(group).ratio(denominator.exact_sum(group), base)
 
@@ -369,7 +372,7 @@ def _in_base(numerator: int, denominator: int, base: str) -> float:
 
 
 def _factor(base: str) -> tuple[int, int]:
-    """``hi + lo`` of :data:`~xentcli.units.LOG_E_IN_BASE` as a reduced integer ratio.
+    """``hi + lo`` of :data:`~xentcli.core._units.LOG_E_IN_BASE` as a reduced integer ratio.
 
     >>> from fractions import Fraction
     >>> all(Fraction(*_factor(b)) == Fraction(hi) + Fraction(lo)

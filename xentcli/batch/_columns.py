@@ -1,6 +1,6 @@
 """The first line of a table: delimiter, header, and which columns hold what.
 
-From the first non-blank line and the :class:`~xentcli.reader.ReadOptions` this decides
+From the first non-blank line and the :class:`~xentcli.batch.reader.ReadOptions` this decides
 the delimiter (when not given), whether the line is a header, and the columns of the
 logits, the label or the targets (names, indices, ranges and globs; the default label
 column), as a :class:`Layout`. Every error is file-level (no row is read yet).
@@ -14,11 +14,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from xentcli._syntax import decode, is_number, split_fields
+from xentcli.batch._syntax import decode, is_number, split_fields
 from xentcli.errors import DataError
 
 if TYPE_CHECKING:
-    from xentcli.reader import ReadOptions
+    from xentcli.batch.reader import ReadOptions
 
 _LABEL_NAMES = ("label", "target", "y", "class")
 _RANGE = re.compile(r"(-?[0-9]*):(-?[0-9]*)(?::(-?[0-9]*))?")

@@ -1,7 +1,7 @@
 """The syntax of a table's text: what a line, a field, a number and an integer are.
 
-Shared by header detection (:mod:`xentcli._columns`), the precise reader
-(:mod:`xentcli._precise`) and the fast path's checks; :mod:`xentcli.reader` describes it.
+Shared by header detection (:mod:`xentcli.batch._columns`), the precise reader
+(:mod:`xentcli.batch._precise`) and the fast path's checks; the reader describes it.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ BLANK = b" \t\r\n"
 
 
 def is_number(text: str) -> bool:
-    """True when *text* is a number in the reader's syntax (see :mod:`xentcli.reader`).
+    """True when *text* is a number in the reader's syntax (see :mod:`xentcli.batch.reader`).
 
     >>> [is_number(t) for t in ["1.5", " -2e3 ", "-Inf", "nan", "1_000", "0x10", "", "1e"]]
     [True, True, True, True, False, False, False, False]

@@ -25,8 +25,15 @@ class Stage:
     items are taken. Threads are named *name*-0, *name*-1, ...
     """
 
-    def __init__(self, source: Any, work: Any = None, *, workers: int = 1, depth: int = 3,
-                 name: str = "xent-stage") -> None:
+    def __init__(
+        self,
+        source: Any,
+        work: Any = None,
+        *,
+        workers: int = 1,
+        depth: int = 3,
+        name: str = "xent-stage",
+    ) -> None:
         import threading
 
         self._source = source

@@ -1,6 +1,6 @@
 """``xent compute``: one sample worked through the softmax and the cross-entropy loss.
 
-Parses the options, builds a :class:`~xentcli.trace.Trace` and renders it. Every bad
+Parses the options, builds a :class:`~xentcli.compute.trace.Trace` and renders it. Every bad
 value is one line ``Error: ...`` on stderr with exit code 2 (:class:`BadInvocation`).
 """
 
@@ -10,9 +10,9 @@ import math
 
 import click
 
-from xentcli.clitools import BadInvocation
+from xentcli.cli.params import parse_float, parse_float_list, parse_name_list, split_list
+from xentcli.cli.tools import BadInvocation
 from xentcli.errors import InvalidInputError, XentError
-from xentcli.options import parse_float, parse_float_list, parse_name_list, split_list
 
 FORMATS = ("table", "json", "csv", "markdown", "latex")
 BASES = ("e", "2", "10")
@@ -76,13 +76,10 @@ def _parse_label(text: str, k: int, classes: list[str] | None) -> int:
             f" (got {stripped!r})"
         ) from None
     if label < 0:
-        raise BadInvocation(
-            f"--label: {label} is negative; class indices run from 0 to {k - 1}"
-        )
+        raise BadInvocation(f"--label: {label} is negative; class indices run from 0 to {k - 1}")
     if label >= k:
         raise BadInvocation(
-            f"--label: {label} is out of range; class indices run from 0 to {k - 1}"
-            f" ({k} logits)"
+            f"--label: {label} is out of range; class indices run from 0 to {k - 1} ({k} logits)"
         )
     return label
 
@@ -112,33 +109,82 @@ def _message(error: XentError, written: dict[str, list[str]]) -> str:
 
 
 @click.command(epilog=EPILOG)
-@click.option("--logits", "logits_text", metavar="LIST",
-              help="The K logits: 1.2,2.3,0.8 or \"1.2 2.3 0.8\" or [1.2, 2.3, 0.8]; "
-                   "-inf masks a class.")
-@click.option("--label", "label_text", metavar="CLASS",
-              help="The true class: an index from 0, or a name from --classes.")
-@click.option("--target", "target_text", metavar="LIST",
-              help="A soft target instead of --label: K probabilities summing to 1.")
-@click.option("--classes", "classes_text", metavar="NAMES",
-              help="Class names, comma-separated: cat,dog,bird.")
-@click.option("--weights", "weights_text", metavar="LIST",
-              help="Class weights, one per class (PyTorch's weight).")
-@click.option("--label-smoothing", "smoothing_text", metavar="EPS", default="0",
-              show_default=True, help="Mix the target with the uniform one: (1-EPS)p + EPS/K.")
-@click.option("--temperature", "temperature_text", metavar="T", default="1",
-              show_default=True, help="Divide the logits by T > 0 first.")
-@click.option("--base", type=click.Choice(BASES), default="e", show_default=True,
-              help="Logarithm base of the loss: e (nats), 2 (bits), 10 (bans).")
-@click.option("--format", "output_format", type=click.Choice(FORMATS), default="table",
-              show_default=True, help="Output: a table, or JSON/CSV at full precision, "
-                                      "or the derivation in Markdown or LaTeX.")
-@click.option("--explain", is_flag=True,
-              help="Also show the derivation, step by step, with the numbers substituted.")
-@click.option("--naive", is_flag=True,
-              help="Also show the textbook q = e^y / sum e^y, and where it overflows or "
-                   "loses the loss.")
-@click.option("--digits", type=click.IntRange(1, 17), default=4, show_default=True, metavar="N",
-              help="Decimals shown in tables and derivations (JSON and CSV are exact).")
+@click.option(
+    "--logits",
+    "logits_text",
+    metavar="LIST",
+    help='The K logits: 1.2,2.3,0.8 or "1.2 2.3 0.8" or [1.2, 2.3, 0.8]; -inf masks a class.',
+)
+@click.option(
+    "--label",
+    "label_text",
+    metavar="CLASS",
+    help="The true class: an index from 0, or a name from --classes.",
+)
+@click.option(
+    "--target",
+    "target_text",
+    metavar="LIST",
+    help="A soft target instead of --label: K probabilities summing to 1.",
+)
+@click.option(
+    "--classes", "classes_text", metavar="NAMES", help="Class names, comma-separated: cat,dog,bird."
+)
+@click.option(
+    "--weights",
+    "weights_text",
+    metavar="LIST",
+    help="Class weights, one per class (PyTorch's weight).",
+)
+@click.option(
+    "--label-smoothing",
+    "smoothing_text",
+    metavar="EPS",
+    default="0",
+    show_default=True,
+    help="Mix the target with the uniform one: (1-EPS)p + EPS/K.",
+)
+@click.option(
+    "--temperature",
+    "temperature_text",
+    metavar="T",
+    default="1",
+    show_default=True,
+    help="Divide the logits by T > 0 first.",
+)
+@click.option(
+    "--base",
+    type=click.Choice(BASES),
+    default="e",
+    show_default=True,
+    help="Logarithm base of the loss: e (nats), 2 (bits), 10 (bans).",
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(FORMATS),
+    default="table",
+    show_default=True,
+    help="Output: a table, or JSON/CSV at full precision, or the derivation in Markdown or LaTeX.",
+)
+@click.option(
+    "--explain",
+    is_flag=True,
+    help="Also show the derivation, step by step, with the numbers substituted.",
+)
+@click.option(
+    "--naive",
+    is_flag=True,
+    help="Also show the textbook q = e^y / sum e^y, and where it overflows or loses the loss.",
+)
+@click.option(
+    "--digits",
+    type=click.IntRange(1, 17),
+    default=4,
+    show_default=True,
+    metavar="N",
+    help="Decimals shown in tables and derivations (JSON and CSV are exact).",
+)
 def compute(
     logits_text: str | None,
     label_text: str | None,
@@ -159,9 +205,9 @@ def compute(
     shifted logits, their exponentials and sum, the probabilities q, the loss
     L = -log q_label (or -sum p log q for a soft target), its gradient and perplexity.
     """
-    from xentcli import render
-    from xentcli.clitools import make_console
-    from xentcli.trace import build_trace
+    from xentcli.cli.tools import make_console
+    from xentcli.compute import render
+    from xentcli.compute.trace import build_trace
 
     if logits_text is None:
         raise BadInvocation("give the logits with --logits, for example --logits 1.2,2.3,0.8")
@@ -198,12 +244,20 @@ def compute(
     if weights is not None and len(weights) != k:
         raise BadInvocation(f"--weights: {len(weights)} values for {k} logits")
     if explain and output_format == "csv":
-        raise BadInvocation("--explain has no CSV form; use --format table, json, markdown"
-                            " or latex")
+        raise BadInvocation(
+            "--explain has no CSV form; use --format table, json, markdown or latex"
+        )
     try:
-        trace = build_trace(logits, label, targets=targets, weights=weights,
-                            label_smoothing=smoothing, temperature=temperature, base=base,
-                            classes=classes)
+        trace = build_trace(
+            logits,
+            label,
+            targets=targets,
+            weights=weights,
+            label_smoothing=smoothing,
+            temperature=temperature,
+            base=base,
+            classes=classes,
+        )
     except XentError as error:
         raise BadInvocation(_message(error, written)) from None
 

@@ -1,4 +1,4 @@
-"""Rendering of a :class:`~xentcli.trace.Trace`: table, JSON, CSV, Markdown and LaTeX.
+"""Rendering of a :class:`~xentcli.compute.trace.Trace`: table, JSON, CSV, Markdown and LaTeX.
 
 Tables and derivations round for reading, with the number formats below: ``digits``
 decimals for per-class values (:func:`fixed`), ``digits + 1`` significant digits for
@@ -8,7 +8,7 @@ text (ASCII rules, no colour) when the console is not a terminal.
 
 The table is what ``xent compute`` prints by default, so this module holds only what it
 needs; the derivation, and the Markdown and LaTeX that typeset it, are in
-:mod:`xentcli.derivation`, imported when asked for (as are :mod:`json` and :mod:`csv`).
+:mod:`xentcli.compute.derivation`, imported when asked for (as are :mod:`json` and :mod:`csv`).
 
 >>> fixed(0.21392726067185291), fixed(-1.0999999999999999), fixed(4.2e-18), fixed(0.0)
 ('0.2139', '-1.1000', '4.200e-18', '0')
@@ -33,21 +33,14 @@ from rich.text import Text
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from xentcli.trace import Trace
+    from xentcli.compute.trace import Trace
 
 DEFAULT_DIGITS = 4
 _BAR_WIDTH = 40
 
 # Like rich's SIMPLE box, in ASCII: what goes to a file or a pipe stays plain text.
 PLAIN_BOX = box.Box(
-    "    \n"
-    "    \n"
-    " -- \n"
-    "    \n"
-    "    \n"
-    " -- \n"
-    "    \n"
-    "    \n",
+    "    \n    \n -- \n    \n    \n -- \n    \n    \n",
     ascii=True,
 )
 
@@ -117,9 +110,12 @@ def per_class(t: Trace, digits: int) -> tuple[list[str], list[list[str]]]:
         row.append(given(t.logits[k], digits))
         if t.temperature != 1.0:
             row.append(given(t.scaled[k], digits))
-        row += [fixed(t.shifted[k], digits), fixed(t.exp_shifted[k], digits),
-                fixed(t.probabilities[k], digits),
-                fixed(t.targets[k], digits) if t.label_smoothing else given(t.targets[k], digits)]
+        row += [
+            fixed(t.shifted[k], digits),
+            fixed(t.exp_shifted[k], digits),
+            fixed(t.probabilities[k], digits),
+            fixed(t.targets[k], digits) if t.label_smoothing else given(t.targets[k], digits),
+        ]
         if t.weights is not None:
             row.append(given(t.weights[k], digits))
         row += [fixed(t.contributions[k], digits), fixed(t.gradient[k], digits)]
@@ -166,8 +162,10 @@ def _bars(t: Trace, digits: int, glyph: str) -> list[str]:
         mark = ">" if k == t.label else " "
         q = t.probabilities[k]
         bar = glyph * (round(q * _BAR_WIDTH) if 0 <= q <= 1 else 0)  # no bar for a nan
-        out.append(f"{mark} {name.rjust(width)}  {bar.ljust(_BAR_WIDTH)}  "
-                   f"{fixed(t.probabilities[k], digits)}")
+        out.append(
+            f"{mark} {name.rjust(width)}  {bar.ljust(_BAR_WIDTH)}  "
+            f"{fixed(t.probabilities[k], digits)}"
+        )
     return out
 
 
@@ -176,16 +174,21 @@ def _naive_table(t: Trace, digits: int, table_box: box.Box) -> Table:
     for header in ("k", "e^y", "sum e^y", "q textbook", "q stable"):
         table.add_column(header, justify="right")
     for k in range(t.num_classes):
-        table.add_row(str(k), sig(t.naive.exp[k], digits),
-                      sig(t.naive.sum_exp, digits) if k == 0 else "",
-                      fixed(t.naive.probabilities[k], digits), fixed(t.probabilities[k], digits))
+        table.add_row(
+            str(k),
+            sig(t.naive.exp[k], digits),
+            sig(t.naive.sum_exp, digits) if k == 0 else "",
+            fixed(t.naive.probabilities[k], digits),
+            fixed(t.probabilities[k], digits),
+        )
     return table
 
 
 def _wrapped(text: str, indent: int, width: int) -> list[str]:
     # textwrap rather than rich's wrapping: rich pads wrapped lines to the full width.
-    lines = textwrap.wrap(text, max(width - indent, 20), break_long_words=False,
-                          break_on_hyphens=False)
+    lines = textwrap.wrap(
+        text, max(width - indent, 20), break_long_words=False, break_on_hyphens=False
+    )
     return [" " * indent + line for line in lines]
 
 
@@ -243,9 +246,16 @@ def _plain_table(table: Table) -> str | None:
     (a cell that is not plain printable ASCII, which rich may parse as markup or expand,
     a title, footer, edges or lines between rows) returns None, for rich to print.
     """
-    if (table.title or table.caption or table.show_footer or table.show_lines or table.expand
-            or table.width is not None or (table.box is not None and table.show_edge)
-            or any(row.end_section for row in table.rows)):
+    if (
+        table.title
+        or table.caption
+        or table.show_footer
+        or table.show_lines
+        or table.expand
+        or table.width is not None
+        or (table.box is not None and table.show_edge)
+        or any(row.end_section for row in table.rows)
+    ):
         return None
     top, right, bottom, left = table.padding
     if top or bottom:
@@ -253,13 +263,18 @@ def _plain_table(table: Table) -> str | None:
     columns = table.columns
     texts = []
     for column in columns:
-        if (column.width is not None or column.min_width is not None
-                or column.max_width is not None or column.justify not in ("left", "right")):
+        if (
+            column.width is not None
+            or column.min_width is not None
+            or column.max_width is not None
+            or column.justify not in ("left", "right")
+        ):
             return None
         cells = []
         for cell in [column.header, *column.cells] if table.show_header else column.cells:
-            if not (isinstance(cell, str) and cell.isascii() and cell.isprintable()
-                    and "[" not in cell):
+            if not (
+                isinstance(cell, str) and cell.isascii() and cell.isprintable() and "[" not in cell
+            ):
                 return None
             cells.append(cell)
         texts.append(cells)
@@ -283,8 +298,9 @@ def _plain_table(table: Table) -> str | None:
     lines = []
     for number, row in enumerate(rows):
         cells = []
-        for cell, column, width, (pad_left, pad_right) in zip(row, columns, widths, pads,
-                                                              strict=True):
+        for cell, column, width, (pad_left, pad_right) in zip(
+            row, columns, widths, pads, strict=True
+        ):
             inner = width - pad_left - pad_right
             body = cell.rjust(inner) if column.justify == "right" else cell.ljust(inner)
             cells.append(" " * pad_left + body + " " * pad_right)
@@ -359,17 +375,20 @@ def print_table(
     out.table(summary)
     out.lines(["", "probabilities q", *_bars(t, digits, glyph)])
     if naive:
-        from xentcli.derivation import naive_notes
+        from xentcli.compute.derivation import naive_notes
 
         out.lines(["", "The textbook formula q = e^y / sum e^y, L = -log q, unshifted:", ""])
         out.table(_naive_table(t, digits, table_box))
-        lines = ["", f"textbook loss  {sig(t.naive.loss, digits)} {t.units}"
-                     f"   (stable: {sig(t.loss, digits)} {t.units})"]
+        lines = [
+            "",
+            f"textbook loss  {sig(t.naive.loss, digits)} {t.units}"
+            f"   (stable: {sig(t.loss, digits)} {t.units})",
+        ]
         for note in naive_notes(t, digits):
             lines += _wrapped(note, 2, width)
         out.lines(lines)
     if explain:
-        from xentcli.derivation import derivation
+        from xentcli.compute.derivation import derivation
 
         lines = ["", "Step by step"]
         for step in derivation(t, digits):
@@ -381,10 +400,11 @@ def print_table(
 
 
 # ----------------------------------------------------------------------- json, csv
-def to_json(t: Trace, *, naive: bool = False, explain: bool = False,
-            digits: int = DEFAULT_DIGITS) -> str:
+def to_json(
+    t: Trace, *, naive: bool = False, explain: bool = False, digits: int = DEFAULT_DIGITS
+) -> str:
     """The trace as JSON in DESIGN.md's shape, at full precision (plus extra keys)."""
-    from xentcli import jsonfmt
+    from xentcli import text as jsonfmt
 
     data: dict[str, object] = {
         "logits": list(t.logits),
@@ -418,7 +438,7 @@ def to_json(t: Trace, *, naive: bool = False, explain: bool = False,
         "one_minus_q": t.one_minus_q,
     }
     if naive:
-        from xentcli.derivation import naive_notes
+        from xentcli.compute.derivation import naive_notes
 
         data["naive"] = {
             "exp": list(t.naive.exp),
@@ -430,7 +450,7 @@ def to_json(t: Trace, *, naive: bool = False, explain: bool = False,
             "notes": naive_notes(t, digits),
         }
     if explain:
-        from xentcli.derivation import derivation
+        from xentcli.compute.derivation import derivation
 
         data["steps"] = [
             {"number": s.number, "title": s.title, "lines": [line.text for line in s.lines]}
@@ -444,9 +464,21 @@ def _csv_number(x: float) -> str:
     return special if special is not None else repr(x)
 
 
-CSV_COLUMNS = ("index", "class", "logit", "scaled_logit", "shifted", "exp_shifted",
-               "probability", "log_probability", "target", "weight", "contribution",
-               "gradient", "is_label")
+CSV_COLUMNS = (
+    "index",
+    "class",
+    "logit",
+    "scaled_logit",
+    "shifted",
+    "exp_shifted",
+    "probability",
+    "log_probability",
+    "target",
+    "weight",
+    "contribution",
+    "gradient",
+    "is_label",
+)
 
 
 def to_csv(t: Trace, *, naive: bool = False) -> str:
@@ -461,12 +493,25 @@ def to_csv(t: Trace, *, naive: bool = False) -> str:
         header += ["naive_exp", "naive_probability"]
     writer.writerow(header)
     for k in range(t.num_classes):
-        row = [str(k), t.classes[k]] + [
-            _csv_number(v) for v in (
-                t.logits[k], t.scaled[k], t.shifted[k], t.exp_shifted[k], t.probabilities[k],
-                t.log_probabilities[k], t.targets[k], t.effective_weights[k],
-                t.contributions[k], t.gradient[k])
-        ] + ["1" if k == t.label else "0"]
+        row = (
+            [str(k), t.classes[k]]
+            + [
+                _csv_number(v)
+                for v in (
+                    t.logits[k],
+                    t.scaled[k],
+                    t.shifted[k],
+                    t.exp_shifted[k],
+                    t.probabilities[k],
+                    t.log_probabilities[k],
+                    t.targets[k],
+                    t.effective_weights[k],
+                    t.contributions[k],
+                    t.gradient[k],
+                )
+            ]
+            + ["1" if k == t.label else "0"]
+        )
         if naive:
             row += [_csv_number(t.naive.exp[k]), _csv_number(t.naive.probabilities[k])]
         writer.writerow(row)
@@ -476,13 +521,13 @@ def to_csv(t: Trace, *, naive: bool = False) -> str:
 # -------------------------------------------------------------------- markdown, latex
 def to_markdown(t: Trace, *, digits: int = DEFAULT_DIGITS, naive: bool = False) -> str:
     """The table and the derivation as Markdown, with TeX math between ``$`` signs."""
-    from xentcli.derivation import markdown
+    from xentcli.compute.derivation import markdown
 
     return markdown(t, digits=digits, naive=naive)
 
 
 def to_latex(t: Trace, *, digits: int = DEFAULT_DIGITS, naive: bool = False) -> str:
     """A complete LaTeX document (amsmath only); its body pastes into notes."""
-    from xentcli.derivation import latex
+    from xentcli.compute.derivation import latex
 
     return latex(t, digits=digits, naive=naive)

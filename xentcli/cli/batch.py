@@ -18,7 +18,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import click
 
-from xentcli.clitools import BadData, BadInvocation
+from xentcli.cli.tools import BadData, BadInvocation
 from xentcli.errors import DataError, XentError
 
 if TYPE_CHECKING:
@@ -37,14 +37,15 @@ Examples:
 """
 
 
-def _float_option(what: str, low: float | None = None, low_open: bool = False,
-                  high_open: float | None = None) -> Any:
+def _float_option(
+    what: str, low: float | None = None, low_open: bool = False, high_open: float | None = None
+) -> Any:
     """A click callback parsing a float with xent's rules and a range check (exit 2)."""
 
     def callback(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
         if value is None:
             return None
-        from xentcli.options import parse_float
+        from xentcli.cli.params import parse_float
 
         try:
             number = parse_float(value, what)
@@ -78,13 +79,11 @@ def _split_columns(text: str | None, option: str) -> list[str] | None:
 def _delimiter(text: str | None) -> str | None:
     if text is None:
         return None
-    named = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "space": " ",
-             "pipe": "|"}
+    named = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "space": " ", "pipe": "|"}
     value = named.get(text.lower(), text)
-    if len(value) != 1 or value in "\"\r\n":
+    if len(value) != 1 or value in '"\r\n':
         raise BadInvocation(
-            f"--delimiter must be one character (or tab, comma, semicolon, space, pipe): "
-            f"{text!r}"
+            f"--delimiter must be one character (or tab, comma, semicolon, space, pipe): {text!r}"
         )
     return value
 
@@ -128,7 +127,7 @@ class _Progress:
         )
         from rich.text import Text
 
-        from xentcli.clitools import make_console
+        from xentcli.cli.tools import make_console
 
         class RowsPerSecond(ProgressColumn):
             def render(self, task: Task) -> Text:
@@ -146,9 +145,13 @@ class _Progress:
         total = None if any(s is None for s in sizes) else sum(s or 0 for s in sizes)
         console = make_console(stderr=True)
         self._progress = Progress(
-            TextColumn("{task.description}"), BarColumn(bar_width=24), DownloadColumn(),
-            RowsPerSecond(), TimeRemainingColumn(),
-            console=console, transient=True,
+            TextColumn("{task.description}"),
+            BarColumn(bar_width=24),
+            DownloadColumn(),
+            RowsPerSecond(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
         )
         self._task = self._progress.add_task("xent batch", total=total, rows=0)
         self._progress.start()
@@ -157,8 +160,9 @@ class _Progress:
         if self._progress is None:
             return
         self.rows += rows
-        self._progress.update(self._task, description=name,
-                              completed=self.done_bytes + bytes_read, rows=self.rows)
+        self._progress.update(
+            self._task, description=name, completed=self.done_bytes + bytes_read, rows=self.rows
+        )
 
     def file_done(self, bytes_read: int) -> None:
         self.done_bytes += bytes_read
@@ -175,13 +179,12 @@ def _per_row_output(stack: contextlib.ExitStack[Any], path: str | None) -> IO[st
         return None
     if path == "-":
         return sys.stdout
-    from xentcli.atomic import atomic_output
+    from xentcli.cli.atomic import atomic_output
 
     try:
         return stack.enter_context(atomic_output(path))
     except OSError as error:
-        raise BadData(f"{path}: cannot write the per-row file: "
-                      f"{error.strerror or error}") from None
+        raise BadData(f"{path}: cannot write the per-row file: {error.strerror or error}") from None
 
 
 def _refuse_overwriting_an_input(per_row: str, paths: list[str]) -> None:
@@ -198,50 +201,111 @@ def _refuse_overwriting_an_input(per_row: str, paths: list[str]) -> None:
         except OSError:
             continue  # the reader reports a missing input with its own message
         if (source.st_dev, source.st_ino) == (target.st_dev, target.st_ino):
-            raise BadInvocation(f"--per-row {per_row} is the input file {path}: "
-                                "writing it would destroy the data")
+            raise BadInvocation(
+                f"--per-row {per_row} is the input file {path}: writing it would destroy the data"
+            )
 
 
 @click.command(epilog=EPILOG, context_settings={"max_content_width": 100})
 @click.argument("files", nargs=-1, required=True, metavar="FILES...")
-@click.option("--delimiter", metavar="CHAR",
-              help="Field separator (default: tab for .tsv, comma otherwise; 'tab' works).")
-@click.option("--header/--no-header", default=None,
-              help="Whether the first row is a header (default: detected).")
-@click.option("--label-column", metavar="NAME|INDEX",
-              help="The label column (default: label, target, y or class, else the last).")
-@click.option("--logit-columns", metavar="LIST",
-              help="Logit columns: names, 0-based indices, ranges 1:11, globs 'logit_*' "
-                   "(default: every other column).")
-@click.option("--target-columns", metavar="LIST",
-              help="Soft-target columns (a probability per class) instead of a label.")
+@click.option(
+    "--delimiter",
+    metavar="CHAR",
+    help="Field separator (default: tab for .tsv, comma otherwise; 'tab' works).",
+)
+@click.option(
+    "--header/--no-header",
+    default=None,
+    help="Whether the first row is a header (default: detected).",
+)
+@click.option(
+    "--label-column",
+    metavar="NAME|INDEX",
+    help="The label column (default: label, target, y or class, else the last).",
+)
+@click.option(
+    "--logit-columns",
+    metavar="LIST",
+    help="Logit columns: names, 0-based indices, ranges 1:11, globs 'logit_*' "
+    "(default: every other column).",
+)
+@click.option(
+    "--target-columns",
+    metavar="LIST",
+    help="Soft-target columns (a probability per class) instead of a label.",
+)
 @click.option("--classes", metavar="NAMES", help="Class names, in logit order; labels are names.")
-@click.option("--weights", metavar="W0,W1,...",
-              help="Class weights (PyTorch semantics: the mean divides by the counted rows' "
-                   "weights; with --target-columns, by the number of rows).")
-@click.option("--ignore-index", type=int, metavar="INT",
-              help="Rows with this label do not count.")
-@click.option("--label-smoothing", default="0", show_default=True, metavar="EPS",
-              callback=_float_option("--label-smoothing", 0.0, high_open=1.0),
-              help="Label smoothing in [0, 1).")
-@click.option("--temperature", default="1", show_default=True, metavar="T",
-              callback=_float_option("--temperature", 0.0, low_open=True),
-              help="Divide the logits by T > 0 first.")
-@click.option("--base", type=click.Choice(["e", "2", "10"]), default="e", show_default=True,
-              help="Units: e nats, 2 bits, 10 bans.")
-@click.option("--reduction", type=click.Choice(["mean", "sum"]), default="mean",
-              show_default=True, help="Report the mean or the sum of the row losses.")
-@click.option("--worst", type=click.IntRange(min=0), default=5, show_default=True,
-              metavar="N", help="How many highest-loss rows to show.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
-              show_default=True, help="Output format.")
-@click.option("--per-row", metavar="PATH|-",
-              help="Write file,line,label,predicted,probability,loss per input row (CSV, "
-                   "full precision, written atomically; '-' for stdout).")
-@click.option("--on-error", type=click.Choice(["raise", "skip"]), default="raise",
-              show_default=True, help="Stop at the first bad row, or skip and count bad rows.")
-@click.option("--progress/--no-progress", default=None,
-              help="Progress bar on stderr (default: when stderr is a terminal).")
+@click.option(
+    "--weights",
+    metavar="W0,W1,...",
+    help="Class weights (PyTorch semantics: the mean divides by the counted rows' "
+    "weights; with --target-columns, by the number of rows).",
+)
+@click.option("--ignore-index", type=int, metavar="INT", help="Rows with this label do not count.")
+@click.option(
+    "--label-smoothing",
+    default="0",
+    show_default=True,
+    metavar="EPS",
+    callback=_float_option("--label-smoothing", 0.0, high_open=1.0),
+    help="Label smoothing in [0, 1).",
+)
+@click.option(
+    "--temperature",
+    default="1",
+    show_default=True,
+    metavar="T",
+    callback=_float_option("--temperature", 0.0, low_open=True),
+    help="Divide the logits by T > 0 first.",
+)
+@click.option(
+    "--base",
+    type=click.Choice(["e", "2", "10"]),
+    default="e",
+    show_default=True,
+    help="Units: e nats, 2 bits, 10 bans.",
+)
+@click.option(
+    "--reduction",
+    type=click.Choice(["mean", "sum"]),
+    default="mean",
+    show_default=True,
+    help="Report the mean or the sum of the row losses.",
+)
+@click.option(
+    "--worst",
+    type=click.IntRange(min=0),
+    default=5,
+    show_default=True,
+    metavar="N",
+    help="How many highest-loss rows to show.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
+    help="Output format.",
+)
+@click.option(
+    "--per-row",
+    metavar="PATH|-",
+    help="Write file,line,label,predicted,probability,loss per input row (CSV, "
+    "full precision, written atomically; '-' for stdout).",
+)
+@click.option(
+    "--on-error",
+    type=click.Choice(["raise", "skip"]),
+    default="raise",
+    show_default=True,
+    help="Stop at the first bad row, or skip and count bad rows.",
+)
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Progress bar on stderr (default: when stderr is a terminal).",
+)
 @click.option("--chunk-rows", type=click.IntRange(min=1), default=None, hidden=True)
 def batch(
     files: tuple[str, ...],
@@ -270,15 +334,16 @@ def batch(
     for standard input. Each row holds a classifier's logits and the true label (or soft
     targets). The mean is exact: the same bits as xent's cross_entropy on all rows.
     """
-    from xentcli.options import parse_float_list, parse_name_list
+    from xentcli.cli.params import parse_float_list, parse_name_list
 
     if target_columns is not None and label_column is not None:
         raise BadInvocation("--target-columns and --label-column cannot be used together")
     if target_columns is not None and ignore_index is not None:
         raise BadInvocation("--ignore-index applies to labels, not to --target-columns")
     if per_row == "-" and fmt != "table":
-        raise BadInvocation(f"--per-row - and --format {fmt} both write to standard output; "
-                            "give --per-row a file")
+        raise BadInvocation(
+            f"--per-row - and --format {fmt} both write to standard output; give --per-row a file"
+        )
     if files.count("-") > 1:
         raise BadInvocation("standard input ('-') can be read only once")
     weight_values = None
@@ -297,23 +362,32 @@ def batch(
     if label_column is not None and re.fullmatch(r"-?\d+", label_column.strip()):
         label = int(label_column)
 
-    from xentcli.batch import BatchOptions
-    from xentcli.reader import ReadOptions
+    from xentcli.batch.accumulator import BatchOptions
+    from xentcli.batch.reader import ReadOptions
 
     read_kwargs: dict[str, Any] = {}
     if chunk_rows is not None:
         read_kwargs["chunk_rows"] = chunk_rows
     read_options = ReadOptions(
-        delimiter=_delimiter(delimiter), header=header, label_column=label,
+        delimiter=_delimiter(delimiter),
+        header=header,
+        label_column=label,
         logit_columns=_split_columns(logit_columns, "--logit-columns"),
         target_columns=_split_columns(target_columns, "--target-columns"),
-        classes=class_names, ignore_index=ignore_index,
-        on_error="skip" if on_error == "skip" else "raise", **read_kwargs,
+        classes=class_names,
+        ignore_index=ignore_index,
+        on_error="skip" if on_error == "skip" else "raise",
+        **read_kwargs,
     )
     batch_options = BatchOptions(
-        weights=weight_values, ignore_index=ignore_index, label_smoothing=label_smoothing,
-        temperature=temperature, base=base, reduction="sum" if reduction == "sum" else "mean",
-        worst=worst, class_names=class_names,
+        weights=weight_values,
+        ignore_index=ignore_index,
+        label_smoothing=label_smoothing,
+        temperature=temperature,
+        base=base,
+        reduction="sum" if reduction == "sum" else "mean",
+        worst=worst,
+        class_names=class_names,
     )
     paths = expand_paths(files)
     if per_row is not None and per_row != "-":
@@ -327,16 +401,17 @@ def batch(
     _report(summary, fmt, to_stderr=per_row == "-")
     # Flush here, inside the command, so that a write error (a full disk) is reported
     # through the usual error path rather than at interpreter exit. A closed pipe is left
-    # to the final flush in xentcli.cli.main (exit 141): click would turn it into exit 1.
+    # to the final flush in xentcli.cli.main.main (exit 141): click would turn it into exit 1.
     with contextlib.suppress(BrokenPipeError):
         sys.stdout.flush()
 
 
-def _run(paths: list[str], read_options: Any, batch_options: Any, per_row: str | None,
-         bar: _Progress) -> Any:
-    from xentcli.batch import BatchAccumulator
-    from xentcli.reader import open_table
-    from xentcli.report import per_row_header, per_row_lines
+def _run(
+    paths: list[str], read_options: Any, batch_options: Any, per_row: str | None, bar: _Progress
+) -> Any:
+    from xentcli.batch.accumulator import BatchAccumulator
+    from xentcli.batch.reader import open_table
+    from xentcli.batch.report import per_row_header, per_row_lines
 
     accumulator: BatchAccumulator | None = None
     names = batch_options.class_names
@@ -364,8 +439,7 @@ def _run(paths: list[str], read_options: Any, batch_options: Any, per_row: str |
                         if result is not None and out is not None:
                             out.write(per_row_lines(result, names))
                         bar.update(table.display_name, table.bytes_read, len(chunk.lines))
-                    accumulator.add_skipped(table.display_name, table.rows_skipped,
-                                            table.skipped)
+                    accumulator.add_skipped(table.display_name, table.rows_skipped, table.skipped)
                     bar.file_done(table.bytes_read)
     except DataError as error:
         raise BadData(str(error)) from None
@@ -382,13 +456,16 @@ def _run(paths: list[str], read_options: Any, batch_options: Any, per_row: str |
 
 
 def _report(summary: Any, fmt: str, *, to_stderr: bool) -> None:
-    from xentcli.clitools import make_console
-    from xentcli.report import render_csv, render_json, render_table
+    from xentcli.batch.report import render_csv, render_json, render_table
+    from xentcli.cli.tools import make_console
 
     if summary.rows_skipped:
         lines = ", ".join(f"{e.path}:{e.line}" for e in summary.skipped)
-        click.echo(f"Warning: skipped {summary.rows_skipped} bad row"
-                   f"{'s' if summary.rows_skipped != 1 else ''} (first: {lines})", err=True)
+        click.echo(
+            f"Warning: skipped {summary.rows_skipped} bad row"
+            f"{'s' if summary.rows_skipped != 1 else ''} (first: {lines})",
+            err=True,
+        )
     if summary.loss is None and fmt != "table":
         click.echo("Warning: the mean loss is undefined: no row counts", err=True)
     if fmt == "json":

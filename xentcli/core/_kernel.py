@@ -29,11 +29,11 @@ temporaries stay in cache; big batches use two threads (numpy releases the GIL; 
 environment variable XENT_THREADS sets another count, 1 for none).
 
 This module holds the public functions; the pieces they are built from have their own
-modules: :mod:`xentcli.validation` (input checks), :mod:`xentcli.compensated` (TwoSum,
-TwoProduct, compensated sums), :mod:`xentcli.softmax_block` (the shift, exponentials and
-``log s`` of one block), :mod:`xentcli.loss_block` (the loss terms of one block),
-:mod:`xentcli.blockrunner` (blocks, threads, scratch memory), :mod:`xentcli.exactsum`
-(exact sums and means) and :mod:`xentcli.units` (nats, bits, bans). Everything other
+modules: :mod:`xentcli.core._validation` (input checks), :mod:`xentcli.core._compensated` (TwoSum,
+TwoProduct, compensated sums), :mod:`xentcli.core._softmax_block` (the shift, exponentials and
+``log s`` of one block), :mod:`xentcli.core._loss_block` (the loss terms of one block),
+:mod:`xentcli.core._blocks` (blocks, threads, scratch memory), :mod:`xentcli.core._exactsum`
+(exact sums and means) and :mod:`xentcli.core._units` (nats, bits, bans). Everything other
 modules use is importable from here.
 """
 
@@ -46,14 +46,19 @@ from typing import Literal, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from xentcli import blockrunner
-from xentcli.compensated import divide_dd
-from xentcli.errors import InvalidInputError
-from xentcli.exactsum import ExactSum, fraction_to_base
-from xentcli.loss_block import binary_rows, exact_row_loss, label_loss, soft_loss, uniform_loss
-from xentcli.softmax_block import flat, probabilities, shift, transposed
-from xentcli.units import UNITS, Base, check_base, to_base
-from xentcli.validation import (
+from xentcli.core import _blocks as blockrunner
+from xentcli.core._compensated import divide_dd
+from xentcli.core._exactsum import ExactSum, fraction_to_base
+from xentcli.core._loss_block import (
+    binary_rows,
+    exact_row_loss,
+    label_loss,
+    soft_loss,
+    uniform_loss,
+)
+from xentcli.core._softmax_block import flat, probabilities, shift, transposed
+from xentcli.core._units import UNITS, Base, check_base, to_base
+from xentcli.core._validation import (
     TARGET_SUM_TOLERANCE,
     as_logits,
     check_logit_values,
@@ -65,6 +70,7 @@ from xentcli.validation import (
     logits_array,
     validate_labels,
 )
+from xentcli.errors import InvalidInputError
 
 __all__ = [
     "TARGET_SUM_TOLERANCE",
@@ -99,16 +105,16 @@ class SoftmaxSteps(NamedTuple):
     ``shifted_lo``.
     """
 
-    max: FloatArray               #: m = max_j y_j, shape (N,) or ()
-    argmax: IntArray              #: first index of the max
-    shifted: FloatArray           #: y - m (<= 0), rounded
-    exp_shifted: FloatArray       #: exp(y - m)
-    sum_exp_shifted: FloatArray   #: s = sum_k exp(y_k - m) >= 1
+    max: FloatArray  #: m = max_j y_j, shape (N,) or ()
+    argmax: IntArray  #: first index of the max
+    shifted: FloatArray  #: y - m (<= 0), rounded
+    exp_shifted: FloatArray  #: exp(y - m)
+    sum_exp_shifted: FloatArray  #: s = sum_k exp(y_k - m) >= 1
     log_sum_exp_shifted: FloatArray  #: log s (to full relative precision when s ~ 1)
-    log_sum_exp: FloatArray       #: m + log s
-    probabilities: FloatArray     #: q = exp(y - m) / s
+    log_sum_exp: FloatArray  #: m + log s
+    probabilities: FloatArray  #: q = exp(y - m) / s
     log_probabilities: FloatArray  #: (y - m) - log s
-    shifted_lo: FloatArray        #: exact remainder: y - m = shifted + shifted_lo
+    shifted_lo: FloatArray  #: exact remainder: y - m = shifted + shifted_lo
 
 
 def softmax_steps(logits: ArrayLike, *, temperature: float = 1.0) -> SoftmaxSteps:
@@ -141,8 +147,9 @@ def softmax_steps(logits: ArrayLike, *, temperature: float = 1.0) -> SoftmaxStep
 _ALL_PARTS = frozenset(("hi", "lo", "e", "q", "lq", "m", "s", "log_s", "lse"))
 
 
-def _softmax_parts(logits: ArrayLike, temperature: float,
-                   parts: frozenset[str]) -> SoftmaxSteps | npt.NDArray[np.float64]:
+def _softmax_parts(
+    logits: ArrayLike, temperature: float, parts: frozenset[str]
+) -> SoftmaxSteps | npt.NDArray[np.float64]:
     """The requested parts only (one part: that array; all: a SoftmaxSteps)."""
     check_temperature(temperature)
     array = logits_array(logits)
@@ -160,9 +167,13 @@ def _softmax_parts(logits: ArrayLike, temperature: float,
     def work(start: int, stop: int) -> None:
         arena = blockrunner.arena(blockrunner.ARENA_BLOCKS * (stop - start) * k)
         xt = transposed(y[start:stop], arena)
-        sh = shift(xt, temperature, arena,
-                   lambda block: check_logit_values(block, start, transposed=True),
-                   y[start:stop])
+        sh = shift(
+            xt,
+            temperature,
+            arena,
+            lambda block: check_logit_values(block, start, transposed=True),
+            y[start:stop],
+        )
         check_masked_rows(sh.max, start, one_row)
         argmax[start:stop] = sh.argmax
         e = sh.exp
@@ -198,8 +209,10 @@ def _softmax_parts(logits: ArrayLike, temperature: float,
         found = {**out, **per_row}
         return shape(found[name])  # type: ignore[return-value]
     return SoftmaxSteps(
-        max=shape(per_row["m"]), argmax=shape(argmax),  # type: ignore[arg-type]
-        shifted=shape(out["hi"]), exp_shifted=shape(out["e"]),  # type: ignore[arg-type]
+        max=shape(per_row["m"]),
+        argmax=shape(argmax),  # type: ignore[arg-type]
+        shifted=shape(out["hi"]),
+        exp_shifted=shape(out["e"]),  # type: ignore[arg-type]
         sum_exp_shifted=shape(per_row["s"]),  # type: ignore[arg-type]
         log_sum_exp_shifted=shape(per_row["log_s"]),  # type: ignore[arg-type]
         log_sum_exp=shape(per_row["lse"]),  # type: ignore[arg-type]
@@ -276,9 +289,9 @@ def logsumexp(logits: ArrayLike, *, temperature: float = 1.0) -> FloatArray:
 class RowLosses:
     """Per-row results of :func:`row_losses`; arrays of shape (N,)."""
 
-    loss: FloatArray           #: the row's (weighted) loss in nats; 0 for ignored rows
-    weight: FloatArray         #: its share of the mean's denominator; 0 for ignored rows
-    predicted: IntArray        #: argmax of the logits (first index on ties)
+    loss: FloatArray  #: the row's (weighted) loss in nats; 0 for ignored rows
+    weight: FloatArray  #: its share of the mean's denominator; 0 for ignored rows
+    predicted: IntArray  #: argmax of the logits (first index on ties)
     label_probability: FloatArray  #: q of the true class (nan with soft targets)
     counted: npt.NDArray[np.bool_]  #: False for rows whose label is ignore_index
 
@@ -350,8 +363,9 @@ def row_losses(
         if t.ndim == 1:
             t = t[None, :]
         if t.shape != (n, k):
-            raise InvalidInputError(f"targets: expected shape {(n, k)}, got {t.shape}",
-                                    field="target")
+            raise InvalidInputError(
+                f"targets: expected shape {(n, k)}, got {t.shape}", field="target"
+            )
     else:
         lab = validate_labels(labels, n, k, ignore_index, check)  # type: ignore[arg-type]
         if ignore_index is not None:
@@ -372,8 +386,11 @@ def row_losses(
         def check_values(block: FloatArray) -> None:
             check_logit_values(block, start, transposed=True)
 
-        binary = binary_rows(xt, lab[start:stop], w, temperature) \
-            if k == 2 and t is None and not eps else None
+        binary = (
+            binary_rows(xt, lab[start:stop], w, temperature)
+            if k == 2 and t is None and not eps
+            else None
+        )
         if binary is not None:
             # Binary rows: the same arithmetic on (b,) vectors, without the class-axis
             # machinery whose per-row bookkeeping costs more than the work for K = 2.
@@ -412,20 +429,32 @@ def row_losses(
     if w is not None or eps or t is not None or temperature != 1.0:
         _redo_overflowed_rows(loss, y, lab, t, w, eps, temperature)
     if t is not None:
-        return RowLosses(loss=loss, weight=np.ones(n), predicted=predicted,
-                         label_probability=label_q, counted=counted)
+        return RowLosses(
+            loss=loss,
+            weight=np.ones(n),
+            predicted=predicted,
+            label_probability=label_q,
+            counted=counted,
+        )
     row_w = np.ones(n) if w is None else w[lab]
     if ignore_index is not None:
         loss = np.where(counted, loss, 0.0)
         row_w = np.where(counted, row_w, 0.0)
         label_q = np.where(counted, label_q, np.nan)
-    return RowLosses(loss=loss, weight=row_w, predicted=predicted,
-                     label_probability=label_q, counted=counted)
+    return RowLosses(
+        loss=loss, weight=row_w, predicted=predicted, label_probability=label_q, counted=counted
+    )
 
 
-def _redo_overflowed_rows(loss: FloatArray, y: FloatArray, lab: IntArray,
-                          t: FloatArray | None, w: FloatArray | None, eps: float,
-                          temperature: float) -> None:
+def _redo_overflowed_rows(
+    loss: FloatArray,
+    y: FloatArray,
+    lab: IntArray,
+    t: FloatArray | None,
+    w: FloatArray | None,
+    eps: float,
+    temperature: float,
+) -> None:
     """Recompute, exactly, infinite row losses whose true value may be finite.
 
     When ``y_c - m`` (or a sum of weighted terms) is beyond the float range, a weight, a
@@ -444,8 +473,9 @@ def _redo_overflowed_rows(loss: FloatArray, y: FloatArray, lab: IntArray,
     overflowed |= ~np.isinf(rows).any(axis=1)
     for i in candidates[overflowed].tolist():
         log_s = float(softmax_steps(y[i], temperature=temperature).log_sum_exp_shifted)
-        loss[i] = exact_row_loss(y[i], log_s, int(lab[i]), None if t is None else t[i], w,
-                                 eps, temperature)
+        loss[i] = exact_row_loss(
+            y[i], log_s, int(lab[i]), None if t is None else t[i], w, eps, temperature
+        )
 
 
 def cross_entropy(
@@ -517,9 +547,16 @@ def cross_entropy(
         raise InvalidInputError("reduction must be 'mean', 'sum' or 'none'", value=reduction)
     check_base(base)
     one_row = np.ndim(logits) == 1
-    rows = row_losses(logits, labels, targets=targets, weights=weights,
-                      ignore_index=ignore_index, label_smoothing=label_smoothing,
-                      temperature=temperature, check=check)
+    rows = row_losses(
+        logits,
+        labels,
+        targets=targets,
+        weights=weights,
+        ignore_index=ignore_index,
+        label_smoothing=label_smoothing,
+        temperature=temperature,
+        check=check,
+    )
     if reduction == "none":
         out = to_base(rows.loss, base)
         return out[0] if one_row else out  # type: ignore[index]
@@ -533,4 +570,3 @@ def cross_entropy(
     else:
         denominator.add(rows.weight)
     return total.ratio(denominator, base)
-

@@ -4,7 +4,7 @@
 column types, one thread: the reader runs several parsers at once), or, for a wide
 table, as one long column of numbers, and checks the values with a few vectorised
 reductions. It answers None whenever the block is not plainly valid: the caller then
-re-reads (part of) it with the precise reader (:mod:`xentcli._precise`), which defines
+re-reads (part of) it with the precise reader (:mod:`xentcli.batch._precise`), which defines
 the accepted syntax and writes the messages.
 The fast path never accepts what the precise reader refuses, and gives identical arrays.
 pyarrow is imported inside the methods, so importing this module stays cheap.
@@ -17,12 +17,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from xentcli._columns import Layout
-from xentcli._precise import ParsedRows, row_sums
-from xentcli._sources import BOM, count_newlines
-from xentcli._syntax import INTEGER
-from xentcli.kernel import TARGET_SUM_TOLERANCE
-from xentcli.softmax_block import ROW_ARGMAX_CLASSES
+from xentcli.batch._columns import Layout
+from xentcli.batch._precise import ParsedRows, row_sums
+from xentcli.batch._sources import BOM, count_newlines
+from xentcli.batch._syntax import INTEGER
+from xentcli.core import ROW_ARGMAX_CLASSES, TARGET_SUM_TOLERANCE
 
 
 class FastParser:

@@ -70,8 +70,7 @@ def atomic_output(
     try:
         # mkstemp makes 0600 files: keep the mode of the file replaced, or give a new
         # file the permissions a plain open() would.
-        mode = (stat.S_IMODE(existing.st_mode) if existing is not None
-                else 0o666 & ~_umask())
+        mode = stat.S_IMODE(existing.st_mode) if existing is not None else 0o666 & ~_umask()
         os.chmod(temporary, mode)
         with os.fdopen(descriptor, "w", encoding=encoding, newline=newline) as handle:
             yield handle

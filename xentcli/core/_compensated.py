@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 if TYPE_CHECKING:
-    from xentcli.blockrunner import Arena
+    from xentcli.core._blocks import Arena
 
 FloatArray = npt.NDArray[np.float64]
 

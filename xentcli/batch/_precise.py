@@ -1,7 +1,7 @@
 """The precise reader: rows read line by line, each bad row with its exact message.
 
-It applies the syntax of :mod:`xentcli._syntax` (described in :mod:`xentcli.reader`)
-and writes every row-level error message. The fast path (:mod:`xentcli._fastparse`)
+It applies the syntax of :mod:`xentcli.batch._syntax` (described in :mod:`xentcli.batch.reader`)
+and writes every row-level error message. The fast path (:mod:`xentcli.batch._fastparse`)
 only ever accepts what this reader accepts, with identical arrays; any block it does
 not accept whole is re-read here.
 """
@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from xentcli._columns import Layout
-from xentcli._syntax import INTEGER, decode, is_blank, is_number, split_fields
+from xentcli.batch._columns import Layout
+from xentcli.batch._syntax import INTEGER, decode, is_blank, is_number, split_fields
+from xentcli.core import TARGET_SUM_TOLERANCE
 from xentcli.errors import DataError
-from xentcli.kernel import TARGET_SUM_TOLERANCE
 
 
 @dataclass

@@ -48,7 +48,7 @@ What a file may contain (the accepted syntax)
   class name also counts as data). Header names are stripped of surrounding spaces and tabs; a name
   appearing twice is an error. Without a header, columns are named by their 0-based
   index and only indices, ranges and (unhelpfully) globs over those can select them.
-* Numbers (logits, targets), the syntax of :func:`xentcli.options.parse_float` restricted
+* Numbers (logits, targets), the syntax of :func:`xentcli.cli.params.parse_float` restricted
   to ASCII: optional surrounding spaces/tabs, optional sign, decimal digits with an
   optional point and an optional exponent (``1``, ``-2.5``, ``.5``, ``5.``, ``1e-3``,
   ``1.5E+10``), or ``inf``/``infinity``/``nan`` in any case with an optional sign. Not
@@ -111,15 +111,14 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from xentcli._columns import Layout, read_layout
-from xentcli._fastparse import FastParser
-from xentcli._precise import ParsedRows, PreciseReader
-from xentcli._prefetch import Stage
-from xentcli._sources import Block, Source, default_delimiter
-from xentcli._syntax import is_blank, is_number
-from xentcli.blockrunner import THREADS
+from xentcli.batch._columns import Layout, read_layout
+from xentcli.batch._fastparse import FastParser
+from xentcli.batch._precise import ParsedRows, PreciseReader
+from xentcli.batch._prefetch import Stage
+from xentcli.batch._sources import Block, Source, default_delimiter
+from xentcli.batch._syntax import is_blank, is_number
+from xentcli.core import TARGET_SUM_TOLERANCE, THREADS
 from xentcli.errors import DataError
-from xentcli.kernel import TARGET_SUM_TOLERANCE
 
 __all__ = [
     "BLOCK_BYTES",
@@ -353,9 +352,7 @@ class Table:
             pieces.append(chunk)
         return pieces
 
-    def _fast_top(
-        self, block: bytes, first: int, newlines: int | None = None
-    ) -> ParsedRows | None:
+    def _fast_top(self, block: bytes, first: int, newlines: int | None = None) -> ParsedRows | None:
         """The fast parse of a whole block (choosing between wide and ordinary mode).
 
         *newlines*, the number of line breaks in *block*, saves counting them again.

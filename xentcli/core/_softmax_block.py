@@ -22,8 +22,8 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from xentcli.blockrunner import Arena
-from xentcli.compensated import divide_dd, sum0, two_sum
+from xentcli.core._blocks import Arena
+from xentcli.core._compensated import divide_dd, sum0, two_sum
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -46,8 +46,10 @@ _SCAN_CLASSES = 4  # up to this K, argmax0 scans the classes one by one
 ROW_ARGMAX_CLASSES = 16  # from this K, argmax0 uses the untransposed rows when given
 
 
-def argmax0(x: FloatArray, rows: FloatArray | None = None,
-            ) -> tuple[npt.NDArray[np.intp], FloatArray]:
+def argmax0(
+    x: FloatArray,
+    rows: FloatArray | None = None,
+) -> tuple[npt.NDArray[np.intp], FloatArray]:
     """First index of the max along axis 0 of a contiguous ``(K, b)`` block, and the max.
 
     numpy's argmax along a non-contiguous axis copies and loops per row, slow for small K;
@@ -96,9 +98,13 @@ def transposed(rows: FloatArray, arena: Arena) -> FloatArray:
     return out
 
 
-def shift(xt: FloatArray, temperature: float, arena: Arena | None = None,
-          check: Callable[[FloatArray], None] | None = None,
-          rows: FloatArray | None = None) -> Shift:
+def shift(
+    xt: FloatArray,
+    temperature: float,
+    arena: Arena | None = None,
+    check: Callable[[FloatArray], None] | None = None,
+    rows: FloatArray | None = None,
+) -> Shift:
     """The shift, exponentials and ``log s`` of a transposed block (rows are columns).
 
     *xt* is overwritten (it becomes the ``lo`` part of the shift). *check*, when given,
@@ -162,14 +168,11 @@ def shift(xt: FloatArray, temperature: float, arena: Arena | None = None,
     return Shift(am, m, hi, lo, e, s_hi, s_lo, log_of_sum(s_hi, s_lo))
 
 
-def probabilities(e: FloatArray, lo: FloatArray, s_hi: FloatArray,
-                   s_lo: FloatArray) -> FloatArray:
+def probabilities(e: FloatArray, lo: FloatArray, s_hi: FloatArray, s_lo: FloatArray) -> FloatArray:
     """``exp(hi + lo) / (s_hi + s_lo)`` from ``e = exp(hi)``, rounded about once."""
     q = e / s_hi
     q += q * (lo - s_lo / s_hi)
     return q
-
-
 
 
 def log_of_sum(s_hi: FloatArray, s_lo: FloatArray) -> FloatArray:

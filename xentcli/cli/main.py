@@ -33,11 +33,16 @@ EXIT_INTERNAL = 70
 # module (with numpy, rich or the reader behind it) is imported only when it runs.
 # tests/test_startup.py checks the summaries against the commands' own help.
 LAZY_COMMANDS = {
-    "batch": ("xentcli.cli_batch", "batch",
-              "Score CSV files of model outputs: loss, perplexity, accuracy and the worst"
-              " rows."),
-    "compute": ("xentcli.cli_compute", "compute",
-                "Work one sample through the softmax and the cross-entropy loss."),
+    "batch": (
+        "xentcli.cli.batch",
+        "batch",
+        "Score CSV files of model outputs: loss, perplexity, accuracy and the worst rows.",
+    ),
+    "compute": (
+        "xentcli.cli.compute",
+        "compute",
+        "Work one sample through the softmax and the cross-entropy loss.",
+    ),
 }
 
 
@@ -98,7 +103,6 @@ def cli() -> None:
     Shell completion is click's own; for bash:
       eval "$(_XENT_COMPLETE=bash_source xent)"
     """
-
 
 
 class Terminated(KeyboardInterrupt):

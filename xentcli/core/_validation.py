@@ -65,8 +65,11 @@ def logits_array(logits: ArrayLike) -> FloatArray:
 
 def check_temperature(temperature: float) -> None:
     """Raise unless *temperature* is a positive finite number."""
-    if not (isinstance(temperature, (int, float, np.floating, np.integer))
-            and math.isfinite(temperature) and temperature > 0):
+    if not (
+        isinstance(temperature, (int, float, np.floating, np.integer))
+        and math.isfinite(temperature)
+        and temperature > 0
+    ):
         raise InvalidInputError("temperature must be a positive finite number", value=temperature)
 
 
@@ -82,7 +85,10 @@ def check_logit_values(rows: FloatArray, row0: int, *, transposed: bool = False)
     value = float(rows[c, r] if transposed else rows[r, c])
     raise InvalidInputError(
         "logit is NaN" if math.isnan(value) else "logit is +inf",
-        row=row0 + r, column=c, value=value, field="logit",
+        row=row0 + r,
+        column=c,
+        value=value,
+        field="logit",
     )
 
 
@@ -100,13 +106,15 @@ def check_weights(weights: ArrayLike | None, k: int) -> FloatArray | None:
         return None
     w = np.asarray(weights, dtype=np.float64)
     if w.shape != (k,):
-        raise InvalidInputError(f"weights: expected {k} values (one per class), got shape"
-                                f" {w.shape}", field="weight")
+        raise InvalidInputError(
+            f"weights: expected {k} values (one per class), got shape {w.shape}", field="weight"
+        )
     bad = ~((w >= 0) & (w < np.inf))
     if bad.any():
         col = int(np.argmax(bad))
-        raise InvalidInputError("weight must be finite and >= 0", column=col,
-                                value=float(w[col]), field="weight")
+        raise InvalidInputError(
+            "weight must be finite and >= 0", column=col, value=float(w[col]), field="weight"
+        )
     return w
 
 
@@ -118,8 +126,9 @@ def check_smoothing(label_smoothing: float) -> float:
     return eps
 
 
-def validate_labels(labels: ArrayLike, n: int, k: int, ignore_index: int | None,
-                    check: bool = True) -> IntArray:
+def validate_labels(
+    labels: ArrayLike, n: int, k: int, ignore_index: int | None, check: bool = True
+) -> IntArray:
     """*labels* as ``(n,)`` int64 class indices in [0, k) (or *ignore_index*).
 
     With *check* False only the shape is checked (the caller has validated the values).
@@ -128,31 +137,34 @@ def validate_labels(labels: ArrayLike, n: int, k: int, ignore_index: int | None,
     if raw.ndim == 0:
         raw = raw.reshape(1)
     if raw.ndim != 1 or raw.shape[0] != n:
-        raise InvalidInputError(f"labels: expected {n} labels, got shape {raw.shape}",
-                                field="label")
+        raise InvalidInputError(
+            f"labels: expected {n} labels, got shape {raw.shape}", field="label"
+        )
     if not check:
         return raw.astype(np.int64, copy=False)
     if raw.dtype.kind == "f":
         nonint = ~np.isfinite(raw) | (raw != np.round(raw))
         if nonint.any():
             row = int(np.argmax(nonint))
-            raise InvalidInputError("label is not an integer", row=row, value=float(raw[row]),
-                                    field="label")
+            raise InvalidInputError(
+                "label is not an integer", row=row, value=float(raw[row]), field="label"
+            )
         if raw.size and np.abs(raw).max() >= 2.0**62:
             row = int(np.argmax(np.abs(raw) >= 2.0**62))
-            raise InvalidInputError(f"label out of range [0, {k})", row=row,
-                                    value=float(raw[row]), field="label")
+            raise InvalidInputError(
+                f"label out of range [0, {k})", row=row, value=float(raw[row]), field="label"
+            )
     elif raw.dtype.kind not in "iub":
-        raise InvalidInputError(f"labels must be integers, got dtype {raw.dtype}",
-                                field="label")
+        raise InvalidInputError(f"labels must be integers, got dtype {raw.dtype}", field="label")
     out = raw.astype(np.int64)
     valid = (out >= 0) & (out < k)
     if ignore_index is not None:
         valid |= out == ignore_index
     if not valid.all():
         row = int(np.argmax(~valid))
-        raise InvalidInputError(f"label out of range [0, {k})", row=row, value=int(out[row]),
-                                field="label")
+        raise InvalidInputError(
+            f"label out of range [0, {k})", row=row, value=int(out[row]), field="label"
+        )
     return out
 
 
@@ -162,13 +174,20 @@ def check_targets(tt: FloatArray, row0: int) -> None:
     if not ok.all():
         bad = np.argwhere(~ok)[:, ::-1]
         r, c = (int(v) for v in bad[np.lexsort((bad[:, 1], bad[:, 0]))[0]])
-        raise InvalidInputError("target must be a finite probability >= 0", row=row0 + r,
-                                column=c, value=float(tt[c, r]), field="target")
+        raise InvalidInputError(
+            "target must be a finite probability >= 0",
+            row=row0 + r,
+            column=c,
+            value=float(tt[c, r]),
+            field="target",
+        )
     sums = tt.sum(axis=0)
     off = np.abs(sums - 1.0) > TARGET_SUM_TOLERANCE
     if off.any():
         r = int(np.argmax(off))
         raise InvalidInputError(
             f"targets do not sum to 1 (tolerance {TARGET_SUM_TOLERANCE:g})",
-            row=row0 + r, value=float(sums[r]), field="target",
+            row=row0 + r,
+            value=float(sums[r]),
+            field="target",
         )

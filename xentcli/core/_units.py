@@ -13,7 +13,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from xentcli.compensated import two_prod
+from xentcli.core._compensated import two_prod
 from xentcli.errors import InvalidInputError
 
 FloatArray = npt.NDArray[np.float64]

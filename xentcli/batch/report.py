@@ -1,4 +1,4 @@
-"""Rendering of a batch :class:`~xentcli.batch.Summary`: a rich summary, JSON and CSV.
+"""Rendering of a batch :class:`~xentcli.batch.accumulator.Summary`: a rich summary, JSON and CSV.
 
 Tables round for reading (6 significant digits); JSON and CSV carry full precision (the
 shortest text that round-trips). Nothing here chooses exit codes.
@@ -16,8 +16,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from xentcli.batch import ChunkResult, ClassSummary, Summary
-from xentcli.jsonfmt import dumps
+from xentcli.batch.accumulator import ChunkResult, ClassSummary, Summary
+from xentcli.text import dumps
 
 #: the per-class table lists every class up to this many, else the costliest few
 MAX_CLASSES = 20
@@ -101,12 +101,14 @@ def _render_table(summary: Summary, console: Console) -> None:
     units = summary.units
     files = summary.files
     n_files = len(files)
-    console.print(Text(
-        f"xent batch: {n_files} file{'s' if n_files != 1 else ''}, {summary.rows} rows "
-        f"({summary.rows_counted} counted, {summary.rows_ignored} ignored, "
-        f"{summary.rows_skipped} skipped)",
-        style="bold",
-    ))
+    console.print(
+        Text(
+            f"xent batch: {n_files} file{'s' if n_files != 1 else ''}, {summary.rows} rows "
+            f"({summary.rows_counted} counted, {summary.rows_ignored} ignored, "
+            f"{summary.rows_skipped} skipped)",
+            style="bold",
+        )
+    )
     if n_files > 1:
         table = _table(console)
         table.add_column("File")
@@ -114,8 +116,14 @@ def _render_table(summary: Summary, console: Console) -> None:
             table.add_column(name, justify="right")
         table.add_column(f"{_loss_name(summary)} ({units})", justify="right")
         for f in files:
-            table.add_row(f.path, str(f.rows), str(f.rows_counted), str(f.rows_ignored),
-                          str(f.rows_skipped), number(f.loss))
+            table.add_row(
+                f.path,
+                str(f.rows),
+                str(f.rows_counted),
+                str(f.rows_ignored),
+                str(f.rows_skipped),
+                number(f.loss),
+            )
         console.print()
         console.print(table)
     elif files:
@@ -127,14 +135,18 @@ def _render_table(summary: Summary, console: Console) -> None:
     if summary.reduction == "sum":
         grid.add_row("Loss (sum)", f"{number(summary.loss)} {units}")
     if summary.loss_mean is None:
-        grid.add_row("Mean loss", "undefined: no row counts (every label is the ignore "
-                                  "index, or has weight 0)")
+        grid.add_row(
+            "Mean loss",
+            "undefined: no row counts (every label is the ignore index, or has weight 0)",
+        )
     else:
         grid.add_row("Mean loss", f"{number(summary.loss_mean)} {units}")
     grid.add_row("Perplexity", number(summary.perplexity))
     accuracy_name = "Accuracy (argmax of target)" if summary.soft_targets else "Accuracy"
-    grid.add_row(accuracy_name, f"{percent(summary.accuracy)} "
-                                f"({summary.correct} of {summary.rows_counted} rows)")
+    grid.add_row(
+        accuracy_name,
+        f"{percent(summary.accuracy)} ({summary.correct} of {summary.rows_counted} rows)",
+    )
     console.print(grid)
     _render_skipped(summary, console)
     if summary.rows_counted:
@@ -152,8 +164,11 @@ def _render_skipped(summary: Summary, console: Console) -> None:
         return
     shown = len(summary.skipped)
     more = f"; the first {shown}" if shown < summary.rows_skipped else ""
-    _heading(console, f"Skipped {summary.rows_skipped} bad row"
-                      f"{'s' if summary.rows_skipped != 1 else ''} (--on-error skip){more}:")
+    _heading(
+        console,
+        f"Skipped {summary.rows_skipped} bad row"
+        f"{'s' if summary.rows_skipped != 1 else ''} (--on-error skip){more}:",
+    )
     for error in summary.skipped:
         console.print(Text(f"  {error}"))
 
@@ -218,8 +233,9 @@ def _render_classes(summary: Summary, console: Console) -> None:
     table.add_column("Accuracy", justify="right")
     table.add_column("Share of loss", justify="right")
     for c in classes:
-        table.add_row(c.name, str(c.rows), number(c.loss, "-"), percent(c.accuracy),
-                      percent(c.share))
+        table.add_row(
+            c.name, str(c.rows), number(c.loss, "-"), percent(c.accuracy), percent(c.share)
+        )
     _heading(console, title)
     console.print(table)
 
@@ -227,8 +243,11 @@ def _render_classes(summary: Summary, console: Console) -> None:
 def _render_worst(summary: Summary, console: Console) -> None:
     if not summary.worst:
         return
-    _heading(console, f"Worst {len(summary.worst)} row{'s' if len(summary.worst) != 1 else ''}"
-                      " (FILE:LINE; study one with xent compute)")
+    _heading(
+        console,
+        f"Worst {len(summary.worst)} row{'s' if len(summary.worst) != 1 else ''}"
+        " (FILE:LINE; study one with xent compute)",
+    )
     table = _table(console)
     table.add_column("#", justify="right")
     table.add_column("File:line")
@@ -237,8 +256,14 @@ def _render_worst(summary: Summary, console: Console) -> None:
     table.add_column("P(label)", justify="right")
     table.add_column(f"Loss ({summary.units})", justify="right")
     for rank, w in enumerate(summary.worst, start=1):
-        table.add_row(str(rank), f"{w.file}:{w.line}", str(w.label), str(w.predicted),
-                      number(w.probability), number(w.loss))
+        table.add_row(
+            str(rank),
+            f"{w.file}:{w.line}",
+            str(w.label),
+            str(w.predicted),
+            number(w.probability),
+            number(w.loss),
+        )
     console.print(table)
 
 
@@ -248,8 +273,18 @@ def render_json(summary: Summary) -> str:
     return dumps(summary.to_json()) + "\n"
 
 
-CSV_COLUMNS = ("file", "rows", "rows_counted", "rows_ignored", "rows_skipped", "reduction",
-               "loss", "units", "perplexity", "accuracy")
+CSV_COLUMNS = (
+    "file",
+    "rows",
+    "rows_counted",
+    "rows_ignored",
+    "rows_skipped",
+    "reduction",
+    "loss",
+    "units",
+    "perplexity",
+    "accuracy",
+)
 
 
 def render_csv(summary: Summary) -> str:
@@ -261,11 +296,34 @@ def render_csv(summary: Summary) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for f in summary.files:
-        writer.writerow([f.path, f.rows, f.rows_counted, f.rows_ignored, f.rows_skipped,
-                         summary.reduction, full(f.loss), summary.units, "", ""])
-    writer.writerow(["*", summary.rows, summary.rows_counted, summary.rows_ignored,
-                     summary.rows_skipped, summary.reduction, full(summary.loss),
-                     summary.units, full(summary.perplexity), full(summary.accuracy)])
+        writer.writerow(
+            [
+                f.path,
+                f.rows,
+                f.rows_counted,
+                f.rows_ignored,
+                f.rows_skipped,
+                summary.reduction,
+                full(f.loss),
+                summary.units,
+                "",
+                "",
+            ]
+        )
+    writer.writerow(
+        [
+            "*",
+            summary.rows,
+            summary.rows_counted,
+            summary.rows_ignored,
+            summary.rows_skipped,
+            summary.reduction,
+            full(summary.loss),
+            summary.units,
+            full(summary.perplexity),
+            full(summary.accuracy),
+        ]
+    )
     return out.getvalue()
 
 

@@ -1,7 +1,7 @@
 """The step-by-step record of one sample: every value ``xent compute`` shows.
 
 A :class:`Trace` is built by :func:`build_trace` from the kernel
-(:func:`xentcli.kernel.softmax_steps` and :func:`xentcli.kernel.row_losses`); this module
+(:func:`xentcli.core.softmax_steps` and :func:`xentcli.core.row_losses`); this module
 adds only what the kernel does not compute: the gradient of the row loss, the unshifted
 sum of exponentials, ``1 - q_i`` for a confident prediction, the perplexity, and the
 naive textbook computation that ``--naive`` puts beside the stable one.
@@ -40,8 +40,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from xentcli.core import UNITS, row_losses, softmax_steps, to_base
 from xentcli.errors import InvalidInputError
-from xentcli.kernel import UNITS, row_losses, softmax_steps, to_base
 
 _LOG_BASE = {"e": 1.0, "2": math.log(2.0), "10": math.log(10.0)}
 
@@ -100,10 +100,10 @@ class NaiveTrace(_Record):
     ``q_i`` rounds to exactly 1 for a confident prediction, so that ``-log q_i = 0``.
     """
 
-    exp: tuple[float, ...]            #: e^z_k, unshifted
-    sum_exp: float                    #: sum_k e^z_k (inf on overflow, 0 on underflow)
+    exp: tuple[float, ...]  #: e^z_k, unshifted
+    sum_exp: float  #: sum_k e^z_k (inf on overflow, 0 on underflow)
     probabilities: tuple[float, ...]  #: e^z_k / sum (nan when the sum is inf or 0)
-    loss: float                       #: -sum_c a_c log q_c, in the trace's units
+    loss: float  #: -sum_c a_c log q_c, in the trace's units
 
     @property
     def overflow(self) -> bool:
@@ -130,33 +130,33 @@ class Trace(_Record):
     ``gradient``) are in :attr:`units`; ``log_*`` fields are natural logarithms.
     """
 
-    logits: tuple[float, ...]          #: the logits y as given
-    classes: tuple[str, ...]           #: class names (their indices when none are given)
-    label: int | None                  #: true class index, None with soft targets
+    logits: tuple[float, ...]  #: the logits y as given
+    classes: tuple[str, ...]  #: class names (their indices when none are given)
+    label: int | None  #: true class index, None with soft targets
     targets_given: tuple[float, ...] | None  #: the soft target row as given, if any
-    targets: tuple[float, ...]         #: the target distribution p used in the loss
+    targets: tuple[float, ...]  #: the target distribution p used in the loss
     temperature: float
     label_smoothing: float
     weights: tuple[float, ...] | None  #: class weights w, None when not given
-    base: str                          #: "e", "2" or "10"
-    units: str                         #: "nats", "bits" or "bans"
-    scaled: tuple[float, ...]          #: z = y / T (the logits when T = 1)
-    max: float                         #: m = max_k z_k
-    argmax: int                        #: first index of the max (the predicted class)
-    shifted: tuple[float, ...]         #: z_k - m
-    exp_shifted: tuple[float, ...]     #: e^(z_k - m)
-    sum_exp_shifted: float             #: s = sum_k e^(z_k - m), in [1, K]
-    log_sum_exp_shifted: float         #: log s
-    log_sum_exp: float                 #: m + log s = log sum_k e^z_k
-    sum_exp: float | None              #: s * e^m, None when not representable in float64
-    probabilities: tuple[float, ...]   #: q_k
+    base: str  #: "e", "2" or "10"
+    units: str  #: "nats", "bits" or "bans"
+    scaled: tuple[float, ...]  #: z = y / T (the logits when T = 1)
+    max: float  #: m = max_k z_k
+    argmax: int  #: first index of the max (the predicted class)
+    shifted: tuple[float, ...]  #: z_k - m
+    exp_shifted: tuple[float, ...]  #: e^(z_k - m)
+    sum_exp_shifted: float  #: s = sum_k e^(z_k - m), in [1, K]
+    log_sum_exp_shifted: float  #: log s
+    log_sum_exp: float  #: m + log s = log sum_k e^z_k
+    sum_exp: float | None  #: s * e^m, None when not representable in float64
+    probabilities: tuple[float, ...]  #: q_k
     log_probabilities: tuple[float, ...]  #: log q_k = (z_k - m) - log s
-    contributions: tuple[float, ...]   #: a_k * (-log q_k), in units (0 where a_k = 0)
-    gradient: tuple[float, ...]        #: dL/dy_k, in units per unit of logit
-    loss: float                        #: the row loss L, in units
-    loss_nats: float                   #: the row loss L, in nats
-    perplexity: float                  #: e^(L in nats)
-    one_minus_q: float | None          #: 1 - q_i for the true class, to full precision
+    contributions: tuple[float, ...]  #: a_k * (-log q_k), in units (0 where a_k = 0)
+    gradient: tuple[float, ...]  #: dL/dy_k, in units per unit of logit
+    loss: float  #: the row loss L, in units
+    loss_nats: float  #: the row loss L, in nats
+    perplexity: float  #: e^(L in nats)
+    one_minus_q: float | None  #: 1 - q_i for the true class, to full precision
     naive: NaiveTrace
 
     @property
@@ -232,9 +232,7 @@ def _unshifted_sum(s: float, m: float) -> float | None:
     return value
 
 
-def _naive(
-    z: np.ndarray, coefficients: tuple[float, ...], log_base: float
-) -> NaiveTrace:
+def _naive(z: np.ndarray, coefficients: tuple[float, ...], log_base: float) -> NaiveTrace:
     # The textbook formula, with float64's overflow to inf and 0/0 = nan left to happen:
     # showing them is the point. The errstate keeps numpy from warning about it.
     a = np.asarray(coefficients, dtype=np.float64)
@@ -244,8 +242,7 @@ def _naive(
         q = e / total
         terms = np.where(a > 0, a * -np.log(q), 0.0)
         loss = float(np.sum(terms)) / log_base + 0.0  # + 0.0 turns -0.0 into 0.0
-    return NaiveTrace(exp=_floats(e), sum_exp=float(total), probabilities=_floats(q),
-                      loss=loss)
+    return NaiveTrace(exp=_floats(e), sum_exp=float(total), probabilities=_floats(q), loss=loss)
 
 
 def build_trace(

@@ -15,16 +15,23 @@ import math
 import numpy as np
 import numpy.typing as npt
 
-from xentcli.blockrunner import Arena
-from xentcli.compensated import divide_dd, sum0, two_prod
-from xentcli.softmax_block import Shift, log_of_sum, probabilities
+from xentcli.core._blocks import Arena
+from xentcli.core._compensated import divide_dd, sum0, two_prod
+from xentcli.core._softmax_block import Shift, log_of_sum, probabilities
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 
-def exact_row_loss(row: FloatArray, log_sum: float, label: int, target: FloatArray | None,
-                   w: FloatArray | None, eps: float, temperature: float) -> float:
+def exact_row_loss(
+    row: FloatArray,
+    log_sum: float,
+    label: int,
+    target: FloatArray | None,
+    w: FloatArray | None,
+    eps: float,
+    temperature: float,
+) -> float:
     """One row's loss, from its logits and *log_sum* (its ``log s``), in exact rationals.
 
     For rows whose float computation overflowed (see ``row_losses``); slow, one row.
@@ -67,8 +74,7 @@ def exact_row_loss(row: FloatArray, log_sum: float, label: int, target: FloatArr
         return math.inf
 
 
-def label_loss(a_hi: FloatArray, b: FloatArray, li: IntArray,
-               w: FloatArray | None) -> FloatArray:
+def label_loss(a_hi: FloatArray, b: FloatArray, li: IntArray, w: FloatArray | None) -> FloatArray:
     """``w[label] * (a_hi + b)``, the product exact before its one rounding (TwoProduct).
 
     A zero weight gives 0 even when the loss is infinite (the row does not count).
@@ -80,8 +86,12 @@ def label_loss(a_hi: FloatArray, b: FloatArray, li: IntArray,
     return np.where(wi == 0, 0.0, p + (pe + wi * b))
 
 
-def binary_rows(xt: FloatArray, li: IntArray, w: FloatArray | None, temperature: float,
-                ) -> tuple[IntArray, FloatArray, FloatArray, FloatArray] | None:
+def binary_rows(
+    xt: FloatArray,
+    li: IntArray,
+    w: FloatArray | None,
+    temperature: float,
+) -> tuple[IntArray, FloatArray, FloatArray, FloatArray] | None:
     """Argmax, max, loss and q of the label for a ``(2, b)`` block; same bits as ``shift``.
 
     None when a difference overflows with a temperature, or when the TwoSum's
@@ -114,8 +124,7 @@ def binary_rows(xt: FloatArray, li: IntArray, w: FloatArray | None, temperature:
     return am, m, loss, probabilities(e, lo, s_hi, s_lo)
 
 
-def _weighted_neg_shift(sh: Shift, v: FloatArray,
-                        arena: Arena) -> tuple[FloatArray, FloatArray]:
+def _weighted_neg_shift(sh: Shift, v: FloatArray, arena: Arena) -> tuple[FloatArray, FloatArray]:
     """``sum_c v_c * -(hi_c + lo_c)`` per row as (hi, lo); 0 where v_c = 0 (0 log 0 = 0)."""
     products = np.multiply(v, sh.hi, out=arena.take(sh.hi.shape))  # all <= 0
     g_hi, g_lo = sum0(products, arena)
@@ -137,8 +146,7 @@ def soft_loss(sh: Shift, v: FloatArray, arena: Arena) -> FloatArray:
     return np.where(np.isnan(out), np.inf, out)
 
 
-def uniform_loss(sh: Shift, w: FloatArray | None, w_total: float,
-                 arena: Arena) -> FloatArray:
+def uniform_loss(sh: Shift, w: FloatArray | None, w_total: float, arena: Arena) -> FloatArray:
     """``sum_c w_c * -log q_c`` (the label-smoothing term before its eps / K)."""
     if w is None:
         g_hi, g_lo = sum0(sh.hi, arena)
@@ -149,5 +157,3 @@ def uniform_loss(sh: Shift, w: FloatArray | None, w_total: float,
         p, pe = two_prod(sh.log_s, np.float64(w_total))
         out = p + (g_hi + (pe + g_lo))
     return np.where(np.isnan(out), np.inf, out)
-
-

@@ -1,0 +1,1 @@
+"""Files of model outputs: reading, blocks, the accumulator and the report."""

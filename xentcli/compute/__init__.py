@@ -1,0 +1,1 @@
+"""One sample worked through: the trace, the steps of the derivation, rendering."""

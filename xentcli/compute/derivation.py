@@ -1,0 +1,763 @@
+"""The derivation of one sample as numbered steps, and its Markdown and LaTeX forms.
+
+``xent compute --explain`` prints these steps; ``--format markdown`` and ``--format
+latex`` typeset them (:func:`markdown`, :func:`latex`). Each :class:`Step` holds every
+line twice, as plain text and as TeX, so that all three say the same thing. Numbers
+round for reading with the formats of :mod:`xentcli.compute.render` (:func:`fixed`,
+:func:`sig`, :func:`given`, imported here too).
+
+>>> from xentcli.compute.trace import build_trace
+>>> [step.title for step in derivation(build_trace([1.2, 2.3, 0.8], 1))][:2]
+['The largest logit', 'Shift the logits by the max']
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from xentcli.compute.render import DEFAULT_DIGITS, fixed, given, per_class, sig
+from xentcli.compute.trace import Trace
+
+_LIST_LIMIT = 12  # lists longer than this are elided in derivations
+_TEX_DOTS = "\\ldots"
+
+
+def tex_number(text: str) -> str:
+    """A formatted number for TeX math: ``4.2e-18`` becomes ``4.2 \\times 10^{-18}``.
+
+    >>> tex_number("4.248e-18"), tex_number("-inf"), tex_number("0.5")
+    ('4.248 \\\\times 10^{-18}', '-\\\\infty', '0.5')
+    """
+    if text in ("inf", "-inf"):
+        return text.replace("inf", "\\infty")
+    if text == "nan":
+        return "\\mathrm{NaN}"
+    return tex_exponents(text)
+
+
+_SCIENTIFIC = re.compile(r"(?<![\w.^])(-?\d+(?:\.\d+)?)e([+-]?\d+)\b")
+# A bare inf or nan (from a formatted number) in TeX; not the inf of \infty or infinite.
+_INF = re.compile(r"(?<![\\\w])inf\b")
+_NAN = re.compile(r"(?<![\\\w])nan\b")
+
+
+def tex_exponents(text: str) -> str:
+    """Write every ``1.5e-18`` in *text* as ``1.5 \\times 10^{-18}``.
+
+    >>> print(tex_exponents("s = 1.0000e+05 and 4e-3, -inf, nan, \\\\infty"))
+    s = 1.0000 \\times 10^{5} and 4 \\times 10^{-3}, -\\infty, \\mathrm{NaN}, \\infty
+    """
+    text = _SCIENTIFIC.sub(lambda m: f"{m.group(1)} \\times 10^{{{int(m.group(2))}}}", text)
+    text = _INF.sub("\\\\infty", text)
+    return _NAN.sub("\\\\mathrm{NaN}", text)
+
+
+_TEX_SPECIAL = {
+    "\\": "\\textbackslash{}",
+    "&": "\\&",
+    "%": "\\%",
+    "$": "\\$",
+    "#": "\\#",
+    "_": "\\_",
+    "{": "\\{",
+    "}": "\\}",
+    "~": "\\textasciitilde{}",
+    "^": "\\textasciicircum{}",
+    # In OT1 text fonts these print as other glyphs (| as an em dash).
+    "|": "\\textbar{}",
+    "<": "\\textless{}",
+    ">": "\\textgreater{}",
+}
+
+
+def tex_escape(text: str) -> str:
+    """Escape prose (a class name) for LaTeX text mode.
+
+    >>> tex_escape("cat_1 & 50%")
+    'cat\\\\_1 \\\\& 50\\\\%'
+    """
+    return "".join(_TEX_SPECIAL.get(char, char) for char in text)
+
+
+def _listing(items: list[str], separator: str = ", ", dots: str = "...") -> str:
+    if len(items) > _LIST_LIMIT:
+        items = [*items[:8], dots, *items[-2:]]
+    return separator.join(items)
+
+
+# ----------------------------------------------------------------------- the steps
+@dataclass(frozen=True)
+class Line:
+    """One line of a step: a formula (``math``) or a sentence, as plain text and TeX.
+
+    In ``tex`` a sentence may hold inline math between ``$`` signs; a formula is bare
+    math (the renderer puts it in display math).
+    """
+
+    text: str
+    tex: str
+    math: bool = True
+
+
+@dataclass
+class Step:
+    """A numbered step of the derivation."""
+
+    number: int
+    title: str
+    lines: list[Line] = field(default_factory=list)
+
+    def math(self, text: str, tex: str) -> None:
+        self.lines.append(Line(text, tex_exponents(tex), True))
+
+    def say(self, text: str, tex: str) -> None:
+        self.lines.append(Line(text, tex_exponents(tex), False))
+
+
+def vec(values: Iterable[str], tex: bool = False) -> str:
+    items = [tex_number(v) for v in values] if tex else list(values)
+    body = _listing(items, dots=_TEX_DOTS if tex else "...")
+    return f"\\left[{body}\\right]" if tex else f"[{body}]"
+
+
+def describe_label(t: Trace) -> tuple[str, str]:
+    """``i = 1`` (with the class name when names were given), as text and TeX."""
+    assert t.label is not None
+    name = t.classes[t.label]
+    if name == str(t.label):
+        return f"i = {t.label}", f"$i = {t.label}$"
+    return f"i = {t.label} ({name})", f"$i = {t.label}$ ({tex_escape(name)})"
+
+
+def derivation(t: Trace, digits: int = DEFAULT_DIGITS) -> list[Step]:
+    """The numbered steps of the computation of *t*, with the numbers substituted."""
+    f = lambda x: fixed(x, digits)  # noqa: E731
+    g = lambda x: sig(x, digits)  # noqa: E731
+    y = [given(v, digits) for v in t.scaled]
+    m = given(t.max, digits)
+    steps: list[Step] = []
+
+    if t.temperature != 1.0:
+        step = Step(0, "Divide by the temperature")
+        temp = given(t.temperature, digits)
+        step.math(
+            f"y_k <- y_k / T = {vec([given(v, digits) for v in t.logits])} / {temp} = {vec(y)}",
+            f"y_k \\leftarrow y_k / T = "
+            f"{vec([given(v, digits) for v in t.logits], True)} / {temp} = {vec(y, True)}",
+        )
+        step.say(
+            "From here on y stands for the divided logits.",
+            "From here on $y$ stands for the divided logits.",
+        )
+        steps.append(step)
+
+    step = Step(1, "The largest logit")
+    y_tex = _listing([tex_number(v) for v in y], dots=_TEX_DOTS)
+    step.math(
+        f"m = max_k y_k = max({_listing(y)}) = {m}",
+        f"m = \\max_k y_k = \\max({y_tex}) = {tex_number(m)}",
+    )
+    step.say(
+        f"(class {t.classes[t.argmax]}, the predicted class)",
+        f"(class {tex_escape(t.classes[t.argmax])}, the predicted class)",
+    )
+    steps.append(step)
+
+    step = Step(2, "Shift the logits by the max")
+    diffs = [f"{v} - {m}" for v in y]
+    diffs_tex = _listing([f"{tex_number(v)} - {tex_number(m)}" for v in y], dots=_TEX_DOTS)
+    step.math(
+        f"y_k - m = {vec(diffs)} = {vec([f(v) for v in t.shifted])}",
+        f"y_k - m = \\left[{diffs_tex}\\right] = {vec([f(v) for v in t.shifted], True)}",
+    )
+    steps.append(step)
+
+    step = Step(3, "Their exponentials")
+    exps_text = [f"e^{f(v)}" for v in t.shifted]
+    exps_tex = [f"e^{{{tex_number(f(v))}}}" for v in t.shifted]
+    step.math(
+        f"e^(y_k - m) = {vec(exps_text)} = {vec([f(v) for v in t.exp_shifted])}",
+        f"e^{{y_k - m}} = \\left[{_listing(exps_tex, dots=_TEX_DOTS)}\\right]"
+        f" = {vec([f(v) for v in t.exp_shifted], True)}",
+    )
+    step.say(
+        "Every exponent is <= 0, so every term is in [0, 1], and the max's own term is 1.",
+        "Every exponent is $\\le 0$, so every term is in $[0, 1]$, and the max's own term"
+        " is $e^0 = 1$.",
+    )
+    steps.append(step)
+
+    step = Step(4, "Their sum")
+    s = g(t.sum_exp_shifted)
+    terms = [f(v) for v in t.exp_shifted]
+    step.math(
+        f"s = sum_k e^(y_k - m) = {_listing(terms, ' + ')} = {s}",
+        f"s = \\sum_k e^{{y_k - m}} = "
+        f"{_listing([tex_number(v) for v in terms], ' + ', _TEX_DOTS)} = {s}",
+    )
+    _unshifted_lines(step, t, digits)
+    steps.append(step)
+
+    step = Step(5, "The probabilities (softmax)")
+    quotients = [f"{f(v)} / {s}" for v in t.exp_shifted]
+    quotients_tex = [f"\\frac{{{tex_number(f(v))}}}{{{s}}}" for v in t.exp_shifted]
+    q = [f(v) for v in t.probabilities]
+    step.math(
+        f"q_k = e^(y_k - m) / s = {vec(quotients)} = {vec(q)}",
+        f"q_k = \\frac{{e^{{y_k - m}}}}{{s}} = "
+        f"\\left[{_listing(quotients_tex, dots=_TEX_DOTS)}\\right] = {vec(q, True)}",
+    )
+    step.say(
+        "They are >= 0 and sum to 1; e^m cancels, so q is also e^(y_k) / sum_j e^(y_j).",
+        "They are $\\ge 0$ and sum to 1; $e^m$ cancels, so $q_k$ is also"
+        " $e^{y_k} / \\sum_j e^{y_j}$.",
+    )
+    steps.append(step)
+
+    steps.append(_target_step(t, digits))
+    steps.append(_stable_step(t, digits))
+    number = 8
+    confident = _confident_step(t, digits, number)
+    if confident is not None:
+        steps.append(confident)
+        number += 1
+    steps.append(_gradient_step(t, digits, number))
+    return steps
+
+
+def _unshifted_lines(step: Step, t: Trace, digits: int) -> None:
+    s = sig(t.sum_exp_shifted, digits)
+    m = given(t.max, digits)
+    if t.sum_exp is not None:
+        total = sig(t.sum_exp, digits)
+        step.math(
+            f"Check: s * e^m = {s} * e^{m} = {total} = sum_k e^(y_k), the unshifted sum",
+            f"s \\cdot e^{{m}} = {s} \\cdot e^{{{tex_number(m)}}} = {tex_number(total)}"
+            f" = \\sum_k e^{{y_k}}",
+        )
+        step.say(
+            "The shift changes the sum by the factor e^-m only, and that cancels in q.",
+            "The shift changes the sum by the factor $e^{-m}$ only, and it cancels in $q$.",
+        )
+        return
+    try:
+        math.exp(t.max)
+        e_m_fits = True
+    except OverflowError:
+        e_m_fits = False
+    if t.max > 0 and not e_m_fits:
+        what = (
+            f"e^m = e^{m} overflows float64 (the largest float64 is about 1.8e308 = e^709.78),"
+            " so the unshifted sum of the e^(y_k) is inf, and the textbook"
+            " q = e^y / sum e^y would be inf / inf = nan."
+        )
+        what_tex = (
+            f"$e^m = e^{{{tex_number(m)}}}$ overflows float64 (the largest float64 is"
+            " about $1.8 \\times 10^{308} = e^{709.78}$), so the unshifted sum of the"
+            " $e^{y_k}$ is $\\infty$, and the textbook $q = e^y / \\sum e^y$ would be"
+            " $\\infty / \\infty = \\mathrm{NaN}$."
+        )
+    elif t.max > 0:
+        what = (
+            f"s * e^m = {s} * e^{m} overflows float64 (above about 1.8e308): the unshifted"
+            " sum of the e^(y_k) is inf, and the textbook q would be 0 or nan."
+        )
+        what_tex = (
+            f"$s \\cdot e^m = {s} \\cdot e^{{{tex_number(m)}}}$ overflows float64"
+            " (above about $1.8 \\times 10^{308}$): the unshifted sum of the $e^{y_k}$ is"
+            " $\\infty$, and the textbook $q$ would be $0$ or $\\mathrm{NaN}$."
+        )
+    else:
+        what = (
+            f"e^m = e^{m} underflows float64 (below about 2.2e-308 = e^-708.4), so the"
+            " unshifted sum of the e^(y_k) is 0 or loses its digits, and the textbook"
+            " q = e^y / sum e^y would be 0 / 0 = nan."
+        )
+        what_tex = (
+            f"$e^m = e^{{{tex_number(m)}}}$ underflows float64 (below about"
+            " $2.2 \\times 10^{-308} = e^{-708.4}$), so the unshifted sum of the $e^{y_k}$"
+            " is 0 or loses its digits, and the textbook $q = e^y / \\sum e^y$ would be"
+            " $0 / 0 = \\mathrm{NaN}$."
+        )
+    step.say(what, what_tex)
+    step.say(
+        "That is why the logits are shifted by the max first: every term is then in [0, 1]"
+        f" and 1 <= s <= K = {t.num_classes}.",
+        "That is why the logits are shifted by the max first: every term is then in"
+        f" $[0, 1]$ and $1 \\le s \\le K = {t.num_classes}$.",
+    )
+
+
+def _smoothing_target(t: Trace, digits: int) -> tuple[str, str]:
+    eps = given(t.label_smoothing, digits)
+    p = [fixed(v, digits) for v in t.targets]
+    k_total = t.num_classes
+    source = "onehot" if t.label is not None else "t"
+    source_tex = "\\mathrm{onehot}" if t.label is not None else "t"
+    return (
+        f"p = (1 - eps) {source} + eps / K = (1 - {eps}) {source} + {eps} / {k_total} = {vec(p)}",
+        f"p = (1 - \\varepsilon)\\,{source_tex} + \\varepsilon / K = (1 - {eps})\\,{source_tex}"
+        f" + {eps} / {k_total} = {vec(p, True)}",
+    )
+
+
+def _target_step(t: Trace, digits: int) -> Step:
+    weighted = t.weights is not None
+    if t.label is not None and not t.label_smoothing:
+        step = Step(6, "The one-hot target")
+        i = t.label
+        who, who_tex = describe_label(t)
+        step.say(
+            f"The true class is {who}: p_{i} = 1 and every other p_k = 0, so the sum keeps"
+            " one term.",
+            f"The true class is {who_tex}: $p_{{{i}}} = 1$ and every other $p_k = 0$, so"
+            " the sum keeps one term.",
+        )
+        qi = fixed(t.probabilities[i], digits)
+        if weighted:
+            w = given(t.effective_weights[i], digits)
+            step.math(
+                f"L = -sum_k w_k p_k log q_k = w_{i} * (-log q_{i}) = {w} * (-log {qi})",
+                f"L = -\\sum_k w_k p_k \\log q_k = w_{{{i}}} \\cdot (-\\log q_{{{i}}})"
+                f" = {w} \\cdot (-\\log {tex_number(qi)})",
+            )
+            step.say(
+                "The class weight w_i scales the row (PyTorch's weight); a batch mean"
+                " divides the sum of such losses by the sum of the rows' w_i, not by N.",
+                "The class weight $w_i$ scales the row (PyTorch's weight); a batch mean"
+                " divides the sum of such losses by the sum of the rows' $w_i$, not by $N$.",
+            )
+        else:
+            step.math(
+                f"L = -sum_k p_k log q_k = -log q_{i} = -log {qi}",
+                f"L = -\\sum_k p_k \\log q_k = -\\log q_{{{i}}} = -\\log {tex_number(qi)}",
+            )
+        return step
+    wk, wk_tex = ("w_k ", "w_k ") if weighted else ("", "")
+    if t.label is not None:
+        step = Step(6, "The smoothed target")
+        who, who_tex = describe_label(t)
+        eps = given(t.label_smoothing, digits)
+        step.say(
+            f"The true class is {who}; label smoothing eps = {eps} mixes its one-hot"
+            " target with the uniform one (the true class included):",
+            f"The true class is {who_tex}; label smoothing $\\varepsilon = {eps}$ mixes its"
+            " one-hot target with the uniform one (the true class included):",
+        )
+        step.math(*_smoothing_target(t, digits))
+        i = t.label
+        wi, wi_tex = (f"w_{i} ", f"w_{{{i}}} ") if weighted else ("", "")
+        step.math(
+            f"L = -sum_k {wk}p_k log q_k = (1 - eps) {wi}(-log q_{i})"
+            f" + (eps / K) sum_k {wk}(-log q_k)",
+            f"L = -\\sum_k {wk_tex}p_k \\log q_k = (1 - \\varepsilon)\\, {wi_tex}"
+            f"(-\\log q_{{{i}}}) + \\frac{{\\varepsilon}}{{K}} \\sum_k {wk_tex}(-\\log q_k)",
+        )
+        if weighted:
+            step.say(
+                "With class weights this is PyTorch's smoothed loss; a batch mean divides"
+                " by the sum of the rows' w_i.",
+                "With class weights this is PyTorch's smoothed loss; a batch mean divides"
+                " by the sum of the rows' $w_i$.",
+            )
+        return step
+    step = Step(6, "The soft target")
+    assert t.targets_given is not None
+    step.say(
+        "The target is a probability distribution, so no term of the sum drops out"
+        " (a term with p_k = 0 is 0, even where q_k = 0):",
+        "The target is a probability distribution, so no term of the sum drops out"
+        " (a term with $p_k = 0$ is 0, even where $q_k = 0$):",
+    )
+    if t.label_smoothing:
+        t_given = [given(v, digits) for v in t.targets_given]
+        step.math(f"t = {vec(t_given)}", f"t = {vec(t_given, True)}")
+        step.math(*_smoothing_target(t, digits))
+    else:
+        p = [given(v, digits) for v in t.targets]
+        step.math(f"p = {vec(p)}", f"p = {vec(p, True)}")
+    step.math(f"L = -sum_k {wk}p_k log q_k", f"L = -\\sum_k {wk_tex}p_k \\log q_k")
+    if weighted:
+        step.say(
+            "With class weights and soft targets a batch mean divides by N, not by the"
+            " weights (PyTorch's documented behaviour).",
+            "With class weights and soft targets a batch mean divides by $N$, not by the"
+            " weights (PyTorch's documented behaviour).",
+        )
+    return step
+
+
+def _loss_value_lines(step: Step, t: Trace, digits: int) -> None:
+    loss = sig(t.loss_nats, digits)
+    if t.base != "e":
+        ln_b = f"ln {t.base}"
+        step.math(
+            f"In {t.units}: L / {ln_b} = {loss} / {sig(t.log_base, digits)}"
+            f" = {sig(t.loss, digits)} {t.units}",
+            f"L / \\ln {t.base} = {tex_number(loss)} / {sig(t.log_base, digits)}"
+            f" = {tex_number(sig(t.loss, digits))}\\ \\text{{{t.units}}}",
+        )
+    step.math(
+        f"Perplexity: e^L = {sig(t.perplexity, digits)}",
+        f"\\text{{perplexity: }} e^{{L}} = {tex_number(sig(t.perplexity, digits))}",
+    )
+
+
+def _stable_step(t: Trace, digits: int) -> Step:
+    step = Step(7, "The stable form and its value")
+    log_s = sig(t.log_sum_exp_shifted, digits)
+    units = "nats"
+    if t.label is not None and not t.label_smoothing:
+        i = t.label
+        yi, m = given(t.scaled[i], digits), given(t.max, digits)
+        neg = sig(-t.shifted[i], digits)
+        nll = sig(-t.log_probabilities[i], digits)
+        core = f"-(y_{i} - m) + log s"
+        core_tex = f"-(y_{{{i}}} - m) + \\log s"
+        sub = f"-({yi} - {m}) + log {sig(t.sum_exp_shifted, digits)}"
+        sub_tex = f"-({tex_number(yi)} - {tex_number(m)}) + \\log {sig(t.sum_exp_shifted, digits)}"
+        if t.weights is not None:
+            w = given(t.effective_weights[i], digits)
+            step.math(
+                f"L = w_{i} * ({core}) = {w} * ({sub}) = {w} * ({neg} + {log_s})"
+                f" = {sig(t.loss_nats, digits)} {units}",
+                f"L = w_{{{i}}} \\left({core_tex}\\right) = {w} \\left({sub_tex}\\right)"
+                f" = {w} \\cdot ({tex_number(neg)} + {tex_number(log_s)})"
+                f" = {tex_number(sig(t.loss_nats, digits))}\\ \\text{{{units}}}",
+            )
+        else:
+            step.math(
+                f"L = {core} = {sub} = {neg} + {log_s} = {nll} {units}",
+                f"L = {core_tex} = {sub_tex} = {tex_number(neg)} + {tex_number(log_s)}"
+                f" = {tex_number(nll)}\\ \\text{{{units}}}",
+            )
+        step.say(
+            "log q_i = (y_i - m) - log s is never rounded through q_i itself.",
+            "$\\log q_i = (y_i - m) - \\log s$ is never rounded through $q_i$ itself.",
+        )
+        if t.logits[i] == -math.inf:
+            step.say(
+                f"The true class is masked (its logit is -inf): q_{i} = 0, so the loss is"
+                " infinite. This is reported, not an error.",
+                f"The true class is masked (its logit is $-\\infty$): $q_{{{i}}} = 0$, so"
+                " the loss is infinite. This is reported, not an error.",
+            )
+    else:
+        nlq = [sig(-v, digits) for v in t.log_probabilities]
+        step.math(
+            f"-log q_k = -(y_k - m) + log s = {vec(nlq)}",
+            f"-\\log q_k = -(y_k - m) + \\log s = {vec(nlq, True)}",
+        )
+        terms = [(fixed(a, digits), v) for a, v in zip(t.coefficients, nlq, strict=True) if a > 0]
+        text_terms = _listing([f"{a} * {v}" for a, v in terms], " + ")
+        tex_terms = _listing(
+            [f"{tex_number(a)} \\cdot {tex_number(v)}" for a, v in terms], " + ", "\\ldots"
+        )
+        a_text = "w_k p_k" if t.weights is not None else "p_k"
+        step.math(
+            f"L = sum_k {a_text} (-log q_k) = {text_terms} = {sig(t.loss_nats, digits)} {units}",
+            f"L = \\sum_k {a_text} (-\\log q_k) = {tex_terms}"
+            f" = {tex_number(sig(t.loss_nats, digits))}\\ \\text{{{units}}}",
+        )
+    _loss_value_lines(step, t, digits)
+    note = _rounding_note(t)
+    if note is not None:
+        step.say(*note)
+    return step
+
+
+def _rounding_note(t: Trace) -> tuple[str, str] | None:
+    """A hand calculation's slip: the seed note rounded q_1 to 0.642 and printed 0.443."""
+    if t.label is None or t.label_smoothing or t.weights is not None or t.base != "e":
+        return None
+    q = t.probabilities[t.label]
+    if not 0.001 <= q < 1.0:  # also false for a nan
+        return None
+    cut = math.floor(q * 1000) / 1000
+    if not 0.001 <= cut < 1.0:
+        return None
+    rough = -math.log(cut)
+    if f"{rough:.3f}" == f"{t.loss:.3f}":
+        return None
+    i = t.label
+    return (
+        f"Note: cutting q_{i} to {cut:.3f} before the log, as a hand calculation might, gives"
+        f" -log {cut:.3f} = {rough:.3f} instead of {t.loss:.3f}: keep every digit until the"
+        " end.",
+        f"Note: cutting $q_{{{i}}}$ to ${cut:.3f}$ before the log, as a hand calculation"
+        f" might, gives $-\\log {cut:.3f} = {rough:.3f}$ instead of ${t.loss:.3f}$: keep every"
+        " digit until the end.",
+    )
+
+
+def _confident_step(t: Trace, digits: int, number: int) -> Step | None:
+    if t.label is None or t.one_minus_q is None or not t.probabilities[t.label] > 0.99:
+        return None
+    i = t.label
+    step = Step(number, "A confident prediction")
+    rest = sig(t.one_minus_q, digits)
+    step.math(
+        f"1 - q_{i} = sum_(k != {i}) q_k = {rest}",
+        f"1 - q_{{{i}}} = \\sum_{{k \\ne {i}}} q_k = {tex_number(rest)}",
+    )
+    if t.probabilities[i] == 1.0:
+        step.say(
+            f"q_{i} itself rounds to 1 in float64, so -log q_{i} computed from q would be 0"
+            " (what the textbook formula and most frameworks return). The stable form"
+            " computes log s as log1p of the sum of the other terms, and keeps the loss:"
+            f" L = {sig(t.loss_nats, digits)} nats, about 1 - q_{i}.",
+            f"$q_{{{i}}}$ itself rounds to 1 in float64, so $-\\log q_{{{i}}}$ computed from"
+            " $q$ would be 0 (what the textbook formula and most frameworks return). The"
+            " stable form computes $\\log s$ as $\\operatorname{log1p}$ of the sum of the"
+            " other terms, and keeps the loss:"
+            f" $L = {tex_number(sig(t.loss_nats, digits))}$ nats, about $1 - q_{{{i}}}$.",
+        )
+    else:
+        step.say(
+            f"Near q_{i} = 1, 1 - q_{i} computed from a rounded q_{i} loses digits; it is"
+            f" computed from log q_{i} instead (1 - q = -expm1(log q)), and L = -log q_{i}"
+            f" is close to it.",
+            f"Near $q_{{{i}}} = 1$, $1 - q_{{{i}}}$ computed from a rounded $q_{{{i}}}$"
+            f" loses digits; it is computed from $\\log q_{{{i}}}$ instead"
+            f" ($1 - q = -\\operatorname{{expm1}}(\\log q)$), and $L = -\\log q_{{{i}}}$ is"
+            " close to it.",
+        )
+    return step
+
+
+def _gradient_step(t: Trace, digits: int, number: int) -> Step:
+    step = Step(number, "The gradient with respect to the logits")
+    grad = [fixed(v, digits) for v in t.gradient]
+    if t.weights is None:
+        core, core_tex = "q_k - p_k", "q_k - p_k"
+    elif t.label is not None and not t.label_smoothing:
+        core, core_tex = f"w_{t.label} (q_k - p_k)", f"w_{{{t.label}}} (q_k - p_k)"
+    else:
+        core, core_tex = "q_k sum_c w_c p_c - w_k p_k", "q_k \\sum_c w_c p_c - w_k p_k"
+    divisors = []
+    divisors_tex = []
+    if t.temperature != 1.0:
+        divisors.append("T")
+        divisors_tex.append("T")
+    if t.base != "e":
+        divisors.append(f"ln {t.base}")
+        divisors_tex.append(f"\\ln {t.base}")
+    if divisors:
+        core = (
+            f"({core}) / ({' '.join(divisors)})"
+            if len(divisors) > 1
+            else f"({core}) / {divisors[0]}"
+        )
+        core_tex = f"\\frac{{{core_tex}}}{{{' '.join(divisors_tex)}}}"
+    step.math(
+        f"dL/dy_k = {core} = {vec(grad)}",
+        f"\\frac{{\\partial L}}{{\\partial y_k}} = {core_tex} = {vec(grad, True)}",
+    )
+    return step
+
+
+# --------------------------------------------------------------------------- naive
+def naive_notes(t: Trace, digits: int = DEFAULT_DIGITS) -> list[str]:
+    """Sentences saying where the textbook computation breaks, for *t*."""
+    return [line.text for line in naive_lines(t, digits)]
+
+
+def naive_lines(t: Trace, digits: int = DEFAULT_DIGITS) -> list[Line]:
+    """:func:`naive_notes` as sentences in plain text and TeX."""
+    naive = t.naive
+    notes: list[Line] = []
+    if naive.overflow:
+        worst = given(max(t.scaled), digits)
+        notes.append(
+            Line(
+                f"e^{worst} overflows float64 to inf (the largest float64 is about 1.8e308 ="
+                " e^709.78), so sum e^y = inf and q = e^y / sum e^y is inf / inf = nan (and 0 for"
+                " the finite terms).",
+                f"$e^{{{tex_number(worst)}}}$ overflows float64 to $\\infty$ (the largest float64 is"
+                " about $1.8 \\times 10^{308} = e^{709.78}$), so $\\sum e^y = \\infty$ and"
+                " $q = e^y / \\sum e^y$ is $\\infty / \\infty = \\mathrm{NaN}$ (and 0 for the"
+                " finite terms).",
+                False,
+            )
+        )
+    elif naive.underflow:
+        notes.append(
+            Line(
+                "Every e^y underflows float64 to 0 (below about e^-745), so sum e^y = 0 and"
+                " q = 0 / 0 = nan.",
+                "Every $e^y$ underflows float64 to 0 (below about $e^{-745}$), so $\\sum e^y = 0$"
+                " and $q = 0 / 0 = \\mathrm{NaN}$.",
+                False,
+            )
+        )
+    elif math.isinf(naive.sum_exp):
+        notes.append(
+            Line(
+                "The sum of the e^y overflows float64 to inf, so every q becomes 0 or nan.",
+                "The sum of the $e^y$ overflows float64 to $\\infty$, so every $q$ becomes 0 or"
+                " $\\mathrm{NaN}$.",
+                False,
+            )
+        )
+    if not naive.overflow and not naive.nan and t.label is not None:
+        q_i = naive.probabilities[t.label]
+        if q_i == 1.0 and t.loss > 0:
+            i = t.label
+            loss = sig(t.loss, digits)
+            notes.append(
+                Line(
+                    f"q_{i} = e^y_{i} / sum e^y rounds to exactly 1, so the textbook -log q_{i} = 0:"
+                    f" the loss ({loss} {t.units}) is lost. The stable form computes log s as"
+                    " log1p(...) and keeps it.",
+                    f"$q_{{{i}}} = e^{{y_{{{i}}}}} / \\sum e^y$ rounds to exactly 1, so the textbook"
+                    f" $-\\log q_{{{i}}} = 0$: the loss (${tex_number(loss)}$ {t.units}) is lost. The"
+                    " stable form computes $\\log s$ as $\\operatorname{log1p}(\\ldots)$ and keeps"
+                    " it.",
+                    False,
+                )
+            )
+    if math.isfinite(naive.loss) and math.isfinite(t.loss) and t.loss > 0 and naive.loss > 0:
+        error = abs(naive.loss - t.loss) / t.loss
+        if error <= 1e-12:
+            text = "Here both agree: the shift matters for large logits and confident predictions."
+            notes.append(Line(text, text, False))
+        else:
+            rel = f"{error:.1e}"
+            notes.append(
+                Line(
+                    f"The textbook loss is off by a relative {rel}.",
+                    f"The textbook loss is off by a relative ${tex_number(rel)}$.",
+                    False,
+                )
+            )
+    return notes
+
+
+# -------------------------------------------------------------------- markdown, latex
+def _md_cell(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("*", "\\*").replace("_", "\\_")
+
+
+_TEX_HEADERS = {
+    "k": "$k$",
+    "class": "class",
+    "y": "$y_k$",
+    "y/T": "$y_k / T$",
+    "y - max": "$y_k - m$",
+    "e^(y - max)": "$e^{y_k - m}$",
+    "q": "$q_k$",
+    "p": "$p_k$",
+    "w": "$w_k$",
+    "-p log q": "$-p_k \\log q_k$",
+    "-w p log q": "$-w_k p_k \\log q_k$",
+    "dL/dy": "$\\partial L / \\partial y_k$",
+}
+
+
+def _intro_tex(t: Trace, digits: int) -> str:
+    y = vec([given(v, digits) for v in t.logits], True)
+    text = f"Logits $y = {y}$, $K = {t.num_classes}$"
+    if t.label is not None:
+        _, who = describe_label(t)
+        text += f", true class {who}"
+    else:
+        text += ", a soft target"
+    if t.temperature != 1.0:
+        text += f", temperature $T = {given(t.temperature, digits)}$"
+    if t.label_smoothing:
+        text += f", label smoothing $\\varepsilon = {given(t.label_smoothing, digits)}$"
+    if t.weights is not None:
+        text += f", class weights $w = {vec([given(v, digits) for v in t.weights], True)}$"
+    return text + "."
+
+
+def _summary_tex(t: Trace, digits: int) -> str:
+    loss = tex_number(sig(t.loss, digits))
+    return (
+        f"Loss $L = {loss}$ {t.units}; perplexity"
+        f" $e^{{L}} = {tex_number(sig(t.perplexity, digits))}$; log-sum-exp"
+        f" $m + \\log s = {tex_number(sig(t.log_sum_exp, digits))}$."
+    )
+
+
+def _naive_tex(t: Trace, digits: int) -> list[str]:
+    loss = tex_number(sig(t.naive.loss, digits))
+    lines = [
+        f"Without the shift, $q = e^y / \\sum_k e^{{y_k}}$ in float64 gives"
+        f" $\\sum_k e^{{y_k}} = {tex_number(sig(t.naive.sum_exp, digits))}$,"
+        f" $q = {vec([fixed(v, digits) for v in t.naive.probabilities], True)}$ and"
+        f" $L = {loss}$ (stable: ${tex_number(sig(t.loss, digits))}$)."
+    ]
+    lines += [line.tex for line in naive_lines(t, digits)]
+    return lines
+
+
+def markdown(t: Trace, *, digits: int = DEFAULT_DIGITS, naive: bool = False) -> str:
+    """The table and the derivation as Markdown, with TeX math between ``$`` signs."""
+    headers, rows = per_class(t, digits)
+    out = ["## Softmax and cross-entropy, step by step", "", _intro_tex(t, digits), ""]
+    out.append("| " + " | ".join(_TEX_HEADERS[h] for h in headers) + " |")
+    out.append("|" + "|".join("---" if h == "class" else "---:" for h in headers) + "|")
+    for k, row in enumerate(rows):
+        cells = [_md_cell(c) for c in row]
+        if k == t.label:
+            cells = [f"**{c}**" for c in cells]
+        out.append("| " + " | ".join(cells) + " |")
+    out.append("")
+    for step in derivation(t, digits):
+        out += [f"**{step.number}. {step.title}.**", ""]
+        for step_line in step.lines:
+            out += [f"$$ {step_line.tex} $$" if step_line.math else step_line.tex, ""]
+    out += [_summary_tex(t, digits), ""]
+    if naive:
+        out += ["**The textbook formula, without the shift.**", ""]
+        for line in _naive_tex(t, digits):
+            out += [line, ""]
+    return "\n".join(out)
+
+
+def latex(t: Trace, *, digits: int = DEFAULT_DIGITS, naive: bool = False) -> str:
+    """A complete LaTeX document (amsmath only); its body pastes into notes."""
+    headers, rows = per_class(t, digits)
+    named_column = "class" in headers
+    spec = "".join("l" if h == "class" else "r" for h in headers)
+    out = [
+        "\\documentclass{article}",
+        "\\usepackage{amsmath}",
+        "\\begin{document}",
+        "% Written by xent compute. The body below needs only \\usepackage{amsmath}.",
+        "\\section*{Softmax and cross-entropy, step by step}",
+        "",
+        _intro_tex(t, digits),
+        "",
+        "\\begin{center}",
+        f"\\begin{{tabular}}{{{spec}}}",
+        " & ".join(_TEX_HEADERS[h] for h in headers) + " \\\\",
+        "\\hline",
+    ]
+    for k, row in enumerate(rows):
+        cells = []
+        for column, cell in enumerate(row):
+            if named_column and column == 1:
+                cells.append(
+                    f"\\textbf{{{tex_escape(cell)}}}" if k == t.label else tex_escape(cell)
+                )
+            else:
+                number = tex_number(cell)
+                cells.append(f"$\\mathbf{{{number}}}$" if k == t.label else f"${number}$")
+        out.append(" & ".join(cells) + " \\\\")
+    out += ["\\end{tabular}", "\\end{center}", "", "\\begin{enumerate}"]
+    for step in derivation(t, digits):
+        out.append(f"\\item[{step.number}.] \\textbf{{{tex_escape(step.title)}.}}")
+        for step_line in step.lines:
+            out.append(f"\\[ {step_line.tex} \\]" if step_line.math else step_line.tex)
+    out += ["\\end{enumerate}", "", _summary_tex(t, digits), ""]
+    if naive:
+        out += ["\\subsection*{The textbook formula, without the shift}", ""]
+        for line in _naive_tex(t, digits):
+            out += [line, ""]
+    out += ["\\end{document}", ""]
+    return "\n".join(out)

@@ -1,0 +1,45 @@
+"""The numerics of xent on numpy arrays: the only door into ``xentcli.core``.
+
+The modules behind it are private (``_kernel``, ``_softmax_block``, ``_loss_block``,
+``_compensated``, ``_exactsum``, ``_blocks``, ``_units``, ``_validation``); everything
+the other layers and users need is re-exported here. Nothing here does I/O or prints.
+
+>>> from xentcli.core import cross_entropy
+>>> float(cross_entropy([[0.0, -40.0]], [0]))
+4.248354255291589e-18
+"""
+
+from xentcli.core._blocks import THREADS
+from xentcli.core._exactsum import ExactSum, GroupedExactSum
+from xentcli.core._kernel import (
+    RowLosses,
+    SoftmaxSteps,
+    cross_entropy,
+    log_softmax,
+    logsumexp,
+    row_losses,
+    softmax,
+    softmax_steps,
+)
+from xentcli.core._softmax_block import ROW_ARGMAX_CLASSES
+from xentcli.core._units import UNITS, Base, to_base
+from xentcli.core._validation import TARGET_SUM_TOLERANCE
+
+__all__ = [
+    "ROW_ARGMAX_CLASSES",
+    "TARGET_SUM_TOLERANCE",
+    "THREADS",
+    "UNITS",
+    "Base",
+    "ExactSum",
+    "GroupedExactSum",
+    "RowLosses",
+    "SoftmaxSteps",
+    "cross_entropy",
+    "log_softmax",
+    "logsumexp",
+    "row_losses",
+    "softmax",
+    "softmax_steps",
+    "to_base",
+]
