@@ -209,9 +209,9 @@ def _softmax_parts(
         found = {**out, **per_row}
         return shape(found[name])  # type: ignore[return-value]
     return SoftmaxSteps(
-        max=shape(per_row["m"]),
+        max=shape(per_row["m"]),  # type: ignore[arg-type]
         argmax=shape(argmax),  # type: ignore[arg-type]
-        shifted=shape(out["hi"]),
+        shifted=shape(out["hi"]),  # type: ignore[arg-type]
         exp_shifted=shape(out["e"]),  # type: ignore[arg-type]
         sum_exp_shifted=shape(per_row["s"]),  # type: ignore[arg-type]
         log_sum_exp_shifted=shape(per_row["log_s"]),  # type: ignore[arg-type]
