@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -95,6 +95,7 @@ ArrayLike = npt.ArrayLike
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 Reduction = Literal["mean", "sum", "none"]
+_Array = TypeVar("_Array", bound=npt.NDArray[np.generic])
 
 
 class SoftmaxSteps(NamedTuple):
@@ -141,28 +142,53 @@ def softmax_steps(logits: ArrayLike, *, temperature: float = 1.0) -> SoftmaxStep
     >>> st.shifted
     array([-1.1, 0. , -1.5])
     """
-    return _softmax_parts(logits, temperature, _ALL_PARTS)  # type: ignore[return-value]
+    parts = _softmax_parts(logits, temperature, "steps")
+    return _asked(parts.steps)
 
 
-_ALL_PARTS = frozenset(("hi", "lo", "e", "q", "lq", "m", "s", "log_s", "lse"))
+_Part = Literal["probabilities", "log_probabilities", "log_sum_exp", "steps"]
 
 
-def _softmax_parts(
-    logits: ArrayLike, temperature: float, parts: frozenset[str]
-) -> SoftmaxSteps | npt.NDArray[np.float64]:
-    """The requested parts only (one part: that array; all: a SoftmaxSteps)."""
+@dataclass(frozen=True)
+class _Parts:
+    """What :func:`_softmax_parts` computed: the part asked for, None for the others."""
+
+    probabilities: FloatArray | None
+    log_probabilities: FloatArray | None
+    log_sum_exp: FloatArray | None
+    steps: SoftmaxSteps | None
+
+
+_T = TypeVar("_T")
+
+
+def _asked(part: _T | None) -> _T:
+    """A part of :class:`_Parts` that was asked for (so it is not None)."""
+    assert part is not None, "a part of the softmax that was not computed"
+    return part
+
+
+def _softmax_parts(logits: ArrayLike, temperature: float, part: _Part) -> _Parts:
+    """One part of the softmax (or, for ``"steps"``, every intermediate value)."""
     check_temperature(temperature)
     array = logits_array(logits)
     one_row = array.ndim == 1
     y = array[None, :] if one_row else array
     n, k = y.shape
-    out: dict[str, FloatArray] = {
-        name: np.empty((n, k)) for name in ("hi", "lo", "e", "q", "lq") if name in parts
-    }
-    per_row: dict[str, FloatArray] = {
-        name: np.empty(n) for name in ("m", "s", "log_s", "lse") if name in parts
-    }
-    argmax = np.empty(n, dtype=np.int64)
+    steps = part == "steps"
+
+    def per_class(asked: bool) -> FloatArray | None:
+        return np.empty((n, k)) if asked else None
+
+    def per_row(asked: bool) -> FloatArray | None:
+        return np.empty(n) if asked else None
+
+    hi, lo, e_out = per_class(steps), per_class(steps), per_class(steps)
+    q = per_class(steps or part == "probabilities")
+    lq = per_class(steps or part == "log_probabilities")
+    m, s, log_s = per_row(steps), per_row(steps), per_row(steps)
+    lse = per_row(steps or part == "log_sum_exp")
+    argmax: IntArray = np.empty(n, dtype=np.int64)
 
     def work(start: int, stop: int) -> None:
         arena = blockrunner.arena(blockrunner.ARENA_BLOCKS * (stop - start) * k)
@@ -179,46 +205,52 @@ def _softmax_parts(
         e = sh.exp
         e.ravel()[flat(sh.argmax, stop - start)] = 1.0
         rows = slice(start, stop)
-        if "hi" in out:
-            out["hi"][rows] = sh.hi.T
-            out["lo"][rows] = sh.lo.T
-            out["e"][rows] = (e + e * sh.lo).T
-        if "q" in out:
-            out["q"][rows] = probabilities(e, sh.lo, sh.s_hi, sh.s_lo).T
-        if "lq" in out:
-            out["lq"][rows] = (sh.hi + (sh.lo - sh.log_s)).T
-        if not per_row:
+        if hi is not None and lo is not None and e_out is not None:
+            hi[rows] = sh.hi.T
+            lo[rows] = sh.lo.T
+            e_out[rows] = (e + e * sh.lo).T
+        if q is not None:
+            q[rows] = probabilities(e, sh.lo, sh.s_hi, sh.s_lo).T
+        if lq is not None:
+            lq[rows] = (sh.hi + (sh.lo - sh.log_s)).T
+        if lse is None:
             return
         m_hi, m_lo = sh.max, np.zeros_like(sh.max)
         if temperature != 1.0:
             m_hi, m_lo = divide_dd(sh.max, np.zeros_like(sh.max), temperature)
             m_lo[~np.isfinite(m_hi)] = 0.0  # max / T beyond the float range
-        per_row["lse"][rows] = m_hi + (m_lo + sh.log_s)
-        if "m" in per_row:
-            per_row["m"][rows] = m_hi
-            per_row["s"][rows] = sh.s_hi + sh.s_lo
-            per_row["log_s"][rows] = sh.log_s
+        lse[rows] = m_hi + (m_lo + sh.log_s)
+        if m is not None and s is not None and log_s is not None:
+            m[rows] = m_hi
+            s[rows] = sh.s_hi + sh.s_lo
+            log_s[rows] = sh.log_s
 
     blockrunner.run(blockrunner.plan(n, k), work, k)
 
-    def shape(a: npt.NDArray[np.generic]) -> npt.NDArray[np.generic]:
+    def shape(a: _Array) -> _Array:
         return a[0] if one_row else a
 
-    if len(parts) == 1:
-        (name,) = parts
-        found = {**out, **per_row}
-        return shape(found[name])  # type: ignore[return-value]
-    return SoftmaxSteps(
-        max=shape(per_row["m"]),  # type: ignore[arg-type]
-        argmax=shape(argmax),  # type: ignore[arg-type]
-        shifted=shape(out["hi"]),  # type: ignore[arg-type]
-        exp_shifted=shape(out["e"]),  # type: ignore[arg-type]
-        sum_exp_shifted=shape(per_row["s"]),  # type: ignore[arg-type]
-        log_sum_exp_shifted=shape(per_row["log_s"]),  # type: ignore[arg-type]
-        log_sum_exp=shape(per_row["lse"]),  # type: ignore[arg-type]
-        probabilities=shape(out["q"]),  # type: ignore[arg-type]
-        log_probabilities=shape(out["lq"]),  # type: ignore[arg-type]
-        shifted_lo=shape(out["lo"]),  # type: ignore[arg-type]
+    def shaped(a: FloatArray | None) -> FloatArray | None:
+        return None if a is None else shape(a)
+
+    return _Parts(
+        probabilities=shaped(q),
+        log_probabilities=shaped(lq),
+        log_sum_exp=shaped(lse),
+        steps=SoftmaxSteps(
+            max=shape(_asked(m)),
+            argmax=shape(argmax),
+            shifted=shape(_asked(hi)),
+            exp_shifted=shape(_asked(e_out)),
+            sum_exp_shifted=shape(_asked(s)),
+            log_sum_exp_shifted=shape(_asked(log_s)),
+            log_sum_exp=shape(_asked(lse)),
+            probabilities=shape(_asked(q)),
+            log_probabilities=shape(_asked(lq)),
+            shifted_lo=shape(_asked(lo)),
+        )
+        if steps
+        else None,
     )
 
 
@@ -244,7 +276,7 @@ def softmax(logits: ArrayLike, *, temperature: float = 1.0) -> FloatArray:
     >>> softmax([[1000.0, 1000.0, -np.inf]])
     array([[0.5, 0.5, 0. ]])
     """
-    return _softmax_parts(logits, temperature, frozenset(("q",)))  # type: ignore[return-value]
+    return _asked(_softmax_parts(logits, temperature, "probabilities").probabilities)
 
 
 def log_softmax(logits: ArrayLike, *, temperature: float = 1.0) -> FloatArray:
@@ -262,7 +294,7 @@ def log_softmax(logits: ArrayLike, *, temperature: float = 1.0) -> FloatArray:
     >>> log_softmax([0.0, -40.0])
     array([-4.24835426e-18, -4.00000000e+01])
     """
-    return _softmax_parts(logits, temperature, frozenset(("lq",)))  # type: ignore[return-value]
+    return _asked(_softmax_parts(logits, temperature, "log_probabilities").log_probabilities)
 
 
 def logsumexp(logits: ArrayLike, *, temperature: float = 1.0) -> FloatArray:
@@ -282,7 +314,7 @@ def logsumexp(logits: ArrayLike, *, temperature: float = 1.0) -> FloatArray:
     >>> logsumexp([[0.0, 0.0], [1e308, 1e308]])
     array([6.93147181e-001, 1.00000000e+308])
     """
-    return _softmax_parts(logits, temperature, frozenset(("lse",)))  # type: ignore[return-value]
+    return _asked(_softmax_parts(logits, temperature, "log_sum_exp").log_sum_exp)
 
 
 @dataclass(frozen=True)
