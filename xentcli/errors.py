@@ -84,17 +84,26 @@ class DataError(XentError):
     'preds.csv: file is empty'
     >>> print(DataError("bad\\nname.csv", 3, 2, "not a number", "x"))
     'bad\\nname.csv':3:2: not a number ('x')
+
+    Formats without lines (Parquet, Arrow, NumPy) count rows from 1 and name columns:
+
+    >>> str(DataError("preds.parquet", 17, "logits", "logit is NaN", "nan", unit="row"))
+    "preds.parquet:row 17:logits: logit is NaN ('nan')"
     """
 
     def __init__(
         self,
         path: str,
         line: int | None,
-        column: int | None,
+        column: int | str | None,
         reason: str,
         value: object = None,
+        *,
+        unit: str = "line",
     ) -> None:
         self.path = path
+        #: what ``line`` counts: ``"line"`` (physical lines of text) or ``"row"`` (rows)
+        self.unit = unit
         self.line = line
         self.column = column
         self.reason = reason
@@ -103,7 +112,7 @@ class DataError(XentError):
         # that the message stays on one line.
         place = repr(path) if any(ord(c) < 32 or ord(c) == 127 for c in path) else path
         if line is not None:
-            place += f":{line}"
+            place += f":row {line}" if unit == "row" else f":{line}"
             if column is not None:
                 place += f":{column}"
         text = f"{place}: {reason}"

@@ -208,3 +208,11 @@ class _Selector:
             class_names=class_names,
             classes=None if class_names is None else {c: i for i, c in enumerate(class_names)},
         )
+
+
+def layout_from_names(path: str, names: list[str], options: ReadOptions) -> Layout:
+    """The roles of named columns (a Parquet, Arrow or JSON Lines schema), as for a header."""
+    if len(set(names)) != len(names):
+        twice = next(n for n in names if names.count(n) > 1)
+        raise DataError(path, None, None, "column name appears twice", twice)
+    return _Selector(path, names, True).layout("", 0, options)

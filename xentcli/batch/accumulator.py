@@ -248,6 +248,13 @@ class WorstRow:
     predicted: int | str
     probability: float  #: the softmax probability of the label
     loss: float
+    #: what ``line`` counts: "line" (text files) or "row" (Parquet, Arrow, NumPy)
+    unit: str = "line"
+
+    @property
+    def place(self) -> str:
+        """``FILE:LINE``, or ``FILE:row N`` in a file without lines."""
+        return f"{self.file}:row {self.line}" if self.unit == "row" else f"{self.file}:{self.line}"
 
 
 @dataclass(frozen=True)
@@ -328,6 +335,7 @@ class Summary:
                     "predicted": w.predicted,
                     "probability": w.probability,
                     "loss": w.loss,
+                    "unit": w.unit,
                 }
                 for w in self.worst
             ],
@@ -595,6 +603,7 @@ class BatchAccumulator:
                 self._name(int(rows.predicted[i])),
                 float(probability[j]),
                 float(rows.loss[i]),
+                chunk.unit,
             )
             item = (*key, row)
             if len(self._worst) < top:
@@ -685,7 +694,9 @@ class BatchAccumulator:
             ),
             per_class=tuple(per_class),
             worst=tuple(
-                WorstRow(w.file, w.line, w.label, w.predicted, w.probability, self._unit(w.loss))
+                WorstRow(
+                    w.file, w.line, w.label, w.predicted, w.probability, self._unit(w.loss), w.unit
+                )
                 for w in worst
             ),
             skipped=tuple(self.skipped),

@@ -111,6 +111,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from xentcli.batch._arrays import ArrayTable
 from xentcli.batch._columns import Layout, read_layout
 from xentcli.batch._fastparse import FastParser
 from xentcli.batch._precise import ParsedRows, PreciseReader
@@ -130,6 +131,7 @@ __all__ = [
     "Chunk",
     "ReadOptions",
     "Table",
+    "is_model_output",
     "is_number",
     "open_table",
 ]
@@ -169,6 +171,14 @@ class ReadOptions:
     chunk_rows: int = 1 << 16  #: rows per chunk (tests use tiny values)
     #: at most this many bytes of logits per chunk (caps rows when K is large)
     chunk_bytes: int = 8 << 20
+    #: "csv", "parquet", "arrow", "npy", "npz", "jsonl"; None: from the file name
+    file_format: str | None = None
+    #: for a .npy of scores: the .npy of labels (1-D integers) or of soft targets
+    labels_path: str | None = None
+    targets_path: str | None = None
+    #: for a .npz: the names of the score and label arrays (None: logits/probs, labels)
+    scores_key: str | None = None
+    labels_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -186,6 +196,8 @@ class Chunk:
     lines: npt.NDArray[np.int64]
     #: what :attr:`Table.prepare` returned for this chunk (None without one)
     prepared: Any = None
+    #: what ``lines`` counts: "line" (text) or "row" (Parquet, Arrow, NumPy: from 1)
+    unit: str = "line"
 
 
 #: a block the reading thread did not try to parse (it came before the header was known)
@@ -409,17 +421,36 @@ class Table:
             self.skipped.append(error)
 
 
+def is_model_output(name: str) -> bool:
+    """Whether a file name has the ending of a format ``xent batch`` reads (for directories).
+
+    >>> is_model_output("part-0001.parquet"), is_model_output("README.md")
+    (True, False)
+    """
+    from xentcli.batch._formats import has_known_extension
+
+    return has_known_extension(name)
+
+
 @contextlib.contextmanager
 def open_table(
     path: str, options: ReadOptions | None = None, prepare: Callable[[Chunk], Any] | None = None
-) -> Iterator[Table]:
+) -> Iterator[Table | ArrayTable]:
     """Open *path* (``"-"`` for standard input) as a table of model outputs.
 
     Raises :class:`~xentcli.errors.DataError` for a file that cannot be read (see the
     module docstring); the table's :meth:`Table.chunks` yields validated chunks, each
     with ``prepare(chunk)`` (see :attr:`Table.prepare`) as its ``prepared``.
     """
-    table = Table(path, options if options is not None else ReadOptions(), prepare)
+    options = options if options is not None else ReadOptions()
+    from xentcli.batch._formats import file_format, open_array_table
+
+    fmt = file_format(path, options.file_format)
+    table: Table | ArrayTable = (
+        Table(path, options, prepare)
+        if fmt == "csv"
+        else open_array_table(path, fmt, options, prepare)
+    )
     try:
         yield table
     finally:

@@ -258,7 +258,7 @@ def _render_worst(summary: Summary, console: Console) -> None:
     for rank, w in enumerate(summary.worst, start=1):
         table.add_row(
             str(rank),
-            f"{w.file}:{w.line}",
+            w.place,
             str(w.label),
             str(w.predicted),
             number(w.probability),

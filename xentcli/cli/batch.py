@@ -89,13 +89,30 @@ def _delimiter(text: str | None) -> str | None:
 
 
 def expand_paths(paths: tuple[str, ...]) -> list[str]:
-    """Expand quoted shell globs that do not name a file literally (sorted, per pattern).
+    """Expand directories (their files of a known format) and quoted shell globs.
+
+    A glob that names a file literally is that file; matches are sorted, per pattern.
 
     >>> expand_paths(("-",))
     ['-']
     """
+    from xentcli.batch.reader import is_model_output
+
     out: list[str] = []
     for path in paths:
+        if path != "-" and os.path.isdir(path):
+            found = sorted(
+                os.path.join(path, name)
+                for name in os.listdir(path)
+                if is_model_output(name) and os.path.isfile(os.path.join(path, name))
+            )
+            if not found:
+                raise BadData(
+                    f"{path}: is a directory with no file of a known format"
+                    " (.csv .tsv .parquet .arrow .feather .npy .npz .jsonl)"
+                )
+            out.extend(found)
+            continue
         if path == "-" or os.path.lexists(path) or not glob.has_magic(path):
             out.append(path)
             continue
@@ -306,6 +323,29 @@ def _refuse_overwriting_an_input(per_row: str, paths: list[str]) -> None:
     default=None,
     help="Progress bar on stderr (default: when stderr is a terminal).",
 )
+@click.option(
+    "--file-format",
+    type=click.Choice(["csv", "parquet", "arrow", "npy", "npz", "jsonl"]),
+    default=None,
+    help="The files' format (default: from the name: .csv .tsv .parquet .arrow .feather "
+    ".npy .npz .jsonl, each also .gz/.bz2/.xz where the format allows; stdin is CSV).",
+)
+@click.option(
+    "--labels",
+    "labels_path",
+    metavar="FILE.npy",
+    help="For .npy scores: the labels (a 1-D integer array, one per row).",
+)
+@click.option(
+    "--targets",
+    "targets_path",
+    metavar="FILE.npy",
+    help="For .npy scores: soft targets (an array of the scores' shape).",
+)
+@click.option(
+    "--scores-key", metavar="NAME", help="For .npz: the scores array (default: logits, then probs)."
+)
+@click.option("--labels-key", metavar="NAME", help="For .npz: the labels array (default: labels).")
 @click.option("--chunk-rows", type=click.IntRange(min=1), default=None, hidden=True)
 def batch(
     files: tuple[str, ...],
@@ -326,6 +366,11 @@ def batch(
     per_row: str | None,
     on_error: str,
     progress: bool | None,
+    file_format: str | None,
+    labels_path: str | None,
+    targets_path: str | None,
+    scores_key: str | None,
+    labels_key: str | None,
     chunk_rows: int | None,
 ) -> None:
     """Score CSV files of model outputs: loss, perplexity, accuracy and the worst rows.
@@ -377,6 +422,11 @@ def batch(
         classes=class_names,
         ignore_index=ignore_index,
         on_error="skip" if on_error == "skip" else "raise",
+        file_format=file_format,
+        labels_path=labels_path,
+        targets_path=targets_path,
+        scores_key=scores_key,
+        labels_key=labels_key,
         **read_kwargs,
     )
     batch_options = BatchOptions(
@@ -429,6 +479,11 @@ def _run(
                 with open_table(path, read_options, prepare) as table:
                     current = table.display_name
                     if accumulator is None:
+                        named = getattr(table, "class_names", None)
+                        if batch_options.class_names is None and named is not None:
+                            # The file names its classes (labels written as names).
+                            batch_options = dataclasses.replace(batch_options, class_names=named)
+                            names = named
                         accumulator = BatchAccumulator(len(table.logit_names), batch_options)
                         table.prepare = accumulator.losses
                     accumulator.start_file(table.display_name)

@@ -1,0 +1,278 @@
+"""Parquet, Arrow/Feather, NumPy and JSON Lines files: the same bits as the same rows in CSV.
+
+The oracle for every format is the delimited-text reader on the same values (a separate
+parser, itself checked against mpmath elsewhere), and the loss is checked against
+PyTorch's ``cross_entropy`` on the arrays as written (an independent implementation).
+Bad files get one line naming the file, the row (``row N``, counted from 1) or line, and
+the column, with exit 1.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.feather as feather
+import pyarrow.parquet as pq
+import pytest
+from hardening import assert_clean_error, leftovers, run
+
+ROWS, K = 300, 7
+
+
+def outputs(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(0, 3, size=(ROWS, K))
+    logits[5, 2] = -np.inf  # a masked class
+    logits[9] = np.round(logits[9], 1)
+    labels = rng.integers(0, K, size=ROWS)
+    labels[5] = 0
+    return logits, labels
+
+
+def names() -> list[str]:
+    return [f"logit_{k}" for k in range(K)]
+
+
+def write_csv(path: Path, logits: np.ndarray, labels: np.ndarray) -> Path:
+    lines = [",".join([*names(), "label"])]
+    lines += [
+        ",".join([*map(repr, map(float, row)), str(int(y))])
+        for row, y in zip(logits, labels, strict=False)
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def table_of(logits: np.ndarray, labels: np.ndarray) -> pa.Table:
+    columns = {name: logits[:, k] for k, name in enumerate(names())}
+    columns["label"] = labels
+    return pa.table(columns)
+
+
+def list_table(logits: np.ndarray, labels: np.ndarray) -> pa.Table:
+    return pa.table({"logits": list(logits), "label": labels})
+
+
+def json_report(*args: str) -> dict:
+    outcome = run(["batch", *args, "--format", "json"])
+    assert outcome.code == 0, outcome.stderr
+    return json.loads(outcome.stdout)
+
+
+def torch_mean(logits: np.ndarray, labels: np.ndarray) -> float:
+    torch = pytest.importorskip("torch")
+    return float(
+        torch.nn.functional.cross_entropy(
+            torch.tensor(logits, dtype=torch.float64), torch.tensor(labels)
+        )
+    )
+
+
+def writers(tmp_path: Path, logits: np.ndarray, labels: np.ndarray) -> dict[str, list[str]]:
+    """The same outputs in every format, as ``xent batch`` arguments."""
+    pq.write_table(table_of(logits, labels), tmp_path / "columns.parquet", row_group_size=64)
+    pq.write_table(list_table(logits, labels), tmp_path / "lists.parquet", row_group_size=50)
+    feather.write_feather(table_of(logits, labels), tmp_path / "columns.feather", chunksize=100)
+    np.save(tmp_path / "scores.npy", logits)
+    np.save(tmp_path / "labels.npy", labels)
+    np.savez(tmp_path / "outputs.npz", logits=logits, labels=labels)
+    with open(tmp_path / "rows.jsonl", "w") as out:
+        for row, y in zip(logits, labels, strict=False):
+            values = [v if math.isfinite(v) else None for v in row.tolist()]
+            out.write(json.dumps({"id": "x", "logits": values, "label": int(y)}) + "\n")
+    return {
+        "parquet columns": [str(tmp_path / "columns.parquet")],
+        "parquet list": [str(tmp_path / "lists.parquet")],
+        "feather": [str(tmp_path / "columns.feather")],
+        "npy pair": [str(tmp_path / "scores.npy"), "--labels", str(tmp_path / "labels.npy")],
+        "npz": [str(tmp_path / "outputs.npz")],
+    }
+
+
+def test_every_format_gives_the_bits_of_the_csv(tmp_path: Path) -> None:
+    logits, labels = outputs()
+    expected = json_report(str(write_csv(tmp_path / "same.csv", logits, labels)))
+    assert math.isclose(expected["loss"], torch_mean(logits, labels), rel_tol=1e-14)
+    for kind, args in writers(tmp_path, logits, labels).items():
+        got = json_report(*args)
+        for key in ("rows", "loss", "loss_sum", "accuracy", "perplexity", "loss_quantiles"):
+            assert got[key] == expected[key], (kind, key)
+        assert [c["loss"] for c in got["per_class"]] == [c["loss"] for c in expected["per_class"]]
+        # the worst rows are the same rows: CSV line N is row N - 1 (the header is line 1)
+        assert [w["line"] for w in got["worst"]] == [w["line"] - 1 for w in expected["worst"]]
+        assert [w["loss"] for w in got["worst"]] == [w["loss"] for w in expected["worst"]]
+
+
+def test_jsonl_gives_the_bits_of_the_csv_with_line_numbers(tmp_path: Path) -> None:
+    logits, labels = outputs(1)
+    logits[5, 2] = -1e300  # JSON has no -inf; a huge negative logit instead
+    expected = json_report(str(write_csv(tmp_path / "same.csv", logits, labels)))
+    path = tmp_path / "rows.jsonl.gz"
+    with gzip.open(path, "wt") as out:
+        for row, y in zip(logits, labels, strict=False):
+            out.write(json.dumps({"logits": row.tolist(), "label": int(y), "note": "ok"}) + "\n")
+    got = json_report(str(path))
+    assert got["loss"] == expected["loss"]
+    assert got["accuracy"] == expected["accuracy"]
+    # JSON Lines have lines, not a header: line N of the CSV is line N - 1 here
+    assert [w["line"] for w in got["worst"]] == [w["line"] - 1 for w in expected["worst"]]
+
+
+def test_jsonl_columns_by_name_and_blank_lines(tmp_path: Path) -> None:
+    path = tmp_path / "named.ndjson"
+    path.write_text('{"a": 1.0, "b": 2.0, "gold": 1}\n\n{"a": 0.5, "b": -1.0, "gold": 0}\n')
+    got = json_report(str(path), "--label-column", "gold")
+    assert got["rows"] == 2
+    expected = torch_mean(np.array([[1.0, 2.0], [0.5, -1.0]]), np.array([1, 0]))
+    assert math.isclose(got["loss"], expected, rel_tol=1e-15)
+
+
+def test_parquet_from_pandas_with_class_names_and_index(tmp_path: Path) -> None:
+    pd = pytest.importorskip("pandas")
+    logits, labels = outputs(2)
+    classes = [f"c{k}" for k in range(K)]
+    frame = pd.DataFrame(logits, columns=classes)
+    frame["label"] = [classes[y] for y in labels]
+    frame.index = frame.index + 1000  # not a RangeIndex from 0: pandas writes it as a column
+    frame.to_parquet(tmp_path / "named.parquet")
+    got = json_report(str(tmp_path / "named.parquet"))
+    assert math.isclose(got["loss"], torch_mean(logits, labels), rel_tol=1e-14)
+    assert [c["class"] for c in got["per_class"]] == classes
+
+
+def test_directory_of_shards_reads_like_the_files(tmp_path: Path) -> None:
+    logits, labels = outputs(3)
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    pq.write_table(table_of(logits[:100], labels[:100]), shards / "part-0.parquet")
+    pq.write_table(table_of(logits[100:], labels[100:]), shards / "part-1.parquet")
+    (shards / "README.md").write_text("not data")
+    got = json_report(str(shards))
+    assert [f["path"] for f in got["files"]] == [
+        str(shards / "part-0.parquet"),
+        str(shards / "part-1.parquet"),
+    ]
+    assert math.isclose(got["loss"], torch_mean(logits, labels), rel_tol=1e-14)
+
+
+def test_float16_and_float32_npy_are_scored_as_written(tmp_path: Path) -> None:
+    logits, labels = outputs(4)
+    for dtype in (np.float16, np.float32):
+        written = logits.astype(dtype)
+        np.save(tmp_path / "s.npy", written)
+        np.save(tmp_path / "l.npy", labels.astype(np.int32))
+        got = json_report(str(tmp_path / "s.npy"), "--labels", str(tmp_path / "l.npy"))
+        exact = torch_mean(written.astype(np.float64), labels)
+        assert math.isclose(got["loss"], exact, rel_tol=1e-14)
+
+
+# ----------------------------------------------------------------------- bad input
+
+
+def check_error(tmp_path: Path, args: list[str], where: str, *contains: str) -> None:
+    before = {p.name for p in tmp_path.iterdir()}
+    outcome = run(["batch", *args])
+    assert_clean_error(outcome, 1, where=where, contains=contains)
+    assert leftovers(tmp_path, before) == set()
+
+
+def test_parquet_list_of_the_wrong_length_in_row_17(tmp_path: Path) -> None:
+    logits, labels = outputs()
+    rows = [list(r) for r in logits]
+    rows[16] = rows[16][:-1]
+    path = tmp_path / "short.parquet"
+    pq.write_table(pa.table({"logits": rows, "label": labels}), path, row_group_size=10)
+    check_error(tmp_path, [str(path)], f"{path}:row 17:logits", "6 values, not 7")
+
+
+def test_parquet_null_score(tmp_path: Path) -> None:
+    logits, labels = outputs()
+    column = pa.array([None if i == 41 else v for i, v in enumerate(logits[:, 3].tolist())])
+    table = table_of(logits, labels).set_column(3, "logit_3", column)
+    path = tmp_path / "null.parquet"
+    pq.write_table(table, path)
+    check_error(tmp_path, [str(path)], f"{path}:row 42:logit_3", "missing")
+
+
+def test_parquet_null_score_skipped_and_counted(tmp_path: Path) -> None:
+    logits, labels = outputs()
+    column = pa.array([None if i == 41 else v for i, v in enumerate(logits[:, 3].tolist())])
+    path = tmp_path / "null.parquet"
+    pq.write_table(table_of(logits, labels).set_column(3, "logit_3", column), path)
+    got = json_report(str(path), "--on-error", "skip")
+    assert got["rows_skipped"] == 1
+    assert got["rows_counted"] == ROWS - 1
+    keep = np.arange(ROWS) != 41
+    assert math.isclose(got["loss"], torch_mean(logits[keep], labels[keep]), rel_tol=1e-14)
+
+
+def test_truncated_parquet(tmp_path: Path) -> None:
+    logits, labels = outputs()
+    path = tmp_path / "cut.parquet"
+    pq.write_table(table_of(logits, labels), path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    check_error(tmp_path, [str(path)], str(path), "not a readable parquet file")
+
+
+def test_npy_of_strings_or_3d(tmp_path: Path) -> None:
+    np.save(tmp_path / "text.npy", np.array([["a", "b"], ["c", "d"]]))
+    np.save(tmp_path / "cube.npy", np.zeros((2, 3, 4)))
+    np.save(tmp_path / "l.npy", np.array([0, 1]))
+    labels = ["--labels", str(tmp_path / "l.npy")]
+    check_error(
+        tmp_path,
+        [str(tmp_path / "text.npy"), *labels],
+        str(tmp_path / "text.npy"),
+        "floating point",
+    )
+    check_error(tmp_path, [str(tmp_path / "cube.npy"), *labels], str(tmp_path / "cube.npy"), "2-D")
+
+
+def test_npy_labels_shorter_than_scores(tmp_path: Path) -> None:
+    logits, labels = outputs()
+    np.save(tmp_path / "s.npy", logits)
+    np.save(tmp_path / "l.npy", labels[:-3])
+    check_error(
+        tmp_path,
+        [str(tmp_path / "s.npy"), "--labels", str(tmp_path / "l.npy")],
+        str(tmp_path / "s.npy"),
+        f"has {ROWS - 3} rows",
+    )
+
+
+def test_npy_label_out_of_range_names_its_row(tmp_path: Path) -> None:
+    logits, labels = outputs()
+    labels[122] = K
+    np.save(tmp_path / "s.npy", logits)
+    np.save(tmp_path / "l.npy", labels)
+    check_error(
+        tmp_path,
+        [str(tmp_path / "s.npy"), "--labels", str(tmp_path / "l.npy")],
+        f"{tmp_path / 's.npy'}:row 123:l.npy",
+        "out of range",
+    )
+
+
+def test_jsonl_line_that_is_not_json(tmp_path: Path) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"logits": [1, 2], "label": 0}\n{"logits": [1, 2], "label": 1\n')
+    check_error(tmp_path, [str(path)], f"{path}:2", "not a json object")
+
+
+def test_jsonl_line_without_the_label_field(tmp_path: Path) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"logits": [1, 2], "label": 0}\n\n{"logits": [1, 2]}\n')
+    check_error(tmp_path, [str(path)], f"{path}:3:label", "no field 'label'")
+
+
+def test_npz_without_labels_names_the_arrays(tmp_path: Path) -> None:
+    np.savez(tmp_path / "x.npz", logits=np.zeros((2, 2)), y=np.zeros(2))
+    check_error(tmp_path, [str(tmp_path / "x.npz")], str(tmp_path / "x.npz"), "--labels-key")
+    got = json_report(str(tmp_path / "x.npz"), "--labels-key", "y")
+    assert math.isclose(got["loss"], math.log(2), rel_tol=1e-15)

@@ -1,0 +1,359 @@
+"""Tables whose values arrive as arrays (Parquet, Arrow, NumPy, JSON Lines), checked as a whole.
+
+The delimited-text reader (:mod:`xentcli.batch.reader`) parses text and checks it cell by
+cell. The other formats hand over typed arrays: a batch of rows at a time, with the
+scores either as one column per class or as one list column. :class:`ArrayTable` turns
+such batches into the same validated :class:`~xentcli.batch.reader.Chunk` objects, with
+the same checks and the same one-line errors, located by row (``FILE:row N:COLUMN``,
+rows counted from 1) or, for JSON Lines, by physical line (``FILE:LINE:COLUMN``).
+
+A format module supplies a :class:`Batch` iterator and the column names; everything that
+is the same for every format (column roles, labels as integers or class names, the
+checks of logits, labels and targets, skipping bad rows, cutting chunks) lives here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from xentcli.core import TARGET_SUM_TOLERANCE
+from xentcli.errors import DataError
+
+if TYPE_CHECKING:
+    from xentcli.batch.reader import Chunk, ReadOptions
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+#: how many skipped rows' errors are kept (as the text reader keeps them)
+SKIPPED_KEPT = 10
+
+
+@dataclass(frozen=True)
+class Roles:
+    """What the columns of an array table hold, by name."""
+
+    score_names: list[str]  #: one per class (a list column's classes are "0".."K-1")
+    label_name: str | None  #: None with soft targets
+    target_names: list[str] | None
+    classes: dict[str, int] | None  #: class name -> index, when labels are names
+
+
+@dataclass
+class Batch:
+    """Rows of one format's batch, before the checks.
+
+    ``scores`` is ``(n, K)`` float64 (NaN where the file has a null), ``labels`` the raw
+    label column (integers, floats or strings) or None, ``targets`` ``(n, K)`` or None,
+    ``places`` the 1-based row (or line) number of each row.
+    """
+
+    scores: FloatArray
+    labels: npt.NDArray[Any] | None
+    targets: FloatArray | None
+    places: IntArray
+    #: per row, True where the score (or target) cell was null in the file
+    null_scores: npt.NDArray[np.bool_] | None = None
+    null_labels: npt.NDArray[np.bool_] | None = None
+    #: rows already found bad by the format (a list of the wrong length): row -> error
+    errors: dict[int, DataError] = dataclasses.field(default_factory=dict)
+
+
+class ArrayTable:
+    """A table read as typed arrays; the same interface as :class:`~xentcli.batch.reader.Table`.
+
+    Parameters
+    ----------
+    display_name
+        The name errors and reports use.
+    roles
+        What the columns hold.
+    batches
+        A function returning the iterator of :class:`Batch` objects (called once).
+    options
+        The read options (ignore index, class names, ``on_error``, chunk sizes).
+    place
+        ``"row"`` (errors say ``FILE:row N:COLUMN``) or ``"line"`` (``FILE:N:COLUMN``).
+    size_bytes, bytes_read
+        The on-disk size and a function giving the bytes consumed so far (progress).
+    """
+
+    def __init__(
+        self,
+        display_name: str,
+        roles: Roles,
+        batches: Callable[[], Iterator[Batch]],
+        options: ReadOptions,
+        *,
+        place: str = "row",
+        size_bytes: int | None = None,
+        bytes_read: Callable[[], int] | None = None,
+        close: Callable[[], None] | None = None,
+        prepare: Callable[[Chunk], Any] | None = None,
+    ) -> None:
+        self.display_name = display_name
+        self.path = display_name
+        self.options = options
+        self.logit_names = roles.score_names
+        self.label_name = roles.label_name
+        self.target_names = roles.target_names
+        #: the class names, when the file names them (labels written as names)
+        self.class_names = None if roles.classes is None else list(roles.classes)
+        self.has_header = True
+        self.header_line: int | None = None
+        self.size_bytes = size_bytes
+        self.rows_skipped = 0
+        self.skipped: list[DataError] = []
+        self.rows_read = 0
+        self.prepare = prepare
+        #: ``"row"`` or ``"line"``: what the numbers in ``Chunk.lines`` count
+        self.place = place
+        self._roles = roles
+        self._batches = batches
+        self._bytes_read = bytes_read
+        self._close = close
+        self._consumed = False
+        K = len(roles.score_names)
+        self._chunk_rows = max(1, min(options.chunk_rows, options.chunk_bytes // (8 * K)))
+
+    @property
+    def bytes_read(self) -> int:
+        return self._bytes_read() if self._bytes_read is not None else 0
+
+    def close(self) -> None:
+        if self._close is not None:
+            self._close()
+            self._close = None
+
+    def error(
+        self, place: int | None, column: str | None, reason: str, value: object = None
+    ) -> DataError:
+        """A :class:`DataError` at *place* (a row or line number) and *column* (a name)."""
+        return located_error(self.display_name, self.place, place, column, reason, value)
+
+    def chunks(self) -> Iterator[Chunk]:
+        """Yield the validated rows in chunks; raise DataError at the first bad row."""
+        from xentcli.batch.reader import Chunk
+
+        if self._consumed:
+            raise RuntimeError("chunks() can be iterated only once")
+        self._consumed = True
+        for batch in self._batches():
+            logits, labels, targets, places = self._checked(batch)
+            step = self._chunk_rows
+            for start in range(0, len(places), step):
+                stop = start + step
+                chunk = Chunk(
+                    self.display_name,
+                    logits[start:stop],
+                    None if labels is None else labels[start:stop],
+                    None if targets is None else targets[start:stop],
+                    places[start:stop],
+                    unit=self.place,
+                )
+                if self.prepare is not None:
+                    chunk = dataclasses.replace(chunk, prepared=self.prepare(chunk))
+                self.rows_read += len(chunk.lines)
+                yield chunk
+        if self.rows_read == 0 and self.rows_skipped == 0:
+            raise self.error(None, None, "no data rows")
+
+    # -- the checks ------------------------------------------------------------------
+
+    def _checked(
+        self, batch: Batch
+    ) -> tuple[FloatArray, IntArray | None, FloatArray | None, IntArray]:
+        """The batch's arrays with bad rows raised as errors (or dropped and counted)."""
+        bad_rows: dict[int, DataError] = dict(batch.errors)
+        scores = np.ascontiguousarray(batch.scores, dtype=np.float64)
+        self._check_scores(batch, scores, bad_rows)
+        labels = None
+        if batch.labels is not None:
+            labels = self._labels(batch, bad_rows)
+        targets = None
+        if batch.targets is not None:
+            targets = np.ascontiguousarray(batch.targets, dtype=np.float64)
+            self._check_targets(batch, targets, bad_rows)
+        if not bad_rows:
+            return scores, labels, targets, batch.places
+        first = min(bad_rows)
+        if self.options.on_error != "skip":
+            raise bad_rows[first]
+        keep = np.ones(len(batch.places), dtype=bool)
+        for row in sorted(bad_rows):
+            keep[row] = False
+            self.rows_skipped += 1
+            if len(self.skipped) < SKIPPED_KEPT:
+                self.skipped.append(bad_rows[row])
+        return (
+            scores[keep],
+            None if labels is None else labels[keep],
+            None if targets is None else targets[keep],
+            batch.places[keep],
+        )
+
+    def _missing(self, what: str) -> str:
+        if self.place == "line":  # JSON Lines: a null is a missing field or a JSON null
+            return f"no field {what!r} in the object (or it is null)"
+        return f"{what} is missing (null)"
+
+    def _note(
+        self,
+        bad_rows: dict[int, DataError],
+        row: int,
+        column: int | None,
+        what: str,
+        reason: str,
+        value: object,
+    ) -> None:
+        if row not in bad_rows:
+            names = self.logit_names if what == "logit" else (self.target_names or [])
+            name = names[column] if column is not None and column < len(names) else what
+            place = int(self._current_places[row])
+            bad_rows[row] = self.error(place, name, reason, value)
+
+    def _check_scores(
+        self, batch: Batch, scores: FloatArray, bad_rows: dict[int, DataError]
+    ) -> None:
+        self._current_places = batch.places
+        if scores.size == 0:
+            return
+        with np.errstate(invalid="ignore", over="ignore"):
+            if np.isfinite(scores.sum()) and batch.null_scores is None:
+                return
+            cells = np.isnan(scores) | (scores == np.inf)
+            nulls = batch.null_scores
+            rows, cols = np.nonzero(cells)
+            for row, col in zip(rows.tolist(), cols.tolist(), strict=True):
+                if nulls is not None and nulls[row]:
+                    self._note(bad_rows, row, col, "logit", self._missing("score"), None)
+                elif np.isnan(scores[row, col]):
+                    self._note(bad_rows, row, col, "logit", "logit is NaN", "nan")
+                else:
+                    self._note(bad_rows, row, col, "logit", "logit is +inf", "inf")
+            if nulls is not None:
+                for row in np.nonzero(nulls)[0].tolist():
+                    self._note(bad_rows, row, None, "logit", self._missing("score"), None)
+            top = scores.max(axis=1)
+            for row in np.nonzero(top == -np.inf)[0].tolist():
+                self._note(
+                    bad_rows,
+                    row,
+                    None,
+                    "logit",
+                    "every logit is -inf (no class has a probability)",
+                    None,
+                )
+
+    def _labels(self, batch: Batch, bad_rows: dict[int, DataError]) -> IntArray:
+        raw = batch.labels
+        assert raw is not None
+        roles, K = self._roles, len(self._roles.score_names)
+        ignore = self.options.ignore_index
+        name = roles.label_name or "label"
+        n = len(raw)
+        labels = np.zeros(n, dtype=np.int64)
+        if batch.null_labels is not None:
+            for row in np.nonzero(batch.null_labels)[0].tolist():
+                self._label_error(bad_rows, row, name, self._missing(name), None)
+        if raw.dtype.kind in "OUS":  # class names
+            classes = roles.classes
+            if classes is None:
+                for row, value in enumerate(raw.tolist()):
+                    if row in bad_rows:
+                        continue
+                    self._label_error(
+                        bad_rows, row, name, "label is not an integer (names need --classes)", value
+                    )
+                    break
+                return labels
+            for row, value in enumerate(raw.tolist()):
+                if isinstance(value, bytes):
+                    value = value.decode("utf-8", "replace")
+                index = classes.get(str(value).strip(" \t")) if value is not None else None
+                if index is None:
+                    if value is not None:
+                        self._label_error(bad_rows, row, name, "unknown class name", value)
+                else:
+                    labels[row] = index
+            return labels
+        if raw.dtype.kind == "f":
+            with np.errstate(invalid="ignore"):
+                integral = np.isfinite(raw) & (raw == np.floor(raw)) & (np.abs(raw) < 2.0**62)
+            for row in np.nonzero(~integral)[0].tolist():
+                if batch.null_labels is None or not batch.null_labels[row]:
+                    self._label_error(bad_rows, row, name, "label is not an integer", raw[row])
+            labels = np.where(integral, raw, 0).astype(np.int64)
+        elif raw.dtype.kind in "iub":
+            labels = raw.astype(np.int64)
+        else:
+            raise self.error(None, name, f"label column has the wrong type ({raw.dtype})")
+        bad = (labels < 0) | (labels >= K)
+        if ignore is not None:
+            bad &= labels != ignore
+        for row in np.nonzero(bad)[0].tolist():
+            self._label_error(
+                bad_rows, row, name, f"label is out of range [0, {K})", int(labels[row])
+            )
+        return labels
+
+    def _label_error(
+        self, bad_rows: dict[int, DataError], row: int, name: str, reason: str, value: object
+    ) -> None:
+        if row not in bad_rows:
+            bad_rows[row] = self.error(int(self._current_places[row]), name, reason, value)
+
+    def _check_targets(
+        self, batch: Batch, targets: FloatArray, bad_rows: dict[int, DataError]
+    ) -> None:
+        from xentcli.batch._precise import row_sums
+
+        with np.errstate(invalid="ignore"):
+            cells_ok = np.isfinite(targets) & (targets >= 0)
+            sums = row_sums(targets)
+            sums_ok = np.abs(sums - 1.0) <= TARGET_SUM_TOLERANCE
+        for row, col in zip(*(a.tolist() for a in np.nonzero(~cells_ok)), strict=True):
+            self._note(
+                bad_rows,
+                row,
+                col,
+                "target",
+                "target must be a finite number >= 0",
+                float(targets[row, col]),
+            )
+        for row in np.nonzero(~sums_ok)[0].tolist():
+            self._note(
+                bad_rows, row, None, "target", f"targets sum to {float(sums[row])!r}, not 1", None
+            )
+
+
+def located_error(
+    path: str, unit: str, place: int | None, column: str | None, reason: str, value: object = None
+) -> DataError:
+    """A DataError at a row (``FILE:row N:COLUMN``) or a line (``FILE:N:COLUMN``)."""
+    return DataError(path, place, column if place is not None else None, reason, value, unit=unit)
+
+
+def scores_matrix(columns: Sequence[npt.NDArray[Any]], n: int) -> FloatArray:
+    """Stack 1-D score columns into an ``(n, K)`` float64 array."""
+    out = np.empty((n, len(columns)), dtype=np.float64)
+    for k, column in enumerate(columns):
+        out[:, k] = column
+    return out
+
+
+@contextlib.contextmanager
+def closing_on_error(close: Callable[[], None]) -> Iterator[None]:
+    """Call *close* if the body raises (an opener that fails half-way leaks nothing)."""
+    try:
+        yield
+    except BaseException:
+        close()
+        raise

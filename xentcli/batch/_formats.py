@@ -1,0 +1,835 @@
+"""The file formats other than delimited text: Parquet, Arrow IPC/Feather, NumPy, JSON Lines.
+
+Each opener reads its format batch by batch (Parquet row groups, Arrow record batches,
+slices of a memory-mapped ``.npy``, blocks of JSON lines), so memory stays flat whatever
+the file's size, and hands :class:`~xentcli.batch._arrays.Batch` objects to an
+:class:`~xentcli.batch._arrays.ArrayTable`, which checks them like the text reader does.
+
+Columns are chosen by the same options as for CSV (``label_column``, ``logit_columns``,
+``target_columns``, by name, index, range or glob). In Parquet, Arrow and JSON Lines the
+scores may also be one list column (``list<double>``, the shape pandas and Hugging Face
+datasets write): ``logit_columns=["logits"]`` naming a list column, or by default the
+only list column. A pandas index stored as a column (``__index_level_0__``) is left out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from xentcli.batch._arrays import ArrayTable, Batch, Roles, located_error, scores_matrix
+from xentcli.batch._columns import layout_from_names
+from xentcli.errors import DataError
+
+if TYPE_CHECKING:
+    from xentcli.batch.reader import Chunk, ReadOptions
+
+#: the formats by file-name ending (after a compression suffix is removed)
+EXTENSIONS = {
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".tab": "csv",
+    ".txt": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".arrow": "arrow",
+    ".feather": "arrow",
+    ".ipc": "arrow",
+    ".npy": "npy",
+    ".npz": "npz",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+}
+FORMATS = ("csv", "parquet", "arrow", "npy", "npz", "jsonl")
+_COMPRESSIONS = (".gz", ".bz2", ".xz")
+#: rows per batch read from a Parquet/Arrow/NumPy file (memory: a few batches)
+BATCH_ROWS = 1 << 16
+#: pandas writes its index as a column of this name when it is not a RangeIndex
+_PANDAS_INDEX = "__index_level_0__"
+
+Opener = Callable[[str, "ReadOptions", "Callable[[Chunk], Any] | None"], ArrayTable]
+
+
+def file_format(path: str, override: str | None = None) -> str:
+    """The format of *path*: *override*, else from its name (``csv`` when unknown).
+
+    >>> file_format("runs/preds.parquet"), file_format("x.jsonl.gz"), file_format("-")
+    ('parquet', 'jsonl', 'csv')
+    """
+    if override is not None:
+        return override
+    name = path.lower()
+    for suffix in _COMPRESSIONS:
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    return EXTENSIONS.get(os.path.splitext(name)[1], "csv")
+
+
+def has_known_extension(name: str) -> bool:
+    """Whether *name* ends like a file of one of the formats (compressed or not)."""
+    lower = name.lower()
+    for suffix in _COMPRESSIONS:
+        if lower.endswith(suffix):
+            lower = lower[: -len(suffix)]
+            break
+    return os.path.splitext(lower)[1] in EXTENSIONS and not lower.endswith(".txt")
+
+
+def _compression(path: str) -> str | None:
+    lower = path.lower()
+    return next((s for s in _COMPRESSIONS if lower.endswith(s)), None)
+
+
+def _file_error(path: str, reason: str) -> DataError:
+    return DataError(path, None, None, reason)
+
+
+def _check_file(path: str) -> int:
+    """The size of *path*, or the usual file-level error."""
+    if path == "-":
+        raise _file_error("<stdin>", "standard input is read as CSV; this format needs a file")
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise _file_error(path, "no such file") from None
+    except PermissionError:
+        raise _file_error(path, "permission denied") from None
+    except OSError as error:
+        raise _file_error(path, f"cannot open: {error.strerror or error}") from None
+    if os.path.isdir(path):
+        raise _file_error(path, "is a directory, not a file")
+    if not os.access(path, os.R_OK):
+        raise _file_error(path, "permission denied")
+    return info.st_size
+
+
+def open_array_table(
+    path: str, fmt: str, options: ReadOptions, prepare: Callable[[Chunk], Any] | None
+) -> ArrayTable:
+    """Open *path* in format *fmt* (not ``csv``) as an :class:`ArrayTable`."""
+    openers: dict[str, Opener] = {
+        "parquet": _open_parquet,
+        "arrow": _open_arrow,
+        "npy": _open_npy,
+        "npz": _open_npz,
+        "jsonl": _open_jsonl,
+    }
+    return openers[fmt](path, options, prepare)
+
+
+# -- Arrow-typed formats: Parquet, Arrow IPC / Feather, and JSON Lines -----------------
+
+
+class _ArrowColumns:
+    """The roles of an Arrow schema's columns, and the conversion of a batch to arrays."""
+
+    def __init__(self, path: str, schema: Any, options: ReadOptions, unit: str) -> None:
+        import pyarrow as pa
+
+        self.path = path
+        self.unit = unit
+        names = [name for name in schema.names if name != _PANDAS_INDEX]
+        self.names = names
+        types = {name: schema.field(name).type for name in names}
+        list_columns = [n for n in names if _is_list(types[n])]
+        logit_columns = options.logit_columns
+        if logit_columns is None and len(list_columns) == 1 and options.target_columns is None:
+            logit_columns = list_columns
+        layout = layout_from_names(path, names, dataclasses_replace(options, logit_columns))
+        self.label = layout.label_name
+        self.score_columns = layout.logit_names
+        self.target_columns = layout.target_names
+        self.list_scores = len(self.score_columns) == 1 and _is_list(types[self.score_columns[0]])
+        self.list_targets = (
+            self.target_columns is not None
+            and len(self.target_columns) == 1
+            and _is_list(types[self.target_columns[0]])
+        )
+        for name in self.score_columns if not self.list_scores else []:
+            if not _is_number(types[name]):
+                raise _file_error(path, f"column {name!r} holds {types[name]}, not numbers")
+        self.K: int | None = None
+        if self.list_scores:
+            kind = types[self.score_columns[0]]
+            if pa.types.is_fixed_size_list(kind):
+                self.K = kind.list_size
+        else:
+            self.K = len(self.score_columns)
+        self.layout = layout
+        self.options = options
+        self.label_type = None if self.label is None else types[self.label]
+
+    @property
+    def columns(self) -> list[str]:
+        """The columns to read."""
+        wanted = list(self.score_columns)
+        if self.label is not None:
+            wanted.append(self.label)
+        wanted += self.target_columns or []
+        return wanted
+
+    def roles(self) -> Roles:
+        assert self.K is not None
+        if self.list_scores:
+            score_names = list(self.options.classes or [str(k) for k in range(self.K)])
+        else:
+            score_names = list(self.score_columns)
+        classes = None
+        if self.options.classes is not None:
+            if len(self.options.classes) != self.K:
+                raise _file_error(
+                    self.path, f"{len(self.options.classes)} class names for {self.K} classes"
+                )
+            classes = {c: i for i, c in enumerate(self.options.classes)}
+        elif self.label_type is not None and _is_text(self.label_type) and not self.list_scores:
+            # String labels with score columns named by class: the header names the classes.
+            classes = {c: i for i, c in enumerate(score_names)}
+        targets = None
+        if self.target_columns is not None:
+            targets = list(score_names) if self.list_targets else list(self.target_columns)
+        return Roles(score_names, self.label, targets, classes)
+
+    def batch(self, record: Any, places: npt.NDArray[np.int64]) -> Batch:
+        """A :class:`Batch` from an Arrow record batch (or table) with these columns."""
+        n = record.num_rows
+        errors: dict[int, DataError] = {}
+        if self.list_scores:
+            scores, nulls = self._list_matrix(record, self.score_columns[0], places, errors)
+        else:
+            columns, nulls = [], np.zeros(n, dtype=bool)
+            for name in self.score_columns:
+                column = record.column(name)
+                nulls |= _null_mask(column)
+                columns.append(_to_float(column))
+            scores = scores_matrix(columns, n)
+        labels = null_labels = None
+        if self.label is not None:
+            column = record.column(self.label)
+            null_labels = _null_mask(column) if column.null_count else None
+            labels = _label_values(column)
+        targets = None
+        if self.target_columns is not None:
+            if self.list_targets:
+                targets, _ = self._list_matrix(record, self.target_columns[0], places, errors)
+            else:
+                cols = [_to_float(record.column(t)) for t in self.target_columns]
+                targets = scores_matrix(cols, n)
+        return Batch(
+            scores,
+            labels,
+            targets,
+            places,
+            null_scores=nulls if nulls.any() else None,
+            null_labels=null_labels,
+            errors=errors,
+        )
+
+    def _list_matrix(
+        self,
+        record: Any,
+        name: str,
+        places: npt.NDArray[np.int64],
+        errors: dict[int, DataError],
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
+        """An ``(n, K)`` array from a list column; rows of another length are errors."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        column = record.column(name)
+        if isinstance(column, pa.ChunkedArray):
+            column = column.combine_chunks()
+        n = len(column)
+        lengths = pc.fill_null(pc.list_value_length(column), -1).to_numpy(zero_copy_only=False)
+        if self.K is None:
+            known = lengths[lengths >= 0]
+            if len(known) == 0:
+                raise located_error(self.path, self.unit, int(places[0]), name, "scores are null")
+            self.K = int(known[0])
+            if self.K == 0:
+                raise located_error(self.path, self.unit, int(places[0]), name, "empty list")
+        K = self.K
+        for row in np.nonzero(lengths != K)[0].tolist():
+            reason = (
+                "scores are missing (null)"
+                if lengths[row] < 0
+                else f"the list has {int(lengths[row])} values, not {K}"
+            )
+            errors.setdefault(
+                row, located_error(self.path, self.unit, int(places[row]), name, reason)
+            )
+        out = np.full((n, K), np.nan)
+        good = lengths == K
+        nulls: npt.NDArray[np.bool_] = np.zeros(n, dtype=bool)
+        if good.all():
+            values = column.flatten()
+            nulls_flat = _null_mask(values)
+            out[:] = _to_float(values).reshape(n, K)
+            if nulls_flat.any():
+                nulls = np.asarray(nulls_flat.reshape(n, K).any(axis=1), dtype=bool)
+        elif good.any():
+            kept = column.filter(pa.array(good))
+            values = kept.flatten()
+            out[good] = _to_float(values).reshape(-1, K)
+            nulls[good] = _null_mask(values).reshape(-1, K).any(axis=1)
+        return out, nulls
+
+
+def dataclasses_replace(options: ReadOptions, logit_columns: Sequence[str] | None) -> ReadOptions:
+    import dataclasses
+
+    return dataclasses.replace(options, logit_columns=logit_columns)
+
+
+def _is_list(kind: Any) -> bool:
+    import pyarrow as pa
+
+    return bool(
+        pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind)
+    )
+
+
+def _is_number(kind: Any) -> bool:
+    import pyarrow as pa
+
+    return bool(pa.types.is_floating(kind) or pa.types.is_integer(kind) or pa.types.is_null(kind))
+
+
+def _is_text(kind: Any) -> bool:
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind))
+
+
+def _null_mask(column: Any) -> npt.NDArray[np.bool_]:
+    if column.null_count == 0:
+        return np.zeros(len(column), dtype=bool)
+    return np.asarray(column.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _to_float(column: Any) -> npt.NDArray[np.float64]:
+    import pyarrow as pa
+
+    if column.null_count:
+        column = column.fill_null(float("nan")) if pa.types.is_floating(column.type) else column
+    values = column.to_numpy(zero_copy_only=False)
+    return np.asarray(values, dtype=np.float64)
+
+
+def _label_values(column: Any) -> npt.NDArray[Any]:
+    import pyarrow as pa
+
+    kind = column.type
+    if pa.types.is_dictionary(kind):
+        column = column.cast(kind.value_type)
+        kind = kind.value_type
+    if pa.types.is_integer(kind) and column.null_count:
+        column = column.cast(pa.float64())
+    if pa.types.is_floating(kind) and column.null_count:
+        column = column.fill_null(float("nan"))
+    values = column.to_numpy(zero_copy_only=False)
+    if values.dtype.kind == "O" and not (
+        pa.types.is_string(kind) or pa.types.is_large_string(kind)
+    ):
+        raise _file_error("", f"label column holds {kind}")
+    return values
+
+
+def _arrow_table(
+    path: str,
+    options: ReadOptions,
+    prepare: Callable[[Chunk], Any] | None,
+    schema: Any,
+    records: Callable[[list[str]], Iterator[Any]],
+    size: int,
+    close: Callable[[], None],
+) -> ArrayTable:
+    """An ArrayTable over record batches of *schema*, rows numbered from 1."""
+    columns = _ArrowColumns(path, schema, options, "row")
+    read = {"bytes": 0}
+
+    def batches() -> Iterator[Batch]:
+        first = 1
+        for record in records(columns.columns):
+            n = record.num_rows
+            if n == 0:
+                continue
+            places = np.arange(first, first + n, dtype=np.int64)
+            first += n
+            read["bytes"] = min(size, read["bytes"] + record.nbytes)
+            yield columns.batch(record, places)
+
+    if columns.K is None:
+        # A list column's length is known from its first row: read ahead one batch.
+        iterator = batches()
+        head = next(iterator, None)
+        if head is None:
+            raise _file_error(path, "no data rows")
+
+        def with_head() -> Iterator[Batch]:
+            yield head
+            yield from iterator
+
+        return ArrayTable(
+            path,
+            columns.roles(),
+            with_head,
+            options,
+            size_bytes=size,
+            bytes_read=lambda: read["bytes"],
+            close=close,
+            prepare=prepare,
+        )
+    return ArrayTable(
+        path,
+        columns.roles(),
+        batches,
+        options,
+        size_bytes=size,
+        bytes_read=lambda: read["bytes"],
+        close=close,
+        prepare=prepare,
+    )
+
+
+def _arrow_errors(path: str, what: str) -> Any:
+    import pyarrow as pa
+
+    @contextlib.contextmanager
+    def guard() -> Iterator[None]:
+        try:
+            yield
+        except (pa.ArrowInvalid, pa.ArrowIOError, pa.ArrowNotImplementedError, OSError) as error:
+            text = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise _file_error(path, f"not a readable {what} file ({text})") from None
+
+    return guard()
+
+
+def _open_parquet(
+    path: str, options: ReadOptions, prepare: Callable[[Chunk], Any] | None
+) -> ArrayTable:
+    import pyarrow.parquet as pq
+
+    size = _check_file(path)
+    with _arrow_errors(path, "Parquet"):
+        handle = pq.ParquetFile(path, memory_map=True)
+    try:
+        schema = handle.schema_arrow
+
+        def records(columns: list[str]) -> Iterator[Any]:
+            with _arrow_errors(path, "Parquet"):
+                yield from handle.iter_batches(batch_size=BATCH_ROWS, columns=columns)
+
+        return _arrow_table(path, options, prepare, schema, records, size, handle.close)
+    except BaseException:
+        handle.close()
+        raise
+
+
+def _open_arrow(
+    path: str, options: ReadOptions, prepare: Callable[[Chunk], Any] | None
+) -> ArrayTable:
+    import pyarrow as pa
+    import pyarrow.ipc as ipc
+
+    size = _check_file(path)
+    with _arrow_errors(path, "Arrow"):
+        source = pa.memory_map(path)
+    try:
+        with _arrow_errors(path, "Arrow"):
+            try:
+                reader: Any = ipc.open_file(source)
+                stream = False
+            except pa.ArrowInvalid:
+                source.seek(0)
+                reader = ipc.open_stream(source)
+                stream = True
+        schema = reader.schema
+
+        def records(columns: list[str]) -> Iterator[Any]:
+            with _arrow_errors(path, "Arrow"):
+                batches = (
+                    reader
+                    if stream
+                    else (reader.get_batch(i) for i in range(reader.num_record_batches))
+                )
+                for record in batches:
+                    # Feather files written by pandas hold one big batch: slice it.
+                    for start in range(0, record.num_rows, BATCH_ROWS):
+                        yield record.select(columns).slice(start, BATCH_ROWS)
+
+        return _arrow_table(path, options, prepare, schema, records, size, source.close)
+    except BaseException:
+        source.close()
+        raise
+
+
+# -- JSON Lines -------------------------------------------------------------------------
+
+
+def _open_jsonl(
+    path: str, options: ReadOptions, prepare: Callable[[Chunk], Any] | None
+) -> ArrayTable:
+    from xentcli.batch import reader as reader_module
+    from xentcli.batch._sources import Block, Source
+
+    display = "<stdin>" if path == "-" else path
+    stack = contextlib.ExitStack()
+    try:
+        source = Source(
+            path,
+            display,
+            stack,
+            block_bytes=reader_module.BLOCK_BYTES,
+            max_line=reader_module.MAX_LINE_BYTES,
+            opener=open,
+        )
+        first_block = source.next_block()
+        if first_block is None:
+            raise _file_error(display, "file is empty")
+        first_record = _first_json_object(display, first_block.text, first_block.first)
+        schema = _json_schema(display, first_record)
+        columns = _ArrowColumns(display, schema, options, "line")
+        blocks = [first_block]
+
+        def batches() -> Iterator[Batch]:
+            block: Block | None = blocks.pop()
+            while block is not None:
+                for record, places in _json_records(display, block.text, block.first, columns):
+                    yield columns.batch(record, places)
+                block = source.next_block()
+
+        if columns.K is None:
+            head_records = list(
+                _json_records(display, first_block.text, first_block.first, columns)
+            )
+            head = [columns.batch(r, p) for r, p in head_records]
+
+            def with_head() -> Iterator[Batch]:
+                yield from head
+                block = source.next_block()
+                while block is not None:
+                    for record, places in _json_records(display, block.text, block.first, columns):
+                        yield columns.batch(record, places)
+                    block = source.next_block()
+
+            produce = with_head
+        else:
+            produce = batches
+        return ArrayTable(
+            display,
+            columns.roles(),
+            produce,
+            options,
+            place="line",
+            size_bytes=source.size_bytes,
+            bytes_read=lambda: source.bytes_read,
+            close=stack.close,
+            prepare=prepare,
+        )
+    except BaseException:
+        stack.close()
+        raise
+
+
+def _lines_of(text: bytes, first: int) -> Iterator[tuple[int, bytes]]:
+    for offset, raw in enumerate(text.split(b"\n")):
+        line = raw.rstrip(b"\r")
+        if line.strip(b" \t"):
+            yield first + offset, line
+
+
+def _first_json_object(path: str, text: bytes, first: int) -> dict[str, Any]:
+    for number, line in _lines_of(text, first):
+        return _parse_json_line(path, number, line)
+    raise _file_error(path, "no data rows")
+
+
+def _parse_json_line(path: str, number: int, line: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(line)
+    except (ValueError, UnicodeDecodeError) as error:
+        reason = getattr(error, "msg", None) or "not valid UTF-8"
+        raise DataError(path, number, None, f"not a JSON object ({reason})") from None
+    if not isinstance(value, dict):
+        raise DataError(path, number, None, f"not a JSON object (a {type(value).__name__})")
+    return value
+
+
+def _json_schema(path: str, record: dict[str, Any]) -> Any:
+    """An Arrow schema for the fields of *record* (numbers, strings, lists of numbers)."""
+    import pyarrow as pa
+
+    fields = []
+    for name, value in record.items():
+        if isinstance(value, list):
+            fields.append(pa.field(name, pa.list_(pa.float64())))
+        elif isinstance(value, (bool, int)):
+            fields.append(pa.field(name, pa.int64()))
+        elif isinstance(value, float) or value is None:
+            fields.append(pa.field(name, pa.float64()))
+        else:
+            fields.append(pa.field(name, pa.string()))
+    return pa.schema(fields)
+
+
+def _json_records(
+    path: str, text: bytes, first: int, columns: _ArrowColumns
+) -> Iterator[tuple[Any, npt.NDArray[np.int64]]]:
+    """The block's objects as Arrow tables of the wanted columns, with their line numbers.
+
+    pyarrow's JSON reader parses the block at once; when it refuses (a line that is not
+    JSON, a field of another type), the block is read line by line for the exact message.
+    """
+    import pyarrow as pa
+    import pyarrow.json as pj
+
+    numbered = list(_lines_of(text, first))
+    if not numbered:
+        return
+    places = np.fromiter((n for n, _ in numbered), dtype=np.int64, count=len(numbered))
+    wanted = columns.columns
+    schema = pa.schema([_json_field(columns, name) for name in wanted])
+    try:
+        table = pj.read_json(
+            io.BytesIO(b"\n".join(line for _, line in numbered)),
+            parse_options=pj.ParseOptions(
+                explicit_schema=schema, unexpected_field_behavior="ignore"
+            ),
+            read_options=pj.ReadOptions(block_size=max(1 << 20, len(text) + 1)),
+        )
+        if table.num_rows == len(numbered):
+            for start in range(0, table.num_rows, BATCH_ROWS):
+                yield table.slice(start, BATCH_ROWS), places[start : start + BATCH_ROWS]
+            return
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    yield _precise_json(path, numbered, columns, schema), places
+
+
+def _json_field(columns: _ArrowColumns, name: str) -> Any:
+    import pyarrow as pa
+
+    if name == columns.label:
+        if columns.label_type is not None and _is_text(columns.label_type):
+            return pa.field(name, pa.string())
+        return pa.field(name, pa.float64())
+    if (name in columns.score_columns and columns.list_scores) or (
+        columns.target_columns is not None
+        and name in columns.target_columns
+        and columns.list_targets
+    ):
+        return pa.field(name, pa.list_(pa.float64()))
+    return pa.field(name, pa.float64())
+
+
+def _precise_json(
+    path: str, numbered: list[tuple[int, bytes]], columns: _ArrowColumns, schema: Any
+) -> Any:
+    """The objects parsed one by one, each bad line raised with its number and field."""
+    import pyarrow as pa
+
+    data: dict[str, list[Any]] = {name: [] for name in schema.names}
+    for number, line in numbered:
+        record = _parse_json_line(path, number, line)
+        for field in schema:
+            name = field.name
+            if name not in record:
+                raise DataError(path, number, name, f"the object has no field {name!r}")
+            value = record[name]
+            data[name].append(_json_value(path, number, name, value, field.type))
+    try:
+        return pa.table(data, schema=schema)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as error:  # pragma: no cover - checked above
+        raise _file_error(path, f"cannot read the objects ({error})") from None
+
+
+def _json_value(path: str, number: int, name: str, value: Any, kind: Any) -> Any:
+    import pyarrow as pa
+
+    if value is None:
+        return None
+    if pa.types.is_list(kind):
+        if not isinstance(value, list) or not all(
+            (isinstance(v, (int, float)) and not isinstance(v, bool)) or v is None for v in value
+        ):
+            raise DataError(path, number, name, "not a list of numbers", value)
+        return value
+    if pa.types.is_string(kind):
+        return str(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise DataError(path, number, name, "not a number", value)
+    return float(value)
+
+
+# -- NumPy ------------------------------------------------------------------------------
+
+
+def _load_npy(path: str, what: str, mmap: bool = True) -> npt.NDArray[Any]:
+    """A ``.npy`` array (memory-mapped when the file is not compressed)."""
+    _check_file(path)
+    kind = _compression(path)
+    try:
+        if kind is None:
+            return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+        opener = _decompressor(kind)
+        with opener(path, "rb") as handle:
+            return np.load(io.BytesIO(handle.read()), allow_pickle=False)
+    except ValueError as error:
+        if "pickle" in str(error) or "object" in str(error):
+            raise _file_error(path, f"{what} hold Python objects, not numbers") from None
+        raise _file_error(path, f"not a readable .npy file ({error})") from None
+    except (OSError, EOFError) as error:
+        raise _file_error(path, f"not a readable .npy file ({error})") from None
+
+
+def _decompressor(kind: str) -> Any:
+    import bz2
+    import gzip
+    import lzma
+
+    return {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}[kind]
+
+
+def _array_table(
+    path: str,
+    scores: npt.NDArray[Any],
+    labels: npt.NDArray[Any] | None,
+    targets: npt.NDArray[Any] | None,
+    options: ReadOptions,
+    prepare: Callable[[Chunk], Any] | None,
+    names: tuple[str, str, str],
+    size: int | None,
+) -> ArrayTable:
+    """An ArrayTable over in-memory (or memory-mapped) score, label and target arrays."""
+    score_name, label_name, target_name = names
+    if scores.dtype.kind != "f":
+        raise _file_error(path, f"{score_name}: scores must be floating point (got {scores.dtype})")
+    if scores.ndim != 2:
+        raise _file_error(
+            path, f"{score_name}: scores must be a 2-D array (rows, classes), got {scores.ndim}-D"
+        )
+    n, K = scores.shape
+    if K == 0:
+        raise _file_error(path, f"{score_name}: no classes (shape {scores.shape})")
+    if labels is None and targets is None:
+        raise _file_error(path, "no labels: give --labels FILE.npy (or --targets FILE.npy)")
+    if labels is not None:
+        if labels.ndim != 1:
+            raise _file_error(
+                path, f"{label_name}: labels must be a 1-D array, got {labels.ndim}-D"
+            )
+        if labels.dtype.kind not in "iufUSb":
+            raise _file_error(path, f"{label_name}: labels must be integers (got {labels.dtype})")
+        if len(labels) != n:
+            raise _file_error(
+                path, f"{label_name} has {len(labels)} rows and {score_name} {n}: they must match"
+            )
+    if targets is not None:
+        if targets.shape != scores.shape:
+            raise _file_error(
+                path,
+                f"{target_name} has shape {targets.shape} and {score_name} {scores.shape}:"
+                " they must match",
+            )
+        if targets.dtype.kind != "f":
+            raise _file_error(path, f"{target_name}: targets must be floating point")
+    classes = None
+    if options.classes is not None:
+        if len(options.classes) != K:
+            raise _file_error(path, f"{len(options.classes)} class names for {K} classes")
+        classes = {c: i for i, c in enumerate(options.classes)}
+    score_names = list(options.classes or [str(k) for k in range(K)])
+    roles = Roles(
+        score_names,
+        None if labels is None else label_name,
+        None if targets is None else list(score_names),
+        classes,
+    )
+    done = {"rows": 0}
+
+    def batches() -> Iterator[Batch]:
+        for start in range(0, n, BATCH_ROWS):
+            stop = min(n, start + BATCH_ROWS)
+            done["rows"] = stop
+            yield Batch(
+                np.asarray(scores[start:stop], dtype=np.float64),
+                None if labels is None else np.asarray(labels[start:stop]),
+                None if targets is None else np.asarray(targets[start:stop], dtype=np.float64),
+                np.arange(start + 1, stop + 1, dtype=np.int64),
+            )
+
+    def bytes_read() -> int:
+        return 0 if size is None or n == 0 else size * done["rows"] // n
+
+    return ArrayTable(
+        path, roles, batches, options, size_bytes=size, bytes_read=bytes_read, prepare=prepare
+    )
+
+
+def _open_npy(
+    path: str, options: ReadOptions, prepare: Callable[[Chunk], Any] | None
+) -> ArrayTable:
+    size = _check_file(path)
+    scores = _load_npy(path, "scores")
+    labels = targets = None
+    labels_path = getattr(options, "labels_path", None)
+    targets_path = getattr(options, "targets_path", None)
+    if labels_path is not None:
+        labels = _load_npy(labels_path, "labels")
+    if targets_path is not None:
+        targets = _load_npy(targets_path, "targets")
+    names = (
+        os.path.basename(path),
+        os.path.basename(labels_path or "labels"),
+        os.path.basename(targets_path or "targets"),
+    )
+    return _array_table(path, scores, labels, targets, options, prepare, names, size)
+
+
+def _open_npz(
+    path: str, options: ReadOptions, prepare: Callable[[Chunk], Any] | None
+) -> ArrayTable:
+    import zipfile
+
+    size = _check_file(path)
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
+        raise _file_error(path, f"not a readable .npz file ({error})") from None
+    with archive:
+        keys = list(archive.files)
+        scores_key = getattr(options, "scores_key", None)
+        if scores_key is None:
+            scores_key = next((k for k in ("logits", "probs", "scores") if k in keys), None)
+            if scores_key is None:
+                raise _file_error(
+                    path,
+                    f"no array named logits or probs (arrays: {', '.join(keys)}); give --scores-key",
+                )
+        elif scores_key not in keys:
+            raise _file_error(path, f"no array named {scores_key!r} (arrays: {', '.join(keys)})")
+        labels_key = getattr(options, "labels_key", None) or "labels"
+        try:
+            scores = archive[scores_key]
+            labels = archive[labels_key] if labels_key in keys else None
+            targets = archive["targets"] if labels is None and "targets" in keys else None
+        except ValueError:
+            raise _file_error(path, "an array holds Python objects, not numbers") from None
+    if labels is None and targets is None:
+        raise _file_error(
+            path, f"no array named {labels_key!r} (arrays: {', '.join(keys)}); give --labels-key"
+        )
+    return _array_table(
+        path, scores, labels, targets, options, prepare, (scores_key, labels_key, "targets"), size
+    )
