@@ -354,7 +354,8 @@ def test_to_json_has_the_design_keys():
     assert set(data["loss_quantiles"]) == {"min", "p50", "p90", "p99", "max"}
     assert set(data["files"][0]) >= {"path", "rows", "loss"}
     assert set(data["per_class"][0]) >= {"class", "rows", "loss", "accuracy"}
-    assert set(data["worst"][0]) == {"file", "line", "label", "predicted", "probability", "loss"}
+    assert set(data["worst"][0]) >= {"file", "line", "label", "predicted", "probability", "loss"}
+    assert data["worst"][0]["unit"] == "line"  # "row" in Parquet, Arrow and NumPy files
 
 
 def test_sketch_at_the_top_of_the_float_range():

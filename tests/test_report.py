@@ -226,6 +226,7 @@ def test_json_is_full_precision_and_parses() -> None:
         "predicted": "cat",
         "probability": summary.worst[0].probability,
         "loss": summary.worst[0].loss,
+        "unit": "line",
     }
     assert data["per_class"][0]["class"] == "cat"
     assert data["skipped"] == [
