@@ -28,6 +28,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import mpref
 import pytest
 from hardening import Outcome, assert_no_traceback, run
 from hypothesis import HealthCheck, given, settings
@@ -42,6 +43,7 @@ pytestmark = pytest.mark.filterwarnings(
     "ignore:mypy_extensions.TypedDict is deprecated:DeprecationWarning"
 )
 
+LOSS_ULP = 2.0  # a row loss against mpmath (docs/accuracy.md)
 EXAMPLES = int(os.environ.get("XENT_FUZZ_EXAMPLES", "0"))
 SETTINGS = settings(
     max_examples=EXAMPLES or 60,
@@ -280,6 +282,14 @@ def judge(data: bytes) -> Table | Invalid:
         return verdict
 
 
+def judge_skip(data: bytes) -> Table | Invalid:
+    """The oracle's table with ``--on-error skip``, or its verdict that the file is invalid."""
+    try:
+        return oracle(data, skip=True)
+    except Invalid as verdict:
+        return verdict
+
+
 def _values(node: object) -> list[object]:
     if isinstance(node, dict):
         return [v for value in node.values() for v in _values(value)]
@@ -343,10 +353,20 @@ def test_mutated_tables_give_the_kernel_result_or_a_clean_error(data: bytes) -> 
 @given(mutated_tables())
 def test_skip_mode_skips_exactly_the_bad_rows(data: bytes) -> None:
     """``--on-error skip``: the good rows give the kernel's loss, the bad ones are counted."""
-    try:
-        expected = oracle(data, skip=True)
-    except Invalid:
-        return  # a file-level error: the same as without skip, tested above
+    verdict = judge_skip(data)
+    if isinstance(verdict, Invalid):
+        # What cannot be skipped (the first line, the header, no rows) stays an error.
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "fuzz.csv"
+            path.write_bytes(data)
+            outcome = run(["batch", str(path), "--on-error", "skip", "--format", "json"])
+        assert_no_traceback(outcome)
+        assert outcome.code == 1, f"oracle: {verdict}; exit {outcome.code}: {outcome.stderr}"
+        place = f"Error: {path}" + (f":{verdict.line}:" if verdict.line else ":")
+        assert outcome.error_line().startswith(place), f"oracle: {verdict}; {outcome.stderr}"
+        assert outcome.stdout == ""
+        return
+    expected = verdict
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "fuzz.csv"
         path.write_bytes(data)
@@ -501,28 +521,32 @@ TEMPERATURES = st.one_of(
 
 @SETTINGS
 @given(logit_strings(), st.integers(-1, 5), TEMPERATURES)
-def test_compute_gives_the_kernel_result_or_a_clean_error(
+def test_compute_gives_the_exact_result_or_a_clean_error(
     text: str, label: int, temperature: str
 ) -> None:
+    """Valid logits and label: exit 0 and the loss within 2 ulp of mpmath's, for every
+    finite temperature T > 0 (a tiny one is valid input, never a usage error).
+
+    The oracle (``compute_oracle`` and mpmath) runs before the command and outside any
+    ``try``: if it fails, the example fails.
+    """
     if "\x00" in text:
         text = text.replace("\x00", "")  # an argv string cannot hold NUL
+    expected = compute_oracle(text, label)
+    exact = None if expected is None else mpref.loss(expected, label, float(temperature))
     outcome = run(
         ["compute", f"--logits={text}", f"--label={label}", f"--temperature={temperature}",
          "--format", "json"]
     )  # fmt: skip
     assert_no_traceback(outcome)
     check_no_nan(outcome)
-    expected = compute_oracle(text, label)
-    if expected is None or (outcome.code == 2 and temperature != "1"):
-        # invalid input; or a temperature so extreme that logits / T overflow, which
-        # may be refused (cleanly) rather than computed
+    if exact is None:
         assert outcome.code == 2, f"exit {outcome.code}: {outcome.stderr}{outcome.stdout[:300]}"
         line = outcome.error_line()
         assert line.startswith("Error: ")
         assert outcome.stdout == ""
         return
-    assert outcome.code == 0, outcome.stderr
-    result = json.loads(outcome.stdout)
-    want = kernel.cross_entropy(expected, label, temperature=float(temperature))
-    assert not math.isnan(want), "the kernel itself returns NaN"
-    assert result["loss"] == (want if math.isfinite(want) else "inf")
+    assert outcome.code == 0, f"T={temperature} refused: {outcome.stderr}"
+    got = json.loads(outcome.stdout)["loss"]
+    got = float(got) if isinstance(got, str) else got
+    assert mpref.ulps(got, exact) <= LOSS_ULP, (got, exact)
