@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from xentcli.cli.main import main
@@ -179,6 +180,17 @@ def assert_clean_error(
 _PR_CAPBSET_DROP = 24
 _CAP_DAC_OVERRIDE = 1
 _CAP_DAC_READ_SEARCH = 2
+
+
+#: Tests that need Linux itself: /dev/full (char device 1:7), /proc, ru_maxrss in KiB.
+LINUX_ONLY = pytest.mark.skipif(
+    sys.platform != "linux", reason="needs Linux (/dev/full, /proc or Linux resource units)"
+)
+#: Permission tests: as root they need Linux capabilities (prctl) to make chmod count.
+NEEDS_PERMISSIONS = pytest.mark.skipif(
+    sys.platform != "linux" and getattr(os, "geteuid", lambda: 0)() == 0,
+    reason="as root, permission tests need Linux capabilities (prctl PR_CAPBSET_DROP)",
+)
 
 
 def drop_file_capabilities() -> None:

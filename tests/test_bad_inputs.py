@@ -27,6 +27,8 @@ from pathlib import Path
 
 import pytest
 from hardening import (
+    LINUX_ONLY,
+    NEEDS_PERMISSIONS,
     Outcome,
     assert_clean_error,
     assert_no_traceback,
@@ -630,6 +632,7 @@ def test_corpus_of_files_and_invocations_has_at_least_forty() -> None:
 # Root ignores file permissions, and CI containers often run as root. These run the
 # command in a subprocess without the capabilities that let root bypass permissions
 # (see hardening.drop_file_capabilities), so chmod is obeyed whoever runs the suite.
+@NEEDS_PERMISSIONS
 def test_unreadable_file(tmp_path: Path) -> None:
     secret = tmp_path / "secret.csv"
     secret.write_bytes(with_line3(GOOD))
@@ -643,6 +646,7 @@ def test_unreadable_file(tmp_path: Path) -> None:
     assert leftovers(tmp_path, {"secret.csv"}) == set()
 
 
+@NEEDS_PERMISSIONS
 def test_per_row_in_a_read_only_directory(tmp_path: Path) -> None:
     (tmp_path / "good.csv").write_bytes(with_line3(GOOD))
     locked = tmp_path / "ro"
@@ -658,6 +662,7 @@ def test_per_row_in_a_read_only_directory(tmp_path: Path) -> None:
     assert list(locked.iterdir()) == []
 
 
+@LINUX_ONLY
 def test_read_error_while_reading() -> None:
     # Reading /proc/self/mem at offset 0 fails with EIO: a read error on an open file.
     outcome = run_process(["batch", "/proc/self/mem"])

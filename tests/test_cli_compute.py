@@ -5,8 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 
+import mpfields
 import pytest
 from click.testing import CliRunner
 
@@ -136,7 +136,7 @@ def test_json_has_full_precision():
     result = run(*SEED, "--format", "json")
     assert result.exit_code == 0
     data = json.loads(result.stdout)
-    assert abs(data["loss"] - 0.44211922514309726) <= 2 * math.ulp(0.44211922514309726)
+    assert not mpfields.out_of_bounds(data, [1.2, 2.3, 0.8], 1)
     assert abs(data["sum_exp_shifted"] - 1.55600124385) < 1e-11
     assert abs(data["sum_exp"] - 15.5198403060) < 1e-9
     assert [round(q, 12) for q in data["probabilities"]] == [
@@ -228,7 +228,7 @@ def test_base(base, units, loss):
     assert f"{loss} {units}" in result.stdout
     data = json.loads(run(*SEED, "--base", base, "--format", "json").stdout)
     assert data["units"] == units
-    assert data["loss"] == pytest.approx(0.44211922514309726 / math.log(float(base)), rel=1e-15)
+    assert not mpfields.out_of_bounds(data, [1.2, 2.3, 0.8], 1, base=base)
 
 
 def test_soft_target_weights_smoothing_temperature():
@@ -254,6 +254,24 @@ def test_soft_target_weights_smoothing_temperature():
     assert data["weights"] == [1.0, 2.0, 1.0]
     assert data["temperature"] == 2.0
     assert data["label_smoothing"] == 0.1
+    # The values, not just the echo: every field within its bound of mpmath's value.
+    bad = mpfields.out_of_bounds(
+        data,
+        [1.2, 2.3, 0.8],
+        targets=[0.1, 0.8, 0.1],
+        weights=[1.0, 2.0, 1.0],
+        label_smoothing=0.1,
+        temperature=2.0,
+    )
+    assert not bad, bad
+    # Each option changes the loss: dropping any one of them gives another value.
+    full = data["loss"]
+    for dropped in (["--weights", "1,2,1"], ["--label-smoothing", "0.1"], ["--temperature", "2"]):
+        args = ["compute", "--logits", "1.2,2.3,0.8", "--target", "0.1,0.8,0.1"]
+        args += ["--weights", "1,2,1", "--label-smoothing", "0.1", "--temperature", "2"]
+        at = args.index(dropped[0])
+        other = json.loads(run(*args[:at], *args[at + 2 :], "--format", "json").stdout)
+        assert other["loss"] != pytest.approx(full, rel=1e-6), dropped
 
 
 def test_true_class_at_minus_inf_is_infinite_loss_not_an_error():

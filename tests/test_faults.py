@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 from hardening import (
+    LINUX_ONLY,
     Outcome,
     assert_clean_error,
     assert_no_traceback,
@@ -155,6 +156,7 @@ def test_sigterm_mid_run(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------- write errors
+@LINUX_ONLY
 @pytest.mark.parametrize("extra", [[], ["--per-row", "-"]], ids=["summary", "per-row-stdout"])
 def test_stdout_to_a_full_disk(big_csv: Path, extra: list[str]) -> None:
     with open("/dev/full", "wb") as full:
@@ -186,6 +188,7 @@ def full_device(directory: Path) -> Path:
     return node
 
 
+@LINUX_ONLY
 def test_per_row_to_a_full_device(tmp_path: Path) -> None:
     (tmp_path / "good.csv").write_bytes(HEADER + rows(20_000))
     device = full_device(tmp_path)
@@ -277,6 +280,7 @@ def run_measured(args: list[str], cwd: Path) -> tuple[Outcome, int]:
     return outcome, usage.ru_maxrss * 1024
 
 
+@LINUX_ONLY
 def test_hundred_megabyte_line_without_newline(tmp_path: Path) -> None:
     path = tmp_path / "long.csv"
     with path.open("wb") as out:

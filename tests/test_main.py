@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+import mpref
+
 from xentcli import __version__
 
 
@@ -59,6 +61,25 @@ def test_json_through_a_pipe():
     data = json.loads(result.stdout)
     assert data["logits"] == [-1.0, 2.0, 3.0]
     assert data["label"] == 0
+    # the values too: the loss and probabilities against mpmath (tests/mpref.py)
+    assert mpref.ulps(data["loss"], mpref.loss([-1.0, 2.0, 3.0], 0)) <= 2
+    exact = mpref.probabilities([-1.0, 2.0, 3.0])
+    assert all(mpref.ulps(q, e) <= 3 for q, e in zip(data["probabilities"], exact, strict=True))
+
+
+def test_options_through_a_pipe():
+    args = ["--logits", "1.2,2.3,0.8", "--label", "0", "--weights", "1,2,0.5"]
+    args += ["--label-smoothing", "0.2", "--temperature", "0.5", "--base", "2"]
+    result = xent("compute", *args, "--format", "json")
+    assert result.returncode == 0, result.stderr
+    loss = json.loads(result.stdout)["loss"]
+    exact = mpref.in_base(
+        mpref.row_loss(
+            [1.2, 2.3, 0.8], 0, weights=[1, 2, 0.5], label_smoothing=0.2, temperature=0.5
+        ),
+        "2",
+    )
+    assert mpref.ulps(loss, exact) <= 5  # smoothing 4 ulp, +1 for bits (docs/accuracy.md)
 
 
 def test_bad_invocation_is_one_line_and_exit_2():

@@ -6,6 +6,7 @@ import io
 import json
 import math
 
+import mpref
 import numpy as np
 
 from xentcli.batch.accumulator import BatchAccumulator, BatchOptions, Summary, summarize
@@ -47,6 +48,23 @@ def two_files() -> Summary:
     )
     acc.add_skipped("b.csv", 1, [DataError("b.csv", 3, 2, "not a number", "x")])
     return acc.summary()
+
+
+# The exact means of two_files() (mpmath), and the bound the contract gives them: a mean is
+# the correctly rounded mean of row losses each within 2 ulp (docs/accuracy.md).
+A_ROWS = ([[1.2, 2.3, 0.8], [0.0, -40.0, -40.0], [2.0, 0.0, 0.0]], [1, 0, 2])
+B_ROWS = ([[1.0, 1.0, 3.0]], [2])
+MEAN_ULP = 2.0
+
+
+def exact_mean(*tables: tuple[list[list[float]], list[int]]) -> mpref.mp.mpf:
+    rows = [row for table in tables for row in table[0]]
+    labels = [label for table in tables for label in table[1]]
+    return mpref.mean(rows, labels)
+
+
+def assert_near(got: float, exact: mpref.mp.mpf, bound: float = MEAN_ULP) -> None:
+    assert mpref.ulps(got, exact) <= bound, (got, float(exact))
 
 
 def rendered(summary: Summary) -> str:
@@ -209,11 +227,13 @@ def test_soft_targets_are_labelled() -> None:
 def test_json_is_full_precision_and_parses() -> None:
     summary = two_files()
     data = json.loads(render_json(summary))
-    assert data["loss"] == summary.loss == 0.7303021893967167
+    assert data["loss"] == summary.loss
+    assert_near(data["loss"], exact_mean(A_ROWS, B_ROWS))
+    assert_near(data["files"][1]["loss"], exact_mean(B_ROWS))
     assert data["files"][1] == {
         "path": "b.csv",
         "rows": 3,
-        "loss": 0.23954476622188453,
+        "loss": data["files"][1]["loss"],
         "rows_counted": 1,
         "rows_ignored": 1,
         "rows_skipped": 1,
@@ -243,15 +263,37 @@ def test_json_writes_infinity_as_a_string() -> None:
 
 
 def test_csv_whole() -> None:
-    assert (
-        render_csv(two_files())
-        == """\
-file,rows,rows_counted,rows_ignored,rows_skipped,reduction,loss,units,perplexity,accuracy
-a.csv,3,3,0,0,mean,0.8938879971216607,nats,,
-b.csv,3,1,1,1,mean,0.23954476622188453,nats,,
-*,6,4,1,1,mean,0.7303021893967167,nats,2.0757077697871917,0.75
-"""
-    )
+    import csv
+
+    text = render_csv(two_files())
+    rows = list(csv.reader(io.StringIO(text)))
+    assert rows[0] == [
+        "file",
+        "rows",
+        "rows_counted",
+        "rows_ignored",
+        "rows_skipped",
+        "reduction",
+        "loss",
+        "units",
+        "perplexity",
+        "accuracy",
+    ]
+    # Everything but the losses is exact; the losses are full-precision numbers within the
+    # contract's bound of the exact means.
+    assert [r[:6] + r[7:8] for r in rows[1:]] == [
+        ["a.csv", "3", "3", "0", "0", "mean", "nats"],
+        ["b.csv", "3", "1", "1", "1", "mean", "nats"],
+        ["*", "6", "4", "1", "1", "mean", "nats"],
+    ]
+    assert [r[8:] for r in rows[1:]] == [["", ""], ["", ""], [rows[3][8], "0.75"]]
+    assert_near(float(rows[1][6]), exact_mean(A_ROWS))
+    assert_near(float(rows[2][6]), exact_mean(B_ROWS))
+    mean = exact_mean(A_ROWS, B_ROWS)
+    assert_near(float(rows[3][6]), mean)
+    # perplexity e^mean: the mean's error (2 ulp of 0.73) plus exp's rounding
+    assert_near(float(rows[3][8]), mpref.mp.exp(mean), 1 + 2 * MEAN_ULP)
+    assert repr(float(rows[3][6])) == rows[3][6]  # full precision: the shortest repr
 
 
 def test_per_row_lines() -> None:

@@ -37,7 +37,14 @@ FloatArray = npt.NDArray[np.float64]
 BLOCK_ELEMENTS = 1 << 17
 #: Use a second thread for batches at least this large (numpy releases the GIL).
 THREAD_ELEMENTS = 1 << 20
-THREADS = max(1, int(os.environ.get("XENT_THREADS", "0")) or min(2, os.cpu_count() or 1))
+
+
+def default_threads() -> int:
+    """Threads for big batches: XENT_THREADS if set, else two (or one on a single core)."""
+    return max(1, int(os.environ.get("XENT_THREADS", "0")) or min(2, os.cpu_count() or 1))
+
+
+THREADS = default_threads()
 
 ARENA_BLOCKS = 12  # block-sized temporaries: shift 4 + sums 3, targets 2 + sums 3
 _ARENA_KEPT = 1 << 21  # elements (16 MB): a thread keeps an arena up to this size
