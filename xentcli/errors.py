@@ -123,3 +123,14 @@ class DataError(XentError):
 
 class UndefinedMeanError(XentError):
     """The mean loss is undefined because no row counts (all ignored, or zero weight)."""
+
+
+class StateError(XentError):
+    """A saved state (``--save-state``) that cannot be read or merged.
+
+    The message names the field (``sketch.buckets[3]``) or the first difference between
+    two states' options; the command line prefixes the state file's path.
+
+    >>> str(StateError("options.temperature: 1.0 in one state, 2.0 in the other"))
+    'options.temperature: 1.0 in one state, 2.0 in the other'
+    """

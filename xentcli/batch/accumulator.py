@@ -31,7 +31,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -39,7 +39,7 @@ import numpy.typing as npt
 from xentcli import core
 from xentcli.batch.reader import Chunk
 from xentcli.core import GroupedExactSum
-from xentcli.errors import DataError, UndefinedMeanError, XentError
+from xentcli.errors import DataError, StateError, UndefinedMeanError, XentError
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -116,6 +116,50 @@ class QuantileSketch:
         self.max = max(self.max, other.max)
         self.min_positive = min(self.min_positive, other.min_positive)
         self.max_finite = max(self.max_finite, other.max_finite)
+
+    def to_state(self) -> dict[str, Any]:
+        """The sketch as JSON-able data: the non-empty buckets and the exact extremes."""
+        present = np.flatnonzero(self.counts)
+        return {
+            "buckets": [
+                [i, c]
+                for i, c in zip(present.tolist(), self.counts[present].tolist(), strict=False)
+            ],
+            "zeros": self.zeros,
+            "infinities": self.infinities,
+            "count": self.count,
+            **{name: core.hex_float(getattr(self, name)) for name in self._EXTREMES},
+        }
+
+    _EXTREMES = ("min", "max", "min_positive", "max_finite")
+
+    @classmethod
+    def from_state(
+        cls, data: object, num_classes: int = 0, where: str = "sketch"
+    ) -> QuantileSketch:
+        """A sketch from *data* (from :meth:`to_state`), every field checked first."""
+        fields = core.need_dict(
+            data, where, ("buckets", "zeros", "infinities", "count", *cls._EXTREMES)
+        )
+        buckets = core.need_list(fields["buckets"], f"{where}.buckets", max_size=cls.SIZE)
+        sketch = cls()
+        previous = -1
+        for n, item in enumerate(buckets):
+            pair = core.need_list(item, f"{where}.buckets[{n}]", 2)
+            index = core.need_int(pair[0], f"{where}.buckets[{n}][0]", previous + 1, cls.SIZE - 1)
+            sketch.counts[index] = core.need_int(pair[1], f"{where}.buckets[{n}][1]", 1)
+            previous = index
+        sketch.zeros = core.need_int(fields["zeros"], f"{where}.zeros")
+        sketch.infinities = core.need_int(fields["infinities"], f"{where}.infinities")
+        sketch.count = core.need_int(fields["count"], f"{where}.count")
+        if sketch.count != sketch.zeros + sketch.infinities + int(sketch.counts.sum()):
+            raise StateError(f"{where}.count: not the number of values in the buckets")
+        for name in cls._EXTREMES:
+            value = core.need_hex_float(fields[name], f"{where}.{name}")
+            if math.isnan(value):
+                raise StateError(f"{where}.{name}: must not be nan")
+            setattr(sketch, name, value)
+        return sketch
 
     _LOG_OFFSET = math.log(2.0 / (_GAMMA + 1.0))
 
@@ -369,8 +413,31 @@ class _FileState:
     counted: int = 0
     ignored: int = 0
     skipped: int = 0
-    skipped_lines: list[int] = field(default_factory=list)
+    errors: list[DataError] = field(default_factory=list)
     class_rows: IntArray | None = None
+
+
+@dataclass
+class FileRecord:
+    """One input file (or a part of one) as the state keeps it: exact sums and counts.
+
+    A part of a file (a byte range scored on its own, as the Dask engine does) has
+    ``part = (start, end)`` and ``newlines``, the line breaks in its range; its line
+    numbers (in :attr:`errors` and in the worst rows) count from the range's first line
+    as line 1 until it is joined to the part before it (:meth:`BatchAccumulator.merge`),
+    which shifts them by that part's ``newlines``.
+    """
+
+    path: str
+    total: core.ExactSum  #: the sum of the counted rows' losses (nats)
+    weight: core.ExactSum  #: the mean's denominator
+    rows: int = 0  #: rows read and scored (counted + ignored)
+    counted: int = 0
+    ignored: int = 0
+    skipped: int = 0
+    errors: list[DataError] = field(default_factory=list)  #: first skipped rows' errors
+    part: tuple[int, int] | None = None  #: byte range [start, end) of a part of a file
+    newlines: int = 0  #: line breaks in the part's range (parts only)
 
 
 def _exact(acc: core.ExactSum) -> Fraction:
@@ -419,16 +486,17 @@ class BatchAccumulator:
         self.class_rows = np.zeros(num_classes, dtype=np.int64)
         self.class_correct = np.zeros(num_classes, dtype=np.int64)
         self.sketch = QuantileSketch()
-        self.files: list[FileSummary] = []
-        self.skipped: list[DataError] = []
+        self.files: list[FileRecord] = []
         self._file: _FileState | None = None
+        self._part: tuple[int, int] | None = None
         self._file_index = -1
         # heap of (loss, -file_index, -line, row) so the smallest is the first to drop
         self._worst: list[tuple[float, int, int, WorstRow]] = []
 
     # -------------------------------------------------------------------- files
-    def _start_file(self, path: str) -> _FileState:
+    def _start_file(self, path: str, part: tuple[int, int] | None = None) -> _FileState:
         self._finish_file()
+        self._part = part
         self._file_index += 1
         self._file = _FileState(
             path,
@@ -438,31 +506,44 @@ class BatchAccumulator:
         )
         return self._file
 
-    def start_file(self, path: str) -> None:
-        """Begin a new input file (a file with no valid rows still gets its line)."""
-        self._start_file(path)
+    def start_file(self, path: str, *, part: tuple[int, int] | None = None) -> None:
+        """Begin a new input file (a file with no valid rows still gets its line).
+
+        *part* ``(start, end)``: the chunks that follow are the byte range
+        ``[start, end)`` of *path*, their line numbers counted from the range's first
+        line; call :meth:`end_part` with the range's line breaks once it is read.
+        """
+        self._start_file(path, part)
+
+    def end_part(self, newlines: int) -> None:
+        """Finish a part begun with ``start_file(path, part=...)``: its line breaks."""
+        self._finish_file()
+        record = self.files[-1]
+        if record.part is None:
+            raise XentError("end_part: the current file is not a part")
+        record.newlines = newlines
 
     def _finish_file(self) -> None:
         state = self._file
         if state is None:
             return
         self._file = None
-        total = state.class_sums.total()
-        weight = state.class_weights.total()
         self.class_sums.merge(state.class_sums)
         self.class_weights.merge(state.class_weights)
-        loss = self._reduce(total, weight)
         self.files.append(
-            FileSummary(
+            FileRecord(
                 path=state.path,
-                rows=state.rows + state.skipped,
-                rows_counted=state.counted,
-                rows_ignored=state.ignored,
-                rows_skipped=state.skipped,
-                loss=loss,
-                skipped_lines=tuple(state.skipped_lines),
+                total=state.class_sums.total(),
+                weight=state.class_weights.total(),
+                rows=state.rows,
+                counted=state.counted,
+                ignored=state.ignored,
+                skipped=state.skipped,
+                errors=state.errors,
+                part=self._part,
             )
         )
+        self._part = None
 
     def add_skipped(self, path: str, count: int, errors: Sequence[DataError] = ()) -> None:
         """Count *count* rows of *path* that the reader skipped (``--on-error skip``)."""
@@ -470,11 +551,7 @@ class BatchAccumulator:
         if state is None:
             state = self._start_file(path)
         state.skipped += count
-        for error in errors:
-            if len(state.skipped_lines) < self.SKIPPED_KEPT and error.line is not None:
-                state.skipped_lines.append(error.line)
-            if len(self.skipped) < self.SKIPPED_KEPT:
-                self.skipped.append(error)
+        state.errors.extend(errors[: self.SKIPPED_KEPT - len(state.errors)])
 
     # ------------------------------------------------------------------- chunks
     def add(self, chunk: Chunk, *, per_row: bool = False) -> ChunkResult | None:
@@ -544,6 +621,48 @@ class BatchAccumulator:
         return ChunkResult(
             chunk.path, chunk.lines, labels, rows.predicted, probability, base_loss, counted
         )
+
+    def update(
+        self,
+        logits: npt.ArrayLike,
+        labels: npt.ArrayLike | None = None,
+        *,
+        targets: npt.ArrayLike | None = None,
+        source: str = "<arrays>",
+    ) -> None:
+        """Fold in arrays of logits (N, K) with labels (N,) or soft targets (N, K).
+
+        The arrays are checked as :func:`~xentcli.core.cross_entropy` checks them
+        (a ValueError subclass names the row); the worst rows are named ``source:ROW``,
+        ROW counting the rows fed under *source* from 1.
+        """
+        y = np.ascontiguousarray(logits, dtype=np.float64)
+        if y.ndim != 2:
+            raise XentError(f"logits must be 2-D (rows, classes), got shape {y.shape}")
+        if y.shape[0] == 0:
+            return
+        rows = core.row_losses(
+            y,
+            labels,
+            targets=targets,
+            weights=self.weights,
+            ignore_index=self.options.ignore_index,
+            label_smoothing=self.options.label_smoothing,
+            temperature=self.options.temperature,
+        )
+        if self._file is None or self._file.path != source:
+            self._start_file(source)
+        assert self._file is not None
+        first = self._file.rows + 1
+        chunk = Chunk(
+            source,
+            y,
+            None if labels is None else np.asarray(labels, dtype=np.int64).reshape(-1),
+            None if targets is None else np.asarray(targets, dtype=np.float64),
+            np.arange(first, first + y.shape[0], dtype=np.int64),
+            rows,
+        )
+        self.add(chunk)
 
     def losses(self, chunk: Chunk) -> core.RowLosses | None:
         """The kernel's per-row results for *chunk*, or None if it does not fit the batch.
@@ -617,6 +736,18 @@ class BatchAccumulator:
         return index
 
     # ------------------------------------------------------------------ results
+    def _file_summary(self, record: FileRecord) -> FileSummary:
+        lines = [e.line for e in record.errors if e.line is not None]
+        return FileSummary(
+            path=record.path,
+            rows=record.rows + record.skipped,
+            rows_counted=record.counted,
+            rows_ignored=record.ignored,
+            rows_skipped=record.skipped,
+            loss=self._reduce(record.total, record.weight),
+            skipped_lines=tuple(lines[: self.SKIPPED_KEPT]),
+        )
+
     def _reduce(self, total: core.ExactSum, weight: core.ExactSum) -> float | None:
         """The reduced loss in the run's unit (None for an undefined mean)."""
         if self.options.reduction == "sum":
@@ -625,6 +756,75 @@ class BatchAccumulator:
 
     def _unit(self, nats: float) -> float:
         return float(core.to_base(nats, self.options.base))
+
+    # -------------------------------------------------------------------- merging
+    def merge(self, other: BatchAccumulator) -> None:
+        """Add everything *other* holds, as if its files had been read after this one's.
+
+        The figures are the same bits as one accumulator fed both inputs, whatever the
+        grouping (merging is associative) and order (commutative, but for the order in
+        which files are listed and ties among the worst rows). Two parts of one file
+        whose byte ranges touch are joined into one file line, their line numbers made
+        continuous. Raises :class:`~xentcli.errors.StateError` naming the first option
+        that differs (the two must have been made with the same options).
+        """
+        from xentcli.batch.state import check_compatible
+
+        self._finish_file()
+        other._finish_file()
+        check_compatible(self, other)
+        if self.soft_targets is None:
+            self.soft_targets = other.soft_targets
+        self.class_rows += other.class_rows
+        self.class_correct += other.class_correct
+        for attribute in STATE_COMPONENTS.values():
+            getattr(self, attribute).merge(getattr(other, attribute))
+        # Files, and the worst rows, which point at them by position.
+        mine = self._worst_items()
+        theirs = other._worst_items()
+        offset = len(self.files)
+        files = list(other.files)
+        if self.files and files and _touching(self.files[-1], files[0]):
+            last, first = self.files[-1], files[0]
+            assert last.part is not None
+            assert first.part is not None
+            if last.part[1] == first.part[0]:  # other's part follows this one's
+                theirs = [_shift(item, last.newlines) if item[1] == 0 else item for item in theirs]
+                self.files[-1] = _joined(last, first)
+            else:  # other's part comes first in the file
+                here = offset - 1
+                mine = [_shift(item, first.newlines) if item[1] == here else item for item in mine]
+                self.files[-1] = _joined(first, last)
+            files = files[1:]
+            offset -= 1
+        self.files.extend(files)
+        self._file_index = len(self.files) - 1
+        items = [(loss, -index, -line, row) for loss, index, line, row in mine] + [
+            (loss, -(index + offset), -line, row) for loss, index, line, row in theirs
+        ]
+        self._worst = heapq.nlargest(self.options.worst, items, key=lambda item: item[:3])
+        heapq.heapify(self._worst)
+
+    def _worst_items(self) -> list[_WorstItem]:
+        """The worst rows as (loss, file position, line, row)."""
+        return [(loss, -index, -line, row) for loss, index, line, row in self._worst]
+
+    def to_state(self) -> dict[str, Any]:
+        """Everything the summary is made from, as JSON-able data (docs/state-format.md)."""
+        from xentcli.batch.state import accumulator_to_state
+
+        self._finish_file()
+        return accumulator_to_state(self)
+
+    @classmethod
+    def from_state(cls, data: object) -> BatchAccumulator:
+        """An accumulator from :meth:`to_state`'s data; every field is checked first.
+
+        Raises :class:`~xentcli.errors.StateError` naming the first bad field.
+        """
+        from xentcli.batch.state import accumulator_from_state
+
+        return accumulator_from_state(data)
 
     def summary(self) -> Summary:
         """The summary of everything added so far (finishes the current file)."""
@@ -638,9 +838,11 @@ class BatchAccumulator:
         loss_sum = total.value(base)
         loss_sum_nats = total.value()
         counted = int(self.class_rows.sum())
-        rows = sum(f.rows for f in self.files)
-        skipped = sum(f.rows_skipped for f in self.files)
-        ignored = sum(f.rows_ignored for f in self.files)
+        files = [self._file_summary(record) for record in self.files]
+        rows = sum(f.rows for f in files)
+        skipped = sum(f.rows_skipped for f in files)
+        ignored = sum(f.rows_ignored for f in files)
+        errors = [e for record in self.files for e in record.errors][: self.SKIPPED_KEPT]
         correct = int(self.class_correct.sum())
         per_class = []
         total_exact = _exact(total)
@@ -671,7 +873,7 @@ class BatchAccumulator:
         }
         worst = [item[3] for item in sorted(self._worst, key=lambda it: it[:3], reverse=True)]
         return Summary(
-            files=tuple(self.files),
+            files=tuple(files),
             rows=rows,
             rows_counted=counted,
             rows_ignored=ignored,
@@ -699,8 +901,69 @@ class BatchAccumulator:
                 )
                 for w in worst
             ),
-            skipped=tuple(self.skipped),
+            skipped=tuple(errors),
         )
+
+
+#: The parts of the state that are objects with ``to_state()``, ``from_state(data,
+#: num_classes, where)`` (a classmethod that checks every field) and ``merge(other)``:
+#: state key -> attribute of :class:`BatchAccumulator`. A new statistic joins the saved
+#: state, ``xent merge`` and the Dask engine by implementing the three and adding a line.
+STATE_COMPONENTS: dict[str, str] = {
+    "class_sums": "class_sums",
+    "class_weights": "class_weights",
+    "sketch": "sketch",
+}
+
+
+def _touching(before: FileRecord, after: FileRecord) -> bool:
+    """Whether two records are parts of one file whose byte ranges touch."""
+    return (
+        before.path == after.path
+        and before.part is not None
+        and after.part is not None
+        and (before.part[1] == after.part[0] or after.part[1] == before.part[0])
+    )
+
+
+_WorstItem = tuple[float, int, int, WorstRow]
+
+
+def _shift(item: _WorstItem, shift: int) -> _WorstItem:
+    """A worst row (loss, file position, line, row) *shift* lines further down its file."""
+    loss, index, line, row = item
+    moved = WorstRow(row.file, line + shift, row.label, row.predicted, row.probability, row.loss)
+    return loss, index, line + shift, moved
+
+
+def _joined(first: FileRecord, second: FileRecord) -> FileRecord:
+    """One record of two consecutive parts of a file (*second*'s lines shifted)."""
+    assert first.part is not None
+    assert second.part is not None
+    total, weight = core.ExactSum(), core.ExactSum()
+    for acc, parts in (
+        (total, (first.total, second.total)),
+        (weight, (first.weight, second.weight)),
+    ):
+        for part in parts:
+            acc.merge(part)
+    shift = first.newlines
+    errors = first.errors + [
+        DataError(e.path, None if e.line is None else e.line + shift, e.column, e.reason, e.value)
+        for e in second.errors
+    ]
+    return FileRecord(
+        path=first.path,
+        total=total,
+        weight=weight,
+        rows=first.rows + second.rows,
+        counted=first.counted + second.counted,
+        ignored=first.ignored + second.ignored,
+        skipped=first.skipped + second.skipped,
+        errors=errors[: BatchAccumulator.SKIPPED_KEPT],
+        part=(first.part[0], second.part[1]),
+        newlines=first.newlines + second.newlines,
+    )
 
 
 def _mean(total: core.ExactSum, weight: core.ExactSum, base: str = "e") -> float | None:

@@ -33,6 +33,7 @@ Examples:
   xent batch preds.csv --no-header --label-column 0 --logit-columns 1:11
   xent batch preds.csv --classes cat,dog,bird --weights 1,2,0.5 --format json
   xent batch preds.csv --per-row rows.csv --on-error skip
+  xent batch shard1.csv --save-state shard1.state   (then: xent merge *.state)
   zcat preds.csv.gz | xent batch - --format csv
 """
 
@@ -204,8 +205,8 @@ def _per_row_output(stack: contextlib.ExitStack[Any], path: str | None) -> IO[st
         raise BadData(f"{path}: cannot write the per-row file: {error.strerror or error}") from None
 
 
-def _refuse_overwriting_an_input(per_row: str, paths: list[str]) -> None:
-    """Exit 2 if the per-row file is one of the inputs: the rename would destroy it."""
+def _refuse_overwriting_an_input(per_row: str, paths: list[str], option: str = "--per-row") -> None:
+    """Exit 2 if an output file is one of the inputs: the rename would destroy it."""
     try:
         target = os.stat(per_row)
     except OSError:
@@ -219,7 +220,7 @@ def _refuse_overwriting_an_input(per_row: str, paths: list[str]) -> None:
             continue  # the reader reports a missing input with its own message
         if (source.st_dev, source.st_ino) == (target.st_dev, target.st_ino):
             raise BadInvocation(
-                f"--per-row {per_row} is the input file {path}: writing it would destroy the data"
+                f"{option} {per_row} is the input file {path}: writing it would destroy the data"
             )
 
 
@@ -346,6 +347,12 @@ def _refuse_overwriting_an_input(per_row: str, paths: list[str]) -> None:
     "--scores-key", metavar="NAME", help="For .npz: the scores array (default: logits, then probs)."
 )
 @click.option("--labels-key", metavar="NAME", help="For .npz: the labels array (default: labels).")
+@click.option(
+    "--save-state",
+    metavar="PATH",
+    help="Also save the run's state (exact sums, counts, sketch, worst rows; JSON, "
+    "written atomically) for xent merge.",
+)
 @click.option("--chunk-rows", type=click.IntRange(min=1), default=None, hidden=True)
 def batch(
     files: tuple[str, ...],
@@ -371,6 +378,7 @@ def batch(
     targets_path: str | None,
     scores_key: str | None,
     labels_key: str | None,
+    save_state: str | None,
     chunk_rows: int | None,
 ) -> None:
     """Score CSV files of model outputs: loss, perplexity, accuracy and the worst rows.
@@ -442,13 +450,22 @@ def batch(
     paths = expand_paths(files)
     if per_row is not None and per_row != "-":
         _refuse_overwriting_an_input(per_row, paths)
+    if save_state is not None:
+        _refuse_overwriting_an_input(save_state, paths, "--save-state")
     show_progress = sys.stderr.isatty() if progress is None else progress
     bar = _Progress(show_progress, paths)
     try:
-        summary = _run(paths, read_options, batch_options, per_row, bar)
+        accumulator = _run(paths, read_options, batch_options, per_row, bar)
     finally:
         bar.stop()
-    _report(summary, fmt, to_stderr=per_row == "-")
+    finish(accumulator, fmt, save_state, to_stderr=per_row == "-")
+
+
+def finish(accumulator: Any, fmt: str, save_state: str | None, *, to_stderr: bool = False) -> None:
+    """Save the state (atomically) if asked, then print the report of *accumulator*."""
+    if save_state is not None:
+        write_state(accumulator, save_state)
+    _report(accumulator.summary(), fmt, to_stderr=to_stderr)
     # Flush here, inside the command, so that a write error (a full disk) is reported
     # through the usual error path rather than at interpreter exit. A closed pipe is left
     # to the final flush in xentcli.cli.main.main (exit 141): click would turn it into exit 1.
@@ -507,7 +524,20 @@ def _run(
     except PermissionError:
         raise BadData(f"{current}: permission denied") from None
     assert accumulator is not None
-    return accumulator.summary()
+    return accumulator
+
+
+def write_state(accumulator: Any, path: str) -> None:
+    """Write *accumulator*'s state to *path* atomically (exit 1 if it cannot be written)."""
+    from xentcli.batch.state import dumps
+    from xentcli.cli.atomic import atomic_output
+
+    text = dumps(accumulator)
+    try:
+        with atomic_output(path) as handle:
+            handle.write(text)
+    except OSError as error:
+        raise BadData(f"{path}: cannot write the state: {error.strerror or error}") from None
 
 
 def _report(summary: Any, fmt: str, *, to_stderr: bool) -> None:

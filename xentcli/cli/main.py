@@ -38,6 +38,11 @@ LAZY_COMMANDS = {
         "batch",
         "Score CSV files of model outputs: loss, perplexity, accuracy and the worst rows.",
     ),
+    "merge": (
+        "xentcli.cli.merge",
+        "merge",
+        "Merge saved states of xent batch runs into the report of all their inputs.",
+    ),
     "compute": (
         "xentcli.cli.compute",
         "compute",

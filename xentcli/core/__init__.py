@@ -1,7 +1,8 @@
 """The numerics of xent on numpy arrays: the only door into ``xentcli.core``.
 
 The modules behind it are private (``_kernel``, ``_softmax_block``, ``_loss_block``,
-``_compensated``, ``_exactsum``, ``_blocks``, ``_units``, ``_validation``); everything
+``_compensated``, ``_exactsum``, ``_blocks``, ``_units``, ``_validation``,
+``_state``); everything
 the other layers and users need is re-exported here. Nothing here does I/O or prints.
 
 >>> from xentcli.core import cross_entropy
@@ -22,6 +23,16 @@ from xentcli.core._kernel import (
     softmax_steps,
 )
 from xentcli.core._softmax_block import ROW_ARGMAX_CLASSES
+from xentcli.core._state import (
+    hex_float,
+    hex_int,
+    need,
+    need_dict,
+    need_hex_float,
+    need_hex_int,
+    need_int,
+    need_list,
+)
 from xentcli.core._units import UNITS, Base, to_base
 from xentcli.core._validation import TARGET_SUM_TOLERANCE
 
@@ -36,8 +47,16 @@ __all__ = [
     "RowLosses",
     "SoftmaxSteps",
     "cross_entropy",
+    "hex_float",
+    "hex_int",
     "log_softmax",
     "logsumexp",
+    "need",
+    "need_dict",
+    "need_hex_float",
+    "need_hex_int",
+    "need_int",
+    "need_list",
     "row_losses",
     "softmax",
     "softmax_steps",

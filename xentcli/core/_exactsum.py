@@ -18,8 +18,17 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
+from xentcli.core._state import (
+    hex_float,
+    hex_int,
+    need_dict,
+    need_hex_float,
+    need_hex_int,
+    need_int,
+    need_list,
+)
 from xentcli.core._units import LOG_E_IN_BASE, Base, check_base, to_base
-from xentcli.errors import UndefinedMeanError
+from xentcli.errors import StateError, UndefinedMeanError
 
 if TYPE_CHECKING:
     from fractions import Fraction
@@ -114,6 +123,33 @@ class ExactSum:
         self._total += other._total
         self._special += other._special
         self.count += other.count
+
+    def to_state(self) -> dict[str, object]:
+        """The exact state as JSON-able data (see :meth:`from_state`).
+
+        >>> acc = ExactSum(); acc.add([0.1, 0.2]); acc.to_state()["count"]
+        2
+        >>> ExactSum.from_state(acc.to_state()).value() == acc.value()
+        True
+        """
+        return {
+            "sum": hex_int(self._total),
+            "special": hex_float(self._special),
+            "count": self.count,
+        }
+
+    @classmethod
+    def from_state(cls, data: object, where: str = "sum") -> ExactSum:
+        """An ExactSum holding exactly what *data* (from :meth:`to_state`) describes.
+
+        Raises :class:`~xentcli.errors.StateError` naming the bad field.
+        """
+        fields = need_dict(data, where, ("sum", "special", "count"))
+        acc = cls()
+        acc._total = need_hex_int(fields["sum"], f"{where}.sum")
+        acc._special = _special(fields["special"], f"{where}.special")
+        acc.count = need_int(fields["count"], f"{where}.count")
+        return acc
 
     def exact(self) -> Fraction:
         """The exact sum of the finite values added."""
@@ -297,6 +333,47 @@ class GroupedExactSum:
         self.counts += other.counts
         self._totals = None
 
+    # ---------------------------------------------------------------- state
+    def to_state(self) -> dict[str, object]:
+        """The exact per-group sums as JSON-able data (see :meth:`from_state`).
+
+        >>> acc = GroupedExactSum(2); acc.add([0.5, 0.25, 1.0], [0, 0, 1])
+        >>> acc.to_state()["counts"]
+        [2, 1]
+        >>> GroupedExactSum.from_state(acc.to_state(), 2).value(0)
+        0.75
+        """
+        return {
+            "groups": self.groups,
+            "sums": [hex_int(t) for t in self._exact_totals()],
+            "special": [hex_float(x) for x in self._special.tolist()],
+            "counts": self.counts.tolist(),
+        }
+
+    @classmethod
+    def from_state(cls, data: object, groups: int, where: str = "sums") -> GroupedExactSum:
+        """A GroupedExactSum of *groups* groups from *data* (from :meth:`to_state`).
+
+        Every field is checked (sizes against *groups*, before anything is allocated);
+        raises :class:`~xentcli.errors.StateError` naming the bad field.
+        """
+        fields = need_dict(data, where, ("groups", "sums", "special", "counts"))
+        if need_int(fields["groups"], f"{where}.groups") != groups:
+            raise StateError(f"{where}.groups: {fields['groups']} groups, expected {groups}")
+        sums = need_list(fields["sums"], f"{where}.sums", groups)
+        special = need_list(fields["special"], f"{where}.special", groups)
+        counts = need_list(fields["counts"], f"{where}.counts", groups)
+        acc = cls(groups)
+        totals = [need_hex_int(t, f"{where}.sums[{i}]") for i, t in enumerate(sums)]
+        acc._special = np.array(
+            [_special(x, f"{where}.special[{i}]") for i, x in enumerate(special)], dtype=np.float64
+        )
+        acc.counts = np.array(
+            [need_int(c, f"{where}.counts[{i}]") for i, c in enumerate(counts)], dtype=np.int64
+        )
+        acc._fold_into(totals)
+        return acc
+
     # ---------------------------------------------------------------- reading
     def _exact_totals(self, include_ones: bool = True) -> list[int]:
         """Each group's exact sum of finite values, times 2**1126."""
@@ -346,6 +423,14 @@ class GroupedExactSum:
 
     def __repr__(self) -> str:
         return f"GroupedExactSum(groups={self.groups}, count={int(self.counts.sum())})"
+
+
+def _special(data: object, where: str) -> float:
+    """A sum of non-finite values: 0, inf, -inf or nan (nothing else can arise)."""
+    value = need_hex_float(data, where)
+    if value != 0.0 and math.isfinite(value):
+        raise StateError(f"{where}: must be 0, inf, -inf or nan, got {data}")
+    return value
 
 
 def fraction_to_base(value: Fraction, base: Base | str = "e") -> float:

@@ -1,0 +1,408 @@
+"""The saved state of a run (``--save-state``): JSON data, versioned, checked field by field.
+
+A state holds everything a :class:`~xentcli.batch.accumulator.Summary` is made from, so
+that states of separate runs merge (``xent merge``, the Dask engine) into the report of
+one run over all their inputs, to the same bits. docs/state-format.md describes it.
+
+A state is data, never code: it is parsed with :mod:`json` (no pickle), NaN and
+infinite number literals and repeated keys are refused, and every field's type, range
+and size is checked before anything is built from it (sizes against the number of
+classes, itself bounded), so a damaged or hostile file is a :class:`StateError`, never
+a crash, a hang or a huge allocation.
+
+>>> import numpy as np
+>>> from xentcli.batch.accumulator import BatchAccumulator
+>>> acc = BatchAccumulator(3)
+>>> acc.update(np.array([[1.2, 2.3, 0.8]]), np.array([1]))
+>>> again = loads(dumps(acc))
+>>> again.summary().loss == acc.summary().loss
+True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import heapq
+import json
+import math
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from xentcli import core
+from xentcli._version import __version__
+from xentcli.errors import DataError, StateError, XentError
+
+if TYPE_CHECKING:
+    from xentcli.batch.accumulator import BatchAccumulator, FileRecord
+
+FORMAT = "xent-state"
+#: the state format's version; a state of another version does not merge
+VERSION = 1
+#: the largest state file read (bytes): far above any real state (a million classes
+#: take about 600 MB), it bounds what a hostile file can make the reader allocate
+MAX_STATE_BYTES = 1 << 30
+MAX_CLASSES = 1 << 24
+MAX_FILES = 1 << 20
+MAX_WORST = 1 << 20
+MAX_TEXT = 1 << 16  #: longest path, class name or error message
+
+_TOP_KEYS = (
+    "format",
+    "version",
+    "xent",
+    "num_classes",
+    "options",
+    "soft_targets",
+    "class_rows",
+    "class_correct",
+    "components",
+    "files",
+    "worst",
+)
+
+
+# --------------------------------------------------------------------------- writing
+def accumulator_to_state(acc: BatchAccumulator) -> dict[str, Any]:
+    """*acc* (its current file finished) as JSON-able data."""
+    from xentcli.batch.accumulator import STATE_COMPONENTS
+
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "xent": __version__,
+        "num_classes": acc.k,
+        "options": _options_to_state(acc.options),
+        "soft_targets": acc.soft_targets,
+        "class_rows": acc.class_rows.tolist(),
+        "class_correct": acc.class_correct.tolist(),
+        "components": {
+            key: getattr(acc, attribute).to_state() for key, attribute in STATE_COMPONENTS.items()
+        },
+        "files": [_file_to_state(record) for record in acc.files],
+        "worst": [
+            {
+                "file": index,
+                "line": line,
+                "label": row.label,
+                "predicted": row.predicted,
+                "probability": core.hex_float(row.probability),
+                "loss": core.hex_float(loss),
+            }
+            for loss, index, line, row in sorted(acc._worst_items(), key=_rank, reverse=True)
+        ],
+    }
+
+
+def _rank(item: tuple[float, int, int, Any]) -> tuple[float, int, int]:
+    loss, index, line, _row = item
+    return loss, -index, -line
+
+
+def _options_to_state(options: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for field in dataclasses.fields(options):
+        value = getattr(options, field.name)
+        if isinstance(value, (list, tuple)):
+            value = list(value)
+        out[field.name] = value
+    return out
+
+
+def _file_to_state(record: FileRecord) -> dict[str, Any]:
+    return {
+        "path": record.path,
+        "part": None if record.part is None else list(record.part),
+        "newlines": record.newlines,
+        "rows": record.rows,
+        "counted": record.counted,
+        "ignored": record.ignored,
+        "skipped": record.skipped,
+        "sum": record.total.to_state(),
+        "weight": record.weight.to_state(),
+        "errors": [
+            {"line": e.line, "column": e.column, "reason": _error_text(e)} for e in record.errors
+        ],
+    }
+
+
+def _error_text(error: DataError) -> str:
+    """The error's reason with its value, as its message shows them."""
+    return str(DataError("", None, None, error.reason, error.value))[2:]
+
+
+def dumps(acc: BatchAccumulator) -> str:
+    """The state of *acc* as JSON text (one line, with a final newline)."""
+    return json.dumps(acc.to_state(), separators=(",", ":"), allow_nan=False) + "\n"
+
+
+# --------------------------------------------------------------------------- reading
+def _no_constant(name: str) -> None:
+    raise StateError(f"{name} is not allowed in a state (floats are hexadecimal text)")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise StateError(f"number out of the float range: {text[:40]}")
+    return value
+
+
+def _no_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise StateError(f"field {key[:40]!r} appears twice")
+        out[key] = value
+    return out
+
+
+def parse(text: str | bytes) -> Any:
+    """JSON *text* parsed strictly (no NaN, no repeated keys); StateError if it is not JSON."""
+    if len(text) > MAX_STATE_BYTES:
+        raise StateError(f"larger than {MAX_STATE_BYTES >> 20} MiB")
+    try:
+        return json.loads(
+            text,
+            parse_constant=_no_constant,
+            parse_float=_finite,
+            object_pairs_hook=_no_repeats,
+        )
+    except StateError:
+        raise
+    except RecursionError:
+        raise StateError("not a state: nested too deeply") from None
+    except UnicodeDecodeError:
+        raise StateError("not a state: not UTF-8 text") from None
+    except ValueError as error:  # json.JSONDecodeError, or an integer literal too long
+        reason = str(error).split(":")[0] if isinstance(error, json.JSONDecodeError) else error
+        raise StateError(f"not a state (truncated or damaged JSON: {reason})") from None
+
+
+def loads(text: str | bytes) -> BatchAccumulator:
+    """An accumulator from state text (from :func:`dumps`); StateError if it is not one."""
+    return accumulator_from_state(parse(text))
+
+
+def read_state(path: str) -> BatchAccumulator:
+    """The accumulator saved in the state file *path* (a StateError names the field)."""
+    try:
+        with open(path, "rb") as handle:
+            text = handle.read(MAX_STATE_BYTES + 1)
+    except OSError as error:
+        raise DataError(path, None, None, f"cannot read: {error.strerror or error}") from None
+    if not text:
+        raise StateError("not a state: the file is empty")
+    return loads(text)
+
+
+def accumulator_from_state(data: Any) -> BatchAccumulator:
+    """An accumulator from :func:`accumulator_to_state`'s data, every field checked first."""
+    from xentcli.batch.accumulator import STATE_COMPONENTS, BatchAccumulator, FileRecord
+
+    top = core.need(data, dict, "state")
+    if top.get("format") != FORMAT:
+        raise StateError("not a xent state (no 'format': 'xent-state')")
+    version = top.get("version")
+    if version != VERSION:
+        raise StateError(f"state format version {version!r}; this xent reads version {VERSION}")
+    top = core.need_dict(data, "state", _TOP_KEYS)
+    core.need(top["xent"], str, "xent")
+    k = core.need_int(top["num_classes"], "num_classes", 1, MAX_CLASSES)
+    options = _options_from_state(top["options"], k)
+    try:
+        acc = BatchAccumulator(k, options)
+    except XentError as error:
+        raise StateError(f"options: {error}") from None
+    soft = top["soft_targets"]
+    if soft is not None:
+        core.need(soft, bool, "soft_targets")
+    acc.soft_targets = soft
+    acc.class_rows = _counts(top["class_rows"], "class_rows", k)
+    acc.class_correct = _counts(top["class_correct"], "class_correct", k)
+    if (acc.class_correct > acc.class_rows).any():
+        raise StateError("class_correct: more correct rows than rows in a class")
+    components = core.need_dict(top["components"], "components", tuple(STATE_COMPONENTS))
+    for key, attribute in STATE_COMPONENTS.items():
+        kind = type(getattr(acc, attribute))
+        setattr(acc, attribute, kind.from_state(components[key], k, f"components.{key}"))
+    files = core.need_list(top["files"], "files", max_size=MAX_FILES)
+    acc.files = [_file_from_state(item, f"files[{n}]", FileRecord) for n, item in enumerate(files)]
+    acc._file_index = len(acc.files) - 1
+    if sum(record.counted for record in acc.files) != int(acc.class_rows.sum()):
+        raise StateError("files: their counted rows do not add up to class_rows")
+    worst = core.need_list(top["worst"], "worst", max_size=options.worst)
+    acc._worst = [_worst_from_state(item, f"worst[{n}]", acc) for n, item in enumerate(worst)]
+    heapq.heapify(acc._worst)
+    return acc
+
+
+def _text(data: Any, where: str) -> str:
+    text = core.need(data, str, where)
+    if len(text) > MAX_TEXT:
+        raise StateError(f"{where}: longer than {MAX_TEXT} characters")
+    return str(text)
+
+
+def _counts(data: Any, where: str, k: int) -> Any:
+    items = core.need_list(data, where, k)
+    return np.array([core.need_int(c, f"{where}[{i}]") for i, c in enumerate(items)], np.int64)
+
+
+def _number(data: Any, where: str) -> float:
+    if isinstance(data, bool) or not isinstance(data, (int, float)):
+        raise StateError(f"{where}: expected a number, got {type(data).__name__}")
+    return float(data)
+
+
+def _options_from_state(data: Any, k: int) -> Any:
+    """BatchOptions from the state, each known option checked; an option this xent does
+    not know is refused (a state from a newer xent)."""
+    from xentcli.batch.accumulator import BatchOptions
+
+    names = tuple(field.name for field in dataclasses.fields(BatchOptions))
+    fields = core.need_dict(data, "options", names)
+    out: dict[str, Any] = {}
+    for name in names:
+        value = fields[name]
+        where = f"options.{name}"
+        if name == "weights":
+            if value is not None:
+                items = core.need_list(value, where, k)
+                value = tuple(_number(w, f"{where}[{i}]") for i, w in enumerate(items))
+                if not all(math.isfinite(w) and w >= 0 for w in value):
+                    raise StateError(f"{where}: a weight must be finite and >= 0")
+        elif name == "class_names":
+            if value is not None:
+                items = core.need_list(value, where, k)
+                value = tuple(_text(c, f"{where}[{i}]") for i, c in enumerate(items))
+        elif name == "ignore_index":
+            if value is not None:
+                value = core.need_int(value, where, -(1 << 63), (1 << 63) - 1)
+        elif name == "label_smoothing":
+            value = _number(value, where)
+            if not 0 <= value < 1:
+                raise StateError(f"{where}: must be in [0, 1), got {value!r}")
+        elif name == "temperature":
+            value = _number(value, where)
+            if not (value > 0 and math.isfinite(value)):
+                raise StateError(f"{where}: must be a finite number > 0, got {value!r}")
+        elif name in ("base", "reduction"):
+            value = _text(value, where)
+        elif name == "worst":
+            value = core.need_int(value, where, 0, MAX_WORST)
+        else:  # an option added since: JSON scalars or lists of them
+            value = _plain(value, where)
+        out[name] = value
+    return BatchOptions(**out)
+
+
+def _plain(value: Any, where: str) -> Any:
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if isinstance(value, str):
+        return _text(value, where)
+    items = core.need_list(value, where, max_size=MAX_CLASSES)
+    return tuple(_plain(item, f"{where}[{i}]") for i, item in enumerate(items))
+
+
+_FILE_KEYS = (
+    "path",
+    "part",
+    "newlines",
+    "rows",
+    "counted",
+    "ignored",
+    "skipped",
+    "sum",
+    "weight",
+    "errors",
+)
+
+
+def _file_from_state(data: Any, where: str, record_type: type[FileRecord]) -> FileRecord:
+    fields = core.need_dict(data, where, _FILE_KEYS)
+    path = _text(fields["path"], f"{where}.path")
+    part = None
+    if fields["part"] is not None:
+        pair = core.need_list(fields["part"], f"{where}.part", 2)
+        start = core.need_int(pair[0], f"{where}.part[0]")
+        part = (start, core.need_int(pair[1], f"{where}.part[1]", start))
+    rows = core.need_int(fields["rows"], f"{where}.rows")
+    counted = core.need_int(fields["counted"], f"{where}.counted")
+    ignored = core.need_int(fields["ignored"], f"{where}.ignored")
+    if counted + ignored != rows:
+        raise StateError(f"{where}: counted + ignored is not rows")
+    errors = []
+    for n, item in enumerate(core.need_list(fields["errors"], f"{where}.errors", max_size=5)):
+        error = core.need_dict(item, f"{where}.errors[{n}]", ("line", "column", "reason"))
+        line, column = error["line"], error["column"]
+        if line is not None:
+            line = core.need_int(line, f"{where}.errors[{n}].line", -(1 << 62))
+        if column is not None:
+            column = core.need_int(column, f"{where}.errors[{n}].column", 1)
+        reason = _text(error["reason"], f"{where}.errors[{n}].reason")
+        errors.append(DataError(path, line, column, reason))
+    return record_type(
+        path=path,
+        total=core.ExactSum.from_state(fields["sum"], f"{where}.sum"),
+        weight=core.ExactSum.from_state(fields["weight"], f"{where}.weight"),
+        rows=rows,
+        counted=counted,
+        ignored=ignored,
+        skipped=core.need_int(fields["skipped"], f"{where}.skipped"),
+        errors=errors,
+        part=part,
+        newlines=core.need_int(fields["newlines"], f"{where}.newlines"),
+    )
+
+
+def _worst_from_state(data: Any, where: str, acc: BatchAccumulator) -> Any:
+    from xentcli.batch.accumulator import WorstRow
+
+    keys = ("file", "line", "label", "predicted", "probability", "loss")
+    fields = core.need_dict(data, where, keys)
+    index = core.need_int(fields["file"], f"{where}.file", 0, len(acc.files) - 1)
+    line = core.need_int(fields["line"], f"{where}.line", -(1 << 62))
+    label = _class(fields["label"], f"{where}.label", acc)
+    predicted = _class(fields["predicted"], f"{where}.predicted", acc)
+    probability = core.need_hex_float(fields["probability"], f"{where}.probability", low=0.0)
+    if probability > 1:
+        raise StateError(f"{where}.probability: must be <= 1")
+    loss = core.need_hex_float(fields["loss"], f"{where}.loss", low=0.0)
+    row = WorstRow(acc.files[index].path, line, label, predicted, probability, loss)
+    return (loss, -index, -line, row)
+
+
+def _class(data: Any, where: str, acc: BatchAccumulator) -> int | str:
+    if isinstance(data, str) and acc.options.class_names is not None:
+        if data not in acc.names:
+            raise StateError(f"{where}: {data[:40]!r} is not a class name")
+        return data
+    return core.need_int(data, where, 0, acc.k - 1)
+
+
+# --------------------------------------------------------------------------- merging
+def check_compatible(mine: BatchAccumulator, theirs: BatchAccumulator) -> None:
+    """StateError naming the first difference that keeps two states from merging."""
+    if mine.k != theirs.k:
+        raise StateError(f"number of classes: {mine.k} here, {theirs.k} in the other state")
+    a, b = _options_to_state(mine.options), _options_to_state(theirs.options)
+    for name in a:
+        if a[name] != b[name]:
+            raise StateError(
+                f"option {name}: {_show(a[name])} here, {_show(b[name])} in the other state"
+            )
+    if None not in (mine.soft_targets, theirs.soft_targets) and (
+        mine.soft_targets != theirs.soft_targets
+    ):
+        kinds = {True: "soft targets", False: "labels"}
+        raise StateError(
+            f"kind of scores: {kinds[bool(mine.soft_targets)]} here, "
+            f"{kinds[bool(theirs.soft_targets)]} in the other state"
+        )
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "..."
