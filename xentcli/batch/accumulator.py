@@ -26,6 +26,7 @@ Memory is constant in the number of rows: every statistic is a fixed-size accumu
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import math
 from collections.abc import Iterable, Sequence
@@ -932,8 +933,7 @@ _WorstItem = tuple[float, int, int, WorstRow]
 def _shift(item: _WorstItem, shift: int) -> _WorstItem:
     """A worst row (loss, file position, line, row) *shift* lines further down its file."""
     loss, index, line, row = item
-    moved = WorstRow(row.file, line + shift, row.label, row.predicted, row.probability, row.loss)
-    return loss, index, line + shift, moved
+    return loss, index, line + shift, dataclasses.replace(row, line=line + shift)
 
 
 def _joined(first: FileRecord, second: FileRecord) -> FileRecord:

@@ -88,6 +88,7 @@ def accumulator_to_state(acc: BatchAccumulator) -> dict[str, Any]:
                 "predicted": row.predicted,
                 "probability": core.hex_float(row.probability),
                 "loss": core.hex_float(loss),
+                "unit": row.unit,
             }
             for loss, index, line, row in sorted(acc._worst_items(), key=_rank, reverse=True)
         ],
@@ -360,7 +361,7 @@ def _file_from_state(data: Any, where: str, record_type: type[FileRecord]) -> Fi
 def _worst_from_state(data: Any, where: str, acc: BatchAccumulator) -> Any:
     from xentcli.batch.accumulator import WorstRow
 
-    keys = ("file", "line", "label", "predicted", "probability", "loss")
+    keys = ("file", "line", "label", "predicted", "probability", "loss", "unit")
     fields = core.need_dict(data, where, keys)
     index = core.need_int(fields["file"], f"{where}.file", 0, len(acc.files) - 1)
     line = core.need_int(fields["line"], f"{where}.line", -(1 << 62))
@@ -370,7 +371,10 @@ def _worst_from_state(data: Any, where: str, acc: BatchAccumulator) -> Any:
     if probability > 1:
         raise StateError(f"{where}.probability: must be <= 1")
     loss = core.need_hex_float(fields["loss"], f"{where}.loss", low=0.0)
-    row = WorstRow(acc.files[index].path, line, label, predicted, probability, loss)
+    unit = fields["unit"]
+    if unit not in ("line", "row"):
+        raise StateError(f"{where}.unit: must be 'line' or 'row'")
+    row = WorstRow(acc.files[index].path, line, label, predicted, probability, loss, unit)
     return (loss, -index, -line, row)
 
 
