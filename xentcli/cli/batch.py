@@ -353,6 +353,16 @@ def _refuse_overwriting_an_input(per_row: str, paths: list[str], option: str = "
     help="Also save the run's state (exact sums, counts, sketch, worst rows; JSON, "
     "written atomically) for xent merge.",
 )
+@click.option(
+    "--logprob-column",
+    metavar="NAME",
+    help="Token log-probabilities: the column holding log p(true token) (a language"
+    " model's evaluation); the report is per token, sequence and byte.",
+)
+@click.option("--sequence-column", metavar="NAME", help="With --logprob-column: the sequence id.")
+@click.option(
+    "--bytes-column", metavar="NAME", help="With --logprob-column: each token's length in bytes."
+)
 @click.option("--chunk-rows", type=click.IntRange(min=1), default=None, hidden=True)
 def batch(
     files: tuple[str, ...],
@@ -379,6 +389,9 @@ def batch(
     scores_key: str | None,
     labels_key: str | None,
     save_state: str | None,
+    logprob_column: str | None,
+    sequence_column: str | None,
+    bytes_column: str | None,
     chunk_rows: int | None,
 ) -> None:
     """Score CSV files of model outputs: loss, perplexity, accuracy and the worst rows.
@@ -388,6 +401,12 @@ def batch(
     targets). The mean is exact: the same bits as xent's cross_entropy on all rows.
     """
     from xentcli.cli.params import parse_float_list, parse_name_list
+
+    if logprob_column is None and (sequence_column or bytes_column):
+        raise BadInvocation("--sequence-column and --bytes-column go with --logprob-column")
+    if logprob_column is not None:
+        _tokens(files, logprob_column, sequence_column, bytes_column, base, worst, fmt, file_format)
+        return
 
     if target_columns is not None and label_column is not None:
         raise BadInvocation("--target-columns and --label-column cannot be used together")
@@ -469,6 +488,41 @@ def finish(accumulator: Any, fmt: str, save_state: str | None, *, to_stderr: boo
     # Flush here, inside the command, so that a write error (a full disk) is reported
     # through the usual error path rather than at interpreter exit. A closed pipe is left
     # to the final flush in xentcli.cli.main.main (exit 141): click would turn it into exit 1.
+    with contextlib.suppress(BrokenPipeError):
+        sys.stdout.flush()
+
+
+def _tokens(
+    files: tuple[str, ...],
+    logprob_column: str,
+    sequence_column: str | None,
+    bytes_column: str | None,
+    base: str,
+    worst: int,
+    fmt: str,
+    file_format: str | None,
+) -> None:
+    """``xent batch --logprob-column``: a language model's token log-probabilities."""
+    from xentcli.batch import token_report
+    from xentcli.batch.tokens import TokenAccumulator, TokenOptions, token_rows
+    from xentcli.cli.tools import make_console
+
+    options = TokenOptions(logprob_column, sequence_column, bytes_column, base, worst, file_format)
+    accumulator = TokenAccumulator(options)
+    try:
+        for path in expand_paths(files):
+            accumulator.start_file("<stdin>" if path == "-" else path)
+            for logprobs, sequences, byte_counts, places, unit in token_rows(path, options):
+                accumulator.add(logprobs, sequences, byte_counts, places, unit)
+    except DataError as error:
+        raise BadData(str(error)) from None
+    summary = accumulator.summary()
+    if fmt == "json":
+        click.echo(token_report.render_json(summary), nl=False)
+    elif fmt == "csv":
+        click.echo(token_report.render_csv(summary), nl=False)
+    else:
+        token_report.render_table(summary, make_console())
     with contextlib.suppress(BrokenPipeError):
         sys.stdout.flush()
 
