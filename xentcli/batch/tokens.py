@@ -457,11 +457,11 @@ def _csv_records(path: str, wanted: list[str]) -> Iterator[tuple[Any, npt.NDArra
     import pyarrow.csv as pcsv
 
     from xentcli.batch._formats import _lines_of
-    from xentcli.batch._sources import BOM
+    from xentcli.batch._sources import BOM, default_delimiter
 
     display = "<stdin>" if path == "-" else path
     header: bytes | None = None
-    delimiter = "\t" if path.lower().rstrip(".gzbz2xz").endswith(".tsv") else ","
+    delimiter = default_delimiter(display) or ","
     for block, first in _text_blocks(path):
         numbered = list(_lines_of(block, first))
         if header is None:
