@@ -20,17 +20,12 @@ from hypothesis import strategies as st
 from rich.console import Console
 
 from xentcli.cli.tools import make_console
-from xentcli.compute.derivation import (
-    derivation,
-    fixed,
-    given,
-    naive_notes,
-    sig,
-    tex_escape,
-    tex_number,
-)
-from xentcli.compute.render import print_table, to_csv, to_json, to_latex, to_markdown
+from xentcli.compute.derivation import derivation, naive_notes, tex_escape, tex_number
+from xentcli.compute.render import print_table, to_csv, to_json
 from xentcli.compute.trace import Trace, build_trace
+from xentcli.compute.typeset import latex as to_latex
+from xentcli.compute.typeset import markdown as to_markdown
+from xentcli.text import fixed, given, sig
 
 INF = math.inf
 

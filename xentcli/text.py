@@ -1,4 +1,18 @@
-"""JSON output at full precision: shortest round-tripping floats, infinities as strings."""
+"""Text shared by every output: numbers rounded for reading, and JSON at full precision.
+
+Tables round for reading: ``digits`` decimals for per-class values (:func:`fixed`),
+``digits + 1`` significant digits for totals (:func:`sig`), inputs as the user would
+write them (:func:`given`); ``nan``, ``inf`` and ``-inf`` are written alike everywhere
+(:func:`nonfinite_text`). JSON keeps the shortest float that round-trips, with the
+infinities as strings (:func:`dumps`).
+
+>>> fixed(0.21392726067185291), fixed(-1.0999999999999999), fixed(4.2e-18), fixed(0.0)
+('0.2139', '-1.1000', '4.200e-18', '0')
+>>> sig(1.5560012438465094), sig(0.44211922514309726), sig(15.519840306043733)
+('1.5560', '0.44212', '15.520')
+>>> given(1.2), given(-math.inf), given(1e300)
+('1.2', '-inf', '1e+300')
+"""
 
 from __future__ import annotations
 
@@ -6,6 +20,52 @@ import math
 from typing import Any
 
 import numpy as np
+
+#: decimals of per-class values in tables (``--digits``)
+DEFAULT_DIGITS = 4
+
+
+def nonfinite_text(x: float) -> str | None:
+    """``"nan"``, ``"inf"`` or ``"-inf"`` for a non-finite *x*, else None."""
+    if math.isnan(x):
+        return "nan"
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    return None
+
+
+def fixed(x: float, digits: int = DEFAULT_DIGITS) -> str:
+    """A per-class value: *digits* decimals, or scientific notation when tiny or huge."""
+    special = nonfinite_text(x)
+    if special is not None:
+        return special
+    if x == 0:
+        return "0"
+    if 0.01 <= abs(x) < 1e6:
+        return f"{x:.{digits}f}"
+    return f"{x:.{max(digits - 1, 0)}e}"
+
+
+def sig(x: float, digits: int = DEFAULT_DIGITS) -> str:
+    """A total: ``digits + 1`` significant digits (trailing zeros kept)."""
+    special = nonfinite_text(x)
+    if special is not None:
+        return special
+    if x == 0:
+        return "0"
+    precision = min(digits + 1, 17)
+    text = f"{x:#.{precision}g}"
+    if "e" in text:
+        return f"{x:.{precision - 1}e}"
+    return text.rstrip(".")
+
+
+def given(x: float, digits: int = DEFAULT_DIGITS) -> str:
+    """An input value (logit, target, weight) as the user would write it."""
+    special = nonfinite_text(x)
+    if special is not None:
+        return special
+    return f"{x:.{min(max(digits + 2, 6), 17)}g}"
 
 
 def jsonable(value: Any) -> Any:
@@ -29,11 +89,8 @@ def jsonable(value: Any) -> Any:
         return int(value)
     if isinstance(value, (float, np.floating)):
         number = float(value)
-        if math.isnan(number):
-            return "nan"
-        if math.isinf(number):
-            return "inf" if number > 0 else "-inf"
-        return number
+        special = nonfinite_text(number)
+        return number if special is None else special
     return value
 
 

@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from xentcli.batch._columns import Layout
-from xentcli.batch._precise import ParsedRows, row_sums
+from xentcli.batch._rows import ParsedRows, row_sums
 from xentcli.batch._sources import BOM, count_newlines
 from xentcli.batch._syntax import INTEGER
 from xentcli.core import ROW_ARGMAX_CLASSES, TARGET_SUM_TOLERANCE

@@ -9,30 +9,14 @@ not accept whole is re-read here.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 
 from xentcli.batch._columns import Layout
+from xentcli.batch._rows import ParsedRows, row_sums
 from xentcli.batch._syntax import INTEGER, decode, is_blank, is_number, split_fields
 from xentcli.core import TARGET_SUM_TOLERANCE
 from xentcli.errors import DataError
-
-
-@dataclass
-class ParsedRows:
-    """The validated rows of one block (or part of one), as the fast path also gives them."""
-
-    logits: npt.NDArray[np.float64]
-    labels: npt.NDArray[np.int64] | None
-    targets: npt.NDArray[np.float64] | None
-    lines: npt.NDArray[np.int64]
-
-
-def row_sums(targets: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    """Sums of the target rows, computed alike by both paths (so they agree to the bit)."""
-    return targets.sum(axis=1)
 
 
 class PreciseReader:

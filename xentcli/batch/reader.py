@@ -114,8 +114,9 @@ import numpy.typing as npt
 from xentcli.batch._arrays import ArrayTable
 from xentcli.batch._columns import Layout, read_layout
 from xentcli.batch._fastparse import FastParser
-from xentcli.batch._precise import ParsedRows, PreciseReader
+from xentcli.batch._precise import PreciseReader
 from xentcli.batch._prefetch import Stage
+from xentcli.batch._rows import ParsedRows
 from xentcli.batch._sources import Block, Source, default_delimiter
 from xentcli.batch._syntax import is_blank, is_number
 from xentcli.core import TARGET_SUM_TOLERANCE, THREADS

@@ -269,6 +269,10 @@ def compute(
     elif output_format == "csv":
         click.echo(render.to_csv(trace, naive=naive), nl=False)
     elif output_format == "markdown":
-        click.echo(render.to_markdown(trace, digits=digits, naive=naive), nl=False)
+        from xentcli.compute import typeset
+
+        click.echo(typeset.markdown(trace, digits=digits, naive=naive), nl=False)
     else:
-        click.echo(render.to_latex(trace, digits=digits, naive=naive), nl=False)
+        from xentcli.compute import typeset
+
+        click.echo(typeset.latex(trace, digits=digits, naive=naive), nl=False)

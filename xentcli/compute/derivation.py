@@ -1,10 +1,9 @@
-"""The derivation of one sample as numbered steps, and its Markdown and LaTeX forms.
+"""The derivation of one sample as numbered steps: data that the outputs read.
 
-``xent compute --explain`` prints these steps; ``--format markdown`` and ``--format
-latex`` typeset them (:func:`markdown`, :func:`latex`). Each :class:`Step` holds every
-line twice, as plain text and as TeX, so that all three say the same thing. Numbers
-round for reading with the formats of :mod:`xentcli.compute.render` (:func:`fixed`,
-:func:`sig`, :func:`given`, imported here too).
+``xent compute --explain`` prints these steps (:mod:`xentcli.compute.render`);
+``--format markdown`` and ``--format latex`` typeset them (:mod:`xentcli.compute.typeset`).
+Each :class:`Step` holds every line twice, as plain text and as TeX, so that all three
+say the same thing. Numbers round for reading with the formats of :mod:`xentcli.text`.
 
 >>> from xentcli.compute.trace import build_trace
 >>> [step.title for step in derivation(build_trace([1.2, 2.3, 0.8], 1))][:2]
@@ -18,8 +17,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from xentcli.compute.render import DEFAULT_DIGITS, fixed, given, per_class, sig
 from xentcli.compute.trace import Trace
+from xentcli.text import DEFAULT_DIGITS, fixed, given, sig
 
 _LIST_LIMIT = 12  # lists longer than this are elided in derivations
 _TEX_DOTS = "\\ldots"
@@ -634,130 +633,3 @@ def naive_lines(t: Trace, digits: int = DEFAULT_DIGITS) -> list[Line]:
                 )
             )
     return notes
-
-
-# -------------------------------------------------------------------- markdown, latex
-def _md_cell(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("*", "\\*").replace("_", "\\_")
-
-
-_TEX_HEADERS = {
-    "k": "$k$",
-    "class": "class",
-    "y": "$y_k$",
-    "y/T": "$y_k / T$",
-    "y - max": "$y_k - m$",
-    "e^(y - max)": "$e^{y_k - m}$",
-    "q": "$q_k$",
-    "p": "$p_k$",
-    "w": "$w_k$",
-    "-p log q": "$-p_k \\log q_k$",
-    "-w p log q": "$-w_k p_k \\log q_k$",
-    "dL/dy": "$\\partial L / \\partial y_k$",
-}
-
-
-def _intro_tex(t: Trace, digits: int) -> str:
-    y = vec([given(v, digits) for v in t.logits], True)
-    text = f"Logits $y = {y}$, $K = {t.num_classes}$"
-    if t.label is not None:
-        _, who = describe_label(t)
-        text += f", true class {who}"
-    else:
-        text += ", a soft target"
-    if t.temperature != 1.0:
-        text += f", temperature $T = {given(t.temperature, digits)}$"
-    if t.label_smoothing:
-        text += f", label smoothing $\\varepsilon = {given(t.label_smoothing, digits)}$"
-    if t.weights is not None:
-        text += f", class weights $w = {vec([given(v, digits) for v in t.weights], True)}$"
-    return text + "."
-
-
-def _summary_tex(t: Trace, digits: int) -> str:
-    loss = tex_number(sig(t.loss, digits))
-    return (
-        f"Loss $L = {loss}$ {t.units}; perplexity"
-        f" $e^{{L}} = {tex_number(sig(t.perplexity, digits))}$; log-sum-exp"
-        f" $m + \\log s = {tex_number(sig(t.log_sum_exp, digits))}$."
-    )
-
-
-def _naive_tex(t: Trace, digits: int) -> list[str]:
-    loss = tex_number(sig(t.naive.loss, digits))
-    lines = [
-        f"Without the shift, $q = e^y / \\sum_k e^{{y_k}}$ in float64 gives"
-        f" $\\sum_k e^{{y_k}} = {tex_number(sig(t.naive.sum_exp, digits))}$,"
-        f" $q = {vec([fixed(v, digits) for v in t.naive.probabilities], True)}$ and"
-        f" $L = {loss}$ (stable: ${tex_number(sig(t.loss, digits))}$)."
-    ]
-    lines += [line.tex for line in naive_lines(t, digits)]
-    return lines
-
-
-def markdown(t: Trace, *, digits: int = DEFAULT_DIGITS, naive: bool = False) -> str:
-    """The table and the derivation as Markdown, with TeX math between ``$`` signs."""
-    headers, rows = per_class(t, digits)
-    out = ["## Softmax and cross-entropy, step by step", "", _intro_tex(t, digits), ""]
-    out.append("| " + " | ".join(_TEX_HEADERS[h] for h in headers) + " |")
-    out.append("|" + "|".join("---" if h == "class" else "---:" for h in headers) + "|")
-    for k, row in enumerate(rows):
-        cells = [_md_cell(c) for c in row]
-        if k == t.label:
-            cells = [f"**{c}**" for c in cells]
-        out.append("| " + " | ".join(cells) + " |")
-    out.append("")
-    for step in derivation(t, digits):
-        out += [f"**{step.number}. {step.title}.**", ""]
-        for step_line in step.lines:
-            out += [f"$$ {step_line.tex} $$" if step_line.math else step_line.tex, ""]
-    out += [_summary_tex(t, digits), ""]
-    if naive:
-        out += ["**The textbook formula, without the shift.**", ""]
-        for line in _naive_tex(t, digits):
-            out += [line, ""]
-    return "\n".join(out)
-
-
-def latex(t: Trace, *, digits: int = DEFAULT_DIGITS, naive: bool = False) -> str:
-    """A complete LaTeX document (amsmath only); its body pastes into notes."""
-    headers, rows = per_class(t, digits)
-    named_column = "class" in headers
-    spec = "".join("l" if h == "class" else "r" for h in headers)
-    out = [
-        "\\documentclass{article}",
-        "\\usepackage{amsmath}",
-        "\\begin{document}",
-        "% Written by xent compute. The body below needs only \\usepackage{amsmath}.",
-        "\\section*{Softmax and cross-entropy, step by step}",
-        "",
-        _intro_tex(t, digits),
-        "",
-        "\\begin{center}",
-        f"\\begin{{tabular}}{{{spec}}}",
-        " & ".join(_TEX_HEADERS[h] for h in headers) + " \\\\",
-        "\\hline",
-    ]
-    for k, row in enumerate(rows):
-        cells = []
-        for column, cell in enumerate(row):
-            if named_column and column == 1:
-                cells.append(
-                    f"\\textbf{{{tex_escape(cell)}}}" if k == t.label else tex_escape(cell)
-                )
-            else:
-                number = tex_number(cell)
-                cells.append(f"$\\mathbf{{{number}}}$" if k == t.label else f"${number}$")
-        out.append(" & ".join(cells) + " \\\\")
-    out += ["\\end{tabular}", "\\end{center}", "", "\\begin{enumerate}"]
-    for step in derivation(t, digits):
-        out.append(f"\\item[{step.number}.] \\textbf{{{tex_escape(step.title)}.}}")
-        for step_line in step.lines:
-            out.append(f"\\[ {step_line.tex} \\]" if step_line.math else step_line.tex)
-    out += ["\\end{enumerate}", "", _summary_tex(t, digits), ""]
-    if naive:
-        out += ["\\subsection*{The textbook formula, without the shift}", ""]
-        for line in _naive_tex(t, digits):
-            out += [line, ""]
-    out += ["\\end{document}", ""]
-    return "\n".join(out)

@@ -1,26 +1,18 @@
-"""Rendering of a :class:`~xentcli.compute.trace.Trace`: table, JSON, CSV, Markdown and LaTeX.
+"""Rendering of a :class:`~xentcli.compute.trace.Trace`: table, JSON and CSV.
 
-Tables and derivations round for reading, with the number formats below: ``digits``
-decimals for per-class values (:func:`fixed`), ``digits + 1`` significant digits for
-totals (:func:`sig`), inputs as the user would write them (:func:`given`). JSON and CSV
-carry full precision (the shortest representation that round-trips). Tables are plain
-text (ASCII rules, no colour) when the console is not a terminal.
+Tables and derivations round for reading, with the number formats of :mod:`xentcli.text`
+(:func:`~xentcli.text.fixed`, :func:`~xentcli.text.sig`, :func:`~xentcli.text.given`).
+JSON and CSV carry full precision (the shortest representation that round-trips). Tables
+are plain text (ASCII rules, no colour) when the console is not a terminal.
 
 The table is what ``xent compute`` prints by default, so this module holds only what it
-needs; the derivation, and the Markdown and LaTeX that typeset it, are in
-:mod:`xentcli.compute.derivation`, imported when asked for (as are :mod:`json` and :mod:`csv`).
-
->>> fixed(0.21392726067185291), fixed(-1.0999999999999999), fixed(4.2e-18), fixed(0.0)
-('0.2139', '-1.1000', '4.200e-18', '0')
->>> sig(1.5560012438465094), sig(0.44211922514309726), sig(15.519840306043733)
-('1.5560', '0.44212', '15.520')
->>> given(1.2), given(-math.inf), given(1e300)
-('1.2', '-inf', '1e+300')
+needs; the steps of the derivation (:mod:`xentcli.compute.derivation`) are imported when
+asked for (as are :mod:`json` and :mod:`csv`). Markdown and LaTeX are
+:mod:`xentcli.compute.typeset`'s.
 """
 
 from __future__ import annotations
 
-import math
 import textwrap
 from typing import TYPE_CHECKING
 
@@ -30,12 +22,13 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
+from xentcli.text import DEFAULT_DIGITS, fixed, given, nonfinite_text, sig
+
 if TYPE_CHECKING:
     from rich.console import Console
 
     from xentcli.compute.trace import Trace
 
-DEFAULT_DIGITS = 4
 _BAR_WIDTH = 40
 
 # Like rich's SIMPLE box, in ASCII: what goes to a file or a pipe stays plain text.
@@ -43,49 +36,6 @@ PLAIN_BOX = box.Box(
     "    \n    \n -- \n    \n    \n -- \n    \n    \n",
     ascii=True,
 )
-
-
-# ------------------------------------------------------------------------ numbers
-def special_text(x: float) -> str | None:
-    if math.isnan(x):
-        return "nan"
-    if math.isinf(x):
-        return "inf" if x > 0 else "-inf"
-    return None
-
-
-def fixed(x: float, digits: int = DEFAULT_DIGITS) -> str:
-    """A per-class value: *digits* decimals, or scientific notation when tiny or huge."""
-    special = special_text(x)
-    if special is not None:
-        return special
-    if x == 0:
-        return "0"
-    if 0.01 <= abs(x) < 1e6:
-        return f"{x:.{digits}f}"
-    return f"{x:.{max(digits - 1, 0)}e}"
-
-
-def sig(x: float, digits: int = DEFAULT_DIGITS) -> str:
-    """A total: ``digits + 1`` significant digits (trailing zeros kept)."""
-    special = special_text(x)
-    if special is not None:
-        return special
-    if x == 0:
-        return "0"
-    precision = min(digits + 1, 17)
-    text = f"{x:#.{precision}g}"
-    if "e" in text:
-        return f"{x:.{precision - 1}e}"
-    return text.rstrip(".")
-
-
-def given(x: float, digits: int = DEFAULT_DIGITS) -> str:
-    """An input value (logit, target, weight) as the user would write it."""
-    special = special_text(x)
-    if special is not None:
-        return special
-    return f"{x:.{min(max(digits + 2, 6), 17)}g}"
 
 
 # --------------------------------------------------------------------------- table
@@ -460,7 +410,7 @@ def to_json(
 
 
 def _csv_number(x: float) -> str:
-    special = special_text(x)
+    special = nonfinite_text(x)
     return special if special is not None else repr(x)
 
 
@@ -516,18 +466,3 @@ def to_csv(t: Trace, *, naive: bool = False) -> str:
             row += [_csv_number(t.naive.exp[k]), _csv_number(t.naive.probabilities[k])]
         writer.writerow(row)
     return out.getvalue()
-
-
-# -------------------------------------------------------------------- markdown, latex
-def to_markdown(t: Trace, *, digits: int = DEFAULT_DIGITS, naive: bool = False) -> str:
-    """The table and the derivation as Markdown, with TeX math between ``$`` signs."""
-    from xentcli.compute.derivation import markdown
-
-    return markdown(t, digits=digits, naive=naive)
-
-
-def to_latex(t: Trace, *, digits: int = DEFAULT_DIGITS, naive: bool = False) -> str:
-    """A complete LaTeX document (amsmath only); its body pastes into notes."""
-    from xentcli.compute.derivation import latex
-
-    return latex(t, digits=digits, naive=naive)
