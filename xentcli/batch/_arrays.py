@@ -27,7 +27,7 @@ from xentcli.core import TARGET_SUM_TOLERANCE
 from xentcli.errors import DataError
 
 if TYPE_CHECKING:
-    from xentcli.batch.reader import Chunk, ReadOptions
+    from xentcli.batch._types import Chunk, ReadOptions
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -140,7 +140,7 @@ class ArrayTable:
 
     def chunks(self) -> Iterator[Chunk]:
         """Yield the validated rows in chunks; raise DataError at the first bad row."""
-        from xentcli.batch.reader import Chunk
+        from xentcli.batch._types import Chunk
 
         if self._consumed:
             raise RuntimeError("chunks() can be iterated only once")
@@ -313,7 +313,7 @@ class ArrayTable:
     def _check_targets(
         self, batch: Batch, targets: FloatArray, bad_rows: dict[int, DataError]
     ) -> None:
-        from xentcli.batch._precise import row_sums
+        from xentcli.batch._rows import row_sums
 
         with np.errstate(invalid="ignore"):
             cells_ok = np.isfinite(targets) & (targets >= 0)

@@ -1,6 +1,6 @@
 """The first line of a table: delimiter, header, and which columns hold what.
 
-From the first non-blank line and the :class:`ColumnOptions` (the reader's ``ReadOptions``) this decides
+From the first non-blank line and the :class:`~xentcli.batch._types.ReadOptions` this decides
 the delimiter (when not given), whether the line is a header, and the columns of the
 logits, the label or the targets (names, indices, ranges and globs; the default label
 column), as a :class:`Layout`. Every error is file-level (no row is read yet).
@@ -12,9 +12,9 @@ import fnmatch
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 from xentcli.batch._syntax import decode, is_number, split_fields
+from xentcli.batch._types import ReadOptions
 from xentcli.errors import DataError
 
 _LABEL_NAMES = ("label", "target", "y", "class")
@@ -53,27 +53,8 @@ class Layout:
         return None if self.targets is None else [self.names[i] for i in self.targets]
 
 
-class ColumnOptions(Protocol):
-    """What the layout needs of the reader's options (``reader.ReadOptions`` has it).
-
-    A protocol rather than an import of ``ReadOptions``: the reader imports this module,
-    and this module must not import the reader back (no import cycle).
-    """
-
-    @property
-    def header(self) -> bool | None: ...
-    @property
-    def label_column(self) -> str | int | None: ...
-    @property
-    def logit_columns(self) -> Sequence[str] | None: ...
-    @property
-    def target_columns(self) -> Sequence[str] | None: ...
-    @property
-    def classes(self) -> Sequence[str] | None: ...
-
-
 def read_layout(
-    raw: bytes, line: int, delimiter: str | None, options: ColumnOptions, path: str
+    raw: bytes, line: int, delimiter: str | None, options: ReadOptions, path: str
 ) -> Layout:
     """The layout from *raw*, the table's first non-blank line (line number *line*).
 
@@ -176,7 +157,7 @@ class _Selector:
             raise self._error(f"{what}: no column selected")
         return chosen
 
-    def layout(self, delimiter: str, line: int, options: ColumnOptions) -> Layout:
+    def layout(self, delimiter: str, line: int, options: ReadOptions) -> Layout:
         """The roles of the columns, from the options or the defaults."""
         names, ncols = self._names, self._ncols
         label: int | None = None

@@ -15,6 +15,7 @@ only list column. A pandas index stored as a column (``__index_level_0__``) is l
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import os
@@ -29,7 +30,7 @@ from xentcli.batch._columns import layout_from_names
 from xentcli.errors import DataError
 
 if TYPE_CHECKING:
-    from xentcli.batch.reader import Chunk, ReadOptions
+    from xentcli.batch._types import Chunk, ReadOptions
 
 #: the formats by file-name ending (after a compression suffix is removed)
 EXTENSIONS = {
@@ -112,15 +113,24 @@ def _check_file(path: str) -> int:
 
 
 def open_array_table(
-    path: str, fmt: str, options: ReadOptions, prepare: Callable[[Chunk], Any] | None
+    path: str,
+    fmt: str,
+    options: ReadOptions,
+    prepare: Callable[[Chunk], Any] | None,
+    *,
+    block_bytes: int,
+    max_line: int,
 ) -> ArrayTable:
-    """Open *path* in format *fmt* (not ``csv``) as an :class:`ArrayTable`."""
+    """Open *path* in format *fmt* (not ``csv``) as an :class:`ArrayTable`.
+
+    *block_bytes* and *max_line* are the reader's text limits (JSON Lines is text).
+    """
     openers: dict[str, Opener] = {
         "parquet": _open_parquet,
         "arrow": _open_arrow,
         "npy": _open_npy,
         "npz": _open_npz,
-        "jsonl": _open_jsonl,
+        "jsonl": functools.partial(_open_jsonl, block_bytes=block_bytes, max_line=max_line),
     }
     return openers[fmt](path, options, prepare)
 
@@ -478,9 +488,13 @@ def _open_arrow(
 
 
 def _open_jsonl(
-    path: str, options: ReadOptions, prepare: Callable[[Chunk], Any] | None
+    path: str,
+    options: ReadOptions,
+    prepare: Callable[[Chunk], Any] | None,
+    *,
+    block_bytes: int,
+    max_line: int,
 ) -> ArrayTable:
-    from xentcli.batch import reader as reader_module
     from xentcli.batch._sources import Block, Source
 
     display = "<stdin>" if path == "-" else path
@@ -490,8 +504,8 @@ def _open_jsonl(
             path,
             display,
             stack,
-            block_bytes=reader_module.BLOCK_BYTES,
-            max_line=reader_module.MAX_LINE_BYTES,
+            block_bytes=block_bytes,
+            max_line=max_line,
             opener=open,
         )
         first_block = source.next_block()

@@ -104,12 +104,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
-
-import numpy as np
-import numpy.typing as npt
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from xentcli.batch._arrays import ArrayTable
 from xentcli.batch._columns import Layout, read_layout
@@ -119,6 +115,7 @@ from xentcli.batch._prefetch import Stage
 from xentcli.batch._rows import ParsedRows
 from xentcli.batch._sources import Block, Source, default_delimiter
 from xentcli.batch._syntax import is_blank, is_number
+from xentcli.batch._types import Chunk, ReadOptions
 from xentcli.core import TARGET_SUM_TOLERANCE, THREADS
 from xentcli.errors import DataError
 
@@ -155,50 +152,6 @@ _NARROW_ENOUGH = 5000
 SKIPPED_KEPT = 10
 #: below this size a failing block goes straight to the precise reader
 _SPLIT_MIN_BYTES = 64 << 10
-
-
-@dataclass(frozen=True)
-class ReadOptions:
-    """How to read a table of model outputs."""
-
-    delimiter: str | None = None  #: None: tab for .tsv(.gz...), comma otherwise
-    header: bool | None = None  #: None: detect (first row not all numbers)
-    label_column: str | int | None = None  #: None: label/target/y/class, else last column
-    logit_columns: Sequence[str] | None = None  #: names, 0-based indices, "1:11", globs
-    target_columns: Sequence[str] | None = None  #: soft targets instead of a label column
-    classes: Sequence[str] | None = None  #: class names; labels are then names
-    ignore_index: int | None = None  #: a label value that is allowed and not counted
-    on_error: Literal["raise", "skip"] = "raise"
-    chunk_rows: int = 1 << 16  #: rows per chunk (tests use tiny values)
-    #: at most this many bytes of logits per chunk (caps rows when K is large)
-    chunk_bytes: int = 8 << 20
-    #: "csv", "parquet", "arrow", "npy", "npz", "jsonl"; None: from the file name
-    file_format: str | None = None
-    #: for a .npy of scores: the .npy of labels (1-D integers) or of soft targets
-    labels_path: str | None = None
-    targets_path: str | None = None
-    #: for a .npz: the names of the score and label arrays (None: logits/probs, labels)
-    scores_key: str | None = None
-    labels_key: str | None = None
-
-
-@dataclass(frozen=True)
-class Chunk:
-    """A block of validated rows from one file.
-
-    The arrays are in whatever memory layout the parse produced (logits may be a
-    column-major array or a view of a wider table): copy them to keep them.
-    """
-
-    path: str
-    logits: npt.NDArray[np.float64]
-    labels: npt.NDArray[np.int64] | None
-    targets: npt.NDArray[np.float64] | None
-    lines: npt.NDArray[np.int64]
-    #: what :attr:`Table.prepare` returned for this chunk (None without one)
-    prepared: Any = None
-    #: what ``lines`` counts: "line" (text) or "row" (Parquet, Arrow, NumPy: from 1)
-    unit: str = "line"
 
 
 #: a block the reading thread did not try to parse (it came before the header was known)
@@ -450,7 +403,9 @@ def open_table(
     table: Table | ArrayTable = (
         Table(path, options, prepare)
         if fmt == "csv"
-        else open_array_table(path, fmt, options, prepare)
+        else open_array_table(
+            path, fmt, options, prepare, block_bytes=BLOCK_BYTES, max_line=MAX_LINE_BYTES
+        )
     )
     try:
         yield table
