@@ -230,6 +230,8 @@ log s                                       0.14293
 log-sum-exp m + log s                        6.1429
 loss L                                 0.99064 bans
 perplexity e^L                               9.7867
+entropy of the target H(p)             0.46061 bans
+KL divergence KL(p || q)               0.29633 bans
 
 probabilities q
    cat  #                                         0.0159

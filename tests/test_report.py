@@ -218,7 +218,7 @@ def test_soft_targets_are_labelled() -> None:
         [Chunk("s.csv", logits, None, targets, np.array([2, 3]))], 2, BatchOptions(worst=1)
     )
     text = rendered(summary)
-    assert "Accuracy (argmax of target)  50.00 % (1 of 2 rows)" in text
+    assert "Accuracy (argmax of target)       50.00 % (1 of 2 rows)" in text
     assert "Per class (argmax of target)" in text
     # the label of a soft-target row is the argmax of its target (the first on ties)
     assert "1   s.csv:3         0           1   0.268941      0.813262" in text

@@ -327,6 +327,8 @@ class Summary:
     per_class: tuple[ClassSummary, ...]
     worst: tuple[WorstRow, ...]
     skipped: tuple[DataError, ...] = ()  #: the first few skipped rows' errors
+    entropy: float | None = None  #: mean H(p) of soft targets (None with labels)
+    kl_divergence: float | None = None  #: mean KL(p || q) of soft targets (None with labels)
 
     def to_json(self) -> dict[str, object]:
         """The ``xent batch --format json`` object (DESIGN.md's shape, plus extra keys)."""
@@ -357,6 +359,8 @@ class Summary:
             "correct": self.correct,
             "units": self.units,
             "soft_targets": self.soft_targets,
+            "entropy": self.entropy,
+            "kl_divergence": self.kl_divergence,
             "loss_quantiles": dict(self.quantiles),
             "loss_quantiles_relative_error": self.quantile_relative_error,
             "histogram": [{"low": b.low, "high": b.high, "rows": b.rows} for b in self.histogram],
@@ -441,6 +445,30 @@ class FileRecord:
     newlines: int = 0  #: line breaks in the part's range (parts only)
 
 
+class DivergenceSums:
+    """The exact sums of the rows' entropy H(p) and KL(p || q) (soft targets), in nats."""
+
+    def __init__(self) -> None:
+        self.entropy = core.ExactSum()
+        self.kl = core.ExactSum()
+
+    def merge(self, other: DivergenceSums) -> None:
+        self.entropy.merge(other.entropy)
+        self.kl.merge(other.kl)
+
+    def to_state(self) -> dict[str, object]:
+        return {"entropy": self.entropy.to_state(), "kl_divergence": self.kl.to_state()}
+
+    @classmethod
+    def from_state(cls, data: object, num_classes: int, where: str) -> DivergenceSums:
+        """The sums *data* (from :meth:`to_state`) describes; StateError names a bad field."""
+        fields = core.need_dict(data, where, ("entropy", "kl_divergence"))
+        sums = cls()
+        sums.entropy = core.ExactSum.from_state(fields["entropy"], f"{where}.entropy")
+        sums.kl = core.ExactSum.from_state(fields["kl_divergence"], f"{where}.kl_divergence")
+        return sums
+
+
 def _exact(acc: core.ExactSum) -> Fraction:
     return acc.exact()
 
@@ -487,6 +515,8 @@ class BatchAccumulator:
         self.class_rows = np.zeros(num_classes, dtype=np.int64)
         self.class_correct = np.zeros(num_classes, dtype=np.int64)
         self.sketch = QuantileSketch()
+        # Soft targets: the exact sums of the rows' H(p) and KL(p || q), in nats.
+        self.divergence = DivergenceSums()
         self.files: list[FileRecord] = []
         self._file: _FileState | None = None
         self._part: tuple[int, int] | None = None
@@ -607,6 +637,8 @@ class BatchAccumulator:
         else:
             state.class_weights.add(weight, cls)
         self.sketch.add(loss)
+        if soft:
+            self._add_divergence(chunk)
         if opts.worst and n_counted:
             self._add_worst(chunk, rows, labels, counted)
         if not per_row:
@@ -664,6 +696,18 @@ class BatchAccumulator:
             rows,
         )
         self.add(chunk)
+
+    def _add_divergence(self, chunk: Chunk) -> None:
+        """Add the rows' entropy and KL divergence (of the smoothed target, if smoothed)."""
+        assert chunk.targets is not None
+        p = chunk.targets
+        eps = self.options.label_smoothing
+        if eps:
+            p = (1.0 - eps) * p + eps / self.k
+        self.divergence.entropy.add(core.entropy(p))
+        self.divergence.kl.add(
+            core.kl_divergence(chunk.logits, p, temperature=self.options.temperature)
+        )
 
     def losses(self, chunk: Chunk) -> core.RowLosses | None:
         """The kernel's per-row results for *chunk*, or None if it does not fit the batch.
@@ -903,7 +947,17 @@ class BatchAccumulator:
                 for w in worst
             ),
             skipped=tuple(errors),
+            entropy=self._soft_mean(self.divergence.entropy, counted),
+            kl_divergence=self._soft_mean(self.divergence.kl, counted),
         )
+
+    def _soft_mean(self, total: core.ExactSum, rows: int) -> float | None:
+        """The mean over the rows (soft targets: every row counts), in the run's unit."""
+        if not self.soft_targets or not rows:
+            return None
+        count = core.ExactSum()
+        count.add_ones(rows)
+        return total.ratio(count, self.options.base)
 
 
 #: The parts of the state that are objects with ``to_state()``, ``from_state(data,
@@ -914,6 +968,7 @@ STATE_COMPONENTS: dict[str, str] = {
     "class_sums": "class_sums",
     "class_weights": "class_weights",
     "sketch": "sketch",
+    "divergence": "divergence",
 }
 
 

@@ -142,6 +142,9 @@ def _render_table(summary: Summary, console: Console) -> None:
     else:
         grid.add_row("Mean loss", f"{number(summary.loss_mean)} {units}")
     grid.add_row("Perplexity", number(summary.perplexity))
+    if summary.entropy is not None and summary.kl_divergence is not None:
+        grid.add_row("Mean entropy of the targets H(p)", f"{number(summary.entropy)} {units}")
+        grid.add_row("Mean KL divergence KL(p || q)", f"{number(summary.kl_divergence)} {units}")
     accuracy_name = "Accuracy (argmax of target)" if summary.soft_targets else "Accuracy"
     grid.add_row(
         accuracy_name,

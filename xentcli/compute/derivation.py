@@ -219,6 +219,9 @@ def derivation(t: Trace, digits: int = DEFAULT_DIGITS) -> list[Step]:
     steps.append(_target_step(t, digits))
     steps.append(_stable_step(t, digits))
     number = 8
+    if t.soft:
+        steps.append(_divergence_step(t, digits, number))
+        number += 1
     confident = _confident_step(t, digits, number)
     if confident is not None:
         steps.append(confident)
@@ -490,6 +493,46 @@ def _rounding_note(t: Trace) -> tuple[str, str] | None:
         f" might, gives $-\\log {cut:.3f} = {rough:.3f}$ instead of ${t.loss:.3f}$: keep every"
         " digit until the end.",
     )
+
+
+def _divergence_step(t: Trace, digits: int, number: int) -> Step:
+    """L = H(p) + KL(p || q): the target's own entropy and what the model adds to it."""
+    step = Step(number, "Entropy and KL divergence")
+    g = lambda x: sig(x, digits)  # noqa: E731
+    units = t.units
+    logs = "log" if t.base == "e" else f"log_{t.base}"
+    log_tex = "\\log" if t.base == "e" else f"\\log_{{{t.base}}}"
+    step.math(
+        f"H(p) = -sum_k p_k {logs} p_k = {g(t.entropy)} {units}",
+        f"H(p) = -\\sum_k p_k {log_tex} p_k = {tex_number(g(t.entropy))}\\ \\text{{{units}}}",
+    )
+    step.math(
+        f"KL(p || q) = sum_k p_k ({logs} p_k - {logs} q_k) = {g(t.kl_divergence)} {units}",
+        f"\\mathrm{{KL}}(p \\,\\|\\, q) = \\sum_k p_k \\left({log_tex} p_k - {log_tex} q_k\\right)"
+        f" = {tex_number(g(t.kl_divergence))}\\ \\text{{{units}}}",
+    )
+    if t.weights is None:
+        total = g(t.entropy + t.kl_divergence)
+        step.math(
+            f"L = H(p) + KL(p || q) = {g(t.entropy)} + {g(t.kl_divergence)} = {total} {units}",
+            f"L = H(p) + \\mathrm{{KL}}(p \\,\\|\\, q) = {tex_number(g(t.entropy))}"
+            f" + {tex_number(g(t.kl_divergence))} = {tex_number(total)}\\ \\text{{{units}}}",
+        )
+        step.say(
+            "H(p) is the target's own uncertainty, which no model can remove; KL(p || q) >= 0"
+            " is what the model adds, 0 only when q = p (the distillation view).",
+            "$H(p)$ is the target's own uncertainty, which no model can remove;"
+            " $\\mathrm{KL}(p \\,\\|\\, q) \\ge 0$ is what the model adds, 0 only when"
+            " $q = p$ (the distillation view).",
+        )
+    else:
+        step.say(
+            "With class weights the loss is -sum w_k p_k log q_k, so L = H + KL holds only"
+            " without them; H and KL are shown unweighted.",
+            "With class weights the loss is $-\\sum_k w_k p_k \\log q_k$, so $L = H + \\mathrm{KL}$"
+            " holds only without them; $H$ and KL are shown unweighted.",
+        )
+    return step
 
 
 def _confident_step(t: Trace, digits: int, number: int) -> Step | None:

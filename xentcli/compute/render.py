@@ -85,6 +85,13 @@ def _summary(t: Trace, digits: int) -> list[tuple[str, str]]:
     ]
     if t.label is not None and t.one_minus_q is not None and t.probabilities[t.label] > 0.99:
         lines.append((f"1 - q_{t.label}", g(t.one_minus_q)))
+    if t.soft:
+        lines += [
+            ("entropy of the target H(p)", f"{g(t.entropy)} {t.units}"),
+            ("KL divergence KL(p || q)", f"{g(t.kl_divergence)} {t.units}"),
+        ]
+        if t.weights is None:
+            lines.append(("H(p) + KL(p || q) = L", f"{g(t.entropy + t.kl_divergence)} {t.units}"))
     return lines
 
 
@@ -386,6 +393,8 @@ def to_json(
         "base": t.base,
         "perplexity": t.perplexity,
         "one_minus_q": t.one_minus_q,
+        "entropy": t.entropy,
+        "kl_divergence": t.kl_divergence,
     }
     if naive:
         from xentcli.compute.derivation import naive_notes

@@ -40,7 +40,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from xentcli.core import UNITS, row_losses, softmax_steps, to_base
+from xentcli.core import UNITS, entropy, kl_divergence, row_losses, softmax_steps, to_base
 from xentcli.errors import InvalidInputError
 
 _LOG_BASE = {"e": 1.0, "2": math.log(2.0), "10": math.log(10.0)}
@@ -157,7 +157,14 @@ class Trace(_Record):
     loss_nats: float  #: the row loss L, in nats
     perplexity: float  #: e^(L in nats)
     one_minus_q: float | None  #: 1 - q_i for the true class, to full precision
+    entropy: float  #: H(p) = -sum p_k log p_k of the target used, in units
+    kl_divergence: float  #: KL(p || q) = sum p_k log(p_k / q_k), in units
     naive: NaiveTrace
+
+    @property
+    def soft(self) -> bool:
+        """Whether the target is not one-hot (soft, or smoothed): H(p) > 0."""
+        return self.targets_given is not None or self.label_smoothing > 0
 
     @property
     def num_classes(self) -> int:
@@ -367,5 +374,7 @@ def build_trace(
         loss_nats=loss_nats,
         perplexity=perplexity,
         one_minus_q=-math.expm1(log_q[label]) if label is not None else None,
+        entropy=float(to_base(float(entropy(p)), base)),
+        kl_divergence=float(to_base(float(kl_divergence(y, p, temperature=temperature)), base)),
         naive=_naive(z, a, log_base),
     )

@@ -1,8 +1,8 @@
 """The numerics of xent on numpy arrays: the only door into ``xentcli.core``.
 
 The modules behind it are private (``_kernel``, ``_softmax_block``, ``_loss_block``,
-``_compensated``, ``_exactsum``, ``_blocks``, ``_units``, ``_validation``,
-``_state``); everything
+``_compensated``, ``_doubledouble``, ``_divergence``, ``_exactsum``, ``_blocks``, ``_units``,
+``_validation``, ``_state``); everything
 the other layers and users need is re-exported here. Nothing here does I/O or prints.
 
 >>> from xentcli.core import cross_entropy
@@ -11,6 +11,7 @@ the other layers and users need is re-exported here. Nothing here does I/O or pr
 """
 
 from xentcli.core._blocks import THREADS
+from xentcli.core._divergence import entropy, kl_divergence
 from xentcli.core._exactsum import ExactSum, GroupedExactSum
 from xentcli.core._kernel import (
     RowLosses,
@@ -47,8 +48,10 @@ __all__ = [
     "RowLosses",
     "SoftmaxSteps",
     "cross_entropy",
+    "entropy",
     "hex_float",
     "hex_int",
+    "kl_divergence",
     "log_softmax",
     "logsumexp",
     "need",
