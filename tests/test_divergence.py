@@ -194,3 +194,26 @@ def test_batch_means_of_entropy_and_kl() -> None:
         kl = mp.fsum(exact_kl(list(a), list(b)) for a, b in zip(y, p, strict=True)) / len(p)
     assert mpref.ulps(data["entropy"], h) <= ULP
     assert mpref.ulps(data["kl_divergence"], kl) <= ULP
+
+
+def test_saved_states_merge_the_entropy_and_kl_exactly(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+    from pathlib import Path
+
+    lines = (Path(__file__).resolve().parent.parent / "examples" / "digits_distill.csv").read_text()
+    header, *rows = lines.splitlines()
+    parts = [tmp_path / "a.csv", tmp_path / "b.csv"]
+    parts[0].write_text("\n".join([header, *rows[:40]]) + "\n")
+    parts[1].write_text("\n".join([header, *rows[40:90]]) + "\n")
+    both = tmp_path / "both.csv"
+    both.write_text("\n".join([header, *rows[:90]]) + "\n")
+    states = []
+    for part in parts:
+        state = tmp_path / f"{part.stem}.state"
+        _cli("batch", str(part), "--target-columns", "target_*", "--save-state", str(state))
+        states.append(str(state))
+    merged = json.loads(_cli("merge", *states, "--format", "json"))
+    whole = json.loads(_cli("batch", str(both), "--target-columns", "target_*", "--format", "json"))
+    assert merged["entropy"] == whole["entropy"]
+    assert merged["kl_divergence"] == whole["kl_divergence"]
+    assert whole["entropy"] + whole["kl_divergence"] == pytest.approx(whole["loss"], rel=1e-14)
