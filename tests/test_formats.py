@@ -276,3 +276,33 @@ def test_npz_without_labels_names_the_arrays(tmp_path: Path) -> None:
     check_error(tmp_path, [str(tmp_path / "x.npz")], str(tmp_path / "x.npz"), "--labels-key")
     got = json_report(str(tmp_path / "x.npz"), "--labels-key", "y")
     assert math.isclose(got["loss"], math.log(2), rel_tol=1e-15)
+
+
+def test_reading_parquet_or_npy_does_not_import_pandas(tmp_path: Path) -> None:
+    """pyarrow's to_numpy and pa.array import pandas (seconds); the readers avoid them."""
+    import subprocess
+    import sys
+
+    logits, labels = outputs()
+    pq.write_table(list_table(logits, labels), tmp_path / "l.parquet")
+    pq.write_table(table_of(logits, labels), tmp_path / "c.parquet")
+    np.save(tmp_path / "s.npy", logits)
+    np.save(tmp_path / "y.npy", labels)
+    code = (
+        "import sys\n"
+        "from xentcli.cli.main import main\n"
+        "try:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+        "print('pandas' in sys.modules, 'pyarrow.compute' in sys.modules)\n"
+    )
+    for args in (
+        [str(tmp_path / "l.parquet")],
+        [str(tmp_path / "c.parquet")],
+        [str(tmp_path / "s.npy"), "--labels", str(tmp_path / "y.npy")],
+    ):
+        done = subprocess.run(
+            [sys.executable, "-c", code, "batch", *args, "--format", "csv"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert done.stdout.splitlines()[-1] == "False False", (args, done.stderr)

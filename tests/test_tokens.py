@@ -167,3 +167,17 @@ def test_jsonl_token_line_without_the_field(tmp_path: Path) -> None:
     path.write_text('{"lp": -1.0}\n{"x": -2.0}\n')
     outcome = run(["batch", str(path), "--logprob-column", "lp"])
     assert_clean_error(outcome, 1, where=f"{path}:2:lp", contains=("no field",))
+
+
+def test_jsonl_tokens_with_integer_ids_and_bytes(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    path.write_text(
+        '{"lp": 0, "doc": 7, "n": 2}\n{"lp": -1.5, "doc": 7, "n": 3}\n{"lp": -0.5, "doc": 8, "n": 1}\n'
+    )
+    got = report(
+        str(path), "--logprob-column", "lp", "--sequence-column", "doc", "--bytes-column", "n"
+    )
+    assert got["sequences"] == 2
+    assert got["loss"] == 2.0 / 3
+    assert close(got["bits_per_byte"], 2.0 / (6 * math.log(2)), 1)
+    assert got["worst"][0]["sequence"] == "7"

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from xentcli.batch._prefetch import Stage
 from xentcli.core import TARGET_SUM_TOLERANCE
 from xentcli.errors import DataError
 
@@ -113,6 +114,8 @@ class ArrayTable:
         self.skipped: list[DataError] = []
         self.rows_read = 0
         self.prepare = prepare
+        #: threads that check the batches and run ``prepare`` (1: the calling thread)
+        self.parsers = 1
         #: ``"row"`` or ``"line"``: what the numbers in ``Chunk.lines`` count
         self.place = place
         self._roles = roles
@@ -139,64 +142,93 @@ class ArrayTable:
         return located_error(self.display_name, self.place, place, column, reason, value)
 
     def chunks(self) -> Iterator[Chunk]:
-        """Yield the validated rows in chunks; raise DataError at the first bad row."""
-        from xentcli.batch._types import Chunk
+        """Yield the validated rows in chunks; raise DataError at the first bad row.
 
+        The batches are read in the calling order by one background thread and checked,
+        cut and prepared (the kernel) in the reader's parsing threads, as for text.
+        """
         if self._consumed:
             raise RuntimeError("chunks() can be iterated only once")
         self._consumed = True
-        for batch in self._batches():
-            logits, labels, targets, places = self._checked(batch)
-            step = self._chunk_rows
-            for start in range(0, len(places), step):
-                stop = start + step
-                chunk = Chunk(
-                    self.display_name,
-                    logits[start:stop],
-                    None if labels is None else labels[start:stop],
-                    None if targets is None else targets[start:stop],
-                    places[start:stop],
-                    unit=self.place,
-                )
-                if self.prepare is not None:
-                    chunk = dataclasses.replace(chunk, prepared=self.prepare(chunk))
-                self.rows_read += len(chunk.lines)
-                yield chunk
+        batches = self._batches()
+        stage = None
+        if self.parsers > 1:
+            stage = Stage(
+                lambda: next(batches, None), self._work, workers=self.parsers, name="xent-arrays"
+            )
+        try:
+            while True:
+                if stage is not None:
+                    got = stage.get()
+                else:
+                    batch = next(batches, None)
+                    got = None if batch is None else self._work(batch)
+                if got is None:
+                    break
+                pieces, dropped = got
+                self.rows_skipped += len(dropped)
+                self.skipped.extend(dropped[: max(0, SKIPPED_KEPT - len(self.skipped))])
+                for chunk in pieces:
+                    self.rows_read += len(chunk.lines)
+                    yield chunk
+        finally:
+            if stage is not None:
+                stage.close()
         if self.rows_read == 0 and self.rows_skipped == 0:
             raise self.error(None, None, "no data rows")
+
+    def _work(self, batch: Batch) -> tuple[list[Chunk], list[DataError]]:
+        """Check a batch, cut it into chunks and prepare them (in a parsing thread)."""
+        from xentcli.batch._types import Chunk
+
+        logits, labels, targets, places, dropped = self._checked(batch)
+        pieces = []
+        step = self._chunk_rows
+        for start in range(0, len(places), step):
+            stop = start + step
+            chunk = Chunk(
+                self.display_name,
+                logits[start:stop],
+                None if labels is None else labels[start:stop],
+                None if targets is None else targets[start:stop],
+                places[start:stop],
+                unit=self.place,
+            )
+            if self.prepare is not None:
+                chunk = dataclasses.replace(chunk, prepared=self.prepare(chunk))
+            pieces.append(chunk)
+        return pieces, dropped
 
     # -- the checks ------------------------------------------------------------------
 
     def _checked(
         self, batch: Batch
-    ) -> tuple[FloatArray, IntArray | None, FloatArray | None, IntArray]:
-        """The batch's arrays with bad rows raised as errors (or dropped and counted)."""
-        bad_rows: dict[int, DataError] = dict(batch.errors)
+    ) -> tuple[FloatArray, IntArray | None, FloatArray | None, IntArray, list[DataError]]:
+        """The batch's arrays and the errors of the bad rows dropped (``on_error="skip"``).
+
+        Without ``skip``, the first bad row's error is raised.
+        """
+        found = _Found(self, batch.places, dict(batch.errors))
         scores = np.ascontiguousarray(batch.scores, dtype=np.float64)
-        self._check_scores(batch, scores, bad_rows)
-        labels = None
-        if batch.labels is not None:
-            labels = self._labels(batch, bad_rows)
+        self._check_scores(batch, scores, found)
+        labels = None if batch.labels is None else self._labels(batch, found)
         targets = None
         if batch.targets is not None:
             targets = np.ascontiguousarray(batch.targets, dtype=np.float64)
-            self._check_targets(batch, targets, bad_rows)
+            self._check_targets(targets, found)
+        bad_rows = found.rows
         if not bad_rows:
-            return scores, labels, targets, batch.places
-        first = min(bad_rows)
+            return scores, labels, targets, batch.places, []
         if self.options.on_error != "skip":
-            raise bad_rows[first]
+            raise bad_rows[min(bad_rows)]
         keep = np.ones(len(batch.places), dtype=bool)
-        for row in sorted(bad_rows):
-            keep[row] = False
-            self.rows_skipped += 1
-            if len(self.skipped) < SKIPPED_KEPT:
-                self.skipped.append(bad_rows[row])
+        keep[sorted(bad_rows)] = False
         return (
             scores[keep],
             None if labels is None else labels[keep],
             None if targets is None else targets[keep],
             batch.places[keep],
+            [bad_rows[row] for row in sorted(bad_rows)],
         )
 
     def _missing(self, what: str) -> str:
@@ -204,83 +236,50 @@ class ArrayTable:
             return f"no field {what!r} in the object (or it is null)"
         return f"{what} is missing (null)"
 
-    def _note(
-        self,
-        bad_rows: dict[int, DataError],
-        row: int,
-        column: int | None,
-        what: str,
-        reason: str,
-        value: object,
-    ) -> None:
-        if row not in bad_rows:
-            names = self.logit_names if what == "logit" else (self.target_names or [])
-            name = names[column] if column is not None and column < len(names) else what
-            place = int(self._current_places[row])
-            bad_rows[row] = self.error(place, name, reason, value)
-
-    def _check_scores(
-        self, batch: Batch, scores: FloatArray, bad_rows: dict[int, DataError]
-    ) -> None:
-        self._current_places = batch.places
+    def _check_scores(self, batch: Batch, scores: FloatArray, found: _Found) -> None:
         if scores.size == 0:
             return
+        names = self.logit_names
         with np.errstate(invalid="ignore", over="ignore"):
             if np.isfinite(scores.sum()) and batch.null_scores is None:
                 return
-            cells = np.isnan(scores) | (scores == np.inf)
             nulls = batch.null_scores
-            rows, cols = np.nonzero(cells)
-            for row, col in zip(rows.tolist(), cols.tolist(), strict=True):
-                if nulls is not None and nulls[row]:
-                    self._note(bad_rows, row, col, "logit", self._missing("score"), None)
-                elif np.isnan(scores[row, col]):
-                    self._note(bad_rows, row, col, "logit", "logit is NaN", "nan")
-                else:
-                    self._note(bad_rows, row, col, "logit", "logit is +inf", "inf")
             if nulls is not None:
                 for row in np.nonzero(nulls)[0].tolist():
-                    self._note(bad_rows, row, None, "logit", self._missing("score"), None)
-            top = scores.max(axis=1)
-            for row in np.nonzero(top == -np.inf)[0].tolist():
-                self._note(
-                    bad_rows,
-                    row,
-                    None,
-                    "logit",
-                    "every logit is -inf (no class has a probability)",
-                    None,
-                )
+                    cols = np.nonzero(np.isnan(scores[row]))[0]
+                    name = names[int(cols[0])] if len(cols) else "scores"
+                    found.add(row, name, self._missing(name))
+            rows, cols = np.nonzero(np.isnan(scores) | (scores == np.inf))
+            for row, col in zip(rows.tolist(), cols.tolist(), strict=True):
+                value = "nan" if np.isnan(scores[row, col]) else "inf"
+                found.add(row, names[col], f"logit is {'NaN' if value == 'nan' else '+inf'}", value)
+            for row in np.nonzero(scores.max(axis=1) == -np.inf)[0].tolist():
+                found.add(row, None, "every logit is -inf (no class has a probability)")
 
-    def _labels(self, batch: Batch, bad_rows: dict[int, DataError]) -> IntArray:
+    def _labels(self, batch: Batch, found: _Found) -> IntArray:
         raw = batch.labels
         assert raw is not None
         roles, K = self._roles, len(self._roles.score_names)
-        ignore = self.options.ignore_index
         name = roles.label_name or "label"
         n = len(raw)
         labels = np.zeros(n, dtype=np.int64)
-        if batch.null_labels is not None:
-            for row in np.nonzero(batch.null_labels)[0].tolist():
-                self._label_error(bad_rows, row, name, self._missing(name), None)
+        nulls = batch.null_labels
+        if nulls is not None:
+            for row in np.nonzero(nulls)[0].tolist():
+                found.add(row, name, self._missing(name))
         if raw.dtype.kind in "OUS":  # class names
             classes = roles.classes
-            if classes is None:
-                for row, value in enumerate(raw.tolist()):
-                    if row in bad_rows:
-                        continue
-                    self._label_error(
-                        bad_rows, row, name, "label is not an integer (names need --classes)", value
-                    )
-                    break
-                return labels
             for row, value in enumerate(raw.tolist()):
+                if value is None:
+                    continue
                 if isinstance(value, bytes):
                     value = value.decode("utf-8", "replace")
-                index = classes.get(str(value).strip(" \t")) if value is not None else None
+                if classes is None:
+                    found.add(row, name, "label is not an integer (names need --classes)", value)
+                    break
+                index = classes.get(str(value).strip(" \t"))
                 if index is None:
-                    if value is not None:
-                        self._label_error(bad_rows, row, name, "unknown class name", value)
+                    found.add(row, name, "unknown class name", value)
                 else:
                     labels[row] = index
             return labels
@@ -288,50 +287,52 @@ class ArrayTable:
             with np.errstate(invalid="ignore"):
                 integral = np.isfinite(raw) & (raw == np.floor(raw)) & (np.abs(raw) < 2.0**62)
             for row in np.nonzero(~integral)[0].tolist():
-                if batch.null_labels is None or not batch.null_labels[row]:
-                    self._label_error(bad_rows, row, name, "label is not an integer", raw[row])
+                if nulls is None or not nulls[row]:
+                    found.add(row, name, "label is not an integer", float(raw[row]))
             labels = np.where(integral, raw, 0).astype(np.int64)
         elif raw.dtype.kind in "iub":
             labels = raw.astype(np.int64)
         else:
             raise self.error(None, name, f"label column has the wrong type ({raw.dtype})")
         bad = (labels < 0) | (labels >= K)
+        ignore = self.options.ignore_index
         if ignore is not None:
             bad &= labels != ignore
         for row in np.nonzero(bad)[0].tolist():
-            self._label_error(
-                bad_rows, row, name, f"label is out of range [0, {K})", int(labels[row])
-            )
+            found.add(row, name, f"label is out of range [0, {K})", int(labels[row]))
         return labels
 
-    def _label_error(
-        self, bad_rows: dict[int, DataError], row: int, name: str, reason: str, value: object
-    ) -> None:
-        if row not in bad_rows:
-            bad_rows[row] = self.error(int(self._current_places[row]), name, reason, value)
-
-    def _check_targets(
-        self, batch: Batch, targets: FloatArray, bad_rows: dict[int, DataError]
-    ) -> None:
+    def _check_targets(self, targets: FloatArray, found: _Found) -> None:
         from xentcli.batch._rows import row_sums
 
+        names = self.target_names or []
         with np.errstate(invalid="ignore"):
             cells_ok = np.isfinite(targets) & (targets >= 0)
             sums = row_sums(targets)
             sums_ok = np.abs(sums - 1.0) <= TARGET_SUM_TOLERANCE
-        for row, col in zip(*(a.tolist() for a in np.nonzero(~cells_ok)), strict=True):
-            self._note(
-                bad_rows,
+        rows, cols = np.nonzero(~cells_ok)
+        for row, col in zip(rows.tolist(), cols.tolist(), strict=True):
+            found.add(
                 row,
-                col,
-                "target",
+                names[col] if col < len(names) else "target",
                 "target must be a finite number >= 0",
                 float(targets[row, col]),
             )
         for row in np.nonzero(~sums_ok)[0].tolist():
-            self._note(
-                bad_rows, row, None, "target", f"targets sum to {float(sums[row])!r}, not 1", None
-            )
+            found.add(row, None, f"targets sum to {float(sums[row])!r}, not 1")
+
+
+class _Found:
+    """The first error of each bad row of one batch (rows are 0-based in the batch)."""
+
+    def __init__(self, table: ArrayTable, places: IntArray, rows: dict[int, DataError]) -> None:
+        self._table = table
+        self._places = places
+        self.rows = rows
+
+    def add(self, row: int, column: str | None, reason: str, value: object = None) -> None:
+        if row not in self.rows:
+            self.rows[row] = self._table.error(int(self._places[row]), column, reason, value)
 
 
 def located_error(

@@ -50,8 +50,21 @@ EXTENSIONS = {
 }
 FORMATS = ("csv", "parquet", "arrow", "npy", "npz", "jsonl")
 _COMPRESSIONS = (".gz", ".bz2", ".xz")
-#: rows per batch read from a Parquet/Arrow/NumPy file (memory: a few batches)
+#: rows per batch read from a Parquet/Arrow/NumPy file (memory: a few batches) ...
 BATCH_ROWS = 1 << 16
+#: ... and at most this many bytes of scores per batch (caps rows when K is large)
+BATCH_BYTES = 8 << 20
+
+
+def rows_per_batch(bytes_per_row: float) -> int:
+    """Rows per batch for rows of *bytes_per_row* bytes (as float64 scores).
+
+    >>> rows_per_batch(80), rows_per_batch(8000)
+    (65536, 1048)
+    """
+    return int(max(1, min(BATCH_ROWS, BATCH_BYTES // max(8.0, bytes_per_row))))
+
+
 #: pandas writes its index as a column of this name when it is not a RangeIndex
 _PANDAS_INDEX = "__index_level_0__"
 
@@ -120,10 +133,12 @@ def open_array_table(
     *,
     block_bytes: int,
     max_line: int,
+    parsers: int = 1,
 ) -> ArrayTable:
     """Open *path* in format *fmt* (not ``csv``) as an :class:`ArrayTable`.
 
-    *block_bytes* and *max_line* are the reader's text limits (JSON Lines is text).
+    *block_bytes* and *max_line* are the reader's text limits (JSON Lines is text);
+    *parsers* threads check the batches and run the table's ``prepare``.
     """
     openers: dict[str, Opener] = {
         "parquet": _open_parquet,
@@ -132,7 +147,9 @@ def open_array_table(
         "npz": _open_npz,
         "jsonl": functools.partial(_open_jsonl, block_bytes=block_bytes, max_line=max_line),
     }
-    return openers[fmt](path, options, prepare)
+    table = openers[fmt](path, options, prepare)
+    table.parsers = parsers
+    return table
 
 
 # -- Arrow-typed formats: Parquet, Arrow IPC / Feather, and JSON Lines -----------------
@@ -249,15 +266,27 @@ class _ArrowColumns:
         places: npt.NDArray[np.int64],
         errors: dict[int, DataError],
     ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
-        """An ``(n, K)`` array from a list column; rows of another length are errors."""
-        import pyarrow as pa
-        import pyarrow.compute as pc
+        """An ``(n, K)`` array from a list column; rows of another length are errors.
 
-        column = record.column(name)
-        if isinstance(column, pa.ChunkedArray):
-            column = column.combine_chunks()
+        The lengths come from the list offsets and the values from the flattened child
+        array, read as numpy views (no pyarrow.compute, which imports pandas).
+        """
+        import pyarrow as pa
+
+        column = _plain(record.column(name))
         n = len(column)
-        lengths = pc.fill_null(pc.list_value_length(column), -1).to_numpy(zero_copy_only=False)
+        list_nulls = _null_mask(column)
+        if pa.types.is_fixed_size_list(column.type):
+            size = column.type.list_size
+            lengths = np.full(n, size, dtype=np.int64)
+            starts = (np.arange(n, dtype=np.int64) + column.offset) * size
+            values_array = column.values
+        else:
+            offsets = _primitive(column.offsets).astype(np.int64)
+            lengths = np.diff(offsets)
+            starts = offsets[:-1]
+            values_array = column.values
+        lengths[list_nulls] = -1
         if self.K is None:
             known = lengths[lengths >= 0]
             if len(known) == 0:
@@ -275,20 +304,20 @@ class _ArrowColumns:
             errors.setdefault(
                 row, located_error(self.path, self.unit, int(places[row]), name, reason)
             )
-        out = np.full((n, K), np.nan)
+        values = _to_float(values_array)
         good = lengths == K
-        nulls: npt.NDArray[np.bool_] = np.zeros(n, dtype=bool)
-        if good.all():
-            values = column.flatten()
-            nulls_flat = _null_mask(values)
-            out[:] = _to_float(values).reshape(n, K)
-            if nulls_flat.any():
-                nulls = np.asarray(nulls_flat.reshape(n, K).any(axis=1), dtype=bool)
+        out = np.full((n, K), np.nan)
+        if good.all() and n and starts[-1] - starts[0] == (n - 1) * K:
+            first = int(starts[0])
+            out[:] = values[first : first + n * K].reshape(n, K)
         elif good.any():
-            kept = column.filter(pa.array(good))
-            values = kept.flatten()
-            out[good] = _to_float(values).reshape(-1, K)
-            nulls[good] = _null_mask(values).reshape(-1, K).any(axis=1)
+            index = starts[good][:, None] + np.arange(K)
+            out[good] = values[index]
+        nulls = np.zeros(n, dtype=bool)
+        if values_array.null_count:
+            value_nulls = _null_mask(values_array)
+            if good.any():
+                nulls[good] = value_nulls[starts[good][:, None] + np.arange(K)].any(axis=1)
         return out, nulls
 
 
@@ -320,38 +349,79 @@ def _is_text(kind: Any) -> bool:
     return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind))
 
 
+# pyarrow's ``to_numpy(zero_copy_only=False)`` and ``pa.array`` import pandas when it is
+# installed (2.6 s on the benchmark machine, more than reading a 12 MB Parquet file):
+# these conversions read the Arrow buffers directly instead.
+
+
+def _plain(column: Any) -> Any:
+    import pyarrow as pa
+
+    return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+
+
 def _null_mask(column: Any) -> npt.NDArray[np.bool_]:
+    """True where *column* (an Arrow array) is null."""
+    column = _plain(column)
+    n = len(column)
     if column.null_count == 0:
-        return np.zeros(len(column), dtype=bool)
-    return np.asarray(column.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+        return np.zeros(n, dtype=bool)
+    if column.null_count == n:
+        return np.ones(n, dtype=bool)
+    validity = column.buffers()[0]
+    bits = np.unpackbits(np.frombuffer(validity, dtype=np.uint8), bitorder="little")
+    return bits[column.offset : column.offset + n] == 0
+
+
+def _primitive(column: Any) -> npt.NDArray[Any]:
+    """The values of a numeric Arrow array as a numpy view (nulls hold garbage)."""
+    import pyarrow as pa
+
+    column = _plain(column)
+    kind = column.type
+    n = len(column)
+    if pa.types.is_null(kind):
+        return np.full(n, np.nan)
+    if pa.types.is_boolean(kind):
+        bits = np.unpackbits(np.frombuffer(column.buffers()[1], dtype=np.uint8), bitorder="little")
+        return bits[column.offset : column.offset + n].astype(np.int64)
+    dtype = np.dtype(kind.to_pandas_dtype())
+    data = np.frombuffer(column.buffers()[1], dtype=dtype, count=column.offset + n)
+    return data[column.offset :]
 
 
 def _to_float(column: Any) -> npt.NDArray[np.float64]:
+    """A numeric Arrow array as float64, NaN where it is null."""
     import pyarrow as pa
 
+    column = _plain(column)
+    if not (_is_number(column.type) or pa.types.is_boolean(column.type)):
+        raise TypeError(f"not numbers: {column.type}")
+    values = np.asarray(_primitive(column), dtype=np.float64)
     if column.null_count:
-        column = column.fill_null(float("nan")) if pa.types.is_floating(column.type) else column
-    values = column.to_numpy(zero_copy_only=False)
-    return np.asarray(values, dtype=np.float64)
+        values = values.copy() if not values.flags.writeable else values
+        values[_null_mask(column)] = np.nan
+    return values
 
 
 def _label_values(column: Any) -> npt.NDArray[Any]:
+    """A label (or id) column as integers, floats (NaN for null) or Python strings."""
     import pyarrow as pa
 
+    column = _plain(column)
     kind = column.type
     if pa.types.is_dictionary(kind):
         column = column.cast(kind.value_type)
         kind = kind.value_type
-    if pa.types.is_integer(kind) and column.null_count:
-        column = column.cast(pa.float64())
-    if pa.types.is_floating(kind) and column.null_count:
-        column = column.fill_null(float("nan"))
-    values = column.to_numpy(zero_copy_only=False)
-    if values.dtype.kind == "O" and not (
-        pa.types.is_string(kind) or pa.types.is_large_string(kind)
-    ):
-        raise _file_error("", f"label column holds {kind}")
-    return values
+    if pa.types.is_integer(kind) or pa.types.is_boolean(kind):
+        if column.null_count:
+            return _to_float(column)
+        return np.asarray(_primitive(column))
+    if pa.types.is_floating(kind):
+        return _to_float(column)
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return np.array(column.to_pylist(), dtype=object)
+    raise _file_error("", f"label column holds {kind}")
 
 
 def _arrow_table(
@@ -435,10 +505,15 @@ def _open_parquet(
         handle = pq.ParquetFile(path, memory_map=True)
     try:
         schema = handle.schema_arrow
+        metadata = handle.metadata
 
         def records(columns: list[str]) -> Iterator[Any]:
+            # float64 bytes per row, from the first row group's size (values as stored
+            # take 4 or 8 bytes: twice the stored size is a safe bound)
+            stored = metadata.row_group(0).total_byte_size if metadata.num_row_groups else 0
+            per_row = 2 * stored / max(1, metadata.row_group(0).num_rows) if stored else 80
             with _arrow_errors(path, "Parquet"):
-                yield from handle.iter_batches(batch_size=BATCH_ROWS, columns=columns)
+                yield from handle.iter_batches(batch_size=rows_per_batch(per_row), columns=columns)
 
         return _arrow_table(path, options, prepare, schema, records, size, handle.close)
     except BaseException:
@@ -475,8 +550,10 @@ def _open_arrow(
                 )
                 for record in batches:
                     # Feather files written by pandas hold one big batch: slice it.
-                    for start in range(0, record.num_rows, BATCH_ROWS):
-                        yield record.select(columns).slice(start, BATCH_ROWS)
+                    selected = record.select(columns)
+                    step = rows_per_batch(2 * selected.nbytes / max(1, selected.num_rows))
+                    for start in range(0, record.num_rows, step):
+                        yield selected.slice(start, step)
 
         return _arrow_table(path, options, prepare, schema, records, size, source.close)
     except BaseException:
@@ -773,8 +850,9 @@ def _array_table(
     done = {"rows": 0}
 
     def batches() -> Iterator[Batch]:
-        for start in range(0, n, BATCH_ROWS):
-            stop = min(n, start + BATCH_ROWS)
+        step = rows_per_batch(8 * K)
+        for start in range(0, n, step):
+            stop = min(n, start + step)
             done["rows"] = stop
             yield Batch(
                 np.asarray(scores[start:stop], dtype=np.float64),

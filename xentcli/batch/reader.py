@@ -404,7 +404,13 @@ def open_table(
         Table(path, options, prepare)
         if fmt == "csv"
         else open_array_table(
-            path, fmt, options, prepare, block_bytes=BLOCK_BYTES, max_line=MAX_LINE_BYTES
+            path,
+            fmt,
+            options,
+            prepare,
+            block_bytes=BLOCK_BYTES,
+            max_line=MAX_LINE_BYTES,
+            parsers=PARSERS if PREFETCH else 1,
         )
     )
     try:

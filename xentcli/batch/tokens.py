@@ -303,7 +303,7 @@ def token_rows(
         records: Iterator[tuple[Any, npt.NDArray[np.int64]]] = _csv_records(path, wanted)
         unit = "line"
     elif fmt == "jsonl":
-        records = _jsonl_records(path, wanted)
+        records = _jsonl_records(path, wanted, options.sequence_column)
         unit = "line"
     elif fmt in ("parquet", "arrow"):
         records = _arrow_records(path, fmt, wanted)
@@ -404,27 +404,75 @@ def _arrow_records(
             first += n
 
 
-def _jsonl_records(path: str, wanted: list[str]) -> Iterator[tuple[Any, npt.NDArray[np.int64]]]:
+def _jsonl_records(
+    path: str, wanted: list[str], sequence: str | None
+) -> Iterator[tuple[Any, npt.NDArray[np.int64]]]:
+    """JSON Lines token rows: pyarrow's JSON reader per block, line by line on a refusal."""
     import pyarrow as pa
+    import pyarrow.json as pj
 
-    from xentcli.batch._formats import _lines_of, _parse_json_line
+    from xentcli.batch._formats import _json_schema, _lines_of, _parse_json_line
 
+    schema = None
     for block, first in _text_blocks(path):
         numbered = list(_lines_of(block, first))
         if not numbered:
             continue
-        data: dict[str, list[Any]] = {name: [] for name in wanted}
-        for number, line in numbered:
-            record = _parse_json_line(path, number, line)
-            for name in wanted:
-                if name not in record:
-                    raise DataError(path, number, name, f"the object has no field {name!r}")
-                data[name].append(record[name])
+        if schema is None:
+            head = _parse_json_line(path, numbered[0][0], numbered[0][1])
+            _missing_columns(path, list(head), wanted)
+            inferred = _json_schema(path, {name: head[name] for name in wanted})
+            # numbers are read as float64; a sequence id keeps the type of the first row
+            schema = pa.schema(
+                [
+                    field if field.name == sequence else pa.field(field.name, pa.float64())
+                    for field in inferred
+                ]
+            )
+        places = np.fromiter((n for n, _ in numbered), dtype=np.int64, count=len(numbered))
         try:
-            table = pa.table({name: pa.array(values) for name, values in data.items()})
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
-            raise DataError(path, first, None, f"fields of mixed types ({error})") from None
-        yield table, np.fromiter((n for n, _ in numbered), dtype=np.int64, count=len(numbered))
+            table = pj.read_json(
+                io.BytesIO(b"\n".join(line for _, line in numbered)),
+                parse_options=pj.ParseOptions(
+                    explicit_schema=schema, unexpected_field_behavior="ignore"
+                ),
+                read_options=pj.ReadOptions(block_size=max(1 << 20, len(block) + 1)),
+            )
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            table = None
+        if (
+            table is None
+            or table.num_rows != len(numbered)
+            or any(table.column(name).null_count for name in wanted)
+        ):
+            _json_error(path, numbered, wanted, schema)
+            raise DataError(path, first, None, "cannot read these JSON lines")
+        yield table, places
+
+
+def _json_error(
+    path: str, numbered: list[tuple[int, bytes]], wanted: list[str], schema: Any
+) -> None:
+    """Raise the error of the first line that is not JSON or lacks a field, with its place."""
+    import pyarrow as pa
+
+    for number, line in numbered:
+        record = _parse_json_line_here(path, number, line)
+        for name in wanted:
+            if name not in record or record[name] is None:
+                raise DataError(path, number, name, f"the object has no field {name!r}")
+            value = record[name]
+            kind = schema.field(name).type
+            if pa.types.is_floating(kind) and (
+                isinstance(value, bool) or not isinstance(value, (int, float))
+            ):
+                raise DataError(path, number, name, "not a number", value)
+
+
+def _parse_json_line_here(path: str, number: int, line: bytes) -> dict[str, Any]:
+    from xentcli.batch._formats import _parse_json_line
+
+    return _parse_json_line(path, number, line)
 
 
 def _text_blocks(path: str) -> Iterator[tuple[bytes, int]]:

@@ -1,0 +1,285 @@
+"""Columnar and binary inputs, end to end: `xent batch` on .npy and Parquet files.
+
+    python benchmarks/formats_bench.py [--quick] [--data-dir DIR] [--repeats N]
+
+Side by side, in one run, each contender in its own child process (wall time and peak
+RSS through the launcher of ``common.py``):
+
+- ``.npy``: ``xent batch scores.npy --labels labels.npy`` against
+  ``xentcli.cross_entropy`` on the same array already in memory (the array is loaded
+  before the clock starts; the child reports the call's own time), float32, K = 10;
+- Parquet, one column per class and one list column, K = 10 and K = 1000:
+  ``xent batch`` against ``pyarrow.parquet.read_table`` and ``polars.read_parquet``, each
+  followed by numpy's stable formula (the pipeline a user writes).
+
+The section it writes replaces the one between the ``formats`` markers in
+``benchmarks/RESULTS.md`` (or is appended), with the machine and the command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common
+
+BEGIN, END = "<!-- formats:begin -->", "<!-- formats:end -->"
+
+CHILD = r"""
+import json, sys, time
+import numpy as np
+kind, path = sys.argv[1], sys.argv[2]
+
+def mean_loss(x, labels):
+    m = x.max(axis=1, keepdims=True)
+    lse = m[:, 0] + np.log(np.exp(x - m).sum(axis=1))
+    return float(np.mean(lse - x[np.arange(x.shape[0]), labels]))
+
+if kind == "in-memory":
+    import xentcli
+    x = np.load(path)
+    labels = np.load(sys.argv[3])
+    xentcli.cross_entropy(x[:1000], labels[:1000])
+    start = time.perf_counter()
+    loss = float(xentcli.cross_entropy(x, labels))
+    print(json.dumps({"loss": loss, "seconds": time.perf_counter() - start}))
+elif kind == "pyarrow":
+    import pyarrow.parquet as pq
+    import pyarrow.compute as pc
+    table = pq.read_table(path)
+    labels = table.column("label").to_numpy().astype(np.int64)
+    if "logits" in table.column_names:
+        column = table.column("logits").combine_chunks()
+        x = column.flatten().to_numpy().reshape(len(column), -1).astype(np.float64)
+    else:
+        names = [n for n in table.column_names if n != "label"]
+        x = np.column_stack([table.column(n).to_numpy() for n in names]).astype(np.float64)
+    print(json.dumps({"loss": mean_loss(x, labels)}))
+elif kind == "polars":
+    import polars as pl
+    frame = pl.read_parquet(path)
+    labels = frame["label"].to_numpy().astype(np.int64)
+    if "logits" in frame.columns:
+        x = np.stack(frame["logits"].to_numpy()).astype(np.float64)
+    else:
+        x = frame.drop("label").to_numpy().astype(np.float64)
+    print(json.dumps({"loss": mean_loss(x, labels)}))
+"""
+
+
+def make_data(directory: Path, quick: bool) -> dict[str, list[str]]:
+    """The files, made once (reused when present)."""
+    rng = np.random.default_rng(0)
+    cases: dict[str, list[str]] = {}
+    n_npy = 1_000_000 if quick else 10_000_000
+    scores, labels = directory / f"scores_{n_npy}.npy", directory / f"labels_{n_npy}.npy"
+    if not scores.exists():
+        common.log(f"making {scores} ...")
+        x = np.lib.format.open_memmap(scores, mode="w+", dtype=np.float32, shape=(n_npy, 10))
+        for start in range(0, n_npy, 1_000_000):
+            stop = min(n_npy, start + 1_000_000)
+            x[start:stop] = rng.normal(0, 3, size=(stop - start, 10))
+        x.flush()
+        del x
+        np.save(labels, rng.integers(0, 10, size=n_npy))
+    cases["npy"] = [str(scores), str(labels)]
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    for K, n in ((10, 200_000 if quick else 2_000_000), (1000, 5_000 if quick else 50_000)):
+        cols = directory / f"columns_K{K}_{n}.parquet"
+        lists = directory / f"list_K{K}_{n}.parquet"
+        if not cols.exists() or not lists.exists():
+            common.log(f"making {cols} and {lists} ...")
+            wcols = wlist = None
+            for start in range(0, n, 100_000):
+                m = min(n, start + 100_000) - start
+                x = rng.normal(0, 3, size=(m, K)).astype(np.float32)
+                y = rng.integers(0, K, size=m)
+                tc = pa.table({**{f"logit_{k}": x[:, k] for k in range(K)}, "label": y})
+                flat = pa.array(x.reshape(-1))
+                tl = pa.table({"logits": pa.FixedSizeListArray.from_arrays(flat, K), "label": y})
+                if wcols is None:
+                    wcols = pq.ParquetWriter(cols, tc.schema)
+                    wlist = pq.ParquetWriter(lists, tl.schema)
+                wcols.write_table(tc, row_group_size=100_000)
+                assert wlist is not None
+                wlist.write_table(tl, row_group_size=100_000)
+            assert wcols is not None
+            assert wlist is not None
+            wcols.close()
+            wlist.close()
+        cases[f"parquet columns K={K}"] = [str(cols)]
+        cases[f"parquet list K={K}"] = [str(lists)]
+    return cases
+
+
+def xent_argv(case: str, files: list[str]) -> list[str]:
+    argv = [sys.executable, "-m", "xentcli", "batch", files[0], "--format", "json"]
+    if case == "npy":
+        argv += ["--labels", files[1]]
+    return argv
+
+
+def measure(cases: dict[str, list[str]], repeats: int) -> list[dict[str, object]]:
+    rows = []
+    for case, files in cases.items():
+        contenders = {"xent batch": xent_argv(case, files)}
+        if case == "npy":
+            contenders["cross_entropy in memory"] = [
+                sys.executable,
+                "-c",
+                CHILD,
+                "in-memory",
+                files[0],
+                files[1],
+            ]
+        else:
+            for name in ("pyarrow", "polars"):
+                contenders[f"{name} + numpy"] = [sys.executable, "-c", CHILD, name, files[0]]
+        samples: dict[str, list[common.ChildRun]] = {name: [] for name in contenders}
+        names = list(contenders)
+        for round_ in range(repeats + 1):  # the first round warms the page cache
+            shift = round_ % len(names)
+            for name in names[shift:] + names[:shift]:
+                run = common.run_child(contenders[name])
+                if run.returncode != 0:
+                    common.log(f"{case} / {name} failed: {run.stderr.strip()[-300:]}")
+                if round_:
+                    samples[name].append(run)
+        for name, runs in samples.items():
+            ok = [r for r in runs if r.returncode == 0]
+            if not ok:
+                rows.append({"case": case, "contender": name, "error": runs[-1].stderr[-200:]})
+                continue
+            seconds = common.median([r.seconds for r in ok])
+            if name == "cross_entropy in memory":
+                seconds = common.median([json.loads(r.stdout)["seconds"] for r in ok])
+            loss = json.loads(ok[-1].stdout)["loss"]
+            rows.append(
+                {
+                    "case": case,
+                    "contender": name,
+                    "seconds": seconds,
+                    "rss_mb": common.median([r.max_rss_kb for r in ok]) / 1024,
+                    "loss": loss,
+                    "bytes": sum(os.path.getsize(f) for f in files),
+                }
+            )
+    return rows
+
+
+def report(rows: list[dict[str, object]], command: str, started: float) -> list[str]:
+    lines = [
+        BEGIN,
+        "## Input formats (issue 12): .npy and Parquet end to end",
+        "",
+        f"Generated by `{command}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+        f" in {time.time() - started:.0f} s; load average before/after: see the machine"
+        f" lines. {os.getloadavg()[0]:.2f} (1 min) at the end.",
+        "",
+        *(f"- {line}" for line in common.machine_lines()),
+        "",
+        "Median wall time of a child process (the in-memory call: the call alone), peak RSS.",
+        "Ratio: xent's time over the fastest alternative (for .npy: over"
+        " `cross_entropy` on the array already in memory).",
+        "",
+    ]
+    table_rows = []
+    verdicts = []
+    by_case: dict[str, list[dict[str, object]]] = {}
+    for row in rows:
+        by_case.setdefault(str(row["case"]), []).append(row)
+    for case, entries in by_case.items():
+        xent = next((e for e in entries if e["contender"] == "xent batch" and "seconds" in e), None)
+        others = [e for e in entries if e["contender"] != "xent batch" and "seconds" in e]
+        best = min(others, key=lambda e: float(e["seconds"])) if others else None
+        for e in entries:
+            if "seconds" not in e:
+                table_rows.append(
+                    [case, e["contender"], "failed", "", "", common.drop_note(str(e["error"]))]
+                )
+                continue
+            ratio = ""
+            if xent is not None and best is not None and e is xent:
+                ratio = common.fmt_ratio(float(xent["seconds"]) / float(best["seconds"]))
+            table_rows.append(
+                [
+                    case,
+                    e["contender"],
+                    common.fmt_time(float(e["seconds"])),
+                    f"{float(e['rss_mb']):.0f} MB",
+                    ratio,
+                    repr(e["loss"]),
+                ]
+            )
+        if xent is not None and best is not None:
+            ratio = float(xent["seconds"]) / float(best["seconds"])
+            goal = 1.5 if case == "npy" else 1.0
+            verdicts.append(
+                [
+                    f"{case}: time vs {best['contender']}",
+                    f"<= {goal}x",
+                    f"{ratio:.2f}x",
+                    "met" if ratio <= goal else "**not met**",
+                ]
+            )
+            rss = float(xent["rss_mb"])
+            verdicts.append(
+                [
+                    f"{case}: peak RSS ({float(xent['bytes']) / 1e6:.0f} MB of input)",
+                    "<= 250 MB",
+                    f"{rss:.0f} MB",
+                    "met" if rss <= 250 else "**not met**",
+                ]
+            )
+    lines += common.table(
+        ["case", "contender", "time", "peak RSS", "xent / best", "mean loss"], table_rows
+    )
+    lines += ["", "| target | goal | measured | verdict |", "|---|---|---|---|"]
+    lines += [f"| {' | '.join(v)} |" for v in verdicts]
+    lines += ["", END]
+    return lines
+
+
+def write(lines: list[str], output: Path) -> None:
+    text = output.read_text() if output.exists() else "# xent benchmark results\n"
+    section = "\n".join(lines) + "\n"
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        _, tail = rest.split(END, 1)
+        text = head + section.rstrip("\n") + tail
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    output.write_text(text)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small files (a minute)")
+    parser.add_argument("--data-dir", type=Path, help="keep and reuse the generated files")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--output", type=Path, default=Path(__file__).parent / "RESULTS.md")
+    args = parser.parse_args()
+    started = time.time()
+    with tempfile.TemporaryDirectory() as scratch:
+        directory = args.data_dir or Path(scratch)
+        directory.mkdir(parents=True, exist_ok=True)
+        rows = measure(make_data(directory, args.quick), args.repeats)
+    command = "python benchmarks/formats_bench.py " + " ".join(sys.argv[1:])
+    lines = report(rows, command.strip(), started)
+    write(lines, args.output)
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
