@@ -169,11 +169,12 @@ def test_json_with_explain_and_naive():
 def test_csv_output():
     result = run(*SEED, "--format", "csv")
     assert result.exit_code == 0
-    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    *rows, loss = list(csv.DictReader(io.StringIO(result.stdout)))
     assert [float(r["probability"]) for r in rows] == pytest.approx(
         [0.2139, 0.6427, 0.1434], abs=5e-5
     )
     assert rows[1]["is_label"] == "1"
+    assert loss["index"] == "loss"
 
 
 def test_markdown_output():
@@ -316,17 +317,16 @@ def test_true_class_at_minus_inf_is_infinite_loss_not_an_error():
         (["--logits", "\uff11,2", "--label", "0"], "--logits: item 0 is not a number: '\uff11'"),
         (["--logits", "-inf,-inf", "--label", "0"], "--logits: every logit of the row is -inf"),
         (["--label", "0"], "give the logits with --logits, for example --logits 1.2,2.3,0.8"),
-        (["--logits", "1,2"], "give exactly one of --label and --target"),
         (
             ["--logits", "1,2", "--label", "0", "--target", "1,0"],
-            "give exactly one of --label and --target",
+            "give one of --label and --target, not both",
         ),
         (["--logits", "1,2", "--target", "0.5,0.6"], "--target: targets do not sum to 1"),
         (
             ["--logits", "1,2", "--target", "1.5,-0.5"],
             "--target: target must be a finite probability >= 0 at item 1: '-0.5'",
         ),
-        (["--logits", "1,2", "--target", "1"], "--target: 1 values for 2 logits"),
+        (["--logits", "1,2", "--target", "1"], "--target: 1 value for 2 logits"),
         (["--logits", "1,2", "--target", "a,b"], "--target: item 0 is not a number: 'a'"),
         (
             ["--logits", "1,2", "--label", "0", "--temperature", "0"],
@@ -345,12 +345,12 @@ def test_true_class_at_minus_inf_is_infinite_loss_not_an_error():
             "--temperature is not a number: 'hot'",
         ),
         (
-            ["--logits", "1,2", "--label", "0", "--label-smoothing", "1"],
-            "--label-smoothing must be in [0, 1) (got 1)",
+            ["--logits", "1,2", "--label", "0", "--label-smoothing", "1.5"],
+            "--label-smoothing must be in [0, 1] (got 1.5)",
         ),
         (
             ["--logits", "1,2", "--label", "0", "--label-smoothing", "-0.1"],
-            "--label-smoothing must be in [0, 1) (got -0.1)",
+            "--label-smoothing must be in [0, 1] (got -0.1)",
         ),
         (
             ["--logits", "1,2", "--classes", "a,b", "--label", "c"],

@@ -715,8 +715,8 @@ def test_zero_weight_row_with_masked_true_class_counts_nothing() -> None:
         ({"logits": [[0.0, 1.0]]}, "give exactly one of labels and targets"),
         ({"logits": [[0.0, 1.0]], "labels": [0], "targets": [[1.0, 0.0]]}, "exactly one"),
         (
-            {"logits": [[0.0, 1.0]], "labels": [0], "label_smoothing": 1.0},
-            r"label_smoothing must be in \[0, 1\)",
+            {"logits": [[0.0, 1.0]], "labels": [0], "label_smoothing": 1.5},
+            r"label_smoothing must be in \[0, 1\]",
         ),
         ({"logits": [[0.0, 1.0]], "labels": [0], "label_smoothing": -0.1}, "label_smoothing"),
         ({"logits": [[0.0, 1.0]], "labels": [0], "label_smoothing": np.nan}, "label_smoothing"),

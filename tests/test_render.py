@@ -229,7 +229,7 @@ sum of shifted exps s = sum e^(y - m)        1.1537
 log s                                       0.14293
 log-sum-exp m + log s                        6.1429
 loss L                                 0.99064 bans
-perplexity e^L                               9.7867
+perplexity 10^L                              9.7867
 entropy of the target H(p)             0.46061 bans
 KL divergence KL(p || q)               0.29633 bans
 
@@ -516,8 +516,9 @@ def test_json_with_naive_and_steps():
 
 # ------------------------------------------------------------------------------ csv
 def test_csv_is_one_line_per_class_at_full_precision():
-    rows = list(csv.DictReader(io.StringIO(to_csv(SEED))))
+    *rows, loss = list(csv.DictReader(io.StringIO(to_csv(SEED))))
     assert len(rows) == 3
+    assert loss["index"] == "loss" and float(loss["contribution"]) == SEED.loss
     assert list(rows[0]) == [
         "index",
         "class",
@@ -697,6 +698,6 @@ def test_every_format_renders_any_valid_sample(trace):
     text = table(trace, explain=True, naive=True)
     assert "loss L" in text
     assert json.loads(to_json(trace, naive=True, explain=True))["units"] == trace.units
-    assert len(list(csv.reader(io.StringIO(to_csv(trace, naive=True))))) == trace.num_classes + 1
+    assert len(list(csv.reader(io.StringIO(to_csv(trace, naive=True))))) == trace.num_classes + 2
     assert to_markdown(trace, naive=True).startswith("## ")
     check_latex_structure(to_latex(trace, naive=True))

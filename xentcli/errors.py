@@ -45,8 +45,8 @@ class InvalidInputError(XentError):
 
     >>> str(InvalidInputError("logit is NaN", row=2, column=1, value=float("nan")))
     'row 2, column 1: logit is NaN (nan)'
-    >>> str(InvalidInputError("label_smoothing must be in [0, 1)", value=1.5))
-    'label_smoothing must be in [0, 1) (1.5)'
+    >>> str(InvalidInputError("label_smoothing must be in [0, 1]", value=1.5))
+    'label_smoothing must be in [0, 1] (1.5)'
     """
 
     def __init__(

@@ -103,3 +103,13 @@ def dumps(value: Any, indent: int | None = 2) -> str:
     import json  # here, not above: the table formats never need it
 
     return json.dumps(jsonable(value), indent=indent, allow_nan=False)
+
+
+def plural(count: int, word: str, words: str | None = None) -> str:
+    """*count* and the noun that goes with it: ``1 row``, ``2 rows``, ``0 rows``.
+
+    >>> plural(1, "row"), plural(3, "row"), plural(0, "class", "classes")
+    ('1 row', '3 rows', '0 classes')
+    """
+    noun = word if count == 1 else (words if words is not None else word + "s")
+    return f"{count} {noun}"

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from xentcli.batch._syntax import decode, is_number, split_fields
 from xentcli.batch._types import ReadOptions
 from xentcli.errors import DataError
+from xentcli.text import plural
 
 _LABEL_NAMES = ("label", "target", "y", "class")
 _RANGE = re.compile(r"(-?[0-9]*):(-?[0-9]*)(?::(-?[0-9]*))?")
@@ -123,7 +124,8 @@ class _Selector:
                 selected = list(range(ncols))[slice(*parts)]
                 if not selected:
                     raise self._error(
-                        f"{what}: the range selects no column (the file has {ncols})", spec
+                        f"{what}: the range selects no column (the file has {plural(ncols, 'column')})",
+                        spec,
                     )
                 return selected
             elif any(c in text for c in "*?["):
@@ -139,7 +141,7 @@ class _Selector:
             raise self._error(f"{what}: not a column name or index", spec)
         if not -ncols <= index < ncols:
             raise self._error(
-                f"{what}: column index out of range (the file has {ncols} columns)", spec
+                f"{what}: column index out of range (the file has {plural(ncols, 'column')})", spec
             )
         return [index % ncols]
 
@@ -186,7 +188,7 @@ class _Selector:
         else:
             logits = [i for i in range(ncols) if i not in taken]
         if not logits:
-            raise self._error(f"no logit column (the file has {ncols} column{'s' * (ncols != 1)})")
+            raise self._error(f"no logit column (the file has {plural(ncols, 'column')})")
         K = len(logits)
         if targets is not None and len(targets) != K:
             raise self._error(f"{len(targets)} target columns for {K} logit columns")

@@ -9,8 +9,10 @@ Memory is constant in the number of rows: every statistic is a fixed-size accumu
   classes, filled once per chunk; the file and pooled totals are merges of these, so no
   value is added twice). Without class weights every counted row weighs 1, so the
   weight sums are row counts, added as integers.
-- Quantiles come from :class:`QuantileSketch`: log-spaced buckets, each value's
-  quantile reported within 1 % relative error; min and max are exact.
+- Quantiles come from :class:`QuantileSketch`: exact (``numpy.quantile``'s default
+  linear interpolation) while the values fit in the sketch's own memory, then from
+  log-spaced buckets, each quantile reported within 1 % relative error; min and max are
+  always exact.
 - The worst rows are the top ``N`` by loss, ties broken by input order (earlier first).
 
 >>> import numpy as np
@@ -58,14 +60,18 @@ class QuantileSketch:
     so they are reported exactly. The whole float64 range needs about 73 000 buckets
     (0.6 MB), whatever the number of values.
 
-    Quantile ``q`` is the order statistic of 0-based rank ``floor(q * (n - 1))`` (numpy's
-    ``method="lower"``), within 1 %; it is clamped to the exact smallest and largest
-    positive finite values, so a sketch of equal values reports them exactly.
+    Up to :attr:`EXACT_CAPACITY` values (as many as the buckets take memory) the values
+    themselves are kept too, and quantile ``q`` is exactly ``numpy.quantile(values, q)``
+    (linear interpolation between order statistics): a small file's p90 is not a bucket's
+    estimate. Beyond that, quantile ``q`` is the order statistic of 0-based rank
+    ``floor(q * (n - 1))`` (numpy's ``method="lower"``), within 1 %; it is clamped to the
+    exact smallest and largest positive finite values, so a sketch of equal values
+    reports them exactly.
 
     >>> sketch = QuantileSketch()
     >>> sketch.add(np.array([0.0, 1.0, 2.0, 3.0, 100.0]))
-    >>> sketch.quantile(0.5), sketch.quantile(0.0), sketch.quantile(1.0)
-    (2.0..., 0.0, 100.0)
+    >>> sketch.exact, sketch.quantile(0.5), sketch.quantile(0.9), sketch.quantile(1.0)
+    (True, 2.0, 61.2..., 100.0)
     """
 
     RELATIVE_ERROR = 0.01  #: the stated bound
@@ -75,8 +81,11 @@ class QuantileSketch:
     _MIN_INDEX = math.floor(math.log(5e-324) / _LOG_GAMMA) - 2
     _MAX_INDEX = math.ceil(math.log(1.7976931348623157e308) / _LOG_GAMMA) + 2
     SIZE = _MAX_INDEX - _MIN_INDEX + 1
+    #: values kept exactly: as many float64 as the int64 buckets, so no extra memory order
+    EXACT_CAPACITY = SIZE
 
     def __init__(self) -> None:
+        self._values: list[FloatArray] | None = []  #: the values, while they fit
         self.counts = np.zeros(self.SIZE, dtype=np.int64)
         self.zeros = 0
         self.infinities = 0
@@ -94,6 +103,7 @@ class QuantileSketch:
         if np.isnan(values).any() or (values < 0).any():
             raise ValueError("QuantileSketch takes values >= 0 (or +inf)")
         self.count += values.size
+        self._keep([values])
         self.min = min(self.min, float(values.min()))
         self.max = max(self.max, float(values.max()))
         zero = values == 0
@@ -107,12 +117,25 @@ class QuantileSketch:
             index = np.ceil(np.log(positive) / self._LOG_GAMMA).astype(np.int64)
             self.counts += np.bincount(index - self._MIN_INDEX, minlength=self.SIZE)
 
+    @property
+    def exact(self) -> bool:
+        """Whether the values are all kept, so that quantiles are exact."""
+        return self._values is not None
+
+    def _keep(self, values: list[FloatArray] | None) -> None:
+        # Called after self.count has grown: past the capacity, only the buckets remain.
+        if self._values is None or values is None or self.count > self.EXACT_CAPACITY:
+            self._values = None
+        else:
+            self._values += [v.copy() for v in values]
+
     def merge(self, other: QuantileSketch) -> None:
         """Add every value of *other* to this sketch."""
+        self.count += other.count
+        self._keep(other._values)
         self.counts += other.counts
         self.zeros += other.zeros
         self.infinities += other.infinities
-        self.count += other.count
         self.min = min(self.min, other.min)
         self.max = max(self.max, other.max)
         self.min_positive = min(self.min_positive, other.min_positive)
@@ -175,9 +198,12 @@ class QuantileSketch:
             return math.inf
 
     def quantile(self, q: float) -> float | None:
-        """The ``q``-quantile (0 <= q <= 1) within 1 %, or None when the sketch is empty."""
+        """The ``q``-quantile (0 <= q <= 1), exact or within 1 % (:attr:`exact`), or None
+        when the sketch is empty."""
         if self.count == 0:
             return None
+        if self._values is not None:
+            return _exact_quantile(np.concatenate(self._values), q)
         rank = math.floor(q * (self.count - 1))
         if rank == 0:
             return self.min
@@ -219,6 +245,27 @@ class QuantileSketch:
         if self.infinities:
             out.append(HistogramBin(math.inf, math.inf, self.infinities))
         return out
+
+
+def _exact_quantile(values: FloatArray, q: float) -> float:
+    """``numpy.quantile(values, q)``, with an infinite loss kept infinite.
+
+    numpy's interpolation turns an infinite order statistic into nan (``inf * 0``,
+    ``inf - inf``); the limit it stands for is the lower statistic where the position
+    falls on it exactly, and ``inf`` (the higher one) between a value and ``inf``.
+
+    >>> _exact_quantile(np.array([1.0, 1.0, np.inf]), 0.5)
+    1.0
+    >>> _exact_quantile(np.array([1.0, 1.0, np.inf]), 0.9)
+    inf
+    """
+    with np.errstate(invalid="ignore"):
+        value = float(np.quantile(values, q))
+    if math.isnan(value):
+        position = q * (values.size - 1)
+        method = "lower" if position == math.floor(position) else "higher"
+        value = float(np.quantile(values, q, method=method))
+    return value
 
 
 def _approximate(value: float) -> float:
@@ -322,7 +369,7 @@ class Summary:
     units: str
     soft_targets: bool
     quantiles: dict[str, float | None]
-    quantile_relative_error: float
+    quantile_relative_error: float  #: 0.0 when the quantiles are exact
     histogram: tuple[HistogramBin, ...]
     per_class: tuple[ClassSummary, ...]
     worst: tuple[WorstRow, ...]
@@ -363,6 +410,7 @@ class Summary:
             "kl_divergence": self.kl_divergence,
             "loss_quantiles": dict(self.quantiles),
             "loss_quantiles_relative_error": self.quantile_relative_error,
+            "loss_quantiles_exact": self.quantile_relative_error == 0.0,
             "histogram": [{"low": b.low, "high": b.high, "rows": b.rows} for b in self.histogram],
             "per_class": [
                 {
@@ -934,7 +982,7 @@ class BatchAccumulator:
             units=core.UNITS[opts.base],
             soft_targets=bool(self.soft_targets),
             quantiles={name: None if v is None else self._unit(v) for name, v in quantiles.items()},
-            quantile_relative_error=QuantileSketch.RELATIVE_ERROR,
+            quantile_relative_error=0.0 if self.sketch.exact else QuantileSketch.RELATIVE_ERROR,
             histogram=tuple(
                 HistogramBin(self._unit(b.low), self._unit(b.high), b.rows)
                 for b in self.sketch.histogram()

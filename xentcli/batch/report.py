@@ -17,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from xentcli.batch.accumulator import ChunkResult, ClassSummary, Summary
-from xentcli.text import dumps
+from xentcli.text import dumps, plural
 
 #: the per-class table lists every class up to this many, else the costliest few
 MAX_CLASSES = 20
@@ -103,7 +103,7 @@ def _render_table(summary: Summary, console: Console) -> None:
     n_files = len(files)
     console.print(
         Text(
-            f"xent batch: {n_files} file{'s' if n_files != 1 else ''}, {summary.rows} rows "
+            f"xent batch: {plural(n_files, 'file')}, {plural(summary.rows, 'row')} "
             f"({summary.rows_counted} counted, {summary.rows_ignored} ignored, "
             f"{summary.rows_skipped} skipped)",
             style="bold",
@@ -148,7 +148,7 @@ def _render_table(summary: Summary, console: Console) -> None:
     accuracy_name = "Accuracy (argmax of target)" if summary.soft_targets else "Accuracy"
     grid.add_row(
         accuracy_name,
-        f"{percent(summary.accuracy)} ({summary.correct} of {summary.rows_counted} rows)",
+        f"{percent(summary.accuracy)} ({summary.correct} of {plural(summary.rows_counted, 'row')})",
     )
     console.print(grid)
     _render_skipped(summary, console)
@@ -169,8 +169,7 @@ def _render_skipped(summary: Summary, console: Console) -> None:
     more = f"; the first {shown}" if shown < summary.rows_skipped else ""
     _heading(
         console,
-        f"Skipped {summary.rows_skipped} bad row"
-        f"{'s' if summary.rows_skipped != 1 else ''} (--on-error skip){more}:",
+        f"Skipped {plural(summary.rows_skipped, 'bad row')} (--on-error skip){more}:",
     )
     for error in summary.skipped:
         console.print(Text(f"  {error}"))
@@ -178,8 +177,11 @@ def _render_skipped(summary: Summary, console: Console) -> None:
 
 def _render_distribution(summary: Summary, console: Console) -> None:
     q = summary.quantiles
-    error = f"{100 * summary.quantile_relative_error:g} %"
-    _heading(console, f"Loss per row ({summary.units}; p50, p90, p99 within {error})")
+    if summary.quantile_relative_error:
+        how = f"p50, p90, p99 within {100 * summary.quantile_relative_error:g} %"
+    else:
+        how = "exact quantiles"
+    _heading(console, f"Loss per row ({summary.units}; {how})")
     grid = Table.grid(padding=(0, 2))
     for _ in q:
         grid.add_column(justify="right")
@@ -248,8 +250,7 @@ def _render_worst(summary: Summary, console: Console) -> None:
         return
     _heading(
         console,
-        f"Worst {len(summary.worst)} row{'s' if len(summary.worst) != 1 else ''}"
-        " (FILE:LINE; study one with xent compute)",
+        f"Worst {plural(len(summary.worst), 'row')} (FILE:LINE; study one with xent compute)",
     )
     table = _table(console)
     table.add_column("#", justify="right")

@@ -39,7 +39,7 @@ Examples:
 
 
 def _float_option(
-    what: str, low: float | None = None, low_open: bool = False, high_open: float | None = None
+    what: str, low: float | None = None, low_open: bool = False, high: float | None = None
 ) -> Any:
     """A click callback parsing a float with xent's rules and a range check (exit 2)."""
 
@@ -55,11 +55,11 @@ def _float_option(
         ok = math.isfinite(number)
         if ok and low is not None:
             ok = number > low if low_open else number >= low
-        if ok and high_open is not None:
-            ok = number < high_open
+        if ok and high is not None:
+            ok = number <= high
         if not ok:
-            if high_open is not None:
-                bounds = f"in [{low:g}, {high_open:g})"
+            if high is not None:
+                bounds = f"in [{low:g}, {high:g}]"
             else:
                 bounds = f"{'>' if low_open else '>='} {low:g}"
             raise click.BadParameter(f"must be a finite number {bounds}: {value!r}")
@@ -265,8 +265,8 @@ def _refuse_overwriting_an_input(per_row: str, paths: list[str], option: str = "
     default="0",
     show_default=True,
     metavar="EPS",
-    callback=_float_option("--label-smoothing", 0.0, high_open=1.0),
-    help="Label smoothing in [0, 1).",
+    callback=_float_option("--label-smoothing", 0.0, high=1.0),
+    help="Label smoothing in [0, 1] (1: the uniform target).",
 )
 @click.option(
     "--temperature",
@@ -597,12 +597,12 @@ def write_state(accumulator: Any, path: str) -> None:
 def _report(summary: Any, fmt: str, *, to_stderr: bool) -> None:
     from xentcli.batch.report import render_csv, render_json, render_table
     from xentcli.cli.tools import make_console
+    from xentcli.text import plural
 
     if summary.rows_skipped:
         lines = ", ".join(f"{e.path}:{e.line}" for e in summary.skipped)
         click.echo(
-            f"Warning: skipped {summary.rows_skipped} bad row"
-            f"{'s' if summary.rows_skipped != 1 else ''} (first: {lines})",
+            f"Warning: skipped {plural(summary.rows_skipped, 'bad row')} (first: {lines})",
             err=True,
         )
     if summary.loss is None and fmt != "table":

@@ -29,6 +29,7 @@ _OPTION_OF_FIELD = {
 EPILOG = """\b
 Examples:
   xent compute --logits 1.2,2.3,0.8 --label 1
+  xent compute --logits 1.2,2.3,0.8
   xent compute --logits "1.2 2.3 0.8" --label 1 --explain
   xent compute --logits 1.2,2.3,0.8 --classes cat,dog,bird --label dog
   xent compute --logits -1,2,3 --target 0.1,0.2,0.7 --format json
@@ -82,6 +83,13 @@ def _parse_label(text: str, k: int, classes: list[str] | None) -> int:
             f"--label: {label} is out of range; class indices run from 0 to {k - 1} ({k} logits)"
         )
     return label
+
+
+def _counts(given: int, what: str, k: int) -> str:
+    """``1 value for 2 logits`` (text is imported only for a message: startup stays lean)."""
+    from xentcli.text import plural
+
+    return f"{plural(given, what)} for {plural(k, 'logit')}"
 
 
 def _message(error: XentError, written: dict[str, list[str]]) -> str:
@@ -204,6 +212,7 @@ def compute(
     Shows every intermediate value of the numerically stable computation: the max, the
     shifted logits, their exponentials and sum, the probabilities q, the loss
     L = -log q_label (or -sum p log q for a soft target), its gradient and perplexity.
+    Without --label or --target it shows the softmax and the predicted class only.
     """
     from xentcli.cli.tools import make_console
     from xentcli.compute import render
@@ -214,8 +223,8 @@ def compute(
     logits, written_logits = _parse_list(logits_text, "--logits")
     written = {"logit": written_logits}
     k = len(logits)
-    if (label_text is None) == (target_text is None):
-        raise BadInvocation("give exactly one of --label and --target")
+    if label_text is not None and target_text is not None:
+        raise BadInvocation("give one of --label and --target, not both")
     classes = None
     if classes_text is not None:
         try:
@@ -224,25 +233,25 @@ def compute(
             raise BadInvocation(str(error)) from None
         if len(classes) != k:
             raise BadInvocation(
-                f"--classes: {len(classes)} names for {k} logits (give one name per logit)"
+                f"--classes: {_counts(len(classes), 'name', k)} (give one name per logit)"
             )
     temperature = _parse_number(temperature_text, "--temperature")
     if not (math.isfinite(temperature) and temperature > 0):
         raise BadInvocation(f"--temperature must be a positive number (got {temperature_text})")
     smoothing = _parse_number(smoothing_text, "--label-smoothing")
-    if not 0.0 <= smoothing < 1.0:
-        raise BadInvocation(f"--label-smoothing must be in [0, 1) (got {smoothing_text})")
+    if not 0.0 <= smoothing <= 1.0:
+        raise BadInvocation(f"--label-smoothing must be in [0, 1] (got {smoothing_text})")
     label = _parse_label(label_text, k, classes) if label_text is not None else None
     targets = None
     if target_text is not None:
         targets, written["target"] = _parse_list(target_text, "--target")
     if targets is not None and len(targets) != k:
-        raise BadInvocation(f"--target: {len(targets)} values for {k} logits")
+        raise BadInvocation(f"--target: {_counts(len(targets), 'value', k)}")
     weights = None
     if weights_text is not None:
         weights, written["weight"] = _parse_list(weights_text, "--weights")
     if weights is not None and len(weights) != k:
-        raise BadInvocation(f"--weights: {len(weights)} values for {k} logits")
+        raise BadInvocation(f"--weights: {_counts(len(weights), 'value', k)}")
     if explain and output_format == "csv":
         raise BadInvocation(
             "--explain has no CSV form; use --format table, json, markdown or latex"

@@ -11,7 +11,9 @@ import re
 
 from xentcli.errors import XentError
 
-_SEPARATORS = re.compile(r"[,\s;]+")
+# A comma or semicolon (with spaces around it), or spaces alone: "1,,3" keeps its empty
+# item, so that it is reported rather than silently dropped.
+_SEPARATOR = re.compile(r"\s*[,;]\s*|\s+")
 # ASCII only: float() would also take full-width or Arabic-Indic digits, which the CSV
 # reader rejects; the two must agree on what a number is.
 _NUMBER = re.compile(
@@ -27,11 +29,13 @@ def split_list(text: str) -> list[str]:
     ['1.2', '2.3', '0.8']
     >>> split_list(" -1  2;3 ")
     ['-1', '2', '3']
+    >>> split_list("1,2,,3")
+    ['1', '2', '', '3']
     """
     body = text.strip()
     if body[:1] in "[(" and body[-1:] in "])":
-        body = body[1:-1]
-    return [item for item in _SEPARATORS.split(body.strip()) if item]
+        body = body[1:-1].strip()
+    return _SEPARATOR.split(body) if body else []
 
 
 def parse_float(text: str, what: str = "value") -> float:
@@ -66,12 +70,20 @@ def parse_float_list(text: str, what: str = "value") -> list[float]:
     Traceback (most recent call last):
     ...
     xentcli.errors.XentError: logits: the list is empty
+    >>> parse_float_list("1,2,,3", "--logits")
+    Traceback (most recent call last):
+    ...
+    xentcli.errors.XentError: --logits: item 2 is empty (two separators in a row): '1,2,,3'
     """
     items = split_list(text)
     if not items:
         raise XentError(f"{what}: the list is empty")
     values = []
     for position, item in enumerate(items):
+        if not item:
+            raise XentError(
+                f"{what}: item {position} is empty (two separators in a row): {text.strip()!r}"
+            )
         try:
             values.append(parse_float(item, what))
         except XentError:

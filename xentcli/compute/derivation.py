@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from xentcli.compute.trace import Trace
+from xentcli.compute.trace import NO_TARGET_HINT, Trace
 from xentcli.text import DEFAULT_DIGITS, fixed, given, sig
 
 _LIST_LIMIT = 12  # lists longer than this are elided in derivations
@@ -216,6 +216,9 @@ def derivation(t: Trace, digits: int = DEFAULT_DIGITS) -> list[Step]:
     )
     steps.append(step)
 
+    if not t.has_target:
+        steps.append(_prediction_step(t, digits))
+        return steps
     steps.append(_target_step(t, digits))
     steps.append(_stable_step(t, digits))
     number = 8
@@ -228,6 +231,24 @@ def derivation(t: Trace, digits: int = DEFAULT_DIGITS) -> list[Step]:
         number += 1
     steps.append(_gradient_step(t, digits, number))
     return steps
+
+
+def _prediction_step(t: Trace, digits: int) -> Step:
+    """The last step when there is no label or target: the prediction, and no loss."""
+    step = Step(6, "The predicted class")
+    c = t.argmax
+    q = fixed(t.probabilities[c], digits)
+    name = t.classes[c]
+    step.math(
+        f"argmax_k q_k = {c}" + ("" if name == str(c) else f" ({name})") + f", q_{c} = {q}",
+        f"\\arg\\max_k q_k = {c}, \\quad q_{{{c}}} = {tex_number(q)}",
+    )
+    step.say(
+        "There is no label, so there is no loss. " + NO_TARGET_HINT,
+        "There is no label, so there is no loss. A label or a soft target adds the loss and"
+        " its gradient.",
+    )
+    return step
 
 
 def _unshifted_lines(step: Step, t: Trace, digits: int) -> None:
@@ -403,8 +424,8 @@ def _loss_value_lines(step: Step, t: Trace, digits: int) -> None:
             f" = {tex_number(sig(t.loss, digits))}\\ \\text{{{t.units}}}",
         )
     step.math(
-        f"Perplexity: e^L = {sig(t.perplexity, digits)}",
-        f"\\text{{perplexity: }} e^{{L}} = {tex_number(sig(t.perplexity, digits))}",
+        f"Perplexity: {t.base}^L = {sig(t.perplexity, digits)}",
+        f"\\text{{perplexity: }} {t.base}^{{L}} = {tex_number(sig(t.perplexity, digits))}",
     )
 
 

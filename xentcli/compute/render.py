@@ -48,10 +48,12 @@ def per_class(t: Trace, digits: int) -> tuple[list[str], list[list[str]]]:
     headers.append("y")
     if t.temperature != 1.0:
         headers.append("y/T")
-    headers += ["y - max", "e^(y - max)", "q", "p"]
-    if t.weights is not None:
-        headers.append("w")
-    headers += ["-w p log q" if t.weights is not None else "-p log q", "dL/dy"]
+    headers += ["y - max", "e^(y - max)", "q"]
+    if t.has_target:
+        headers.append("p")
+        if t.weights is not None:
+            headers.append("w")
+        headers += ["-w p log q" if t.weights is not None else "-p log q", "dL/dy"]
     rows = []
     for k in range(t.num_classes):
         row = [str(k)]
@@ -64,11 +66,14 @@ def per_class(t: Trace, digits: int) -> tuple[list[str], list[list[str]]]:
             fixed(t.shifted[k], digits),
             fixed(t.exp_shifted[k], digits),
             fixed(t.probabilities[k], digits),
-            fixed(t.targets[k], digits) if t.label_smoothing else given(t.targets[k], digits),
         ]
-        if t.weights is not None:
-            row.append(given(t.weights[k], digits))
-        row += [fixed(t.contributions[k], digits), fixed(t.gradient[k], digits)]
+        if t.has_target:
+            row.append(
+                fixed(t.targets[k], digits) if t.label_smoothing else given(t.targets[k], digits)
+            )
+            if t.weights is not None:
+                row.append(given(t.weights[k], digits))
+            row += [fixed(t.contributions[k], digits), fixed(t.gradient[k], digits)]
         rows.append(row)
     return headers, rows
 
@@ -80,8 +85,13 @@ def _summary(t: Trace, digits: int) -> list[tuple[str, str]]:
         ("sum of shifted exps s = sum e^(y - m)", g(t.sum_exp_shifted)),
         ("log s", g(t.log_sum_exp_shifted)),
         ("log-sum-exp m + log s", g(t.log_sum_exp)),
+    ]
+    if not t.has_target:
+        q = fixed(t.probabilities[t.argmax], digits)
+        return [*lines, ("predicted class", f"{t.classes[t.argmax]} (q = {q})")]
+    lines += [
         ("loss L", f"{g(t.loss)} {t.units}"),
-        ("perplexity e^L", g(t.perplexity)),
+        (f"perplexity {t.base}^L", g(t.perplexity)),
     ]
     if t.label is not None and t.one_minus_q is not None and t.probabilities[t.label] > 0.99:
         lines.append((f"1 - q_{t.label}", g(t.one_minus_q)))
@@ -100,14 +110,18 @@ def _title(t: Trace, digits: int) -> str:
     if t.label is not None:
         name = t.classes[t.label]
         parts.append(f"true class {t.label}" + ("" if name == str(t.label) else f" ({name})"))
-    else:
+    elif t.has_target:
         parts.append("soft target")
+    else:
+        parts.append("no label")
     if t.temperature != 1.0:
         parts.append(f"temperature {given(t.temperature, digits)}")
     if t.label_smoothing:
         parts.append(f"label smoothing {given(t.label_smoothing, digits)}")
     if t.weights is not None:
         parts.append("class weights")
+    if not t.has_target:
+        return "Softmax: " + ", ".join(parts)
     return "Softmax and cross-entropy: " + ", ".join(parts)
 
 
@@ -331,16 +345,21 @@ def print_table(
     out.lines([""])
     out.table(summary)
     out.lines(["", "probabilities q", *_bars(t, digits, glyph)])
+    if not t.has_target:
+        from xentcli.compute.trace import NO_TARGET_HINT
+
+        out.lines(["", *_wrapped(NO_TARGET_HINT, 0, width)])
     if naive:
         from xentcli.compute.derivation import naive_notes
 
         out.lines(["", "The textbook formula q = e^y / sum e^y, L = -log q, unshifted:", ""])
         out.table(_naive_table(t, digits, table_box))
-        lines = [
-            "",
-            f"textbook loss  {sig(t.naive.loss, digits)} {t.units}"
-            f"   (stable: {sig(t.loss, digits)} {t.units})",
-        ]
+        lines = [""]
+        if t.has_target:
+            lines.append(
+                f"textbook loss  {sig(t.naive.loss, digits)} {t.units}"
+                f"   (stable: {sig(t.loss, digits)} {t.units})"
+            )
         for note in naive_notes(t, digits):
             lines += _wrapped(note, 2, width)
         out.lines(lines)
@@ -363,11 +382,13 @@ def to_json(
     """The trace as JSON in DESIGN.md's shape, at full precision (plus extra keys)."""
     from xentcli import text as jsonfmt
 
+    # Without a label or target there is no loss: its keys are null (DESIGN.md's keys stay).
+    has = t.has_target
     data: dict[str, object] = {
         "logits": list(t.logits),
         "classes": list(t.classes),
         "label": t.label,
-        "targets": list(t.targets),
+        "targets": list(t.targets) if has else None,
         "temperature": t.temperature,
         "label_smoothing": t.label_smoothing,
         "weights": list(t.weights) if t.weights is not None else None,
@@ -380,21 +401,21 @@ def to_json(
         "sum_exp": t.sum_exp,
         "probabilities": list(t.probabilities),
         "log_probabilities": list(t.log_probabilities),
-        "gradient": list(t.gradient),
-        "loss": t.loss,
+        "gradient": list(t.gradient) if has else None,
+        "loss": t.loss if has else None,
         "units": t.units,
         # Added keys (DESIGN.md allows additions):
         "label_name": t.classes[t.label] if t.label is not None else None,
         "targets_given": list(t.targets_given) if t.targets_given is not None else None,
         "scaled_logits": list(t.scaled),
         "predicted": t.argmax,
-        "contributions": list(t.contributions),
-        "loss_nats": t.loss_nats,
+        "contributions": list(t.contributions) if has else None,
+        "loss_nats": t.loss_nats if has else None,
         "base": t.base,
-        "perplexity": t.perplexity,
+        "perplexity": t.perplexity if has else None,
         "one_minus_q": t.one_minus_q,
-        "entropy": t.entropy,
-        "kl_divergence": t.kl_divergence,
+        "entropy": t.entropy if has else None,
+        "kl_divergence": t.kl_divergence if has else None,
     }
     if naive:
         from xentcli.compute.derivation import naive_notes
@@ -403,11 +424,15 @@ def to_json(
             "exp": list(t.naive.exp),
             "sum_exp": t.naive.sum_exp,
             "probabilities": list(t.naive.probabilities),
-            "loss": t.naive.loss,
+            "loss": t.naive.loss if has else None,
             "overflow": t.naive.overflow,
             "underflow": t.naive.underflow,
             "notes": naive_notes(t, digits),
         }
+    if not has:
+        from xentcli.compute.trace import NO_TARGET_HINT
+
+        data["note"] = NO_TARGET_HINT
     if explain:
         from xentcli.compute.derivation import derivation
 
@@ -441,7 +466,12 @@ CSV_COLUMNS = (
 
 
 def to_csv(t: Trace, *, naive: bool = False) -> str:
-    """One line per class at full precision; the loss is the sum of ``contribution``."""
+    """One line per class at full precision, then a line ``loss`` with the loss (the sum
+    of ``contribution``) in the ``contribution`` column.
+
+    Without a label or target, ``target``, ``contribution`` and ``gradient`` are empty,
+    and so is the loss.
+    """
     import csv
     import io
 
@@ -471,7 +501,15 @@ def to_csv(t: Trace, *, naive: bool = False) -> str:
             ]
             + ["1" if k == t.label else "0"]
         )
+        if not t.has_target:
+            for column in ("target", "contribution", "gradient"):
+                row[CSV_COLUMNS.index(column)] = ""
         if naive:
             row += [_csv_number(t.naive.exp[k]), _csv_number(t.naive.probabilities[k])]
         writer.writerow(row)
+    loss_row = [""] * len(header)
+    loss_row[0] = "loss"
+    if t.has_target:
+        loss_row[CSV_COLUMNS.index("contribution")] = _csv_number(t.loss)
+    writer.writerow(loss_row)
     return out.getvalue()

@@ -45,6 +45,9 @@ from xentcli.errors import InvalidInputError
 
 _LOG_BASE = {"e": 1.0, "2": math.log(2.0), "10": math.log(10.0)}
 
+#: what the table, the derivation and JSON say when there is no label or target
+NO_TARGET_HINT = "A label (--label) or a soft target (--target) adds the loss and its gradient."
+
 
 def _scalar(value: object) -> float:
     """The one element of a kernel result of shape ``()`` or ``(1,)`` as a float."""
@@ -103,7 +106,7 @@ class NaiveTrace(_Record):
     exp: tuple[float, ...]  #: e^z_k, unshifted
     sum_exp: float  #: sum_k e^z_k (inf on overflow, 0 on underflow)
     probabilities: tuple[float, ...]  #: e^z_k / sum (nan when the sum is inf or 0)
-    loss: float  #: -sum_c a_c log q_c, in the trace's units
+    loss: float  #: -sum_c a_c log q_c, in the trace's units (nan without a target)
 
     @property
     def overflow(self) -> bool:
@@ -155,7 +158,7 @@ class Trace(_Record):
     gradient: tuple[float, ...]  #: dL/dy_k, in units per unit of logit
     loss: float  #: the row loss L, in units
     loss_nats: float  #: the row loss L, in nats
-    perplexity: float  #: e^(L in nats)
+    perplexity: float  #: e^(L in nats), which is also b^L for L in units of base b
     one_minus_q: float | None  #: 1 - q_i for the true class, to full precision
     entropy: float  #: H(p) = -sum p_k log p_k of the target used, in units
     kl_divergence: float  #: KL(p || q) = sum p_k log(p_k / q_k), in units
@@ -164,7 +167,14 @@ class Trace(_Record):
     @property
     def soft(self) -> bool:
         """Whether the target is not one-hot (soft, or smoothed): H(p) > 0."""
-        return self.targets_given is not None or self.label_smoothing > 0
+        return self.has_target and (self.targets_given is not None or self.label_smoothing > 0)
+
+    @property
+    def has_target(self) -> bool:
+        """Whether a label or a target was given: without one there is no loss, and
+        ``targets``, ``contributions`` and ``gradient`` are zeros, ``loss``, ``loss_nats``
+        and ``perplexity`` nan (renderers show the softmax only)."""
+        return self.label is not None or self.targets_given is not None
 
     @property
     def num_classes(self) -> int:
@@ -198,6 +208,8 @@ def _target_row(
         base = np.asarray(targets, dtype=np.float64)
     else:
         base = np.zeros(k)
+        if label is None:  # no target: no loss, nothing to smooth
+            return _floats(base)
         base[label] = 1.0
     if label_smoothing:
         base = (1.0 - label_smoothing) * base + label_smoothing / k
@@ -212,14 +224,19 @@ def _gradient(
 ) -> tuple[float, ...]:
     """``(q_k * A - a_k) / scale`` with ``A = sum a``, without cancellation near q_k = 1.
 
-    For ``q_k > 1/2`` the term is rewritten as ``(A - a_k) - A * (1 - q_k)``: ``A - a_k``
+    Where ``a_k = 0`` it is ``q_k * A`` (exactly ``q_k`` without weights or smoothing).
+    Otherwise, for ``q_k > 1/2`` the term is rewritten as ``(A - a_k) - A * (1 - q_k)``: ``A - a_k``
     is a sum of non-negative terms and ``1 - q_k = -expm1(log q_k)`` is accurate even
     where ``q_k`` itself rounds to 1 (logits [0, -40]: 1 - q_0 = 4.2e-18).
     """
     total = math.fsum(coefficients)
     out = []
     for k, (q_k, a_k) in enumerate(zip(q, coefficients, strict=True)):
-        if q_k > 0.5:
+        if a_k == 0:
+            # Nothing cancels: q_k * A is one rounding (q_k itself when A = 1, as for a
+            # plain label), where the rewriting below would round twice more.
+            value = q_k * total
+        elif q_k > 0.5:
             rest = math.fsum(a for j, a in enumerate(coefficients) if j != k)
             value = rest - total * -math.expm1(log_q[k])
         else:
@@ -239,7 +256,9 @@ def _unshifted_sum(s: float, m: float) -> float | None:
     return value
 
 
-def _naive(z: np.ndarray, coefficients: tuple[float, ...], log_base: float) -> NaiveTrace:
+def _naive(
+    z: np.ndarray, coefficients: tuple[float, ...], log_base: float, has_target: bool = True
+) -> NaiveTrace:
     # The textbook formula, with float64's overflow to inf and 0/0 = nan left to happen:
     # showing them is the point. The errstate keeps numpy from warning about it.
     a = np.asarray(coefficients, dtype=np.float64)
@@ -249,6 +268,8 @@ def _naive(z: np.ndarray, coefficients: tuple[float, ...], log_base: float) -> N
         q = e / total
         terms = np.where(a > 0, a * -np.log(q), 0.0)
         loss = float(np.sum(terms)) / log_base + 0.0  # + 0.0 turns -0.0 into 0.0
+    if not has_target:
+        loss = math.nan
     return NaiveTrace(exp=_floats(e), sum_exp=float(total), probabilities=_floats(q), loss=loss)
 
 
@@ -270,13 +291,14 @@ def build_trace(
     logits
         One row of K logits: finite floats or ``-inf`` (a masked class).
     label
-        The true class index in ``[0, K)``; give exactly one of ``label`` and ``targets``.
+        The true class index in ``[0, K)``; give at most one of ``label`` and ``targets``
+        (with neither, the trace holds the softmax only: see :attr:`Trace.has_target`).
     targets
         A soft target row: K probabilities summing to 1.
     weights
         K non-negative class weights (PyTorch's ``weight``).
     label_smoothing
-        ``eps`` in ``[0, 1)``: the target becomes ``(1 - eps) * p + eps / K``.
+        ``eps`` in ``[0, 1]``: the target becomes ``(1 - eps) * p + eps / K``.
     temperature
         ``T > 0``: the logits are divided by T first.
     base
@@ -300,6 +322,8 @@ def build_trace(
     """
     if base not in _LOG_BASE:
         raise InvalidInputError("base must be 'e', '2' or '10'", value=base)
+    if label is not None and targets is not None:
+        raise InvalidInputError("give at most one of label and targets")
     steps = softmax_steps(np.asarray(logits, dtype=np.float64), temperature=temperature)
     y = _floats(logits)
     k = len(y)
@@ -315,15 +339,16 @@ def build_trace(
         raise InvalidInputError(
             f"expected {k} weights (one per logit), got {len(weights)}", field="weight"
         )
-    rows = row_losses(
+    has_target = label is not None or targets is not None
+    rows = row_losses(  # without a target, class 0 stands in: the options are still checked
         np.asarray([y]),
-        None if label is None else [label],
+        None if targets is not None else [0 if label is None else label],
         targets=None if targets is None else np.asarray([targets], dtype=np.float64),
         weights=None if weights is None else np.asarray(weights, dtype=np.float64),
         label_smoothing=label_smoothing,
         temperature=temperature,
     )
-    loss_nats = _scalar(rows.loss)
+    loss_nats = _scalar(rows.loss) if has_target else math.nan
     log_base = _LOG_BASE[base]
     p = _target_row(k, label, targets, label_smoothing)
     w = _floats(weights) if weights is not None else None
@@ -376,5 +401,5 @@ def build_trace(
         one_minus_q=-math.expm1(log_q[label]) if label is not None else None,
         entropy=float(to_base(float(entropy(p)), base)),
         kl_divergence=float(to_base(float(kl_divergence(y, p, temperature=temperature)), base)),
-        naive=_naive(z, a, log_base),
+        naive=_naive(z, a, log_base, has_target),
     )

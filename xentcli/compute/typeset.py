@@ -45,8 +45,10 @@ def _intro_tex(t: Trace, digits: int) -> str:
     if t.label is not None:
         _, who = describe_label(t)
         text += f", true class {who}"
-    else:
+    elif t.has_target:
         text += ", a soft target"
+    else:
+        text += ", no label"
     if t.temperature != 1.0:
         text += f", temperature $T = {given(t.temperature, digits)}$"
     if t.label_smoothing:
@@ -57,22 +59,30 @@ def _intro_tex(t: Trace, digits: int) -> str:
 
 
 def _summary_tex(t: Trace, digits: int) -> str:
+    if not t.has_target:
+        return (
+            f"Log-sum-exp $m + \\log s = {tex_number(sig(t.log_sum_exp, digits))}$;"
+            " no loss without a label."
+        )
     loss = tex_number(sig(t.loss, digits))
     return (
         f"Loss $L = {loss}$ {t.units}; perplexity"
-        f" $e^{{L}} = {tex_number(sig(t.perplexity, digits))}$; log-sum-exp"
+        f" ${t.base}^{{L}} = {tex_number(sig(t.perplexity, digits))}$; log-sum-exp"
         f" $m + \\log s = {tex_number(sig(t.log_sum_exp, digits))}$."
     )
 
 
 def _naive_tex(t: Trace, digits: int) -> list[str]:
     loss = tex_number(sig(t.naive.loss, digits))
-    lines = [
+    gives = (
         f"Without the shift, $q = e^y / \\sum_k e^{{y_k}}$ in float64 gives"
-        f" $\\sum_k e^{{y_k}} = {tex_number(sig(t.naive.sum_exp, digits))}$,"
-        f" $q = {vec([fixed(v, digits) for v in t.naive.probabilities], True)}$ and"
-        f" $L = {loss}$ (stable: ${tex_number(sig(t.loss, digits))}$)."
-    ]
+        f" $\\sum_k e^{{y_k}} = {tex_number(sig(t.naive.sum_exp, digits))}$"
+        f"{',' if t.has_target else ' and'}"
+        f" $q = {vec([fixed(v, digits) for v in t.naive.probabilities], True)}$"
+    )
+    if t.has_target:
+        gives += f" and $L = {loss}$ (stable: ${tex_number(sig(t.loss, digits))}$)"
+    lines = [gives + "."]
     lines += [line.tex for line in naive_lines(t, digits)]
     return lines
 

@@ -542,7 +542,7 @@ def cross_entropy(
     ignore_index : int, optional
         Rows with this label do not count.
     label_smoothing : float
-        ``eps`` in [0, 1): the target becomes ``(1 - eps) * onehot + eps / K``.
+        ``eps`` in [0, 1]: the target becomes ``(1 - eps) * onehot + eps / K``.
     temperature : float
         Divide the logits by this positive number first.
     reduction : {"mean", "sum", "none"}

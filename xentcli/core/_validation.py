@@ -10,7 +10,7 @@ Pure numpy: no I/O, no printing.
 >>> check_smoothing(1.5)
 Traceback (most recent call last):
 ...
-xentcli.errors.InvalidInputError: label_smoothing must be in [0, 1) (1.5)
+xentcli.errors.InvalidInputError: label_smoothing must be in [0, 1] (1.5)
 """
 
 from __future__ import annotations
@@ -119,10 +119,10 @@ def check_weights(weights: ArrayLike | None, k: int) -> FloatArray | None:
 
 
 def check_smoothing(label_smoothing: float) -> float:
-    """*label_smoothing* as a float in [0, 1)."""
+    """*label_smoothing* as a float in [0, 1] (1 is the uniform target, as in PyTorch)."""
     eps = float(label_smoothing)
-    if not (0.0 <= eps < 1.0):
-        raise InvalidInputError("label_smoothing must be in [0, 1)", value=label_smoothing)
+    if not (0.0 <= eps <= 1.0):
+        raise InvalidInputError("label_smoothing must be in [0, 1]", value=label_smoothing)
     return eps
 
 

@@ -1,0 +1,283 @@
+"""What a new user trips on (issue 11): each case failed before its fix.
+
+Oracles: PyTorch (losses, gradients, label smoothing), numpy.quantile (exact quantiles),
+the arithmetic b**L of the numbers printed (the perplexity formula), Python's csv module.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from xentcli.cli.main import cli
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def ok(*args: str) -> str:
+    code, out, err = run(*args)
+    assert code == 0, err
+    return out
+
+
+def torch_losses(logits: Sequence[Sequence[float]], labels: Sequence[int], **kwargs) -> np.ndarray:
+    return (
+        torch.nn.functional.cross_entropy(
+            torch.tensor(logits, dtype=torch.float64),
+            torch.tensor(labels),
+            reduction="none",
+            **kwargs,
+        )
+        .numpy()
+        .copy()
+    )
+
+
+# ------------------------------------------------------- 1. the perplexity formula
+_NUMBER = r"(-?[0-9.]+(?:e[+-]?[0-9]+)?)"
+
+
+@pytest.mark.parametrize(("base", "symbol"), [("e", "e"), ("2", "2"), ("10", "10")])
+@pytest.mark.parametrize("fmt", ["table", "explain", "markdown", "latex"])
+def test_the_perplexity_formula_is_in_the_loss_units(base: str, symbol: str, fmt: str) -> None:
+    args = ["compute", "--logits", "1,2,3", "--label", "0", "--base", base]
+    args += ["--explain"] if fmt == "explain" else ["--format", fmt]
+    out = ok(*args)
+    loss = float(
+        ok(*args[:7], "--format", "json") and json.loads(ok(*args[:7], "--format", "json"))["loss"]
+    )
+    formulas = re.findall(r"(e|2|10)\^\{?L\}?\s*\$?\s*=?\s*" + _NUMBER, out)
+    formulas += [(b, v) for b, v in re.findall(r"perplexity (e|2|10)\^L\s+" + _NUMBER, out)]
+    assert formulas, out
+    for shown_base, value in formulas:
+        assert shown_base == symbol
+        number = math.e if shown_base == "e" else float(shown_base)
+        # The shown value is the base to the power of the loss in the shown units.
+        assert float(value) == pytest.approx(number**loss, rel=1e-4)
+
+
+# ------------------------------------------------------ 2. exact small quantiles
+def _write(path: Path, logits: np.ndarray, labels: np.ndarray) -> None:
+    k = logits.shape[1]
+    lines = [",".join([*(f"logit_{j}" for j in range(k)), "label"])]
+    lines += [
+        ",".join([*(repr(float(v)) for v in row), str(int(label))])
+        for row, label in zip(logits, labels, strict=True)
+    ]
+    path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize("n", [2, 3, 7, 50, 1000])
+def test_quantiles_of_a_small_file_are_numpys(tmp_path: Path, n: int) -> None:
+    rng = np.random.default_rng(n)
+    logits = rng.normal(scale=3.0, size=(n, 4))
+    labels = rng.integers(0, 4, size=n)
+    _write(tmp_path / "a.csv", logits, labels)
+    data = json.loads(ok("batch", str(tmp_path / "a.csv"), "--format", "json"))
+    losses = torch_losses(logits.tolist(), labels.tolist())
+    for name, q in (("min", 0.0), ("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("max", 1.0)):
+        assert data["loss_quantiles"][name] == pytest.approx(
+            # PyTorch's small losses carry an absolute error near 1e-16 (xent's do not).
+            float(np.quantile(losses, q)),
+            rel=1e-12,
+            abs=1e-15,
+        )
+    assert data["loss_quantiles_exact"] is True
+    assert data["loss_quantiles_relative_error"] == 0.0
+    table = ok("batch", str(tmp_path / "a.csv"))
+    assert "exact quantiles" in table
+    shown = table.split("exact quantiles)\n")[1].splitlines()[1].split()
+    # Printed at the precision of the other figures (6 significant digits).
+    assert [float(v) for v in shown] == pytest.approx(
+        [float(np.quantile(losses, q)) for q in (0.0, 0.5, 0.9, 0.99, 1.0)], rel=5e-6
+    )
+
+
+def test_the_three_row_example_of_the_issue(tmp_path: Path) -> None:
+    logits = np.array([[3.0, 0.0], [0.0, 0.0], [0.0, 3.0]])
+    labels = np.array([0, 0, 0])
+    _write(tmp_path / "a.csv", logits, labels)
+    q = json.loads(ok("batch", str(tmp_path / "a.csv"), "--format", "json"))["loss_quantiles"]
+    losses = torch_losses(logits.tolist(), labels.tolist())
+    assert q["p50"] == pytest.approx(np.median(losses), rel=1e-14)
+    assert q["p90"] == pytest.approx(np.quantile(losses, 0.9), rel=1e-14)
+    assert q["p50"] < q["p90"] < q["p99"] < q["max"]
+
+
+# ------------------------------------------------------------- 3. gradient = q
+def test_the_gradient_of_a_class_without_target_is_q_itself() -> None:
+    data = json.loads(ok("compute", "--logits", "1,-inf,2", "--label", "0", "--format", "json"))
+    assert data["gradient"][1:] == data["probabilities"][1:]
+    rng = np.random.default_rng(3)
+    for _ in range(40):
+        logits = rng.normal(scale=4.0, size=5)
+        label = int(rng.integers(0, 5))
+        data = json.loads(
+            ok(
+                "compute",
+                "--logits",
+                ",".join(map(repr, logits.tolist())),
+                "--label",
+                str(label),
+                "--format",
+                "json",
+            )
+        )
+        for k in range(5):
+            if k != label:
+                assert data["gradient"][k] == data["probabilities"][k]
+        y = torch.tensor([logits.tolist()], dtype=torch.float64, requires_grad=True)
+        torch.nn.functional.cross_entropy(y, torch.tensor([label])).backward()
+        assert y.grad is not None
+        assert data["gradient"] == pytest.approx(y.grad[0].tolist(), rel=1e-14, abs=1e-300)
+
+
+# ------------------------------------------------------------- 4. an empty item
+@pytest.mark.parametrize(
+    ("text", "position"), [("1,2,,3", 2), (",1,2", 0), ("1,2,", 2), ("1;;2", 1), ("[1, , 2]", 1)]
+)
+def test_an_empty_list_item_is_an_error_naming_its_position(text: str, position: int) -> None:
+    code, out, err = run("compute", "--logits", text, "--label", "0")
+    assert code == 2
+    assert out == ""
+    assert err.startswith(f"Error: --logits: item {position} is empty")
+    assert len(err.splitlines()) == 1
+
+
+def test_spaces_and_brackets_still_separate() -> None:
+    for text in ("1.2,2.3,0.8", "1.2 2.3 0.8", "[1.2, 2.3, 0.8]", " 1.2 ,2.3;  0.8 "):
+        data = json.loads(ok("compute", "--logits", text, "--label", "1", "--format", "json"))
+        assert data["logits"] == [1.2, 2.3, 0.8]
+
+
+def test_an_empty_weight_item_is_an_error_in_batch_too(tmp_path: Path) -> None:
+    _write(tmp_path / "a.csv", np.zeros((2, 3)), np.array([0, 1]))
+    code, _, err = run("batch", str(tmp_path / "a.csv"), "--weights", "1,,2")
+    assert code == 2
+    assert "--weights: item 1 is empty" in err
+
+
+# ------------------------------------------------------ 5. label smoothing of 1
+def test_label_smoothing_of_one_is_the_uniform_target_in_compute() -> None:
+    logits = [1.2, 2.3, 0.8]
+    data = json.loads(
+        ok(
+            "compute",
+            "--logits",
+            "1.2,2.3,0.8",
+            "--label",
+            "1",
+            "--label-smoothing",
+            "1",
+            "--format",
+            "json",
+        )
+    )
+    (expected,) = torch_losses([logits], [1], label_smoothing=1.0)
+    assert data["loss"] == pytest.approx(expected, rel=1e-15)
+    assert data["targets"] == pytest.approx([1 / 3] * 3, rel=1e-15)
+
+
+def test_label_smoothing_of_one_in_batch(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    logits = rng.normal(size=(30, 4))
+    labels = rng.integers(0, 4, size=30)
+    _write(tmp_path / "a.csv", logits, labels)
+    data = json.loads(
+        ok("batch", str(tmp_path / "a.csv"), "--label-smoothing", "1", "--format", "json")
+    )
+    expected = torch_losses(logits.tolist(), labels.tolist(), label_smoothing=1.0).mean()
+    assert data["loss"] == pytest.approx(expected, rel=1e-14)
+
+
+@pytest.mark.parametrize("command", ["compute", "batch"])
+def test_label_smoothing_above_one_is_still_refused(tmp_path: Path, command: str) -> None:
+    _write(tmp_path / "a.csv", np.zeros((1, 2)), np.array([0]))
+    where = (
+        ["--logits", "1,2", "--label", "0"] if command == "compute" else [str(tmp_path / "a.csv")]
+    )
+    code, _, err = run(command, *where, "--label-smoothing", "1.01")
+    assert code == 2
+    assert "[0, 1]" in err
+    with pytest.raises(RuntimeError, match="between 0.0 and 1.0"):  # PyTorch's own range
+        torch.nn.functional.cross_entropy(
+            torch.zeros(1, 2), torch.tensor([0]), label_smoothing=1.01
+        )
+
+
+# ---------------------------------------------------------- 10. csv loss, plurals
+def test_compute_csv_ends_with_the_loss() -> None:
+    *rows, loss = csv.DictReader(
+        io.StringIO(ok("compute", "--logits", "1.2,2.3,0.8", "--label", "1", "--format", "csv"))
+    )
+    assert [r["index"] for r in rows] == ["0", "1", "2"]
+    assert loss["index"] == "loss"
+    (expected,) = torch_losses([[1.2, 2.3, 0.8]], [1])
+    assert float(loss["contribution"]) == pytest.approx(expected, rel=1e-15)
+    assert float(loss["contribution"]) == pytest.approx(
+        math.fsum(float(r["contribution"]) for r in rows), rel=1e-15
+    )
+
+
+def test_one_row_is_singular(tmp_path: Path) -> None:
+    _write(tmp_path / "a.csv", np.array([[1.0, 2.0]]), np.array([1]))
+    out = ok("batch", str(tmp_path / "a.csv"))
+    assert "1 file, 1 row (" in out
+    assert "(1 of 1 row)" in out
+    assert "Worst 1 row " in out
+    assert not re.search(r"\b1 rows\b", out)
+    code, _, err = run("compute", "--logits", "1,2", "--target", "1")
+    assert code == 2 and "1 value for 2 logits" in err
+
+
+# -------------------------------------------------------- 11. no label: softmax only
+def test_compute_without_a_label_shows_the_softmax() -> None:
+    out = ok("compute", "--logits", "1,2,3")
+    q = torch.softmax(torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64), 0).tolist()
+    for value in q:
+        assert f"{value:.4f}" in out
+    assert "predicted class" in out and "2 (q = 0.6652)" in out
+    assert "loss L" not in out and "dL/dy" not in out
+    assert "A label (--label) or a soft target (--target) adds the loss" in out
+
+
+def test_compute_without_a_label_in_json_has_a_null_loss() -> None:
+    data = json.loads(ok("compute", "--logits", "1,2,3", "--format", "json", "--explain"))
+    assert data["loss"] is None
+    assert data["label"] is None
+    assert data["gradient"] is None
+    assert data["predicted"] == 2
+    q = torch.softmax(torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64), 0).tolist()
+    assert data["probabilities"] == pytest.approx(q, rel=1e-15)
+    assert data["log_sum_exp"] == pytest.approx(
+        torch.logsumexp(torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64), 0).item(), rel=1e-15
+    )
+    titles = [step["title"] for step in data["steps"]]
+    assert titles[-1] == "The predicted class"
+    assert "adds the loss" in " ".join(data["steps"][-1]["lines"])
+
+
+@pytest.mark.parametrize("fmt", ["markdown", "latex", "csv"])
+def test_compute_without_a_label_in_every_format(fmt: str) -> None:
+    out = ok("compute", "--logits", "1,2,3", "--format", fmt, "--naive")
+    assert "0.6652" in out or "0.6652409557748218" in out
+    assert "nan" not in out.lower().replace("\\mathrm{nan}", "")
+
+
+def test_compute_explain_without_a_label() -> None:
+    out = ok("compute", "--logits", "1,2,3", "--explain")
+    assert "6) The predicted class" in out
+    assert "Perplexity" not in out
