@@ -212,7 +212,7 @@ def test_label_smoothing_above_one_is_still_refused(tmp_path: Path, command: str
     code, _, err = run(command, *where, "--label-smoothing", "1.01")
     assert code == 2
     assert "[0, 1]" in err
-    with pytest.raises(RuntimeError, match="between 0.0 and 1.0"):  # PyTorch's own range
+    with pytest.raises(RuntimeError, match=r"between 0\.0 and 1\.0"):  # PyTorch's own range
         torch.nn.functional.cross_entropy(
             torch.zeros(1, 2), torch.tensor([0]), label_smoothing=1.01
         )
@@ -240,7 +240,8 @@ def test_one_row_is_singular(tmp_path: Path) -> None:
     assert "Worst 1 row " in out
     assert not re.search(r"\b1 rows\b", out)
     code, _, err = run("compute", "--logits", "1,2", "--target", "1")
-    assert code == 2 and "1 value for 2 logits" in err
+    assert code == 2
+    assert "1 value for 2 logits" in err
 
 
 # -------------------------------------------------------- 11. no label: softmax only
@@ -249,8 +250,10 @@ def test_compute_without_a_label_shows_the_softmax() -> None:
     q = torch.softmax(torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64), 0).tolist()
     for value in q:
         assert f"{value:.4f}" in out
-    assert "predicted class" in out and "2 (q = 0.6652)" in out
-    assert "loss L" not in out and "dL/dy" not in out
+    assert "predicted class" in out
+    assert "2 (q = 0.6652)" in out
+    assert "loss L" not in out
+    assert "dL/dy" not in out
     assert "A label (--label) or a soft target (--target) adds the loss" in out
 
 

@@ -518,7 +518,8 @@ def test_json_with_naive_and_steps():
 def test_csv_is_one_line_per_class_at_full_precision():
     *rows, loss = list(csv.DictReader(io.StringIO(to_csv(SEED))))
     assert len(rows) == 3
-    assert loss["index"] == "loss" and float(loss["contribution"]) == SEED.loss
+    assert loss["index"] == "loss"
+    assert float(loss["contribution"]) == SEED.loss
     assert list(rows[0]) == [
         "index",
         "class",

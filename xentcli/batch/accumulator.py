@@ -153,6 +153,12 @@ class QuantileSketch:
             "infinities": self.infinities,
             "count": self.count,
             **{name: core.hex_float(getattr(self, name)) for name in self._EXTREMES},
+            # The values themselves while they fit (exact quantiles survive a merge).
+            "values": (
+                None
+                if self._values is None
+                else [core.hex_float(v) for v in np.concatenate([[], *self._values]).tolist()]
+            ),
         }
 
     _EXTREMES = ("min", "max", "min_positive", "max_finite")
@@ -162,9 +168,10 @@ class QuantileSketch:
         cls, data: object, num_classes: int = 0, where: str = "sketch"
     ) -> QuantileSketch:
         """A sketch from *data* (from :meth:`to_state`), every field checked first."""
-        fields = core.need_dict(
-            data, where, ("buckets", "zeros", "infinities", "count", *cls._EXTREMES)
-        )
+        keys: tuple[str, ...] = ("buckets", "zeros", "infinities", "count", *cls._EXTREMES)
+        if isinstance(data, dict) and "values" in data:  # optional: exact values
+            keys += ("values",)
+        fields = core.need_dict(data, where, keys)
         buckets = core.need_list(fields["buckets"], f"{where}.buckets", max_size=cls.SIZE)
         sketch = cls()
         previous = -1
@@ -183,7 +190,29 @@ class QuantileSketch:
             if math.isnan(value):
                 raise StateError(f"{where}.{name}: must not be nan")
             setattr(sketch, name, value)
+        sketch._values = cls._values_from_state(fields.get("values"), sketch, where)
         return sketch
+
+    @classmethod
+    def _values_from_state(
+        cls, data: object, sketch: QuantileSketch, where: str
+    ) -> list[FloatArray] | None:
+        """The exact values of a state (None when it has none), checked against the
+        buckets' counts and the extremes."""
+        if data is None:
+            return None
+        items = core.need_list(data, f"{where}.values", sketch.count, cls.EXACT_CAPACITY)
+        values = np.array(
+            [core.need_hex_float(v, f"{where}.values[{n}]", low=0.0) for n, v in enumerate(items)],
+            dtype=np.float64,
+        )
+        if int((values == 0).sum()) != sketch.zeros or int(np.isinf(values).sum()) != (
+            sketch.infinities
+        ):
+            raise StateError(f"{where}.values: not the values counted in the buckets")
+        if values.size and (float(values.min()), float(values.max())) != (sketch.min, sketch.max):
+            raise StateError(f"{where}.values: not the values of min and max")
+        return [values]
 
     _LOG_OFFSET = math.log(2.0 / (_GAMMA + 1.0))
 
@@ -263,8 +292,8 @@ def _exact_quantile(values: FloatArray, q: float) -> float:
         value = float(np.quantile(values, q))
     if math.isnan(value):
         position = q * (values.size - 1)
-        method = "lower" if position == math.floor(position) else "higher"
-        value = float(np.quantile(values, q, method=method))
+        on_a_value = position == math.floor(position)
+        value = float(np.quantile(values, q, method="lower" if on_a_value else "higher"))
     return value
 
 

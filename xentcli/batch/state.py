@@ -282,8 +282,8 @@ def _options_from_state(data: Any, k: int) -> Any:
                 value = core.need_int(value, where, -(1 << 63), (1 << 63) - 1)
         elif name == "label_smoothing":
             value = _number(value, where)
-            if not 0 <= value < 1:
-                raise StateError(f"{where}: must be in [0, 1), got {value!r}")
+            if not 0 <= value <= 1:
+                raise StateError(f"{where}: must be in [0, 1], got {value!r}")
         elif name == "temperature":
             value = _number(value, where)
             if not (value > 0 and math.isfinite(value)):
