@@ -481,16 +481,19 @@ def test_compressed_files_and_stdin_read_the_same(data: bytes, how: str) -> None
 
 
 # ------------------------------------------------------------------------- compute
-_LIST_SEPARATORS = re.compile(r"[,\s;]+")
+# The documented list syntax: items between commas or semicolons (spaces around them
+# allowed), or between runs of spaces; an empty item (",,", a leading or trailing comma)
+# is an error.
+_LIST_SEPARATORS = re.compile(r"\s*[,;]\s*|\s+")
 
 
 def compute_oracle(text: str, label: int) -> list[float] | None:
     """The logits of ``--logits TEXT --label LABEL``, or None when it must fail."""
     body = text.strip()
     if body[:1] in "[(" and body[-1:] in "])":
-        body = body[1:-1]
-    items = [item for item in _LIST_SEPARATORS.split(body.strip()) if item]
-    values = [parse_logit(item) for item in items]
+        body = body[1:-1].strip()
+    items = _LIST_SEPARATORS.split(body) if body else []
+    values = [parse_logit(item) if item else None for item in items]
     if not items or any(value is None for value in values):
         return None
     logits = [value for value in values if value is not None]
