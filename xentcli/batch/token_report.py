@@ -94,7 +94,7 @@ def _render(summary: TokenSummary, console: Console) -> None:
         most = max(n for _, _, n in summary.histogram) or 1
         for low, high, n in summary.histogram:
             bar = "#" * round(30 * n / most)
-            console.print(Text(f"{number(low):>10} - {number(high):<10} {bar:<30} {n}"))
+            console.print(Text(f"{low:>8.4f} - {high:<8.4f} {bar:<30} {n}"))
     if summary.worst:
         _heading(console, f"Worst {len(summary.worst)} sequences (highest mean NLL per token)")
         worst = _table(console)
