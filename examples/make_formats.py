@@ -19,6 +19,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import io
+import itertools
 import json
 import math
 from collections import Counter
@@ -49,14 +50,14 @@ def zen_tokens() -> None:
     starts: Counter[str] = Counter()
     for line in train:
         text = "\n" + line
-        pairs.update(zip(text, text[1:], strict=False))
+        pairs.update(itertools.pairwise(text))
         starts.update(text[:-1])
     vocabulary = sorted(set("".join(zen)) | {"\n"})
     V = len(vocabulary)
     with open(HERE / "zen_tokens.jsonl", "w") as out:
         for number, line in enumerate(test, start=11):
             text = "\n" + line
-            for previous, char in zip(text, text[1:], strict=False):
+            for previous, char in itertools.pairwise(text):
                 p = (pairs[previous, char] + 1) / (starts[previous] + V)
                 record = {
                     "line": number,
