@@ -20,7 +20,9 @@ probabilities          3
 log_probabilities      2
 gradient               4 ulp of the larger of the two terms ``q_k A / (T ln b)`` and
                        ``a_k / (T ln b)`` (the gradient is their difference)
-loss                   2 with a label; 4 with smoothing or soft targets; +1 in bits or bans
+loss                   2 with a label; 4 with smoothing or soft targets; +1 in bits or bans;
+                       with a label in nats also 0.51 + 2 ulp of ``w log s`` (a small
+                       temperature: about half an ulp)
 perplexity             1 + 2 x (the loss bound) x ``max(L, 1)``, L in nats
 =====================  =================================================================
 """
@@ -179,12 +181,46 @@ def errors(data: dict[str, Any], exact: dict[str, Any], *, has_targets: bool) ->
     return out
 
 
+def _ulp(x: mp.mpf) -> mp.mpf:
+    with mp.workprec(mpref.WIDE):
+        if x == 0:
+            return mp.ldexp(1, -1074)
+        _, exponent = mp.frexp(x)
+        return mp.ldexp(1, max(int(exponent) - 53, -1074))
+
+
+def plain_loss_bound(loss: mp.mpf, log_s: mp.mpf, weight: float = 1.0) -> float:
+    """The bound of a plain label's row loss (no smoothing, nats), in ulp of *loss*.
+
+    The kernel computes ``w * (-hi + (log s - lo))`` with ``hi + lo`` the exact shift of
+    the label's logit: one rounding of a sum whose parts are exact or within about an ulp
+    of ``w log s``. So its error is at most half an ulp of the loss plus 2 ulp of
+    ``w log s`` (0.51 for the rounding's own slack), and never more than LOSS_ULP. At a
+    small temperature the shift dominates and the bound is about half an ulp: dropping
+    ``lo`` costs up to a whole ulp there.
+    """
+    if mp.isinf(loss) or loss == 0:
+        return LOSS_ULP
+    with mp.workprec(mpref.WIDE):
+        tight = mp.mpf("0.51") + 2 * _ulp(log_s * mp.mpf(weight)) / _ulp(loss)
+    return min(LOSS_ULP, float(tight))
+
+
+def tight_loss_bound(data: dict[str, Any], exact: dict[str, Any]) -> float:
+    """:func:`plain_loss_bound` for a compute JSON result and its exact fields."""
+    label = data["label"]
+    w = 1.0 if data["weights"] is None else _number(data["weights"][label])
+    return plain_loss_bound(exact["loss"], exact["log_sum_exp_shifted"], w)
+
+
 def bounds(data: dict[str, Any], exact: dict[str, Any], *, soft: bool) -> dict[str, float]:
     """The bound of each field for this sample (see the module's table)."""
     temperature = _number(data["temperature"])
     base = data.get("base", "e")
     loss_ulp = (SOFT_LOSS_ULP if soft else LOSS_ULP) + (BASE_EXTRA_ULP if base != "e" else 0.0)
     loss_nats = exact["loss_nats"]
+    if not soft and base == "e" and data["label"] is not None:
+        loss_ulp = min(loss_ulp, tight_loss_bound(data, exact))
     large = float(loss_nats) if not mp.isinf(loss_nats) else 0.0
     m = abs(float(exact["max"])) if not mp.isinf(exact["max"]) else 0.0
     return {
