@@ -318,9 +318,12 @@ def test_true_class_at_minus_inf_is_infinite_loss_not_an_error():
             ["--logits", "1,2,3", "--label", "1.5"],
             "--label must be a class index from 0 to 2, or a class name with --classes (got '1.5')",
         ),
-        (["--logits", "1,x,3", "--label", "0"], "--logits: item 1 is not a number: 'x'"),
-        (["--logits", "", "--label", "0"], "--logits: the list is empty"),
-        (["--logits", "[]", "--label", "0"], "--logits: the list is empty"),
+        (
+            ["--logits", "1,x,3", "--label", "0"],
+            "Invalid value for '--logits': item 1 ('x') is not a number.",
+        ),
+        (["--logits", "", "--label", "0"], "Invalid value for '--logits': the list is empty."),
+        (["--logits", "[]", "--label", "0"], "Invalid value for '--logits': the list is empty."),
         (["--logits", "1,nan,3", "--label", "0"], "--logits: logit is NaN at item 1: 'nan'"),
         (["--logits", "1,2,inf", "--label", "0"], "--logits: logit is +inf at item 2: 'inf'"),
         (
@@ -328,7 +331,10 @@ def test_true_class_at_minus_inf_is_infinite_loss_not_an_error():
             "--logits: logit is +inf at item 2 (it overflows float64): '1e999'",
         ),
         (["--logits", "-NaN,2", "--label", "0"], "--logits: logit is NaN at item 0: '-NaN'"),
-        (["--logits", "\uff11,2", "--label", "0"], "--logits: item 0 is not a number: '\uff11'"),
+        (
+            ["--logits", "\uff11,2", "--label", "0"],
+            "Invalid value for '--logits': item 0 ('\uff11') is not a number.",
+        ),
         (["--logits", "-inf,-inf", "--label", "0"], "--logits: every logit of the row is -inf"),
         (["--label", "0"], "give the logits with --logits, for example --logits 1.2,2.3,0.8"),
         (
@@ -341,30 +347,33 @@ def test_true_class_at_minus_inf_is_infinite_loss_not_an_error():
             "--target: target must be a finite probability >= 0 at item 1: '-0.5'",
         ),
         (["--logits", "1,2", "--target", "1"], "--target: 1 value for 2 logits"),
-        (["--logits", "1,2", "--target", "a,b"], "--target: item 0 is not a number: 'a'"),
+        (
+            ["--logits", "1,2", "--target", "a,b"],
+            "Invalid value for '--target': item 0 ('a') is not a number.",
+        ),
         (
             ["--logits", "1,2", "--label", "0", "--temperature", "0"],
-            "--temperature must be a positive number (got 0)",
+            "Invalid value for '--temperature': '0' is not a finite number > 0.",
         ),
         (
             ["--logits", "1,2", "--label", "0", "--temperature", "-2"],
-            "--temperature must be a positive number (got -2)",
+            "Invalid value for '--temperature': '-2' is not a finite number > 0.",
         ),
         (
             ["--logits", "1,2", "--label", "0", "--temperature", "nan"],
-            "--temperature must be a positive number (got nan)",
+            "Invalid value for '--temperature': 'nan' is not a finite number > 0.",
         ),
         (
             ["--logits", "1,2", "--label", "0", "--temperature", "hot"],
-            "--temperature is not a number: 'hot'",
+            "Invalid value for '--temperature': 'hot' is not a number.",
         ),
         (
             ["--logits", "1,2", "--label", "0", "--label-smoothing", "1.5"],
-            "--label-smoothing must be in [0, 1] (got 1.5)",
+            "Invalid value for '--label-smoothing': '1.5' is not a number in [0, 1].",
         ),
         (
             ["--logits", "1,2", "--label", "0", "--label-smoothing", "-0.1"],
-            "--label-smoothing must be in [0, 1] (got -0.1)",
+            "Invalid value for '--label-smoothing': '-0.1' is not a number in [0, 1].",
         ),
         (
             ["--logits", "1,2", "--classes", "a,b", "--label", "c"],
@@ -374,14 +383,17 @@ def test_true_class_at_minus_inf_is_infinite_loss_not_an_error():
             ["--logits", "1,2", "--classes", "a,b,c", "--label", "a"],
             "--classes: 3 names for 2 logits (give one name per logit)",
         ),
-        (["--logits", "1,2", "--classes", "a,a", "--label", "a"], "--classes: 'a' appears twice"),
+        (
+            ["--logits", "1,2", "--classes", "a,a", "--label", "a"],
+            "Invalid value for '--classes': 'a' appears twice.",
+        ),
         (
             ["--logits", "1,2", "--label", "0", "--weights", "1,2,3"],
             "--weights: 3 values for 2 logits",
         ),
         (
             ["--logits", "1,2", "--label", "0", "--weights", "1,-2"],
-            "--weights: weight must be finite and >= 0 at item 1: '-2'",
+            "Invalid value for '--weights': item 1 ('-2') is not a finite number >= 0.",
         ),
         (
             ["--logits", "1,2", "--label", "0", "--explain", "--format", "csv"],

@@ -17,9 +17,27 @@ infinities as strings (:func:`dumps`).
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
-import numpy as np
+#: A number as xent reads it, in options and in files alike: ASCII decimal or scientific
+#: notation, or inf, infinity, nan in any case; no hex, no ``_``, no other digits.
+NUMBER = re.compile(
+    r"[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|inf(?:inity)?|nan)",
+    re.IGNORECASE | re.ASCII,
+)
+
+
+def is_number(text: str) -> bool:
+    """Whether *text* is a number (:data:`NUMBER`), spaces and tabs around it allowed.
+
+    >>> [is_number(t) for t in ["1.5", " -2e3 ", "-Inf", "nan", "1_000", "0x10", "", "1e"]]
+    [True, True, True, True, False, False, False, False]
+    >>> is_number("\uff11"), is_number("\u0131nf")
+    (False, False)
+    """
+    return NUMBER.fullmatch(text.strip(" \t")) is not None
+
 
 #: decimals of per-class values in tables (``--digits``)
 DEFAULT_DIGITS = 4
@@ -74,9 +92,12 @@ def jsonable(value: Any) -> Any:
     Floats keep the shortest representation that round-trips (Python's ``repr``);
     ``inf``/``-inf``/``nan`` become the strings ``"inf"``, ``"-inf"``, ``"nan"``.
 
+    >>> import numpy as np
     >>> jsonable([np.float64(0.1), float("-inf"), np.int64(3)])
     [0.1, '-inf', 3]
     """
+    import numpy as np  # here: the table formats above must not need it
+
     if isinstance(value, dict):
         return {str(key): jsonable(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):

@@ -1,5 +1,7 @@
 """The syntax of a table's text: what a line, a field, a number and an integer are.
 
+A number is xent's one number syntax (:func:`xentcli.text.is_number`, the options' too).
+
 Shared by header detection (:mod:`xentcli.batch._columns`), the precise reader
 (:mod:`xentcli.batch._precise`) and the fast path's checks; the reader describes it.
 """
@@ -11,22 +13,12 @@ import csv
 import re
 
 from xentcli.errors import DataError
+from xentcli.text import is_number
 
-_NUMBER = re.compile(
-    r"[ \t]*[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|inf(?:inity)?|nan)[ \t]*",
-    re.IGNORECASE,
-)
+__all__ = ["BLANK", "INTEGER", "decode", "is_blank", "is_number", "split_fields"]
+
 INTEGER = re.compile(r"[ \t]*[+-]?[0-9]+[ \t]*")
 BLANK = b" \t\r\n"
-
-
-def is_number(text: str) -> bool:
-    """True when *text* is a number in the reader's syntax (see :mod:`xentcli.batch.reader`).
-
-    >>> [is_number(t) for t in ["1.5", " -2e3 ", "-Inf", "nan", "1_000", "0x10", "", "1e"]]
-    [True, True, True, True, False, False, False, False]
-    """
-    return _NUMBER.fullmatch(text) is not None
 
 
 def is_blank(raw: bytes) -> bool:

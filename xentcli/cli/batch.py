@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import glob
-import math
 import os
 import re
 import sys
@@ -18,11 +17,14 @@ from typing import IO, TYPE_CHECKING, Any
 
 import click
 
+from xentcli.cli.params import COLUMNS, DELIMITER, NAMES, loss_options
 from xentcli.cli.tools import BadData, BadInvocation
 from xentcli.errors import DataError, XentError
 
 if TYPE_CHECKING:
     from rich.progress import Progress
+
+    from xentcli.core import LossOptions
 
 EPILOG = """\b
 Examples:
@@ -36,57 +38,6 @@ Examples:
   xent batch shard1.csv --save-state shard1.state   (then: xent merge *.state)
   zcat preds.csv.gz | xent batch - --format csv
 """
-
-
-def _float_option(
-    what: str, low: float | None = None, low_open: bool = False, high: float | None = None
-) -> Any:
-    """A click callback parsing a float with xent's rules and a range check (exit 2)."""
-
-    def callback(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
-        if value is None:
-            return None
-        from xentcli.cli.params import parse_float
-
-        try:
-            number = parse_float(value, what)
-        except XentError as error:
-            raise click.BadParameter(str(error)) from None
-        ok = math.isfinite(number)
-        if ok and low is not None:
-            ok = number > low if low_open else number >= low
-        if ok and high is not None:
-            ok = number <= high
-        if not ok:
-            if high is not None:
-                bounds = f"in [{low:g}, {high:g}]"
-            else:
-                bounds = f"{'>' if low_open else '>='} {low:g}"
-            raise click.BadParameter(f"must be a finite number {bounds}: {value!r}")
-        return number
-
-    return callback
-
-
-def _split_columns(text: str | None, option: str) -> list[str] | None:
-    if text is None:
-        return None
-    items = [item.strip() for item in text.split(",")]
-    if not items or any(not item for item in items):
-        raise BadInvocation(f"{option}: empty item in {text!r}")
-    return items
-
-
-def _delimiter(text: str | None) -> str | None:
-    if text is None:
-        return None
-    named = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "space": " ", "pipe": "|"}
-    value = named.get(text.lower(), text)
-    if len(value) != 1 or value in '"\r\n':
-        raise BadInvocation(
-            f"--delimiter must be one character (or tab, comma, semicolon, space, pipe): {text!r}"
-        )
-    return value
 
 
 def expand_paths(paths: tuple[str, ...]) -> list[str]:
@@ -228,6 +179,7 @@ def _refuse_overwriting_an_input(per_row: str, paths: list[str], option: str = "
 @click.argument("files", nargs=-1, required=True, metavar="FILES...")
 @click.option(
     "--delimiter",
+    type=DELIMITER,
     metavar="CHAR",
     help="Field separator (default: tab for .tsv, comma otherwise; 'tab' works).",
 )
@@ -243,46 +195,25 @@ def _refuse_overwriting_an_input(per_row: str, paths: list[str], option: str = "
 )
 @click.option(
     "--logit-columns",
+    type=COLUMNS,
     metavar="LIST",
     help="Logit columns: names, 0-based indices, ranges 1:11, globs 'logit_*' "
     "(default: every other column).",
 )
 @click.option(
     "--target-columns",
+    type=COLUMNS,
     metavar="LIST",
     help="Soft-target columns (a probability per class) instead of a label.",
 )
-@click.option("--classes", metavar="NAMES", help="Class names, in logit order; labels are names.")
 @click.option(
-    "--weights",
-    metavar="W0,W1,...",
-    help="Class weights (PyTorch semantics: the mean divides by the counted rows' "
-    "weights; with --target-columns, by the number of rows).",
+    "--classes",
+    "class_names",
+    type=NAMES,
+    metavar="NAMES",
+    help="Class names, in logit order; labels are names.",
 )
-@click.option("--ignore-index", type=int, metavar="INT", help="Rows with this label do not count.")
-@click.option(
-    "--label-smoothing",
-    default="0",
-    show_default=True,
-    metavar="EPS",
-    callback=_float_option("--label-smoothing", 0.0, high=1.0),
-    help="Label smoothing in [0, 1] (1: the uniform target).",
-)
-@click.option(
-    "--temperature",
-    default="1",
-    show_default=True,
-    metavar="T",
-    callback=_float_option("--temperature", 0.0, low_open=True),
-    help="Divide the logits by T > 0 first.",
-)
-@click.option(
-    "--base",
-    type=click.Choice(["e", "2", "10"]),
-    default="e",
-    show_default=True,
-    help="Units: e nats, 2 bits, 10 bans.",
-)
+@loss_options(ignore_index=True)
 @click.option(
     "--reduction",
     type=click.Choice(["mean", "sum"]),
@@ -369,14 +300,10 @@ def batch(
     delimiter: str | None,
     header: bool | None,
     label_column: str | None,
-    logit_columns: str | None,
-    target_columns: str | None,
-    classes: str | None,
-    weights: str | None,
-    ignore_index: int | None,
-    label_smoothing: float,
-    temperature: float,
-    base: str,
+    logit_columns: list[str] | None,
+    target_columns: list[str] | None,
+    class_names: list[str] | None,
+    loss: LossOptions,
     reduction: str,
     worst: int,
     fmt: str,
@@ -400,17 +327,17 @@ def batch(
     for standard input. Each row holds a classifier's logits and the true label (or soft
     targets). The mean is exact: the same bits as xent's cross_entropy on all rows.
     """
-    from xentcli.cli.params import parse_float_list, parse_name_list
-
     if logprob_column is None and (sequence_column or bytes_column):
         raise BadInvocation("--sequence-column and --bytes-column go with --logprob-column")
     if logprob_column is not None:
-        _tokens(files, logprob_column, sequence_column, bytes_column, base, worst, fmt, file_format)
+        _tokens(
+            files, logprob_column, sequence_column, bytes_column, loss.base, worst, fmt, file_format
+        )
         return
 
     if target_columns is not None and label_column is not None:
         raise BadInvocation("--target-columns and --label-column cannot be used together")
-    if target_columns is not None and ignore_index is not None:
+    if target_columns is not None and loss.ignore_index is not None:
         raise BadInvocation("--ignore-index applies to labels, not to --target-columns")
     if per_row == "-" and fmt != "table":
         raise BadInvocation(
@@ -418,18 +345,6 @@ def batch(
         )
     if files.count("-") > 1:
         raise BadInvocation("standard input ('-') can be read only once")
-    weight_values = None
-    class_names = None
-    try:
-        if weights is not None:
-            weight_values = parse_float_list(weights, "--weights")
-            bad = [w for w in weight_values if not (math.isfinite(w) and w >= 0)]
-            if bad:
-                raise XentError(f"--weights: a weight must be finite and >= 0 ({bad[0]!r})")
-        if classes is not None:
-            class_names = parse_name_list(classes, "--classes")
-    except XentError as error:
-        raise BadInvocation(str(error)) from None
     label: str | int | None = label_column
     if label_column is not None and re.fullmatch(r"-?\d+", label_column.strip()):
         label = int(label_column)
@@ -441,13 +356,13 @@ def batch(
     if chunk_rows is not None:
         read_kwargs["chunk_rows"] = chunk_rows
     read_options = ReadOptions(
-        delimiter=_delimiter(delimiter),
+        delimiter=delimiter,
         header=header,
         label_column=label,
-        logit_columns=_split_columns(logit_columns, "--logit-columns"),
-        target_columns=_split_columns(target_columns, "--target-columns"),
+        logit_columns=logit_columns,
+        target_columns=target_columns,
         classes=class_names,
-        ignore_index=ignore_index,
+        ignore_index=loss.ignore_index,
         on_error="skip" if on_error == "skip" else "raise",
         file_format=file_format,
         labels_path=labels_path,
@@ -457,11 +372,11 @@ def batch(
         **read_kwargs,
     )
     batch_options = BatchOptions(
-        weights=weight_values,
-        ignore_index=ignore_index,
-        label_smoothing=label_smoothing,
-        temperature=temperature,
-        base=base,
+        weights=None if loss.weights is None else list(loss.weights),
+        ignore_index=loss.ignore_index,
+        label_smoothing=loss.label_smoothing,
+        temperature=loss.temperature,
+        base=loss.base,
         reduction="sum" if reduction == "sum" else "mean",
         worst=worst,
         class_names=class_names,

@@ -7,15 +7,19 @@ value is one line ``Error: ...`` on stderr with exit code 2 (:class:`BadInvocati
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import click
 
-from xentcli.cli.params import parse_float, parse_float_list, parse_name_list, split_list
+from xentcli.cli.params import NAMES, NUMBERS, loss_options
 from xentcli.cli.tools import BadInvocation
 from xentcli.errors import InvalidInputError, XentError
 
+if TYPE_CHECKING:
+    from xentcli.cli.params import Numbers
+    from xentcli.core import LossOptions
+
 FORMATS = ("table", "json", "csv", "markdown", "latex")
-BASES = ("e", "2", "10")
 
 # The option a kernel error is about, by InvalidInputError.field.
 _OPTION_OF_FIELD = {
@@ -38,26 +42,6 @@ Examples:
   xent compute --logits 0,-40 --label 0 --naive --digits 17
   xent compute --logits 1.2,2.3,0.8 --label 1 --format latex > loss.tex
 """
-
-
-def _parse_list(text: str, option: str) -> tuple[list[float], list[str]]:
-    """The numbers of a list option, and the items as the user wrote them."""
-    items = split_list(text)
-    for position, item in enumerate(items):
-        # float() reads full-width and other Unicode digits; a number here is ASCII.
-        if not item.isascii():
-            raise BadInvocation(f"{option}: item {position} is not a number: {item!r}")
-    try:
-        return parse_float_list(text, option), items
-    except XentError as error:
-        raise BadInvocation(str(error)) from None
-
-
-def _parse_number(text: str, option: str) -> float:
-    try:
-        return parse_float(text, option)
-    except XentError as error:
-        raise BadInvocation(str(error)) from None
 
 
 def _parse_label(text: str, k: int, classes: list[str] | None) -> int:
@@ -119,7 +103,7 @@ def _message(error: XentError, written: dict[str, list[str]]) -> str:
 @click.command(epilog=EPILOG)
 @click.option(
     "--logits",
-    "logits_text",
+    type=NUMBERS,
     metavar="LIST",
     help='The K logits: 1.2,2.3,0.8 or "1.2 2.3 0.8" or [1.2, 2.3, 0.8]; -inf masks a class.',
 )
@@ -131,42 +115,15 @@ def _message(error: XentError, written: dict[str, list[str]]) -> str:
 )
 @click.option(
     "--target",
-    "target_text",
+    "targets",
+    type=NUMBERS,
     metavar="LIST",
     help="A soft target instead of --label: K probabilities summing to 1.",
 )
 @click.option(
-    "--classes", "classes_text", metavar="NAMES", help="Class names, comma-separated: cat,dog,bird."
+    "--classes", type=NAMES, metavar="NAMES", help="Class names, comma-separated: cat,dog,bird."
 )
-@click.option(
-    "--weights",
-    "weights_text",
-    metavar="LIST",
-    help="Class weights, one per class (PyTorch's weight).",
-)
-@click.option(
-    "--label-smoothing",
-    "smoothing_text",
-    metavar="EPS",
-    default="0",
-    show_default=True,
-    help="Mix the target with the uniform one: (1-EPS)p + EPS/K.",
-)
-@click.option(
-    "--temperature",
-    "temperature_text",
-    metavar="T",
-    default="1",
-    show_default=True,
-    help="Divide the logits by T > 0 first.",
-)
-@click.option(
-    "--base",
-    type=click.Choice(BASES),
-    default="e",
-    show_default=True,
-    help="Logarithm base of the loss: e (nats), 2 (bits), 10 (bans).",
-)
+@loss_options(ignore_index=False)
 @click.option(
     "--format",
     "output_format",
@@ -194,14 +151,11 @@ def _message(error: XentError, written: dict[str, list[str]]) -> str:
     help="Decimals shown in tables and derivations (JSON and CSV are exact).",
 )
 def compute(
-    logits_text: str | None,
+    logits: Numbers | None,
     label_text: str | None,
-    target_text: str | None,
-    classes_text: str | None,
-    weights_text: str | None,
-    smoothing_text: str,
-    temperature_text: str,
-    base: str,
+    targets: Numbers | None,
+    classes: list[str] | None,
+    loss: LossOptions,
     output_format: str,
     explain: bool,
     naive: bool,
@@ -218,40 +172,23 @@ def compute(
     from xentcli.compute import render
     from xentcli.compute.trace import build_trace
 
-    if logits_text is None:
+    if logits is None:
         raise BadInvocation("give the logits with --logits, for example --logits 1.2,2.3,0.8")
-    logits, written_logits = _parse_list(logits_text, "--logits")
-    written = {"logit": written_logits}
+    written = {"logit": logits.written}
     k = len(logits)
-    if label_text is not None and target_text is not None:
+    if label_text is not None and targets is not None:
         raise BadInvocation("give one of --label and --target, not both")
-    classes = None
-    if classes_text is not None:
-        try:
-            classes = parse_name_list(classes_text, "--classes")
-        except XentError as error:
-            raise BadInvocation(str(error)) from None
-        if len(classes) != k:
-            raise BadInvocation(
-                f"--classes: {_counts(len(classes), 'name', k)} (give one name per logit)"
-            )
-    temperature = _parse_number(temperature_text, "--temperature")
-    if not (math.isfinite(temperature) and temperature > 0):
-        raise BadInvocation(f"--temperature must be a positive number (got {temperature_text})")
-    smoothing = _parse_number(smoothing_text, "--label-smoothing")
-    if not 0.0 <= smoothing <= 1.0:
-        raise BadInvocation(f"--label-smoothing must be in [0, 1] (got {smoothing_text})")
+    if classes is not None and len(classes) != k:
+        raise BadInvocation(
+            f"--classes: {_counts(len(classes), 'name', k)} (give one name per logit)"
+        )
     label = _parse_label(label_text, k, classes) if label_text is not None else None
-    targets = None
-    if target_text is not None:
-        targets, written["target"] = _parse_list(target_text, "--target")
-    if targets is not None and len(targets) != k:
-        raise BadInvocation(f"--target: {_counts(len(targets), 'value', k)}")
-    weights = None
-    if weights_text is not None:
-        weights, written["weight"] = _parse_list(weights_text, "--weights")
-    if weights is not None and len(weights) != k:
-        raise BadInvocation(f"--weights: {_counts(len(weights), 'value', k)}")
+    if targets is not None:
+        written["target"] = targets.written
+        if len(targets) != k:
+            raise BadInvocation(f"--target: {_counts(len(targets), 'value', k)}")
+    if loss.weights is not None and len(loss.weights) != k:
+        raise BadInvocation(f"--weights: {_counts(len(loss.weights), 'value', k)}")
     if explain and output_format == "csv":
         raise BadInvocation(
             "--explain has no CSV form; use --format table, json, markdown or latex"
@@ -261,10 +198,10 @@ def compute(
             logits,
             label,
             targets=targets,
-            weights=weights,
-            label_smoothing=smoothing,
-            temperature=temperature,
-            base=base,
+            weights=loss.weights,
+            label_smoothing=loss.label_smoothing,
+            temperature=loss.temperature,
+            base=loss.base,
             classes=classes,
         )
     except XentError as error:

@@ -13,8 +13,10 @@ import _signal
 import contextlib
 import os
 import sys
+from collections.abc import Iterator
 from gettext import gettext as _
 from types import FrameType
+from typing import Any
 
 import click
 
@@ -51,6 +53,17 @@ LAZY_COMMANDS = {
 }
 
 
+@contextlib.contextmanager
+def _one_line_usage_errors() -> Iterator[None]:
+    try:
+        yield
+    except click.exceptions.NoArgsIsHelpError:
+        raise  # ``xent`` alone: its help
+    except click.UsageError as error:
+        error.ctx = None
+        raise
+
+
 class LazyGroup(click.Group):
     """A group whose commands are imported on first use (see :data:`LAZY_COMMANDS`)."""
 
@@ -65,6 +78,23 @@ class LazyGroup(click.Group):
             command = getattr(__import__(module, fromlist=[attribute]), attribute)
             self.add_command(command, cmd_name)
         return self.commands.get(cmd_name)
+
+    # A usage error is one line, ``Error: ...``, like every other error: click's preamble
+    # (``Usage: ...``, ``Try ... --help``) is shown by UsageError.show only when the error
+    # carries its context, so the context is dropped (docs/errors.md).
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        with _one_line_usage_errors():
+            return super().make_context(info_name, args, parent, **extra)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with _one_line_usage_errors():
+            return super().invoke(ctx)
 
     def resolve_command(
         self, ctx: click.Context, args: list[str]

@@ -1,25 +1,37 @@
-"""Parsing of the list-valued options shared by the commands (``--logits``, ``--weights``...).
+"""The option layer: every option value is parsed and checked once, here, for every command.
 
-Pure functions that raise :class:`~xentcli.errors.XentError` with the message the user
-reads; the CLI turns those into usage errors.
+Click parameter types (a number with bounds, a list of numbers, a list of names, a
+delimiter, a list of columns) raise click's usage error, so that the same bad value gives
+the same one line ``Error: Invalid value for '--OPTION': ...`` and exit 2 in every
+command (docs/errors.md). :func:`loss_options` adds the options of the loss (weights,
+ignore index, label smoothing, temperature, base) to a command and hands it one
+:class:`~xentcli.core.LossOptions`.
+
+>>> TEMPERATURE.convert("0.5", None, None)
+0.5
+>>> NUMBERS.convert("[1.2, 2.3, 0.8]", None, None)
+[1.2, 2.3, 0.8]
+>>> NAMES.convert("cat, dog,bird", None, None)
+['cat', 'dog', 'bird']
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import re
+from collections.abc import Callable
+from typing import Any, ClassVar, TypeVar, cast
 
-from xentcli.errors import XentError
+import click
+
+from xentcli.text import is_number
 
 # A comma or semicolon (with spaces around it), or spaces alone: "1,,3" keeps its empty
 # item, so that it is reported rather than silently dropped.
 _SEPARATOR = re.compile(r"\s*[,;]\s*|\s+")
-# ASCII only: float() would also take full-width or Arabic-Indic digits, which the CSV
-# reader rejects; the two must agree on what a number is.
-_NUMBER = re.compile(
-    r"[+-]?(?:[0-9]+\.?[0-9]*(?:[eE][+-]?[0-9]+)?|\.[0-9]+(?:[eE][+-]?[0-9]+)?|inf(?:inity)?|nan)",
-    flags=re.IGNORECASE | re.ASCII,
-)
+BASES = ("e", "2", "10")
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def split_list(text: str) -> list[str]:
@@ -38,78 +50,221 @@ def split_list(text: str) -> list[str]:
     return _SEPARATOR.split(body) if body else []
 
 
-def parse_float(text: str, what: str = "value") -> float:
-    """Parse one float, accepting ``inf``/``-inf`` spellings but rejecting hex and ``_``.
+class Number(click.ParamType):
+    """A float in xent's number syntax (:func:`xentcli.text.is_number`), within bounds.
 
-    >>> parse_float("1e-3")
-    0.001
-    >>> parse_float("-Inf")
-    -inf
-    >>> parse_float("0x10")
-    Traceback (most recent call last):
-    ...
-    xentcli.errors.XentError: value is not a number: '0x10'
-    >>> parse_float("１２")
-    Traceback (most recent call last):
-    ...
-    xentcli.errors.XentError: value is not a number: '１２'
+    *low*/*high* are the bounds (None: none), *low_open*/*high_open* whether they are
+    excluded; *finite* refuses nan and the infinities. *what* describes the range in
+    messages (``"a finite number > 0"``).
     """
-    stripped = text.strip()
-    # float() accepts '1_000' and 'infinity'; be explicit about what a number is here.
-    if not _NUMBER.fullmatch(stripped):
-        raise XentError(f"{what} is not a number: {text!r}")
-    return float(stripped)
+
+    name = "number"
+
+    def __init__(
+        self,
+        what: str = "a number",
+        *,
+        low: float | None = None,
+        high: float | None = None,
+        low_open: bool = False,
+        high_open: bool = False,
+        finite: bool = False,
+    ) -> None:
+        self.what = what
+        self.low, self.high = low, high
+        self.low_open, self.high_open = low_open, high_open
+        self.finite = finite
+
+    def problem(self, text: str) -> str | None:
+        """What is wrong with *text* (None when it is a number in range)."""
+        if not is_number(text):
+            return "is not a number"
+        value = float(text)
+        in_range = not (self.finite and not math.isfinite(value))
+        if in_range and self.low is not None:
+            in_range = value > self.low if self.low_open else value >= self.low
+        if in_range and self.high is not None:
+            in_range = value < self.high if self.high_open else value <= self.high
+        return None if in_range else f"is not {self.what}"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, float):
+            return value
+        text = str(value).strip()
+        problem = self.problem(text)
+        if problem is not None:
+            self.fail(f"{text!r} {problem}.", param, ctx)
+        return float(text)
 
 
-def parse_float_list(text: str, what: str = "value") -> list[float]:
-    """Parse a list of floats written as in :func:`split_list`.
+class NumberList(click.ParamType):
+    """A list of numbers (``1,2,3``, ``"1 2 3"``, ``[1, 2, 3]``), each a :class:`Number`.
 
-    >>> parse_float_list("1.2,2.3,0.8")
-    [1.2, 2.3, 0.8]
-    >>> parse_float_list("[]", "logits")
-    Traceback (most recent call last):
-    ...
-    xentcli.errors.XentError: logits: the list is empty
-    >>> parse_float_list("1,2,,3", "--logits")
-    Traceback (most recent call last):
-    ...
-    xentcli.errors.XentError: --logits: item 2 is empty (two separators in a row): '1,2,,3'
+    The value is a :class:`Numbers`: the floats, with the items as written.
     """
-    items = split_list(text)
-    if not items:
-        raise XentError(f"{what}: the list is empty")
-    values = []
-    for position, item in enumerate(items):
-        if not item:
-            raise XentError(
-                f"{what}: item {position} is empty (two separators in a row): {text.strip()!r}"
+
+    name = "list"
+
+    def __init__(self, item: Number | None = None) -> None:
+        self.item = item if item is not None else Number()
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, Numbers):
+            return value
+        items = split_list(str(value))
+        if not items:
+            self.fail("the list is empty.", param, ctx)
+        for position, item in enumerate(items):
+            if not item:
+                self.fail(
+                    f"item {position} is empty (two separators in a row): {str(value).strip()!r}.",
+                    param,
+                    ctx,
+                )
+            problem = self.item.problem(item)
+            if problem is not None:
+                self.fail(f"item {position} ({item!r}) {problem}.", param, ctx)
+        return Numbers([float(item) for item in items], items)
+
+
+class Numbers(list[float]):
+    """A list of floats that remembers how each was written (``1e999`` became inf)."""
+
+    def __init__(self, values: list[float], written: list[str]) -> None:
+        super().__init__(values)
+        self.written = written
+
+
+class NameList(click.ParamType):
+    """Comma-separated names (class names): none empty, none twice."""
+
+    name = "names"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, list):
+            return value
+        names = [name.strip() for name in str(value).split(",")]
+        if any(not name for name in names):
+            self.fail(f"an empty name in {value!r}.", param, ctx)
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            self.fail(f"{duplicates[0]!r} appears twice.", param, ctx)
+        return names
+
+
+class ColumnList(click.ParamType):
+    """Comma-separated column choices (names, indices, ranges, globs), none empty."""
+
+    name = "columns"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, list):
+            return value
+        items = [item.strip() for item in str(value).split(",")]
+        if any(not item for item in items):
+            self.fail(f"an empty item in {value!r}.", param, ctx)
+        return items
+
+
+class Delimiter(click.ParamType):
+    """One character, or its name: tab, comma, semicolon, space, pipe."""
+
+    name = "char"
+    NAMED: ClassVar[dict[str, str]] = {
+        "tab": "\t",
+        "\\t": "\t",
+        "comma": ",",
+        "semicolon": ";",
+        "space": " ",
+        "pipe": "|",
+    }
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        character = self.NAMED.get(str(value).lower(), str(value))
+        if len(character) != 1 or character in '"\r\n':
+            self.fail(
+                f"{value!r} is not one character (or tab, comma, semicolon, space, pipe).",
+                param,
+                ctx,
             )
-        try:
-            values.append(parse_float(item, what))
-        except XentError:
-            raise XentError(f"{what}: item {position} is not a number: {item!r}") from None
-    return values
+        return character
 
 
-def parse_name_list(text: str, what: str = "classes") -> list[str]:
-    """Parse a comma-separated list of names (spaces around names are dropped).
+TEMPERATURE = Number("a finite number > 0", low=0.0, low_open=True, finite=True)
+#: [0, 1], as PyTorch's cross_entropy accepts
+LABEL_SMOOTHING = Number("a number in [0, 1]", low=0.0, high=1.0)
+WEIGHTS = NumberList(Number("a finite number >= 0", low=0.0, finite=True))
+NUMBERS = NumberList()
+NAMES = NameList()
+COLUMNS = ColumnList()
+DELIMITER = Delimiter()
+BASE = click.Choice(BASES)
 
-    >>> parse_name_list("cat, dog,bird")
-    ['cat', 'dog', 'bird']
+
+def loss_options(*, ignore_index: bool) -> Callable[[F], F]:
+    """Add the loss's options to a command, which receives them as ``loss`` (a LossOptions).
+
+    *ignore_index*: whether the command has ``--ignore-index`` (a batch of rows does; one
+    sample does not).
     """
-    names = [name.strip() for name in text.split(",")]
-    if not names or any(not name for name in names):
-        raise XentError(f"{what}: empty name in {text!r}")
-    duplicates = sorted({name for name in names if names.count(name) > 1})
-    if duplicates:
-        raise XentError(f"{what}: {duplicates[0]!r} appears twice")
-    return names
+    options = [
+        click.option(
+            "--weights",
+            type=WEIGHTS,
+            metavar="W0,W1,...",
+            help="Class weights, one per class (PyTorch's weight: the mean divides by the"
+            " counted rows' weights; with soft targets, by the number of rows).",
+        ),
+        click.option(
+            "--label-smoothing",
+            type=LABEL_SMOOTHING,
+            default="0",
+            show_default=True,
+            metavar="EPS",
+            help="Mix the target with the uniform one: (1-EPS)p + EPS/K, EPS in [0, 1].",
+        ),
+        click.option(
+            "--temperature",
+            type=TEMPERATURE,
+            default="1",
+            show_default=True,
+            metavar="T",
+            help="Divide the logits by T > 0 first.",
+        ),
+        click.option(
+            "--base",
+            type=BASE,
+            default="e",
+            show_default=True,
+            help="Logarithm base of the loss: e (nats), 2 (bits), 10 (bans).",
+        ),
+    ]
+    if ignore_index:
+        options.insert(
+            1,
+            click.option(
+                "--ignore-index", type=int, metavar="INT", help="Rows with this label do not count."
+            ),
+        )
 
+    def decorate(command: F) -> F:
+        @functools.wraps(command)
+        def with_loss(*args: Any, **kwargs: Any) -> Any:
+            from xentcli.core import LossOptions
 
-def is_finite_or_neg_inf(value: float) -> bool:
-    """True for a finite float or ``-inf`` (a masked class).
+            weights = kwargs.pop("weights")
+            kwargs["loss"] = LossOptions(
+                weights=None if weights is None else tuple(weights),
+                ignore_index=kwargs.pop("ignore_index", None),
+                label_smoothing=kwargs.pop("label_smoothing"),
+                temperature=kwargs.pop("temperature"),
+                base=kwargs.pop("base"),
+            )
+            return command(*args, **kwargs)
 
-    >>> is_finite_or_neg_inf(float("-inf")), is_finite_or_neg_inf(float("inf"))
-    (True, False)
-    """
-    return math.isfinite(value) or value == -math.inf
+        wrapped: Any = with_loss
+        for option in reversed(options):
+            wrapped = option(wrapped)
+        return cast(F, wrapped)
+
+    return decorate

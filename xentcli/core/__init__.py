@@ -2,8 +2,8 @@
 
 The modules behind it are private (``_kernel``, ``_softmax_block``, ``_loss_block``,
 ``_compensated``, ``_doubledouble``, ``_divergence``, ``_exactsum``, ``_blocks``, ``_units``,
-``_validation``, ``_state``); everything
-the other layers and users need is re-exported here. Nothing here does I/O or prints.
+``_validation``, ``_state``, ``_options``); everything the other layers and users need is
+re-exported here. Nothing here does I/O or prints.
 
 >>> from xentcli.core import cross_entropy
 >>> float(cross_entropy([[0.0, -40.0]], [0]))
@@ -23,6 +23,7 @@ from xentcli.core._kernel import (
     softmax,
     softmax_steps,
 )
+from xentcli.core._options import LossOptions
 from xentcli.core._softmax_block import ROW_ARGMAX_CLASSES
 from xentcli.core._state import (
     hex_float,
@@ -45,6 +46,7 @@ __all__ = [
     "Base",
     "ExactSum",
     "GroupedExactSum",
+    "LossOptions",
     "RowLosses",
     "SoftmaxSteps",
     "cross_entropy",
