@@ -153,7 +153,7 @@ def test_an_empty_list_item_is_an_error_naming_its_position(text: str, position:
     code, out, err = run("compute", "--logits", text, "--label", "0")
     assert code == 2
     assert out == ""
-    assert err.startswith(f"Error: --logits: item {position} is empty")
+    assert err.startswith(f"Error: Invalid value for '--logits': item {position} is empty")
     assert len(err.splitlines()) == 1
 
 
