@@ -167,7 +167,7 @@ def test_an_empty_weight_item_is_an_error_in_batch_too(tmp_path: Path) -> None:
     _write(tmp_path / "a.csv", np.zeros((2, 3)), np.array([0, 1]))
     code, _, err = run("batch", str(tmp_path / "a.csv"), "--weights", "1,,2")
     assert code == 2
-    assert "--weights: item 1 is empty" in err
+    assert "Invalid value for '--weights': item 1 is empty" in err
 
 
 # ------------------------------------------------------ 5. label smoothing of 1
