@@ -134,12 +134,21 @@ def open_array_table(
     block_bytes: int,
     max_line: int,
     parsers: int = 1,
+    piece: Any = None,
 ) -> ArrayTable:
     """Open *path* in format *fmt* (not ``csv``) as an :class:`ArrayTable`.
 
     *block_bytes* and *max_line* are the reader's text limits (JSON Lines is text);
-    *parsers* threads check the batches and run the table's ``prepare``.
+    *parsers* threads check the batches and run the table's ``prepare``. A *piece*
+    (:class:`~xentcli.batch._types.Piece`) with row groups reads only those row groups
+    of a Parquet file, its rows numbered from ``piece.first_row``.
     """
+    if piece is not None and piece.row_groups is not None:
+        if fmt != "parquet":
+            raise _file_error(path, "row groups are a Parquet notion")
+        table = _open_parquet(path, options, prepare, piece)
+        table.parsers = parsers
+        return table
     openers: dict[str, Opener] = {
         "parquet": _open_parquet,
         "arrow": _open_arrow,
@@ -432,13 +441,14 @@ def _arrow_table(
     records: Callable[[list[str]], Iterator[Any]],
     size: int,
     close: Callable[[], None],
+    first_row: int = 1,
 ) -> ArrayTable:
-    """An ArrayTable over record batches of *schema*, rows numbered from 1."""
+    """An ArrayTable over record batches of *schema*, rows numbered from *first_row*."""
     columns = _ArrowColumns(path, schema, options, "row")
     read = {"bytes": 0}
 
     def batches() -> Iterator[Batch]:
-        first = 1
+        first = first_row
         for record in records(columns.columns):
             n = record.num_rows
             if n == 0:
@@ -496,10 +506,12 @@ def _arrow_errors(path: str, what: str) -> Any:
 
 
 def _open_parquet(
-    path: str, options: ReadOptions, prepare: Callable[[Chunk], Any] | None
+    path: str, options: ReadOptions, prepare: Callable[[Chunk], Any] | None, piece: Any = None
 ) -> ArrayTable:
     import pyarrow.parquet as pq
 
+    row_groups = None if piece is None else piece.row_groups
+    first_row = 1 if piece is None else piece.first_row
     size = _check_file(path)
     with _arrow_errors(path, "Parquet"):
         handle = pq.ParquetFile(path, memory_map=True)
@@ -513,9 +525,13 @@ def _open_parquet(
             stored = metadata.row_group(0).total_byte_size if metadata.num_row_groups else 0
             per_row = 2 * stored / max(1, metadata.row_group(0).num_rows) if stored else 80
             with _arrow_errors(path, "Parquet"):
-                yield from handle.iter_batches(batch_size=rows_per_batch(per_row), columns=columns)
+                yield from handle.iter_batches(
+                    batch_size=rows_per_batch(per_row), columns=columns, row_groups=row_groups
+                )
 
-        return _arrow_table(path, options, prepare, schema, records, size, handle.close)
+        return _arrow_table(
+            path, options, prepare, schema, records, size, handle.close, first_row
+        )
     except BaseException:
         handle.close()
         raise

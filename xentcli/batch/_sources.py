@@ -108,7 +108,9 @@ class Block(NamedTuple):
 class _LineBlocks:
     """Cut a byte stream into blocks of whole lines, tracking physical line numbers."""
 
-    def __init__(self, read: Any, path: str, block_bytes: int, max_line: int) -> None:
+    def __init__(
+        self, read: Any, path: str, block_bytes: int, max_line: int, first_line: int = 1
+    ) -> None:
         self._read = read
         self._path = path
         self._block_bytes = block_bytes
@@ -116,7 +118,7 @@ class _LineBlocks:
         self._pending = b""
         self._eof = False
         self._first = True
-        self.next_line = 1
+        self.next_line = first_line
 
     def next_block(self) -> Block | None:
         """The next block of whole lines, or None at the end."""
@@ -168,7 +170,8 @@ class Source:
     """The decompressed text of *path* (``"-"``: standard input), in blocks of whole lines.
 
     The file is closed by *stack*; standard input is left open. *opener* opens a file
-    (``open``). Blocks hold about *block_bytes*; a line longer than *max_line* is an error.
+    (``open``). An open binary *stream* is read instead of the file (its owner closes
+    it), its first line numbered *first_line*. Blocks hold about *block_bytes*; a line longer than *max_line* is an error.
     """
 
     def __init__(
@@ -180,16 +183,22 @@ class Source:
         block_bytes: int,
         max_line: int,
         opener: Callable[..., Any],
+        stream: Any = None,
+        first_line: int = 1,
     ) -> None:
         self._name = display_name
         self.size_bytes: int | None = None
         self._stream: Any = None
         self._compression: str | None = None
-        if path == "-":
+        if stream is not None:  # an open binary stream (a part of a file, an fsspec file)
+            self._counter = _CountingReader(stream)
+            self._compression = _compression(self._name)
+            self._stream = _decompressed(self._compression, self._counter)
+        elif path == "-":
             self._open_stdin()
         else:
             self._open_file(path, stack, opener)
-        self._blocks = _LineBlocks(self._read, display_name, block_bytes, max_line)
+        self._blocks = _LineBlocks(self._read, display_name, block_bytes, max_line, first_line)
 
     def _error(self, reason: str) -> DataError:
         return DataError(self._name, None, None, reason)

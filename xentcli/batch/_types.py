@@ -56,3 +56,19 @@ class Chunk:
     prepared: Any = None
     #: what ``lines`` counts: "line" (text) or "row" (Parquet, Arrow, NumPy: from 1)
     unit: str = "line"
+
+
+@dataclass(frozen=True)
+class Piece:
+    """A part of a file to read instead of the whole (the Dask engine's parts).
+
+    For CSV, *stream* is a binary file object serving the bytes to read (the file's
+    header line, then a range of whole lines) and *first_line* the number given to its
+    first line. For Parquet, *row_groups* are the row groups to read and *first_row* the
+    number of the first row read.
+    """
+
+    stream: Any = None
+    first_line: int = 1
+    row_groups: tuple[int, ...] | None = None
+    first_row: int = 1

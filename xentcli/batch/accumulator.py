@@ -743,8 +743,8 @@ class BatchAccumulator:
         """Fold in arrays of logits (N, K) with labels (N,) or soft targets (N, K).
 
         The arrays are checked as :func:`~xentcli.core.cross_entropy` checks them
-        (a ValueError subclass names the row); the worst rows are named ``source:ROW``,
-        ROW counting the rows fed under *source* from 1.
+        (a ValueError subclass names the row); the worst rows are named
+        ``source:row N``, N counting the rows fed under *source* from 1.
         """
         y = np.ascontiguousarray(logits, dtype=np.float64)
         if y.ndim != 2:
@@ -771,6 +771,7 @@ class BatchAccumulator:
             None if targets is None else np.asarray(targets, dtype=np.float64),
             np.arange(first, first + y.shape[0], dtype=np.int64),
             rows,
+            unit="row",
         )
         self.add(chunk)
 

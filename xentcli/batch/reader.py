@@ -115,7 +115,7 @@ from xentcli.batch._prefetch import Stage
 from xentcli.batch._rows import ParsedRows
 from xentcli.batch._sources import Block, Source, default_delimiter
 from xentcli.batch._syntax import is_blank, is_number
-from xentcli.batch._types import Chunk, ReadOptions
+from xentcli.batch._types import Chunk, Piece, ReadOptions
 from xentcli.core import TARGET_SUM_TOLERANCE, THREADS
 from xentcli.errors import DataError
 
@@ -127,6 +127,7 @@ __all__ = [
     "TARGET_SUM_TOLERANCE",
     "WIDE_COLUMNS",
     "Chunk",
+    "Piece",
     "ReadOptions",
     "Table",
     "is_model_output",
@@ -166,7 +167,11 @@ class Table:
     """An open table of model outputs; see the module docstring (use :func:`open_table`)."""
 
     def __init__(
-        self, path: str, options: ReadOptions, prepare: Callable[[Chunk], Any] | None = None
+        self,
+        path: str,
+        options: ReadOptions,
+        prepare: Callable[[Chunk], Any] | None = None,
+        piece: Piece | None = None,
     ) -> None:
         self.options = options
         self.path = path
@@ -191,6 +196,8 @@ class Table:
                 block_bytes=BLOCK_BYTES,
                 max_line=MAX_LINE_BYTES,
                 opener=open,
+                stream=None if piece is None else piece.stream,
+                first_line=1 if piece is None else piece.first_line,
             )
             self.size_bytes = self._source.size_bytes
             # Reading, decompressing and cutting the next blocks overlaps with parsing.
@@ -388,20 +395,24 @@ def is_model_output(name: str) -> bool:
 
 @contextlib.contextmanager
 def open_table(
-    path: str, options: ReadOptions | None = None, prepare: Callable[[Chunk], Any] | None = None
+    path: str,
+    options: ReadOptions | None = None,
+    prepare: Callable[[Chunk], Any] | None = None,
+    piece: Piece | None = None,
 ) -> Iterator[Table | ArrayTable]:
     """Open *path* (``"-"`` for standard input) as a table of model outputs.
 
     Raises :class:`~xentcli.errors.DataError` for a file that cannot be read (see the
     module docstring); the table's :meth:`Table.chunks` yields validated chunks, each
-    with ``prepare(chunk)`` (see :attr:`Table.prepare`) as its ``prepared``.
+    with ``prepare(chunk)`` (see :attr:`Table.prepare`) as its ``prepared``. With
+    *piece*, only that part of the file is read (see :class:`Piece`).
     """
     options = options if options is not None else ReadOptions()
     from xentcli.batch._formats import file_format, open_array_table
 
     fmt = file_format(path, options.file_format)
     table: Table | ArrayTable = (
-        Table(path, options, prepare)
+        Table(path, options, prepare, piece)
         if fmt == "csv"
         else open_array_table(
             path,
@@ -411,6 +422,7 @@ def open_table(
             block_bytes=BLOCK_BYTES,
             max_line=MAX_LINE_BYTES,
             parsers=PARSERS if PREFETCH else 1,
+            piece=piece,
         )
     )
     try:

@@ -294,6 +294,28 @@ def _refuse_overwriting_an_input(per_row: str, paths: list[str], option: str = "
 @click.option(
     "--bytes-column", metavar="NAME", help="With --logprob-column: each token's length in bytes."
 )
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "dask"]),
+    default="local",
+    show_default=True,
+    help="local: this process; dask: parts of the files scored on a Dask cluster "
+    "(same bits; needs xent[dask]).",
+)
+@click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    help="With --engine dask: the Dask scheduler (tcp://host:8786); default a local cluster.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="With --engine dask and no --scheduler: worker processes (default: one per core).",
+)
+@click.option(
+    "--part-bytes", type=click.IntRange(min=1), default=None, hidden=True
+)  # the size of a part for --engine dask (tests cut small files)
 @click.option("--chunk-rows", type=click.IntRange(min=1), default=None, hidden=True)
 def batch(
     files: tuple[str, ...],
@@ -319,6 +341,10 @@ def batch(
     logprob_column: str | None,
     sequence_column: str | None,
     bytes_column: str | None,
+    engine: str,
+    scheduler: str | None,
+    workers: int | None,
+    part_bytes: int | None,
     chunk_rows: int | None,
 ) -> None:
     """Score CSV files of model outputs: loss, perplexity, accuracy and the worst rows.
@@ -329,6 +355,8 @@ def batch(
     """
     if logprob_column is None and (sequence_column or bytes_column):
         raise BadInvocation("--sequence-column and --bytes-column go with --logprob-column")
+    if logprob_column is not None and engine == "dask":
+        raise BadInvocation("--engine dask does not read --logprob-column files yet")
     if logprob_column is not None:
         _tokens(
             files, logprob_column, sequence_column, bytes_column, loss.base, worst, fmt, file_format
@@ -386,6 +414,18 @@ def batch(
         _refuse_overwriting_an_input(per_row, paths)
     if save_state is not None:
         _refuse_overwriting_an_input(save_state, paths, "--save-state")
+    if engine == "dask":
+        if per_row is not None:
+            raise BadInvocation("--per-row is not available with --engine dask")
+        if "-" in paths:
+            raise BadInvocation("--engine dask reads files, not standard input ('-')")
+        accumulator = _run_dask(paths, read_options, batch_options, scheduler, workers, part_bytes)
+        finish(accumulator, fmt, save_state)
+        with contextlib.suppress(BrokenPipeError):
+            sys.stdout.flush()
+        return
+    if scheduler is not None or workers is not None:
+        raise BadInvocation("--scheduler and --workers need --engine dask")
     show_progress = sys.stderr.isatty() if progress is None else progress
     bar = _Progress(show_progress, paths)
     try:
@@ -494,6 +534,32 @@ def _run(
         raise BadData(f"{current}: permission denied") from None
     assert accumulator is not None
     return accumulator
+
+
+def _run_dask(
+    paths: list[str],
+    read_options: Any,
+    batch_options: Any,
+    scheduler: str | None,
+    workers: int | None,
+    part_bytes: int | None,
+) -> Any:
+    """The merged accumulator of *paths* scored on Dask (errors as in :func:`_run`)."""
+    from xentcli import dask as engine
+
+    extra: dict[str, Any] = {} if part_bytes is None else {"part_bytes": part_bytes}
+    try:
+        return engine.accumulate(
+            paths, read_options, batch_options, scheduler=scheduler, workers=workers, **extra
+        )
+    except engine.MissingExtraError as error:
+        raise BadInvocation(str(error)) from None
+    except DataError as error:
+        raise BadData(str(error)) from None
+    except XentError as error:
+        raise BadInvocation(str(error)) from None
+    except OSError as error:  # the scheduler cannot be reached
+        raise BadData(f"--scheduler {scheduler}: {error}") from None
 
 
 def write_state(accumulator: Any, path: str) -> None:

@@ -1,0 +1,312 @@
+"""The Dask engine on a local cluster of 2 worker processes (one cluster for the module).
+
+The oracle is ``xent batch`` in one process (itself checked against PyTorch and mpmath
+in test_batch/test_cli_batch): every figure must be the same bits, whatever the parts
+(byte ranges of CSV files, Parquet row groups, whole compressed files), their order, or
+a worker dying mid-run. A Dask DataFrame's mean is also checked against torch.
+"""
+
+from __future__ import annotations
+
+import glob
+import gzip
+import json
+import logging
+import math
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("distributed")
+pytest.importorskip("fsspec")
+
+from distributed import Client, LocalCluster
+
+from tests.test_cli_batch import run
+from xentcli import BatchAccumulator, BatchOptions
+from xentcli import dask as xdask
+from xentcli.batch.parts import plan
+from xentcli.batch.reader import ReadOptions
+
+ROOT = Path(__file__).resolve().parent.parent
+K = 4
+PART = 3000  # bytes per CSV part: each CSV shard is cut into several ranges
+
+
+@pytest.fixture(scope="module")
+def client():
+    with (
+        LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.CRITICAL,
+            env={"PYTHONPATH": str(ROOT)},
+        ) as cluster,
+        Client(cluster) as c,
+    ):
+        yield c
+
+
+def _rows(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+    logits = rng.normal(scale=3.0, size=(n, K))
+    labels = rng.integers(0, K, n)
+    masked = rng.random((n, K)) < 0.05  # masked classes, never the true one
+    masked[np.arange(n), labels] = False
+    logits[masked] = -np.inf
+    labels[rng.random(n) < 0.1] = -100
+    return logits, labels
+
+
+def _csv_text(logits: np.ndarray, labels: np.ndarray, blank_every: int = 0) -> str:
+    lines = [",".join([*(f"l{c}" for c in range(K)), "label"])]
+    for i, (row, label) in enumerate(zip(logits, labels, strict=True)):
+        lines.append(",".join([*(repr(float(v)) for v in row), str(int(label))]))
+        if blank_every and i % blank_every == 0:
+            lines.append("")  # blank lines count as lines, not rows
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory) -> list[str]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = tmp_path_factory.mktemp("shards")
+    rng = np.random.default_rng(7)
+    paths = []
+    for i, n in enumerate((120, 45, 200)):
+        path = folder / f"s{i}.csv"
+        path.write_text(_csv_text(*_rows(rng, n), blank_every=17 if i == 2 else 0))
+        paths.append(str(path))
+    gz = folder / "s3.csv.gz"
+    gz.write_bytes(gzip.compress(_csv_text(*_rows(rng, 60)).encode()))
+    paths.append(str(gz))
+    logits, labels = _rows(rng, 150)
+    table = pa.table({**{f"l{c}": logits[:, c] for c in range(K)}, "label": labels})
+    pq.write_table(table, folder / "s4.parquet", row_group_size=40)
+    paths.append(str(folder / "s4.parquet"))
+    return paths
+
+
+OPTIONS = ["--ignore-index", "-100", "--weights", "1,2,0.5,3", "--label-smoothing", "0.05"]
+
+
+def _dask(client, *args: str) -> object:
+    address = client.scheduler.address
+    return run(
+        ["batch", *args, "--engine", "dask", "--scheduler", address, "--part-bytes", str(PART)]
+    )
+
+
+def test_parts_are_byte_ranges_row_groups_and_whole_files(shards):
+    parts = plan(shards, ReadOptions(), PART)
+    kinds = {path: [p.kind for p in parts if p.path == path] for path in shards}
+    assert kinds[shards[0]] == ["bytes"] * 4  # 120 rows of ~85 bytes
+    assert kinds[shards[3]] == ["file"]  # compressed: whole
+    parquet = [p for p in parts if p.path == shards[4]]
+    assert len(parquet) >= 2
+    assert {p.kind for p in parquet} == {"rowgroups"}
+    assert [g for p in parquet for g in p.row_groups] == [0, 1, 2, 3]  # 4 groups of 40 rows
+    assert [p.index for p in parts] == list(range(len(parts)))
+
+
+def test_dask_gives_the_bits_of_one_process(client, shards):
+    local = run(["batch", *shards, *OPTIONS, "--format", "json", "--worst", "8"])
+    assert local.code == 0, local.stderr
+    on_dask = _dask(client, *shards, *OPTIONS, "--format", "json", "--worst", "8")
+    assert on_dask.code == 0, on_dask.stderr
+    assert on_dask.stdout == local.stdout
+    document = json.loads(on_dask.stdout)
+    assert [f["path"] for f in document["files"]] == shards  # one line per file, in order
+    table = _dask(client, *shards, *OPTIONS)
+    assert table.stdout == run(["batch", *shards, *OPTIONS]).stdout
+
+
+def test_any_order_of_the_shards(client, shards):
+    order = [shards[i] for i in (4, 2, 0, 3, 1)]
+    local = run(["batch", *order, "--ignore-index", "-100", "--base", "2", "--format", "json"])
+    on_dask = _dask(client, *order, "--ignore-index", "-100", "--base", "2", "--format", "json")
+    assert on_dask.stdout == local.stdout
+    ordered = json.loads(
+        run(["batch", *shards, "--ignore-index", "-100", "--base", "2", "--format", "json"]).stdout
+    )
+    shuffled = json.loads(on_dask.stdout)
+    for key in ("loss", "loss_sum", "weight_sum", "accuracy", "per_class", "loss_quantiles"):
+        assert shuffled[key] == ordered[key]
+
+
+def test_saved_dask_state_merges_with_local_states(client, shards, tmp_path):
+    first = tmp_path / "first.state"
+    out = _dask(client, *shards[:3], *OPTIONS, "--save-state", str(first), "--format", "csv")
+    assert out.code == 0, out.stderr
+    second = tmp_path / "second.state"
+    out = run(["batch", *shards[3:], *OPTIONS, "--save-state", str(second), "--format", "csv"])
+    assert out.code == 0, out.stderr
+    merged = run(["merge", str(first), str(second), "--format", "json"])
+    assert merged.stdout == run(["batch", *shards, *OPTIONS, "--format", "json"]).stdout
+
+
+def test_a_bad_row_names_its_true_line(client, shards, tmp_path):
+    rng = np.random.default_rng(1)
+    lines = _csv_text(*_rows(rng, 300), blank_every=13).splitlines()
+    lines[250] = "0.5,1.5,oops,2.5,1"  # in the 6th of about 9 parts
+    bad = tmp_path / "bad.csv"
+    bad.write_text("\n".join(lines) + "\n")
+    local = run(["batch", shards[0], str(bad), "--ignore-index", "-100"])
+    on_dask = _dask(client, shards[0], str(bad), "--ignore-index", "-100")
+    assert local.code == on_dask.code == 1
+    assert on_dask.stderr == local.stderr == f"Error: {bad}:251:3: logit is not a number ('oops')\n"
+    assert on_dask.stdout == ""
+
+
+def test_fsspec_file_urls_on_the_cluster(client, shards):
+    urls = [f"file://{path}" for path in shards]
+    options = BatchOptions(ignore_index=-100)
+    got = xdask.accumulate(urls, options=options, client=client, part_bytes=PART).summary()
+    want = run(["batch", *shards, "--ignore-index", "-100", "--format", "json"])
+    assert [f.path for f in got.files] == urls
+    document = json.loads(want.stdout)
+    assert got.loss == document["loss"]
+    assert [c.loss for c in got.per_class] == [c["loss"] for c in document["per_class"]]
+
+
+def test_fsspec_memory_urls(shards):
+    import fsspec
+
+    memory = fsspec.filesystem("memory")
+    urls = []
+    for path in shards:
+        name = f"/xent-test/{os.path.basename(path)}"
+        memory.pipe(name, Path(path).read_bytes())
+        urls.append(f"memory://{name}")
+    try:
+        got = xdask.score(
+            urls, scheduler="synchronous", part_bytes=PART, worst=3, ignore_index=-100
+        )
+    finally:
+        memory.rm("/xent-test", recursive=True)
+    local = run(["batch", *shards, "--ignore-index", "-100", "--format", "json", "--worst", "3"])
+    document = json.loads(local.stdout)
+    assert got.loss == document["loss"]
+    assert got.loss_sum == document["loss_sum"]
+    assert [(w.line, w.loss) for w in got.worst] == [
+        (w["line"], w["loss"]) for w in document["worst"]
+    ]
+
+
+def test_a_dask_dataframe(client):
+    import dask.dataframe as dd
+    import pandas as pd
+    from scipy.special import logsumexp
+
+    rng = np.random.default_rng(3)
+    logits = rng.normal(scale=2.0, size=(500, 3))
+    labels = rng.integers(0, 3, 500)
+    frame = pd.DataFrame({"a": logits[:, 0], "b": logits[:, 1], "c": logits[:, 2], "y": labels})
+    options = {"weights": (1.0, 0.5, 2.0), "worst": 4}
+    got = xdask.score(dd.from_pandas(frame, npartitions=5), client=client, **options)
+    whole = BatchAccumulator(3, BatchOptions(**options))
+    whole.update(logits, labels, source="<dataframe>")
+    want = whole.summary()
+    assert (got.loss, got.per_class, got.worst, got.quantiles) == (
+        want.loss,
+        want.per_class,
+        want.worst,
+        want.quantiles,
+    )
+    # SciPy as the independent oracle: the weighted mean and the worst rows' numbers.
+    weight = np.array(options["weights"])[labels]
+    nll = logsumexp(logits, axis=1) - logits[np.arange(500), labels]
+    expected = math.fsum(weight * nll) / math.fsum(weight)
+    assert abs(got.loss - expected) <= 1e-14 * expected
+    assert [w.line for w in got.worst] == [int(i) + 1 for i in np.argsort(-weight * nll)[:4]]
+    assert {w.unit for w in got.worst} == {"row"}
+
+
+def test_usage_errors():
+    out = run(["batch", "a.csv", "--scheduler", "tcp://127.0.0.1:1"])
+    assert out.code == 2
+    assert "--scheduler and --workers need --engine dask" in out.stderr
+    out = run(["batch", "a.csv", "--engine", "dask", "--per-row", "rows.csv"])
+    assert out.code == 2
+    assert "--per-row is not available with --engine dask" in out.stderr
+
+
+def test_missing_extra_names_it(monkeypatch, shards):
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    out = run(["batch", shards[0], "--engine", "dask"])
+    assert out.code == 2
+    assert out.stderr == (
+        "Error: the Dask engine needs dask and distributed (distributed is missing):"
+        " pip install 'xent[dask]'\n"
+    )
+
+
+def test_ctrl_c_exits_130_shuts_the_cluster_down_and_writes_nothing(shards, tmp_path):
+    state = tmp_path / "run.state"
+    args = [*shards[:3], "--engine", "dask", "--workers", "1", "--part-bytes", "200"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "xentcli", "batch", *args, "--save-state", str(state)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    children: list[str] = []
+    deadline = time.monotonic() + 60
+    while not children and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.2)
+        for name in glob.glob(f"/proc/{process.pid}/task/*/children"):
+            with open(name) as handle:
+                children += handle.read().split()
+    assert children, "the local cluster did not start"
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert err.decode().endswith("Error: interrupted.\n")
+    assert out == b""
+    assert not state.exists()
+    assert list(tmp_path.iterdir()) == []
+    deadline = time.monotonic() + 15
+    while any(os.path.exists(f"/proc/{c}") for c in children) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [c for c in children if os.path.exists(f"/proc/{c}")]
+
+
+def test_a_worker_killed_mid_run_changes_nothing(client, shards):
+    """Last: the cluster has lost a worker (its nanny restarts it, in its own time)."""
+    files = shards  # about 30 parts of 300 bytes
+    killed: list[float] = []
+
+    def kill_one_worker() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if any(client.processing().values()):
+                pid = next(iter(client.run(os.getpid).values()))
+                os.kill(pid, signal.SIGKILL)
+                killed.append(time.monotonic())
+                return
+            time.sleep(0.01)
+
+    killer = threading.Thread(target=kill_one_worker)
+    killer.start()
+    options = BatchOptions(ignore_index=-100)
+    got = xdask.accumulate(files, options=options, client=client, part_bytes=300).summary()
+    done = time.monotonic()
+    killer.join()
+    assert killed
+    assert killed[0] < done
+    local = run(["batch", *files, "--ignore-index", "-100", "--format", "json"])
+    document = json.loads(local.stdout)
+    assert got.loss == document["loss"]
+    assert [c.loss_sum for c in got.per_class] == [c["loss_sum"] for c in document["per_class"]]
+    assert [f.path for f in got.files] == files
