@@ -32,6 +32,7 @@ ALLOWED: dict[str, set[str]] = {
 }
 _TOP = {
     "xentcli": "api",
+    "xentcli.dask": "api",  # the Dask engine's Python door
     "xentcli.__main__": "main",
     "xentcli.errors": "errors",
     "xentcli._version": "errors",

@@ -529,9 +529,7 @@ def _open_parquet(
                     batch_size=rows_per_batch(per_row), columns=columns, row_groups=row_groups
                 )
 
-        return _arrow_table(
-            path, options, prepare, schema, records, size, handle.close, first_row
-        )
+        return _arrow_table(path, options, prepare, schema, records, size, handle.close, first_row)
     except BaseException:
         handle.close()
         raise

@@ -545,7 +545,7 @@ def _run_dask(
     part_bytes: int | None,
 ) -> Any:
     """The merged accumulator of *paths* scored on Dask (errors as in :func:`_run`)."""
-    from xentcli import dask as engine
+    from xentcli.batch import engine
 
     extra: dict[str, Any] = {} if part_bytes is None else {"part_bytes": part_bytes}
     try:

@@ -1,0 +1,235 @@
+"""The Dask engine: score files (or a Dask DataFrame) on a cluster, to the same bits as one process.
+
+Each task scores one part of the input (a file, a run of Parquet row groups, a byte
+range of a large CSV file: :mod:`xentcli.batch.parts`) into a saved state; the states
+are merged by a tree reduction, in file order; the client makes the report. Sums are
+exact, so the figures do not depend on the parts, the number of workers or the order in
+which tasks finish. Dask retries the tasks of a worker that dies.
+
+Needs the ``dask`` extra (``pip install 'xent[dask]'``: dask, distributed, fsspec),
+imported when a function here is first called.
+
+The public door is :mod:`xentcli.dask` (``xentcli.dask.score``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from xentcli.batch.accumulator import BatchAccumulator, BatchOptions, Summary
+from xentcli.batch.parts import PART_BYTES, Part, finish, merge_results, plan, score_part
+from xentcli.batch.reader import ReadOptions
+from xentcli.errors import InvalidInputError, XentError
+
+__all__ = ["EXTRA", "MissingExtraError", "accumulate", "cluster_client", "score"]
+
+EXTRA = "pip install 'xent[dask]'"
+
+
+class MissingExtraError(XentError):
+    """The Dask engine was asked for but dask or distributed is not installed."""
+
+
+def _require() -> Any:
+    try:
+        import dask
+        import distributed  # noqa: F401
+    except ImportError as error:
+        raise MissingExtraError(
+            f"the Dask engine needs dask and distributed ({error.name} is missing): {EXTRA}"
+        ) from None
+    return dask
+
+
+def default_workers() -> int:
+    """Worker processes of a local cluster: one per core."""
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+
+
+@contextlib.contextmanager
+def cluster_client(scheduler: str | None = None, workers: int | None = None) -> Iterator[Any]:
+    """A distributed Client: of the cluster at *scheduler*, or of a local cluster of
+    *workers* processes (one thread each) shut down on leaving, Ctrl-C included."""
+    _require()
+    from distributed import Client, LocalCluster
+
+    if scheduler is not None:
+        with Client(scheduler) as client:
+            yield client
+        return
+    n = workers or default_workers()
+    with contextlib.ExitStack() as stack:
+        # Ctrl-C while the cluster starts waits until it has started, so that leaving
+        # shuts it down cleanly (a half-started cluster cannot be closed).
+        with _interrupt_deferred():
+            cluster = stack.enter_context(
+                LocalCluster(
+                    n_workers=n,
+                    threads_per_worker=1,  # one kernel thread per process: processes
+                    processes=True,  # are the parallelism
+                    dashboard_address=None,
+                    silence_logs=logging.CRITICAL,
+                    env={"XENT_THREADS": "1"},
+                )
+            )
+            client = stack.enter_context(Client(cluster))
+        yield client
+
+
+@contextlib.contextmanager
+def _interrupt_deferred() -> Iterator[None]:
+    """Hold a SIGINT (Ctrl-C) until the block ends, then raise KeyboardInterrupt."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        raise KeyboardInterrupt
+
+
+def _tree(items: list[Any], merge: Any) -> Any:
+    """Merge *items* pairwise, in order, level by level (a balanced tree)."""
+    while len(items) > 1:
+        pairs = [merge(items[i], items[i + 1]) for i in range(0, len(items) - 1, 2)]
+        items = pairs + ([items[-1]] if len(items) % 2 else [])
+    return items[0]
+
+
+def _compute(final: Any, client: Any, scheduler: str | None, workers: int | None) -> Any:
+    if client is not None:
+        return client.compute(final).result()
+    if scheduler in ("synchronous", "threads", "processes"):
+        return final.compute(scheduler=scheduler)
+    with cluster_client(scheduler, workers) as own:
+        return own.compute(final).result()
+
+
+def accumulate(
+    inputs: Sequence[str] | Any,
+    read_options: ReadOptions | None = None,
+    options: BatchOptions | None = None,
+    *,
+    client: Any = None,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    part_bytes: int = PART_BYTES,
+    score_columns: Sequence[str] | None = None,
+    label_column: str | None = None,
+) -> BatchAccumulator:
+    """The merged accumulator of *inputs* (paths, or a Dask DataFrame), scored on Dask.
+
+    *client* is a ``distributed.Client`` to use; else *scheduler* is a scheduler's
+    address (or a local Dask scheduler name: ``"synchronous"``, ``"threads"``); else a
+    local cluster of *workers* processes is started and shut down. Raises
+    :class:`~xentcli.errors.DataError` for bad data (the first in file order, with the
+    file's true line), :class:`MissingExtraError` without dask.
+    """
+    dask = _require()
+    options = options if options is not None else BatchOptions()
+    if read_options is None:  # read what the options say the labels are
+        read_options = ReadOptions(ignore_index=options.ignore_index, classes=options.class_names)
+    score = dask.delayed(score_part, pure=True)
+    merge = dask.delayed(merge_results, pure=True)
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [os.fspath(inputs)]
+    results: list[Any]
+    if hasattr(inputs, "to_delayed"):  # a Dask DataFrame
+        frame: Any = inputs
+        frame_task = dask.delayed(score_frame, pure=True)
+        columns = _frame_columns(list(frame.columns), score_columns, label_column)
+        results = [
+            frame_task(partition, index, *columns, options)
+            for index, partition in enumerate(frame.to_delayed())
+        ]
+    else:
+        parts: list[Part] = plan([os.fspath(p) for p in inputs], read_options, part_bytes)
+        if not parts:
+            raise XentError("no input files")
+        results = [score(part, read_options, options) for part in parts]
+    return finish(_compute(_tree(results, merge), client, scheduler, workers))
+
+
+def score(inputs: Sequence[str] | Any, **kwargs: Any) -> Summary:
+    """The :class:`~xentcli.batch.accumulator.Summary` of *inputs* scored on Dask.
+
+    *inputs*: paths or fsspec URLs of files ``xent batch`` reads, or a Dask DataFrame
+    with score columns (*score_columns*; default every column but the label) and a
+    label column (*label_column*; default ``label``, ``target``, ``y`` or ``class``,
+    else the last). Keyword options: those of :class:`BatchOptions` (``weights``,
+    ``ignore_index``, ``label_smoothing``, ``temperature``, ``base``, ``reduction``,
+    ``worst``, ``class_names``), ``read_options`` (a :class:`ReadOptions`), and
+    ``client``, ``scheduler``, ``workers``, ``part_bytes`` as in :func:`accumulate`.
+    """
+    option_names = {f.name for f in dataclasses.fields(BatchOptions)}
+    batch = {k: kwargs.pop(k) for k in list(kwargs) if k in option_names}
+    return accumulate(inputs, options=BatchOptions(**batch), **kwargs).summary()
+
+
+# ----------------------------------------------------------------------- DataFrames
+_LABEL_NAMES = ("label", "target", "y", "class")
+
+
+def _frame_columns(
+    columns: list[str], score_columns: Sequence[str] | None, label_column: str | None
+) -> tuple[list[str], str]:
+    if label_column is None:
+        lower = {str(c).lower(): c for c in columns}
+        label_column = next((lower[n] for n in _LABEL_NAMES if n in lower), columns[-1])
+    if label_column not in columns:
+        raise XentError(f"the DataFrame has no column {label_column!r}")
+    scores = (
+        list(score_columns)
+        if score_columns is not None
+        else [c for c in columns if c != label_column]
+    )
+    missing = [c for c in scores if c not in columns]
+    if missing:
+        raise XentError(f"the DataFrame has no column {missing[0]!r}")
+    if not scores:
+        raise XentError("the DataFrame has no score column")
+    return scores, label_column
+
+
+def score_frame(
+    frame: Any, index: int, scores: list[str], label: str, options: BatchOptions
+) -> dict[str, Any]:
+    """Score one partition (a pandas DataFrame) of a Dask DataFrame into a state.
+
+    Its rows are numbered from 1 within the partition; merging partitions in order
+    makes them the DataFrame's row numbers (each partition is a part whose "line
+    breaks" are its rows).
+    """
+    from xentcli.batch import state
+
+    source = "<dataframe>"
+    acc = BatchAccumulator(len(scores), options)
+    acc.start_file(source, part=(index, index + 1))
+    labels = frame[label].to_numpy()
+    try:
+        if labels.dtype.kind not in "iu":
+            raise InvalidInputError(f"label column {label!r} holds {labels.dtype}, not integers")
+        acc.update(frame[scores].to_numpy(dtype=np.float64), labels, source=source)
+    except InvalidInputError as error:
+        reason = f"partition {index}: {error}"
+        return {
+            "error": {"path": source, "line": None, "column": None, "reason": reason},
+            "part": index,
+            "start": 0,
+        }
+    acc.end_part(len(frame))
+    return {"state": state.dumps(acc)}
