@@ -151,11 +151,13 @@ Class   Rows   Mean loss (nats)   Accuracy   Share of loss
 1          2           0.770366    50.00 %         40.76 %
 2          1            2.23954     0.00 %         59.24 %
 
-Worst 2 rows (FILE:LINE; study one with xent compute)
+Worst 2 rows (FILE:LINE)
 #   File:line     Label   Predicted   P(label)   Loss (nats)
 ------------------------------------------------------------
 1   small.csv:4       2           0   0.106507       2.23954
 2   small.csv:5       1           0   0.333333       1.09861
+
+Study the worst row step by step: xent compute --from small.csv:4
 """
 
 

@@ -284,3 +284,135 @@ def test_compute_explain_without_a_label() -> None:
     out = ok("compute", "--logits", "1,2,3", "--explain")
     assert "6) The predicted class" in out
     assert "Perplexity" not in out
+
+
+# --------------------------------------------------- 12. xent compute --from FILE:LINE
+def test_compute_from_a_line_is_that_row(tmp_path: Path) -> None:
+    rng = np.random.default_rng(12)
+    logits = rng.normal(scale=2.0, size=(6, 3))
+    labels = rng.integers(0, 3, size=6)
+    _write(tmp_path / "a.csv", logits, labels)
+    for row in range(6):
+        data = json.loads(
+            ok("compute", "--from", f"{tmp_path / 'a.csv'}:{row + 2}", "--format", "json")
+        )
+        assert data["logits"] == logits[row].tolist()
+        assert data["label"] == int(labels[row])
+        (expected,) = torch_losses([logits[row].tolist()], [int(labels[row])])
+        assert data["loss"] == pytest.approx(expected, rel=1e-14)
+
+
+def test_compute_from_with_the_batch_column_options(tmp_path: Path) -> None:
+    path = tmp_path / "p.tsv"
+    path.write_text("id\ty\ts_a\ts_b\ts_c\n7\tb\t0.5\t-1\t2\n")
+    data = json.loads(
+        ok("compute", "--from", f"{path}:2", "--label-column", "y", "--logit-columns", "s_*",
+           "--classes", "a,b,c", "--format", "json")
+    )  # fmt: skip
+    assert data["logits"] == [0.5, -1.0, 2.0]
+    assert data["label"] == 1
+    assert data["classes"] == ["a", "b", "c"]
+    # The same row through xent batch: the same loss, to the last bit.
+    batch = json.loads(
+        ok("batch", str(path), "--label-column", "y", "--logit-columns", "s_*",
+           "--classes", "a,b,c", "--format", "json")
+    )  # fmt: skip
+    assert batch["loss"] == data["loss"]
+
+
+def test_compute_from_soft_targets(tmp_path: Path) -> None:
+    path = tmp_path / "p.csv"
+    path.write_text("l0,l1,t0,t1\n1,2,0.25,0.75\n")
+    data = json.loads(
+        ok("compute", "--from", f"{path}:2", "--target-columns", "t0,t1", "--format", "json")
+    )
+    expected = torch.nn.functional.cross_entropy(
+        torch.tensor([[1.0, 2.0]], dtype=torch.float64),
+        torch.tensor([[0.25, 0.75]], dtype=torch.float64),
+    ).item()
+    assert data["loss"] == pytest.approx(expected, rel=1e-14)
+    assert data["label"] is None
+
+
+@pytest.mark.parametrize(
+    ("line", "message", "code"),
+    [
+        ("1", "a.csv:1: this line is the header, not a row of data", 1),
+        ("9", "a.csv:9: no such line: the last line of data is 4", 1),
+        ("3", "a.csv:3:1: logit is not a number ('abc')", 1),
+        ("5", "", 1),  # blank
+        ("0", "--from: expected FILE:LINE with a line number from 1", 2),
+        ("x", "--from: expected FILE:LINE with a line number from 1", 2),
+    ],
+)
+def test_compute_from_a_line_that_is_no_row(
+    tmp_path: Path, line: str, message: str, code: int
+) -> None:
+    path = tmp_path / "a.csv"
+    path.write_text("l0,l1,label\n1,2,0\nabc,2,1\n3,4,1\n\n")
+    outcome, out, err = run("compute", "--from", f"{path}:{line}")
+    assert outcome == code
+    assert out == ""
+    assert len(err.splitlines()) == 1
+    assert err.startswith("Error: ")
+    assert message in err
+
+
+def test_compute_from_refuses_logits_and_stray_column_options(tmp_path: Path) -> None:
+    path = tmp_path / "a.csv"
+    _write(path, np.zeros((1, 2)), np.array([0]))
+    code, _, err = run("compute", "--from", f"{path}:2", "--logits", "1,2")
+    assert code == 2
+    assert "--from" in err
+    code, _, err = run("compute", "--logits", "1,2", "--label-column", "y")
+    assert code == 2
+    assert "--label-column goes with --from" in err
+
+
+def test_batch_prints_the_command_for_the_worst_row(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(4)
+    logits = rng.normal(scale=3.0, size=(20, 4))
+    labels = rng.integers(0, 4, size=20)
+    _write(tmp_path / "runs.csv", logits, labels)
+    out = ok("batch", "runs.csv", "--base", "2", "--temperature", "1.5")
+    losses = torch_losses((logits / 1.5).tolist(), labels.tolist()) / math.log(2)
+    worst_line = int(np.argmax(losses)) + 2
+    command = f"xent compute --from runs.csv:{worst_line} --temperature 1.5 --base 2"
+    assert f"Study the worst row step by step: {command}\n" in out
+    # The printed command, run, gives the worst row's loss.
+    data = json.loads(ok(*command.split()[1:], "--format", "json"))
+    assert data["loss"] == pytest.approx(losses.max(), rel=1e-13)
+
+
+# ------------------------------------------------------------ 13. a misspelt column
+def test_a_misspelt_column_is_a_usage_error_with_did_you_mean(tmp_path: Path) -> None:
+    names = [f"logit_{j}" for j in range(12)]
+    path = tmp_path / "wide.csv"
+    path.write_text(",".join([*names, "label"]) + "\n" + ",".join(["0"] * 12 + ["1"]) + "\n")
+    code, out, err = run("batch", str(path), "--label-column", "lable")
+    assert code == 2
+    assert out == ""
+    assert len(err.splitlines()) == 1
+    assert "no column 'lable'; did you mean 'label'?" in err
+    listed = err.split("(columns: ")[1]
+    assert "label" in listed  # the list is not cut before the closest name
+    code, _, err = run("batch", str(path), "--logit-columns", "logit_1,lgit_2")
+    assert code == 2
+    assert "did you mean 'logit_2'" in err
+
+
+# ----------------------------------------------------------- 14. --per-row replaces
+def test_per_row_says_it_replaces_an_existing_file(tmp_path: Path) -> None:
+    help_text = " ".join(ok("batch", "--help").split())
+    assert "An existing PATH is replaced, atomically" in help_text
+    _write(tmp_path / "a.csv", np.zeros((2, 2)), np.array([0, 1]))
+    rows = tmp_path / "rows.csv"
+    rows.write_text("old\n")
+    ok("batch", str(tmp_path / "a.csv"), "--per-row", str(rows))
+    assert rows.read_text().startswith("file,line,")
+    rows.write_text("old\n")
+    (tmp_path / "bad.csv").write_text("a,b,label\n1,x,0\n")
+    code, _, _ = run("batch", str(tmp_path / "bad.csv"), "--per-row", str(rows))
+    assert code == 1
+    assert rows.read_text() == "old\n"  # a failed run leaves it as it was

@@ -357,8 +357,8 @@ def test_targets_with_default_logits(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("options", "reason"),
     [
-        ({"label_column": "nope"}, "label column: no column of that name"),
-        ({"logit_columns": ["logit_0", "nope"]}, "logit columns: no column of that name"),
+        ({"label_column": "nope"}, "label column: no column 'nope'"),
+        ({"logit_columns": ["logit_0", "nope"]}, "logit columns: no column 'nope'"),
         ({"logit_columns": ["zz*"]}, "logit columns: no column matches the pattern"),
         ({"logit_columns": ["9"]}, "logit columns: column index out of range"),
         ({"logit_columns": ["-9"]}, "logit columns: column index out of range"),

@@ -112,7 +112,7 @@ cat        1        8.49671e-18   100.00 %          0.00 %
 dog        1           0.442119   100.00 %         15.13 %
 bird       2            1.23954    50.00 %         84.87 %
 
-Worst 3 rows (FILE:LINE; study one with xent compute)
+Worst 3 rows (FILE:LINE)
 #   File:line   Label   Predicted   P(label)   Loss (nats)
 ----------------------------------------------------------
 1   a.csv:4      bird         cat   0.106507       2.23954
@@ -155,7 +155,7 @@ Class   Rows   Mean loss (bits)   Accuracy   Share of loss
 0          1                  1   100.00 %               -
 1          2                inf     0.00 %               -
 
-Worst 2 rows (FILE:LINE; study one with xent compute)
+Worst 2 rows (FILE:LINE)
 #   File:line   Label   Predicted   P(label)   Loss (bits)
 ----------------------------------------------------------
 1   x.csv:2         1           0          0           inf

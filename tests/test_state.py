@@ -92,7 +92,9 @@ def test_merge_of_shard_states_is_one_batch_run(tmp_path, options):
     for fmt in ("csv", "table"):
         a = run(["merge", *states, "--format", fmt])
         b = run(["batch", *map(str, files), *options, "--format", fmt])
-        assert a.stdout == b.stdout
+        # Only xent batch knows the column options that xent compute --from would need.
+        study = "\nStudy the worst row step by step: xent compute --from "
+        assert a.stdout == b.stdout.split(study)[0]
 
 
 def test_merged_mean_agrees_with_torch(tmp_path):

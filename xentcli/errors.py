@@ -121,6 +121,14 @@ class DataError(XentError):
         super().__init__(text)
 
 
+class ColumnError(DataError):
+    """A column option names no column of the file (a usage error: exit 2, not 1).
+
+    >>> str(ColumnError("p.csv", None, None, "label column: no column 'lable'"))
+    "p.csv: label column: no column 'lable'"
+    """
+
+
 class UndefinedMeanError(XentError):
     """The mean loss is undefined because no row counts (all ignored, or zero weight)."""
 

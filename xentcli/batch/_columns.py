@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from xentcli.batch._syntax import decode, is_number, split_fields
 from xentcli.batch._types import ReadOptions
-from xentcli.errors import DataError
+from xentcli.errors import ColumnError, DataError
 from xentcli.text import plural
 
 _LABEL_NAMES = ("label", "target", "y", "class")
@@ -94,6 +94,41 @@ def read_layout(
     return _Selector(path, names, header).layout(delimiter, line, options)
 
 
+def _listed(names: Sequence[str], keep: Sequence[str] = (), limit: int = 12) -> str:
+    """The column names for a message: all of them, or the first and last few and every
+    name in *keep* (the closest to what was asked), never cut before those."""
+    if len(names) <= limit:
+        return ", ".join(names)
+    shown = set(range(limit - 2)) | {len(names) - 2, len(names) - 1}
+    shown |= {names.index(name) for name in keep}
+    out: list[str] = []
+    for index in sorted(shown):
+        if out and index - 1 not in shown:
+            out.append("...")
+        out.append(names[index])
+    return ", ".join(out)
+
+
+def unknown_column(path: str, what: str, name: str, names: Sequence[str]) -> ColumnError:
+    """The usage error for a column *name* the header does not have, with a did-you-mean.
+
+    >>> print(unknown_column("p.csv", "label column", "lable", ["logit_0", "logit_1", "label"]))
+    p.csv: label column: no column 'lable'; did you mean 'label'? (columns: logit_0, logit_1, label)
+    """
+    import difflib  # only for this message
+
+    lowered = {n.lower(): n for n in names}
+    close = [lowered[name.lower()]] if name.lower() in lowered else []
+    close += [n for n in difflib.get_close_matches(name, names, n=3, cutoff=0.6) if n not in close]
+    hint = ""
+    if close:
+        hint = "; did you mean " + " or ".join(repr(n) for n in close) + "?"
+    prefix = f"{what}: " if what else ""
+    return ColumnError(
+        path, None, None, f"{prefix}no column {name!r}{hint} (columns: {_listed(names, close)})"
+    )
+
+
 class _Selector:
     """Resolve column specifications against a table's column names."""
 
@@ -131,17 +166,34 @@ class _Selector:
             elif any(c in text for c in "*?["):
                 selected = [i for i, n in enumerate(names) if fnmatch.fnmatchcase(n, text)]
                 if not selected:
-                    raise self._error(f"{what}: no column matches the pattern", spec)
+                    raise ColumnError(
+                        self._path,
+                        None,
+                        None,
+                        f"{what}: no column matches the pattern (columns: {_listed(names)})",
+                        spec,
+                    )
                 return selected
+            elif self._has_header:
+                raise unknown_column(self._path, what, text, names)
             else:
-                shown = ", ".join(names[:8]) + (", ..." if ncols > 8 else "")
-                where = f"columns: {shown}" if self._has_header else "the file has no header"
-                raise self._error(f"{what}: no column of that name ({where})", spec)
+                raise ColumnError(
+                    self._path,
+                    None,
+                    None,
+                    f"{what}: no column of that name (the file has no header: give a 0-based"
+                    f" index from 0 to {ncols - 1})",
+                    spec,
+                )
         else:
             raise self._error(f"{what}: not a column name or index", spec)
         if not -ncols <= index < ncols:
-            raise self._error(
-                f"{what}: column index out of range (the file has {plural(ncols, 'column')})", spec
+            raise ColumnError(
+                self._path,
+                None,
+                None,
+                f"{what}: column index out of range (the file has {plural(ncols, 'column')})",
+                spec,
             )
         return [index % ncols]
 

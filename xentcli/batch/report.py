@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from xentcli.batch.accumulator import ChunkResult, ClassSummary, Summary
+from xentcli.batch.accumulator import ChunkResult, ClassSummary, Summary, WorstRow
 from xentcli.text import dumps, plural
 
 #: the per-class table lists every class up to this many, else the costliest few
@@ -83,21 +83,23 @@ def _heading(console: Console, text: str) -> None:
     console.print(Text(text, style="bold"))
 
 
-def render_table(summary: Summary, console: Console) -> None:
+def render_table(summary: Summary, console: Console, *, study: str | None = None) -> None:
     """Print the summary a person reads: totals, distribution, per class, worst rows.
 
-    Plain output (not a terminal) has its lines' trailing padding removed.
+    With *study* (the options that read the files and compute the loss, as command-line
+    text), the worst row is followed by the ``xent compute --from FILE:LINE`` command that
+    works it through. Plain output (not a terminal) has its lines' trailing padding removed.
     """
     if console.is_terminal:
-        _render_table(summary, console)
+        _render_table(summary, console, study)
         return
     with console.capture() as captured:
-        _render_table(summary, console)
+        _render_table(summary, console, study)
     lines = captured.get().splitlines()
     console.file.write("".join(line.rstrip() + "\n" for line in lines))
 
 
-def _render_table(summary: Summary, console: Console) -> None:
+def _render_table(summary: Summary, console: Console, study: str | None = None) -> None:
     units = summary.units
     files = summary.files
     n_files = len(files)
@@ -155,7 +157,7 @@ def _render_table(summary: Summary, console: Console) -> None:
     if summary.rows_counted:
         _render_distribution(summary, console)
         _render_classes(summary, console)
-        _render_worst(summary, console)
+        _render_worst(summary, console, study)
 
 
 def _loss_name(summary: Summary) -> str:
@@ -245,13 +247,22 @@ def _render_classes(summary: Summary, console: Console) -> None:
     console.print(table)
 
 
-def _render_worst(summary: Summary, console: Console) -> None:
+def study_command(row: WorstRow, options: str = "") -> str:
+    """The command that works *row* through, step by step.
+
+    >>> study_command(WorstRow("runs/a b.csv", 218, 1, 2, 0.1, 2.3), " --base 2")
+    "xent compute --from 'runs/a b.csv:218' --base 2"
+    """
+    import shlex
+
+    return f"xent compute --from {shlex.quote(f'{row.file}:{row.line}')}{options}"
+
+
+def _render_worst(summary: Summary, console: Console, study: str | None = None) -> None:
     if not summary.worst:
         return
-    _heading(
-        console,
-        f"Worst {plural(len(summary.worst), 'row')} (FILE:LINE; study one with xent compute)",
-    )
+    where = "FILE:row N" if summary.worst[0].unit == "row" else "FILE:LINE"
+    _heading(console, f"Worst {plural(len(summary.worst), 'row')} ({where})")
     table = _table(console)
     table.add_column("#", justify="right")
     table.add_column("File:line")
@@ -269,6 +280,13 @@ def _render_worst(summary: Summary, console: Console) -> None:
             number(w.loss),
         )
     console.print(table)
+    if study is not None and summary.worst[0].file != "<stdin>":
+        console.print()
+        # Never wrapped or cut: it is meant to be copied whole.
+        console.print(
+            Text(f"Study the worst row step by step: {study_command(summary.worst[0], study)}"),
+            soft_wrap=True,
+        )
 
 
 # ----------------------------------------------------------------------- JSON / CSV

@@ -27,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from xentcli import core
+from xentcli.batch._columns import unknown_column
 from xentcli.errors import DataError
 
 FloatArray = npt.NDArray[np.float64]
@@ -373,8 +374,7 @@ def _checked(
 def _missing_columns(path: str, names: list[str], wanted: list[str]) -> None:
     for column in wanted:
         if column not in names:
-            shown = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
-            raise DataError(path, None, None, f"no column {column!r} (columns: {shown})")
+            raise unknown_column(path, "", column, list(names))
 
 
 def _arrow_records(

@@ -11,15 +11,16 @@ import contextlib
 import dataclasses
 import glob
 import os
-import re
+import shlex
 import sys
 from typing import IO, TYPE_CHECKING, Any
 
 import click
 
-from xentcli.cli.params import COLUMNS, DELIMITER, NAMES, loss_options
+from xentcli.cli.columns import column_arguments, column_fields, column_options
+from xentcli.cli.params import NAMES, loss_options
 from xentcli.cli.tools import BadData, BadInvocation
-from xentcli.errors import DataError, XentError
+from xentcli.errors import ColumnError, DataError, XentError
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -177,35 +178,7 @@ def _refuse_overwriting_an_input(per_row: str, paths: list[str], option: str = "
 
 @click.command(epilog=EPILOG, context_settings={"max_content_width": 100})
 @click.argument("files", nargs=-1, required=True, metavar="FILES...")
-@click.option(
-    "--delimiter",
-    type=DELIMITER,
-    metavar="CHAR",
-    help="Field separator (default: tab for .tsv, comma otherwise; 'tab' works).",
-)
-@click.option(
-    "--header/--no-header",
-    default=None,
-    help="Whether the first row is a header (default: detected).",
-)
-@click.option(
-    "--label-column",
-    metavar="NAME|INDEX",
-    help="The label column (default: label, target, y or class, else the last).",
-)
-@click.option(
-    "--logit-columns",
-    type=COLUMNS,
-    metavar="LIST",
-    help="Logit columns: names, 0-based indices, ranges 1:11, globs 'logit_*' "
-    "(default: every other column).",
-)
-@click.option(
-    "--target-columns",
-    type=COLUMNS,
-    metavar="LIST",
-    help="Soft-target columns (a probability per class) instead of a label.",
-)
+@column_options
 @click.option(
     "--classes",
     "class_names",
@@ -241,7 +214,8 @@ def _refuse_overwriting_an_input(per_row: str, paths: list[str], option: str = "
     "--per-row",
     metavar="PATH|-",
     help="Write file,line,label,predicted,probability,loss per input row (CSV, "
-    "full precision, written atomically; '-' for stdout).",
+    "full precision; '-' for stdout). An existing PATH is replaced, atomically: it is "
+    "written whole to a temporary file first, so a failed run leaves the old one as it was.",
 )
 @click.option(
     "--on-error",
@@ -363,8 +337,8 @@ def batch(
         )
         return
 
-    if target_columns is not None and label_column is not None:
-        raise BadInvocation("--target-columns and --label-column cannot be used together")
+    columns = (delimiter, header, label_column, logit_columns, target_columns)
+    column_values = column_fields(*columns)
     if target_columns is not None and loss.ignore_index is not None:
         raise BadInvocation("--ignore-index applies to labels, not to --target-columns")
     if per_row == "-" and fmt != "table":
@@ -373,9 +347,6 @@ def batch(
         )
     if files.count("-") > 1:
         raise BadInvocation("standard input ('-') can be read only once")
-    label: str | int | None = label_column
-    if label_column is not None and re.fullmatch(r"-?\d+", label_column.strip()):
-        label = int(label_column)
 
     from xentcli.batch.accumulator import BatchOptions
     from xentcli.batch.reader import ReadOptions
@@ -384,11 +355,7 @@ def batch(
     if chunk_rows is not None:
         read_kwargs["chunk_rows"] = chunk_rows
     read_options = ReadOptions(
-        delimiter=delimiter,
-        header=header,
-        label_column=label,
-        logit_columns=logit_columns,
-        target_columns=target_columns,
+        **column_values,
         classes=class_names,
         ignore_index=loss.ignore_index,
         on_error="skip" if on_error == "skip" else "raise",
@@ -432,14 +399,42 @@ def batch(
         accumulator = _run(paths, read_options, batch_options, per_row, bar)
     finally:
         bar.stop()
-    finish(accumulator, fmt, save_state, to_stderr=per_row == "-")
+    study = None
+    if labels_path is None and targets_path is None and scores_key is None and labels_key is None:
+        # What xent compute --from needs to read the worst row and compute its loss alike.
+        study = column_arguments(*columns) + _loss_arguments(loss)
+        if class_names is not None:
+            study += f" --classes {shlex.quote(','.join(class_names))}"
+    finish(accumulator, fmt, save_state, to_stderr=per_row == "-", study=study)
 
 
-def finish(accumulator: Any, fmt: str, save_state: str | None, *, to_stderr: bool = False) -> None:
-    """Save the state (atomically) if asked, then print the report of *accumulator*."""
+def _loss_arguments(loss: LossOptions) -> str:
+    """The loss options that xent compute shares, as command-line text (or "")."""
+    given = {
+        "--weights": None if loss.weights is None else ",".join(map(repr, loss.weights)),
+        "--label-smoothing": None if loss.label_smoothing == 0 else repr(loss.label_smoothing),
+        "--temperature": None if loss.temperature == 1 else repr(loss.temperature),
+        "--base": None if loss.base == "e" else loss.base,
+    }
+    return "".join(f" {o} {shlex.quote(v)}" for o, v in given.items() if v is not None)
+
+
+def finish(
+    accumulator: Any,
+    fmt: str,
+    save_state: str | None,
+    *,
+    to_stderr: bool = False,
+    study: str | None = None,
+) -> None:
+    """Save the state (atomically) if asked, then print the report of *accumulator*.
+
+    *study* (command-line options) has the table end with the command that works the
+    worst row through (see :func:`xentcli.batch.report.render_table`).
+    """
     if save_state is not None:
         write_state(accumulator, save_state)
-    _report(accumulator.summary(), fmt, to_stderr=to_stderr)
+    _report(accumulator.summary(), fmt, to_stderr=to_stderr, study=study)
     # Flush here, inside the command, so that a write error (a full disk) is reported
     # through the usual error path rather than at interpreter exit. A closed pipe is left
     # to the final flush in xentcli.cli.main.main (exit 141): click would turn it into exit 1.
@@ -469,6 +464,8 @@ def _tokens(
             accumulator.start_file("<stdin>" if path == "-" else path)
             for logprobs, sequences, byte_counts, places, unit in token_rows(path, options):
                 accumulator.add(logprobs, sequences, byte_counts, places, unit)
+    except ColumnError as error:  # an option naming no column: a usage error
+        raise BadInvocation(str(error)) from None
     except DataError as error:
         raise BadData(str(error)) from None
     summary = accumulator.summary()
@@ -522,6 +519,8 @@ def _run(
                         bar.update(table.display_name, table.bytes_read, len(chunk.lines))
                     accumulator.add_skipped(table.display_name, table.rows_skipped, table.skipped)
                     bar.file_done(table.bytes_read)
+    except ColumnError as error:  # an option naming no column: a usage error
+        raise BadInvocation(str(error)) from None
     except DataError as error:
         raise BadData(str(error)) from None
     except XentError as error:
@@ -575,7 +574,7 @@ def write_state(accumulator: Any, path: str) -> None:
         raise BadData(f"{path}: cannot write the state: {error.strerror or error}") from None
 
 
-def _report(summary: Any, fmt: str, *, to_stderr: bool) -> None:
+def _report(summary: Any, fmt: str, *, to_stderr: bool, study: str | None = None) -> None:
     from xentcli.batch.report import render_csv, render_json, render_table
     from xentcli.cli.tools import make_console
     from xentcli.text import plural
@@ -593,4 +592,4 @@ def _report(summary: Any, fmt: str, *, to_stderr: bool) -> None:
     elif fmt == "csv":
         click.echo(render_csv(summary), nl=False)
     else:
-        render_table(summary, make_console(stderr=to_stderr))
+        render_table(summary, make_console(stderr=to_stderr), study=study)

@@ -7,15 +7,17 @@ value is one line ``Error: ...`` on stderr with exit code 2 (:class:`BadInvocati
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from xentcli.cli.columns import COLUMN_PARAMETERS, column_fields, column_options
 from xentcli.cli.params import NAMES, NUMBERS, loss_options
 from xentcli.cli.tools import BadInvocation
 from xentcli.errors import InvalidInputError, XentError
 
 if TYPE_CHECKING:
+    from xentcli.batch.one_row import OneRow
     from xentcli.cli.params import Numbers
     from xentcli.core import LossOptions
 
@@ -34,6 +36,7 @@ EPILOG = """\b
 Examples:
   xent compute --logits 1.2,2.3,0.8 --label 1
   xent compute --logits 1.2,2.3,0.8
+  xent compute --from examples/digits.csv:218 --explain
   xent compute --logits "1.2 2.3 0.8" --label 1 --explain
   xent compute --logits 1.2,2.3,0.8 --classes cat,dog,bird --label dog
   xent compute --logits -1,2,3 --target 0.1,0.2,0.7 --format json
@@ -76,6 +79,36 @@ def _counts(given: int, what: str, k: int) -> str:
     return f"{plural(given, what)} for {plural(k, 'logit')}"
 
 
+def _read_from(spec: str, columns: tuple[Any, ...], classes: list[str] | None) -> OneRow:
+    """The row that ``--from FILE:LINE`` names, read with the column options as xent batch
+    reads it: exit 2 for a bad FILE:LINE or column option, exit 1 for the file or line."""
+    from xentcli.batch.one_row import read_row
+    from xentcli.batch.reader import ReadOptions
+    from xentcli.cli.tools import BadData
+    from xentcli.errors import ColumnError, DataError
+
+    path, _, number = spec.rpartition(":")
+    if not path or not number.isascii() or not number.isdigit() or int(number) < 1:
+        raise BadInvocation(f"--from: expected FILE:LINE with a line number from 1, got {spec!r}")
+    if path == "-":
+        raise BadInvocation("--from reads a file, not standard input")
+    options = ReadOptions(**column_fields(*columns), classes=classes)
+    try:
+        return read_row(path, int(number), options)
+    except ColumnError as error:
+        raise BadInvocation(str(error)) from None
+    except DataError as error:
+        raise BadData(str(error)) from None
+    except XentError as error:
+        raise BadInvocation(str(error)) from None
+    except IsADirectoryError:
+        raise BadData(f"{path}: is a directory") from None
+    except FileNotFoundError:
+        raise BadData(f"{path}: no such file") from None
+    except OSError as error:
+        raise BadData(f"{path}: {error.strerror or error}") from None
+
+
 def _message(error: XentError, written: dict[str, list[str]]) -> str:
     """The one-line message for an error of the trace, naming the option at fault.
 
@@ -101,6 +134,14 @@ def _message(error: XentError, written: dict[str, list[str]]) -> str:
 
 
 @click.command(epilog=EPILOG)
+@click.option(
+    "--from",
+    "from_spec",
+    metavar="FILE:LINE",
+    help="Read the logits and the label (or soft target) from that line of a file, as"
+    " xent batch reads it (the column options below say which columns hold what).",
+)
+@column_options
 @click.option(
     "--logits",
     type=NUMBERS,
@@ -151,6 +192,12 @@ def _message(error: XentError, written: dict[str, list[str]]) -> str:
     help="Decimals shown in tables and derivations (JSON and CSV are exact).",
 )
 def compute(
+    from_spec: str | None,
+    delimiter: str | None,
+    header: bool | None,
+    label_column: str | None,
+    logit_columns: list[str] | None,
+    target_columns: list[str] | None,
     logits: Numbers | None,
     label_text: str | None,
     targets: Numbers | None,
@@ -172,17 +219,35 @@ def compute(
     from xentcli.compute import render
     from xentcli.compute.trace import build_trace
 
-    if logits is None:
+    columns = (delimiter, header, label_column, logit_columns, target_columns)
+    if from_spec is not None:
+        if logits is not None or label_text is not None or targets is not None:
+            raise BadInvocation("--from reads the logits and the label from the file: give"
+                                " --logits, --label and --target without it")  # fmt: skip
+        row = _read_from(from_spec, columns, classes)
+        values = list(row.logits)
+        written = {"logit": [repr(v) for v in values]}
+        label = row.label
+        row_targets = list(row.targets) if row.targets is not None else None
+        classes = list(row.class_names) if row.class_names is not None else None
+        k = len(values)
+    elif any(value is not None for value in columns):
+        used = [n for n, v in zip(COLUMN_PARAMETERS, columns, strict=True) if v is not None]
+        raise BadInvocation(f"--{used[0].replace('_', '-')} goes with --from FILE:LINE")
+    elif logits is None:
         raise BadInvocation("give the logits with --logits, for example --logits 1.2,2.3,0.8")
-    written = {"logit": logits.written}
-    k = len(logits)
-    if label_text is not None and targets is not None:
-        raise BadInvocation("give one of --label and --target, not both")
+    else:
+        values, written, row_targets = list(logits), {"logit": logits.written}, None
+        k = len(values)
+        if label_text is not None and targets is not None:
+            raise BadInvocation("give one of --label and --target, not both")
+        label = None
     if classes is not None and len(classes) != k:
         raise BadInvocation(
             f"--classes: {_counts(len(classes), 'name', k)} (give one name per logit)"
         )
-    label = _parse_label(label_text, k, classes) if label_text is not None else None
+    if label_text is not None:
+        label = _parse_label(label_text, k, classes)
     if targets is not None:
         written["target"] = targets.written
         if len(targets) != k:
@@ -195,9 +260,9 @@ def compute(
         )
     try:
         trace = build_trace(
-            logits,
+            values,
             label,
-            targets=targets,
+            targets=targets if targets is not None else row_targets,
             weights=loss.weights,
             label_smoothing=loss.label_smoothing,
             temperature=loss.temperature,
