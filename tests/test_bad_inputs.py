@@ -216,19 +216,20 @@ FILES = [
 # A column the file does not have is bad data (it depends on the file): exit 1, naming
 # the file; a malformed option value is a usage error: exit 2.
 OPTIONS = [
-    Case("unknown-label-column", with_line3(GOOD), where="bad.csv",
-         args=("--label-column", "nope"), value="nope"),
-    Case("label-column-index-out-of-range", with_line3(GOOD), where="bad.csv",
+    # A column option naming no column is a usage error (exit 2).
+    Case("unknown-label-column", with_line3(GOOD), code=2, where="bad.csv",
+         args=("--label-column", "nope"), contains=("no column 'nope'",)),
+    Case("label-column-index-out-of-range", with_line3(GOOD), code=2, where="bad.csv",
          args=("--label-column", "9"), value=9),
-    Case("unknown-logit-column", with_line3(GOOD), where="bad.csv",
-         args=("--logit-columns", "a,zz"), value="zz"),
+    Case("unknown-logit-column", with_line3(GOOD), code=2, where="bad.csv",
+         args=("--logit-columns", "a,zz"), contains=("no column 'zz'",)),
     Case("weights-length", with_line3(GOOD), code=2, where=None,
          args=("--weights", "1,2"), contains=("weights",)),
     Case("on-error-unknown", with_line3(GOOD), code=2, where=None,
          args=("--on-error", "ignore")),
     Case("delimiter-of-two-characters", with_line3(GOOD), code=2, where=None,
          args=("--delimiter", "ab"), contains=("'ab'",)),
-    Case("negative-label-column-out-of-range", with_line3(GOOD), where="bad.csv",
+    Case("negative-label-column-out-of-range", with_line3(GOOD), code=2, where="bad.csv",
          args=("--label-column", "-9"), value=-9),
     # Forcing --no-header on a file that has one: the header is a data row, located.
     Case("no-header-on-a-header", with_line3(GOOD), where="bad.csv:1:1", value="a",
