@@ -234,7 +234,7 @@ def test_unused_columns_are_not_read(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 
 def test_quoted_delimiter_inside_a_class_name(tmp_path: Path) -> None:
-    r = read(write(tmp_path, "p.csv", 'a,b,label\n1,2,"x,y"\n'), classes=["z", "x,y"])
+    r = read(write(tmp_path, "p.csv", 'a,b,label\n1,2,"x,y"\n'), class_names=["z", "x,y"])
     assert r.labels == [1]
 
 
@@ -367,7 +367,7 @@ def test_targets_with_default_logits(tmp_path: Path) -> None:
         ({"logit_columns": ["logit_*", "logit_1"]}, "logit columns: column 'logit_1' is selected"),
         ({"logit_columns": ["logit_*", "label"]}, "logit columns: column 'label' is also the"),
         ({"target_columns": ["p_0", "p_1"], "logit_columns": ["logit_*"]}, "2 target columns"),
-        ({"logit_columns": ["logit_*"], "classes": ["a", "b"]}, "2 class names for 3 logit"),
+        ({"logit_columns": ["logit_*"], "class_names": ["a", "b"]}, "2 class names for 3 logit"),
         ({"label_column": 1.5}, "label column: not a column name or index"),
     ],
 )
@@ -399,13 +399,13 @@ def test_duplicate_header_name(tmp_path: Path) -> None:
 
 def test_classes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = write(tmp_path, "p.csv", "1,2,3,dog\n4,5,6, cat \n7,8,9,bird\n")
-    r = both_paths(path, monkeypatch, classes=["cat", "dog", "bird"])
+    r = both_paths(path, monkeypatch, class_names=["cat", "dog", "bird"])
     assert r.labels == [1, 0, 2]
     assert r.lines == [1, 2, 3]  # a class name in the first row does not make it a header
 
 
 def test_unknown_class(tmp_path: Path) -> None:
-    e = error(write(tmp_path, "p.csv", "a,b,label\n1,2,cat\n1,2,cow\n"), classes=["cat", "dog"])
+    e = error(write(tmp_path, "p.csv", "a,b,label\n1,2,cat\n1,2,cow\n"), class_names=["cat", "dog"])
     assert (e.line, e.column, e.value) == (3, 3, "cow")
     assert e.reason == "unknown class name (classes: cat, dog)"
 
@@ -638,7 +638,7 @@ def test_not_utf8_in_header(tmp_path: Path) -> None:
 
 
 def test_not_utf8_in_a_class_name(tmp_path: Path) -> None:
-    e = error(write(tmp_path, "p.csv", b"a,b,label\n1,2,ca\xfft\n"), classes=["cat", "dog"])
+    e = error(write(tmp_path, "p.csv", b"a,b,label\n1,2,ca\xfft\n"), class_names=["cat", "dog"])
     assert (e.line, e.column, e.reason) == (2, 3, "not valid UTF-8")
 
 

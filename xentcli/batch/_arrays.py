@@ -24,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from xentcli.batch._prefetch import Stage
+from xentcli.batch._types import SKIPPED_KEPT
 from xentcli.core import TARGET_SUM_TOLERANCE
 from xentcli.errors import DataError
 
@@ -33,9 +34,6 @@ if TYPE_CHECKING:
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
-#: how many skipped rows' errors are kept (as the text reader keeps them)
-SKIPPED_KEPT = 10
-
 
 @dataclass(frozen=True)
 class Roles:
@@ -44,7 +42,7 @@ class Roles:
     score_names: list[str]  #: one per class (a list column's classes are "0".."K-1")
     label_name: str | None  #: None with soft targets
     target_names: list[str] | None
-    classes: dict[str, int] | None  #: class name -> index, when labels are names
+    class_index: dict[str, int] | None  #: class name -> index, when labels are names
 
 
 @dataclass
@@ -106,7 +104,7 @@ class ArrayTable:
         self.label_name = roles.label_name
         self.target_names = roles.target_names
         #: the class names, when the file names them (labels written as names)
-        self.class_names = None if roles.classes is None else list(roles.classes)
+        self.class_names = None if roles.class_index is None else list(roles.class_index)
         self.has_header = True
         self.header_line: int | None = None
         self.size_bytes = size_bytes
@@ -268,7 +266,7 @@ class ArrayTable:
             for row in np.nonzero(nulls)[0].tolist():
                 found.add(row, name, self._missing(name))
         if raw.dtype.kind in "OUS":  # class names
-            classes = roles.classes
+            classes = roles.class_index
             for row, value in enumerate(raw.tolist()):
                 if value is None:
                     continue

@@ -35,8 +35,8 @@ class Layout:
     label: int | None  #: the label column (None with targets)
     logits: list[int]
     targets: list[int] | None
-    class_names: list[str] | None  #: ``options.classes``: labels are then names
-    classes: dict[str, int] | None  #: class name -> index (None without class names)
+    class_names: list[str] | None  #: ``options.class_names``: labels are then names
+    class_index: dict[str, int] | None  #: class name -> index (None without class names)
 
     @property
     def logit_names(self) -> list[str]:
@@ -69,7 +69,7 @@ def read_layout(
     text = decode(raw, path, line, delimiter)
     fields = split_fields(text, delimiter, path, line)
     ncols = len(fields)
-    classes = set(options.classes or ())
+    classes = set(options.class_names or ())
     header = options.header
     if header is None:
         # A blank cell is a bad data cell, not the sign of a header.
@@ -244,9 +244,9 @@ class _Selector:
         K = len(logits)
         if targets is not None and len(targets) != K:
             raise self._error(f"{len(targets)} target columns for {K} logit columns")
-        if options.classes is not None and len(options.classes) != K:
-            raise self._error(f"{len(options.classes)} class names for {K} logit columns")
-        class_names = None if options.classes is None else list(options.classes)
+        if options.class_names is not None and len(options.class_names) != K:
+            raise self._error(f"{len(options.class_names)} class names for {K} logit columns")
+        class_names = None if options.class_names is None else list(options.class_names)
         return Layout(
             delimiter=delimiter,
             ncols=ncols,
@@ -257,7 +257,7 @@ class _Selector:
             logits=logits,
             targets=targets,
             class_names=class_names,
-            classes=None if class_names is None else {c: i for i, c in enumerate(class_names)},
+            class_index=None if class_names is None else {c: i for i, c in enumerate(class_names)},
         )
 
 

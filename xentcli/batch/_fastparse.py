@@ -33,7 +33,7 @@ class FastParser:
 
     def __init__(self, layout: Layout, ignore_index: int | None, long_line: int) -> None:
         self._layout = layout
-        self._ignore = None if layout.classes is not None else ignore_index
+        self._ignore = None if layout.class_index is not None else ignore_index
         self._long_line = long_line
         self._arrow: tuple[Any, Any, Any] | None = None
 
@@ -51,7 +51,9 @@ class FastParser:
         if layout.label is not None:
             include.append(columns[layout.label])
             label_type = (
-                pa.dictionary(pa.int32(), pa.string()) if layout.classes is not None else pa.int64()
+                pa.dictionary(pa.int32(), pa.string())
+                if layout.class_index is not None
+                else pa.int64()
             )
             types[columns[layout.label]] = label_type
         # pyarrow's blocks must hold whole lines: size them from the first line.
@@ -174,7 +176,7 @@ class FastParser:
             if _bad_target_rows(targets).any():
                 return None
         if layout.label is not None:
-            if layout.classes is not None:
+            if layout.class_index is not None:
                 return None
             span = _field_spans(data, delimiter[0], line_starts, ends, layout.label, ncols)
             if span is None or not _integer_text(data, *span):
@@ -195,7 +197,7 @@ class FastParser:
         label = self._layout.label
         assert label is not None
         column = table.column(f"c{label}")
-        if self._layout.classes is not None:
+        if self._layout.class_index is not None:
             # A dictionary-encoded column: map the few distinct names, not every row.
             return self._class_indices(column)
         if b"x" in block or b"X" in block:
@@ -221,7 +223,7 @@ class FastParser:
 
     def _class_indices(self, column: Any) -> npt.NDArray[np.int64] | None:
         """Class indices of a dictionary-encoded column of names, or None if one is unknown."""
-        classes = self._layout.classes
+        classes = self._layout.class_index
         assert classes is not None
         pieces = []
         for piece in column.chunks:

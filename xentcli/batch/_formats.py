@@ -215,16 +215,16 @@ class _ArrowColumns:
     def roles(self) -> Roles:
         assert self.K is not None
         if self.list_scores:
-            score_names = list(self.options.classes or [str(k) for k in range(self.K)])
+            score_names = list(self.options.class_names or [str(k) for k in range(self.K)])
         else:
             score_names = list(self.score_columns)
         classes = None
-        if self.options.classes is not None:
-            if len(self.options.classes) != self.K:
+        if self.options.class_names is not None:
+            if len(self.options.class_names) != self.K:
                 raise _file_error(
-                    self.path, f"{len(self.options.classes)} class names for {self.K} classes"
+                    self.path, f"{len(self.options.class_names)} class names for {self.K} classes"
                 )
-            classes = {c: i for i, c in enumerate(self.options.classes)}
+            classes = {c: i for i, c in enumerate(self.options.class_names)}
         elif self.label_type is not None and _is_text(self.label_type) and not self.list_scores:
             # String labels with score columns named by class: the header names the classes.
             classes = {c: i for i, c in enumerate(score_names)}
@@ -850,11 +850,11 @@ def _array_table(
         if targets.dtype.kind != "f":
             raise _file_error(path, f"{target_name}: targets must be floating point")
     classes = None
-    if options.classes is not None:
-        if len(options.classes) != K:
-            raise _file_error(path, f"{len(options.classes)} class names for {K} classes")
-        classes = {c: i for i, c in enumerate(options.classes)}
-    score_names = list(options.classes or [str(k) for k in range(K)])
+    if options.class_names is not None:
+        if len(options.class_names) != K:
+            raise _file_error(path, f"{len(options.class_names)} class names for {K} classes")
+        classes = {c: i for i, c in enumerate(options.class_names)}
+    score_names = list(options.class_names or [str(k) for k in range(K)])
     roles = Roles(
         score_names,
         None if labels is None else label_name,

@@ -127,15 +127,15 @@ class PreciseReader:
     def _label(self, cell: str, column: int, number: int) -> int:
         path, layout = self._path, self._layout
         K = len(layout.logits)
-        if layout.classes is not None and layout.class_names is not None:
+        if layout.class_index is not None and layout.class_names is not None:
             name = cell.strip(" \t")
-            if name not in layout.classes:
+            if name not in layout.class_index:
                 shown = ", ".join(layout.class_names[:8])
                 more = ", ..." if K > 8 else ""
                 raise DataError(
                     path, number, column, f"unknown class name (classes: {shown}{more})", cell
                 )
-            return layout.classes[name]
+            return layout.class_index[name]
         if not cell.strip(" \t"):
             raise DataError(path, number, column, "empty label cell", cell)
         if not INTEGER.fullmatch(cell):

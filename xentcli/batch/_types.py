@@ -13,6 +13,9 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+#: how many skipped rows' errors a file and the report keep (the rest are counted)
+SKIPPED_KEPT = 5
+
 
 @dataclass(frozen=True)
 class ReadOptions:
@@ -23,7 +26,7 @@ class ReadOptions:
     label_column: str | int | None = None  #: None: label/target/y/class, else last column
     logit_columns: Sequence[str] | None = None  #: names, 0-based indices, "1:11", globs
     target_columns: Sequence[str] | None = None  #: soft targets instead of a label column
-    classes: Sequence[str] | None = None  #: class names; labels are then names
+    class_names: Sequence[str] | None = None  #: labels are then these names
     ignore_index: int | None = None  #: a label value that is allowed and not counted
     on_error: Literal["raise", "skip"] = "raise"
     chunk_rows: int = 1 << 16  #: rows per chunk (tests use tiny values)

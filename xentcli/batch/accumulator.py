@@ -33,13 +33,13 @@ import heapq
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from fractions import Fraction
 from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from xentcli import core
+from xentcli.batch._types import SKIPPED_KEPT
 from xentcli.batch.reader import Chunk
 from xentcli.core import GroupedExactSum
 from xentcli.errors import DataError, StateError, UndefinedMeanError, XentError
@@ -546,18 +546,12 @@ class DivergenceSums:
         return sums
 
 
-def _exact(acc: core.ExactSum) -> Fraction:
-    return acc.exact()
-
-
 class BatchAccumulator:
     """Fold chunks of one or more files into a :class:`Summary`, in constant memory.
 
     Call :meth:`add` for each chunk (files one after the other, in order), optionally
     :meth:`add_skipped` for rows the reader skipped, then :meth:`summary`.
     """
-
-    SKIPPED_KEPT = 5  #: how many skipped rows' errors are kept for the report
 
     def __init__(self, num_classes: int, options: BatchOptions | None = None) -> None:
         self.options = options if options is not None else BatchOptions()
@@ -581,7 +575,7 @@ class BatchAccumulator:
                 f"--classes has {len(opts.class_names)} names but there are "
                 f"{num_classes} logit columns"
             )
-        self.names = (
+        self.class_names = (
             list(opts.class_names)
             if opts.class_names is not None
             else [str(c) for c in range(num_classes)]
@@ -659,7 +653,7 @@ class BatchAccumulator:
         if state is None:
             state = self._start_file(path)
         state.skipped += count
-        state.errors.extend(errors[: self.SKIPPED_KEPT - len(state.errors)])
+        state.errors.extend(errors[: SKIPPED_KEPT - len(state.errors)])
 
     # ------------------------------------------------------------------- chunks
     def add(self, chunk: Chunk, *, per_row: bool = False) -> ChunkResult | None:
@@ -855,7 +849,7 @@ class BatchAccumulator:
 
     def _name(self, index: int) -> int | str:
         if self.options.class_names is not None and 0 <= index < self.k:
-            return self.names[index]
+            return self.class_names[index]
         return index
 
     # ------------------------------------------------------------------ results
@@ -868,7 +862,7 @@ class BatchAccumulator:
             rows_ignored=record.ignored,
             rows_skipped=record.skipped,
             loss=self._reduce(record.total, record.weight),
-            skipped_lines=tuple(lines[: self.SKIPPED_KEPT]),
+            skipped_lines=tuple(lines[:SKIPPED_KEPT]),
         )
 
     def _reduce(self, total: core.ExactSum, weight: core.ExactSum) -> float | None:
@@ -965,20 +959,20 @@ class BatchAccumulator:
         rows = sum(f.rows for f in files)
         skipped = sum(f.rows_skipped for f in files)
         ignored = sum(f.rows_ignored for f in files)
-        errors = [e for record in self.files for e in record.errors][: self.SKIPPED_KEPT]
+        errors = [e for record in self.files for e in record.errors][:SKIPPED_KEPT]
         correct = int(self.class_correct.sum())
         per_class = []
-        total_exact = _exact(total)
+        total_exact = total.exact()
         for c in range(self.k):
             class_sum = self.class_sums.exact_sum(c)
             class_mean = _mean(class_sum, self.class_weights.exact_sum(c), base)
             share = None
             if loss_sum_nats > 0 and math.isfinite(loss_sum_nats):
-                share = float(_exact(class_sum) / total_exact)
+                share = float(class_sum.exact() / total_exact)
             per_class.append(
                 ClassSummary(
                     index=c,
-                    name=self.names[c],
+                    name=self.class_names[c],
                     rows=int(self.class_rows[c]),
                     loss=class_mean,
                     loss_sum=class_sum.value(base),
@@ -1093,7 +1087,7 @@ def _joined(first: FileRecord, second: FileRecord) -> FileRecord:
         counted=first.counted + second.counted,
         ignored=first.ignored + second.ignored,
         skipped=first.skipped + second.skipped,
-        errors=errors[: BatchAccumulator.SKIPPED_KEPT],
+        errors=errors[:SKIPPED_KEPT],
         part=(first.part[0], second.part[1]),
         newlines=first.newlines + second.newlines,
     )

@@ -44,7 +44,7 @@ What a file may contain (the accepted syntax)
 * Blank lines (empty, or only spaces and tabs) are skipped anywhere, are not rows and
   are not counted; line numbers stay physical (they count blank lines too).
 * Header: ``options.header`` forces it; otherwise the first non-blank line is a header
-  when one of its cells is neither a number nor blank (with ``options.classes``, a
+  when one of its cells is neither a number nor blank (with ``options.class_names``, a
   class name also counts as data). Header names are stripped of surrounding spaces and tabs; a name
   appearing twice is an error. Without a header, columns are named by their 0-based
   index and only indices, ranges and (unhelpfully) globs over those can select them.
@@ -59,7 +59,7 @@ What a file may contain (the accepted syntax)
 * Labels: integer text only, ``[+-]?[0-9]+`` with optional surrounding spaces/tabs
   (``" 2 "`` is 2); ``1.0``, ``1e3``, ``1.5`` are errors ("not an integer"), as is any
   value outside [0, K) unless it equals ``ignore_index``, however many digits it has
-  (no 64-bit overflow: it is out of range). With ``options.classes`` a label is a class
+  (no 64-bit overflow: it is out of range). With ``options.class_names`` a label is a class
   name (stripped of surrounding spaces/tabs, case-sensitive), mapped to its index.
 * Targets: numbers >= 0, finite, each row summing to 1 within TARGET_SUM_TOLERANCE.
 * Errors name the 1-based physical line (header = line 1) and the 1-based field number
@@ -115,7 +115,7 @@ from xentcli.batch._prefetch import Stage
 from xentcli.batch._rows import ParsedRows
 from xentcli.batch._sources import Block, Source, default_delimiter
 from xentcli.batch._syntax import is_blank, is_number
-from xentcli.batch._types import Chunk, Piece, ReadOptions
+from xentcli.batch._types import SKIPPED_KEPT, Chunk, Piece, ReadOptions
 from xentcli.core import TARGET_SUM_TOLERANCE, THREADS
 from xentcli.errors import DataError
 
@@ -149,8 +149,6 @@ MAX_LINE_BYTES = 32 << 20
 WIDE_COLUMNS = 50
 #: a wide table is tried with the ordinary fast path only up to this many columns
 _NARROW_ENOUGH = 5000
-#: how many skipped rows' errors are kept in ``Table.skipped``
-SKIPPED_KEPT = 10
 #: below this size a failing block goes straight to the precise reader
 _SPLIT_MIN_BYTES = 64 << 10
 
@@ -271,7 +269,7 @@ class Table:
         self.logit_names = layout.logit_names
         self.label_name = layout.label_name
         self.target_names = layout.target_names
-        self._wide = layout.ncols >= WIDE_COLUMNS and layout.classes is None
+        self._wide = layout.ncols >= WIDE_COLUMNS and layout.class_index is None
         K = len(layout.logits)
         options = self.options
         self._chunk_rows = max(1, min(options.chunk_rows, options.chunk_bytes // (8 * K)))

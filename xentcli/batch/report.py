@@ -17,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from xentcli.batch.accumulator import ChunkResult, ClassSummary, Summary, WorstRow
-from xentcli.text import dumps, plural
+from xentcli.text import dumps, nonfinite_text, plural
 
 #: the per-class table lists every class up to this many, else the costliest few
 MAX_CLASSES = 20
@@ -36,11 +36,7 @@ def number(value: float | None, undefined: str = "undefined") -> str:
     """
     if value is None:
         return undefined
-    if math.isnan(value):
-        return "nan"
-    if math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    return f"{value:.6g}"
+    return nonfinite_text(value) or f"{value:.6g}"
 
 
 def percent(value: float | None) -> str:
@@ -60,9 +56,7 @@ def full(value: float | None) -> str:
     """
     if value is None or math.isnan(value):
         return ""
-    if math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    return repr(float(value))
+    return nonfinite_text(value) or repr(float(value))
 
 
 # ---------------------------------------------------------------------------- table

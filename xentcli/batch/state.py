@@ -380,7 +380,7 @@ def _worst_from_state(data: Any, where: str, acc: BatchAccumulator) -> Any:
 
 def _class(data: Any, where: str, acc: BatchAccumulator) -> int | str:
     if isinstance(data, str) and acc.options.class_names is not None:
-        if data not in acc.names:
+        if data not in acc.class_names:
             raise StateError(f"{where}: {data[:40]!r} is not a class name")
         return data
     return core.need_int(data, where, 0, acc.k - 1)

@@ -356,7 +356,7 @@ def batch(
         read_kwargs["chunk_rows"] = chunk_rows
     read_options = ReadOptions(
         **column_values,
-        classes=class_names,
+        class_names=class_names,
         ignore_index=loss.ignore_index,
         on_error="skip" if on_error == "skip" else "raise",
         file_format=file_format,

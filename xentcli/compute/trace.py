@@ -40,10 +40,17 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from xentcli.core import UNITS, entropy, kl_divergence, row_losses, softmax_steps, to_base
+from xentcli.core import (
+    LN_BASE,
+    UNITS,
+    check_base,
+    entropy,
+    kl_divergence,
+    row_losses,
+    softmax_steps,
+    to_base,
+)
 from xentcli.errors import InvalidInputError
-
-_LOG_BASE = {"e": 1.0, "2": math.log(2.0), "10": math.log(10.0)}
 
 #: what the table, the derivation and JSON say when there is no label or target
 NO_TARGET_HINT = "A label (--label) or a soft target (--target) adds the loss and its gradient."
@@ -194,7 +201,7 @@ class Trace(_Record):
     @property
     def log_base(self) -> float:
         """``ln b``, the divisor that turns nats into :attr:`units`."""
-        return _LOG_BASE[self.base]
+        return LN_BASE[self.base]
 
 
 def _target_row(
@@ -320,8 +327,7 @@ def build_trace(
     >>> build_trace([1000.0, 1001.0, 1002.0], 0).naive.probabilities
     (nan, nan, nan)
     """
-    if base not in _LOG_BASE:
-        raise InvalidInputError("base must be 'e', '2' or '10'", value=base)
+    check_base(base)
     if label is not None and targets is not None:
         raise InvalidInputError("give at most one of label and targets")
     steps = softmax_steps(np.asarray(logits, dtype=np.float64), temperature=temperature)
@@ -349,7 +355,7 @@ def build_trace(
         temperature=temperature,
     )
     loss_nats = _scalar(rows.loss) if has_target else math.nan
-    log_base = _LOG_BASE[base]
+    log_base = LN_BASE[base]
     p = _target_row(k, label, targets, label_smoothing)
     w = _floats(weights) if weights is not None else None
     a = tuple(wk * pk for wk, pk in zip(w if w is not None else (1.0,) * k, p, strict=True))

@@ -35,10 +35,11 @@ from xentcli.core._state import (
     need_int,
     need_list,
 )
-from xentcli.core._units import UNITS, Base, to_base
+from xentcli.core._units import LN_BASE, UNITS, Base, check_base, to_base
 from xentcli.core._validation import TARGET_SUM_TOLERANCE
 
 __all__ = [
+    "LN_BASE",
     "ROW_ARGMAX_CLASSES",
     "TARGET_SUM_TOLERANCE",
     "THREADS",
@@ -49,6 +50,7 @@ __all__ = [
     "LossOptions",
     "RowLosses",
     "SoftmaxSteps",
+    "check_base",
     "cross_entropy",
     "entropy",
     "hex_float",

@@ -60,7 +60,6 @@ from xentcli.core._softmax_block import flat, probabilities, shift, transposed
 from xentcli.core._units import UNITS, Base, check_base, to_base
 from xentcli.core._validation import (
     TARGET_SUM_TOLERANCE,
-    as_logits,
     check_logit_values,
     check_masked_rows,
     check_smoothing,
@@ -80,7 +79,6 @@ __all__ = [
     "Reduction",
     "RowLosses",
     "SoftmaxSteps",
-    "as_logits",
     "cross_entropy",
     "fraction_to_base",
     "log_softmax",

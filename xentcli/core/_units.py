@@ -8,6 +8,7 @@ Pure numpy: no I/O, no printing.
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import numpy as np
@@ -20,6 +21,9 @@ FloatArray = npt.NDArray[np.float64]
 Base = Literal["e", "2", "10"]
 
 UNITS = {"e": "nats", "2": "bits", "10": "bans"}
+
+#: ln(b), the divisor that turns nats into the base's units (one rounding of log)
+LN_BASE = {"e": 1.0, "2": math.log(2.0), "10": math.log(10.0)}
 
 #: 1/ln(b) as a double-double (hi, lo): nats -> bits / bans is one multiplication.
 LOG_E_IN_BASE = {

@@ -30,27 +30,6 @@ IntArray = npt.NDArray[np.int64]
 TARGET_SUM_TOLERANCE = 1e-6
 
 
-def as_logits(logits: ArrayLike, temperature: float = 1.0) -> FloatArray:
-    """Validate logits and return them as float64 (divided by *temperature*).
-
-    The division by a temperature other than 1 is rounded; the kernel itself never uses
-    these rounded values (it divides the exact shifted logits instead).
-
-    >>> as_logits([1, 2, 4], temperature=2.0)
-    array([0.5, 1. , 2. ])
-    """
-    check_temperature(temperature)
-    array = logits_array(logits)
-    check_logit_values(array if array.ndim == 2 else array[None, :], 0)
-    if array.ndim == 2:
-        check_masked_rows(np.max(array, axis=-1), 0)
-    elif np.max(array) == -np.inf:
-        raise InvalidInputError("every logit of the row is -inf", field="logit")
-    if temperature != 1.0:
-        array = array / temperature
-    return array
-
-
 def logits_array(logits: ArrayLike) -> FloatArray:
     """*logits* as a float64 array of shape ``(K,)`` or ``(N, K)``, neither empty."""
     array = np.asarray(logits, dtype=np.float64)
