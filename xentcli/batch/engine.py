@@ -142,7 +142,9 @@ def accumulate(
     dask = _require()
     options = options if options is not None else BatchOptions()
     if read_options is None:  # read what the options say the labels are
-        read_options = ReadOptions(ignore_index=options.ignore_index, class_names=options.class_names)
+        read_options = ReadOptions(
+            ignore_index=options.ignore_index, class_names=options.class_names
+        )
     score = dask.delayed(score_part, pure=True)
     merge = dask.delayed(merge_results, pure=True)
     if isinstance(inputs, (str, os.PathLike)):
