@@ -72,7 +72,7 @@ def read_row(path: str, line: int, options: ReadOptions | None = None) -> OneRow
                 if at.size:
                     i = int(at[0])
                     named = getattr(table, "class_names", None)
-                    classes = options.classes if options.classes is not None else named
+                    classes = options.class_names if options.class_names is not None else named
                     return OneRow(
                         path=name,
                         line=line,

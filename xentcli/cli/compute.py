@@ -92,7 +92,7 @@ def _read_from(spec: str, columns: tuple[Any, ...], classes: list[str] | None) -
         raise BadInvocation(f"--from: expected FILE:LINE with a line number from 1, got {spec!r}")
     if path == "-":
         raise BadInvocation("--from reads a file, not standard input")
-    options = ReadOptions(**column_fields(*columns), classes=classes)
+    options = ReadOptions(**column_fields(*columns), class_names=classes)
     try:
         return read_row(path, int(number), options)
     except ColumnError as error:
