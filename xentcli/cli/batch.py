@@ -290,6 +290,12 @@ def _refuse_overwriting_an_input(per_row: str, paths: list[str], option: str = "
 @click.option(
     "--part-bytes", type=click.IntRange(min=1), default=None, hidden=True
 )  # the size of a part for --engine dask (tests cut small files)
+@click.option(
+    "--frameworks",
+    is_flag=True,
+    help="Also report the mean loss each library (PyTorch, Keras, optax, scikit-learn,"
+    " SciPy) would return for these rows, with its weighted-mean denominator.",
+)
 @click.option("--chunk-rows", type=click.IntRange(min=1), default=None, hidden=True)
 def batch(
     files: tuple[str, ...],
@@ -319,6 +325,7 @@ def batch(
     scheduler: str | None,
     workers: int | None,
     part_bytes: int | None,
+    frameworks: bool,
     chunk_rows: int | None,
 ) -> None:
     """Score CSV files of model outputs: loss, perplexity, accuracy and the worst rows.
@@ -382,6 +389,8 @@ def batch(
     if save_state is not None:
         _refuse_overwriting_an_input(save_state, paths, "--save-state")
     if engine == "dask":
+        if frameworks:
+            raise BadInvocation("--frameworks is not available with --engine dask")
         if per_row is not None:
             raise BadInvocation("--per-row is not available with --engine dask")
         if "-" in paths:
@@ -395,8 +404,20 @@ def batch(
         raise BadInvocation("--scheduler and --workers need --engine dask")
     show_progress = sys.stderr.isatty() if progress is None else progress
     bar = _Progress(show_progress, paths)
+    collector = None
+    if frameworks:
+        if save_state is not None:
+            raise BadInvocation("--frameworks cannot be saved with --save-state")
+        from xentcli.batch.frameworks import FrameworkMeans
+
+        collector = FrameworkMeans(
+            weights=None if loss.weights is None else list(loss.weights),
+            ignore_index=loss.ignore_index,
+            label_smoothing=loss.label_smoothing,
+            temperature=loss.temperature,
+        )
     try:
-        accumulator = _run(paths, read_options, batch_options, per_row, bar)
+        accumulator = _run(paths, read_options, batch_options, per_row, bar, collector)
     finally:
         bar.stop()
     study = None
@@ -405,7 +426,14 @@ def batch(
         study = column_arguments(*columns) + _loss_arguments(loss)
         if class_names is not None:
             study += f" --classes {shlex.quote(','.join(class_names))}"
-    finish(accumulator, fmt, save_state, to_stderr=per_row == "-", study=study)
+    finish(
+        accumulator,
+        fmt,
+        save_state,
+        to_stderr=per_row == "-",
+        study=study,
+        frameworks=collector,
+    )
 
 
 def _loss_arguments(loss: LossOptions) -> str:
@@ -426,15 +454,18 @@ def finish(
     *,
     to_stderr: bool = False,
     study: str | None = None,
+    frameworks: Any = None,
 ) -> None:
     """Save the state (atomically) if asked, then print the report of *accumulator*.
 
     *study* (command-line options) has the table end with the command that works the
-    worst row through (see :func:`xentcli.batch.report.render_table`).
+    worst row through (see :func:`xentcli.batch.report.render_table`); given a
+    :class:`~xentcli.batch.frameworks.FrameworkMeans`, each library's mean follows.
     """
     if save_state is not None:
         write_state(accumulator, save_state)
-    _report(accumulator.summary(), fmt, to_stderr=to_stderr, study=study)
+    means = None if frameworks is None else frameworks.means()
+    _report(accumulator.summary(), fmt, to_stderr=to_stderr, study=study, frameworks=means)
     # Flush here, inside the command, so that a write error (a full disk) is reported
     # through the usual error path rather than at interpreter exit. A closed pipe is left
     # to the final flush in xentcli.cli.main.main (exit 141): click would turn it into exit 1.
@@ -480,7 +511,12 @@ def _tokens(
 
 
 def _run(
-    paths: list[str], read_options: Any, batch_options: Any, per_row: str | None, bar: _Progress
+    paths: list[str],
+    read_options: Any,
+    batch_options: Any,
+    per_row: str | None,
+    bar: _Progress,
+    collector: Any = None,
 ) -> Any:
     from xentcli.batch.accumulator import BatchAccumulator
     from xentcli.batch.reader import open_table
@@ -514,6 +550,8 @@ def _run(
                         if chunk.path != table.display_name:
                             chunk = dataclasses.replace(chunk, path=table.display_name)
                         result = accumulator.add(chunk, per_row=out is not None)
+                        if collector is not None:
+                            collector.add(chunk)
                         if result is not None and out is not None:
                             out.write(per_row_lines(result, names))
                         bar.update(table.display_name, table.bytes_read, len(chunk.lines))
@@ -574,7 +612,9 @@ def write_state(accumulator: Any, path: str) -> None:
         raise BadData(f"{path}: cannot write the state: {error.strerror or error}") from None
 
 
-def _report(summary: Any, fmt: str, *, to_stderr: bool, study: str | None = None) -> None:
+def _report(
+    summary: Any, fmt: str, *, to_stderr: bool, study: str | None = None, frameworks: Any = None
+) -> None:
     from xentcli.batch.report import render_csv, render_json, render_table
     from xentcli.cli.tools import make_console
     from xentcli.text import plural
@@ -587,9 +627,45 @@ def _report(summary: Any, fmt: str, *, to_stderr: bool, study: str | None = None
         )
     if summary.loss is None and fmt != "table":
         click.echo("Warning: the mean loss is undefined: no row counts", err=True)
+    if frameworks is not None and fmt == "csv":
+        raise BadInvocation("--frameworks has no CSV form; use --format table or json")
     if fmt == "json":
-        click.echo(render_json(summary), nl=False)
+        if frameworks is None:
+            click.echo(render_json(summary), nl=False)
+        else:
+            from xentcli.compute.frameworks import to_json
+            from xentcli.text import dumps
+
+            data = summary.to_json()
+            data["frameworks"] = to_json(_framework_values(frameworks))
+            click.echo(dumps(data) + "\n", nl=False)
     elif fmt == "csv":
         click.echo(render_csv(summary), nl=False)
     else:
-        render_table(summary, make_console(stderr=to_stderr), study=study)
+        console = make_console(stderr=to_stderr)
+        render_table(summary, console, study=study)
+        if frameworks is not None:
+            from xentcli.compute import frameworks as fw
+
+            title = (
+                "What each library returns as the mean of these rows"
+                " (nats; exact: xent's value of the same convention)"
+            )
+            text = fw.lines(_framework_values(frameworks), console.width, title)
+            click.echo("\n" + "\n".join(text), err=to_stderr)
+
+
+def _framework_values(means: Any) -> list[Any]:
+    from xentcli.compute.frameworks import FrameworkValue
+
+    return [
+        FrameworkValue(
+            m.name,
+            m.function,
+            m.value,
+            m.exact,
+            f"{m.note}; {m.mean_note}" if m.mean_note else m.note,
+            m.dtype,
+        )
+        for m in means
+    ]

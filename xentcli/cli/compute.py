@@ -42,6 +42,7 @@ Examples:
   xent compute --logits -1,2,3 --target 0.1,0.2,0.7 --format json
   xent compute --logits 1.2,2.3,0.8 --label 1 --label-smoothing 0.1 --weights 1,2,1
   xent compute --logits 1000,1001,1002 --label 0 --naive
+  xent compute --logits 0,-40 --label 0 --frameworks
   xent compute --logits 0,-40 --label 0 --naive --digits 17
   xent compute --logits 1.2,2.3,0.8 --label 1 --format latex > loss.tex
 """
@@ -179,6 +180,12 @@ def _message(error: XentError, written: dict[str, list[str]]) -> str:
     help="Also show the derivation, step by step, with the numbers substituted.",
 )
 @click.option(
+    "--frameworks",
+    is_flag=True,
+    help="Also show what PyTorch, Keras, optax, scikit-learn and SciPy return for this"
+    " sample (their conventions and precision, emulated), beside the exact value.",
+)
+@click.option(
     "--naive",
     is_flag=True,
     help="Also show the textbook q = e^y / sum e^y, and where it overflows or loses the loss.",
@@ -205,6 +212,7 @@ def compute(
     loss: LossOptions,
     output_format: str,
     explain: bool,
+    frameworks: bool,
     naive: bool,
     digits: int,
 ) -> None:
@@ -254,6 +262,8 @@ def compute(
             raise BadInvocation(f"--target: {_counts(len(targets), 'value', k)}")
     if loss.weights is not None and len(loss.weights) != k:
         raise BadInvocation(f"--weights: {_counts(len(loss.weights), 'value', k)}")
+    if frameworks and output_format not in ("table", "json"):
+        raise BadInvocation(f"--frameworks has no {output_format} form; use --format table or json")
     if explain and output_format == "csv":
         raise BadInvocation(
             "--explain has no CSV form; use --format table, json, markdown or latex"
@@ -274,9 +284,16 @@ def compute(
 
     if output_format == "table":
         console = make_console()
-        render.print_table(trace, console, digits=digits, explain=explain, naive=naive)
+        render.print_table(
+            trace, console, digits=digits, explain=explain, naive=naive, frameworks=frameworks
+        )
     elif output_format == "json":
-        click.echo(render.to_json(trace, naive=naive, explain=explain, digits=digits), nl=False)
+        click.echo(
+            render.to_json(
+                trace, naive=naive, explain=explain, digits=digits, frameworks=frameworks
+            ),
+            nl=False,
+        )
     elif output_format == "csv":
         click.echo(render.to_csv(trace, naive=naive), nl=False)
     elif output_format == "markdown":

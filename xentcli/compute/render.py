@@ -320,8 +320,12 @@ def print_table(
     digits: int = DEFAULT_DIGITS,
     explain: bool = False,
     naive: bool = False,
+    frameworks: bool = False,
 ) -> None:
-    """Print the per-class table, the totals, the bar chart (and the steps) to *console*."""
+    """Print the per-class table, the totals, the bar chart (and the steps) to *console*.
+
+    With *frameworks*, also the value each library would return (``--frameworks``).
+    """
     plain = not console.is_terminal
     width = console.width
     table_box = PLAIN_BOX if plain else box.SIMPLE_HEAD
@@ -372,12 +376,25 @@ def print_table(
             for step_line in step.lines:
                 lines += _wrapped(step_line.text, 3, width)
         out.lines(lines)
+    if frameworks:
+        from xentcli.compute import frameworks as fw
+
+        title = (
+            "What each library returns for this sample"
+            " (nats; exact: xent's value of the same convention)"
+        )
+        out.lines(["", *fw.lines(fw.framework_values(t), width, title)])
     out.flush()
 
 
 # ----------------------------------------------------------------------- json, csv
 def to_json(
-    t: Trace, *, naive: bool = False, explain: bool = False, digits: int = DEFAULT_DIGITS
+    t: Trace,
+    *,
+    naive: bool = False,
+    explain: bool = False,
+    digits: int = DEFAULT_DIGITS,
+    frameworks: bool = False,
 ) -> str:
     """The trace as JSON in DESIGN.md's shape, at full precision (plus extra keys)."""
     from xentcli import text as jsonfmt
@@ -440,6 +457,10 @@ def to_json(
             {"number": s.number, "title": s.title, "lines": [line.text for line in s.lines]}
             for s in derivation(t, digits)
         ]
+    if frameworks:
+        from xentcli.compute import frameworks as fw
+
+        data["frameworks"] = fw.to_json(fw.framework_values(t))
     return jsonfmt.dumps(data) + "\n"
 
 

@@ -1,9 +1,9 @@
 """The numerics of xent on numpy arrays: the only door into ``xentcli.core``.
 
 The modules behind it are private (``_kernel``, ``_softmax_block``, ``_loss_block``,
-``_compensated``, ``_doubledouble``, ``_divergence``, ``_exactsum``, ``_blocks``, ``_units``,
-``_validation``, ``_state``, ``_options``); everything the other layers and users need is
-re-exported here. Nothing here does I/O or prints.
+``_compensated``, ``_doubledouble``, ``_divergence``, ``_frameworks``, ``_exactsum``,
+``_blocks``, ``_units``, ``_validation``, ``_state``, ``_options``); everything the other
+layers and users need is re-exported here. Nothing here does I/O or prints.
 
 >>> from xentcli.core import cross_entropy
 >>> float(cross_entropy([[0.0, -40.0]], [0]))
@@ -13,6 +13,7 @@ re-exported here. Nothing here does I/O or prints.
 from xentcli.core._blocks import THREADS
 from xentcli.core._divergence import entropy, kl_divergence
 from xentcli.core._exactsum import ExactSum, GroupedExactSum
+from xentcli.core._frameworks import FrameworkRows, framework_rows
 from xentcli.core._kernel import (
     RowLosses,
     SoftmaxSteps,
@@ -46,6 +47,7 @@ __all__ = [
     "UNITS",
     "Base",
     "ExactSum",
+    "FrameworkRows",
     "GroupedExactSum",
     "LossOptions",
     "RowLosses",
@@ -53,6 +55,7 @@ __all__ = [
     "check_base",
     "cross_entropy",
     "entropy",
+    "framework_rows",
     "hex_float",
     "hex_int",
     "kl_divergence",
