@@ -3,7 +3,7 @@
 The values come from :func:`xentcli.core.framework_rows` (emulations; no library is
 imported). This module turns them into :class:`FrameworkValue` records for one sample
 and lays them out as text lines and JSON. Values are in nats, as the libraries return
-them, whatever ``--base`` says; a float32 value is written as its float32 shortest form.
+them, whatever ``--base`` says; a float32 value is shown to 6 significant digits.
 """
 
 from __future__ import annotations
@@ -32,13 +32,16 @@ class FrameworkValue:
 
 
 def dtype_repr(value: float, dtype: str) -> str:
-    """The shortest text that round-trips in *dtype* (``0.44211915`` for a float32).
+    """*value* as read in *dtype*: float64 in full, float32 to 6 significant digits.
+
+    A float32 result's last bits depend on the CPU's exp and log (a few float32 ulp, 1e-7
+    relative), so they are not shown; JSON has the value in full.
 
     >>> dtype_repr(0.44211915135383606, "float32"), dtype_repr(0.1, "float64")
-    ('0.44211915', '0.1')
+    ('0.442119', '0.1')
     """
     if dtype == "float32":
-        return str(np.float32(value))
+        return f"{float(np.float32(value)):.6g}"
     return repr(float(value))
 
 
