@@ -254,6 +254,9 @@ def test_compute_table_lists_each_convention_and_refuses_csv() -> None:
     )
     assert bad.exit_code == 2
     assert "--frameworks has no csv form" in bad.output
+    unlabelled = CliRunner().invoke(cli, ["compute", "--logits", "1,2", "--frameworks"])
+    assert unlabelled.exit_code == 2
+    assert "give --label or --target" in unlabelled.output
 
 
 def test_batch_means_use_each_librarys_denominator(tmp_path) -> None:  # type: ignore[no-untyped-def]
