@@ -262,6 +262,8 @@ def compute(
             raise BadInvocation(f"--target: {_counts(len(targets), 'value', k)}")
     if loss.weights is not None and len(loss.weights) != k:
         raise BadInvocation(f"--weights: {_counts(len(loss.weights), 'value', k)}")
+    if frameworks and label is None and targets is None:
+        raise BadInvocation("--frameworks compares losses: give --label or --target")
     if frameworks and output_format not in ("table", "json"):
         raise BadInvocation(f"--frameworks has no {output_format} form; use --format table or json")
     if explain and output_format == "csv":
