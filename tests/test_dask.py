@@ -47,7 +47,7 @@ def client():
             n_workers=2,
             threads_per_worker=1,
             processes=True,
-            dashboard_address=None,
+            dashboard_address=":0",  # any free port, never the fixed 8787 another run may hold
             silence_logs=logging.CRITICAL,
             env={"PYTHONPATH": str(ROOT)},
         ) as cluster,

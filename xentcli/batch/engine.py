@@ -74,7 +74,7 @@ def cluster_client(scheduler: str | None = None, workers: int | None = None) -> 
                     n_workers=n,
                     threads_per_worker=1,  # one kernel thread per process: processes
                     processes=True,  # are the parallelism
-                    dashboard_address=None,
+                    dashboard_address=":0",  # any free port, never the fixed 8787 another run may hold
                     silence_logs=logging.CRITICAL,
                     env={"XENT_THREADS": "1"},
                 )

@@ -388,6 +388,12 @@ def batch(
         _refuse_overwriting_an_input(per_row, paths)
     if save_state is not None:
         _refuse_overwriting_an_input(save_state, paths, "--save-state")
+    study = None
+    if labels_path is None and targets_path is None and scores_key is None and labels_key is None:
+        # What xent compute --from needs to read the worst row and compute its loss alike.
+        study = column_arguments(*columns) + _loss_arguments(loss)
+        if class_names is not None:
+            study += f" --classes {shlex.quote(','.join(class_names))}"
     if engine == "dask":
         if frameworks:
             raise BadInvocation("--frameworks is not available with --engine dask")
@@ -396,7 +402,7 @@ def batch(
         if "-" in paths:
             raise BadInvocation("--engine dask reads files, not standard input ('-')")
         accumulator = _run_dask(paths, read_options, batch_options, scheduler, workers, part_bytes)
-        finish(accumulator, fmt, save_state)
+        finish(accumulator, fmt, save_state, study=study)
         with contextlib.suppress(BrokenPipeError):
             sys.stdout.flush()
         return
@@ -420,12 +426,6 @@ def batch(
         accumulator = _run(paths, read_options, batch_options, per_row, bar, collector)
     finally:
         bar.stop()
-    study = None
-    if labels_path is None and targets_path is None and scores_key is None and labels_key is None:
-        # What xent compute --from needs to read the worst row and compute its loss alike.
-        study = column_arguments(*columns) + _loss_arguments(loss)
-        if class_names is not None:
-            study += f" --classes {shlex.quote(','.join(class_names))}"
     finish(
         accumulator,
         fmt,
