@@ -274,7 +274,8 @@ def _render_worst(summary: Summary, console: Console, study: str | None = None) 
             number(w.loss),
         )
     console.print(table)
-    if study is not None and summary.worst[0].file != "<stdin>":
+    worst = summary.worst[0].file
+    if study is not None and worst != "<stdin>" and "://" not in worst:  # a local file
         console.print()
         # Never wrapped or cut: it is meant to be copied whole.
         console.print(
