@@ -24,6 +24,8 @@ loss                   2 with a label; 4 with smoothing or soft targets; +1 in b
                        with a label in nats also 0.51 + 2 ulp of ``w log s`` (a small
                        temperature: about half an ulp)
 perplexity             1 + 2 x (the loss bound) x ``max(L, 1)``, L in nats
+contributions          4, 1 more in bits or bans
+one_minus_q            4
 =====================  =================================================================
 """
 
@@ -55,6 +57,8 @@ GRADIENT_ULP = 4.0
 LOSS_ULP = 2.0
 SOFT_LOSS_ULP = 4.0
 BASE_EXTRA_ULP = 1.0
+CONTRIBUTION_ULP = 4.0
+ONE_MINUS_Q_ULP = 4.0
 
 
 def _number(value: Any) -> float:
@@ -113,6 +117,11 @@ def reference(
             temperature=temperature,
         )
         loss = mpref.in_base(loss_nats, base)
+        contributions = [
+            mp.mpf(0) if a[c] == 0 else (mp.inf if log_q[c] == -mp.inf else -a[c] * log_q[c] / lnb)
+            for c in range(k)
+        ]
+        one_minus_q = None if label is None else 1 - q[label]
         perplexity = mp.inf if loss_nats > 1000 else mp.exp(loss_nats)
     return {
         "max": top,
@@ -129,6 +138,8 @@ def reference(
         "loss": loss,
         "loss_nats": loss_nats,
         "perplexity": perplexity,
+        "contributions": contributions,
+        "one_minus_q": one_minus_q,
     }
 
 
@@ -169,6 +180,9 @@ def errors(data: dict[str, Any], exact: dict[str, Any], *, has_targets: bool) ->
         )
     )
     out["loss"] = mpref.ulps(_number(data["loss"]), exact["loss"])
+    out["contributions"] = per_class("contributions")
+    if exact["one_minus_q"] is not None:
+        out["one_minus_q"] = mpref.ulps(_number(data["one_minus_q"]), exact["one_minus_q"])
     out["perplexity"] = mpref.ulps(_number(data["perplexity"]), exact["perplexity"])
     sum_exp = exact["sum_exp"]
     representable = NORMAL_MIN <= sum_exp < FLOAT_MAX
@@ -236,6 +250,8 @@ def bounds(data: dict[str, Any], exact: dict[str, Any], *, soft: bool) -> dict[s
         "gradient": GRADIENT_ULP,
         "loss": loss_ulp,
         "perplexity": 1.0 + 2.0 * loss_ulp * max(large, 1.0),
+        "contributions": CONTRIBUTION_ULP + (BASE_EXTRA_ULP if base != "e" else 0.0),
+        "one_minus_q": ONE_MINUS_Q_ULP,
     }
 
 

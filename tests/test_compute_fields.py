@@ -2,9 +2,10 @@
 
 The README promises every intermediate value at full precision. Each field the JSON
 carries (max, shifted, exp_shifted, sum_exp_shifted, log_sum_exp_shifted, log_sum_exp,
-sum_exp, probabilities, log_probabilities, gradient, loss, perplexity) is compared with
-its exact value (tests/mpfields.py, built on tests/mpref.py) within the bound that
-docs/accuracy.md states for it, through the real command line, over hard families: the
+sum_exp, probabilities, log_probabilities, gradient, loss, perplexity, contributions,
+one_minus_q) is compared with its exact value (tests/mpfields.py, built on tests/mpref.py)
+within the bound that docs/accuracy.md states for it, through the real command line, over
+hard families: the
 logits of issue 18 (``0.1234567890123,-700.123456789,-3.3,-650.1``, whose shifts have
 many significant bits that ``exp`` amplifies), huge and tiny logits, ``-inf`` masks,
 temperatures from 1e-300 to 1e5, weights, smoothing, soft targets and bases.
@@ -172,6 +173,6 @@ def test_bounds_are_stated_in_the_docs() -> None:
     for field in [
         "max", "shifted", "exp_shifted", "sum_exp_shifted", "log_sum_exp_shifted",
         "log_sum_exp", "sum_exp", "probabilities", "log_probabilities", "gradient",
-        "loss", "perplexity",
+        "loss", "perplexity", "contributions", "one_minus_q",
     ]:  # fmt: skip
         assert f"`{field}`" in text, field
