@@ -75,3 +75,12 @@ class Piece:
     first_line: int = 1
     row_groups: tuple[int, ...] | None = None
     first_row: int = 1
+
+
+def place(path: str, number: int, unit: str = "line") -> str:
+    """Where a row is, as people read it: ``FILE:LINE``, or ``FILE:row N`` without lines.
+
+    >>> place("preds.csv", 218), place("preds.parquet", 217, "row")
+    ('preds.csv:218', 'preds.parquet:row 217')
+    """
+    return f"{path}:row {number}" if unit == "row" else f"{path}:{number}"

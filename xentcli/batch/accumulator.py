@@ -39,7 +39,7 @@ import numpy as np
 import numpy.typing as npt
 
 from xentcli import core
-from xentcli.batch._types import SKIPPED_KEPT
+from xentcli.batch._types import SKIPPED_KEPT, place
 from xentcli.batch.reader import Chunk
 from xentcli.core import GroupedExactSum
 from xentcli.errors import DataError, StateError, UndefinedMeanError, XentError
@@ -375,7 +375,7 @@ class WorstRow:
     @property
     def place(self) -> str:
         """``FILE:LINE``, or ``FILE:row N`` in a file without lines."""
-        return f"{self.file}:row {self.line}" if self.unit == "row" else f"{self.file}:{self.line}"
+        return place(self.file, self.line, self.unit)
 
 
 @dataclass(frozen=True)

@@ -74,7 +74,9 @@ class WorstSequence:
 
     @property
     def place(self) -> str:
-        return f"{self.file}:row {self.line}" if self.unit == "row" else f"{self.file}:{self.line}"
+        from xentcli.batch._types import place
+
+        return place(self.file, self.line, self.unit)
 
 
 @dataclass(frozen=True)

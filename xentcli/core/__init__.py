@@ -12,7 +12,7 @@ layers and users need is re-exported here. Nothing here does I/O or prints.
 
 from xentcli.core._blocks import THREADS
 from xentcli.core._divergence import entropy, kl_divergence
-from xentcli.core._exactsum import ExactSum, GroupedExactSum
+from xentcli.core._exactsum import ExactSum, GroupedExactSum, fraction_to_base
 from xentcli.core._frameworks import FrameworkRows, framework_rows
 from xentcli.core._kernel import (
     RowLosses,
@@ -56,6 +56,7 @@ __all__ = [
     "cross_entropy",
     "entropy",
     "framework_rows",
+    "fraction_to_base",
     "hex_float",
     "hex_int",
     "kl_divergence",

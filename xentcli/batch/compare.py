@@ -1,0 +1,587 @@
+"""Two models on the same rows: each side's figures, their paired difference, what changed.
+
+:class:`PairedComparison` takes the chunks of file A and of file B, aligned row for row
+(by position, or joined on an id column by :func:`joined`), folds each side into its own
+:class:`~xentcli.batch.accumulator.BatchAccumulator` (so each side's figures are the
+same bits as ``xent batch`` on that file alone), and keeps the paired statistics:
+
+- the mean difference B - A of the row losses, exact: ``(sum_B - sum_A) / W`` from the
+  two exact sums, rounded once (W, the sum of the counted rows' weights, is the same on
+  both sides because the labels are);
+- a normal-approximation interval for it from the exact sums of the per-row differences
+  and of their squares (a ratio estimator when class weights make W differ from N);
+- McNemar's exact test on the rows one side classifies right and the other wrong
+  (two-sided binomial test of the discordant pairs at 1/2);
+- the rows whose loss rose most (regressions) and fell most (improvements), with their
+  places in both files.
+
+The labels (or soft targets) must agree row by row: the first disagreement is an error
+naming both places.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from statistics import NormalDist
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from xentcli import core
+from xentcli.batch.accumulator import BatchAccumulator, BatchOptions, ChunkResult, Summary
+from xentcli.errors import DataError
+
+if TYPE_CHECKING:
+    from xentcli.batch._types import Chunk
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class CompareOptions:
+    """What ``xent compare`` reports beyond the two sides' figures."""
+
+    worst: int = 5  #: regressions and improvements listed
+    ci: float = 0.95  #: the interval's level; 0 for none
+    margin: float = 0.0  #: the gate: B is worse when B - A > margin (and the interval says so)
+
+
+@dataclass(frozen=True)
+class ChangedRow:
+    """A row whose loss changed from A to B."""
+
+    place_a: str
+    place_b: str
+    label: int | str
+    predicted_a: int | str
+    predicted_b: int | str
+    loss_a: float
+    loss_b: float
+
+    @property
+    def change(self) -> float:
+        return self.loss_b - self.loss_a
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "a": self.place_a,
+            "b": self.place_b,
+            "label": self.label,
+            "predicted_a": self.predicted_a,
+            "predicted_b": self.predicted_b,
+            "loss_a": self.loss_a,
+            "loss_b": self.loss_b,
+            "change": self.change,
+        }
+
+
+@dataclass(frozen=True)
+class Mcnemar:
+    """The 2 x 2 table of right/wrong on both sides, and the exact two-sided p-value."""
+
+    both_right: int
+    only_a: int  #: rows A classifies right and B wrong
+    only_b: int  #: rows B classifies right and A wrong
+    both_wrong: int
+    p_value: float | None  #: None without discordant rows
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "both_right": self.both_right,
+            "only_a": self.only_a,
+            "only_b": self.only_b,
+            "both_wrong": self.both_wrong,
+            "p_value": self.p_value,
+        }
+
+
+@dataclass(frozen=True)
+class ClassChange:
+    name: str
+    rows: int
+    loss_a: float | None
+    loss_b: float | None
+    accuracy_a: float | None
+    accuracy_b: float | None
+
+    def to_json(self) -> dict[str, object]:
+        def minus(b: float | None, a: float | None) -> float | None:
+            return None if a is None or b is None else b - a
+
+        return {
+            "class": self.name,
+            "rows": self.rows,
+            "loss_a": self.loss_a,
+            "loss_b": self.loss_b,
+            "loss_change": minus(self.loss_b, self.loss_a),
+            "accuracy_a": self.accuracy_a,
+            "accuracy_b": self.accuracy_b,
+            "accuracy_change": minus(self.accuracy_b, self.accuracy_a),
+        }
+
+
+@dataclass(frozen=True)
+class CompareSummary:
+    """Everything ``xent compare`` reports (losses in :attr:`units`)."""
+
+    a: Summary
+    b: Summary
+    units: str
+    rows: int  #: pairs counted
+    loss_difference: float | None  #: mean loss B - A (exact, rounded once)
+    loss_ci: tuple[float, float] | None
+    ci_level: float
+    accuracy_difference: float | None
+    accuracy_ci: tuple[float, float] | None
+    mcnemar: Mcnemar
+    flipped_to_wrong: int  #: rows A predicted right and B wrong (the prediction changed)
+    flipped_to_right: int
+    regressions: tuple[ChangedRow, ...]
+    improvements: tuple[ChangedRow, ...]
+    per_class: tuple[ClassChange, ...]
+    margin: float
+    worse: bool  #: B's mean loss exceeds A's by more than the margin, beyond the interval
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, object]:
+        difference: dict[str, object] = {
+            "loss": self.loss_difference,
+            "loss_ci": None if self.loss_ci is None else list(self.loss_ci),
+            "accuracy": self.accuracy_difference,
+            "accuracy_ci": None if self.accuracy_ci is None else list(self.accuracy_ci),
+            "perplexity_ratio": _ratio(self.b.perplexity, self.a.perplexity),
+            "ci_level": self.ci_level,
+        }
+        difference.update(self.extra)
+        return {
+            "a": self.a.to_json(),
+            "b": self.b.to_json(),
+            "rows": self.rows,
+            "units": self.units,
+            "difference": difference,
+            "mcnemar": self.mcnemar.to_json(),
+            "flipped": {"to_wrong": self.flipped_to_wrong, "to_right": self.flipped_to_right},
+            "regressions": [r.to_json() for r in self.regressions],
+            "improvements": [r.to_json() for r in self.improvements],
+            "per_class": [c.to_json() for c in self.per_class],
+            "gate": {"margin": self.margin, "worse": self.worse},
+        }
+
+
+def _ratio(b: float | None, a: float | None) -> float | None:
+    if a is None or b is None or a == 0 or math.isinf(a):
+        return None
+    return b / a
+
+
+class PairedComparison:
+    """Fold aligned chunks of A and B; see the module docstring.
+
+    >>> import numpy as np
+    >>> from xentcli.batch._types import Chunk
+    >>> pair = PairedComparison(2)
+    >>> lines = np.array([2, 3])
+    >>> a = Chunk("a.csv", np.array([[0.0, 0.0], [1.0, 0.0]]), np.array([0, 1]), None, lines)
+    >>> b = Chunk("b.csv", np.array([[2.0, 0.0], [0.0, 1.0]]), np.array([0, 1]), None, lines)
+    >>> pair.add(a, b)
+    >>> summary = pair.summary()
+    >>> round(summary.loss_difference, 6), summary.mcnemar.only_b
+    (-0.78311, 1)
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        options: BatchOptions | None = None,
+        compare: CompareOptions | None = None,
+    ) -> None:
+        self.options = options if options is not None else BatchOptions()
+        self.compare = compare if compare is not None else CompareOptions()
+        self.a = BatchAccumulator(num_classes, self.options)
+        self.b = BatchAccumulator(num_classes, self.options)
+        self._sum = core.ExactSum()  # of the per-row differences d = loss_B - loss_A (nats)
+        self._sum_sq = core.ExactSum()  # of d ** 2
+        self._sum_dw = core.ExactSum()  # of d * w (the ratio estimator's cross term)
+        self._sum_w = core.ExactSum()
+        self._sum_w_sq = core.ExactSum()
+        self._rows = 0
+        self._table = np.zeros((2, 2), dtype=np.int64)  # [A right?][B right?]
+        self._rise: list[tuple[float, int, ChangedRow]] = []
+        self._fall: list[tuple[float, int, ChangedRow]] = []
+        self._order = 0
+        self._weights = (
+            None if self.options.weights is None else np.asarray(self.options.weights, float)
+        )
+
+    def add(self, chunk_a: Chunk, chunk_b: Chunk) -> None:
+        """Fold two chunks holding the same rows (same length, same labels or targets)."""
+        n = len(chunk_a.lines)
+        if len(chunk_b.lines) != n:
+            raise ValueError("chunks of different lengths")
+        self._check_same_labels(chunk_a, chunk_b)
+        result_a = self.a.add(chunk_a, per_row=True)
+        result_b = self.b.add(chunk_b, per_row=True)
+        if result_a is None or result_b is None:
+            return
+        counted = result_a.counted & result_b.counted
+        if not counted.any():
+            return
+        base = self.options.base
+        factor = float(core.to_base(np.float64(1.0), base))  # 1 nat in the run's unit
+        loss_a = result_a.loss[counted] / factor  # back to nats (exact for base e)
+        loss_b = result_b.loss[counted] / factor
+        d = loss_b - loss_a
+        finite = np.isfinite(d)
+        if not finite.all():
+            d = np.where(finite, d, 0.0)  # an infinite loss: the interval is undefined
+            self._infinite = True
+        weights = self._row_weights(result_a, counted, chunk_a)
+        self._sum.add(d)
+        self._sum_sq.add(d * d)
+        self._sum_dw.add(d * weights)
+        self._sum_w.add(weights)
+        self._sum_w_sq.add(weights * weights)
+        self._rows += int(counted.sum())
+        right_a = (result_a.predicted == result_a.labels)[counted]
+        right_b = (result_b.predicted == result_b.labels)[counted]
+        np.add.at(self._table, (right_a.astype(np.intp), right_b.astype(np.intp)), 1)
+        self._keep_changes(result_a, result_b, counted, chunk_a, chunk_b)
+
+    def _row_weights(
+        self, result: ChunkResult, counted: npt.NDArray[np.bool_], chunk: Chunk
+    ) -> FloatArray:
+        if self._weights is None or chunk.targets is not None:
+            return np.ones(int(counted.sum()))
+        return self._weights[result.labels[counted]]
+
+    def _check_same_labels(self, chunk_a: Chunk, chunk_b: Chunk) -> None:
+        if chunk_a.labels is not None and chunk_b.labels is not None:
+            differ = chunk_a.labels != chunk_b.labels
+            what = "label"
+        elif chunk_a.targets is not None and chunk_b.targets is not None:
+            differ = (chunk_a.targets != chunk_b.targets).any(axis=1)
+            what = "targets"
+        else:
+            raise DataError(
+                chunk_b.path,
+                None,
+                None,
+                f"holds {'labels' if chunk_b.labels is not None else 'soft targets'}"
+                f" and {chunk_a.path} {'labels' if chunk_a.labels is not None else 'soft targets'}",
+            )
+        if differ.any():
+            i = int(np.argmax(differ))
+            if what == "label":
+                assert chunk_a.labels is not None
+                assert chunk_b.labels is not None
+                shown = (
+                    f"{self._name(int(chunk_a.labels[i]))} vs {self._name(int(chunk_b.labels[i]))}"
+                )
+            else:
+                shown = "the soft targets differ"
+            raise DataError(
+                _place(chunk_a, i),
+                None,
+                None,
+                f"the {what} differs from {_place(chunk_b, i)} ({shown}): the files must hold"
+                " the same rows in the same order (or give --id-column)",
+            )
+
+    def _name(self, index: int) -> int | str:
+        names = self.options.class_names
+        return names[index] if names is not None and 0 <= index < len(names) else index
+
+    def _keep_changes(
+        self,
+        result_a: ChunkResult,
+        result_b: ChunkResult,
+        counted: npt.NDArray[np.bool_],
+        chunk_a: Chunk,
+        chunk_b: Chunk,
+    ) -> None:
+        top = self.compare.worst
+        if not top:
+            return
+        index = np.nonzero(counted)[0]
+        change = result_b.loss[index] - result_a.loss[index]
+        with np.errstate(invalid="ignore"):
+            change = np.where(np.isnan(change), 0.0, change)
+        for heap, sign in ((self._rise, 1.0), (self._fall, -1.0)):
+            candidates = index[np.argsort(-sign * change, kind="stable")[:top]]
+            for i in candidates.tolist():
+                value = sign * float(result_b.loss[i] - result_a.loss[i])
+                if not value > 0:
+                    continue
+                self._order += 1
+                key = (value, -self._order)
+                if len(heap) >= top and key <= heap[0][:2]:
+                    continue
+                row = ChangedRow(
+                    _place(chunk_a, i),
+                    _place(chunk_b, i),
+                    self._name(int(result_a.labels[i])),
+                    self._name(int(result_a.predicted[i])),
+                    self._name(int(result_b.predicted[i])),
+                    float(result_a.loss[i]),
+                    float(result_b.loss[i]),
+                )
+                item = (value, -self._order, row)
+                if len(heap) < top:
+                    heapq.heappush(heap, item)
+                else:
+                    heapq.heapreplace(heap, item)
+
+    def summary(self) -> CompareSummary:
+        a, b = self.a.summary(), self.b.summary()
+        base = self.options.base
+        level = self.compare.ci
+        difference = None
+        interval = None
+        weight = self._sum_w.exact()
+        if self._rows and weight > 0 and a.loss_mean is not None and b.loss_mean is not None:
+            # Both sides' exact loss sums (in nats) over the same W: (S_B - S_A) / W, once.
+            exact = self.b.class_sums.total().exact() - self.a.class_sums.total().exact()
+            if math.isfinite(a.loss_sum) and math.isfinite(b.loss_sum):
+                difference = core.fraction_to_base(exact / weight, base)
+            interval = self._loss_interval(level, base)
+        table = self._table
+        mcnemar = Mcnemar(
+            both_right=int(table[1, 1]),
+            only_a=int(table[1, 0]),
+            only_b=int(table[0, 1]),
+            both_wrong=int(table[0, 0]),
+            p_value=mcnemar_exact(int(table[1, 0]), int(table[0, 1])),
+        )
+        n = self._rows
+        accuracy_difference = None
+        accuracy_interval = None
+        if n:
+            accuracy_difference = (mcnemar.only_b - mcnemar.only_a) / n
+            accuracy_interval = _paired_proportion_interval(
+                mcnemar.only_a, mcnemar.only_b, n, level
+            )
+        worse = (
+            difference is not None
+            and difference > self.compare.margin
+            and (interval is None or interval[0] > self.compare.margin)
+        )
+        return CompareSummary(
+            a=a,
+            b=b,
+            units=a.units,
+            rows=n,
+            loss_difference=difference,
+            loss_ci=interval,
+            ci_level=level,
+            accuracy_difference=accuracy_difference,
+            accuracy_ci=accuracy_interval,
+            mcnemar=mcnemar,
+            flipped_to_wrong=mcnemar.only_a,
+            flipped_to_right=mcnemar.only_b,
+            regressions=tuple(r for *_, r in sorted(self._rise, reverse=True)),
+            improvements=tuple(r for *_, r in sorted(self._fall, reverse=True)),
+            per_class=tuple(
+                ClassChange(ca.name, ca.rows, ca.loss, cb.loss, ca.accuracy, cb.accuracy)
+                for ca, cb in zip(a.per_class, b.per_class, strict=True)
+            ),
+            margin=self.compare.margin,
+            worse=worse,
+        )
+
+    def _loss_interval(self, level: float, base: str) -> tuple[float, float] | None:
+        """Normal approximation for the ratio mean sum(d) / sum(w) (d: weighted differences).
+
+        Var = sum (d_i - r w_i)^2 / (n (n - 1) wbar^2), expanded from the exact sums of
+        d^2, d w and w^2 (the usual ratio-estimator variance; with w = 1 it is the
+        sample variance of d over n).
+        """
+        n = self._rows
+        if not level or n < 2 or getattr(self, "_infinite", False):
+            return None
+        sum_d, sum_w = self._sum.exact(), self._sum_w.exact()
+        r = sum_d / sum_w
+        squares = (
+            self._sum_sq.exact() - 2 * r * self._sum_dw.exact() + r * r * self._sum_w_sq.exact()
+        )
+        wbar = sum_w / n
+        variance = max(Fraction(0), squares) / (n * (n - 1) * wbar * wbar)
+        z = NormalDist().inv_cdf(0.5 + level / 2)
+        half = z * math.sqrt(float(variance))
+        centre = float(r)
+        factor = float(core.to_base(np.float64(1.0), base))
+        return ((centre - half) * factor, (centre + half) * factor)
+
+
+def _place(chunk: Chunk, i: int) -> str:
+    from xentcli.batch._types import place
+
+    return place(chunk.path, int(chunk.lines[i]), chunk.unit)
+
+
+def mcnemar_exact(only_a: int, only_b: int) -> float | None:
+    """McNemar's exact test: the two-sided binomial p-value of the discordant pairs.
+
+    ``min(1, 2 * P(X <= min(b, c)))`` for X ~ Binomial(b + c, 1/2), summed in log space
+    (exact enough for any count: each term is within a few ulp).
+
+    >>> mcnemar_exact(10, 2)
+    0.03857421875
+    >>> mcnemar_exact(0, 0) is None
+    True
+    """
+    n = only_a + only_b
+    if n == 0:
+        return None
+    k = min(only_a, only_b)
+    if n <= 1000:
+        tail = Fraction(sum(math.comb(n, j) for j in range(k + 1)), 2**n)
+        return float(min(Fraction(1), 2 * tail))
+    log_terms = [
+        math.lgamma(n + 1) - math.lgamma(j + 1) - math.lgamma(n - j + 1) - n * math.log(2)
+        for j in range(k + 1)
+    ]
+    top = max(log_terms)
+    log_tail = top + math.log(math.fsum(math.exp(t - top) for t in log_terms))
+    return min(1.0, 2 * math.exp(log_tail))
+
+
+def _paired_proportion_interval(
+    only_a: int, only_b: int, n: int, level: float
+) -> tuple[float, float] | None:
+    """Normal interval for the paired difference of accuracies (B - A), Wald with the
+    McNemar variance: ((b + c) - (c - b)^2 / n) / n^2 (Agresti, Categorical Data Analysis)."""
+    if not level or n < 2:
+        return None
+    diff = (only_b - only_a) / n
+    variance = ((only_a + only_b) - (only_b - only_a) ** 2 / n) / n**2
+    half = NormalDist().inv_cdf(0.5 + level / 2) * math.sqrt(max(0.0, variance))
+    return (diff - half, diff + half)
+
+
+# ------------------------------------------------------------------------ the two files
+def _piece(chunk: Chunk, index: slice | npt.NDArray[Any]) -> Chunk:
+    """Rows *index* of *chunk* (the kernel's prepared results are recomputed)."""
+    import dataclasses
+
+    return dataclasses.replace(
+        chunk,
+        logits=chunk.logits[index],
+        labels=None if chunk.labels is None else chunk.labels[index],
+        targets=None if chunk.targets is None else chunk.targets[index],
+        lines=chunk.lines[index],
+        prepared=None,
+    )
+
+
+def _by_position(
+    chunks_a: Iterator[Chunk], chunks_b: Iterator[Chunk], name_a: str, name_b: str
+) -> Iterator[tuple[Chunk, Chunk]]:
+    """Pairs of chunks holding the same rows, matched by their position in the files."""
+    a = next(chunks_a, None)
+    b = next(chunks_b, None)
+    last_a = last_b = None
+    while a is not None and b is not None:
+        n = min(len(a.lines), len(b.lines))
+        if n == len(a.lines) == len(b.lines):
+            yield a, b
+            last_a, last_b = a, b
+            a, b = next(chunks_a, None), next(chunks_b, None)
+            continue
+        yield _piece(a, slice(0, n)), _piece(b, slice(0, n))
+        last_a, last_b = a, b
+        a = _piece(a, slice(n, None)) if n < len(a.lines) else next(chunks_a, None)
+        b = _piece(b, slice(n, None)) if n < len(b.lines) else next(chunks_b, None)
+    if a is not None or b is not None:
+        longer, shorter_name, last = (a, name_b, last_b) if a is not None else (b, name_a, last_a)
+        assert longer is not None
+        ended = "has no rows" if last is None else f"ends at {_place(last, len(last.lines) - 1)}"
+        raise DataError(
+            shorter_name,
+            None,
+            None,
+            f"has fewer rows than the other file: it {ended}, and"
+            f" {_place(longer, 0)} has no partner",
+        )
+
+
+def _by_line(
+    chunks_a: Iterator[Chunk], chunks_b: Iterator[Chunk], counter: list[int]
+) -> Iterator[tuple[Chunk, Chunk]]:
+    """Pairs matched by line (or row) number: with ``--on-error skip``, a row skipped on
+    one side leaves its partner alone; ``counter[0]`` counts such unpaired rows."""
+    a = next(chunks_a, None)
+    b = next(chunks_b, None)
+    while a is not None and b is not None:
+        high = min(int(a.lines[-1]), int(b.lines[-1]))
+        take_a, take_b = a.lines <= high, b.lines <= high
+        common, ia, ib = np.intersect1d(
+            a.lines[take_a], b.lines[take_b], assume_unique=True, return_indices=True
+        )
+        counter[0] += int(take_a.sum()) + int(take_b.sum()) - 2 * len(common)
+        if len(common):
+            yield _piece(a, ia), _piece(b, ib)
+        a = _piece(a, ~take_a) if not take_a.all() else next(chunks_a, None)
+        b = _piece(b, ~take_b) if not take_b.all() else next(chunks_b, None)
+    for rest, chunks in ((a, chunks_a), (b, chunks_b)):
+        while rest is not None:
+            counter[0] += len(rest.lines)
+            rest = next(chunks, None)
+
+
+def compare_files(
+    path_a: str,
+    path_b: str,
+    read_options: Any,
+    options: BatchOptions,
+    compare: CompareOptions,
+) -> CompareSummary:
+    """Compare the model outputs in *path_a* and *path_b* row by row (see the module)."""
+    import contextlib
+    import dataclasses
+
+    from xentcli.batch.reader import open_table
+
+    with contextlib.ExitStack() as stack:
+        table_a = stack.enter_context(open_table(path_a, read_options))
+        table_b = stack.enter_context(open_table(path_b, read_options))
+        k_a, k_b = len(table_a.logit_names), len(table_b.logit_names)
+        if k_a != k_b:
+            raise DataError(
+                table_b.display_name,
+                None,
+                None,
+                f"has {k_b} classes and {table_a.display_name} has {k_a}: compare needs the"
+                " same classes",
+            )
+        named = getattr(table_a, "class_names", None)
+        if options.class_names is None and named is not None:
+            options = dataclasses.replace(options, class_names=named)
+        pair = PairedComparison(k_a, options, compare)
+        table_a.prepare = pair.a.losses
+        table_b.prepare = pair.b.losses
+        pair.a.start_file(table_a.display_name)
+        pair.b.start_file(table_b.display_name)
+        skipping = getattr(read_options, "on_error", "raise") == "skip"
+        unpaired = [0]
+        chunks_a, chunks_b = iter(table_a.chunks()), iter(table_b.chunks())
+        pairs = (
+            _by_line(chunks_a, chunks_b, unpaired)
+            if skipping
+            else _by_position(chunks_a, chunks_b, table_a.display_name, table_b.display_name)
+        )
+        for chunk_a, chunk_b in pairs:
+            pair.add(
+                dataclasses.replace(chunk_a, path=table_a.display_name),
+                dataclasses.replace(chunk_b, path=table_b.display_name),
+            )
+        pair.a.add_skipped(table_a.display_name, table_a.rows_skipped, table_a.skipped)
+        pair.b.add_skipped(table_b.display_name, table_b.rows_skipped, table_b.skipped)
+        summary = pair.summary()
+    if skipping:
+        summary.extra["rows_unpaired"] = unpaired[0]
+    return summary
