@@ -26,7 +26,9 @@ scipy_stats = pytest.importorskip("scipy.stats")
 
 
 @pytest.fixture(scope="module")
-def two_models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, np.ndarray, np.ndarray, np.ndarray]:
+def two_models(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Path, Path, np.ndarray, np.ndarray, np.ndarray]:
     from sklearn.datasets import load_digits
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
@@ -47,7 +49,10 @@ def two_models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, np
     paths = []
     for name, logits in (("linear.csv", logits_a), ("forest.csv", logits_b)):
         lines = [",".join([*(f"logit_{k}" for k in range(10)), "label"])]
-        lines += [",".join([*map(repr, map(float, row)), str(int(t))]) for row, t in zip(logits, y_test, strict=True)]
+        lines += [
+            ",".join([*map(repr, map(float, row)), str(int(t))])
+            for row, t in zip(logits, y_test, strict=True)
+        ]
         (directory / name).write_text("\n".join(lines) + "\n")
         paths.append(directory / name)
     return paths[0], paths[1], logits_a, logits_b, y_test
@@ -101,7 +106,9 @@ def test_difference_interval_and_mcnemar_against_independent_computations(two_mo
     discordant = m["only_a"] + m["only_b"]
     expected = scipy_stats.binomtest(m["only_b"], discordant, 0.5).pvalue
     assert math.isclose(m["p_value"], expected, rel_tol=1e-12)
-    assert math.isclose(got["difference"]["accuracy"], right_b.mean() - right_a.mean(), abs_tol=1e-15)
+    assert math.isclose(
+        got["difference"]["accuracy"], right_b.mean() - right_a.mean(), abs_tol=1e-15
+    )
     # regressions are sorted by the rise of the loss, and are rises
     changes = [r["change"] for r in got["regressions"]]
     assert changes == sorted(changes, reverse=True)
@@ -127,12 +134,15 @@ def test_paired_interval_covers_the_true_difference() -> None:
     covered = 0
     trials = 300
     n = 200
-    big = 2_000_000
+    big = 400_000
     labels_big = rng.integers(0, 3, big)
     noise_a = rng.normal(0, 1.0, (big, 3))
     noise_b = rng.normal(0, 1.5, (big, 3))
     truth = float(
-        (row_losses(true_logits + noise_b, labels_big) - row_losses(true_logits + noise_a, labels_big)).mean()
+        (
+            row_losses(true_logits + noise_b, labels_big)
+            - row_losses(true_logits + noise_a, labels_big)
+        ).mean()
     )
     for trial in range(trials):
         labels = rng.integers(0, 3, n)
@@ -170,7 +180,9 @@ def test_gate_fails_when_b_is_worse_and_passes_the_other_way(two_models) -> None
     assert "worse" in outcome.stdout
     # a margin beyond the difference lets it pass
     difference = compare(str(better), str(worse))["difference"]["loss"]
-    outcome = run(["compare", str(better), str(worse), "--fail-if-worse", "--margin", repr(difference * 2)])
+    outcome = run(
+        ["compare", str(better), str(worse), "--fail-if-worse", "--margin", repr(difference * 2)]
+    )
     assert outcome.code == 0
 
 

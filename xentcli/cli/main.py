@@ -40,6 +40,11 @@ LAZY_COMMANDS = {
         "batch",
         "Score CSV files of model outputs: loss, perplexity, accuracy and the worst rows.",
     ),
+    "compare": (
+        "xentcli.cli.compare",
+        "compare",
+        "Compare two models' outputs on the same rows: the difference and whether it is real.",
+    ),
     "merge": (
         "xentcli.cli.merge",
         "merge",
