@@ -137,7 +137,6 @@ def compare(
         raise BadInvocation("--target-columns and --label-column cannot be used together")
     if label_column is not None and re.fullmatch(r"-?\d+", label_column.strip()):
         reading["label_column"] = int(label_column)
-    reading["classes"] = reading.pop("class_names", None)
     reading["on_error"] = "skip" if reading.get("on_error") == "skip" else "raise"
     read_options = ReadOptions(ignore_index=loss.ignore_index, **reading)
     options = BatchOptions(
@@ -147,7 +146,7 @@ def compare(
         temperature=loss.temperature,
         base=loss.base,
         worst=0,
-        class_names=reading["classes"],
+        class_names=reading.get("class_names"),
     )
     try:
         summary = compare_files(
