@@ -232,6 +232,85 @@ def test_a_dask_dataframe(client):
     assert {w.unit for w in got.worst} == {"row"}
 
 
+def _one_process(path: Path, *args: str) -> str:
+    out = run(["batch", str(path), "--format", "json", *args])
+    return out.stdout if out.code == 0 else out.stderr
+
+
+def _in_parts(path: Path, part: int, read: ReadOptions, options: BatchOptions) -> str:
+    """The engine's tasks and tree run in this process (no cluster): parts of *part* bytes."""
+    from xentcli.batch.engine import _tree
+    from xentcli.batch.parts import finish, merge_results, score_part
+    from xentcli.errors import DataError
+
+    results = [score_part(p, read, options) for p in plan([str(path)], read, part)]
+    try:
+        accumulator = finish(_tree(results, merge_results))
+    except DataError as error:
+        return f"Error: {error}\n"
+    from xentcli.text import dumps
+
+    return dumps(accumulator.summary().to_json()) + "\n"
+
+
+def _body(
+    rng: np.random.Generator, n: int, bad: tuple[int, ...] = (), blanks: int = 0
+) -> list[str]:
+    lines = []
+    for i in range(n):
+        row = ",".join(repr(float(v)) for v in rng.normal(size=3))
+        lines.append("1,2,zz,0" if i in bad else f"{row},{rng.integers(0, 3)}")
+        if blanks and i % blanks == 0:
+            lines.append("   ")
+    return lines
+
+
+EDGES = {
+    "crlf": lambda rng: "\r\n".join(["a,b,c,label", *_body(rng, 120)]) + "\r\n",
+    "bom, blank lines before the header": lambda rng: (
+        "\ufeff\n\n  \na,b,c,label\n" + "\n".join(_body(rng, 120, blanks=7)) + "\n"
+    ),
+    "no header": lambda rng: "\n".join(_body(rng, 120)) + "\n",
+    "no final line break": lambda rng: "\n".join(["a,b,c,label", *_body(rng, 120)]),
+    "bad rows skipped": lambda rng: (
+        "\n".join(["a,b,c,label", *_body(rng, 200, (5, 77, 150, 151))]) + "\n"
+    ),
+    "a bad row": lambda rng: "\n".join(["a,b,c,label", *_body(rng, 200, (131,), blanks=9)]) + "\n",
+}
+
+
+@pytest.mark.parametrize("name", list(EDGES))
+def test_byte_ranges_of_any_size_give_one_process_output(tmp_path, name):
+    """Parts smaller than a line (empty parts), or a few lines: the same report, the same
+    true line numbers (worst rows, skipped rows, errors)."""
+    path = tmp_path / "edge.csv"
+    path.write_text(EDGES[name](np.random.default_rng(5)), encoding="utf-8")
+    skip = name == "bad rows skipped"
+    read = ReadOptions(on_error="skip" if skip else "raise")
+    expected = _one_process(path, *(["--on-error", "skip"] if skip else []))
+    for part in (61, 700, 2500):
+        assert _in_parts(path, part, read, BatchOptions()) == expected, part
+
+
+def test_parquet_row_groups_name_true_rows(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(6)
+    logits = rng.normal(size=(200, 3))
+    labels = rng.integers(0, 3, 200)
+    path = tmp_path / "p.parquet"
+    for nan in (False, True):
+        if nan:
+            logits[137, 1] = np.nan
+        columns = {"a": logits[:, 0], "b": logits[:, 1], "c": logits[:, 2], "label": labels}
+        pq.write_table(pa.table(columns), path, row_group_size=30)
+        assert len(plan([str(path)], ReadOptions(), 500)) > 3
+        got = _in_parts(path, 500, ReadOptions(), BatchOptions(worst=7))
+        assert got == _one_process(path, "--worst", "7")
+    assert got == f"Error: {path}:row 138:b: logit is NaN ('nan')\n"
+
+
 def test_usage_errors():
     out = run(["batch", "a.csv", "--scheduler", "tcp://127.0.0.1:1"])
     assert out.code == 2

@@ -453,3 +453,27 @@ def test_merge_cli_damaged_file_is_one_line(tmp_path):
         missing.stderr
         == f"Error: {tmp_path / 'nope.state'}: cannot read: No such file or directory\n"
     )
+
+
+def test_skipped_rows_of_a_parquet_file_travel_with_their_column_name(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(2)
+    logits = rng.normal(size=(50, 3))
+    logits[7, 1] = np.nan
+    labels = rng.integers(0, 3, 50)
+    path = tmp_path / "q.parquet"
+    columns = {"a": logits[:, 0], "b": logits[:, 1], "c": logits[:, 2], "label": labels}
+    pq.write_table(pa.table(columns), path, row_group_size=20)
+    saved = tmp_path / "q.state"
+    args = [str(path), "--on-error", "skip", "--format", "json"]
+    local = run(["batch", *args, "--save-state", str(saved)])
+    assert local.code == 0, local.stderr
+    merged = run(["merge", str(saved), "--format", "json"])
+    assert merged.stdout == local.stdout
+    skipped = json.loads(merged.stdout)["skipped"]
+    assert [(s["line"], s["column"]) for s in skipped] == [(8, "b")]
+    assert str(state_module.read_state(str(saved)).summary().skipped[0]).startswith(
+        f"{path}:row 8:b: "
+    )

@@ -1076,7 +1076,14 @@ def _joined(first: FileRecord, second: FileRecord) -> FileRecord:
             acc.merge(part)
     shift = first.newlines
     errors = first.errors + [
-        DataError(e.path, None if e.line is None else e.line + shift, e.column, e.reason, e.value)
+        DataError(
+            e.path,
+            None if e.line is None else e.line + shift,
+            e.column,
+            e.reason,
+            e.value,
+            unit=e.unit,
+        )
         for e in second.errors
     ]
     return FileRecord(

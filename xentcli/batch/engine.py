@@ -229,7 +229,13 @@ def score_frame(
     except InvalidInputError as error:
         reason = f"partition {index}: {error}"
         return {
-            "error": {"path": source, "line": None, "column": None, "reason": reason},
+            "error": {
+                "path": source,
+                "line": None,
+                "column": None,
+                "reason": reason,
+                "unit": "row",
+            },
             "part": index,
             "start": 0,
         }

@@ -278,7 +278,13 @@ def score_part(part: Part, read_options: ReadOptions, options: BatchOptions) -> 
 def _error_data(error: DataError) -> dict[str, Any]:
     # The value travels inside the reason, as the message shows it (plain text).
     reason = str(DataError("", None, None, error.reason, error.value))[2:]
-    return {"path": error.path, "line": error.line, "column": error.column, "reason": reason}
+    return {
+        "path": error.path,
+        "line": error.line,
+        "column": error.column,
+        "reason": reason,
+        "unit": error.unit,
+    }
 
 
 def _error_start(part: Part) -> int:
@@ -331,7 +337,9 @@ def _score_whole(
             with open_table(local, read_options) as table:
                 return _accumulate(table, path, options, None)
         except DataError as error:
-            raise DataError(path, error.line, error.column, error.reason, error.value) from None
+            raise DataError(
+                path, error.line, error.column, error.reason, error.value, unit=error.unit
+            ) from None
 
 
 def _score_range(
@@ -402,7 +410,7 @@ def true_line(result: dict[str, Any]) -> DataError:
                 before += count_newlines(block)
                 left -= len(block)
         line += before
-    return DataError(data["path"], line, data["column"], data["reason"])
+    return DataError(data["path"], line, data["column"], data["reason"], unit=data["unit"])
 
 
 def finish(result: dict[str, Any]) -> BatchAccumulator:

@@ -122,7 +122,8 @@ def _file_to_state(record: FileRecord) -> dict[str, Any]:
         "sum": record.total.to_state(),
         "weight": record.weight.to_state(),
         "errors": [
-            {"line": e.line, "column": e.column, "reason": _error_text(e)} for e in record.errors
+            {"line": e.line, "column": e.column, "reason": _error_text(e), "unit": e.unit}
+            for e in record.errors
         ],
     }
 
@@ -336,14 +337,25 @@ def _file_from_state(data: Any, where: str, record_type: type[FileRecord]) -> Fi
         raise StateError(f"{where}: counted + ignored is not rows")
     errors = []
     for n, item in enumerate(core.need_list(fields["errors"], f"{where}.errors", max_size=5)):
-        error = core.need_dict(item, f"{where}.errors[{n}]", ("line", "column", "reason"))
+        error = core.need_dict(item, f"{where}.errors[{n}]")
+        keys = (
+            ("line", "column", "reason", "unit")
+            if "unit" in error
+            else ("line", "column", "reason")
+        )
+        error = core.need_dict(error, f"{where}.errors[{n}]", keys)
         line, column = error["line"], error["column"]
+        unit = error.get("unit", "line")  # optional: states written before it say lines
+        if unit not in ("line", "row"):
+            raise StateError(f"{where}.errors[{n}].unit: must be 'line' or 'row'")
         if line is not None:
             line = core.need_int(line, f"{where}.errors[{n}].line", -(1 << 62))
-        if column is not None:
+        if isinstance(column, str):  # a column's name (Parquet, Arrow, JSON Lines)
+            column = _text(column, f"{where}.errors[{n}].column")
+        elif column is not None:
             column = core.need_int(column, f"{where}.errors[{n}].column", 1)
         reason = _text(error["reason"], f"{where}.errors[{n}].reason")
-        errors.append(DataError(path, line, column, reason))
+        errors.append(DataError(path, line, column, reason, unit=unit))
     return record_type(
         path=path,
         total=core.ExactSum.from_state(fields["sum"], f"{where}.sum"),
