@@ -43,6 +43,7 @@ Examples:
   xent compute --logits 1.2,2.3,0.8 --label 1 --label-smoothing 0.1 --weights 1,2,1
   xent compute --logits 1000,1001,1002 --label 0 --naive
   xent compute --logits 0,-40 --label 0 --frameworks
+  xent compute --logits 0,-36.04 --label 1 --dtype bfloat16
   xent compute --logits 0,-40 --label 0 --naive --digits 17
   xent compute --logits 1.2,2.3,0.8 --label 1 --format latex > loss.tex
 """
@@ -180,6 +181,13 @@ def _message(error: XentError, written: dict[str, list[str]]) -> str:
     help="Also show the derivation, step by step, with the numbers substituted.",
 )
 @click.option(
+    "--dtype",
+    type=click.Choice(["float32", "float16", "bfloat16"]),
+    default=None,
+    help="Also compute every step in this precision (stable and naive), with its error in"
+    " that format's last place and where it overflows, underflows or rounds to a grid.",
+)
+@click.option(
     "--frameworks",
     is_flag=True,
     help="Also show what PyTorch, Keras, optax, scikit-learn and SciPy return for this"
@@ -212,6 +220,7 @@ def compute(
     loss: LossOptions,
     output_format: str,
     explain: bool,
+    dtype: str | None,
     frameworks: bool,
     naive: bool,
     digits: int,
@@ -262,6 +271,10 @@ def compute(
             raise BadInvocation(f"--target: {_counts(len(targets), 'value', k)}")
     if loss.weights is not None and len(loss.weights) != k:
         raise BadInvocation(f"--weights: {_counts(len(loss.weights), 'value', k)}")
+    if dtype is not None and label is None:
+        raise BadInvocation("--dtype works a labelled sample through: give --label")
+    if dtype is not None and output_format not in ("table", "json"):
+        raise BadInvocation(f"--dtype has no {output_format} form; use --format table or json")
     if frameworks and label is None and targets is None:
         raise BadInvocation("--frameworks compares losses: give --label or --target")
     if frameworks and output_format not in ("table", "json"):
@@ -287,12 +300,23 @@ def compute(
     if output_format == "table":
         console = make_console()
         render.print_table(
-            trace, console, digits=digits, explain=explain, naive=naive, frameworks=frameworks
+            trace,
+            console,
+            digits=digits,
+            explain=explain,
+            naive=naive,
+            frameworks=frameworks,
+            dtype=dtype,
         )
     elif output_format == "json":
         click.echo(
             render.to_json(
-                trace, naive=naive, explain=explain, digits=digits, frameworks=frameworks
+                trace,
+                naive=naive,
+                explain=explain,
+                digits=digits,
+                frameworks=frameworks,
+                dtype=dtype,
             ),
             nl=False,
         )

@@ -321,6 +321,7 @@ def print_table(
     explain: bool = False,
     naive: bool = False,
     frameworks: bool = False,
+    dtype: str | None = None,
 ) -> None:
     """Print the per-class table, the totals, the bar chart (and the steps) to *console*.
 
@@ -384,6 +385,10 @@ def print_table(
             " (nats; exact: xent's value of the same convention)"
         )
         out.lines(["", *fw.lines(fw.framework_values(t), width, title)])
+    if dtype is not None:
+        from xentcli.compute import lowprecision
+
+        out.lines(["", *lowprecision.lines(lowprecision.low_precision(t, dtype))])
     out.flush()
 
 
@@ -395,6 +400,7 @@ def to_json(
     explain: bool = False,
     digits: int = DEFAULT_DIGITS,
     frameworks: bool = False,
+    dtype: str | None = None,
 ) -> str:
     """The trace as JSON in DESIGN.md's shape, at full precision (plus extra keys)."""
     from xentcli import text as jsonfmt
@@ -461,6 +467,10 @@ def to_json(
         from xentcli.compute import frameworks as fw
 
         data["frameworks"] = fw.to_json(fw.framework_values(t))
+    if dtype is not None:
+        from xentcli.compute import lowprecision
+
+        data["dtype"] = lowprecision.to_json(lowprecision.low_precision(t, dtype))
     return jsonfmt.dumps(data) + "\n"
 
 

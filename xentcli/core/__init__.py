@@ -1,7 +1,7 @@
 """The numerics of xent on numpy arrays: the only door into ``xentcli.core``.
 
 The modules behind it are private (``_kernel``, ``_softmax_block``, ``_loss_block``,
-``_compensated``, ``_doubledouble``, ``_divergence``, ``_frameworks``, ``_exactsum``,
+``_compensated``, ``_doubledouble``, ``_divergence``, ``_frameworks``, ``_lowprecision``, ``_exactsum``,
 ``_blocks``, ``_units``, ``_validation``, ``_state``, ``_options``); everything the other
 layers and users need is re-exported here. Nothing here does I/O or prints.
 
@@ -24,6 +24,7 @@ from xentcli.core._kernel import (
     softmax,
     softmax_steps,
 )
+from xentcli.core._lowprecision import FORMATS, LowPrecision, low_precision_loss, round_to, spacing
 from xentcli.core._options import LossOptions
 from xentcli.core._softmax_block import ROW_ARGMAX_CLASSES
 from xentcli.core._state import (
@@ -40,6 +41,7 @@ from xentcli.core._units import LN_BASE, UNITS, Base, check_base, to_base
 from xentcli.core._validation import TARGET_SUM_TOLERANCE
 
 __all__ = [
+    "FORMATS",
     "LN_BASE",
     "ROW_ARGMAX_CLASSES",
     "TARGET_SUM_TOLERANCE",
@@ -50,6 +52,7 @@ __all__ = [
     "FrameworkRows",
     "GroupedExactSum",
     "LossOptions",
+    "LowPrecision",
     "RowLosses",
     "SoftmaxSteps",
     "check_base",
@@ -62,14 +65,17 @@ __all__ = [
     "kl_divergence",
     "log_softmax",
     "logsumexp",
+    "low_precision_loss",
     "need",
     "need_dict",
     "need_hex_float",
     "need_hex_int",
     "need_int",
     "need_list",
+    "round_to",
     "row_losses",
     "softmax",
     "softmax_steps",
+    "spacing",
     "to_base",
 ]

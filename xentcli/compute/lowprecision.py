@@ -1,0 +1,110 @@
+"""``xent compute --dtype``: the sample's loss computed in float32, float16 or bfloat16.
+
+Builds :class:`xentcli.core.LowPrecision` from a trace (the trace's float64 values are
+the exact ones each step is measured against) and lays it out as text lines and JSON.
+"""
+
+from __future__ import annotations
+
+import math
+
+from xentcli.compute.trace import Trace
+from xentcli.core import LowPrecision, low_precision_loss
+
+MARKS = {
+    "overflow": "overflows to inf",
+    "underflow": "underflows to 0",
+    "cancellation": "s rounds to 1: the tail cancels, log s = 0",
+    "grid": "on a coarse grid",
+    "lost": "the loss is lost: 0",
+    "nan": "nan",
+    "rounded": "",
+}
+
+
+def low_precision(t: Trace, name: str) -> LowPrecision:
+    """The loss of *t*'s sample (with a label) in the format *name*."""
+    assert t.label is not None
+    return low_precision_loss(
+        t.scaled,
+        t.label,
+        name,
+        exact_shifted=t.shifted,
+        exact_exp=t.exp_shifted,
+        exact_sum=t.sum_exp_shifted,
+        exact_log_sum=t.log_sum_exp_shifted,
+        exact_loss=t.loss_nats,
+        exact_probabilities=t.probabilities,
+    )
+
+
+def _number(x: float) -> str:
+    if math.isnan(x) or math.isinf(x):
+        return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
+    return f"{x:.8g}"
+
+
+def _ulps(x: float) -> str:
+    if math.isinf(x) or math.isnan(x):
+        return "-"
+    if x < 0.01:  # float64 noise against the format's unit
+        return "0"
+    return f"{x:.2f}" if x < 100 else f"{x:.2e}"
+
+
+def lines(r: LowPrecision) -> list[str]:
+    """Each step: the format's value, the exact value, the error in the format's ulps."""
+    out = [
+        f"In {r.name} (each step rounded to {r.name}; the sum accumulated in float32)",
+        "",
+    ]
+    rows = [("step", "value", "exact", "error (ulp)", "")]
+
+    def add(steps: tuple) -> None:  # type: ignore[type-arg]
+        for step in steps:
+            ulps = step.ulps(r.name)
+            for k, (v, e, u) in enumerate(zip(step.value, step.exact, ulps, strict=True)):
+                label = step.name if len(step.value) == 1 else f"{step.name} [{k}]"
+                marks = ", ".join(MARKS[m] for m in step.marks if MARKS[m]) if k == 0 else ""
+                rows.append((label, _number(v), _number(e), _ulps(u), marks))
+
+    add(r.steps)
+    rows.append(("naive: q = e^y / sum e^y", "", "", "", ""))
+    add(r.naive_steps)
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        out.append(
+            f"  {row[0].ljust(widths[0])}  {row[1].rjust(widths[1])}  {row[2].rjust(widths[2])}"
+            f"  {row[3].rjust(widths[3])}  {row[4]}".rstrip()
+        )
+    out += [
+        "",
+        f"  loss in {r.name}: {_number(r.loss)} stable, {_number(r.naive_loss)} naive;"
+        f" exact {_number(r.exact_loss)} nats;",
+        f"  near the exact loss {r.name} moves in steps of {r.loss_spacing:.3g}",
+    ]
+    return out
+
+
+def to_json(r: LowPrecision) -> dict[str, object]:
+    def steps(items: tuple) -> list[dict[str, object]]:  # type: ignore[type-arg]
+        return [
+            {
+                "name": s.name,
+                "value": list(s.value),
+                "exact": list(s.exact),
+                "ulps": list(s.ulps(r.name)),
+                "marks": list(s.marks),
+            }
+            for s in items
+        ]
+
+    return {
+        "name": r.name,
+        "loss": r.loss,
+        "naive_loss": r.naive_loss,
+        "exact_loss": r.exact_loss,
+        "loss_spacing": r.loss_spacing,
+        "steps": steps(r.steps),
+        "naive_steps": steps(r.naive_steps),
+    }
