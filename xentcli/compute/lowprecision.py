@@ -10,6 +10,7 @@ import math
 
 from xentcli.compute.trace import Trace
 from xentcli.core import LowPrecision, low_precision_loss
+from xentcli.core import LowPrecisionStep as Step
 
 MARKS = {
     "overflow": "overflows to inf",
@@ -60,7 +61,7 @@ def lines(r: LowPrecision) -> list[str]:
     ]
     rows = [("step", "value", "exact", "error (ulp)", "")]
 
-    def add(steps: tuple) -> None:  # type: ignore[type-arg]
+    def add(steps: tuple[Step, ...]) -> None:
         for step in steps:
             ulps = step.ulps(r.name)
             for k, (v, e, u) in enumerate(zip(step.value, step.exact, ulps, strict=True)):
@@ -87,7 +88,7 @@ def lines(r: LowPrecision) -> list[str]:
 
 
 def to_json(r: LowPrecision) -> dict[str, object]:
-    def steps(items: tuple) -> list[dict[str, object]]:  # type: ignore[type-arg]
+    def steps(items: tuple[Step, ...]) -> list[dict[str, object]]:
         return [
             {
                 "name": s.name,

@@ -25,6 +25,7 @@ from xentcli.core._kernel import (
     softmax_steps,
 )
 from xentcli.core._lowprecision import FORMATS, LowPrecision, low_precision_loss, round_to, spacing
+from xentcli.core._lowprecision import Step as LowPrecisionStep
 from xentcli.core._options import LossOptions
 from xentcli.core._softmax_block import ROW_ARGMAX_CLASSES
 from xentcli.core._state import (
@@ -53,6 +54,7 @@ __all__ = [
     "GroupedExactSum",
     "LossOptions",
     "LowPrecision",
+    "LowPrecisionStep",
     "RowLosses",
     "SoftmaxSteps",
     "check_base",
