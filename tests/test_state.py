@@ -343,6 +343,9 @@ CRAFTED = [
     (("class_correct",), [5, 5, 5]),
     (("components", "class_sums", "sums", 0), "0x" + "f" * 5000),
     (("components", "class_sums", "sums", 0), "12"),
+    (("components", "class_sums", "sums", 0), "0x1p99999"),
+    (("components", "class_sums", "sums", 0), "0x1p"),
+    (("components", "class_sums", "sums", 0), "0x1p0"),
     (("components", "class_sums", "sums", 0), 12),
     (("components", "class_sums", "special", 0), "0x1.0p+0"),
     (("components", "class_sums", "groups"), 10**9),
@@ -390,6 +393,24 @@ def test_crafted_states_are_refused_with_the_field_named(path, value):
     data = _set(_valid_state(), path, value)
     with pytest.raises(StateError):
         state_module.loads(json.dumps(data))
+
+
+def test_a_file_over_the_size_limit_is_refused_before_parsing(monkeypatch):
+    text = json.dumps(_valid_state())
+    monkeypatch.setattr(state_module, "MAX_STATE_BYTES", len(text) - 1)
+    with pytest.raises(StateError, match="larger than"):
+        state_module.loads(text)
+
+
+def test_exact_sums_travel_compactly_and_exactly():
+    acc = BatchAccumulator(3)
+    acc.update([[1.0, 2.0, 3.0], [0.5, 0.25, 1e-300]], [0, 2])
+    data = json.loads(state_module.dumps(acc))
+    sums = data["components"]["class_sums"]["sums"]
+    assert all(len(s) < 200 for s in sums)  # not the 280 digits of the plain integer
+    again = state_module.loads(json.dumps(data))
+    assert again.class_sums.exact(2) == acc.class_sums.exact(2)
+    assert again.class_sums.exact(0) == acc.class_sums.exact(0)
 
 
 def test_a_valid_state_round_trips_exactly():

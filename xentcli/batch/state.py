@@ -39,9 +39,10 @@ if TYPE_CHECKING:
 FORMAT = "xent-state"
 #: the state format's version; a state of another version does not merge
 VERSION = 1
-#: the largest state file read (bytes): far above any real state (a million classes
-#: take about 600 MB), it bounds what a hostile file can make the reader allocate
-MAX_STATE_BYTES = 1 << 30
+#: the largest state file read (bytes): above any real state (a million classes take
+#: about 80 MB), it bounds what a hostile file can make the parser allocate (at worst
+#: about ten times its size, for a file of nothing but short numbers)
+MAX_STATE_BYTES = 128 << 20
 MAX_CLASSES = 1 << 24
 MAX_FILES = 1 << 20
 MAX_WORST = 1 << 20

@@ -3,7 +3,9 @@
 A state is data, never code: each reader below checks one field's type, range and size
 before anything is built from it, and raises :class:`~xentcli.errors.StateError` naming
 the field. Exact numbers travel as text that round-trips exactly: integers as hexadecimal
-(``"-0x1f"``: no decimal conversion limit, linear time) and floats as :meth:`float.hex`.
+with a binary exponent for their trailing zero bits (``"-0x1f"``, ``"0x3p1124"`` is
+3·2**1124: an exact sum's low bits are mostly zeros; no decimal conversion limit, linear
+time) and floats as :meth:`float.hex`.
 """
 
 from __future__ import annotations
@@ -17,13 +19,22 @@ from xentcli.errors import StateError
 #: the longest hexadecimal integer accepted (an exact sum of 2**63 float64 values is
 #: below 2**2213, 554 hexadecimal digits)
 MAX_HEX_DIGITS = 600
-_HEX_INT = re.compile(r"-?0x(0|[1-9a-f][0-9a-f]*)")
+#: the largest binary exponent accepted (an exact sum is below 2**2213)
+MAX_EXPONENT = 2400
+_HEX_INT = re.compile(r"-?0x(0|[1-9a-f][0-9a-f]*)(p[1-9][0-9]{0,3})?")
 _HEX_FLOAT = re.compile(r"-?(inf|nan|0x[01]\.[0-9a-f]{1,13}p[+-]\d{1,4}|0x0\.0p\+0)")
 
 
 def hex_int(value: int) -> str:
-    """*value* as hexadecimal text (``"0x0"``, ``"-0x1f"``)."""
-    return hex(value)
+    """*value* as hexadecimal text, its trailing zero bits as a binary exponent.
+
+    >>> hex_int(0), hex_int(-31), hex_int(3 << 1124), need_hex_int(hex_int(-5 << 70), "x")
+    ('0x0', '-0x1f', '0x3p1124', -5902958103587056517120)
+    """
+    if value == 0:
+        return "0x0"
+    zeros = (value & -value).bit_length() - 1
+    return hex(value >> zeros) + (f"p{zeros}" if zeros else "")
 
 
 def hex_float(value: float) -> str:
@@ -78,11 +89,16 @@ def need_dict(data: Any, where: str, keys: tuple[str, ...] | None = None) -> dic
 
 
 def need_hex_int(data: Any, where: str) -> int:
-    """An integer written by :func:`hex_int` (at most :data:`MAX_HEX_DIGITS` digits)."""
+    """An integer written by :func:`hex_int` (at most :data:`MAX_HEX_DIGITS` digits and
+    an exponent up to :data:`MAX_EXPONENT`, so the value stays small)."""
     text = need(data, str, where)
-    if len(text) > MAX_HEX_DIGITS + 3 or not _HEX_INT.fullmatch(text):
+    if len(text) > MAX_HEX_DIGITS + 8 or not _HEX_INT.fullmatch(text):
         raise StateError(f"{where}: not a hexadecimal integer: {text[:40]!r}")
-    return int(text, 16)
+    digits, _, exponent = text.partition("p")
+    shift = int(exponent) if exponent else 0
+    if shift > MAX_EXPONENT:
+        raise StateError(f"{where}: exponent larger than {MAX_EXPONENT}: {text[:40]!r}")
+    return int(digits, 16) << shift
 
 
 def need_hex_float(
