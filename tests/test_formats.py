@@ -306,3 +306,20 @@ def test_reading_parquet_or_npy_does_not_import_pandas(tmp_path: Path) -> None:
             check=True,
         )
         assert done.stdout.splitlines()[-1] == "False False", (args, done.stderr)
+
+
+def test_npy_read_by_rows_fortran_order_and_truncation(tmp_path: Path) -> None:
+    logits, labels = outputs(5)
+    np.save(tmp_path / "f.npy", np.asfortranarray(logits))  # read whole, not by rows
+    np.save(tmp_path / "l.npy", labels)
+    got = json_report(str(tmp_path / "f.npy"), "--labels", str(tmp_path / "l.npy"))
+    assert math.isclose(got["loss"], torch_mean(logits, labels), rel_tol=1e-14)
+    np.save(tmp_path / "c.npy", logits)
+    data = (tmp_path / "c.npy").read_bytes()
+    (tmp_path / "c.npy").write_bytes(data[: len(data) - 8 * K * 3])  # three rows cut off
+    check_error(
+        tmp_path,
+        [str(tmp_path / "c.npy"), "--labels", str(tmp_path / "l.npy")],
+        str(tmp_path / "c.npy"),
+        "truncated",
+    )

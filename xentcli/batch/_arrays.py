@@ -133,6 +133,19 @@ class ArrayTable:
             self._close()
             self._close = None
 
+    def on_close(self, close: Callable[[], None]) -> None:
+        """Also call *close* when the table is closed."""
+        previous = self._close
+
+        def both() -> None:
+            try:
+                close()
+            finally:
+                if previous is not None:
+                    previous()
+
+        self._close = both
+
     def error(
         self, place: int | None, column: str | None, reason: str, value: object = None
     ) -> DataError:

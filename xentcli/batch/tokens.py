@@ -392,11 +392,11 @@ def _arrow_records(
     first = 1
     with _arrow_errors(path, "Parquet" if fmt == "parquet" else "Arrow"):
         if fmt == "parquet":
-            handle: Any = pq.ParquetFile(path, memory_map=True)
+            handle: Any = pq.ParquetFile(path, buffer_size=1 << 16, pre_buffer=False)
             _missing_columns(path, handle.schema_arrow.names, wanted)
             batches: Any = handle.iter_batches(batch_size=BATCH_ROWS, columns=wanted)
         else:
-            source = pa.memory_map(path)
+            source = pa.OSFile(path)
             reader = ipc.open_file(source)
             _missing_columns(path, reader.schema.names, wanted)
             batches = (reader.get_batch(i).select(wanted) for i in range(reader.num_record_batches))
