@@ -5,23 +5,18 @@ makes start-up fast, so that a new top-level import shows up as a failing test.
 ``xent --help`` imports neither numpy nor rich nor any command; ``xent compute`` with a
 table imports neither the batch command, the reader, pyarrow, the derivation, json nor
 csv. Also checked: the summaries ``xent --help`` lists without importing the commands
-are the commands' own, and the plain-text tables are byte for byte what rich prints.
+are the commands' own.
 """
 
 from __future__ import annotations
 
-import io
 import subprocess
 import sys
 from pathlib import Path
 
 import click
-import pytest
 
 from xentcli.cli.main import LAZY_COMMANDS, cli
-from xentcli.cli.tools import make_console
-from xentcli.compute import render
-from xentcli.compute.trace import build_trace
 
 # Run the command in a fresh interpreter and list the modules it has loaded at the end.
 _PROBE = """
@@ -67,7 +62,6 @@ def test_help_imports_no_command_and_neither_numpy_nor_rich(tmp_path):
         "xentcli.cli.batch",
         "xentcli.batch.reader",
         "xentcli.batch.accumulator",
-        "signal",
     ):
         assert not imported(modules, name), name
 
@@ -85,7 +79,6 @@ def test_compute_table_imports_only_what_the_table_needs(tmp_path):
         "xentcli.compute.typeset",
         "json",  # xentcli.text (the table's number formats) imports json only to write JSON
         "csv",
-        "signal",
     ):
         assert not imported(modules, name), name
 
@@ -119,62 +112,3 @@ def test_the_listed_summaries_are_the_commands_own():
         for limit in (20, 45, 60, 90, 200):
             assert stand_in.get_short_help_str(limit) == command.get_short_help_str(limit)
     assert cli.list_commands(click.Context(cli)) == sorted(LAZY_COMMANDS)
-
-
-# ------------------------------------------------------------- plain tables = rich's
-def rich_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make print_table print everything through rich, as it did before the shortcut."""
-    monkeypatch.setattr(render, "_plain_table", lambda table: None)
-    monkeypatch.setattr(
-        render._Output,
-        "lines",
-        lambda self, lines: (self.flush(), render._print_lines(self.console, lines)),
-    )
-
-
-TRACES = {
-    "seed": build_trace([1.2, 2.3, 0.8], 1),
-    "named": build_trace([1.2, 2.3, 0.8], 1, classes=["cat", "dog", "bird"]),
-    "markup and tabs": build_trace(
-        [1.0, 2.0, 3.0, 4.0], 2, classes=["[b]x", "y\tz", "d\u00f6g", "long_" * 8]
-    ),
-    "everything": build_trace(
-        [-1.0, 2.0, 3.0, float("-inf")],
-        None,
-        targets=[0.1, 0.2, 0.7, 0.0],
-        weights=[1.0, 2.0, 0.5, 1.0],
-        label_smoothing=0.1,
-        temperature=0.5,
-        base="2",
-    ),
-    "overflow": build_trace([1000.0, 1001.0, 1002.0], 0),
-    "confident": build_trace([0.0, -40.0], 0),
-    "one class": build_trace([3.0], 0),
-    "many": build_trace([float(k % 7) - 3.5 for k in range(30)], 4),
-}
-
-
-@pytest.mark.parametrize("name", sorted(TRACES))
-@pytest.mark.parametrize("width", [20, 60, 100])
-def test_plain_tables_are_what_rich_prints(monkeypatch, name, width):
-    def printed() -> str:
-        out = io.StringIO()
-        render.print_table(
-            TRACES[name], make_console(out, width=width), digits=4, explain=True, naive=True
-        )
-        return out.getvalue()
-
-    fast = printed()
-    rich_only(monkeypatch)
-    assert fast == printed()
-
-
-def test_an_unusual_cell_goes_to_rich():
-    table = render.Table(box=render.PLAIN_BOX, show_edge=False, pad_edge=False)
-    table.add_column("", justify="left")
-    table.add_column("k", justify="right")
-    table.add_row(">", "1")
-    table.add_row("", "10")
-    assert render._plain_table(table) == "     k\n------\n>    1\n    10\n"
-    table.add_row("", "[b]2")
-    assert render._plain_table(table) is None

@@ -7,11 +7,9 @@ Exit codes: 0 success, 1 bad input data or unreadable file, 2 usage error,
 
 from __future__ import annotations
 
-# _signal rather than signal: the signal module builds its enums on import (a cost
-# paid on every start), and only signal() and SIGTERM are needed here.
-import _signal
 import contextlib
 import os
+import signal
 import sys
 from collections.abc import Iterator
 from gettext import gettext as _
@@ -172,7 +170,7 @@ def main(argv: list[str] | None = None) -> None:
     """
     if os.environ.get("_XENT_COMPLETE"):
         cli.main(args=argv, prog_name="xent")  # click's shell completion; exits
-    _signal.signal(_signal.SIGTERM, _raise_terminated)
+    signal.signal(signal.SIGTERM, _raise_terminated)
     args = sys.argv[1:] if argv is None else list(argv)
     try:
         with cli.make_context("xent", args) as context:

@@ -207,112 +207,6 @@ def _print_whole(console: Console, table: Table) -> None:
         console.width = width
 
 
-def _plain_table(table: Table) -> str | None:
-    """*table* as rich prints it on a plain console at its natural width, or None.
-
-    What :func:`_print_whole` prints when the console is not a terminal (no styles,
-    :data:`PLAIN_BOX` or no box, the table never squeezed), laid out here as rich lays
-    it out, at a fraction of rich's cost (``xent compute`` spent more time in rich's
-    table rendering than in anything else of its own). Anything outside that simple case
-    (a cell that is not plain printable ASCII, which rich may parse as markup or expand,
-    a title, footer, edges or lines between rows) returns None, for rich to print.
-    """
-    if (
-        table.title
-        or table.caption
-        or table.show_footer
-        or table.show_lines
-        or table.expand
-        or table.width is not None
-        or (table.box is not None and table.show_edge)
-        or any(row.end_section for row in table.rows)
-    ):
-        return None
-    top, right, bottom, left = table.padding
-    if top or bottom:
-        return None
-    columns = table.columns
-    texts = []
-    for column in columns:
-        if (
-            column.width is not None
-            or column.min_width is not None
-            or column.max_width is not None
-            or column.justify not in ("left", "right")
-        ):
-            return None
-        cells = []
-        for cell in [column.header, *column.cells] if table.show_header else column.cells:
-            if not (
-                isinstance(cell, str) and cell.isascii() and cell.isprintable() and "[" not in cell
-            ):
-                return None
-            cells.append(cell)
-        texts.append(cells)
-    widths = []
-    pads = []
-    last_index = len(columns) - 1
-    for index, cells in enumerate(texts):
-        # As rich's Table._get_cells pads a cell.
-        pad_left, pad_right = left, right
-        if table.collapse_padding and index:
-            pad_left = max(0, left - right)
-        if not table.pad_edge:
-            pad_left = 0 if index == 0 else pad_left
-            pad_right = 0 if index == last_index else pad_right
-        pads.append((pad_left, pad_right))
-        widths.append(pad_left + max(len(cell) for cell in cells) + pad_right)
-    rows = [list(row) for row in zip(*texts, strict=True)]
-    dividers = ("", "", "")
-    if table.box is not None:
-        dividers = (table.box.head_vertical, table.box.mid_vertical, table.box.foot_vertical)
-    lines = []
-    for number, row in enumerate(rows):
-        cells = []
-        for cell, column, width, (pad_left, pad_right) in zip(
-            row, columns, widths, pads, strict=True
-        ):
-            inner = width - pad_left - pad_right
-            body = cell.rjust(inner) if column.justify == "right" else cell.ljust(inner)
-            cells.append(" " * pad_left + body + " " * pad_right)
-        divider = dividers[0 if number == 0 else 2 if number == len(rows) - 1 else 1]
-        lines.append(divider.join(cells))
-        if number == 0 and table.show_header and table.box is not None:
-            lines.append(table.box.get_row(widths, "head", edge=False))
-    return "".join(line + "\n" for line in lines)
-
-
-class _Output:
-    """Where :func:`print_table` writes: through rich, or, on a plain console, the text
-    that rich would print, gathered and written at once (see :func:`_plain_table`)."""
-
-    def __init__(self, console: Console) -> None:
-        self.console = console
-        self.plain = not console.is_terminal
-        self.pending: list[str] = []
-
-    def lines(self, lines: list[str]) -> None:
-        if self.plain and all(line.isprintable() for line in lines):
-            self.pending.append("".join(line + "\n" for line in lines))
-        else:
-            self.flush()
-            _print_lines(self.console, lines)
-
-    def table(self, table: Table) -> None:
-        text = _plain_table(table) if self.plain else None
-        if text is not None:
-            self.pending.append(text)
-        else:
-            self.flush()
-            _print_whole(self.console, table)
-
-    def flush(self) -> None:
-        if self.pending:
-            self.console.file.write("".join(self.pending))
-            self.console.file.flush()
-            self.pending = []
-
-
 def print_table(
     t: Trace,
     console: Console,
@@ -344,21 +238,22 @@ def print_table(
     summary.add_column(justify="right")
     for name, value in _summary(t, digits):
         summary.add_row(name, value)
-    out = _Output(console)
-    out.lines([*_wrapped(_title(t, digits), 0, width), ""])
-    out.table(table)
-    out.lines([""])
-    out.table(summary)
-    out.lines(["", "probabilities q", *_bars(t, digits, glyph)])
+    _print_lines(console, [*_wrapped(_title(t, digits), 0, width), ""])
+    _print_whole(console, table)
+    _print_lines(console, [""])
+    _print_whole(console, summary)
+    _print_lines(console, ["", "probabilities q", *_bars(t, digits, glyph)])
     if not t.has_target:
         from xentcli.compute.trace import NO_TARGET_HINT
 
-        out.lines(["", *_wrapped(NO_TARGET_HINT, 0, width)])
+        _print_lines(console, ["", *_wrapped(NO_TARGET_HINT, 0, width)])
     if naive:
         from xentcli.compute.derivation import naive_notes
 
-        out.lines(["", "The textbook formula q = e^y / sum e^y, L = -log q, unshifted:", ""])
-        out.table(_naive_table(t, digits, table_box))
+        _print_lines(
+            console, ["", "The textbook formula q = e^y / sum e^y, L = -log q, unshifted:", ""]
+        )
+        _print_whole(console, _naive_table(t, digits, table_box))
         lines = [""]
         if t.has_target:
             lines.append(
@@ -367,7 +262,7 @@ def print_table(
             )
         for note in naive_notes(t, digits):
             lines += _wrapped(note, 2, width)
-        out.lines(lines)
+        _print_lines(console, lines)
     if explain:
         from xentcli.compute.derivation import derivation
 
@@ -376,7 +271,7 @@ def print_table(
             lines += ["", f"{step.number}) {step.title}"]
             for step_line in step.lines:
                 lines += _wrapped(step_line.text, 3, width)
-        out.lines(lines)
+        _print_lines(console, lines)
     if frameworks:
         from xentcli.compute import frameworks as fw
 
@@ -384,12 +279,11 @@ def print_table(
             "What each library returns for this sample"
             " (nats; exact: xent's value of the same convention)"
         )
-        out.lines(["", *fw.lines(fw.framework_values(t), width, title)])
+        _print_lines(console, ["", *fw.lines(fw.framework_values(t), width, title)])
     if dtype is not None:
         from xentcli.compute import lowprecision
 
-        out.lines(["", *lowprecision.lines(lowprecision.low_precision(t, dtype))])
-    out.flush()
+        _print_lines(console, ["", *lowprecision.lines(lowprecision.low_precision(t, dtype))])
 
 
 # ----------------------------------------------------------------------- json, csv

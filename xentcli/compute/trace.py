@@ -36,7 +36,6 @@ import math
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
 
 import numpy as np
 
@@ -65,44 +64,8 @@ def _floats(values: object) -> tuple[float, ...]:
     return tuple(float(v) for v in np.asarray(values, dtype=np.float64).reshape(-1))
 
 
-class _Record:
-    """``__init__``, ``__repr__``, ``__eq__`` and ``__hash__`` of a frozen dataclass.
-
-    ``@dataclass(frozen=True)`` writes and compiles these for each class on import, which
-    for :class:`Trace` took longer than the rest of this module and of the renderer;
-    written once here, they behave the same, with keyword arguments only.
-    """
-
-    __dataclass_fields__: ClassVar[dict[str, Any]]
-
-    def __init__(self, **values: Any) -> None:
-        names = self.__dataclass_fields__
-        if values.keys() != names.keys():
-            missing = [name for name in names if name not in values]
-            unknown = [name for name in values if name not in names]
-            raise TypeError(f"{type(self).__name__}(): missing {missing}, unknown {unknown}")
-        for name in names:
-            object.__setattr__(self, name, values[name])
-
-    def _values(self) -> tuple[Any, ...]:
-        return tuple(getattr(self, name) for name in self.__dataclass_fields__)
-
-    def __repr__(self) -> str:
-        items = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__dataclass_fields__)
-        return f"{type(self).__qualname__}({items})"
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        assert isinstance(other, _Record)
-        return self._values() == other._values()
-
-    def __hash__(self) -> int:
-        return hash(self._values())
-
-
-@dataclass(frozen=True, init=False, repr=False, eq=False)
-class NaiveTrace(_Record):
+@dataclass(frozen=True)
+class NaiveTrace:
     """The textbook computation ``q = e^z / sum e^z``, ``L = -log q_i``, in float64.
 
     Kept to show where it fails: ``e^z`` overflows to ``inf`` for ``z > 709.78`` (then
@@ -131,8 +94,8 @@ class NaiveTrace(_Record):
         return any(math.isnan(v) for v in self.probabilities)
 
 
-@dataclass(frozen=True, init=False, repr=False, eq=False)
-class Trace(_Record):
+@dataclass(frozen=True)
+class Trace:
     """Every intermediate value of the softmax and cross-entropy of one sample.
 
     Lists are tuples of floats, one per class. ``z`` below is ``logits / temperature``,
