@@ -323,11 +323,13 @@ def test_csv_format(work: Path) -> None:
     b = cross_entropy(logits[6:], labels[6:])
     total = cross_entropy(logits, labels)
     accuracy = float(np.mean(logits.argmax(axis=1) == labels))
+    accuracy_a = float(np.mean(logits[:6].argmax(axis=1) == labels[:6]))
+    accuracy_b = float(np.mean(logits[6:].argmax(axis=1) == labels[6:]))
     assert out == (
         "file,rows,rows_counted,rows_ignored,rows_skipped,reduction,loss,units,perplexity,"
         "accuracy\n"
-        f"a.csv,6,6,0,0,mean,{a!r},nats,,\n"
-        f"b.csv.gz,4,4,0,0,mean,{b!r},nats,,\n"
+        f"a.csv,6,6,0,0,mean,{a!r},nats,{math.exp(a)!r},{accuracy_a!r}\n"
+        f"b.csv.gz,4,4,0,0,mean,{b!r},nats,{math.exp(b)!r},{accuracy_b!r}\n"
         f"*,10,10,0,0,mean,{total!r},nats,{math.exp(total)!r},{accuracy!r}\n"
     )
 
@@ -339,11 +341,11 @@ def test_several_files_table_lists_each(work: Path) -> None:
     out = ok(["batch", "a.csv", "b.csv"]).stdout
     assert out.startswith(
         "xent batch: 2 files, 10 rows (10 counted, 0 ignored, 0 skipped)\n"
-        "\nFile    Rows   Counted   Ignored   Skipped   Mean loss (nats)\n"
+        "\nFile    Rows   Counted   Ignored   Skipped   Mean loss (nats)   Perplexity   Accuracy\n"
     )
     assert (
         f"\na.csv      6         6         0         0   "
-        f"{cross_entropy(logits[:6], labels[:6]):>16.6g}\n" in out
+        f"{cross_entropy(logits[:6], labels[:6]):>16.6g}   " in out
     )
 
 

@@ -416,3 +416,79 @@ def test_per_row_says_it_replaces_an_existing_file(tmp_path: Path) -> None:
     code, _, _ = run("batch", str(tmp_path / "bad.csv"), "--per-row", str(rows))
     assert code == 1
     assert rows.read_text() == "old\n"  # a failed run leaves it as it was
+
+
+# ---------------------------------------------------------------- 7. per-file figures
+def test_every_file_gets_its_loss_perplexity_and_accuracy(tmp_path: Path) -> None:
+    from sklearn.metrics import accuracy_score
+
+    rng = np.random.default_rng(7)
+    files = []
+    for i, n in enumerate((30, 7, 12)):
+        logits = rng.normal(scale=2.0, size=(n, 3))
+        labels = rng.integers(0, 3, size=n)
+        _write(tmp_path / f"run{i}.csv", logits, labels)
+        files.append((str(tmp_path / f"run{i}.csv"), logits, labels))
+    paths = [f for f, _, _ in files]
+    data = json.loads(ok("batch", *paths, "--format", "json"))
+    rows = list(csv.DictReader(io.StringIO(ok("batch", *paths, "--format", "csv"))))
+    table = ok("batch", *paths)
+    for (path, logits, labels), entry, row in zip(files, data["files"], rows, strict=False):
+        mean = torch_losses(logits.tolist(), labels.tolist()).mean()
+        accuracy = accuracy_score(labels, logits.argmax(axis=1))
+        assert entry["path"] == row["file"] == path
+        assert entry["loss"] == pytest.approx(mean, rel=1e-14)
+        assert entry["perplexity"] == pytest.approx(math.exp(mean), rel=1e-13)
+        assert entry["accuracy"] == accuracy
+        assert float(row["perplexity"]) == entry["perplexity"]
+        assert float(row["accuracy"]) == accuracy
+        line = next(ln for ln in table.splitlines() if ln.startswith(path))
+        assert f"{math.exp(mean):.6g}" in line
+        assert f"{100 * accuracy:.2f} %" in line
+
+
+# ------------------------------------------------------------ 6. file:line never cut
+LONG = "runs/2024-06-01_resnet50_lr3e-4_warmup/eval/validation_predictions_epoch_090.csv"
+
+
+def _long_path_summary():
+    from xentcli.batch.accumulator import BatchAccumulator, BatchOptions
+    from xentcli.batch.reader import Chunk
+
+    acc = BatchAccumulator(3, BatchOptions(worst=3))
+    for path in (LONG, LONG.replace("090", "091")):
+        logits = np.array([[1.0, 2.0, 3.0], [3.0, 0.0, 0.0], [0.0, 5.0, 0.0]])
+        acc.add(Chunk(path, logits, np.array([0, 1, 2]), None, np.array([2, 3, 12345])))
+    return acc.summary()
+
+
+def test_file_and_line_are_whole_in_plain_output() -> None:
+    from xentcli.batch.report import render_table
+    from xentcli.cli.tools import make_console
+
+    buffer = io.StringIO()
+    render_table(_long_path_summary(), make_console(buffer, width=60))
+    out = buffer.getvalue()
+    assert f"{LONG}:12345" in out
+    assert LONG.replace("090", "091") in out
+    assert "…" not in out
+
+
+def test_file_and_line_survive_a_narrow_terminal() -> None:
+    from rich.console import Console
+
+    from xentcli.batch.report import render_table
+
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=60, force_terminal=True, no_color=True)
+    render_table(_long_path_summary(), console)
+    out = re.sub(r"\x1b\[[0-9;]*m", "", buffer.getvalue())
+    files, worst = out.split("Mean loss   ")[0], out.split("Worst 3 rows")[1]
+    for line in (files + worst).splitlines():
+        assert len(line) <= 60, line  # no table row wraps
+    for place in ("epoch_090.csv:12345", "epoch_091.csv:12345", "epoch_090.csv:3\n"):
+        assert f"validation_predictions_{place}" in worst  # file name and line, whole
+    assert "0.00664835" in worst  # no number is cut either
+    assert "validation_predictions_epoch_090.csv\n" in files
+    assert "validation_predictions_epoch_091.csv\n" in files
+    assert "33.2916" in files  # the numbers are whole too

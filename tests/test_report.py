@@ -76,10 +76,10 @@ def rendered(summary: Summary) -> str:
 TWO_FILES = """\
 xent batch: 2 files, 6 rows (4 counted, 1 ignored, 1 skipped)
 
-File    Rows   Counted   Ignored   Skipped   Mean loss (nats)
--------------------------------------------------------------
-a.csv      3         3         0         0           0.893888
-b.csv      3         1         1         1           0.239545
+File    Rows   Counted   Ignored   Skipped   Mean loss (nats)   Perplexity   Accuracy
+-------------------------------------------------------------------------------------
+a.csv      3         3         0         0           0.893888      2.44462    66.67 %
+b.csv      3         1         1         1           0.239545      1.27067   100.00 %
 
 Mean loss   0.730302 nats
 Perplexity  2.07571
@@ -238,7 +238,11 @@ def test_json_is_full_precision_and_parses() -> None:
         "rows_ignored": 1,
         "rows_skipped": 1,
         "skipped_lines": [3],
+        "perplexity": data["files"][1]["perplexity"],
+        "accuracy": 1.0,
+        "correct": 1,
     }
+    assert_near(data["files"][1]["perplexity"], mpref.mp.exp(exact_mean(B_ROWS)), 1 + 2 * MEAN_ULP)
     assert data["worst"][0] == {
         "file": "a.csv",
         "line": 4,
@@ -286,7 +290,9 @@ def test_csv_whole() -> None:
         ["b.csv", "3", "1", "1", "1", "mean", "nats"],
         ["*", "6", "4", "1", "1", "mean", "nats"],
     ]
-    assert [r[8:] for r in rows[1:]] == [["", ""], ["", ""], [rows[3][8], "0.75"]]
+    # Every file has its perplexity and accuracy, as the pooled line does.
+    assert [r[9] for r in rows[1:]] == [repr(2 / 3), "1.0", "0.75"]
+    assert_near(float(rows[1][8]), mpref.mp.exp(exact_mean(A_ROWS)), 1 + 2 * MEAN_ULP)
     assert_near(float(rows[1][6]), exact_mean(A_ROWS))
     assert_near(float(rows[2][6]), exact_mean(B_ROWS))
     mean = exact_mean(A_ROWS, B_ROWS)

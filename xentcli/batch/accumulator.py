@@ -344,6 +344,10 @@ class FileSummary:
     rows_skipped: int
     loss: float | None  #: None when the mean is undefined (no row counts)
     skipped_lines: tuple[int, ...] = ()  #: the first few skipped rows' line numbers
+    #: exp of the file's mean loss in nats (None when no row counts)
+    perplexity: float | None = None
+    accuracy: float | None = None  #: None when no row counts (or unknown: old states)
+    correct: int | None = None  #: counted rows whose prediction is the label
 
 
 @dataclass(frozen=True)
@@ -418,6 +422,9 @@ class Summary:
                     "rows_ignored": f.rows_ignored,
                     "rows_skipped": f.rows_skipped,
                     "skipped_lines": list(f.skipped_lines),
+                    "perplexity": f.perplexity,
+                    "accuracy": f.accuracy,
+                    "correct": f.correct,
                 }
                 for f in self.files
             ],
@@ -497,6 +504,18 @@ class _FileState:
     skipped: int = 0
     errors: list[DataError] = field(default_factory=list)
     class_rows: IntArray | None = None
+    correct: int = 0
+
+
+@dataclass(frozen=True)
+class _Figures:
+    """The headline figures of a set of rows, in the run's unit (see :class:`Summary`)."""
+
+    loss: float | None
+    loss_mean: float | None
+    loss_sum: float
+    perplexity: float | None
+    accuracy: float | None
 
 
 @dataclass
@@ -519,6 +538,7 @@ class FileRecord:
     skipped: int = 0
     errors: list[DataError] = field(default_factory=list)  #: first skipped rows' errors
     part: tuple[int, int] | None = None  #: byte range [start, end) of a part of a file
+    correct: int | None = 0  #: counted rows predicted right (None: a state without it)
     newlines: int = 0  #: line breaks in the part's range (parts only)
 
 
@@ -643,6 +663,7 @@ class BatchAccumulator:
                 skipped=state.skipped,
                 errors=state.errors,
                 part=self._part,
+                correct=state.correct,
             )
         )
         self._part = None
@@ -702,6 +723,7 @@ class BatchAccumulator:
         state.class_rows += class_rows
         self.class_rows += class_rows
         self.class_correct += np.bincount(cls, weights=correct, minlength=k).astype(np.int64)
+        state.correct += int(np.count_nonzero(correct))
         state.class_sums.add(loss, cls)
         if (weight == 1.0).all():  # no class weights (or soft targets): a row count
             state.class_weights.add_ones(class_rows)
@@ -854,15 +876,36 @@ class BatchAccumulator:
 
     # ------------------------------------------------------------------ results
     def _file_summary(self, record: FileRecord) -> FileSummary:
+        """A file's figures, by the code that makes the pooled ones (:meth:`_figures`)."""
         lines = [e.line for e in record.errors if e.line is not None]
+        figures = self._figures(record.total, record.weight, record.counted, record.correct)
         return FileSummary(
             path=record.path,
             rows=record.rows + record.skipped,
             rows_counted=record.counted,
             rows_ignored=record.ignored,
             rows_skipped=record.skipped,
-            loss=self._reduce(record.total, record.weight),
+            loss=figures.loss,
             skipped_lines=tuple(lines[:SKIPPED_KEPT]),
+            perplexity=figures.perplexity,
+            accuracy=figures.accuracy,
+            correct=record.correct,
+        )
+
+    def _figures(
+        self, total: core.ExactSum, weight: core.ExactSum, counted: int, correct: int | None
+    ) -> _Figures:
+        """The figures of a set of rows (a file, or all of them) from their exact sums."""
+        base = self.options.base
+        mean_nats = _mean(total, weight)
+        mean = _mean(total, weight, base)
+        loss_sum = total.value(base)
+        return _Figures(
+            loss=loss_sum if self.options.reduction == "sum" else mean,
+            loss_mean=mean,
+            loss_sum=loss_sum,
+            perplexity=None if mean_nats is None else _exp(mean_nats),
+            accuracy=correct / counted if counted and correct is not None else None,
         )
 
     def _reduce(self, total: core.ExactSum, weight: core.ExactSum) -> float | None:
@@ -950,17 +993,15 @@ class BatchAccumulator:
         base = opts.base
         total = self.class_sums.total()
         weight = self.class_weights.total()
-        mean_nats = _mean(total, weight)
-        mean = _mean(total, weight, base)
-        loss_sum = total.value(base)
         loss_sum_nats = total.value()
         counted = int(self.class_rows.sum())
+        correct = int(self.class_correct.sum())
+        pooled = self._figures(total, weight, counted, correct)
         files = [self._file_summary(record) for record in self.files]
         rows = sum(f.rows for f in files)
         skipped = sum(f.rows_skipped for f in files)
         ignored = sum(f.rows_ignored for f in files)
         errors = [e for record in self.files for e in record.errors][:SKIPPED_KEPT]
-        correct = int(self.class_correct.sum())
         per_class = []
         total_exact = total.exact()
         for c in range(self.k):
@@ -996,12 +1037,12 @@ class BatchAccumulator:
             rows_ignored=ignored,
             rows_skipped=skipped,
             reduction=opts.reduction,
-            loss=loss_sum if opts.reduction == "sum" else mean,
-            loss_mean=mean,
-            loss_sum=loss_sum,
+            loss=pooled.loss,
+            loss_mean=pooled.loss_mean,
+            loss_sum=pooled.loss_sum,
             weight_sum=weight.value(),
-            perplexity=None if mean_nats is None else _exp(mean_nats),
-            accuracy=correct / counted if counted else None,
+            perplexity=pooled.perplexity,
+            accuracy=pooled.accuracy,
             correct=correct,
             units=core.UNITS[opts.base],
             soft_targets=bool(self.soft_targets),
@@ -1092,6 +1133,11 @@ def _joined(first: FileRecord, second: FileRecord) -> FileRecord:
         weight=weight,
         rows=first.rows + second.rows,
         counted=first.counted + second.counted,
+        correct=(
+            None
+            if first.correct is None or second.correct is None
+            else first.correct + second.correct
+        ),
         ignored=first.ignored + second.ignored,
         skipped=first.skipped + second.skipped,
         errors=errors[:SKIPPED_KEPT],

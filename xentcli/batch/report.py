@@ -72,6 +72,71 @@ def _table(console: Console, title: str | None = None) -> Table:
     )
 
 
+def shorten_left(place: str, width: int) -> str:
+    """*place* (``path:line``) cut from the left to *width* characters, never into the
+    file name and line, which are how the user finds the row.
+
+    >>> shorten_left("runs/2024-06-01_resnet50/val.csv:218", 16)
+    '…t50/val.csv:218'
+    >>> shorten_left("runs/2024-06-01_resnet50/val.csv:218", 8)
+    '…/val.csv:218'
+    >>> shorten_left("a.csv:3", 4)
+    'a.csv:3'
+    """
+    if len(place) <= width:
+        return place
+    name = place.rsplit("/", 1)[-1]
+    keep = max(width - 1, len(name) + 1 if "/" in place else len(name))
+    return place if keep >= len(place) else "…" + place[-keep:]
+
+
+def _print_fitted(
+    console: Console, table: Table, column: int, optional: tuple[str, ...] = ()
+) -> None:
+    """Print *table* whole on a terminal too narrow for its places (``path:line``).
+
+    The places in *column* are first shortened from the left (:func:`shorten_left`);
+    when even the file names and lines leave no room for the other columns, the columns
+    whose headers are in *optional* are left out and the places move to lines of their
+    own under the table, by row number. No cell is ever cut.
+    """
+    from rich.measure import Measurement
+    from rich.table import Column
+
+    def natural() -> int:
+        options = console.options.update(max_width=1 << 16)
+        return Measurement.get(console, options, table).maximum
+
+    for other in table.columns:
+        other.no_wrap = True
+    places = [str(cell) for cell in table.columns[column]._cells]
+    excess = natural() - console.width
+    if not console.is_terminal or excess <= 0 or not places:
+        console.print(table)
+        return
+    target = max(max(len(p) for p in places) - excess, 1)
+    table.columns[column]._cells = [shorten_left(p, target) for p in places]
+    if natural() <= console.width:
+        console.print(table)
+        return
+    table.columns.pop(column)
+    table.columns[:] = [c for c in table.columns if c.header not in optional]
+    if table.columns[0].header != "#":
+        numbers = Column(header="#", justify="right", no_wrap=True)
+        numbers._cells = [str(n) for n in range(1, len(places) + 1)]
+        table.columns.insert(0, numbers)
+    for index, each in enumerate(table.columns):  # rich pads by a column's own index
+        each._index = index
+    console.print(table)
+    width = len(str(len(places)))
+    for n, place in enumerate(places, start=1):
+        console.print(
+            Text(f"{n:>{width}}  {shorten_left(place, console.width - width - 2)}"),
+            no_wrap=True,
+            overflow="ignore",
+        )
+
+
 def _heading(console: Console, text: str) -> None:
     console.print()
     console.print(Text(text, style="bold"))
@@ -87,8 +152,14 @@ def render_table(summary: Summary, console: Console, *, study: str | None = None
     if console.is_terminal:
         _render_table(summary, console, study)
         return
-    with console.capture() as captured:
-        _render_table(summary, console, study)
+    # Output to a file or a pipe is never cut: tables keep their natural width.
+    width = console.width
+    console.width = 1 << 16
+    try:
+        with console.capture() as captured:
+            _render_table(summary, console, study)
+    finally:
+        console.width = width
     lines = captured.get().splitlines()
     console.file.write("".join(line.rstrip() + "\n" for line in lines))
 
@@ -111,6 +182,8 @@ def _render_table(summary: Summary, console: Console, study: str | None = None) 
         for name in ("Rows", "Counted", "Ignored", "Skipped"):
             table.add_column(name, justify="right")
         table.add_column(f"{_loss_name(summary)} ({units})", justify="right")
+        table.add_column("Perplexity", justify="right")
+        table.add_column("Accuracy", justify="right")
         for f in files:
             table.add_row(
                 f.path,
@@ -119,9 +192,11 @@ def _render_table(summary: Summary, console: Console, study: str | None = None) 
                 str(f.rows_ignored),
                 str(f.rows_skipped),
                 number(f.loss),
+                number(f.perplexity, "-"),
+                percent(f.accuracy),
             )
         console.print()
-        console.print(table)
+        _print_fitted(console, table, 0, optional=("Counted", "Ignored", "Skipped"))
     elif files:
         console.print(f"File: {files[0].path}")
     console.print()
@@ -273,7 +348,7 @@ def _render_worst(summary: Summary, console: Console, study: str | None = None) 
             number(w.probability),
             number(w.loss),
         )
-    console.print(table)
+    _print_fitted(console, table, 1)
     worst = summary.worst[0].file
     if study is not None and worst != "<stdin>" and "://" not in worst:  # a local file
         console.print()
@@ -307,7 +382,7 @@ CSV_COLUMNS = (
 def render_csv(summary: Summary) -> str:
     """One CSV line per file, then a line ``*`` for all files pooled; full precision.
 
-    Per-file lines leave perplexity and accuracy empty; the pooled line has them.
+    Every line has the loss, perplexity and accuracy of its rows (empty where undefined).
     """
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
@@ -323,8 +398,8 @@ def render_csv(summary: Summary) -> str:
                 summary.reduction,
                 full(f.loss),
                 summary.units,
-                "",
-                "",
+                full(f.perplexity),
+                full(f.accuracy),
             ]
         )
     writer.writerow(

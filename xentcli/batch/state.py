@@ -118,6 +118,7 @@ def _file_to_state(record: FileRecord) -> dict[str, Any]:
         "newlines": record.newlines,
         "rows": record.rows,
         "counted": record.counted,
+        "correct": record.correct,
         "ignored": record.ignored,
         "skipped": record.skipped,
         "sum": record.total.to_state(),
@@ -234,6 +235,9 @@ def accumulator_from_state(data: Any) -> BatchAccumulator:
     acc._file_index = len(acc.files) - 1
     if sum(record.counted for record in acc.files) != int(acc.class_rows.sum()):
         raise StateError("files: their counted rows do not add up to class_rows")
+    known = [record.correct for record in acc.files if record.correct is not None]
+    if len(known) == len(acc.files) and sum(known) != int(acc.class_correct.sum()):
+        raise StateError("files: their correct rows do not add up to class_correct")
     worst = core.need_list(top["worst"], "worst", max_size=options.worst)
     acc._worst = [_worst_from_state(item, f"worst[{n}]", acc) for n, item in enumerate(worst)]
     heapq.heapify(acc._worst)
@@ -324,7 +328,8 @@ _FILE_KEYS = (
 
 
 def _file_from_state(data: Any, where: str, record_type: type[FileRecord]) -> FileRecord:
-    fields = core.need_dict(data, where, _FILE_KEYS)
+    keys = _FILE_KEYS + (("correct",) if isinstance(data, dict) and "correct" in data else ())
+    fields = core.need_dict(data, where, keys)  # "correct" is optional (older states)
     path = _text(fields["path"], f"{where}.path")
     part = None
     if fields["part"] is not None:
@@ -336,6 +341,9 @@ def _file_from_state(data: Any, where: str, record_type: type[FileRecord]) -> Fi
     ignored = core.need_int(fields["ignored"], f"{where}.ignored")
     if counted + ignored != rows:
         raise StateError(f"{where}: counted + ignored is not rows")
+    correct = fields.get("correct")
+    if correct is not None:
+        correct = core.need_int(correct, f"{where}.correct", 0, counted)
     errors = []
     for n, item in enumerate(core.need_list(fields["errors"], f"{where}.errors", max_size=5)):
         error = core.need_dict(item, f"{where}.errors[{n}]")
@@ -363,6 +371,7 @@ def _file_from_state(data: Any, where: str, record_type: type[FileRecord]) -> Fi
         weight=core.ExactSum.from_state(fields["weight"], f"{where}.weight"),
         rows=rows,
         counted=counted,
+        correct=correct,
         ignored=ignored,
         skipped=core.need_int(fields["skipped"], f"{where}.skipped"),
         errors=errors,
