@@ -44,6 +44,7 @@ Examples:
   xent compute --logits 1000,1001,1002 --label 0 --naive
   xent compute --logits 0,-40 --label 0 --frameworks
   xent compute --logits 0,-36.04 --label 1 --dtype bfloat16
+  xent compute --sigmoid --logits 2.0,-1.0,0.5 --target 1,0,1 --pos-weight 1,1,3
   xent compute --logits 0,-40 --label 0 --naive --digits 17
   xent compute --logits 1.2,2.3,0.8 --label 1 --format latex > loss.tex
 """
@@ -181,6 +182,19 @@ def _message(error: XentError, written: dict[str, list[str]]) -> str:
     help="Also show the derivation, step by step, with the numbers substituted.",
 )
 @click.option(
+    "--sigmoid",
+    is_flag=True,
+    help="Sigmoid outputs: each logit is its own yes/no label, with --target 0/1 (or soft)"
+    " per label; the binary cross-entropy with logits (PyTorch's BCEWithLogitsLoss).",
+)
+@click.option(
+    "--pos-weight",
+    "pos_weight",
+    type=NUMBERS,
+    metavar="LIST",
+    help="With --sigmoid: the weight of each label's positive term (PyTorch's pos_weight).",
+)
+@click.option(
     "--dtype",
     type=click.Choice(["float32", "float16", "bfloat16"]),
     default=None,
@@ -220,6 +234,8 @@ def compute(
     loss: LossOptions,
     output_format: str,
     explain: bool,
+    sigmoid: bool,
+    pos_weight: Numbers | None,
     dtype: str | None,
     frameworks: bool,
     naive: bool,
@@ -259,6 +275,12 @@ def compute(
         if label_text is not None and targets is not None:
             raise BadInvocation("give one of --label and --target, not both")
         label = None
+    if sigmoid:
+        _sigmoid(values, label_text, targets, row_targets, pos_weight, loss, output_format,
+                 explain, naive, frameworks, dtype, digits)  # fmt: skip
+        return
+    if pos_weight is not None:
+        raise BadInvocation("--pos-weight goes with --sigmoid")
     if classes is not None and len(classes) != k:
         raise BadInvocation(
             f"--classes: {_counts(len(classes), 'name', k)} (give one name per logit)"
@@ -330,3 +352,63 @@ def compute(
         from xentcli.compute import typeset
 
         click.echo(typeset.latex(trace, digits=digits, naive=naive), nl=False)
+
+
+def _sigmoid(
+    values: list[float],
+    label_text: str | None,
+    targets: Numbers | None,
+    row_targets: list[float] | None,
+    pos_weight: Numbers | None,
+    loss: LossOptions,
+    output_format: str,
+    explain: bool,
+    naive: bool,
+    frameworks: bool,
+    dtype: str | None,
+    digits: int,
+) -> None:
+    """``xent compute --sigmoid``: each logit a label of its own, against its target."""
+    from xentcli.compute import sigmoid as bce
+
+    k = len(values)
+    if label_text is not None:
+        raise BadInvocation("--sigmoid takes a 0/1 (or soft) --target per label, not --label")
+    z = list(targets) if targets is not None else row_targets
+    if z is None:
+        raise BadInvocation("--sigmoid needs --target: one 0/1 (or soft) value per logit")
+    if len(z) != k:
+        raise BadInvocation(f"--target: {_counts(len(z), 'value', k)}")
+    if pos_weight is not None and len(pos_weight) != k:
+        raise BadInvocation(f"--pos-weight: {_counts(len(pos_weight), 'value', k)}")
+    if loss.weights is not None or loss.label_smoothing or loss.temperature != 1.0:
+        raise BadInvocation(
+            "--weights, --label-smoothing and --temperature go with the softmax loss, not"
+            " --sigmoid (use --pos-weight)"
+        )
+    if frameworks or dtype is not None:
+        raise BadInvocation("--frameworks and --dtype go with the softmax loss, not --sigmoid")
+    if output_format == "csv":
+        raise BadInvocation(
+            "--sigmoid has no CSV form; use --format table, json, markdown or latex"
+        )
+    try:
+        trace = bce.build(values, z, pos_weight, loss.base)
+    except XentError as error:
+        raise BadInvocation(_message(error, {"target": [repr(v) for v in z]})) from None
+    if output_format == "json":
+        from xentcli.text import dumps
+
+        data = bce.to_json(trace, naive=naive)
+        if explain:
+            data["steps"] = bce.explain_lines(trace, digits)[3:]
+        click.echo(dumps(data) + "\n", nl=False)
+    elif output_format == "markdown":
+        click.echo(bce.markdown(trace, digits), nl=False)
+    elif output_format == "latex":
+        click.echo(bce.latex(trace, digits), nl=False)
+    else:
+        lines = bce.table_lines(trace, digits, naive=naive)
+        if explain:
+            lines += bce.explain_lines(trace, digits)
+        click.echo("\n".join(lines))

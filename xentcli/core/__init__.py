@@ -1,7 +1,7 @@
 """The numerics of xent on numpy arrays: the only door into ``xentcli.core``.
 
 The modules behind it are private (``_kernel``, ``_softmax_block``, ``_loss_block``,
-``_compensated``, ``_doubledouble``, ``_divergence``, ``_frameworks``, ``_lowprecision``, ``_exactsum``,
+``_compensated``, ``_doubledouble``, ``_divergence``, ``_frameworks``, ``_lowprecision``, ``_sigmoid``, ``_exactsum``,
 ``_blocks``, ``_units``, ``_validation``, ``_state``, ``_options``); everything the other
 layers and users need is re-exported here. Nothing here does I/O or prints.
 
@@ -27,6 +27,7 @@ from xentcli.core._kernel import (
 from xentcli.core._lowprecision import FORMATS, LowPrecision, low_precision_loss, round_to, spacing
 from xentcli.core._lowprecision import Step as LowPrecisionStep
 from xentcli.core._options import LossOptions
+from xentcli.core._sigmoid import SigmoidLosses, bce_with_logits
 from xentcli.core._softmax_block import ROW_ARGMAX_CLASSES
 from xentcli.core._state import (
     hex_float,
@@ -56,7 +57,9 @@ __all__ = [
     "LowPrecision",
     "LowPrecisionStep",
     "RowLosses",
+    "SigmoidLosses",
     "SoftmaxSteps",
+    "bce_with_logits",
     "check_base",
     "cross_entropy",
     "entropy",
