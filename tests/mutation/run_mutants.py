@@ -58,10 +58,10 @@ MUTANTS = [
     ),
     Mutant(
         "compute-refuses-tiny-temperature",
-        "xent compute refuses temperatures below 1e-6 (exit 2)",
+        "xent compute refuses temperatures below 1e-6 (a clean exit 2)",
         "xentcli/cli/compute.py",
-        "if not (math.isfinite(temperature) and temperature > 0):",
-        "if not (math.isfinite(temperature) and temperature > 1e-6):",
+        "            temperature=loss.temperature,\n",
+        "            temperature=loss.temperature if loss.temperature >= 1e-6 else math.nan,\n",
         (
             "tests/test_compute_fields.py",
             "tests/test_bad_inputs.py",
@@ -69,11 +69,11 @@ MUTANTS = [
         ),
     ),
     Mutant(
-        "batch-refuses-tiny-temperature",
-        "xent batch refuses temperatures below 1e-6 (exit 2)",
-        "xentcli/cli/batch.py",
-        'callback=_float_option("--temperature", 0.0, low_open=True),',
-        'callback=_float_option("--temperature", 1e-6, low_open=True),',
+        "refuses-tiny-temperature",
+        "--temperature (shared by compute and batch) refuses values below 1e-6 (exit 2)",
+        "xentcli/cli/params.py",
+        'TEMPERATURE = Number("a finite number > 0", low=0.0, low_open=True, finite=True)',
+        'TEMPERATURE = Number("a finite number > 0", low=1e-6, low_open=True, finite=True)',
         ("tests/test_bad_inputs.py", "tests/test_batch_oracles.py"),
     ),
     Mutant(
