@@ -311,10 +311,13 @@ def test_parquet_row_groups_name_true_rows(tmp_path):
     assert got == f"Error: {path}:row 138:b: logit is NaN ('nan')\n"
 
 
-def test_usage_errors():
+def test_usage_errors(shards):
     out = run(["batch", "a.csv", "--scheduler", "tcp://127.0.0.1:1"])
     assert out.code == 2
     assert "--scheduler and --workers need --engine dask" in out.stderr
+    out = run(["batch", shards[0], "--engine", "dask", "--scheduler", "not an address::"])
+    assert out.code == 2
+    assert out.stderr.startswith("Error: --scheduler not an address::: invalid address")
     out = run(["batch", "a.csv", "--engine", "dask", "--per-row", "rows.csv"])
     assert out.code == 2
     assert "--per-row is not available with --engine dask" in out.stderr

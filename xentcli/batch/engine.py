@@ -61,7 +61,11 @@ def cluster_client(scheduler: str | None = None, workers: int | None = None) -> 
     from distributed import Client, LocalCluster
 
     if scheduler is not None:
-        with Client(scheduler) as client:
+        try:
+            client = Client(scheduler)
+        except (ValueError, TypeError) as error:  # not an address (unreachable: OSError)
+            raise XentError(f"--scheduler {scheduler}: {error}") from None
+        with client:
             yield client
         return
     n = workers or default_workers()
