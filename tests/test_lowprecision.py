@@ -161,3 +161,40 @@ def test_table_output_and_usage_errors() -> None:
         cli, ["compute", "--logits", "1,2", "--target", "0.5,0.5", "--dtype", "float16"]
     )
     assert bad.exit_code == 2
+
+
+@pytest.mark.parametrize("name", ["float16", "bfloat16"])
+def test_batch_rows_against_ml_dtypes_and_the_counts(name: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from xentcli.core import low_precision_rows
+
+    d = NUMPY[name]
+    rng = np.random.default_rng(5)
+    y = rng.normal(0, 8, (300, 4))
+    labels = rng.integers(0, 4, 300)
+    with np.errstate(all="ignore"):
+        yd = y.astype(np.float32).astype(d)  # the logits are float32-representable below
+    y = yd.astype(np.float64)
+    rows = low_precision_rows(y, labels, name)
+    with np.errstate(all="ignore"):
+        m = yd.max(axis=1)
+        e = np.exp(yd - m[:, None])
+        s = e.astype(np.float32).sum(axis=1, dtype=np.float32).astype(d)
+        want = (m - yd[np.arange(300), labels]) + np.log(s)
+    want64 = want.astype(np.float64)
+    units = np.array([spacing(float(w), name) for w in want64])
+    assert np.all(np.abs(rows.stable - want64) <= 2 * units)
+    path = tmp_path / "p.csv"
+    lines = ["a,b,c,d,label", "0,-40,-40,-40,0", "12,0,0,0,1"]
+    lines += [
+        ",".join(repr(float(v)) for v in r) + f",{lab}" for r, lab in zip(y, labels, strict=True)
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    result = CliRunner().invoke(cli, ["batch", str(path), "--dtype", name, "--format", "json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)["dtype"]
+    assert data["rows"] == 302
+    assert data["rows_lost"] >= 1  # [0, -40, -40, -40], label 0: 1e-17 lost to 0
+    if name == "float16":
+        assert data["naive_rows_overflow"] >= 1  # e^12 > 65504
+    assert math.isfinite(data["loss"])
+    assert abs(data["loss"] - data["exact_loss"]) <= 8 * spacing(data["exact_loss"], name)

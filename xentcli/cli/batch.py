@@ -291,6 +291,13 @@ def _refuse_overwriting_an_input(per_row: str, paths: list[str], option: str = "
     "--part-bytes", type=click.IntRange(min=1), default=None, hidden=True
 )  # the size of a part for --engine dask (tests cut small files)
 @click.option(
+    "--dtype",
+    type=click.Choice(["float32", "float16", "bfloat16"]),
+    default=None,
+    help="Also report the mean loss with every step in this precision (stable and naive),"
+    " and how many rows overflow to inf/NaN or lose their loss to 0.",
+)
+@click.option(
     "--frameworks",
     is_flag=True,
     help="Also report the mean loss each library (PyTorch, Keras, optax, scikit-learn,"
@@ -325,6 +332,7 @@ def batch(
     scheduler: str | None,
     workers: int | None,
     part_bytes: int | None,
+    dtype: str | None,
     frameworks: bool,
     chunk_rows: int | None,
 ) -> None:
@@ -395,8 +403,8 @@ def batch(
         if class_names is not None:
             study += f" --classes {shlex.quote(','.join(class_names))}"
     if engine == "dask":
-        if frameworks:
-            raise BadInvocation("--frameworks is not available with --engine dask")
+        if frameworks or dtype is not None:
+            raise BadInvocation("--frameworks and --dtype are not available with --engine dask")
         if per_row is not None:
             raise BadInvocation("--per-row is not available with --engine dask")
         if "-" in paths:
@@ -422,8 +430,20 @@ def batch(
             label_smoothing=loss.label_smoothing,
             temperature=loss.temperature,
         )
+    precision = None
+    if dtype is not None:
+        if save_state is not None:
+            raise BadInvocation("--dtype cannot be saved with --save-state")
+        if target_columns is not None:
+            raise BadInvocation("--dtype works labelled rows through: not with --target-columns")
+        from xentcli.batch.lowprecision import LowPrecisionStats
+
+        precision = LowPrecisionStats(
+            dtype, ignore_index=loss.ignore_index, temperature=loss.temperature
+        )
+    collectors = [c for c in (collector, precision) if c is not None]
     try:
-        accumulator = _run(paths, read_options, batch_options, per_row, bar, collector)
+        accumulator = _run(paths, read_options, batch_options, per_row, bar, collectors)
     finally:
         bar.stop()
     finish(
@@ -433,6 +453,7 @@ def batch(
         to_stderr=per_row == "-",
         study=study,
         frameworks=collector,
+        precision=precision,
     )
 
 
@@ -455,6 +476,7 @@ def finish(
     to_stderr: bool = False,
     study: str | None = None,
     frameworks: Any = None,
+    precision: Any = None,
 ) -> None:
     """Save the state (atomically) if asked, then print the report of *accumulator*.
 
@@ -465,7 +487,15 @@ def finish(
     if save_state is not None:
         write_state(accumulator, save_state)
     means = None if frameworks is None else frameworks.means()
-    _report(accumulator.summary(), fmt, to_stderr=to_stderr, study=study, frameworks=means)
+    low = None if precision is None else precision.summary()
+    _report(
+        accumulator.summary(),
+        fmt,
+        to_stderr=to_stderr,
+        study=study,
+        frameworks=means,
+        precision=low,
+    )
     # Flush here, inside the command, so that a write error (a full disk) is reported
     # through the usual error path rather than at interpreter exit. A closed pipe is left
     # to the final flush in xentcli.cli.main.main (exit 141): click would turn it into exit 1.
@@ -516,7 +546,7 @@ def _run(
     batch_options: Any,
     per_row: str | None,
     bar: _Progress,
-    collector: Any = None,
+    collectors: Any = (),
 ) -> Any:
     from xentcli.batch.accumulator import BatchAccumulator
     from xentcli.batch.reader import open_table
@@ -550,7 +580,7 @@ def _run(
                         if chunk.path != table.display_name:
                             chunk = dataclasses.replace(chunk, path=table.display_name)
                         result = accumulator.add(chunk, per_row=out is not None)
-                        if collector is not None:
+                        for collector in collectors:
                             collector.add(chunk)
                         if result is not None and out is not None:
                             out.write(per_row_lines(result, names))
@@ -613,7 +643,13 @@ def write_state(accumulator: Any, path: str) -> None:
 
 
 def _report(
-    summary: Any, fmt: str, *, to_stderr: bool, study: str | None = None, frameworks: Any = None
+    summary: Any,
+    fmt: str,
+    *,
+    to_stderr: bool,
+    study: str | None = None,
+    frameworks: Any = None,
+    precision: Any = None,
 ) -> None:
     from xentcli.batch.report import render_csv, render_json, render_table
     from xentcli.cli.tools import make_console
@@ -627,17 +663,21 @@ def _report(
         )
     if summary.loss is None and fmt != "table":
         click.echo("Warning: the mean loss is undefined: no row counts", err=True)
-    if frameworks is not None and fmt == "csv":
-        raise BadInvocation("--frameworks has no CSV form; use --format table or json")
+    if (frameworks is not None or precision is not None) and fmt == "csv":
+        raise BadInvocation("--frameworks and --dtype have no CSV form; use --format table or json")
     if fmt == "json":
-        if frameworks is None:
+        if frameworks is None and precision is None:
             click.echo(render_json(summary), nl=False)
         else:
+            from xentcli.batch import lowprecision
             from xentcli.compute.frameworks import to_json
             from xentcli.text import dumps
 
             data = summary.to_json()
-            data["frameworks"] = to_json(_framework_values(frameworks))
+            if frameworks is not None:
+                data["frameworks"] = to_json(_framework_values(frameworks))
+            if precision is not None:
+                data["dtype"] = lowprecision.to_json(precision)
             click.echo(dumps(data) + "\n", nl=False)
     elif fmt == "csv":
         click.echo(render_csv(summary), nl=False)
@@ -653,6 +693,10 @@ def _report(
             )
             text = fw.lines(_framework_values(frameworks), console.width, title)
             click.echo("\n" + "\n".join(text), err=to_stderr)
+        if precision is not None:
+            from xentcli.batch import lowprecision
+
+            click.echo("\n" + "\n".join(lowprecision.lines(precision)), err=to_stderr)
 
 
 def _framework_values(means: Any) -> list[Any]:

@@ -24,7 +24,15 @@ from xentcli.core._kernel import (
     softmax,
     softmax_steps,
 )
-from xentcli.core._lowprecision import FORMATS, LowPrecision, low_precision_loss, round_to, spacing
+from xentcli.core._lowprecision import (
+    FORMATS,
+    LowPrecision,
+    LowPrecisionRows,
+    low_precision_loss,
+    low_precision_rows,
+    round_to,
+    spacing,
+)
 from xentcli.core._lowprecision import Step as LowPrecisionStep
 from xentcli.core._options import LossOptions
 from xentcli.core._sigmoid import SigmoidLosses, bce_with_logits
@@ -55,6 +63,7 @@ __all__ = [
     "GroupedExactSum",
     "LossOptions",
     "LowPrecision",
+    "LowPrecisionRows",
     "LowPrecisionStep",
     "RowLosses",
     "SigmoidLosses",
@@ -71,6 +80,7 @@ __all__ = [
     "log_softmax",
     "logsumexp",
     "low_precision_loss",
+    "low_precision_rows",
     "need",
     "need_dict",
     "need_hex_float",

@@ -204,3 +204,34 @@ def low_precision_loss(
         exact_loss=float(exact_loss),
         loss_spacing=spacing(exact_loss, name) if math.isfinite(exact_loss) else math.nan,
     )
+
+
+@dataclass(frozen=True)
+class LowPrecisionRows:
+    """Per-row losses of a batch in a format, stable and naive (as float64 numbers)."""
+
+    stable: FloatArray
+    naive: FloatArray
+
+
+def low_precision_rows(logits: npt.ArrayLike, labels: npt.ArrayLike, name: str) -> LowPrecisionRows:
+    """:func:`low_precision_loss`'s two losses for each row of ``(N, K)`` logits.
+
+    The same rounding at every step (the sum of the exponentials accumulated in float32);
+    vectorized over the rows.
+    """
+    _check(name)
+    r = lambda a: round_to(a, name)  # noqa: E731
+    y = r(np.atleast_2d(np.asarray(logits, dtype=np.float64)))
+    lab = np.asarray(labels, dtype=np.int64).reshape(-1)
+    rows = np.arange(y.shape[0])
+    with np.errstate(over="ignore", invalid="ignore", under="ignore", divide="ignore"):
+        m = y.max(axis=1)
+        e = r(np.exp(r(y - m[:, None])))
+        s = r(e.astype(np.float32).sum(axis=1, dtype=np.float32).astype(np.float64))
+        stable = r(r(m - y[rows, lab]) + r(np.log(s)))
+        raw = r(np.exp(y))
+        total = r(raw.astype(np.float32).sum(axis=1, dtype=np.float32).astype(np.float64))
+        q = r(raw[rows, lab] / total)
+        naive = r(-np.log(q))
+    return LowPrecisionRows(stable + 0.0, naive + 0.0)
