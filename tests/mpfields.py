@@ -1,7 +1,7 @@
 """The exact value of every numeric field of ``xent compute --format json`` (mpmath).
 
 Built on tests/mpref.py (exact shifts, ``log s`` with the max term kept apart) and written
-from the definitions in DESIGN.md, never from the code under test. :func:`check_fields`
+from the definitions in docs/architecture.md, never from the code under test. :func:`check_fields`
 compares a JSON result with these values within the bounds stated in docs/accuracy.md
 ("Bounds of every ``xent compute`` field"), and reports every field that is out of bounds.
 

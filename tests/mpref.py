@@ -1,6 +1,6 @@
 """An independent high-precision reference for softmax and cross-entropy (mpmath).
 
-Written from the definitions in DESIGN.md, not from the kernel: the logits are taken as
+Written from the definitions in docs/architecture.md, not from the kernel: the logits are taken as
 exact binary values, differences are formed exactly, and everything else is evaluated with
 a few hundred bits. PyTorch's semantics for weights, smoothing and soft targets are spelled
 out here again, term by term.

@@ -126,7 +126,7 @@ def trace_of(case: dict[str, object]):  # type: ignore[no-untyped-def]
 # ----------------------------------------------------------------------------- tests
 def test_seed_example_values():
     t = build_trace([1.2, 2.3, 0.8], 1)
-    # DESIGN.md's values to 12 significant digits.
+    # The seed worked example's values (docs/architecture.md) to 12 significant digits.
     assert t.max == 2.3
     assert t.argmax == 1
     assert [round(v, 12) for v in t.exp_shifted] == [0.332871083698, 1.0, 0.223130160148]

@@ -1,6 +1,6 @@
 """The precise reader: rows read line by line, each bad row with its exact message.
 
-It applies the syntax of :mod:`xentcli.batch._syntax` (described in :mod:`xentcli.batch.reader`)
+It applies the syntax of :mod:`xentcli.batch._syntax` (described in docs/input-formats.md)
 and writes every row-level error message. The fast path (:mod:`xentcli.batch._fastparse`)
 only ever accepts what this reader accepts, with identical arrays; any block it does
 not accept whole is re-read here.

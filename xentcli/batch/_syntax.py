@@ -3,7 +3,7 @@
 A number is xent's one number syntax (:func:`xentcli.text.is_number`, the options' too).
 
 Shared by header detection (:mod:`xentcli.batch._columns`), the precise reader
-(:mod:`xentcli.batch._precise`) and the fast path's checks; the reader describes it.
+(:mod:`xentcli.batch._precise`) and the fast path's checks; docs/input-formats.md describes it.
 """
 
 from __future__ import annotations

@@ -411,7 +411,7 @@ class Summary:
     kl_divergence: float | None = None  #: mean KL(p || q) of soft targets (None with labels)
 
     def to_json(self) -> dict[str, object]:
-        """The ``xent batch --format json`` object (DESIGN.md's shape, plus extra keys)."""
+        """The ``xent batch --format json`` object (the documented shape, plus extra keys)."""
         return {
             "files": [
                 {

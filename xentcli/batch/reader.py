@@ -1,7 +1,6 @@
 """Files and streams -> chunks of (logits, labels | targets, line numbers).
 
-CONTRACT (shared with batch.py; ``chunk_bytes`` in ReadOptions and the attributes
-after ``skipped`` are additions):
+How it is used::
 
     with open_table(path, options) as table:   # path may be "-" for stdin
         table.display_name      # "predictions.csv" or "<stdin>"
@@ -29,63 +28,8 @@ directory, permission, not compressed as named, empty file, bad header, unknown 
 ``chunks()`` raises the row errors, "no data rows", and corrupt compressed data met
 later in the stream. ``chunks()`` can be iterated once.
 
-What a file may contain (the accepted syntax)
----------------------------------------------
-* Encoding: UTF-8, with or without a byte-order mark at the very start (a BOM anywhere
-  else is an ordinary character, so a cell holding one is not a number). Line ends LF or
-  CRLF (a lone CR inside a line is an ordinary character). Compression by file name:
-  ``.gz``, ``.bz2``, ``.xz`` (standard input: detected from the magic bytes).
-* Delimiter: ``options.delimiter``; else tab for ``.tsv``/``.tab`` (also compressed),
-  comma for ``.csv``; for standard input and other names, tab when the first line has a
-  tab and no comma, otherwise comma.
-* Quoting: RFC 4180 double quotes (``"1.5"``, ``"a""b"``), as pyarrow and Python's csv
-  module read them; a quoted field cannot contain a line break (every row is one
-  physical line), so an unterminated quote is an error on its line.
-* Blank lines (empty, or only spaces and tabs) are skipped anywhere, are not rows and
-  are not counted; line numbers stay physical (they count blank lines too).
-* Header: ``options.header`` forces it; otherwise the first non-blank line is a header
-  when one of its cells is neither a number nor blank (with ``options.class_names``, a
-  class name also counts as data). Header names are stripped of surrounding spaces and tabs; a name
-  appearing twice is an error. Without a header, columns are named by their 0-based
-  index and only indices, ranges and (unhelpfully) globs over those can select them.
-* Numbers (logits, targets), the syntax of :func:`xentcli.cli.params.parse_float` restricted
-  to ASCII: optional surrounding spaces/tabs, optional sign, decimal digits with an
-  optional point and an optional exponent (``1``, ``-2.5``, ``.5``, ``5.``, ``1e-3``,
-  ``1.5E+10``), or ``inf``/``infinity``/``nan`` in any case with an optional sign. Not
-  numbers: empty or blank cells, ``1_000``, hex (``0x10``, ``0x1p3``), ``1e``, ``1.2.3``,
-  ``--5``, unicode minus or full-width digits, ``NA``/``null``. Values beyond the float
-  range round to +-inf (``-1e400`` is a masked class, ``1e400`` is +inf: invalid).
-* Logits: finite or ``-inf``; NaN, +inf and a row of only -inf are errors.
-* Labels: integer text only, ``[+-]?[0-9]+`` with optional surrounding spaces/tabs
-  (``" 2 "`` is 2); ``1.0``, ``1e3``, ``1.5`` are errors ("not an integer"), as is any
-  value outside [0, K) unless it equals ``ignore_index``, however many digits it has
-  (no 64-bit overflow: it is out of range). With ``options.class_names`` a label is a class
-  name (stripped of surrounding spaces/tabs, case-sensitive), mapped to its index.
-* Targets: numbers >= 0, finite, each row summing to 1 within TARGET_SUM_TOLERANCE.
-* Errors name the 1-based physical line (header = line 1) and the 1-based field number
-  in that line (the label column included), or no column when the row as a whole is
-  wrong (wrong number of fields, only -inf, targets not summing to 1).
-* A line longer than MAX_LINE_BYTES is a file-level error (memory stays bounded).
-
-Column selection (``label_column``, ``logit_columns``, ``target_columns``): each item is
-a header name (exact match, tried first), a 0-based index (negative counts from the
-end, as in Python), a range ``start:stop[:step]`` with Python slice semantics (``1:11``
-is columns 1 to 10, ``3:`` is column 3 to the end), or a glob (``logit_*``, fnmatch,
-case-sensitive). The default label column is the first header column named ``label``,
-``target``, ``y`` or ``class`` (any case, in that order of preference), otherwise the
-last column; the default logit columns are all the other columns (all columns but the
-targets when ``target_columns`` is given). Columns that are neither are not read.
-
-How it is fast: a background thread reads (and decompresses) the text and cuts it into
-blocks of whole lines (BLOCK_BYTES); PARSERS threads parse blocks at once, each with
-pyarrow's CSV reader and forced column types (a table of WIDE_COLUMNS or more columns is
-parsed as one long column of numbers instead: pyarrow slows down steeply with the number
-of columns), and the blocks come back in file order; the values are checked with a few
-vectorised reductions. Only when pyarrow refuses a block,
-or the check finds something wrong, is the block split and the faulty part re-read by a
-precise pure-Python reader which defines the accepted syntax above (the fast path never
-accepts what the precise reader refuses, and both give identical arrays) and writes the
-exact message.
+The accepted syntax of a file (encoding, delimiter, quoting, blank lines, header, numbers,
+labels, targets, column selection) is the user's documentation: docs/input-formats.md.
 
 The parts, one job each (this module joins them and keeps the tunable constants):
 ``_sources`` opens the file or standard input, decompresses, counts bytes and cuts the

@@ -361,7 +361,7 @@ def _render_worst(summary: Summary, console: Console, study: str | None = None) 
 
 # ----------------------------------------------------------------------- JSON / CSV
 def render_json(summary: Summary) -> str:
-    """The JSON document (DESIGN.md's shape, full precision), with a final newline."""
+    """The JSON document (the documented shape, full precision), with a final newline."""
     return dumps(summary.to_json()) + "\n"
 
 

@@ -296,10 +296,10 @@ def to_json(
     frameworks: bool = False,
     dtype: str | None = None,
 ) -> str:
-    """The trace as JSON in DESIGN.md's shape, at full precision (plus extra keys)."""
+    """The trace as JSON in its documented shape (README), at full precision, plus extra keys."""
     from xentcli import text as jsonfmt
 
-    # Without a label or target there is no loss: its keys are null (DESIGN.md's keys stay).
+    # Without a label or target there is no loss: its keys are null (the documented keys stay).
     has = t.has_target
     data: dict[str, object] = {
         "logits": list(t.logits),
@@ -321,7 +321,7 @@ def to_json(
         "gradient": list(t.gradient) if has else None,
         "loss": t.loss if has else None,
         "units": t.units,
-        # Added keys (DESIGN.md allows additions):
+        # Added keys (the documented shape allows additions):
         "label_name": t.classes[t.label] if t.label is not None else None,
         "targets_given": list(t.targets_given) if t.targets_given is not None else None,
         "scaled_logits": list(t.scaled),

@@ -81,7 +81,10 @@ def textbook_log_softmax(y: FloatArray, dtype: type[np.floating]) -> npt.NDArray
     x = y.astype(dtype)
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         shifted = x - x.max(axis=-1, keepdims=True)
-        return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+        result: npt.NDArray[np.floating] = shifted - np.log(
+            np.exp(shifted).sum(axis=-1, keepdims=True)
+        )
+        return result
 
 
 def textbook_softmax(y: FloatArray, dtype: type[np.floating]) -> npt.NDArray[np.floating]:
@@ -89,7 +92,8 @@ def textbook_softmax(y: FloatArray, dtype: type[np.floating]) -> npt.NDArray[np.
     x = y.astype(dtype)
     with np.errstate(invalid="ignore", over="ignore"):
         e = np.exp(x - x.max(axis=-1, keepdims=True))
-        return e / e.sum(axis=-1, keepdims=True)
+        q: npt.NDArray[np.floating] = e / e.sum(axis=-1, keepdims=True)
+        return q
 
 
 def _pick(a: npt.NDArray[np.floating], labels: IntArray) -> npt.NDArray[np.floating]:
@@ -102,10 +106,13 @@ def _onehot(labels: IntArray, k: int) -> FloatArray:
     return out
 
 
-def _product_sum(p: npt.NDArray[np.floating], lq: npt.NDArray[np.floating]) -> npt.NDArray:
+def _product_sum(
+    p: npt.NDArray[np.floating], lq: npt.NDArray[np.floating]
+) -> npt.NDArray[np.floating]:
     """``-sum_k p_k log q_k`` as the libraries form it: 0 * -inf is nan there."""
     with np.errstate(invalid="ignore"):
-        return -(p * lq).sum(axis=-1)
+        total: npt.NDArray[np.floating] = -(p * lq).sum(axis=-1)
+        return total
 
 
 @dataclass(frozen=True)

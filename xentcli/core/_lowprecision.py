@@ -156,7 +156,10 @@ def low_precision_loss(
     against which each step's error is measured.
     """
     _check(name)
-    r = lambda a: round_to(a, name)  # noqa: E731
+
+    def r(a: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        return round_to(a, name)
+
     y64 = np.asarray(logits, dtype=np.float64)
     steps = []
     y = r(y64)

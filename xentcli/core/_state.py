@@ -67,7 +67,7 @@ def need_int(data: Any, where: str, low: int = 0, high: int = 1 << 62) -> int:
 
 def need_list(data: Any, where: str, size: int | None = None, max_size: int = 1 << 24) -> list[Any]:
     """A list of exactly *size* items (or at most *max_size*)."""
-    items = need(data, list, where)
+    items: list[Any] = need(data, list, where)
     if size is not None and len(items) != size:
         raise StateError(f"{where}: expected {size} items, got {len(items)}")
     if len(items) > max_size:
@@ -77,7 +77,7 @@ def need_list(data: Any, where: str, size: int | None = None, max_size: int = 1 
 
 def need_dict(data: Any, where: str, keys: tuple[str, ...] | None = None) -> dict[str, Any]:
     """An object; with *keys*, holding exactly those keys."""
-    fields = need(data, dict, where)
+    fields: dict[str, Any] = need(data, dict, where)
     if keys is not None:
         missing = [k for k in keys if k not in fields]
         if missing:
