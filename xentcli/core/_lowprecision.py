@@ -224,7 +224,10 @@ def low_precision_rows(logits: npt.ArrayLike, labels: npt.ArrayLike, name: str) 
     vectorized over the rows.
     """
     _check(name)
-    r = lambda a: round_to(a, name)  # noqa: E731
+
+    def r(a: npt.ArrayLike) -> FloatArray:
+        return round_to(a, name)
+
     y = r(np.atleast_2d(np.asarray(logits, dtype=np.float64)))
     lab = np.asarray(labels, dtype=np.int64).reshape(-1)
     rows = np.arange(y.shape[0])
