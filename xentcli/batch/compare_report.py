@@ -131,7 +131,7 @@ def _render(summary: CompareSummary, console: Console) -> None:
     ):
         if rows:
             _heading(console, title)
-            console.print(_changes(console, rows, summary.units))
+            _changes(console, rows, summary.units)
     changed = [c for c in summary.per_class if c.loss_a is not None and c.loss_b is not None]
     if changed:
         if len(changed) > MAX_CLASSES:
@@ -165,19 +165,23 @@ def _render(summary: CompareSummary, console: Console) -> None:
         )
 
 
-def _changes(console: Console, rows: tuple[ChangedRow, ...], units: str) -> object:
+def _changes(console: Console, rows: tuple[ChangedRow, ...], units: str) -> None:
+    """The changed rows: a table of figures, then each row's places on a line of its own
+    (never cut: a place is how the user finds the row)."""
     table = _table(console)
-    for column in ("#", "A", "B", "Label", "Pred. A", "Pred. B", f"Loss A ({units})", "Loss B"):
-        table.add_column(column, justify="right" if column.startswith(("Loss", "Pred")) else "left")
+    table.add_column("#", justify="right")
+    for column in ("Label", "Pred. A", "Pred. B", f"Loss A ({units})", "Loss B", "Change"):
+        table.add_column(column, justify="right")
     for i, row in enumerate(rows, 1):
         table.add_row(
             str(i),
-            row.place_a,
-            row.place_b,
             str(row.label),
             str(row.predicted_a),
             str(row.predicted_b),
             number(row.loss_a),
             number(row.loss_b),
+            f"{row.change:+.6g}",
         )
-    return table
+    console.print(table)
+    for i, row in enumerate(rows, 1):
+        console.print(Text(f"{i:>3}  A {row.place_a}   B {row.place_b}"), soft_wrap=True)
