@@ -264,3 +264,21 @@ def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
 def log(message: str) -> None:
     """Progress to stderr (the results go to RESULTS.md)."""
     print(message, file=sys.stderr, flush=True)
+
+
+def replace_section(output: Path, name: str, lines: list[str]) -> None:
+    """Put *lines* in *output* between the markers of section *name* (appended when new).
+
+    Each side-by-side benchmark of a feature writes its own section of RESULTS.md, so
+    that running one does not erase the others' figures.
+    """
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    text = output.read_text() if output.exists() else "# xent benchmark results\n"
+    section = "\n".join([begin, *lines, end])
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        _, tail = rest.split(end, 1)
+        text = head + section + tail
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    output.write_text(text)

@@ -266,18 +266,6 @@ def report(rows: list[dict[str, object]], command: str, started: float) -> list[
     return lines
 
 
-def write(lines: list[str], output: Path) -> None:
-    text = output.read_text() if output.exists() else "# xent benchmark results\n"
-    section = "\n".join(lines) + "\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        _, tail = rest.split(END, 1)
-        text = head + section.rstrip("\n") + tail
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    output.write_text(text)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small files (a minute)")
@@ -292,7 +280,7 @@ def main() -> int:
         rows = measure(make_data(directory, args.quick), args.repeats)
     command = "python benchmarks/formats_bench.py " + " ".join(sys.argv[1:])
     lines = report(rows, command.strip(), started)
-    write(lines, args.output)
+    common.replace_section(args.output, "formats", lines[1:-1])
     print("\n".join(lines))
     return 0
 

@@ -1,0 +1,134 @@
+"""`xent compare A B` against `xent batch A B` on the same two files, side by side.
+
+    python benchmarks/compare_bench.py [--quick] [--data-dir DIR] [--repeats N]
+
+Both commands read both files whole; compare also pairs the rows and keeps the paired
+sums, the McNemar table and the changed rows. Goal (issue 14): compare at most 1.2x the
+time of batch, memory flat. Each run is a child process (wall time and peak RSS through
+the launcher of ``common.py``), the two contenders interleaved. Writes the ``compare``
+section of ``benchmarks/RESULTS.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common
+
+
+def make_pair(directory: Path, rows: int, k: int) -> tuple[Path, Path]:
+    """Two CSVs of float32-like logits (6 significant digits) on the same labels."""
+    a, b = directory / f"a_{rows}_{k}.csv", directory / f"b_{rows}_{k}.csv"
+    if a.exists() and b.exists():
+        return a, b
+    rng = np.random.default_rng(0)
+    header = ",".join([*(f"logit_{j}" for j in range(k)), "label"]) + "\n"
+    with a.open("w") as out_a, b.open("w") as out_b:
+        out_a.write(header)
+        out_b.write(header)
+        for start in range(0, rows, 100_000):
+            n = min(rows, start + 100_000) - start
+            labels = rng.integers(0, k, n)
+            for out, noise in ((out_a, 2.0), (out_b, 2.5)):
+                logits = rng.normal(0, noise, (n, k))
+                logits[np.arange(n), labels] += 2.0
+                text = np.char.mod("%.6g", logits)
+                lines = [",".join(row) + f",{y}\n" for row, y in zip(text, labels, strict=True)]
+                out.write("".join(lines))
+    return a, b
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--data-dir", type=Path)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--output", type=Path, default=Path(__file__).parent / "RESULTS.md")
+    args = parser.parse_args()
+    started = time.time()
+    shapes = [(200_000, 10)] if args.quick else [(2_000_000, 10), (20_000, 1000)]
+    rows_out = []
+    verdicts = []
+    with tempfile.TemporaryDirectory() as scratch:
+        directory = args.data_dir or Path(scratch)
+        directory.mkdir(parents=True, exist_ok=True)
+        for rows, k in shapes:
+            a, b = make_pair(directory, rows, k)
+            size = (a.stat().st_size + b.stat().st_size) / 1e6
+            contenders = {
+                "xent batch A B": ["batch", str(a), str(b), "--format", "json"],
+                "xent compare A B": ["compare", str(a), str(b), "--format", "json"],
+            }
+            runs: dict[str, list[common.ChildRun]] = {name: [] for name in contenders}
+            names = list(contenders)
+            for round_ in range(args.repeats + 1):
+                for name in names[round_ % 2 :] + names[: round_ % 2]:
+                    run = common.run_child([sys.executable, "-m", "xentcli", *contenders[name]])
+                    if run.returncode != 0:
+                        common.log(f"{name} failed: {run.stderr[-300:]}")
+                    elif round_:
+                        runs[name].append(run)
+            times = {n: common.median([r.seconds for r in rs]) for n, rs in runs.items() if rs}
+            rss = {
+                n: common.median([r.max_rss_kb for r in rs]) / 1024 for n, rs in runs.items() if rs
+            }
+            for name in names:
+                if name in times:
+                    rows_out.append(
+                        [
+                            f"{rows:,} x {k} (2 x {size / 2:.0f} MB)",
+                            name,
+                            common.fmt_time(times[name]),
+                            f"{rss[name]:.0f} MB",
+                        ]
+                    )
+            if len(times) == 2:
+                ratio = times["xent compare A B"] / times["xent batch A B"]
+                verdicts.append(
+                    [
+                        f"compare vs batch, {rows:,} x {k}",
+                        "<= 1.2x",
+                        f"{ratio:.2f}x",
+                        "met" if ratio <= 1.2 else "**not met**",
+                    ]
+                )
+                verdicts.append(
+                    [
+                        f"compare peak RSS, {rows:,} x {k}",
+                        "<= 250 MB",
+                        f"{rss['xent compare A B']:.0f} MB",
+                        "met" if rss["xent compare A B"] <= 250 else "**not met**",
+                    ]
+                )
+    command = ("python benchmarks/compare_bench.py " + " ".join(sys.argv[1:])).strip()
+    lines = [
+        "## Two models on the same rows (issue 14): xent compare vs xent batch",
+        "",
+        f"Generated by `{command}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+        f" in {time.time() - started:.0f} s; load average at the end {os.getloadavg()[0]:.2f}"
+        " (other work on the machine slows both contenders alike: they run interleaved).",
+        "",
+        *(f"- {line}" for line in common.machine_lines()),
+        "",
+        *common.table(["files", "command", "median time", "peak RSS"], rows_out),
+        "",
+        "| target | goal | measured | verdict |",
+        "|---|---|---|---|",
+        *(f"| {' | '.join(v)} |" for v in verdicts),
+        "",
+    ]
+    common.replace_section(args.output, "compare", lines)
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
