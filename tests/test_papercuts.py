@@ -492,3 +492,57 @@ def test_file_and_line_survive_a_narrow_terminal() -> None:
     assert "validation_predictions_epoch_090.csv\n" in files
     assert "validation_predictions_epoch_091.csv\n" in files
     assert "33.2916" in files  # the numbers are whole too
+
+
+# ----------------------------------------------------------- 8. a narrow terminal
+def test_compute_table_fits_sixty_columns() -> None:
+    from rich.console import Console
+
+    from xentcli.compute.render import print_table
+    from xentcli.compute.trace import build_trace
+
+    trace = build_trace(
+        [1.2, 2.3, 0.8], 1, classes=["cat", "dog", "bird"], weights=[1, 2, 1], temperature=2.0
+    )
+    buffer = io.StringIO()
+    print_table(trace, Console(file=buffer, width=60, force_terminal=True, no_color=True))
+    out = re.sub(r"\x1b\[[0-9;]*m", "", buffer.getvalue())
+    assert max(len(line) for line in out.splitlines()) <= 60
+    table = out.split("\n\n")[1].split("(left out")[0].splitlines()
+    assert len(table) == 2 + 3  # header, rule, one line per class: no row wraps
+    assert "left out to fit 60 columns" in out
+    q = torch.softmax(torch.tensor([0.6, 1.15, 0.4], dtype=torch.float64), 0).tolist()
+    assert all(f"{v:.4f}" in table[2 + k] for k, v in enumerate(q))  # q kept, whole
+
+
+def test_histogram_and_progress_fit_sixty_columns(monkeypatch, tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from xentcli.batch.report import render_table
+    from xentcli.cli.batch import _Progress
+
+    buffer = io.StringIO()
+    render_table(_long_path_summary(), Console(file=buffer, width=60, force_terminal=True))
+    out = re.sub(r"\x1b\[[0-9;]*m", "", buffer.getvalue())
+    histogram = out.split("Loss (nats)")[1].split("\n\n")[0].splitlines()
+    assert len(histogram) == 2 + 10  # header, rule, ten bins: none wraps
+    assert all(len(line) <= 60 for line in histogram)
+    monkeypatch.setenv("COLUMNS", "60")
+    _write(
+        tmp_path / "a_rather_long_file_name_for_a_small_terminal.csv", np.zeros((3, 2)), np.zeros(3)
+    )
+    path = str(tmp_path / "a_rather_long_file_name_for_a_small_terminal.csv")
+    bar = _Progress(True, [path])
+    try:
+        bar.update(path, 10, 3)
+        assert bar._progress is not None
+        shown = Console(file=io.StringIO(), width=60, force_terminal=True)
+        with shown.capture() as captured:
+            shown.print(bar._progress.make_tasks_table(bar._progress.tasks))
+        lines = captured.get().rstrip("\n").splitlines()
+        assert len(lines) == 1
+        assert len(re.sub(r"\x1b\[[0-9;]*m", "", lines[0])) <= 60
+        assert "…ll_terminal.csv" in lines[0]  # the end of the name, and the bytes read
+        assert "10/52 bytes" in lines[0]
+    finally:
+        bar.stop()

@@ -268,12 +268,16 @@ def _render_distribution(summary: Summary, console: Console) -> None:
     table.add_column(f"Loss ({summary.units})")
     table.add_column("Rows", justify="right")
     table.add_column("", no_wrap=True)
-    for b in bins:
-        if b.low == b.high:
-            label = number(b.low)
-        else:
-            label = f"{number_short(b.low)} - {number_short(b.high)}"
-        length = 0 if b.rows == 0 else max(1, round(HISTOGRAM_WIDTH * b.rows / peak))
+    labels = [
+        number(b.low) if b.low == b.high else f"{number_short(b.low)} - {number_short(b.high)}"
+        for b in bins
+    ]
+    # The bars shrink to fit a narrow terminal (label, rows and the gaps between stay whole).
+    room = console.width - max(len(f"Loss ({summary.units})"), *map(len, labels))
+    room -= max(4, len(str(peak))) + 6
+    longest = max(8, min(HISTOGRAM_WIDTH, room))
+    for b, label in zip(bins, labels, strict=True):
+        length = 0 if b.rows == 0 else max(1, round(longest * b.rows / peak))
         table.add_row(label, str(b.rows), bar * length)
     console.print()
     console.print(table)

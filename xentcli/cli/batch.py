@@ -95,6 +95,7 @@ class _Progress:
             TextColumn,
             TimeRemainingColumn,
         )
+        from rich.table import Column
         from rich.text import Text
 
         from xentcli.cli.tools import make_console
@@ -114,15 +115,19 @@ class _Progress:
                 sizes.append(None)
         total = None if any(s is None for s in sizes) else sum(s or 0 for s in sizes)
         console = make_console(stderr=True)
-        self._progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(bar_width=24),
-            DownloadColumn(),
-            RowsPerSecond(),
-            TimeRemainingColumn(),
-            console=console,
-            transient=True,
-        )
+        # One line whatever the terminal's width: a narrow one drops the rate, shortens
+        # the file name (from the left) and the bar.
+        self._name_width = 24 if console.width >= 100 else 16
+        narrow = console.width < 100
+        columns: list[ProgressColumn] = [
+            TextColumn("{task.description}", table_column=Column(no_wrap=True)),
+            BarColumn(bar_width=24 if not narrow else max(6, console.width - 50)),
+            DownloadColumn(table_column=Column(no_wrap=True)),
+        ]
+        if not narrow:
+            columns.append(RowsPerSecond(table_column=Column(no_wrap=True)))
+        columns.append(TimeRemainingColumn(table_column=Column(no_wrap=True)))
+        self._progress = Progress(*columns, console=console, transient=True)
         self._task = self._progress.add_task("xent batch", total=total, rows=0)
         self._progress.start()
 
@@ -130,8 +135,13 @@ class _Progress:
         if self._progress is None:
             return
         self.rows += rows
+        # The end of the name, cut from the left: it says which file, the bar how far.
+        width = self._name_width
         self._progress.update(
-            self._task, description=name, completed=self.done_bytes + bytes_read, rows=self.rows
+            self._task,
+            description=name if len(name) <= width else "…" + name[1 - width :],
+            completed=self.done_bytes + bytes_read,
+            rows=self.rows,
         )
 
     def file_done(self, bytes_read: int) -> None:

@@ -207,6 +207,25 @@ def _print_whole(console: Console, table: Table) -> None:
         console.width = width
 
 
+#: per-class columns left out first when a terminal is too narrow (the rest: k, y, q, ...)
+_LEAST_NEEDED = ("y - max", "e^(y - max)", "y/T", "-w p log q", "-p log q", "w", "p")
+
+
+def _class_table(t: Trace, headers: list[str], rows: list[list[str]], table_box: box.Box) -> Table:
+    table = Table(box=table_box, show_edge=False, pad_edge=False)
+    table.add_column("", justify="left")
+    for header in headers:
+        table.add_column(header, justify="left" if header == "class" else "right")
+    for k, row in enumerate(rows):
+        is_true = k == t.label
+        table.add_row(">" if is_true else "", *row, style="bold" if is_true else None)
+    return table
+
+
+def _natural_width(console: Console, table: Table) -> int:
+    return Measurement.get(console, console.options.update(max_width=100_000), table).maximum
+
+
 def print_table(
     t: Trace,
     console: Console,
@@ -226,13 +245,19 @@ def print_table(
     table_box = PLAIN_BOX if plain else box.SIMPLE_HEAD
     glyph = "#" if plain or not console.encoding.lower().startswith("utf") else "\u2588"
     headers, rows = per_class(t, digits)
-    table = Table(box=table_box, show_edge=False, pad_edge=False)
-    table.add_column("", justify="left")
-    for header in headers:
-        table.add_column(header, justify="left" if header == "class" else "right")
-    for k, row in enumerate(rows):
-        is_true = k == t.label
-        table.add_row(">" if is_true else "", *row, style="bold" if is_true else None)
+    table = _class_table(t, headers, rows, table_box)
+    left_out = []
+    if not plain:
+        # A terminal too narrow for the table: leave out the columns that matter least
+        # (they are in --explain and --format json) rather than wrap every row.
+        for header in _LEAST_NEEDED:
+            if header not in headers or _natural_width(console, table) <= width:
+                continue
+            keep = [i for i, h in enumerate(headers) if h != header]
+            headers = [headers[i] for i in keep]
+            rows = [[row[i] for i in keep] for row in rows]
+            left_out.append(header)
+            table = _class_table(t, headers, rows, table_box)
     summary = Table.grid(padding=(0, 2))
     summary.add_column()
     summary.add_column(justify="right")
@@ -240,6 +265,9 @@ def print_table(
         summary.add_row(name, value)
     _print_lines(console, [*_wrapped(_title(t, digits), 0, width), ""])
     _print_whole(console, table)
+    if left_out:
+        note = f"(left out to fit {width} columns: {', '.join(left_out)}; --explain shows them)"
+        _print_lines(console, _wrapped(note, 0, width))
     _print_lines(console, [""])
     _print_whole(console, summary)
     _print_lines(console, ["", "probabilities q", *_bars(t, digits, glyph)])
