@@ -116,7 +116,9 @@ class SoftmaxSteps(NamedTuple):
     shifted_lo: FloatArray  #: exact remainder: y - m = shifted + shifted_lo
 
 
-def softmax_steps(logits: ArrayLike, *, temperature: float = 1.0) -> SoftmaxSteps:
+def softmax_steps(
+    logits: ArrayLike, *, temperature: float = 1.0, exact: bool = False
+) -> SoftmaxSteps:
     """Every intermediate value of the stable softmax, for one row or a batch.
 
     Parameters
@@ -125,6 +127,9 @@ def softmax_steps(logits: ArrayLike, *, temperature: float = 1.0) -> SoftmaxStep
         Shape ``(K,)`` or ``(N, K)``; finite floats or ``-inf`` (a masked class).
     temperature : float
         The logits are divided by it (exactly: the shifted logits are divided).
+    exact : bool
+        Every value correctly rounded (``exp_shifted``, ``sum_exp_shifted``, the logs,
+        the probabilities): the same bits on every machine; slower.
 
     Returns
     -------
@@ -140,8 +145,36 @@ def softmax_steps(logits: ArrayLike, *, temperature: float = 1.0) -> SoftmaxStep
     >>> st.shifted
     array([-1.1, 0. , -1.5])
     """
+    if exact:
+        got = _exact_parts(logits, temperature, _EXACT_STEPS)
+        return SoftmaxSteps(
+            max=got["m"], argmax=got["argmax"], shifted=got["hi"],  # type: ignore[arg-type]
+            exp_shifted=got["e"], sum_exp_shifted=got["s"], log_sum_exp_shifted=got["log_s"],
+            log_sum_exp=got["lse"], probabilities=got["q"], log_probabilities=got["lq"],
+            shifted_lo=got["lo"],
+        )  # fmt: skip
     parts = _softmax_parts(logits, temperature, "steps")
     return _asked(parts.steps)
+
+
+_EXACT_STEPS = frozenset(("hi", "lo", "e", "q", "lq", "m", "s", "log_s", "lse", "argmax"))
+
+
+def _exact_parts(
+    logits: ArrayLike, temperature: float, parts: frozenset[str]
+) -> dict[str, FloatArray]:
+    """The correctly rounded parts (:mod:`xentcli.core._exact_kernel`), shaped as given."""
+    from xentcli.core import _exact_kernel
+
+    check_temperature(temperature)
+    array = logits_array(logits)
+    one_row = array.ndim == 1
+    got = _exact_kernel.softmax_parts(
+        array[None, :] if one_row else array, temperature, parts, one_row
+    )
+    if temperature != 1.0 and "m" in got:
+        got["m"] = divide_dd(got["m"], np.zeros_like(got["m"]), temperature)[0]  # max / T
+    return {name: a[0] if one_row else a for name, a in got.items()}
 
 
 _Part = Literal["probabilities", "log_probabilities", "log_sum_exp", "steps"]
@@ -252,7 +285,7 @@ def _softmax_parts(logits: ArrayLike, temperature: float, part: _Part) -> _Parts
     )
 
 
-def softmax(logits: ArrayLike, *, temperature: float = 1.0) -> FloatArray:
+def softmax(logits: ArrayLike, *, temperature: float = 1.0, exact: bool = False) -> FloatArray:
     """Softmax along the last axis, shifted by the max so that it never overflows.
 
     Parameters
@@ -261,11 +294,14 @@ def softmax(logits: ArrayLike, *, temperature: float = 1.0) -> FloatArray:
         Shape ``(K,)`` or ``(N, K)``; ``-inf`` marks a masked class (probability 0).
     temperature : float
         Divide the logits by this positive number first.
+    exact : bool
+        Correctly rounded probabilities (the same bits on every machine); slower.
 
     Returns
     -------
     numpy.ndarray
-        Probabilities, each within 3 ulp of the exact value.
+        Probabilities, each within 3 ulp of the exact value (correctly rounded with
+        *exact*).
 
     Examples
     --------
@@ -274,13 +310,15 @@ def softmax(logits: ArrayLike, *, temperature: float = 1.0) -> FloatArray:
     >>> softmax([[1000.0, 1000.0, -np.inf]])
     array([[0.5, 0.5, 0. ]])
     """
+    if exact:
+        return _exact_parts(logits, temperature, frozenset(("q",)))["q"]
     return _asked(_softmax_parts(logits, temperature, "probabilities").probabilities)
 
 
-def log_softmax(logits: ArrayLike, *, temperature: float = 1.0) -> FloatArray:
+def log_softmax(logits: ArrayLike, *, temperature: float = 1.0, exact: bool = False) -> FloatArray:
     """Log-softmax along the last axis: ``(y - max) - log sum exp(y - max)``.
 
-    *logits* (``(K,)`` or ``(N, K)``) and *temperature* as in :func:`softmax`.
+    *logits* (``(K,)`` or ``(N, K)``), *temperature* and *exact* as in :func:`softmax`.
 
     Returns
     -------
@@ -292,13 +330,15 @@ def log_softmax(logits: ArrayLike, *, temperature: float = 1.0) -> FloatArray:
     >>> log_softmax([0.0, -40.0])
     array([-4.24835426e-18, -4.00000000e+01])
     """
+    if exact:
+        return _exact_parts(logits, temperature, frozenset(("lq",)))["lq"]
     return _asked(_softmax_parts(logits, temperature, "log_probabilities").log_probabilities)
 
 
-def logsumexp(logits: ArrayLike, *, temperature: float = 1.0) -> FloatArray:
+def logsumexp(logits: ArrayLike, *, temperature: float = 1.0, exact: bool = False) -> FloatArray:
     """``log sum_k exp(y_k)`` along the last axis, without overflow.
 
-    *logits* (``(K,)`` or ``(N, K)``) and *temperature* as in :func:`softmax`.
+    *logits* (``(K,)`` or ``(N, K)``), *temperature* and *exact* as in :func:`softmax`.
 
     Returns
     -------
@@ -312,6 +352,8 @@ def logsumexp(logits: ArrayLike, *, temperature: float = 1.0) -> FloatArray:
     >>> logsumexp([[0.0, 0.0], [1e308, 1e308]])
     array([6.93147181e-001, 1.00000000e+308])
     """
+    if exact:
+        return _exact_parts(logits, temperature, frozenset(("lse",)))["lse"]
     return _asked(_softmax_parts(logits, temperature, "log_sum_exp").log_sum_exp)
 
 
@@ -324,6 +366,10 @@ class RowLosses:
     predicted: IntArray  #: argmax of the logits (first index on ties)
     label_probability: FloatArray  #: q of the true class (nan with soft targets)
     counted: npt.NDArray[np.bool_]  #: False for rows whose label is ignore_index
+    #: exact=True only: ``loss + loss_lo`` is within ``loss_err`` of the exact row loss
+    #: (double-double), for exact means; ``loss`` is its correctly rounded value.
+    loss_lo: FloatArray | None = None
+    loss_err: FloatArray | None = None
 
 
 def _smoothing_weights(eps: float, k: int) -> tuple[tuple[float, float], tuple[float, float]]:
@@ -347,6 +393,7 @@ def row_losses(
     label_smoothing: float = 0.0,
     temperature: float = 1.0,
     check: bool = True,
+    exact: bool = False,
 ) -> RowLosses:
     """Per-row losses (nats) and what the mean needs, for a 2-D batch.
 
@@ -358,6 +405,10 @@ def row_losses(
         ``False`` skips validating the logits, labels and targets (a caller that has
         validated them already, such as the CSV reader). Invalid data then gives
         meaningless numbers instead of an error.
+    exact : bool
+        Correctly rounded row losses and label probabilities (the float64 nearest the
+        exact value; the same bits on every machine), with their double-double
+        remainders for exact means; slower (see docs/accuracy.md).
 
     Returns
     -------
@@ -408,6 +459,14 @@ def row_losses(
     # (1 - eps) and eps / K as double-doubles: the smoothing weights are exact.
     keep, share = _smoothing_weights(eps, k) if eps else ((1.0, 0.0), (0.0, 0.0))
     w_total = float(math.fsum(w.tolist())) if w is not None else float(k)
+    if exact:
+        from xentcli.core import _exact_kernel
+
+        got = _exact_kernel.row_losses(
+            y, lab, t, w, eps, keep, share, temperature, check, array.ndim == 1
+        )
+        return _finish(got.loss, got.label_probability, got.predicted, lab, t, w, counted,
+                       ignore_index, got.loss_lo, got.loss_err)  # fmt: skip
 
     def work(start: int, stop: int) -> None:
         arena = blockrunner.arena(blockrunner.ARENA_BLOCKS * (stop - start) * k)
@@ -458,22 +517,34 @@ def row_losses(
     blockrunner.run(blockrunner.plan(n, k), work, k)
     if w is not None or eps or t is not None or temperature != 1.0:
         _redo_overflowed_rows(loss, y, lab, t, w, eps, temperature)
+    return _finish(loss, label_q, predicted, lab, t, w, counted, ignore_index)
+
+
+def _finish(
+    loss: FloatArray,
+    label_q: FloatArray,
+    predicted: IntArray,
+    lab: IntArray,
+    t: FloatArray | None,
+    w: FloatArray | None,
+    counted: npt.NDArray[np.bool_],
+    ignore_index: int | None,
+    loss_lo: FloatArray | None = None,
+    loss_err: FloatArray | None = None,
+) -> RowLosses:
+    """The :class:`RowLosses` of the computed rows: weights, ignored rows zeroed."""
+    n = loss.size
     if t is not None:
-        return RowLosses(
-            loss=loss,
-            weight=np.ones(n),
-            predicted=predicted,
-            label_probability=label_q,
-            counted=counted,
-        )
+        return RowLosses(loss, np.ones(n), predicted, label_q, counted, loss_lo, loss_err)
     row_w = np.ones(n) if w is None else w[lab]
     if ignore_index is not None:
         loss = np.where(counted, loss, 0.0)
         row_w = np.where(counted, row_w, 0.0)
         label_q = np.where(counted, label_q, np.nan)
-    return RowLosses(
-        loss=loss, weight=row_w, predicted=predicted, label_probability=label_q, counted=counted
-    )
+        if loss_lo is not None and loss_err is not None:
+            loss_lo = np.where(counted, loss_lo, 0.0)
+            loss_err = np.where(counted, loss_err, 0.0)
+    return RowLosses(loss, row_w, predicted, label_q, counted, loss_lo, loss_err)
 
 
 def _redo_overflowed_rows(
@@ -520,6 +591,7 @@ def cross_entropy(
     reduction: Reduction = "mean",
     base: Base | str = "e",
     check: bool = True,
+    exact: bool = False,
 ) -> FloatArray | float:
     """Cross-entropy loss of logits against class labels or soft targets.
 
@@ -549,6 +621,10 @@ def cross_entropy(
         Units: nats, bits or bans.
     check : bool
         ``False`` skips validating logits, labels and targets (already validated).
+    exact : bool
+        Correctly rounded: each row loss is the float64 nearest its exact value, and the
+        mean (or sum) the float64 nearest the exact mean of the exact row losses; the
+        same bits on every machine. Slower (docs/accuracy.md has the figures).
 
     Returns
     -------
@@ -586,17 +662,27 @@ def cross_entropy(
         label_smoothing=label_smoothing,
         temperature=temperature,
         check=check,
+        exact=exact,
     )
+    if exact:
+        from xentcli.core import _exact_kernel
+
+        return _exact_kernel.reduce(
+            rows, reduction, str(base), logits_array(logits), labels, targets, weights,
+            label_smoothing, temperature,
+        )  # fmt: skip
     if reduction == "none":
         out = to_base(rows.loss, base)
         return out[0] if one_row else out  # type: ignore[index]
+    denominator = None
+    if reduction == "mean":
+        denominator = ExactSum()
+        if weights is None:  # every counted row weighs 1: count them, not sum them
+            denominator.add_ones(int(np.count_nonzero(rows.counted)))
+        else:
+            denominator.add(rows.weight)
     total = ExactSum()
     total.add(rows.loss)
-    if reduction == "sum":
+    if denominator is None:
         return total.value(base)
-    denominator = ExactSum()
-    if weights is None:  # every counted row weighs 1: count them, not sum them
-        denominator.add_ones(int(np.count_nonzero(rows.counted)))
-    else:
-        denominator.add(rows.weight)
     return total.ratio(denominator, base)
