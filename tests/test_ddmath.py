@@ -19,7 +19,9 @@ from xentcli.core import _ddmath as dm
 def _rel_errors(f_exact, hi, lo, got_hi, got_lo, floor=0.0, absolute=False):
     worst = 0.0
     with mp.workprec(400):
-        for a, b, c, d in zip(hi.tolist(), lo.tolist(), got_hi.tolist(), got_lo.tolist()):
+        for a, b, c, d in zip(
+            hi.tolist(), lo.tolist(), got_hi.tolist(), got_lo.tolist(), strict=True
+        ):
             exact = f_exact(mp.mpf(a) + mp.mpf(b))
             err = abs(mp.mpf(c) + mp.mpf(d) - exact)
             if exact > floor:
@@ -62,7 +64,12 @@ def test_exp_mantissa_within_its_bound_down_to_underflow() -> None:
     worst = 0.0
     with mp.workprec(400):
         for a, b, m1, m2, k in zip(
-            hi.tolist(), lo.tolist(), parts.m_hi.tolist(), parts.m_lo.tolist(), parts.k.tolist()
+            hi.tolist(),
+            lo.tolist(),
+            parts.m_hi.tolist(),
+            parts.m_lo.tolist(),
+            parts.k.tolist(),
+            strict=True,
         ):
             if a < dm.EXP_ZERO_BELOW:
                 continue
@@ -75,7 +82,7 @@ def test_exp_parts_scale_back_exactly() -> None:
     hi, lo = _exp_arguments()
     parts = dm.exp_parts(hi, lo)
     normal = (parts.k >= -1022) & ~parts.zero
-    e_hi, e_lo = dm.exp_dd(hi, lo)
+    e_hi, _ = dm.exp_dd(hi, lo)
     assert np.array_equal(np.ldexp(parts.m_hi[normal], parts.k[normal]), e_hi[normal])
     assert ((parts.m_hi >= 0.99) & (parts.m_hi < 2.0))[~parts.zero].all()
 

@@ -160,7 +160,8 @@ def test_bases(base: str) -> None:
 def test_masked_and_ignored() -> None:
     y = np.array([[0.0, -np.inf, 1.0], [-np.inf, 2.0, 2.0], [0.0, 0.0, 0.0]])
     q = softmax(y, exact=True)
-    assert q[0, 1] == 0.0 and q[1, 0] == 0.0
+    assert q[0, 1] == 0.0
+    assert q[1, 0] == 0.0
     assert log_softmax(y, exact=True)[0, 1] == -np.inf
     assert list(cross_entropy(y, [1, 0, 0], reduction="none", exact=True))[:2] == [math.inf] * 2
     got = cross_entropy(y, [-100, 1, -100], ignore_index=-100, exact=True)
@@ -198,7 +199,7 @@ def test_same_bits_whatever_libm_returns(monkeypatch: pytest.MonkeyPatch, direct
                 label_smoothing=0.1,
                 temperature=0.7,
                 exact=True,
-            ).loss,  # fmt: skip
+            ).loss,
             row_losses(y, targets=t, exact=True).loss,
             np.array([cross_entropy(y, labels, exact=True)]),
             softmax(y, exact=True),

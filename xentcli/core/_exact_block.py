@@ -44,6 +44,7 @@ from xentcli.core._softmax_block import Shift, flat, shift
 from xentcli.core._ziv import Quantity, RowDecimal, around, round_checked
 
 if TYPE_CHECKING:
+    from decimal import Decimal
     from fractions import Fraction
 
 FloatArray = npt.NDArray[np.float64]
@@ -230,7 +231,8 @@ def probabilities(es: ExactShift, at: IntArray | None = None) -> tuple[FloatArra
     m_hi, m_lo, k, zero = es.m_hi, es.m_lo, es.k, es.zero
     if at is not None:
         pos = flat(at, es.sh.hi.shape[1])
-        m_hi, m_lo, k, zero = (np.take(a, pos) for a in (m_hi, m_lo, k, zero))
+        m_hi, m_lo = np.take(m_hi, pos), np.take(m_lo, pos)
+        k, zero = np.take(k, pos), np.take(zero, pos)
     q_hi = m_hi / s_hi
     p, pe = two_prod_small(q_hi, np.broadcast_to(s_hi, q_hi.shape))
     q_lo = ((((m_hi - p) - pe) + m_lo) - q_hi * s_lo) / s_hi
@@ -326,7 +328,7 @@ def slow_probability(c: int) -> Quantity:
     return quantity
 
 
-def _exp(rd: RowDecimal, d: Fraction):  # type: ignore[no-untyped-def]
+def _exp(rd: RowDecimal, d: Fraction) -> Decimal:
     ctx = rd.ctx
     return ctx.exp(ctx.divide(d.numerator, d.denominator))
 

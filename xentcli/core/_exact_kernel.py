@@ -22,7 +22,7 @@ from xentcli.core import _blocks as blockrunner
 from xentcli.core import _exact_block as xb
 from xentcli.core._compensated import two_prod
 from xentcli.core._exactsum import ExactSum
-from xentcli.core._softmax_block import flat, transposed
+from xentcli.core._softmax_block import transposed
 from xentcli.core._units import LOG_E_IN_BASE
 from xentcli.core._validation import check_logit_values, check_masked_rows, check_targets
 from xentcli.core._ziv import Quantity, RowDecimal, round_interval, slow_row, to_float
@@ -49,7 +49,7 @@ def softmax_parts(
         name: np.empty((n, k)) if name in per_class else np.empty(n) for name in parts
     }
     if "argmax" in parts:
-        out["argmax"] = np.empty(n, dtype=np.int64)  # type: ignore[assignment]
+        out["argmax"] = np.empty(n, dtype=np.int64)
     unsure: dict[int, set[str]] = {}
     found_unsure: list[tuple[int, str]] = []  # from every thread (list.append is atomic)
 
@@ -106,7 +106,7 @@ def _redo_softmax_row(
     """Every requested quantity of one row, from the decimal slow path."""
     k = row.size
     quantities: list[Quantity] = []
-    where: list[tuple[str, int | None]] = []
+    where: list[tuple[str, int]] = []  # class -1: a per-row quantity
     for name in sorted(names):
         if name in ("q", "lq", "e"):
             make = {
@@ -121,10 +121,10 @@ def _redo_softmax_row(
             quantities.append(
                 {"lse": xb.slow_log_sum_exp, "s": xb.slow_sum, "log_s": xb.slow_log_sum}[name]
             )
-            where.append((name, None))
+            where.append((name, -1))
     values = slow_row(row.tolist(), temperature, quantities)
     for (name, c), value in zip(where, values, strict=True):
-        if c is None:
+        if c < 0:
             out[name][i] = value
         else:
             out[name][i, c] = value
@@ -234,7 +234,7 @@ def _masked_inf(
     else:
         coefficient = np.zeros(rows.shape, dtype=bool)
         coefficient[np.arange(rows.shape[0]), li] = wc[li] > 0
-    return (masked & coefficient).any(axis=1)
+    return np.asarray((masked & coefficient).any(axis=1))
 
 
 # ------------------------------------------------------------------- the mean
@@ -329,7 +329,8 @@ def reduce(
     tested (rows that fail are redone in decimal); ``"mean"``/``"sum"``: :func:`mean`,
     and when its rounding test fails, :func:`slow_mean` over every counted row.
     """
-    assert rows.loss_lo is not None and rows.loss_err is not None
+    assert rows.loss_lo is not None
+    assert rows.loss_err is not None
     y2 = y[None, :] if y.ndim == 1 else y
     n, k = y2.shape
     t = None if targets is None else np.asarray(targets, dtype=np.float64).reshape(n, k)
@@ -367,7 +368,8 @@ def _rows_in_base(
     temperature: float,
 ) -> FloatArray:
     """Each row loss in bits or bans, correctly rounded."""
-    assert rows.loss_lo is not None and rows.loss_err is not None
+    assert rows.loss_lo is not None
+    assert rows.loss_err is not None
     f_hi, f_lo = LOG_E_IN_BASE[base]
     with np.errstate(invalid="ignore", over="ignore"):
         p, pe = two_prod(rows.loss, np.float64(f_hi))
