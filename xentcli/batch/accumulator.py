@@ -328,6 +328,9 @@ class BatchOptions:
     label_smoothing: float = 0.0
     temperature: float = 1.0
     base: str = "e"
+    #: correctly rounded row losses and probabilities; the sums add their double-double
+    #: remainders, so means are of the (nearly) exact losses (docs/accuracy.md)
+    exact: bool = False
     reduction: Literal["mean", "sum"] = "mean"
     worst: int = 5
     class_names: Sequence[str] | None = None  #: names shown for labels (from --classes)
@@ -725,6 +728,8 @@ class BatchAccumulator:
         self.class_correct += np.bincount(cls, weights=correct, minlength=k).astype(np.int64)
         state.correct += int(np.count_nonzero(correct))
         state.class_sums.add(loss, cls)
+        if rows.loss_lo is not None:  # exact: the remainders join the exact sums
+            state.class_sums.add(rows.loss_lo if all_counted else rows.loss_lo[counted], cls)
         if (weight == 1.0).all():  # no class weights (or soft targets): a row count
             state.class_weights.add_ones(class_rows)
         else:
@@ -737,10 +742,23 @@ class BatchAccumulator:
         if not per_row:
             return None
         if soft:
-            probability = _label_probability(chunk.logits, labels, opts.temperature)
+            probability = _label_probability(
+                chunk.logits, labels, opts.temperature, opts.exact
+            )
         else:
             probability = rows.label_probability
-        base_loss = np.asarray(core.to_base(rows.loss, opts.base), dtype=np.float64)
+        if opts.exact and opts.base != "e":  # each row rounded once from its exact loss
+            base_loss = np.asarray(
+                core.cross_entropy(
+                    chunk.logits, None if soft else labels, targets=chunk.targets,
+                    weights=self.weights, ignore_index=opts.ignore_index,
+                    label_smoothing=opts.label_smoothing, temperature=opts.temperature,
+                    reduction="none", base=opts.base, check=False, exact=True,
+                ),
+                dtype=np.float64,
+            )  # fmt: skip
+        else:
+            base_loss = np.asarray(core.to_base(rows.loss, opts.base), dtype=np.float64)
         if not all_counted:
             base_loss = np.where(counted, base_loss, np.nan)
             probability = np.where(counted, probability, np.nan)
@@ -775,6 +793,7 @@ class BatchAccumulator:
             ignore_index=self.options.ignore_index,
             label_smoothing=self.options.label_smoothing,
             temperature=self.options.temperature,
+            exact=self.options.exact,
         )
         if self._file is None or self._file.path != source:
             self._start_file(source)
@@ -823,6 +842,7 @@ class BatchAccumulator:
             label_smoothing=opts.label_smoothing,
             temperature=opts.temperature,
             check=False,
+            exact=opts.exact,
         )
 
     def _add_worst(
@@ -846,7 +866,10 @@ class BatchAccumulator:
             return
         if chunk.targets is not None:
             probability = _label_probability(
-                chunk.logits[candidates], labels[candidates], self.options.temperature
+                chunk.logits[candidates],
+                labels[candidates],
+                self.options.temperature,
+                self.options.exact,
             )
         else:
             probability = rows.label_probability[candidates]
@@ -1161,8 +1184,10 @@ def _exp(x: float) -> float:
         return math.inf
 
 
-def _label_probability(logits: FloatArray, labels: IntArray, temperature: float) -> FloatArray:
-    q = core.softmax(logits, temperature=temperature)
+def _label_probability(
+    logits: FloatArray, labels: IntArray, temperature: float, exact: bool = False
+) -> FloatArray:
+    q = core.softmax(logits, temperature=temperature, exact=exact)
     return np.take_along_axis(q, labels[:, None], axis=-1)[:, 0]
 
 

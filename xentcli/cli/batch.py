@@ -397,6 +397,7 @@ def batch(
         label_smoothing=loss.label_smoothing,
         temperature=loss.temperature,
         base=loss.base,
+        exact=loss.exact,
         reduction="sum" if reduction == "sum" else "mean",
         worst=worst,
         class_names=class_names,

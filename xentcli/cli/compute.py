@@ -315,6 +315,7 @@ def compute(
             temperature=loss.temperature,
             base=loss.base,
             classes=classes,
+            exact=loss.exact,
         )
     except XentError as error:
         raise BadInvocation(_message(error, written)) from None

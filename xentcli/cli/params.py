@@ -238,6 +238,12 @@ def loss_options(*, ignore_index: bool) -> Callable[[F], F]:
             show_default=True,
             help="Logarithm base of the loss: e (nats), 2 (bits), 10 (bans).",
         ),
+        click.option(
+            "--exact",
+            is_flag=True,
+            help="Correctly rounded: every loss and probability the float64 nearest its"
+            " exact value, the same bits on every machine (slower; see docs/accuracy.md).",
+        ),
     ]
     if ignore_index:
         options.insert(
@@ -259,6 +265,7 @@ def loss_options(*, ignore_index: bool) -> Callable[[F], F]:
                 label_smoothing=kwargs.pop("label_smoothing"),
                 temperature=kwargs.pop("temperature"),
                 base=kwargs.pop("base"),
+                exact=kwargs.pop("exact"),
             )
             return command(*args, **kwargs)
 

@@ -45,6 +45,7 @@ from xentcli.core import (
     check_base,
     entropy,
     kl_divergence,
+    cross_entropy,
     row_losses,
     softmax_steps,
     to_base,
@@ -253,6 +254,7 @@ def build_trace(
     temperature: float = 1.0,
     base: str = "e",
     classes: Sequence[str] | None = None,
+    exact: bool = False,
 ) -> Trace:
     """Work one sample through the stable softmax and the cross-entropy loss.
 
@@ -275,6 +277,10 @@ def build_trace(
         ``"e"`` (nats), ``"2"`` (bits) or ``"10"`` (bans).
     classes
         K class names, for display.
+    exact
+        The kernel's correctly rounded path: the max, the exponentials, their sum, its
+        log, the log-sum-exp, the probabilities, their logs and the loss are each the
+        float64 nearest the exact value.
 
     Raises
     ------
@@ -293,7 +299,9 @@ def build_trace(
     check_base(base)
     if label is not None and targets is not None:
         raise InvalidInputError("give at most one of label and targets")
-    steps = softmax_steps(np.asarray(logits, dtype=np.float64), temperature=temperature)
+    steps = softmax_steps(
+        np.asarray(logits, dtype=np.float64), temperature=temperature, exact=exact
+    )
     y = _floats(logits)
     k = len(y)
     if classes is not None and len(classes) != k:
@@ -316,8 +324,24 @@ def build_trace(
         weights=None if weights is None else np.asarray(weights, dtype=np.float64),
         label_smoothing=label_smoothing,
         temperature=temperature,
+        exact=exact,
     )
     loss_nats = _scalar(rows.loss) if has_target else math.nan
+    loss_in_base = float(to_base(loss_nats, base))
+    if exact and has_target and base != "e":  # one rounding from the exact loss
+        loss_in_base = float(
+            cross_entropy(
+                np.asarray([y]),
+                None if targets is not None else [label],
+                targets=None if targets is None else np.asarray([targets], dtype=np.float64),
+                weights=None if weights is None else np.asarray(weights, dtype=np.float64),
+                label_smoothing=label_smoothing,
+                temperature=temperature,
+                base=base,
+                reduction="none",
+                exact=True,
+            )[0]  # type: ignore[index]
+        )
     log_base = LN_BASE[base]
     p = _target_row(k, label, targets, label_smoothing)
     w = _floats(weights) if weights is not None else None
@@ -364,7 +388,7 @@ def build_trace(
         log_probabilities=log_q,
         contributions=contributions,
         gradient=_gradient(q, log_q, a, temperature * log_base),
-        loss=float(to_base(loss_nats, base)),
+        loss=loss_in_base,
         loss_nats=loss_nats,
         perplexity=perplexity,
         one_minus_q=-math.expm1(log_q[label]) if label is not None else None,

@@ -25,3 +25,4 @@ class LossOptions:
     label_smoothing: float = 0.0  #: ε in [0, 1]
     temperature: float = 1.0  #: T > 0; the logits are divided by it first
     base: Base = "e"  #: units of the loss: e nats, 2 bits, 10 bans
+    exact: bool = False  #: correctly rounded results (the kernel's ``exact=True``)
