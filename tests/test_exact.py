@@ -6,7 +6,10 @@ The families are those of tests/test_kernel.py; the oracle is tests/mpref.py (mp
 
 from __future__ import annotations
 
+import csv
+import json
 import math
+from pathlib import Path
 
 import mpref
 import numpy as np
@@ -261,3 +264,70 @@ def test_slow_path_is_rare() -> None:
     row_losses(y, labels, exact=True)
     softmax(y[:2000], exact=True)
     assert ziv.SLOW_ROWS[0] - before <= 2
+
+
+# ----------------------------------------------------------------------- commands
+def test_compute_exact_against_mpmath() -> None:
+    from test_cli_batch import ok
+
+    row = [-100.0, 100.0, -100.0, -100.0]
+    data = json.loads(
+        ok(
+            [
+                "compute",
+                "--logits",
+                "-100,100,-100,-100",
+                "--label",
+                "1",
+                "--exact",
+                "--format",
+                "json",
+            ]
+        ).stdout
+    )
+    assert data["loss"] == 4.151689580210212e-87  # the float nearest log1p(3 e**-200)
+    assert mpref.ulps(data["loss"], mpref.loss(row, 1)) <= HALF
+    assert worst(data["probabilities"], mpref.probabilities(row)) <= HALF
+    assert worst(data["log_probabilities"], mpref.log_probabilities(row)) <= HALF
+    bits = json.loads(
+        ok(
+            [
+                "compute",
+                "--logits",
+                "1.2,2.3,0.8",
+                "--label",
+                "0",
+                "--exact",
+                "--base",
+                "2",
+                "--temperature",
+                "0.7",
+                "--format",
+                "json",
+            ]
+        ).stdout
+    )
+    exact_bits = mpref.in_base(mpref.loss([1.2, 2.3, 0.8], 0, 0.7), "2")
+    assert mpref.ulps(bits["loss"], exact_bits) <= HALF
+
+
+def test_batch_exact_against_mpmath(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from test_cli_batch import ok, random_data, write_table
+
+    monkeypatch.chdir(tmp_path)
+    logits, labels = random_data(n=40)
+    labels[4] = -100
+    write_table(tmp_path / "a.csv", logits, labels)
+    args = ["batch", "a.csv", "--ignore-index", "-100", "--exact", "--chunk-rows", "7"]
+    data = json.loads(ok([*args, "--format", "json"]).stdout)
+    keep = [i for i in range(40) if labels[i] != -100]
+    exact_mean = mpref.mean([list(logits[i]) for i in keep], [int(labels[i]) for i in keep])
+    assert mpref.ulps(data["loss"], exact_mean) <= HALF
+    ok([*args, "--base", "2", "--per-row", "rows.csv"])
+    with (tmp_path / "rows.csv").open(newline="") as handle:
+        rows = list(csv.reader(handle))[1:]
+    for i in keep:
+        exact = mpref.in_base(mpref.loss(list(logits[i]), int(labels[i])), "2")
+        assert mpref.ulps(float(rows[i][5]), exact) <= HALF
+        q = mpref.probabilities(list(logits[i]))[int(labels[i])]
+        assert mpref.ulps(float(rows[i][4]), q) <= HALF

@@ -742,9 +742,7 @@ class BatchAccumulator:
         if not per_row:
             return None
         if soft:
-            probability = _label_probability(
-                chunk.logits, labels, opts.temperature, opts.exact
-            )
+            probability = _label_probability(chunk.logits, labels, opts.temperature, opts.exact)
         else:
             probability = rows.label_probability
         if opts.exact and opts.base != "e":  # each row rounded once from its exact loss

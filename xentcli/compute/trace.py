@@ -43,9 +43,9 @@ from xentcli.core import (
     LN_BASE,
     UNITS,
     check_base,
+    cross_entropy,
     entropy,
     kl_divergence,
-    cross_entropy,
     row_losses,
     softmax_steps,
     to_base,
@@ -332,7 +332,7 @@ def build_trace(
         loss_in_base = float(
             cross_entropy(
                 np.asarray([y]),
-                None if targets is not None else [label],
+                None if targets is not None else [label or 0],
                 targets=None if targets is None else np.asarray([targets], dtype=np.float64),
                 weights=None if weights is None else np.asarray(weights, dtype=np.float64),
                 label_smoothing=label_smoothing,
