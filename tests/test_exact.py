@@ -331,3 +331,28 @@ def test_batch_exact_against_mpmath(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         assert mpref.ulps(float(rows[i][5]), exact) <= HALF
         q = mpref.probabilities(list(logits[i]))[int(labels[i])]
         assert mpref.ulps(float(rows[i][4]), q) <= HALF
+
+
+@pytest.mark.parametrize(
+    ("logits", "label", "expected"),
+    [
+        ([0.0, -40.0], 0, 4.248354255291589e-18),
+        ([-100.0, 100.0, -100.0, -100.0], 1, 4.151689580210212e-87),
+        ([1e16, 0.0], 1, 1e16),
+        ([3.0, 1e16], 0, 9999999999999998.0),  # the exact loss is a midpoint plus e**-1e16
+        ([1.2, 2.3, 0.8], 1, 0.44211922514309726),
+    ],
+)
+def test_correctly_rounded_values_can_be_pinned(
+    logits: list[float], label: int, expected: float
+) -> None:
+    """Correct rounding is unique: these digits hold on every machine (README's table)."""
+    assert mpref.ulps(expected, mpref.loss(logits, label)) <= HALF
+    assert cross_entropy(logits, label, exact=True) == expected
+    assert cross_entropy([logits], [label], reduction="none", exact=True)[0] == expected
+
+
+def test_readme_table_shows_the_correctly_rounded_losses() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert "| `[0, -40]`, 0 | 4.248354255291589e-18 |" in readme
+    assert "| `[-100, 100, -100, -100]`, 1 | 4.151689580210212e-87 |" in readme

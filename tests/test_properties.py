@@ -236,3 +236,42 @@ def test_mean_is_invariant_under_row_permutation(y: np.ndarray, data: st.DataObj
     a = cross_entropy(y, labels, weights=w)
     b = cross_entropy(y[order], labels[order], weights=w)
     assert a == b or (math.isnan(a) and math.isnan(b))
+
+
+@SETTINGS
+@given(rows(), st.data())
+def test_exact_is_correctly_rounded_on_any_float64_input(
+    y: np.ndarray, data: st.DataObject
+) -> None:
+    """exact=True on arbitrary float64 logits: every loss, q and log q within half an ulp."""
+    n, k = y.shape
+    labels = np.array(data.draw(st.lists(st.integers(0, k - 1), min_size=n, max_size=n)))
+    got = row_losses(y, labels, exact=True)
+    steps = softmax_steps(y, exact=True)
+    for i in range(n):
+        row = list(y[i])
+        assert mpref.ulps(float(got.loss[i]), mpref.loss(row, int(labels[i]))) <= 0.5
+        exact_q = mpref.probabilities(row)
+        exact_lq = mpref.log_probabilities(row)
+        for c in range(k):
+            assert mpref.ulps(float(steps.probabilities[i, c]), exact_q[c]) <= 0.5
+            assert mpref.ulps(float(steps.log_probabilities[i, c]), exact_lq[c]) <= 0.5
+
+
+@SETTINGS
+@given(
+    hnp.arrays(np.float64, st.tuples(st.integers(1, 4), st.integers(1, 6)), elements=dyadic),
+    st.integers(-(2**20), 2**20),
+    st.sampled_from([1.0, 0.3, 7.0]),
+)
+def test_exact_shift_invariance_to_the_bit(y: np.ndarray, shift: int, temperature: float) -> None:
+    """Correctly rounded results depend only on the exact values: an exact shift of the
+    logits changes no bit of the probabilities, log-probabilities or losses, at any
+    temperature (the default kernel's guarantee holds at T = 1 only by construction)."""
+    moved = y + shift
+    assert np.array_equal(moved - shift, y)
+    t = {"temperature": temperature, "exact": True}
+    assert np.array_equal(softmax(moved, **t), softmax(y, **t))
+    assert np.array_equal(log_softmax(moved, **t), log_softmax(y, **t))
+    labels = np.zeros(y.shape[0], dtype=np.int64)
+    assert np.array_equal(row_losses(moved, labels, **t).loss, row_losses(y, labels, **t).loss)

@@ -126,12 +126,62 @@ class Rounded(NamedTuple):
     ok: BoolArray  #: where the rounding is certain
 
 
-def _rounded(hi: FloatArray, lo: FloatArray, err: FloatArray) -> Rounded:
-    value, ok = round_checked(hi, lo, err)
+def _rounded(
+    hi: FloatArray,
+    lo: FloatArray,
+    err: FloatArray,
+    lo2: FloatArray | None = None,
+    push: BoolArray | None = None,
+) -> Rounded:
+    value, ok = round_checked(hi, lo, err, lo2=lo2, push=push)
     with np.errstate(invalid="ignore"):
         rem = (hi - value) + lo
+        if lo2 is not None:
+            rem = rem + lo2
         rem = np.where(np.isfinite(rem), rem, 0.0)
     return Rounded(value, rem, err * _SAFE + np.abs(rem) * 2.0**-52, ok)
+
+
+def negligible_rest(es: ExactShift, scale: FloatArray | float = 1.0) -> BoolArray:
+    """Rows whose ``x = s - 1`` is provably below ``2**-1076 / scale``.
+
+    There every exponential but the max's underflowed, and the error bound of ``x``
+    (``K 2**-1074``) is too coarse to round ``log s ~ x`` to 0 with certainty; an upper
+    bound of each term, ``2**(floor(d log2 e) + 2)``, summed at the scale ``2**1100``,
+    decides it: ``log s`` (and ``scale * log s``) then rounds to 0.
+    """
+    rows = (es.x_hi == 0) & (es.x_lo == 0)
+    if not rows.any():
+        return rows
+    hi = es.sh.hi[:, rows]
+    with np.errstate(invalid="ignore", over="ignore"):
+        n = np.floor(np.clip(hi, -4000.0, 0.0) * 1.4426950408889634) + (2 + 1100)
+        terms = np.where(np.isfinite(hi) & (hi < 0), np.ldexp(1.0, n.astype(np.int64)), 0.0)
+    # The argmax's own term (hi = 0) is left out by hi < 0; a tie (another hi = 0) has
+    # made x >= 1, so such a row is not here.
+    bound = terms.sum(axis=0) * (1 + 2.0**-40)
+    out = np.zeros_like(rows)
+    out[rows] = bound * (scale if np.ndim(scale) == 0 else np.asarray(scale)[rows]) < 2.0**24
+    return out
+
+
+def neg_log_q3(
+    es: ExactShift, hi: FloatArray, lo: FloatArray
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """``log s - d`` as three parts (hi, lo, lo2) and a bound: the exact shift ``d`` and a
+    tiny ``log s`` stay apart, so a shift that is a float64 midpoint plus a positive
+    ``log s`` far below its ulp still rounds with certainty."""
+    with np.errstate(invalid="ignore"):
+        t, te = _two_sum(-lo, es.ls_hi)
+        n_hi, e = _two_sum(-hi, t)
+        n_lo, e2 = _two_sum(e, te)
+        n_lo2 = e2 + es.ls_lo
+        finite = np.isfinite(n_hi)
+        n_lo = np.where(finite, n_lo, 0.0)
+        n_lo2 = np.where(finite, n_lo2, 0.0)
+        err = (es.ls_err + es.d_err * np.abs(hi) + 2.0**-52 * np.abs(n_lo2)) * _SAFE
+        err = np.where(np.isfinite(err), err, 0.0)
+    return n_hi, n_lo, n_lo2, err
 
 
 def neg_log_q(es: ExactShift, hi: FloatArray, lo: FloatArray) -> tuple[FloatArray, ...]:
@@ -147,14 +197,49 @@ def neg_log_q(es: ExactShift, hi: FloatArray, lo: FloatArray) -> tuple[FloatArra
 
 def label_loss(
     es: ExactShift, li: IntArray, w: FloatArray | None
-) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """``w[label] * -log q_label`` as hi, lo, err; a zero weight gives exactly 0."""
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """``w[label] * -log q_label`` as hi, lo, lo2, err; a zero weight gives exactly 0.
+
+    Three parts (see :func:`neg_log_q3`) where the weight is 1 or another power of two
+    (the product is exact); otherwise the weighted value is a double-double (lo2 = 0).
+    """
+    hi, lo, lo2, err, _ = label_loss_pushed(es, li, w)
+    return hi, lo, lo2, err
+
+
+def label_loss_pushed(
+    es: ExactShift, li: IntArray, w: FloatArray | None
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, BoolArray]:
+    """:func:`label_loss`, and the rows whose error is one-sided (``push`` of
+    :func:`~xentcli.core._ziv.round_checked`): every other term underflowed to 0 at
+    T = 1, so the computed value is the exact shift and the exact loss exceeds it."""
+    push = (es.x_hi == 0) & (es.x_lo == 0) & (es.d_err == 0) & (li != es.sh.argmax)
+    if push.any():
+        others = np.isfinite(es.sh.hi).sum(axis=0) > 1  # log s > 0: an unmasked other
+        push &= others
     at = flat(li, es.sh.hi.shape[1])
-    n_hi, n_lo, err = neg_log_q(es, np.take(es.sh.hi, at), np.take(es.lo, at))
+    hi_i = np.take(es.sh.hi, at)
+    n_hi, n_lo, n_lo2, err = neg_log_q3(es, hi_i, np.take(es.lo, at))
+    wi = np.ones_like(n_hi) if w is None else w[li]
+    # The max's own class with every other term underflowed: the loss is log s < 2**-1076
+    # (times the weight): 0, certainly (the mean's bound counts it, see _exact_kernel).
+    tiny = (li == es.sh.argmax) & negligible_rest(es, wi)
+    if tiny.any():
+        n_hi, n_lo, n_lo2, err = (np.where(tiny, 0.0, a) for a in (n_hi, n_lo, n_lo2, err))
     if w is None:
-        return n_hi, n_lo, err
-    wi = w[li]
-    return _weighted(wi, n_hi, n_lo, err)
+        return n_hi, n_lo, n_lo2, err, push
+    with np.errstate(invalid="ignore", over="ignore"):
+        # a power of two in a safe range: w times each part is exact
+        exact = (np.frexp(wi)[0] == 0.5) & (wi >= 2.0**-500) & (wi <= 2.0**500)
+        exact &= np.isfinite(wi * n_hi)
+        p_hi, p_lo, p_err = _weighted(wi, n_hi, n_lo + n_lo2, err)
+        return (
+            np.where(exact, wi * n_hi, p_hi),
+            np.where(exact, wi * n_lo, p_lo),
+            np.where(exact, wi * n_lo2, 0.0),
+            np.where(exact, wi * err, p_err),
+            push & exact,
+        )
 
 
 def _weighted(
@@ -244,8 +329,18 @@ def probabilities(es: ExactShift, at: IntArray | None = None) -> tuple[FloatArra
 
 def log_probabilities(es: ExactShift) -> tuple[FloatArray, BoolArray]:
     """``log q = d - log s`` of every class, rounded, and where that is certain."""
-    n_hi, n_lo, err = neg_log_q(es, es.sh.hi, es.lo)
-    value, ok = round_checked(-n_hi, -n_lo, err)
+    n_hi, n_lo, n_lo2, err = neg_log_q3(es, es.sh.hi, es.lo)
+    # -log q (the loss of each class) rounded, then negated: rounding is symmetric
+    push = (es.x_hi == 0) & (es.x_lo == 0) & (es.d_err == 0)
+    if push.any():
+        push = push & (np.isfinite(es.sh.hi).sum(axis=0) > 1)
+    value, ok = round_checked(n_hi, n_lo, err, lo2=n_lo2, push=np.broadcast_to(push, n_hi.shape))
+    value = -value
+    tiny = negligible_rest(es)
+    if tiny.any():  # log q of the max's class is -log s in (-2**-1076, 0): -0.0
+        cols = np.flatnonzero(tiny)
+        value[es.sh.argmax[tiny], cols] = -0.0
+        ok[es.sh.argmax[tiny], cols] = True
     return value, ok
 
 
@@ -268,9 +363,12 @@ def log_sum_exp(es: ExactShift, temperature: float) -> tuple[FloatArray, BoolArr
     hi, e = _two_sum(m_hi, es.ls_hi)
     lo = e + (m_lo + es.ls_lo)
     err = (es.ls_err + _TINY_REL * (np.abs(m_hi) + np.abs(hi))) * _SAFE
-    return round_checked(
+    value, ok = round_checked(
         hi, np.where(np.isfinite(hi), lo, 0.0), np.where(np.isfinite(err), err, 0.0)
     )
+    tiny = (m_hi == 0) & (m_lo == 0) & negligible_rest(es)
+    value[tiny] = 0.0  # m = 0 and log s below 2**-1076
+    return value, ok | tiny
 
 
 # ------------------------------------------------------------ the slow path's pieces

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from fractions import Fraction
-from typing import TYPE_CHECKING, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -27,8 +27,8 @@ from xentcli.core._units import LOG_E_IN_BASE
 from xentcli.core._validation import check_logit_values, check_masked_rows, check_targets
 from xentcli.core._ziv import Quantity, RowDecimal, round_interval, slow_row, to_float
 
-if TYPE_CHECKING:
-    from xentcli.core._kernel import RowLosses
+#: :class:`xentcli.core._kernel.RowLosses` (not imported: _kernel imports this module)
+RowLosses = Any
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -173,6 +173,8 @@ def row_losses(
         predicted[start:stop] = es.sh.argmax
         b = stop - start
         li = lab[start:stop]
+        lo2: FloatArray | None = None
+        push: npt.NDArray[np.bool_] | None = None
         if t is not None:
             tt = transposed(t[start:stop], arena)
             if check:
@@ -184,15 +186,25 @@ def row_losses(
                 v, v_lo = two_prod(np.broadcast_to(w[:, None], tt.shape), tt)
                 main = xb.weighted_sum(es, v, arena, v_lo)
         else:
-            main = xb.label_loss(es, li, w)
+            hi, lo, lo2, err, push = xb.label_loss_pushed(es, li, w)
+            main = (hi, lo, err)
             q, ok_q = xb.probabilities(es, li)
             label_q[start:stop] = q
             unsure_q.extend((start + np.flatnonzero(~ok_q)).tolist())
         if eps:
             v = np.ones((k, b)) if w is None else np.broadcast_to(w[:, None], (k, b))
             uniform = xb.weighted_sum(es, np.ascontiguousarray(v), arena)
+            if t is None and lo2 is not None:
+                main = (main[0], main[1] + lo2, main[2])
             main = xb.combine(keep, main, share, uniform)
-        r = xb._rounded(*main)
+        plain = t is None and not eps
+        r = xb._rounded(
+            main[0],
+            main[1],
+            main[2],
+            lo2=lo2 if plain else None,
+            push=push if plain else None,
+        )
         ok = r.ok
         infinite = ~np.isfinite(r.value)
         if infinite.any():
@@ -265,7 +277,10 @@ def mean(
         hi, lo = LOG_E_IN_BASE[base]
         f = Fraction(hi) + Fraction(lo)
         f_lo, f_hi = f * (1 - Fraction(1, 2**100)), f * (1 + Fraction(1, 2**100))
-    return round_interval((s - e) / w * f_lo, (s + e) / w * f_hi)
+    # Rows given 0 although their loss may be a positive amount below 2**-1076 (the
+    # max's class with every other term underflowed): a one-sided bound.
+    zeros = Fraction(int(np.count_nonzero(loss == 0)), 2**1076)
+    return round_interval((s - e) / w * f_lo, (s + e + zeros) / w * f_hi)
 
 
 def slow_mean(

@@ -38,21 +38,70 @@ SLOW_ROWS = [0]  #: rows sent to the slow path since start-up (a counter, for me
 
 
 def round_checked(
-    hi: FloatArray, lo: FloatArray, err: FloatArray, k: npt.NDArray[np.int64] | None = None
+    hi: FloatArray,
+    lo: FloatArray,
+    err: FloatArray,
+    k: npt.NDArray[np.int64] | None = None,
+    lo2: FloatArray | None = None,
+    push: BoolArray | None = None,
 ) -> tuple[FloatArray, BoolArray]:
-    """``(hi + lo) * 2**k`` rounded to float64, and where that rounding is certain.
+    """``(hi + lo + lo2) * 2**k`` rounded to float64, and where that rounding is certain.
 
-    *err* bounds ``|hi + lo - exact|`` (in the units of *hi*, before the scaling by
-    ``2**k``). Infinite *hi* gives ``±inf``, reported certain (callers send the rows
-    where an infinity is not the exact answer elsewhere).
+    *err* bounds ``|hi + lo + lo2 - exact|`` (in the units of *hi*, before the scaling
+    by ``2**k``). *lo2*, a third, smaller part, keeps a value just off a midpoint (an
+    exact shift that is a midpoint, plus a tiny ``log s``) decidable: the distance to
+    the midpoints is then computed as a double-double. Infinite *hi* gives ``±inf``,
+    reported certain (callers send the rows where an infinity is not the exact answer
+    elsewhere). *push* (with *lo2*) marks values whose whole error is one-sided:
+    the exact value lies in ``(v, v + err]`` (a positive ``log s`` that underflowed);
+    there a computed value exactly on a midpoint rounds up with certainty.
     """
     with np.errstate(all="ignore"):
+        if lo2 is not None:  # renormalize: the rounding is of the whole hi + lo + lo2
+            lo, lo2 = _two_sum(lo, lo2)
+            hi, carry = _two_sum(hi, lo)
+            lo, lo2b = _two_sum(carry, lo2)
+            lo2 = np.where(np.isfinite(hi), lo2b, 0.0)
+            lo = np.where(np.isfinite(hi), lo, 0.0)
         if k is None:
             r = hi + lo
             bb = r - hi
             rem = (hi - (r - bb)) + (lo - bb)  # TwoSum: hi + lo = r + rem exactly
             up = np.nextafter(r, np.inf) - r
             down = r - np.nextafter(r, -np.inf)
+            if lo2 is not None:
+                rem_lo = (lo - bb) - (rem - (hi - (r - bb))) + lo2  # rem's own remainder
+                # margins to the two midpoints, each a double-double difference (exact
+                # by Sterbenz's lemma where it matters: rem near a midpoint)
+                # (twice the margins: half of the smallest subnormal gap is not a float)
+                to_up = (up - 2.0 * rem) - 2.0 * rem_lo
+                to_down = (down + 2.0 * rem) + 2.0 * rem_lo
+                # hi + lo was a tie that rounded to even, but lo2 pushes past it: the
+                # nearest float is the other neighbour.
+                past_up = to_up < 0
+                past_down = to_down < 0
+                if past_up.any() or past_down.any():
+                    move = np.where(past_up, up, np.where(past_down, -down, 0.0))
+                    r = r + move  # the neighbour (exact)
+                    rem = rem - move  # exact: |rem| was about half a gap
+                    up = np.nextafter(r, np.inf) - r
+                    down = r - np.nextafter(r, -np.inf)
+                    to_up = (up - 2.0 * rem) - 2.0 * rem_lo
+                    to_down = (down + 2.0 * rem) + 2.0 * rem_lo
+                ok = np.minimum(to_up, to_down) * (1 - 2.0**-50) > 2.0 * err * _SLACK
+                if push is not None and push.any():
+                    # exact in (v, v + err]: on the upper midpoint, the upper neighbour
+                    at_mid = push & (to_up == 0)
+                    r = np.where(at_mid, np.nextafter(r, np.inf), r)
+                    gap = np.nextafter(r, np.inf) - r
+                    to_up = np.where(at_mid, gap, to_up)
+                    to_down = np.where(at_mid, 0.0, to_down)
+                    one_sided = (
+                        push & (to_down >= 0) & (to_up * (1 - 2.0**-50) > 2.0 * err * _SLACK)
+                    )
+                    ok |= one_sided
+                ok |= np.isinf(hi)
+                return r, ok
         else:
             r = np.ldexp(hi + lo, k)
             back = np.ldexp(r, -k)  # exact: r is a float, scaled back up
@@ -62,9 +111,15 @@ def round_checked(
             err = err + np.abs(rem) * 2.0**-52
             up = np.ldexp(np.nextafter(r, np.inf) - r, -k)
             down = np.ldexp(r - np.nextafter(r, -np.inf), -k)
-        ok = (np.abs(rem) + err) * _SLACK < 0.5 * np.minimum(up, down)
+        ok = 2.0 * (np.abs(rem) + err) * _SLACK < np.minimum(up, down)
         ok |= np.isinf(hi)
     return r, ok
+
+
+def _two_sum(a: FloatArray, b: FloatArray) -> tuple[FloatArray, FloatArray]:
+    s = a + b
+    bb = s - a
+    return s, (a - (s - bb)) + (b - bb)
 
 
 # ----------------------------------------------------------------- the slow path
