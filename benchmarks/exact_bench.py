@@ -1,25 +1,77 @@
-"""The correctly rounded kernel (exact=True) beside the default one, at every kernel shape.
+"""The correctly rounded kernel (exact=True) beside the default one, at every kernel shape,
+and ``xent batch`` with and without ``--exact``.
 
-    PYTHONPATH=. python benchmarks/exact_bench.py [--repeats 3]
+    PYTHONPATH=. python benchmarks/exact_bench.py [--repeats 3] [--batch-mb 40]
 
-Both are ``xentcli.cross_entropy(x, labels)`` (mean) on the arrays of
+Kernel: ``xentcli.cross_entropy(x, labels)`` (mean) on the arrays of
 benchmarks/kernel_bench.py, interleaved (common.interleaved); the table gives the median
-time of each and their ratio, plus the rows that took the decimal slow path. Short runs:
-the machine may be shared, so the figures carry the load average.
+time of each and their ratio, plus the rows that took the decimal slow path. Batch:
+``python -m xentcli batch FILE --format json`` on CSV files from benchmarks/datagen.py
+(K = 10 and K = 1000), the two commands alternated, median wall time. Short runs: the
+machine may be shared, so the figures carry the load average.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
+import sys
+import tempfile
+from pathlib import Path
 
-from common import fmt_ratio, fmt_time, interleaved, log, machine_lines, median, table
+from common import (
+    child_env,
+    fmt_ratio,
+    fmt_time,
+    interleaved,
+    log,
+    machine_lines,
+    median,
+    run_child,
+    table,
+)
+from datagen import generate
 from kernel_bench import SHAPES, make_case
+
+
+def batch_rows(megabytes: int, repeats: int) -> list[list[str]]:
+    """``xent batch`` with and without ``--exact`` on K = 10 and K = 1000 files."""
+    out = []
+    env = child_env()
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
+    with tempfile.TemporaryDirectory() as tmp:
+        for k in (10, 1000):
+            path = generate(Path(tmp) / f"k{k}.csv", k, megabytes << 20)
+            argv = [sys.executable, "-m", "xentcli", "batch", str(path), "--format", "json"]
+            times: dict[str, list[float]] = {"default": [], "exact": []}
+            losses: dict[str, str] = {}
+            for round_ in range(repeats + 1):
+                for name in ("default", "exact") if round_ % 2 else ("exact", "default"):
+                    run = run_child(argv + (["--exact"] if name == "exact" else []), env)
+                    assert run.returncode == 0, run.stderr
+                    if round_:
+                        times[name].append(run.seconds)
+                    losses[name] = run.stdout.split('"loss": ')[1].split(",")[0]
+            t0, t1 = statistics.median(times["default"]), statistics.median(times["exact"])
+            out.append(
+                [
+                    f"xent batch, K={k}, {megabytes} MB",
+                    fmt_time(t0),
+                    fmt_time(t1),
+                    fmt_ratio(t1 / t0),
+                    "-",
+                    losses["default"],
+                    losses["exact"],
+                ]
+            )
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batch-mb", type=int, default=40)
     args = parser.parse_args()
     import xentcli
     from xentcli.core import _ziv
@@ -51,6 +103,7 @@ def main() -> None:
                 repr(got["exact"].result),
             ]
         )
+    rows += batch_rows(args.batch_mb, args.repeats)
     header = ["shape", "default", "exact=True", "ratio", "slow-path rows", "default mean",
               "exact mean"]  # fmt: skip
     print("\n".join(machine_lines()))
