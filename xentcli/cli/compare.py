@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from xentcli.cli.batch import batch as _batch
+from xentcli.cli.exitcodes import ExitCode
 from xentcli.cli.params import Number, loss_options
 from xentcli.cli.tools import BadData, BadInvocation
 from xentcli.errors import DataError, XentError
@@ -53,9 +54,6 @@ SHARED = (
     "renormalize",
     "clip",
 )
-
-#: exit code of a gate that failed (docs/errors.md)
-EXIT_WORSE = 3
 
 
 def _shared(command: Any) -> Any:
@@ -176,4 +174,4 @@ def compare(
             f" {summary.units} (margin {margin:g})",
             err=True,
         )
-        sys.exit(EXIT_WORSE)
+        sys.exit(ExitCode.WORSE)

@@ -19,13 +19,9 @@ from typing import Any
 import click
 
 from xentcli._version import __version__
+from xentcli.cli.exitcodes import ExitCode
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-
-EXIT_INTERRUPTED = 130
-EXIT_BROKEN_PIPE = 141
-EXIT_TERMINATED = 143
-EXIT_INTERNAL = 70
 
 
 # Each command's module, the attribute holding the command, and the first paragraph of
@@ -178,13 +174,13 @@ def main(argv: list[str] | None = None) -> None:
         sys.stdout.flush()
     except Terminated:
         _report("Error: terminated.")
-        sys.exit(EXIT_TERMINATED)
+        sys.exit(ExitCode.TERMINATED)
     except (KeyboardInterrupt, click.exceptions.Abort):
         _report("Error: interrupted.")
-        sys.exit(EXIT_INTERRUPTED)
+        sys.exit(ExitCode.INTERRUPTED)
     except BrokenPipeError:
         _silence_stdout()
-        sys.exit(EXIT_BROKEN_PIPE)
+        sys.exit(ExitCode.BROKEN_PIPE)
     except click.ClickException as error:
         with contextlib.suppress(OSError):
             error.show()
@@ -203,7 +199,7 @@ def main(argv: list[str] | None = None) -> None:
             f"Error: internal error ({type(error).__name__}: {error}); please report it"
             " (set XENT_DEBUG=1 for the traceback)"
         )
-        sys.exit(EXIT_INTERNAL)
+        sys.exit(ExitCode.INTERNAL)
 
 
 def _report(line: str) -> None:

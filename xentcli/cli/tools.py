@@ -9,17 +9,19 @@ from typing import IO
 import click
 from rich.console import Console
 
+from xentcli.cli.exitcodes import ExitCode
+
 
 class BadInvocation(click.ClickException):
     """A bad option value found after parsing: one line ``Error: ...``, exit 2."""
 
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
 
 class BadData(click.ClickException):
     """Bad input data or an unreadable file: one line ``Error: ...``, exit 1."""
 
-    exit_code = 1
+    exit_code = ExitCode.BAD_DATA
 
 
 def make_console(
