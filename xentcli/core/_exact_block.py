@@ -150,7 +150,7 @@ def negligible_rest(es: ExactShift, scale: FloatArray | float = 1.0) -> BoolArra
     bound of each term, ``2**(floor(d log2 e) + 2)``, summed at the scale ``2**1100``,
     decides it: ``log s`` (and ``scale * log s``) then rounds to 0.
     """
-    rows = (es.x_hi == 0) & (es.x_lo == 0)
+    rows: BoolArray = (es.x_hi == 0) & (es.x_lo == 0)
     if not rows.any():
         return rows
     hi = es.sh.hi[:, rows]
@@ -160,7 +160,7 @@ def negligible_rest(es: ExactShift, scale: FloatArray | float = 1.0) -> BoolArra
     # The argmax's own term (hi = 0) is left out by hi < 0; a tie (another hi = 0) has
     # made x >= 1, so such a row is not here.
     bound = terms.sum(axis=0) * (1 + 2.0**-40)
-    out = np.zeros_like(rows)
+    out: BoolArray = np.zeros_like(rows)
     out[rows] = bound * (scale if np.ndim(scale) == 0 else np.asarray(scale)[rows]) < 2.0**24
     return out
 

@@ -25,7 +25,14 @@ from xentcli.core._exactsum import ExactSum
 from xentcli.core._softmax_block import transposed
 from xentcli.core._units import LOG_E_IN_BASE
 from xentcli.core._validation import check_logit_values, check_masked_rows, check_targets
-from xentcli.core._ziv import Quantity, RowDecimal, round_interval, slow_row, to_float
+from xentcli.core._ziv import (
+    Quantity,
+    RowDecimal,
+    round_checked,
+    round_interval,
+    slow_row,
+    to_float,
+)
 
 #: :class:`xentcli.core._kernel.RowLosses` (not imported: _kernel imports this module)
 RowLosses = Any
@@ -76,9 +83,9 @@ def softmax_parts(
             found["lse"] = xb.log_sum_exp(es, temperature)
         if "s" in parts:
             s_hi, s_lo = xb.sum_parts(es)
-            found["s"] = xb.round_checked(s_hi, s_lo, es.x_err)
+            found["s"] = round_checked(s_hi, s_lo, es.x_err)
         if "log_s" in parts:
-            found["log_s"] = xb.round_checked(es.ls_hi, es.ls_lo, es.ls_err)
+            found["log_s"] = round_checked(es.ls_hi, es.ls_lo, es.ls_err)
         for name, (value, ok) in found.items():
             out[name][rows] = value.T
             bad = ~ok if ok.ndim == 1 else ~ok.all(axis=0)
@@ -359,7 +366,8 @@ def reduce(
         out = rows.loss
         if base != "e":
             out = _rows_in_base(rows, base, lambda i: (y2[i], quantity(i)), temperature)
-        return out[0] if y.ndim == 1 else out
+        result: FloatArray | float = out[0] if y.ndim == 1 else out
+        return result
     denominator = None
     if reduction == "mean":
         denominator = ExactSum()
@@ -390,7 +398,7 @@ def _rows_in_base(
         p, pe = two_prod(rows.loss, np.float64(f_hi))
         lo = pe + (rows.loss * f_lo + rows.loss_lo * f_hi)
         err = (rows.loss_err * f_hi + 2.0**-100 * np.abs(p)) * (1 + 2.0**-40)
-    value, ok = xb.round_checked(p, np.where(np.isfinite(p), lo, 0.0), err)
+    value, ok = round_checked(p, np.where(np.isfinite(p), lo, 0.0), err)
     for i in np.flatnonzero(~ok).tolist():
         row, loss = redo(i)
         value[i] = _slow_in_base(row, loss, base, temperature)
