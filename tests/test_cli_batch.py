@@ -122,6 +122,7 @@ logit_0,logit_1,logit_2,label
 SMALL_TABLE = """\
 xent batch: 1 file, 4 rows (4 counted, 0 ignored, 0 skipped)
 File: small.csv
+Scores: logits (detected; --scores to override)
 
 Mean loss   0.945069 nats
 Perplexity  2.57299

@@ -192,11 +192,13 @@ def row_of(
             raise Invalid(line, f"not a logit: {cell!r}")
         logits.append(value)
     label_text = record[label_at]
-    if not _INTEGER.fullmatch(label_text) or not 0 <= int(label_text) < k:
+    # One score column is the binary case: labels 0 and 1, the logits [0, s].
+    classes = max(k, 2)
+    if not _INTEGER.fullmatch(label_text) or not 0 <= int(label_text) < classes:
         raise Invalid(line, f"bad label {label_text!r}")
     if all(value == -math.inf for value in logits):
         raise Invalid(line, "all -inf")
-    return logits, int(label_text)
+    return ([0.0, *logits] if k == 1 else logits), int(label_text)
 
 
 # ---------------------------------------------------------------------- generation
@@ -314,7 +316,18 @@ def check_batch(data: bytes) -> None:
         path = Path(folder) / "fuzz.csv"
         path.write_bytes(data)
         per_row = Path(folder) / "rows.csv"
-        outcome = run(["batch", str(path), "--format", "json", "--per-row", str(per_row)])
+        outcome = run(
+            [
+                "batch",
+                str(path),
+                "--scores",
+                "logits",
+                "--format",
+                "json",
+                "--per-row",
+                str(per_row),
+            ]
+        )
         assert_no_traceback(outcome)
         check_no_nan(outcome)
         verdict = judge(data)
@@ -360,7 +373,9 @@ def test_skip_mode_skips_exactly_the_bad_rows(data: bytes) -> None:
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / "fuzz.csv"
             path.write_bytes(data)
-            outcome = run(["batch", str(path), "--on-error", "skip", "--format", "json"])
+            outcome = run(
+                ["batch", str(path), "--scores", "logits", "--on-error", "skip", "--format", "json"]
+            )
         assert_no_traceback(outcome)
         assert outcome.code == 1, f"oracle: {verdict}; exit {outcome.code}: {outcome.stderr}"
         place = f"Error: {path}" + (f":{verdict.line}:" if verdict.line else ":")
@@ -373,7 +388,7 @@ def test_skip_mode_skips_exactly_the_bad_rows(data: bytes) -> None:
         path.write_bytes(data)
         per_row = Path(folder) / "rows.csv"
         outcome = run(
-            ["batch", str(path), "--on-error", "skip", "--format", "json",
+            ["batch", str(path), "--scores", "logits", "--on-error", "skip", "--format", "json",
              "--per-row", str(per_row)]
         )  # fmt: skip
         assert_no_traceback(outcome)
@@ -422,7 +437,7 @@ def test_loss_options_give_the_kernel_result_and_the_exact_one(
     from xentcli.errors import UndefinedMeanError
 
     table = oracle(data)
-    options = ["--temperature", temperature, "--label-smoothing", smoothing]
+    options = ["--scores", "logits", "--temperature", temperature, "--label-smoothing", smoothing]
     options += ["--base", base, "--reduction", reduction, "--format", "json"]
     if ignore_index is not None:
         options += ["--ignore-index", str(ignore_index)]

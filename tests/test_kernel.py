@@ -711,7 +711,7 @@ def test_zero_weight_row_with_masked_true_class_counts_nothing() -> None:
         ),
         (
             {"logits": [[0.0, 1.0], [0.0, 1.0]], "targets": [[0.5, 0.5], [0.5, 0.6]]},
-            r"row 1: targets do not sum to 1 \(tolerance 1e-06\)",
+            r"row 1: targets do not sum to 1 \(tolerance 0.0001\)",
         ),
         ({"logits": [[0.0, 1.0]], "targets": [[0.5, np.nan]]}, "column 1: target must be"),
         ({"logits": [[0.0, 1.0]], "targets": [[0.5, 0.5, 0.0]]}, "targets: expected shape"),

@@ -551,6 +551,9 @@ def test_label_logit_minus_inf_is_valid(tmp_path: Path) -> None:
     assert read(write(tmp_path, "p.csv", "a,b,label\n-inf,0,0\n")).labels == [0]
 
 
+_HOW = "; --sum-tolerance sets it, --renormalize divides by the sum"
+
+
 @pytest.mark.parametrize(
     ("row", "column", "reason"),
     [
@@ -559,8 +562,9 @@ def test_label_logit_minus_inf_is_valid(tmp_path: Path) -> None:
         ("1,2,0.5,inf", 4, "target is not finite"),
         ("1,2,-inf,1", 3, "target is not finite"),
         ("1,2,x,1", 3, "target is not a number"),
-        ("1,2,0.5,0.4", None, "targets sum to 0.9, not 1 (tolerance 1e-06)"),
-        ("1,2,0.5,0.500002", None, "targets sum to 1.0000019999999998, not 1 (tolerance 1e-06)"),
+        # K = 2: the default tolerance is max(1e-5, 5e-5 * K) = 1e-4
+        ("1,2,0.5,0.4", None, f"targets sum to 0.9, not 1 (tolerance 0.0001{_HOW})"),
+        ("1,2,0.5,0.50011", None, f"targets sum to 1.00011, not 1 (tolerance 0.0001{_HOW})"),
     ],
 )
 def test_bad_targets(tmp_path: Path, row: str, column: int | None, reason: str) -> None:
@@ -570,7 +574,7 @@ def test_bad_targets(tmp_path: Path, row: str, column: int | None, reason: str) 
 
 
 def test_target_sum_within_tolerance(tmp_path: Path) -> None:
-    path = write(tmp_path, "p.csv", "a,b,t0,t1\n1,2,0.5,0.5000009\n")
+    path = write(tmp_path, "p.csv", "a,b,t0,t1\n1,2,0.5,0.50009\n")
     assert read(path, target_columns=["t0", "t1"]).lines == [2]
 
 

@@ -80,6 +80,7 @@ File    Rows   Counted   Ignored   Skipped   Mean loss (nats)   Perplexity   Acc
 -------------------------------------------------------------------------------------
 a.csv      3         3         0         0           0.893888      2.44462    66.67 %
 b.csv      3         1         1         1           0.239545      1.27067   100.00 %
+Scores: logits
 
 Mean loss   0.730302 nats
 Perplexity  2.07571
@@ -134,6 +135,8 @@ def test_table_sum_in_bits_one_file_with_infinite_loss() -> None:
         == """\
 xent batch: 1 file, 3 rows (3 counted, 0 ignored, 0 skipped)
 File: x.csv
+Scores: logits
+Infinite loss: 1 row where the true class has probability 0 (x.csv:2)
 
 Loss (sum)  inf bits
 Mean loss   inf bits
@@ -172,6 +175,7 @@ def test_table_undefined_mean() -> None:
         == """\
 xent batch: 1 file, 1 row (0 counted, 1 ignored, 0 skipped)
 File: x.csv
+Scores: logits
 
 Mean loss   undefined: no row counts (every label is the ignore index, or has weight 0)
 Perplexity  undefined

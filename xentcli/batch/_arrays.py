@@ -25,7 +25,7 @@ import numpy.typing as npt
 
 from xentcli.batch._prefetch import Stage
 from xentcli.batch._types import SKIPPED_KEPT
-from xentcli.core import TARGET_SUM_TOLERANCE
+from xentcli.core import default_sum_tolerance
 from xentcli.errors import DataError
 
 if TYPE_CHECKING:
@@ -320,7 +320,7 @@ class ArrayTable:
         with np.errstate(invalid="ignore"):
             cells_ok = np.isfinite(targets) & (targets >= 0)
             sums = row_sums(targets)
-            sums_ok = np.abs(sums - 1.0) <= TARGET_SUM_TOLERANCE
+            sums_ok = np.abs(sums - 1.0) <= default_sum_tolerance(targets.shape[1])
         rows, cols = np.nonzero(~cells_ok)
         for row, col in zip(rows.tolist(), cols.tolist(), strict=True):
             found.add(

@@ -39,6 +39,16 @@ class Layout:
     class_index: dict[str, int] | None  #: class name -> index (None without class names)
 
     @property
+    def binary(self) -> bool:
+        """One score column: a binary classifier's score of class 1 (labels 0 and 1)."""
+        return len(self.logits) == 1
+
+    @property
+    def num_classes(self) -> int:
+        """The number of classes: the score columns, or 2 for one score column."""
+        return 2 if self.binary else len(self.logits)
+
+    @property
     def logit_names(self) -> list[str]:
         """Names of the logit columns (their header names, or "0".."K-1")."""
         if self.has_header:
@@ -244,8 +254,15 @@ class _Selector:
         K = len(logits)
         if targets is not None and len(targets) != K:
             raise self._error(f"{len(targets)} target columns for {K} logit columns")
-        if options.class_names is not None and len(options.class_names) != K:
-            raise self._error(f"{len(options.class_names)} class names for {K} logit columns")
+        if targets is not None and K == 1:
+            raise self._error(
+                "one score column is the binary case: it needs a label column (0 or 1), "
+                "not soft targets"
+            )
+        classes = max(K, 2)
+        if options.class_names is not None and len(options.class_names) != classes:
+            what = "classes (one score column: the binary case)" if K == 1 else "logit columns"
+            raise self._error(f"{len(options.class_names)} class names for {classes} {what}")
         class_names = None if options.class_names is None else list(options.class_names)
         return Layout(
             delimiter=delimiter,

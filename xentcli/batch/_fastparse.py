@@ -18,10 +18,11 @@ import numpy as np
 import numpy.typing as npt
 
 from xentcli.batch._columns import Layout
-from xentcli.batch._rows import ParsedRows, row_sums
+from xentcli.batch._kinds import RowRules, finish
+from xentcli.batch._rows import ParsedRows
 from xentcli.batch._sources import BOM, count_newlines
 from xentcli.batch._syntax import INTEGER
-from xentcli.core import ROW_ARGMAX_CLASSES, TARGET_SUM_TOLERANCE
+from xentcli.core import ROW_ARGMAX_CLASSES
 
 
 class FastParser:
@@ -31,8 +32,12 @@ class FastParser:
     whole lines); *ignore_index* is the label value allowed outside [0, K).
     """
 
-    def __init__(self, layout: Layout, ignore_index: int | None, long_line: int) -> None:
+    def __init__(
+        self, layout: Layout, ignore_index: int | None, long_line: int, rules: RowRules
+    ) -> None:
         self._layout = layout
+        #: the row rules (shared with the precise reader; the table sets the kind)
+        self.rules = rules
         self._ignore = None if layout.class_index is not None else ignore_index
         self._long_line = long_line
         self._arrow: tuple[Any, Any, Any] | None = None
@@ -103,18 +108,24 @@ class FastParser:
             if n != len(lines):
                 return None
         logits = _to_matrix(table, layout.logits, n)
-        if not _logits_ok(logits):
+        if not self._scores_ok(logits):
             return None
         labels = targets = None
         if layout.targets is not None:
             targets = _to_matrix(table, layout.targets, n)
-            if _bad_target_rows(targets).any():
+            if self.rules.bad_target_rows(targets).any():
                 return None
         if layout.label is not None:
             labels = self._labels(table, block)
-            if labels is None or _bad_labels(labels, len(layout.logits), self._ignore).any():
+            if labels is None or _bad_labels(labels, layout.num_classes, self._ignore).any():
                 return None
-        return ParsedRows(logits, labels, targets, lines)
+        return finish(ParsedRows(logits, labels, targets, lines), self.rules)
+
+    def _scores_ok(self, scores: npt.NDArray[np.float64]) -> bool:
+        """The logits' checks, and those of the kind of scores when it is not logits."""
+        if not _logits_ok(scores):
+            return False
+        return self.rules.kind == "logits" or not self.rules.bad_score_rows(scores)[0].any()
 
     def parse_wide(self, block: bytes, first: int) -> ParsedRows | None:
         """Parse a block of a wide table (many columns) as one column of numbers.
@@ -168,12 +179,12 @@ class FastParser:
         _copy_chunks(column, values)
         table = values.reshape(n, ncols)
         logits = _take_columns(table, layout.logits)
-        if not _logits_ok(logits):
+        if not self._scores_ok(logits):
             return None
         targets = labels = None
         if layout.targets is not None:
             targets = _take_columns(table, layout.targets)
-            if _bad_target_rows(targets).any():
+            if self.rules.bad_target_rows(targets).any():
                 return None
         if layout.label is not None:
             if layout.class_index is not None:
@@ -185,10 +196,10 @@ class FastParser:
             if not bool((np.abs(floats) < 2.0**53).all()):
                 return None
             labels = floats.astype(np.int64)
-            if _bad_labels(labels, len(layout.logits), self._ignore).any():
+            if _bad_labels(labels, layout.num_classes, self._ignore).any():
                 return None
         lines = (first + np.flatnonzero(filled)).astype(np.int64)
-        return ParsedRows(logits, labels, targets, lines)
+        return finish(ParsedRows(logits, labels, targets, lines), self.rules)
 
     def _labels(self, table: Any, block: bytes) -> npt.NDArray[np.int64] | None:
         import pyarrow as pa
@@ -447,13 +458,6 @@ def _logits_ok(logits: npt.NDArray[np.float64]) -> bool:
             return True
         top = logits.max(axis=1)  # NaN propagates
         return bool(np.all((top > -np.inf) & (top < np.inf)))
-
-
-def _bad_target_rows(targets: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
-    with np.errstate(invalid="ignore"):
-        cells_ok = np.isfinite(targets) & (targets >= 0)
-        sums_ok = np.abs(row_sums(targets) - 1.0) <= TARGET_SUM_TOLERANCE
-    return ~(cells_ok.all(axis=1) & sums_ok)
 
 
 def _bad_labels(

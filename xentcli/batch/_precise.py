@@ -13,9 +13,9 @@ from collections.abc import Callable
 import numpy as np
 
 from xentcli.batch._columns import Layout
-from xentcli.batch._rows import ParsedRows, row_sums
+from xentcli.batch._kinds import RowRules, finish, target_sums
+from xentcli.batch._rows import ParsedRows
 from xentcli.batch._syntax import INTEGER, decode, is_blank, is_number, split_fields
-from xentcli.core import TARGET_SUM_TOLERANCE
 from xentcli.errors import DataError
 
 
@@ -32,9 +32,12 @@ class PreciseReader:
         layout: Layout,
         ignore_index: int | None,
         skip: Callable[[DataError], None] | None,
+        rules: RowRules,
     ) -> None:
         self._path = path
         self._layout = layout
+        #: the row rules (shared with the fast parser; the table sets the kind)
+        self.rules = rules
         self._ignore_index = ignore_index
         self._skip = skip
 
@@ -64,14 +67,15 @@ class PreciseReader:
             if label is not None:
                 labels.append(label)
         n = len(lines)
-        return ParsedRows(
+        parsed = ParsedRows(
             np.array(logits, dtype=np.float64).reshape(n, K),
             np.array(labels, dtype=np.int64) if self._layout.label is not None else None,
-            np.array(targets, dtype=np.float64).reshape(n, K)
+            np.array(targets, dtype=np.float64).reshape(n, len(self._layout.targets))
             if self._layout.targets is not None
             else None,
             np.array(lines, dtype=np.int64),
         )
+        return finish(parsed, self.rules)
 
     def _row(self, raw: bytes, number: int) -> tuple[list[float], int | None, list[float] | None]:
         path, layout = self._path, self._layout
@@ -90,14 +94,21 @@ class PreciseReader:
                 raise DataError(path, number, index + 1, f"{what} is not a number", cell)
             return float(cell)
 
-        row: list[float] = []
-        for index in layout.logits:
-            value = number_at(index, "logit")
+        rules = self.rules
+        cell = {"logits": "logit", "probs": "probability", "logprobs": "log-probability"}
+        row = [number_at(index, cell[rules.kind]) for index in layout.logits]
+        if rules.kind != "logits":
+            found = rules.check.row_error(np.array(row, dtype=np.float64))
+            if found is not None:
+                at, reason = found
+                column = None if at is None else layout.logits[at] + 1
+                shown = text if at is None else fields[layout.logits[at]]
+                raise DataError(path, number, column, reason + rules.hint(), shown)
+        for index, value in zip(layout.logits, row, strict=True):
             if value != value:
                 raise DataError(path, number, index + 1, "logit is NaN", fields[index])
             if value == float("inf"):
                 raise DataError(path, number, index + 1, "logit is +inf", fields[index])
-            row.append(value)
         if all(v == float("-inf") for v in row):
             raise DataError(path, number, None, "every logit of the row is -inf", text)
         row_targets = None
@@ -110,13 +121,17 @@ class PreciseReader:
                 if value < 0:
                     raise DataError(path, number, index + 1, "target is negative", fields[index])
                 row_targets.append(value)
-            total = float(row_sums(np.array([row_targets], dtype=np.float64))[0])
-            if not abs(total - 1.0) <= TARGET_SUM_TOLERANCE:
+            total = float(target_sums(np.array([row_targets], dtype=np.float64))[0])
+            tolerance = rules.target_tolerance
+            if rules.renormalize and not total > 0:
+                raise DataError(path, number, None, "every target of the row is 0", text)
+            if not rules.renormalize and not abs(total - 1.0) <= tolerance:
                 raise DataError(
                     path,
                     number,
                     None,
-                    f"targets sum to {total!r}, not 1 (tolerance {TARGET_SUM_TOLERANCE:g})",
+                    f"targets sum to {total!r}, not 1 (tolerance {tolerance:g}; "
+                    "--sum-tolerance sets it, --renormalize divides by the sum)",
                     text,
                 )
         label = None
@@ -126,7 +141,7 @@ class PreciseReader:
 
     def _label(self, cell: str, column: int, number: int) -> int:
         path, layout = self._path, self._layout
-        K = len(layout.logits)
+        K = layout.num_classes
         if layout.class_index is not None and layout.class_names is not None:
             name = cell.strip(" \t")
             if name not in layout.class_index:

@@ -21,6 +21,8 @@ class ParsedRows:
     labels: npt.NDArray[np.int64] | None
     targets: npt.NDArray[np.float64] | None
     lines: npt.NDArray[np.int64]
+    renormalized: int = 0  #: rows of scores whose total was off (``renormalize``)
+    targets_renormalized: int = 0  #: rows of targets whose sum was off (``renormalize``)
 
 
 def row_sums(targets: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:

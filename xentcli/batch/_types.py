@@ -29,6 +29,13 @@ class ReadOptions:
     class_names: Sequence[str] | None = None  #: labels are then these names
     ignore_index: int | None = None  #: a label value that is allowed and not counted
     on_error: Literal["raise", "skip"] = "raise"
+    #: what the score columns hold; "auto" detects it from the first block of each file
+    scores: Literal["auto", "logits", "probs", "logprobs"] = "logits"
+    #: how far a row of probabilities (or soft targets) may sum from 1; None: the rule of
+    #: xentcli.core.default_sum_tolerance
+    sum_tolerance: float | None = None
+    #: divide rows of probabilities and of targets by their sums instead of requiring 1
+    renormalize: bool = False
     chunk_rows: int = 1 << 16  #: rows per chunk (tests use tiny values)
     #: at most this many bytes of logits per chunk (caps rows when K is large)
     chunk_bytes: int = 8 << 20
@@ -59,6 +66,8 @@ class Chunk:
     prepared: Any = None
     #: what ``lines`` counts: "line" (text) or "row" (Parquet, Arrow, NumPy: from 1)
     unit: str = "line"
+    renormalized: int = 0  #: rows of scores whose total was off (``renormalize``)
+    targets_renormalized: int = 0  #: rows of targets whose sum was off (``renormalize``)
 
 
 @dataclass(frozen=True)

@@ -334,6 +334,11 @@ class BatchOptions:
     reduction: Literal["mean", "sum"] = "mean"
     worst: int = 5
     class_names: Sequence[str] | None = None  #: names shown for labels (from --classes)
+    scores: core.ScoreKind = "logits"  #: what the score columns hold
+    scores_detected: bool = False  #: the kind was detected (``--scores auto``)
+    binary: bool = False  #: one score column: the score of class 1 of two
+    renormalize: bool = False  #: divide rows of probabilities by their sums
+    clip: float | None = None  #: clip probabilities to [clip, 1 - clip] (comparison)
 
 
 @dataclass(frozen=True)
@@ -412,6 +417,15 @@ class Summary:
     skipped: tuple[DataError, ...] = ()  #: the first few skipped rows' errors
     entropy: float | None = None  #: mean H(p) of soft targets (None with labels)
     kl_divergence: float | None = None  #: mean KL(p || q) of soft targets (None with labels)
+    scores: str = "logits"  #: what the score columns held
+    scores_detected: bool = False
+    binary: bool = False
+    renormalize: bool = False
+    clip: float | None = None
+    rows_renormalized: int = 0  #: rows of scores whose total was off, renormalized
+    targets_renormalized: int = 0  #: rows of targets whose sum was off, renormalized
+    rows_infinite: int = 0  #: counted rows whose loss is +inf
+    infinite_rows: tuple[tuple[str, int], ...] = ()  #: the first few of them (file, line)
 
     def to_json(self) -> dict[str, object]:
         """The ``xent batch --format json`` object (the documented shape, plus extra keys)."""
@@ -479,6 +493,15 @@ class Summary:
                 {"file": e.path, "line": e.line, "column": e.column, "error": str(e)}
                 for e in self.skipped
             ],
+            "scores": self.scores,
+            "scores_detected": self.scores_detected,
+            "binary": self.binary,
+            "renormalize": self.renormalize,
+            "rows_renormalized": self.rows_renormalized,
+            "targets_renormalized": self.targets_renormalized,
+            "clip": self.clip,
+            "rows_infinite": self.rows_infinite,
+            "infinite_rows": [{"file": f, "line": line} for f, line in self.infinite_rows],
         }
 
 
@@ -576,6 +599,8 @@ class BatchAccumulator:
     :meth:`add_skipped` for rows the reader skipped, then :meth:`summary`.
     """
 
+    INFINITE_KEPT = 5  #: how many rows of infinite loss are named in the report
+
     def __init__(self, num_classes: int, options: BatchOptions | None = None) -> None:
         self.options = options if options is not None else BatchOptions()
         self.k = num_classes
@@ -612,6 +637,10 @@ class BatchAccumulator:
         # Soft targets: the exact sums of the rows' H(p) and KL(p || q), in nats.
         self.divergence = DivergenceSums()
         self.files: list[FileRecord] = []
+        self.rows_renormalized = 0
+        self.targets_renormalized = 0
+        self.rows_infinite = 0
+        self.infinite_rows: list[tuple[str, int]] = []
         self._file: _FileState | None = None
         self._part: tuple[int, int] | None = None
         self._file_index = -1
@@ -689,9 +718,12 @@ class BatchAccumulator:
         assert state is not None
         assert state.class_rows is not None
         n, k = chunk.logits.shape
-        if k != self.k:
+        if k != self._columns:
             raise DataError(
-                chunk.path, None, None, f"{k} logit columns, but the first file has {self.k}"
+                chunk.path,
+                None,
+                None,
+                f"{k} logit columns, but the first file has {self._columns}",
             )
         soft = chunk.targets is not None
         if self.soft_targets is None:
@@ -722,14 +754,22 @@ class BatchAccumulator:
         loss = rows.loss if all_counted else rows.loss[counted]
         weight = rows.weight if all_counted else rows.weight[counted]
         correct = (rows.predicted == labels) if all_counted else (rows.predicted[counted] == cls)
-        class_rows = np.bincount(cls, minlength=k)
+        class_rows = np.bincount(cls, minlength=self.k)
         state.class_rows += class_rows
         self.class_rows += class_rows
-        self.class_correct += np.bincount(cls, weights=correct, minlength=k).astype(np.int64)
+        self.class_correct += np.bincount(cls, weights=correct, minlength=self.k).astype(np.int64)
         state.correct += int(np.count_nonzero(correct))
         state.class_sums.add(loss, cls)
         if rows.loss_lo is not None:  # exact: the remainders join the exact sums
             state.class_sums.add(rows.loss_lo if all_counted else rows.loss_lo[counted], cls)
+        self.rows_renormalized += chunk.renormalized
+        self.targets_renormalized += chunk.targets_renormalized
+        infinite = np.flatnonzero(loss == np.inf)
+        if infinite.size:
+            self.rows_infinite += int(infinite.size)
+            lines = chunk.lines if all_counted else chunk.lines[counted]
+            for i in infinite[: self.INFINITE_KEPT - len(self.infinite_rows)].tolist():
+                self.infinite_rows.append((chunk.path, int(lines[i])))
         if (weight == 1.0).all():  # no class weights (or soft targets): a row count
             state.class_weights.add_ones(class_rows)
         else:
@@ -742,7 +782,7 @@ class BatchAccumulator:
         if not per_row:
             return None
         if soft:
-            probability = _label_probability(chunk.logits, labels, opts.temperature, opts.exact)
+            probability = self._label_probability(chunk.logits, labels)
         else:
             probability = rows.label_probability
         if opts.exact and opts.base != "e":  # each row rounded once from its exact loss
@@ -816,9 +856,10 @@ class BatchAccumulator:
         if eps:
             p = (1.0 - eps) * p + eps / self.k
         self.divergence.entropy.add(core.entropy(p))
-        self.divergence.kl.add(
-            core.kl_divergence(chunk.logits, p, temperature=self.options.temperature)
-        )
+        scores, kind = self._scores(chunk.logits)
+        if kind != "logits":  # log q are logits of q (up to a constant per row)
+            scores = core.log_of_scores(scores, kind, self.options.clip)
+        self.divergence.kl.add(core.kl_divergence(scores, p, temperature=self.options.temperature))
 
     def losses(self, chunk: Chunk) -> core.RowLosses | None:
         """The kernel's per-row results for *chunk*, or None if it does not fit the batch.
@@ -828,11 +869,12 @@ class BatchAccumulator:
         reports a chunk that does not fit.
         """
         n, k = chunk.logits.shape
-        if k != self.k or n == 0:
+        if k != self._columns or n == 0:
             return None
         opts = self.options
+        scores, kind = self._scores(chunk.logits)
         return core.row_losses(
-            chunk.logits,
+            scores,
             chunk.labels,
             targets=chunk.targets,
             weights=self.weights,
@@ -841,7 +883,34 @@ class BatchAccumulator:
             temperature=opts.temperature,
             check=False,
             exact=opts.exact,
+            scores=kind,
+            renormalize=opts.renormalize and not opts.binary,
+            clip=opts.clip,
         )
+
+    @property
+    def _columns(self) -> int:
+        """Score columns per row: K, or 1 in the binary case."""
+        return 1 if self.options.binary else self.k
+
+    def _scores(self, scores: FloatArray) -> tuple[FloatArray, core.ScoreKind]:
+        """The scores as K columns, and their kind (the binary case gets two columns)."""
+        if self.options.binary:
+            return core.binary_log_scores(scores[:, 0], self.options.scores)
+        return scores, self.options.scores
+
+    def _label_probability(self, scores: FloatArray, labels: IntArray) -> FloatArray:
+        """q of each row's label (with soft targets: of the target's argmax)."""
+        opts = self.options
+        scores, kind = self._scores(scores)
+        if kind == "logits" or opts.temperature != 1.0:
+            if kind != "logits":
+                scores = core.log_of_scores(scores, kind)
+            return _label_probability(scores, labels, opts.temperature, opts.exact)
+        if kind == "probs" and not opts.renormalize and opts.clip is None:
+            return np.take_along_axis(scores, labels[:, None], axis=-1)[:, 0]
+        log_q = core.log_of_scores(scores, kind, opts.clip, opts.renormalize)
+        return np.exp(np.take_along_axis(log_q, labels[:, None], axis=-1)[:, 0])
 
     def _add_worst(
         self, chunk: Chunk, rows: core.RowLosses, labels: IntArray, counted: npt.NDArray[np.bool_]
@@ -863,12 +932,7 @@ class BatchAccumulator:
         if candidates.size == 0:
             return
         if chunk.targets is not None:
-            probability = _label_probability(
-                chunk.logits[candidates],
-                labels[candidates],
-                self.options.temperature,
-                self.options.exact,
-            )
+            probability = self._label_probability(chunk.logits[candidates], labels[candidates])
         else:
             probability = rows.label_probability[candidates]
         for j, i in enumerate(candidates.tolist()):
@@ -958,6 +1022,11 @@ class BatchAccumulator:
             self.soft_targets = other.soft_targets
         self.class_rows += other.class_rows
         self.class_correct += other.class_correct
+        self.rows_renormalized += other.rows_renormalized
+        self.targets_renormalized += other.targets_renormalized
+        self.rows_infinite += other.rows_infinite
+        room = self.INFINITE_KEPT - len(self.infinite_rows)
+        self.infinite_rows.extend(other.infinite_rows[: max(room, 0)])
         for attribute in STATE_COMPONENTS.values():
             getattr(self, attribute).merge(getattr(other, attribute))
         # Files, and the worst rows, which point at them by position.
@@ -1083,6 +1152,15 @@ class BatchAccumulator:
             skipped=tuple(errors),
             entropy=self._soft_mean(self.divergence.entropy, counted),
             kl_divergence=self._soft_mean(self.divergence.kl, counted),
+            scores=opts.scores,
+            scores_detected=opts.scores_detected,
+            binary=opts.binary,
+            renormalize=opts.renormalize,
+            clip=opts.clip,
+            rows_renormalized=self.rows_renormalized,
+            targets_renormalized=self.targets_renormalized,
+            rows_infinite=self.rows_infinite,
+            infinite_rows=tuple(self.infinite_rows),
         )
 
     def _soft_mean(self, total: core.ExactSum, rows: int) -> float | None:

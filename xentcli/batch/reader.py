@@ -54,6 +54,7 @@ from typing import Any
 from xentcli.batch._arrays import ArrayTable
 from xentcli.batch._columns import Layout, read_layout
 from xentcli.batch._fastparse import FastParser
+from xentcli.batch._kinds import RowRules, resolve_kind
 from xentcli.batch._precise import PreciseReader
 from xentcli.batch._prefetch import Stage
 from xentcli.batch._rows import ParsedRows
@@ -217,11 +218,46 @@ class Table:
         K = len(layout.logits)
         options = self.options
         self._chunk_rows = max(1, min(options.chunk_rows, options.chunk_bytes // (8 * K)))
-        self._fast_parser = FastParser(layout, self.options.ignore_index, end - offset)
+        rules = RowRules(
+            num_scores=K,
+            num_targets=0 if layout.targets is None else len(layout.targets),
+            sum_tolerance=options.sum_tolerance,
+            renormalize=options.renormalize,
+        )
+        self._fast_parser = FastParser(layout, self.options.ignore_index, end - offset, rules)
         skip = self._skip if self.options.on_error == "skip" else None
         self._precise_reader = PreciseReader(
-            self.display_name, layout, self.options.ignore_index, skip
+            self.display_name, layout, self.options.ignore_index, skip, rules
         )
+        self._rules = rules
+        self.binary = layout.binary
+        self.num_classes = layout.num_classes
+        self._set_kind()
+
+    def _set_kind(self) -> None:
+        """The kind of scores: given, or detected from the first block (``auto``)."""
+        option = self.options.scores
+        if option != "auto":
+            self._rules.set_kind(option, detected=False)
+            self.scores, self.scores_detected = option, False
+            return
+        block, first, _ = self._pending
+        parsed = self._fast_top(block, first)
+        sample = parsed.logits if parsed is not None else self._precise_sample(block, first)
+        kind = resolve_kind(option, sample, self.options.sum_tolerance)
+        self._rules.set_kind(kind, detected=True)
+        self.scores, self.scores_detected = kind, True
+        if parsed is not None and kind == "logits":
+            # Parsed under the logits' rules, which are the detected kind's: keep it.
+            self._pending = (block, first, parsed)
+
+    def _precise_sample(self, block: bytes, first: int) -> Any:
+        """The valid rows among the first lines of *block* (bad rows are left to chunks())."""
+        head = block[: block.rfind(b"\n", 0, _SPLIT_MIN_BYTES) + 1] or block[:_SPLIT_MIN_BYTES]
+        sample = PreciseReader(
+            self.display_name, self._layout, self.options.ignore_index, _ignore, self._rules
+        )
+        return sample.read(head, first).logits
 
     # -- chunks --------------------------------------------------------------------------
 
@@ -261,6 +297,9 @@ class Table:
                 None if parsed.labels is None else parsed.labels[start:stop],
                 None if parsed.targets is None else parsed.targets[start:stop],
                 parsed.lines[start:stop],
+                # The block's counts go with its first chunk.
+                renormalized=parsed.renormalized if start == 0 else 0,
+                targets_renormalized=parsed.targets_renormalized if start == 0 else 0,
             )
             if prepare is not None:
                 chunk = dataclasses.replace(chunk, prepared=prepare(chunk))
@@ -333,6 +372,10 @@ def is_model_output(name: str) -> bool:
     from xentcli.batch._formats import has_known_extension
 
     return has_known_extension(name)
+
+
+def _ignore(error: DataError) -> None:
+    """Drop a bad row of the detection sample: chunks() reports it in its turn."""
 
 
 @contextlib.contextmanager

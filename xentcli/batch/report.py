@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from xentcli.batch.accumulator import ChunkResult, ClassSummary, Summary, WorstRow
+from xentcli.core import KIND_NAMES
 from xentcli.text import dumps, nonfinite_text, plural
 
 #: the per-class table lists every class up to this many, else the costliest few
@@ -199,6 +200,8 @@ def _render_table(summary: Summary, console: Console, study: str | None = None) 
         _print_fitted(console, table, 0, optional=("Counted", "Ignored", "Skipped"))
     elif files:
         console.print(f"File: {files[0].path}")
+    for line in input_lines(summary):
+        console.print(Text(line))
     console.print()
     grid = Table.grid(padding=(0, 2))
     grid.add_column()
@@ -227,6 +230,52 @@ def _render_table(summary: Summary, console: Console, study: str | None = None) 
         _render_distribution(summary, console)
         _render_classes(summary, console)
         _render_worst(summary, console, study)
+
+
+def scores_line(kind: str, detected: bool) -> str:
+    """How the report names the kind of scores.
+
+    >>> scores_line("probs", True)
+    'probabilities (detected; --scores to override)'
+    """
+    text = KIND_NAMES[kind]
+    if detected:
+        text += " (detected; --scores to override)"
+    return text
+
+
+_BINARY = {
+    "logits": "the logit s of class 1 (scored as the logits [0, s])",
+    "probs": "the probability p of class 1 (scored as [1 - p, p])",
+    "logprobs": "the log-probability of class 1",
+}
+
+
+def input_lines(summary: Summary) -> list[str]:
+    """What was read and how: the kind of scores, the binary case, renormalized rows,
+    clipping and the rows of infinite loss (one line each, when they apply)."""
+    lines = [f"Scores: {scores_line(summary.scores, summary.scores_detected)}"]
+    if summary.binary:
+        lines.append(f"One score column: a binary classifier, {_BINARY[summary.scores]}")
+    if summary.renormalize:
+        lines.append(
+            f"Renormalized (--renormalize): {summary.rows_renormalized} rows of scores "
+            f"and {summary.targets_renormalized} of targets did not sum to 1 within "
+            "the tolerance"
+        )
+    if summary.clip is not None:
+        lines.append(
+            f"Clipped (--clip): probabilities clipped to [{summary.clip!r}, 1 - {summary.clip!r}]"
+        )
+    if summary.rows_infinite:
+        shown = ", ".join(f"{path}:{line}" for path, line in summary.infinite_rows)
+        more = ", ..." if summary.rows_infinite > len(summary.infinite_rows) else ""
+        lines.append(
+            f"Infinite loss: {summary.rows_infinite} row"
+            f"{'s' if summary.rows_infinite != 1 else ''} where the true class has "
+            f"probability 0 ({shown}{more})"
+        )
+    return lines
 
 
 def _loss_name(summary: Summary) -> str:

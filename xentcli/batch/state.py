@@ -81,6 +81,13 @@ def accumulator_to_state(acc: BatchAccumulator) -> dict[str, Any]:
             key: getattr(acc, attribute).to_state() for key, attribute in STATE_COMPONENTS.items()
         },
         "files": [_file_to_state(record) for record in acc.files],
+        # Optional (states written before it have none): how the scores were read.
+        "inputs": {
+            "rows_renormalized": acc.rows_renormalized,
+            "targets_renormalized": acc.targets_renormalized,
+            "rows_infinite": acc.rows_infinite,
+            "infinite_rows": [[path, line] for path, line in acc.infinite_rows],
+        },
         "worst": [
             {
                 "file": index,
@@ -210,7 +217,8 @@ def accumulator_from_state(data: Any) -> BatchAccumulator:
     version = top.get("version")
     if version != VERSION:
         raise StateError(f"state format version {version!r}; this xent reads version {VERSION}")
-    top = core.need_dict(data, "state", _TOP_KEYS)
+    inputs = data.get("inputs")
+    top = core.need_dict({k: v for k, v in data.items() if k != "inputs"}, "state", _TOP_KEYS)
     core.need(top["xent"], str, "xent")
     k = core.need_int(top["num_classes"], "num_classes", 1, MAX_CLASSES)
     options = _options_from_state(top["options"], k)
@@ -241,7 +249,25 @@ def accumulator_from_state(data: Any) -> BatchAccumulator:
     worst = core.need_list(top["worst"], "worst", max_size=options.worst)
     acc._worst = [_worst_from_state(item, f"worst[{n}]", acc) for n, item in enumerate(worst)]
     heapq.heapify(acc._worst)
+    if inputs is not None:
+        _inputs_from_state(inputs, acc)
     return acc
+
+
+def _inputs_from_state(data: Any, acc: BatchAccumulator) -> None:
+    keys = ("rows_renormalized", "targets_renormalized", "rows_infinite", "infinite_rows")
+    fields = core.need_dict(data, "inputs", keys)
+    acc.rows_renormalized = core.need_int(fields["rows_renormalized"], "inputs.rows_renormalized")
+    acc.targets_renormalized = core.need_int(
+        fields["targets_renormalized"], "inputs.targets_renormalized"
+    )
+    acc.rows_infinite = core.need_int(fields["rows_infinite"], "inputs.rows_infinite")
+    rows = core.need_list(fields["infinite_rows"], "inputs.infinite_rows", max_size=MAX_WORST)
+    acc.infinite_rows = []
+    for n, item in enumerate(rows):
+        pair = core.need_list(item, f"inputs.infinite_rows[{n}]", 2)
+        where = f"inputs.infinite_rows[{n}]"
+        acc.infinite_rows.append((_text(pair[0], where), core.need_int(pair[1], where)))
 
 
 def _text(data: Any, where: str) -> str:

@@ -18,7 +18,7 @@ from typing import IO, TYPE_CHECKING, Any
 import click
 
 from xentcli.cli.columns import column_arguments, column_fields, column_options
-from xentcli.cli.params import NAMES, loss_options
+from xentcli.cli.params import CLIP, NAMES, SUM_TOLERANCE, loss_options
 from xentcli.cli.tools import BadData, BadInvocation
 from xentcli.errors import ColumnError, DataError, XentError
 
@@ -190,6 +190,34 @@ def _refuse_overwriting_an_input(per_row: str, paths: list[str], option: str = "
 @click.argument("files", nargs=-1, required=True, metavar="FILES...")
 @column_options
 @click.option(
+    "--scores",
+    type=click.Choice(["auto", "logits", "probs", "logprobs"]),
+    default="auto",
+    show_default=True,
+    help="What the score columns hold (auto: detected from the first rows of each file; "
+    "see docs/input-formats.md).",
+)
+@click.option(
+    "--sum-tolerance",
+    type=SUM_TOLERANCE,
+    metavar="TOL",
+    help="How far a row of probabilities or soft targets may sum from 1 "
+    "(default: min(1e-2, max(1e-5, 5e-5*K))).",
+)
+@click.option(
+    "--renormalize",
+    is_flag=True,
+    help="Divide each row of probabilities (and of soft targets) by its sum instead of "
+    "requiring 1 (the rows that were off are counted).",
+)
+@click.option(
+    "--clip",
+    type=CLIP,
+    metavar="EPS",
+    help="Clip probabilities to [EPS, 1-EPS] as scikit-learn (2.220446049250313e-16) "
+    "or Keras (1e-7) do, for comparison.",
+)
+@click.option(
     "--classes",
     "class_names",
     type=NAMES,
@@ -323,6 +351,10 @@ def batch(
     target_columns: list[str] | None,
     class_names: list[str] | None,
     loss: LossOptions,
+    scores: str,
+    sum_tolerance: float | None,
+    renormalize: bool,
+    clip: float | None,
     reduction: str,
     worst: int,
     fmt: str,
@@ -370,6 +402,8 @@ def batch(
         raise BadInvocation(
             f"--per-row - and --format {fmt} both write to standard output; give --per-row a file"
         )
+    if clip is not None and scores == "logits":
+        raise BadInvocation("--clip applies to probabilities: not with --scores logits")
     if files.count("-") > 1:
         raise BadInvocation("standard input ('-') can be read only once")
 
@@ -389,6 +423,9 @@ def batch(
         targets_path=targets_path,
         scores_key=scores_key,
         labels_key=labels_key,
+        scores=scores,  # type: ignore[arg-type]
+        sum_tolerance=sum_tolerance,
+        renormalize=renormalize,
         **read_kwargs,
     )
     batch_options = BatchOptions(
@@ -401,6 +438,8 @@ def batch(
         reduction="sum" if reduction == "sum" else "mean",
         worst=worst,
         class_names=class_names,
+        renormalize=renormalize,
+        clip=clip,
     )
     paths = expand_paths(files)
     if per_row is not None and per_row != "-":
@@ -565,7 +604,7 @@ def _run(
 
     accumulator: BatchAccumulator | None = None
     names = batch_options.class_names
-    current = ""
+    current = first = ""
     try:
         with contextlib.ExitStack() as stack:
             out = _per_row_output(stack, per_row)
@@ -584,8 +623,11 @@ def _run(
                             # The file names its classes (labels written as names).
                             batch_options = dataclasses.replace(batch_options, class_names=named)
                             names = named
-                        accumulator = BatchAccumulator(len(table.logit_names), batch_options)
+                        accumulator = _accumulator(table, batch_options)
                         table.prepare = accumulator.losses
+                        first = table.display_name
+                    else:
+                        _same_scores(accumulator, table, first)
                     accumulator.start_file(table.display_name)
                     for chunk in table.chunks():
                         if chunk.path != table.display_name:
@@ -653,6 +695,41 @@ def write_state(accumulator: Any, path: str) -> None:
         raise BadData(f"{path}: cannot write the state: {error.strerror or error}") from None
 
 
+def _accumulator(table: Any, batch_options: Any) -> Any:
+    """The run's accumulator, for the kind of scores of its first file (said on stderr)."""
+    from xentcli.batch.accumulator import BatchAccumulator
+
+    if batch_options.clip is not None and getattr(table, "scores", "logits") == "logits":
+        raise BadInvocation(
+            f"--clip applies to probabilities, but {table.display_name} holds logits "
+            "(detected; --scores probs if they are probabilities)"
+        )
+    # Tables of other formats may not know these (yet): logits, as given.
+    options = dataclasses.replace(
+        batch_options,
+        scores=getattr(table, "scores", "logits"),
+        scores_detected=getattr(table, "scores_detected", False),
+        binary=getattr(table, "binary", False),
+    )
+    return BatchAccumulator(getattr(table, "num_classes", len(table.logit_names)), options)
+
+
+def _same_scores(accumulator: Any, table: Any, first: str) -> None:
+    """Exit 2 when a later file was detected as another kind of scores."""
+    from xentcli.core import KIND_NAMES
+
+    kind = accumulator.options.scores
+    if getattr(table, "scores", "logits") != kind:
+        raise BadInvocation(
+            f"{first} holds {KIND_NAMES[kind]} but {table.display_name} holds "
+            f"{KIND_NAMES[table.scores]} (detected): give --scores logits|probs|logprobs"
+        )
+    if getattr(table, "binary", False) != accumulator.options.binary:
+        raise BadInvocation(
+            f"{first} and {table.display_name} have different numbers of score columns"
+        )
+
+
 def _report(
     summary: Any,
     fmt: str,
@@ -672,6 +749,14 @@ def _report(
             f"Warning: skipped {plural(summary.rows_skipped, 'bad row')} (first: {lines})",
             err=True,
         )
+    if fmt != "table":
+        from xentcli.batch.report import input_lines
+
+        # Detected logits, the historical default, go to the JSON only.
+        notes = input_lines(summary)
+        plain = summary.scores == "logits" and not summary.binary
+        for note in notes[1:] if plain else notes:
+            click.echo(note, err=True)
     if summary.loss is None and fmt != "table":
         click.echo("Warning: the mean loss is undefined: no row counts", err=True)
     if (frameworks is not None or precision is not None) and fmt == "csv":

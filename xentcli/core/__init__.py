@@ -35,6 +35,16 @@ from xentcli.core._lowprecision import (
 )
 from xentcli.core._lowprecision import Step as LowPrecisionStep
 from xentcli.core._options import LossOptions
+from xentcli.core._scores import (
+    KIND_NAMES,
+    SCORE_KINDS,
+    ScoreCheck,
+    ScoreKind,
+    binary_log_scores,
+    default_sum_tolerance,
+    detect_kind,
+    log_of_scores,
+)
 from xentcli.core._sigmoid import SigmoidLosses, bce_with_logits
 from xentcli.core._softmax_block import ROW_ARGMAX_CLASSES
 from xentcli.core._state import (
@@ -52,8 +62,10 @@ from xentcli.core._validation import TARGET_SUM_TOLERANCE
 
 __all__ = [
     "FORMATS",
+    "KIND_NAMES",
     "LN_BASE",
     "ROW_ARGMAX_CLASSES",
+    "SCORE_KINDS",
     "TARGET_SUM_TOLERANCE",
     "THREADS",
     "UNITS",
@@ -66,17 +78,23 @@ __all__ = [
     "LowPrecisionRows",
     "LowPrecisionStep",
     "RowLosses",
+    "ScoreCheck",
+    "ScoreKind",
     "SigmoidLosses",
     "SoftmaxSteps",
     "bce_with_logits",
+    "binary_log_scores",
     "check_base",
     "cross_entropy",
+    "default_sum_tolerance",
+    "detect_kind",
     "entropy",
     "fraction_to_base",
     "framework_rows",
     "hex_float",
     "hex_int",
     "kl_divergence",
+    "log_of_scores",
     "log_softmax",
     "logsumexp",
     "low_precision_loss",

@@ -49,6 +49,7 @@ import numpy.typing as npt
 from xentcli.core import _blocks as blockrunner
 from xentcli.core._compensated import divide_dd
 from xentcli.core._exactsum import ExactSum, fraction_to_base
+from xentcli.core._given import given_row_losses
 from xentcli.core._loss_block import (
     binary_rows,
     exact_row_loss,
@@ -56,6 +57,8 @@ from xentcli.core._loss_block import (
     soft_loss,
     uniform_loss,
 )
+from xentcli.core._results import RowLosses, smoothing_weights
+from xentcli.core._scores import ScoreKind, check_kind
 from xentcli.core._softmax_block import flat, probabilities, shift, transposed
 from xentcli.core._units import UNITS, Base, check_base, to_base
 from xentcli.core._validation import (
@@ -357,32 +360,6 @@ def logsumexp(logits: ArrayLike, *, temperature: float = 1.0, exact: bool = Fals
     return _asked(_softmax_parts(logits, temperature, "log_sum_exp").log_sum_exp)
 
 
-@dataclass(frozen=True)
-class RowLosses:
-    """Per-row results of :func:`row_losses`; arrays of shape (N,)."""
-
-    loss: FloatArray  #: the row's (weighted) loss in nats; 0 for ignored rows
-    weight: FloatArray  #: its share of the mean's denominator; 0 for ignored rows
-    predicted: IntArray  #: argmax of the logits (first index on ties)
-    label_probability: FloatArray  #: q of the true class (nan with soft targets)
-    counted: npt.NDArray[np.bool_]  #: False for rows whose label is ignore_index
-    #: exact=True only: ``loss + loss_lo`` is within ``loss_err`` of the exact row loss
-    #: (double-double), for exact means; ``loss`` is its correctly rounded value.
-    loss_lo: FloatArray | None = None
-    loss_err: FloatArray | None = None
-
-
-def _smoothing_weights(eps: float, k: int) -> tuple[tuple[float, float], tuple[float, float]]:
-    """``1 - eps`` and ``eps / k`` as double-doubles ``(hi, lo)``, exact."""
-    from fractions import Fraction  # lazy: fractions imports decimal (slow)
-
-    def double_double(x: Fraction) -> tuple[float, float]:
-        hi = float(x)
-        return hi, float(x - Fraction(hi))
-
-    return double_double(1 - Fraction(eps)), double_double(Fraction(eps) / k)
-
-
 def row_losses(
     logits: ArrayLike,
     labels: ArrayLike | None = None,
@@ -394,6 +371,11 @@ def row_losses(
     temperature: float = 1.0,
     check: bool = True,
     exact: bool = False,
+    scores: ScoreKind = "logits",
+    sum_tolerance: float | None = None,
+    renormalize: bool = False,
+    clip: float | None = None,
+    target_tolerance: float | None = None,
 ) -> RowLosses:
     """Per-row losses (nats) and what the mean needs, for a 2-D batch.
 
@@ -409,6 +391,11 @@ def row_losses(
         Correctly rounded row losses and label probabilities (the float64 nearest the
         exact value; the same bits on every machine), with their double-double
         remainders for exact means; slower (see docs/accuracy.md).
+    scores, sum_tolerance, renormalize, clip
+        As in :func:`cross_entropy`.
+    target_tolerance : float, optional
+        How far from 1 a soft-target row may sum (default
+        :func:`~xentcli.core.default_sum_tolerance` of K).
 
     Returns
     -------
@@ -425,6 +412,24 @@ def row_losses(
     >>> r.predicted, r.weight
     (array([1, 0]), array([1., 1.]))
     """
+    if check_kind(scores) != "logits":
+        return given_row_losses(
+            logits,  # type: ignore[arg-type]
+            scores,
+            labels,
+            targets,
+            weights=weights,
+            ignore_index=ignore_index,
+            label_smoothing=label_smoothing,
+            temperature=temperature,
+            check=check,
+            sum_tolerance=sum_tolerance,
+            renormalize=renormalize,
+            clip=clip,
+            kernel=row_losses,
+        )
+    if clip is not None:
+        raise InvalidInputError("clip applies to probabilities and log-probabilities")
     check_temperature(temperature)
     eps = check_smoothing(label_smoothing)
     array = logits_array(logits)
@@ -457,7 +462,7 @@ def row_losses(
     label_q = np.full(n, np.nan)
     predicted = np.empty(n, dtype=np.int64)
     # (1 - eps) and eps / K as double-doubles: the smoothing weights are exact.
-    keep, share = _smoothing_weights(eps, k) if eps else ((1.0, 0.0), (0.0, 0.0))
+    keep, share = smoothing_weights(eps, k) if eps else ((1.0, 0.0), (0.0, 0.0))
     w_total = float(math.fsum(w.tolist())) if w is not None else float(k)
     if exact:
         from xentcli.core import _exact_kernel
@@ -496,7 +501,7 @@ def row_losses(
         if t is not None:
             tt = transposed(t[start:stop], arena)
             if check:
-                check_targets(tt, start)
+                check_targets(tt, start, target_tolerance)
             if w is not None:
                 tt *= w[:, None]
             main = soft_loss(sh, tt, arena)
@@ -592,6 +597,10 @@ def cross_entropy(
     base: Base | str = "e",
     check: bool = True,
     exact: bool = False,
+    scores: ScoreKind = "logits",
+    sum_tolerance: float | None = None,
+    renormalize: bool = False,
+    clip: float | None = None,
 ) -> FloatArray | float:
     """Cross-entropy loss of logits against class labels or soft targets.
 
@@ -625,6 +634,22 @@ def cross_entropy(
         Correctly rounded: each row loss is the float64 nearest its exact value, and the
         mean (or sum) the float64 nearest the exact mean of the exact row losses; the
         same bits on every machine. Slower (docs/accuracy.md has the figures).
+    scores : {"logits", "probs", "logprobs"}
+        What the first argument holds. Probabilities: each in [0, 1], each row summing
+        to 1 within *sum_tolerance*; the loss is ``-log p`` of the given float (within
+        1 ulp), ``inf`` for a probability of 0. Log-probabilities: each <= 0, each
+        row's log-sum-exp within *sum_tolerance* of 0; the loss is ``-log p`` as given.
+    sum_tolerance : float, optional
+        How far a row's total may be from 1 (its log-sum-exp from 0), for the scores
+        and for soft targets; default :func:`~xentcli.core.default_sum_tolerance`:
+        ``min(1e-2, max(1e-5, 5e-5 * K))``.
+    renormalize : bool
+        Divide each row of probabilities by its sum (subtract the log-sum-exp of
+        log-probabilities) instead of requiring a total of 1.
+    clip : float, optional
+        Clip probabilities to ``[clip, 1 - clip]`` first, as scikit-learn's
+        ``log_loss`` (float64 eps, at most 36.04 nats) and Keras (1e-7, at most 16.12
+        nats) do; for comparison only.
 
     Returns
     -------
@@ -648,6 +673,8 @@ def cross_entropy(
     array([0.69314718, 0.        ])
     >>> cross_entropy([[0.0, 0.0]], [0], base="2")
     1.0
+    >>> cross_entropy([[0.1, 0.7, 0.2], [0.3, 0.3, 0.4]], [1, 2], scores="probs")
+    0.6364828379064438
     """
     if reduction not in ("mean", "sum", "none"):
         raise InvalidInputError("reduction must be 'mean', 'sum' or 'none'", value=reduction)
@@ -663,8 +690,13 @@ def cross_entropy(
         temperature=temperature,
         check=check,
         exact=exact,
+        scores=scores,
+        sum_tolerance=sum_tolerance,
+        renormalize=renormalize,
+        clip=clip,
+        target_tolerance=sum_tolerance,
     )
-    if exact:
+    if exact and scores == "logits":
         from xentcli.core import _exact_kernel
 
         return _exact_kernel.reduce(

@@ -147,8 +147,15 @@ def validate_labels(
     return out
 
 
-def check_targets(tt: FloatArray, row0: int) -> None:
-    """Validate a transposed ``(K, n)`` block of soft targets."""
+def check_targets(tt: FloatArray, row0: int, tolerance: float | None = None) -> None:
+    """Validate a transposed ``(K, n)`` block of soft targets.
+
+    Each row must sum to 1 within *tolerance* (default: ``default_sum_tolerance(K)``).
+    """
+    if tolerance is None:
+        from xentcli.core._scores import default_sum_tolerance
+
+        tolerance = default_sum_tolerance(tt.shape[0])
     ok = (tt >= 0) & (tt < np.inf)
     if not ok.all():
         bad = np.argwhere(~ok)[:, ::-1]
@@ -161,11 +168,11 @@ def check_targets(tt: FloatArray, row0: int) -> None:
             field="target",
         )
     sums = tt.sum(axis=0)
-    off = np.abs(sums - 1.0) > TARGET_SUM_TOLERANCE
+    off = np.abs(sums - 1.0) > tolerance
     if off.any():
         r = int(np.argmax(off))
         raise InvalidInputError(
-            f"targets do not sum to 1 (tolerance {TARGET_SUM_TOLERANCE:g})",
+            f"targets do not sum to 1 (tolerance {tolerance:g})",
             row=row0 + r,
             value=float(sums[r]),
             field="target",

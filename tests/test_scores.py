@@ -1,0 +1,328 @@
+"""Probabilities and log-probabilities as scores (``--scores``, ``scores=``).
+
+Oracles: scikit-learn's ``log_loss`` on a real classifier's ``predict_proba`` (and the
+logits path on its ``decision_function``), mpmath for row values, PyTorch's
+``nll_loss``/``cross_entropy`` for weights, ignore index, smoothing and soft targets.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import mpmath as mp
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.hardening import Outcome, run
+from tests.mpref import ulps
+from xentcli import cross_entropy
+from xentcli.errors import InvalidInputError
+
+
+def batch(*args: str | Path) -> Outcome:
+    return run(["batch", *(str(a) for a in args)])
+
+
+def batch_json(*args: str | Path) -> dict:  # type: ignore[type-arg]
+    outcome = batch(*args, "--format", "json")
+    assert outcome.code == 0, outcome.stderr
+    return json.loads(outcome.stdout)  # type: ignore[no-any-return]
+
+
+def ulp_distance(a: float, b: float) -> float:
+    return abs(a - b) / math.ulp(b)
+
+
+@pytest.fixture(scope="module")
+def classifier() -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # type: ignore[type-arg]
+    """predict_proba and decision_function of a logistic regression on the digits."""
+    from sklearn.datasets import load_digits
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import train_test_split
+
+    x, y = load_digits(return_X_y=True)
+    x_train, x_test, y_train, y_test = train_test_split(x / 16, y, test_size=300, random_state=0)
+    model = LogisticRegression(max_iter=300).fit(x_train, y_train)
+    return model.predict_proba(x_test), model.decision_function(x_test), y_test
+
+
+def test_predict_proba_is_detected_and_equals_sklearn_log_loss(
+    tmp_path: Path,
+    classifier: tuple[np.ndarray, np.ndarray, np.ndarray],  # type: ignore[type-arg]
+) -> None:
+    from sklearn.metrics import log_loss
+
+    proba, scores, y = classifier
+    frame = pd.DataFrame(proba, columns=[f"p{c}" for c in range(10)])
+    frame["label"] = y
+    frame.to_csv(tmp_path / "proba.csv", index=False)
+    data = batch_json(tmp_path / "proba.csv")
+    assert (data["scores"], data["scores_detected"]) == ("probs", True)
+    want = log_loss(y, proba)
+    assert ulp_distance(data["loss"], want) <= 2
+    # the same through the Python API, and through the logits of the same model
+    assert ulp_distance(cross_entropy(proba, y, scores="probs"), want) <= 2
+    logits = pd.DataFrame(scores)
+    logits["label"] = y
+    logits.to_csv(tmp_path / "logits.csv", index=False)
+    from_logits = batch_json(tmp_path / "logits.csv")
+    assert from_logits["scores"] == "logits"
+    assert from_logits["loss"] == pytest.approx(want, rel=1e-12)
+    # log-probabilities: log of predict_proba
+    logp = pd.DataFrame(np.log(proba))
+    logp["label"] = y
+    logp.to_csv(tmp_path / "logp.csv", index=False)
+    from_logp = batch_json(tmp_path / "logp.csv")
+    assert from_logp["scores"] == "logprobs"
+    assert from_logp["loss"] == pytest.approx(want, rel=1e-12)
+    assert from_logp["accuracy"] == data["accuracy"] == np.mean(proba.argmax(1) == y)
+
+
+def test_issue_example_probabilities_are_not_logits(tmp_path: Path) -> None:
+    (tmp_path / "p.csv").write_text("0.1,0.7,0.2,1\n0.3,0.3,0.4,2\n")
+    outcome = batch(tmp_path / "p.csv")
+    assert outcome.code == 0
+    assert "Scores: probabilities (detected; --scores to override)" in outcome.stdout
+    assert "Mean loss   0.636483 nats" in outcome.stdout
+    forced = batch_json(tmp_path / "p.csv", "--scores", "logits")
+    assert (forced["scores"], forced["scores_detected"]) == ("logits", False)
+    assert round(forced["loss"], 4) == 0.9005
+
+
+def _row_values() -> list[float]:
+    rng = np.random.default_rng(7)
+    values = list(rng.uniform(0, 1, 40))
+    values += [1.0, 1 - 2**-53, 1 - 1e-12, 0.5, 1e-300, 5e-324, 2.2250738585072014e-308]
+    values += list(10.0 ** rng.uniform(-300, 0, 20))
+    return [float(v) for v in values]
+
+
+def test_row_loss_is_minus_log_p_within_two_ulp() -> None:
+    values = _row_values()
+    p = np.array([[v, 0.0] for v in values])
+    got = cross_entropy(p, np.zeros(len(values), dtype=int), scores="probs", renormalize=False,
+                        sum_tolerance=1.0, reduction="none")  # fmt: skip
+    for value, loss in zip(values, got, strict=True):
+        with mp.workprec(200):
+            exact = -mp.log(mp.mpf(value))
+        assert ulps(float(loss), exact) <= 2, value
+    # log-probabilities are taken as given: the loss is exactly -log p
+    lp = np.log(np.array(values))
+    got = cross_entropy(np.stack([lp, np.full_like(lp, -np.inf)], 1), np.zeros(len(lp), int),
+                        scores="logprobs", sum_tolerance=1e300, reduction="none")  # fmt: skip
+    assert np.array_equal(got, -lp)
+
+
+def test_zero_probability_of_the_label_is_inf_and_said(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("p.csv").write_text("a,b,label\n0.5,0.5,0\n1,0,1\n0.25,0.75,1\n")
+    outcome = batch("p.csv")
+    assert outcome.code == 0
+    assert "Mean loss   inf nats" in outcome.stdout
+    assert "Infinite loss: 1 row where the true class has probability 0 (p.csv:3)" in (
+        outcome.stdout
+    )
+    data = batch_json("p.csv")
+    assert data["loss"] == "inf"
+    assert data["rows_infinite"] == 1
+    assert data["infinite_rows"] == [{"file": "p.csv", "line": 3}]
+
+
+def test_clip_reproduces_sklearn_and_keras(tmp_path: Path) -> None:
+    import torch
+    from sklearn.metrics import log_loss
+
+    (tmp_path / "p.csv").write_text("a,b,label\n1,0,1\n0.25,0.75,1\n")
+    eps = float(np.finfo(np.float64).eps)
+    sk = batch_json(tmp_path / "p.csv", "--clip", repr(eps))
+    want = log_loss([1, 1], [[1.0, 0.0], [0.25, 0.75]], labels=[0, 1])
+    assert ulp_distance(sk["loss"], want) <= 2
+    assert round(sk["worst"][0]["loss"], 2) == 36.04
+    keras = batch_json(tmp_path / "p.csv", "--clip", "1e-7", "--renormalize")
+    # Keras's categorical_crossentropy on probabilities: normalise, clip to [1e-7, 1 - 1e-7]
+    out = torch.tensor([[1.0, 0.0], [0.25, 0.75]], dtype=torch.float64)
+    out = (out / out.sum(1, keepdim=True)).clamp(1e-7, 1 - 1e-7)
+    keras_loss = float(-(torch.log(out[:, 1])).mean())
+    assert keras["loss"] == pytest.approx(keras_loss, rel=1e-15)
+    assert round(keras["worst"][0]["loss"], 2) == 16.12
+    assert batch(tmp_path / "p.csv", "--clip", "1e-7", "--scores", "logits").code == 2
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_probs_follow_pytorch(smoothing: float, weighted: bool) -> None:
+    import torch
+    import torch.nn.functional as F
+
+    rng = np.random.default_rng(3)
+    n, k = 50, 5
+    p = rng.dirichlet(np.ones(k), n)
+    y = rng.integers(0, k, n)
+    y[:5] = -100
+    w = rng.uniform(0.5, 2, k) if weighted else None
+    logq = torch.log(torch.tensor(p))
+    tw = None if w is None else torch.tensor(w)
+    if smoothing:
+        want = F.cross_entropy(logq, torch.tensor(y), weight=tw, ignore_index=-100,
+                               label_smoothing=smoothing)  # fmt: skip
+    else:
+        want = F.nll_loss(logq, torch.tensor(y), weight=tw, ignore_index=-100)
+    got = cross_entropy(p, y, scores="probs", weights=w, ignore_index=-100,
+                        label_smoothing=smoothing)  # fmt: skip
+    assert got == pytest.approx(float(want), rel=1e-13)
+    got_lp = cross_entropy(np.log(p), y, scores="logprobs", weights=w, ignore_index=-100,
+                           label_smoothing=smoothing)  # fmt: skip
+    assert got_lp == pytest.approx(float(want), rel=1e-13)
+    # soft targets: the mean divides by N, weights or not
+    t = rng.dirichlet(np.ones(k), n)
+    want_soft = F.cross_entropy(logq, torch.tensor(t), weight=tw, label_smoothing=smoothing)
+    got_soft = cross_entropy(p, targets=t, scores="probs", weights=w, label_smoothing=smoothing)
+    assert got_soft == pytest.approx(float(want_soft), rel=1e-13)
+
+
+def test_probability_rows_in_batch_match_the_api(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    p = rng.dirichlet(np.ones(4), 200)
+    y = rng.integers(0, 4, 200)
+    frame = pd.DataFrame(p)
+    frame["label"] = y
+    frame.to_csv(tmp_path / "p.csv", index=False)
+    for extra in (
+        [],
+        ["--weights", "1,2,3,0.5"],
+        ["--label-smoothing", "0.2"],
+        ["--temperature", "2"],
+    ):
+        data = batch_json(tmp_path / "p.csv", *extra)
+        kwargs: dict = {}  # type: ignore[type-arg]
+        if extra and extra[0] == "--weights":
+            kwargs["weights"] = [1, 2, 3, 0.5]
+        elif extra and extra[0] == "--label-smoothing":
+            kwargs["label_smoothing"] = 0.2
+        elif extra:
+            kwargs["temperature"] = 2.0
+        assert data["loss"] == cross_entropy(p, y, scores="probs", **kwargs), extra
+
+
+def test_temperature_on_probabilities_is_softmax_of_log_p_over_t() -> None:
+    import torch
+    import torch.nn.functional as F
+
+    p = np.array([[0.1, 0.7, 0.2], [0.3, 0.3, 0.4]])
+    want = F.cross_entropy(torch.log(torch.tensor(p)) / 2.0, torch.tensor([1, 2]))
+    got = cross_entropy(p, [1, 2], scores="probs", temperature=2.0)
+    assert got == pytest.approx(float(want), rel=1e-14)
+
+
+# ------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    ("row", "column", "reason"),
+    [
+        ("-0.1,0.6,0.5", 1, "probability is negative ('-0.1')"),
+        ("1.5,0,0", 1, "probability is above 1 ('1.5')"),
+        ("nan,0.5,0.5", 1, "probability is NaN ('nan')"),
+        ("0.2,0.3,0.4", None, "probabilities sum to 0.9, not 1 (tolerance 0.00015"),
+        ("0,0,0", None, "every probability of the row is 0"),
+    ],
+)
+def test_bad_probabilities(tmp_path: Path, row: str, column: int | None, reason: str) -> None:
+    (tmp_path / "p.csv").write_text(f"a,b,c,label\n{row},1\n")
+    outcome = batch(tmp_path / "p.csv", "--scores", "probs")
+    assert outcome.code == 1
+    place = f"{tmp_path}/p.csv:2:{column}:" if column else f"{tmp_path}/p.csv:2:"
+    line = outcome.error_line()
+    assert line.startswith(f"Error: {place} {reason}"), line
+    assert "detected" not in line
+    assert outcome.stdout == ""
+
+
+def test_renormalize_accepts_and_counts(tmp_path: Path) -> None:
+    (tmp_path / "p.csv").write_text("a,b,c,label\n0.2,0.3,0.4,1\n0.2,0.3,0.5,2\n")
+    data = batch_json(tmp_path / "p.csv", "--scores", "probs", "--renormalize")
+    assert data["rows_renormalized"] == 1
+    want = (-math.log(0.3 / 0.9) - math.log(0.5)) / 2
+    assert data["loss"] == pytest.approx(want, rel=1e-15)
+    (tmp_path / "z.csv").write_text("a,b,c,label\n0,0,0,1\n")
+    outcome = batch(tmp_path / "z.csv", "--scores", "probs", "--renormalize")
+    assert outcome.code == 1
+    assert "every probability of the row is 0" in outcome.error_line()
+
+
+def test_positive_log_probability(tmp_path: Path) -> None:
+    (tmp_path / "p.csv").write_text("a,b,label\n0.5,-1,1\n")
+    outcome = batch(tmp_path / "p.csv", "--scores", "logprobs")
+    assert outcome.code == 1
+    assert outcome.error_line().startswith(
+        f"Error: {tmp_path}/p.csv:2:1: log-probability is positive"
+    )
+
+
+def test_files_detected_differently_exit_2(tmp_path: Path) -> None:
+    (tmp_path / "a.csv").write_text("a,b,label\n0.25,0.75,1\n")
+    (tmp_path / "b.csv").write_text("a,b,label\n2.5,-1,1\n")
+    outcome = batch(tmp_path / "a.csv", tmp_path / "b.csv")
+    assert outcome.code == 2
+    line = outcome.error_line()
+    assert "holds probabilities but" in line
+    assert "logits (detected)" in line
+    assert "--scores" in line
+    assert batch(tmp_path / "a.csv", tmp_path / "b.csv", "--scores", "logits").code == 0
+
+
+def test_later_row_breaking_the_detected_kind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from xentcli.batch import reader
+
+    monkeypatch.setattr(reader, "BLOCK_BYTES", 64)  # detection sees the first block only
+    rows = "".join("0.25,0.75,1\n" for _ in range(5))
+    (tmp_path / "p.csv").write_text(f"a,b,label\n{rows}1.5,-0.5,0\n")
+    outcome = batch(tmp_path / "p.csv", "--chunk-rows", "2")
+    assert outcome.code == 1
+    line = outcome.error_line()
+    assert line.startswith(f"Error: {tmp_path}/p.csv:7:1: probability is above 1")
+    assert "detected as probabilities" in line
+    assert "--scores" in line
+
+
+def test_api_errors_name_the_row() -> None:
+    with pytest.raises(InvalidInputError, match=r"row 1, column 0: probability is negative"):
+        cross_entropy([[0.5, 0.5], [-0.5, 1.5]], [0, 1], scores="probs")
+    with pytest.raises(InvalidInputError, match="scores must be"):
+        cross_entropy([[0.5, 0.5]], [0], scores="odds")  # type: ignore[arg-type]
+
+
+def test_one_score_column_is_binary(tmp_path: Path) -> None:
+    from sklearn.metrics import log_loss
+
+    rng = np.random.default_rng(1)
+    s = rng.normal(0, 3, 100)
+    y = rng.integers(0, 2, 100)
+    np.savetxt(tmp_path / "s.csv", np.stack([s, y], 1), delimiter=",", header="score,label",
+               comments="", fmt=["%.17g", "%d"])  # fmt: skip
+    data = batch_json(tmp_path / "s.csv")
+    assert (data["scores"], data["binary"]) == ("logits", True)
+    assert data["loss"] == cross_entropy(np.stack([np.zeros(100), s], 1), y)
+    p = 1 / (1 + np.exp(-s))
+    np.savetxt(tmp_path / "p.csv", np.stack([p, y], 1), delimiter=",", header="p1,label",
+               comments="", fmt=["%.17g", "%d"])  # fmt: skip
+    probs = batch_json(tmp_path / "p.csv", "--scores", "probs")
+    assert probs["binary"] is True
+    assert probs["loss"] == pytest.approx(log_loss(y, p), rel=1e-13)
+    outcome = batch(tmp_path / "p.csv", "--scores", "probs")
+    assert "One score column: a binary classifier, the probability p of class 1" in outcome.stdout
+
+
+def test_one_score_column_with_one_class_present(tmp_path: Path) -> None:
+    (tmp_path / "s.csv").write_text("score,label\n0.5,0\n-2,0\n")
+    data = batch_json(tmp_path / "s.csv")
+    assert data["binary"] is True
+    assert data["loss"] == cross_entropy([[0.0, 0.5], [0.0, -2.0]], [0, 0])
+    assert [c["rows"] for c in data["per_class"]] == [2, 0]

@@ -1,0 +1,109 @@
+"""What a table's score columns hold (``--scores``), and the row rules that follow.
+
+The kind is given (``logits``, ``probs``, ``logprobs``) or detected (``auto``) from the
+first block of each file with :func:`xentcli.core.detect_kind`; :class:`RowRules` then
+carries what the parsers check on every row: the kind's cells and row totals, the
+tolerance of the soft targets' sums and ``renormalize``. Everything here works on
+arrays, so readers of other formats reuse it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from xentcli.batch._rows import ParsedRows, row_sums
+from xentcli.core import KIND_NAMES, ScoreCheck, ScoreKind, default_sum_tolerance, detect_kind
+
+FloatArray = npt.NDArray[np.float64]
+ScoresOption = Literal["auto", "logits", "probs", "logprobs"]
+
+
+def resolve_kind(option: ScoresOption, sample: FloatArray, tolerance: float | None) -> ScoreKind:
+    """The kind of scores: *option*, or for ``auto`` the kind *sample* shows."""
+    if option != "auto":
+        return option
+    return detect_kind(sample, tolerance)
+
+
+@dataclass
+class RowRules:
+    """The row checks of one table, set once its kind of scores is known."""
+
+    num_scores: int  #: score columns (1 for the binary case)
+    num_targets: int  #: classes of the soft targets (0 without targets)
+    sum_tolerance: float | None = None  #: None: default_sum_tolerance(K)
+    renormalize: bool = False
+    kind: ScoreKind = "logits"
+    detected: bool = False  #: the kind came from ``--scores auto``
+    check: ScoreCheck = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.set_kind(self.kind, self.detected)
+
+    def set_kind(self, kind: ScoreKind, detected: bool) -> None:
+        self.kind = kind
+        self.detected = detected
+        k = max(self.num_scores, 2)
+        tolerance = default_sum_tolerance(k) if self.sum_tolerance is None else self.sum_tolerance
+        self.check = ScoreCheck(kind, tolerance, self.renormalize, binary=self.num_scores == 1)
+
+    @property
+    def target_tolerance(self) -> float:
+        if self.sum_tolerance is not None:
+            return self.sum_tolerance
+        return default_sum_tolerance(self.num_targets)
+
+    def hint(self) -> str:
+        """What to add to a row's error about its scores (how to say what they are)."""
+        name = KIND_NAMES[self.kind]
+        if self.detected:
+            return (
+                f" (the scores were detected as {name} from the first rows; "
+                "--scores logits|probs|logprobs says what they are)"
+            )
+        return ""  # given with --scores: the message's cell name says the kind
+
+    def bad_score_rows(self, scores: FloatArray) -> tuple[npt.NDArray[np.bool_], int]:
+        """Rows breaking the kind's rules, and how many rows are renormalized."""
+        bad, renormalized = self.check.bad_rows(scores)
+        return bad, int(np.count_nonzero(renormalized))
+
+    def bad_target_rows(self, targets: FloatArray) -> npt.NDArray[np.bool_]:
+        """Soft-target rows that are not distributions (within the tolerance)."""
+        with np.errstate(invalid="ignore"):
+            cells_ok = np.isfinite(targets) & (targets >= 0)
+            sums = target_sums(targets)
+            sums_ok = sums > 0 if self.renormalize else np.abs(sums - 1.0) <= self.target_tolerance
+        return ~(cells_ok.all(axis=1) & sums_ok)
+
+    def normalized_targets(self, targets: FloatArray) -> FloatArray:
+        """The targets, each row divided by its sum under ``renormalize``."""
+        if not self.renormalize or targets.shape[0] == 0:
+            return targets
+        return targets / target_sums(targets)[:, None]
+
+    def renormalized_targets(self, targets: FloatArray) -> int:
+        """How many target rows sum to 1 only after dividing by their sum."""
+        if not self.renormalize:
+            return 0
+        return int(np.count_nonzero(np.abs(target_sums(targets) - 1.0) > self.target_tolerance))
+
+
+def finish(parsed: ParsedRows, rules: RowRules) -> ParsedRows:
+    """Count the renormalized rows and divide the targets by their sums (both parsers)."""
+    if not rules.renormalize:
+        return parsed
+    _, parsed.renormalized = rules.bad_score_rows(parsed.logits)
+    if parsed.targets is not None:
+        parsed.targets_renormalized = rules.renormalized_targets(parsed.targets)
+        parsed.targets = rules.normalized_targets(parsed.targets)
+    return parsed
+
+
+def target_sums(targets: FloatArray) -> FloatArray:
+    """Sums of the target rows, computed alike by both parsers (so they agree to the bit)."""
+    return np.asarray(row_sums(targets), dtype=np.float64)
