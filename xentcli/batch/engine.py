@@ -166,8 +166,33 @@ def accumulate(
         parts: list[Part] = plan([os.fspath(p) for p in inputs], read_options, part_bytes)
         if not parts:
             raise XentError("no input files")
+        read_options, options = _resolve_scores(parts[0].path, read_options, options)
         results = [score(part, read_options, options) for part in parts]
     return finish(_compute(_tree(results, merge), client, scheduler, workers))
+
+
+def _resolve_scores(
+    path: str, read_options: ReadOptions, options: BatchOptions
+) -> tuple[ReadOptions, BatchOptions]:
+    """The kind of scores for every part: given, or detected once from the first file
+    (``--scores auto``), so that the parts of one file cannot disagree."""
+    kind: str = read_options.scores
+    detected = kind == "auto"
+    if detected:
+        from xentcli.batch.parts import is_url
+        from xentcli.batch.reader import open_table
+
+        kind = "logits"
+        if not is_url(path):
+            with open_table(path, read_options) as table:
+                kind = getattr(table, "scores", "logits")
+    read_options = dataclasses.replace(read_options, scores=kind)  # type: ignore[arg-type]
+    options = dataclasses.replace(
+        options,
+        scores=kind,  # type: ignore[arg-type]
+        scores_detected=detected,
+    )
+    return read_options, options
 
 
 def score(inputs: Sequence[str] | Any, **kwargs: Any) -> Summary:

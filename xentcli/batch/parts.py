@@ -148,7 +148,7 @@ def _csv_head(path: str, read_options: ReadOptions) -> tuple[bytes, bool, int]:
     prefix = head[:end] if end else head
     with open_table(path, read_options, piece=Piece(stream=io.BytesIO(prefix))) as table:
         has_header = bool(getattr(table, "has_header", False))
-        k = len(table.logit_names)
+        k = getattr(table, "num_classes", len(table.logit_names))
     return (prefix if has_header else b""), has_header, k
 
 
@@ -298,7 +298,10 @@ def _accumulate(
         named = getattr(table, "class_names", None)
         if options.class_names is None and named is not None:
             options = dataclasses.replace(options, class_names=named)
-        acc = BatchAccumulator(len(table.logit_names), options)
+        # One score column is the binary case: two classes.
+        binary = bool(getattr(table, "binary", False))
+        options = dataclasses.replace(options, binary=binary)
+        acc = BatchAccumulator(getattr(table, "num_classes", len(table.logit_names)), options)
     table.prepare = acc.losses
     acc.start_file(path, part=part)
     for chunk in table.chunks():
