@@ -899,6 +899,16 @@ class BatchAccumulator:
             return core.binary_log_scores(scores[:, 0], self.options.scores)
         return scores, self.options.scores
 
+    def logit_chunk(self, chunk: Chunk) -> Chunk:
+        """*chunk* with logits in place of its scores: the logits that probabilities or
+        log-probabilities imply (log q), two columns for the binary case."""
+        scores, kind = self._scores(chunk.logits)
+        if kind == "logits" and scores is chunk.logits:
+            return chunk
+        if kind != "logits":
+            scores = core.log_of_scores(scores, kind, self.options.clip, self.options.renormalize)
+        return dataclasses.replace(chunk, logits=scores, prepared=None)
+
     def _label_probability(self, scores: FloatArray, labels: IntArray) -> FloatArray:
         """q of each row's label (with soft targets: of the target's argmax)."""
         opts = self.options

@@ -634,7 +634,7 @@ def _run(
                             chunk = dataclasses.replace(chunk, path=table.display_name)
                         result = accumulator.add(chunk, per_row=out is not None)
                         for collector in collectors:
-                            collector.add(chunk)
+                            collector.add(accumulator.logit_chunk(chunk))
                         if result is not None and out is not None:
                             out.write(per_row_lines(result, names))
                         bar.update(table.display_name, table.bytes_read, len(chunk.lines))
