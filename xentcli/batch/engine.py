@@ -182,10 +182,12 @@ def _resolve_scores(
         from xentcli.batch.parts import is_url
         from xentcli.batch.reader import open_table
 
-        kind = "logits"
+        kind, detected = "logits", False
         if not is_url(path):
             with open_table(path, read_options) as table:
+                # Readers of other formats may not detect (yet): logits, as given.
                 kind = getattr(table, "scores", "logits")
+                detected = bool(getattr(table, "scores_detected", False))
     read_options = dataclasses.replace(read_options, scores=kind)  # type: ignore[arg-type]
     options = dataclasses.replace(
         options,
