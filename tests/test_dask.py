@@ -239,11 +239,14 @@ def _one_process(path: Path, *args: str) -> str:
 
 def _in_parts(path: Path, part: int, read: ReadOptions, options: BatchOptions) -> str:
     """The engine's tasks and tree run in this process (no cluster): parts of *part* bytes."""
-    from xentcli.batch.engine import _tree
+    from xentcli.batch.engine import _resolve_scores, _tree
     from xentcli.batch.parts import finish, merge_results, score_part
     from xentcli.errors import DataError
 
-    results = [score_part(p, read, options) for p in plan([str(path)], read, part)]
+    parts = plan([str(path)], read, part)
+    # The engine settles the kind of scores once, before the parts (as accumulate does).
+    read, options = _resolve_scores(str(path), read, options)
+    results = [score_part(p, read, options) for p in parts]
     try:
         accumulator = finish(_tree(results, merge_results))
     except DataError as error:
@@ -286,7 +289,8 @@ def test_byte_ranges_of_any_size_give_one_process_output(tmp_path, name):
     path = tmp_path / "edge.csv"
     path.write_text(EDGES[name](np.random.default_rng(5)), encoding="utf-8")
     skip = name == "bad rows skipped"
-    read = ReadOptions(on_error="skip" if skip else "raise")
+    # as xent batch reads (the kind of scores detected, as the one process does)
+    read = ReadOptions(on_error="skip" if skip else "raise", scores="auto")
     expected = _one_process(path, *(["--on-error", "skip"] if skip else []))
     for part in (61, 700, 2500):
         assert _in_parts(path, part, read, BatchOptions()) == expected, part

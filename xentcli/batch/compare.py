@@ -549,7 +549,8 @@ def compare_files(
     with contextlib.ExitStack() as stack:
         table_a = stack.enter_context(open_table(path_a, read_options))
         table_b = stack.enter_context(open_table(path_b, read_options))
-        k_a, k_b = len(table_a.logit_names), len(table_b.logit_names)
+        k_a = getattr(table_a, "num_classes", len(table_a.logit_names))
+        k_b = getattr(table_b, "num_classes", len(table_b.logit_names))
         if k_a != k_b:
             raise DataError(
                 table_b.display_name,
@@ -562,6 +563,9 @@ def compare_files(
         if options.class_names is None and named is not None:
             options = dataclasses.replace(options, class_names=named)
         pair = PairedComparison(k_a, options, compare)
+        # Each side's scores as its reader found them (A may hold logits, B probabilities).
+        pair.a.options = _with_scores(options, table_a)
+        pair.b.options = _with_scores(options, table_b)
         table_a.prepare = pair.a.losses
         table_b.prepare = pair.b.losses
         pair.a.start_file(table_a.display_name)
@@ -585,3 +589,16 @@ def compare_files(
     if skipping:
         summary.extra["rows_unpaired"] = unpaired[0]
     return summary
+
+
+def _with_scores(options: BatchOptions, table: Any) -> BatchOptions:
+    """*options* with the kind of scores *table* holds (logits for readers that do not
+    detect it), and the binary case of one score column."""
+    import dataclasses
+
+    return dataclasses.replace(
+        options,
+        scores=getattr(table, "scores", "logits"),
+        scores_detected=getattr(table, "scores_detected", False),
+        binary=getattr(table, "binary", False),
+    )

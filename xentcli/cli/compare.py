@@ -136,6 +136,7 @@ def compare(
     if label_column is not None and re.fullmatch(r"-?\d+", label_column.strip()):
         reading["label_column"] = int(label_column)
     reading["on_error"] = "skip" if reading.get("on_error") == "skip" else "raise"
+    clip = reading.pop("clip", None)  # the loss's, not the reader's
     read_options = ReadOptions(ignore_index=loss.ignore_index, **reading)
     options = BatchOptions(
         weights=None if loss.weights is None else list(loss.weights),
@@ -145,6 +146,8 @@ def compare(
         base=loss.base,
         worst=0,
         class_names=reading.get("class_names"),
+        renormalize=bool(reading.get("renormalize")),
+        clip=clip,
     )
     try:
         summary = compare_files(
