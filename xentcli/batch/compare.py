@@ -240,24 +240,25 @@ class PairedComparison:
         if not finite.all():
             d = np.where(finite, d, 0.0)  # an infinite loss: the interval is undefined
             self._infinite = True
-        weights = self._row_weights(result_a, counted, chunk_a)
         self._sum.add(d)
         self._sum_sq.add(d * d)
-        self._sum_dw.add(d * weights)
-        self._sum_w.add(weights)
-        self._sum_w_sq.add(weights * weights)
-        self._rows += int(counted.sum())
+        n_counted = int(counted.sum())
+        if self._weights is None or chunk_a.targets is not None:  # every weight is 1
+            self._sum_dw.add(d)
+            self._sum_w.add_ones(n_counted)
+            self._sum_w_sq.add_ones(n_counted)
+        else:
+            weights = self._weights[result_a.labels[counted]]
+            self._sum_dw.add(d * weights)
+            self._sum_w.add(weights)
+            self._sum_w_sq.add(weights * weights)
+        self._rows += n_counted
         right_a = (result_a.predicted == result_a.labels)[counted]
         right_b = (result_b.predicted == result_b.labels)[counted]
-        np.add.at(self._table, (right_a.astype(np.intp), right_b.astype(np.intp)), 1)
+        # [A right?][B right?] as one bincount (np.add.at is slower by far)
+        cells = 2 * right_a.astype(np.intp) + right_b.astype(np.intp)
+        self._table += np.bincount(cells, minlength=4).reshape(2, 2)
         self._keep_changes(result_a, result_b, counted, chunk_a, chunk_b)
-
-    def _row_weights(
-        self, result: ChunkResult, counted: npt.NDArray[np.bool_], chunk: Chunk
-    ) -> FloatArray:
-        if self._weights is None or chunk.targets is not None:
-            return np.ones(int(counted.sum()))
-        return self._weights[result.labels[counted]]
 
     def _check_same_labels(self, chunk_a: Chunk, chunk_b: Chunk) -> None:
         if chunk_a.labels is not None and chunk_b.labels is not None:
@@ -312,7 +313,13 @@ class PairedComparison:
         with np.errstate(invalid="ignore"):
             change = np.where(np.isnan(change), 0.0, change)
         for heap, sign in ((self._rise, 1.0), (self._fall, -1.0)):
-            candidates = index[np.argsort(-sign * change, kind="stable")[:top]]
+            # the top few only (argpartition: linear, where a sort of the chunk is not)
+            keys = -sign * change
+            if len(keys) > top:
+                keys_top = np.argpartition(keys, top - 1)[:top]
+                candidates = index[keys_top[np.argsort(keys[keys_top], kind="stable")]]
+            else:
+                candidates = index[np.argsort(keys, kind="stable")]
             for i in candidates.tolist():
                 value = sign * float(result_b.loss[i] - result_a.loss[i])
                 if not value > 0:
