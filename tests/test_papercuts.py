@@ -546,3 +546,24 @@ def test_histogram_and_progress_fit_sixty_columns(monkeypatch, tmp_path: Path) -
         assert "10/52 bytes" in lines[0]
     finally:
         bar.stop()
+
+
+# ------------------------------------------------- 9. one number format per column
+@pytest.mark.parametrize(
+    ("logits", "label"),
+    [([0.0, -40.0], 0), ([1.2, 2.3, 0.8], 1), ([1000.0, 1001.0, 1002.0], 0), ([0.0, -5.0, 3.0], 1)],
+)
+def test_each_computed_column_has_one_number_format(logits: list[float], label: int) -> None:
+    from xentcli.compute.render import per_class
+    from xentcli.compute.trace import build_trace
+
+    headers, rows = per_class(build_trace(logits, label), 4)
+    for column, header in enumerate(headers):
+        if header in ("k", "class", "y", "p"):
+            continue  # indices, names and inputs as written
+        cells = [row[column] for row in rows if row[column] not in ("0", "inf", "-inf", "nan")]
+        kinds = {"e" in cell for cell in cells}
+        assert len(kinds) <= 1, (header, cells)  # all fixed-point, or all scientific
+        for cell in cells:
+            # the value shown is the value, at the shown precision (float parses both forms)
+            assert math.isfinite(float(cell))

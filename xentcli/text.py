@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from typing import Any
 
 #: A number as xent reads it, in options and in files alike: ASCII decimal or scientific
@@ -62,6 +63,35 @@ def fixed(x: float, digits: int = DEFAULT_DIGITS) -> str:
     if 0.01 <= abs(x) < 1e6:
         return f"{x:.{digits}f}"
     return f"{x:.{max(digits - 1, 0)}e}"
+
+
+def fixed_column(values: Sequence[float], digits: int = DEFAULT_DIGITS) -> list[str]:
+    """A column of per-class values, in one format chosen from the whole column.
+
+    Fixed-point with *digits* decimals when every nonzero finite value is in
+    [0.01, 1e6); otherwise scientific notation (``digits - 1`` decimals) for every
+    nonzero value, so that ``1.0000`` never stands beside ``4.248e-18``. Zero is ``0``;
+    infinities and NaN are ``inf``, ``-inf``, ``nan``.
+
+    >>> fixed_column([0.21392726067185291, 0.6426730081063124, 0.0])
+    ['0.2139', '0.6427', '0']
+    >>> fixed_column([1.0, 4.248354255291589e-18, float("-inf")])
+    ['1.000e+00', '4.248e-18', '-inf']
+    """
+    finite = [abs(v) for v in values if math.isfinite(v) and v != 0]
+    scientific = any(not 0.01 <= v < 1e6 for v in finite)
+    out = []
+    for v in values:
+        special = nonfinite_text(v)
+        if special is not None:
+            out.append(special)
+        elif v == 0:
+            out.append("0")
+        elif scientific:
+            out.append(f"{v:.{max(digits - 1, 0)}e}")
+        else:
+            out.append(f"{v:.{digits}f}")
+    return out
 
 
 def sig(x: float, digits: int = DEFAULT_DIGITS) -> str:

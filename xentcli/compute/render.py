@@ -22,7 +22,7 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-from xentcli.text import DEFAULT_DIGITS, fixed, given, nonfinite_text, sig
+from xentcli.text import DEFAULT_DIGITS, fixed, fixed_column, given, nonfinite_text, sig
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -54,6 +54,17 @@ def per_class(t: Trace, digits: int) -> tuple[list[str], list[list[str]]]:
         if t.weights is not None:
             headers.append("w")
         headers += ["-w p log q" if t.weights is not None else "-p log q", "dL/dy"]
+    # One format per computed column, chosen from all its values (fixed_column).
+    shifted = fixed_column(t.shifted, digits)
+    exps = fixed_column(t.exp_shifted, digits)
+    q = fixed_column(t.probabilities, digits)
+    p = (
+        fixed_column(t.targets, digits)
+        if t.label_smoothing
+        else [given(v, digits) for v in t.targets]
+    )
+    terms = fixed_column(t.contributions, digits)
+    gradient = fixed_column(t.gradient, digits)
     rows = []
     for k in range(t.num_classes):
         row = [str(k)]
@@ -62,18 +73,12 @@ def per_class(t: Trace, digits: int) -> tuple[list[str], list[list[str]]]:
         row.append(given(t.logits[k], digits))
         if t.temperature != 1.0:
             row.append(given(t.scaled[k], digits))
-        row += [
-            fixed(t.shifted[k], digits),
-            fixed(t.exp_shifted[k], digits),
-            fixed(t.probabilities[k], digits),
-        ]
+        row += [shifted[k], exps[k], q[k]]
         if t.has_target:
-            row.append(
-                fixed(t.targets[k], digits) if t.label_smoothing else given(t.targets[k], digits)
-            )
+            row.append(p[k])
             if t.weights is not None:
                 row.append(given(t.weights[k], digits))
-            row += [fixed(t.contributions[k], digits), fixed(t.gradient[k], digits)]
+            row += [terms[k], gradient[k]]
         rows.append(row)
     return headers, rows
 
