@@ -229,3 +229,142 @@ def test_bad_cell_on_either_side_and_skip_skips_the_pair(tmp_path: Path) -> None
     assert got["rows"] == 2
     assert got["difference"]["rows_unpaired"] == 1
     assert got["a"]["rows_skipped"] == 1
+
+
+# ----------------------------------------------------------------- --id-column (a join)
+
+
+def write_with_ids(path: Path, logits: np.ndarray, labels: np.ndarray, ids: list[str]) -> Path:
+    k = logits.shape[1]
+    lines = [",".join(["id", *(f"logit_{j}" for j in range(k)), "label"])]
+    lines += [
+        ",".join([name, *map(repr, map(float, row)), str(int(t))])
+        for name, row, t in zip(ids, logits, labels, strict=True)
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_id_column_join_of_a_shuffled_file_gives_the_figures_by_position(
+    two_models, tmp_path: Path
+) -> None:
+    """The oracle: the same rows in the same order compared by position (no ids)."""
+    a, b, logits_a, logits_b, labels = two_models
+    n = len(labels)
+    ids = [f"r{i:04d}" for i in range(n)]
+    perm = np.random.default_rng(3).permutation(n)
+    a_ids = write_with_ids(tmp_path / "a_ids.csv", logits_a, labels, ids)
+    b_shuffled = write_with_ids(
+        tmp_path / "b_shuffled.csv", logits_b[perm], labels[perm], [ids[i] for i in perm]
+    )
+    by_position = compare(str(a), str(b), "--worst", "3")
+    joined = compare(str(a_ids), str(b_shuffled), "--id-column", "id", "--worst", "3")
+    assert joined["rows"] == by_position["rows"] == n
+    assert joined["mcnemar"] == by_position["mcnemar"]
+    for key in ("loss", "loss_ci", "accuracy", "accuracy_ci", "perplexity_ratio"):
+        assert joined["difference"][key] == by_position["difference"][key], key
+    assert joined["difference"]["id_column"] == "id"
+    assert joined["per_class"] == by_position["per_class"]
+    for side, path in (("a", a_ids), ("b", b_shuffled)):
+        alone = batch(str(path), "--logit-columns", "logit_*")
+        for key in ("rows", "loss", "loss_sum", "perplexity", "accuracy", "per_class"):
+            assert joined[side][key] == alone[key], (side, key)
+            assert joined[side][key] == by_position[side][key], (side, key)
+    # the changed rows are the same rows, each named at its own line in the shuffled B
+    line_in_b = {int(i): line for line, i in enumerate(perm, start=2)}
+    for kind in ("regressions", "improvements"):
+        for got, want in zip(joined[kind], by_position[kind], strict=True):
+            for key in ("label", "predicted_a", "predicted_b", "loss_a", "loss_b", "change"):
+                assert got[key] == want[key], (kind, key)
+            row = int(want["a"].rsplit(":", 1)[1]) - 2  # 0-based row of the original files
+            assert got["a"] == f"{a_ids}:{row + 2}"
+            assert got["b"] == f"{b_shuffled}:{line_in_b[row]}"
+
+
+def test_id_column_joins_parquet_with_csv(two_models, tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    a, b, logits_a, logits_b, labels = two_models
+    n = len(labels)
+    perm = np.random.default_rng(5).permutation(n)
+    # integer ids in Parquet match the same digits in a CSV cell
+    pq.write_table(
+        pa.table({"id": perm, "logits": list(logits_a[perm]), "label": labels[perm]}),
+        tmp_path / "a.parquet",
+    )
+    b_ids = write_with_ids(tmp_path / "b_ids.csv", logits_b, labels, [str(i) for i in range(n)])
+    joined = compare(str(tmp_path / "a.parquet"), str(b_ids), "--id-column", "id")
+    by_position = compare(str(a), str(b))
+    for key in ("loss", "loss_ci", "accuracy", "accuracy_ci"):
+        assert joined["difference"][key] == by_position["difference"][key], key
+    assert joined["mcnemar"] == by_position["mcnemar"]
+    top = joined["regressions"][0]
+    original = int(by_position["regressions"][0]["a"].rsplit(":", 1)[1]) - 2
+    assert top["a"] == f"{tmp_path / 'a.parquet'}:row {int(np.nonzero(perm == original)[0][0]) + 1}"
+    assert top["b"] == f"{b_ids}:{original + 2}"
+
+
+def write_ids(path: Path, rows: list[str]) -> Path:
+    path.write_text("id,a,b,label\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def test_id_column_missing_in_one_file_names_the_file_and_the_column(tmp_path: Path) -> None:
+    a = write_ids(tmp_path / "a.csv", ["x1,1,0,0", "x2,0,1,1"])
+    b = write(tmp_path / "b.csv", ["1,0,0", "0,1,1"])
+    check(tmp_path, [str(a), str(b), "--id-column", "id"], 1, str(b), "id column", "'id'")
+
+
+def test_repeated_id_names_the_first_and_the_repeat(tmp_path: Path) -> None:
+    a = write_ids(tmp_path / "a.csv", ["x1,1,0,0", "x2,0,1,1", "x3,2,0,0"])
+    b = write_ids(tmp_path / "b.csv", ["x3,1,0,0", "x2,0,1,1", "x5,0,0,1", "x2,2,0,1"])
+    check(tmp_path, [str(a), str(b), "--id-column", "id"], 1, f"{b}:5", "'x2'", f"first at {b}:3")
+
+
+def test_id_in_one_file_only_is_an_error_or_with_skip_unpaired(tmp_path: Path) -> None:
+    a = write_ids(tmp_path / "a.csv", ["x1,1,0,0", "x2,0,1,1", "x3,2,0,0"])
+    b = write_ids(tmp_path / "b.csv", ["x3,1,0,0", "x9,0,1,1", "x1,2,0,0"])
+    check(tmp_path, [str(a), str(b), "--id-column", "id"], 1, f"{a}:3", "'x2'", f"not in {b}")
+    check(tmp_path, [str(b), str(a), "--id-column", "id"], 1, f"{b}:3", "'x9'", f"not in {a}")
+    got = compare(str(a), str(b), "--id-column", "id", "--on-error", "skip")
+    assert got["rows"] == 2
+    assert got["difference"]["rows_unpaired"] == 2
+    # the pairs are x1 and x3: B - A from their row losses (PyTorch)
+    la = row_losses(np.array([[1.0, 0.0], [2.0, 0.0]]), np.array([0, 0]))
+    lb = row_losses(np.array([[2.0, 0.0], [1.0, 0.0]]), np.array([0, 0]))
+    assert math.isclose(got["difference"]["loss"], float((lb - la).mean()), rel_tol=1e-12)
+
+
+def test_id_column_with_skip_pairs_the_rows_around_a_bad_cell(tmp_path: Path) -> None:
+    a = write_ids(tmp_path / "a.csv", ["x1,1,0,0", "x2,0,y,1", "x3,2,0,0", "x4,0,1,1"])
+    b = write_ids(tmp_path / "b.csv", ["x4,0,3,1", "x3,1,0,0", "x2,0,1,1", "x1,2,0,0"])
+    got = compare(str(a), str(b), "--id-column", "id", "--on-error", "skip")
+    assert got["rows"] == 3
+    assert got["difference"]["rows_unpaired"] == 1  # x2's partner in B
+    la = row_losses(np.array([[1.0, 0.0], [2.0, 0.0], [0.0, 1.0]]), np.array([0, 0, 1]))
+    lb = row_losses(np.array([[2.0, 0.0], [1.0, 0.0], [0.0, 3.0]]), np.array([0, 0, 1]))
+    assert math.isclose(got["difference"]["loss"], float((lb - la).mean()), rel_tol=1e-12)
+
+
+def test_labels_must_agree_per_id(tmp_path: Path) -> None:
+    a = write_ids(tmp_path / "a.csv", ["x1,1,0,0", "x2,0,1,1", "x3,2,0,0"])
+    b = write_ids(tmp_path / "b.csv", ["x3,1,0,1", "x2,0,1,1", "x1,2,0,0"])
+    check(tmp_path, [str(a), str(b), "--id-column", "id"], 1, f"{a}:4", f"{b}:2", "0 vs 1")
+
+
+def test_id_column_refuses_files_past_the_stated_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from xentcli.batch import idjoin
+
+    monkeypatch.setattr(idjoin, "MAX_ROWS", 2)
+    a = write_ids(tmp_path / "a.csv", ["x1,1,0,0", "x2,0,1,1", "x3,2,0,0"])
+    check(tmp_path, [str(a), str(a), "--id-column", "id"], 1, str(a), "3 rows", "at most 2")
+
+
+def test_id_column_refuses_numpy_files(tmp_path: Path) -> None:
+    np.save(tmp_path / "s.npy", np.zeros((3, 2)))
+    np.save(tmp_path / "y.npy", np.zeros(3, dtype=np.int64))
+    args = [str(tmp_path / "s.npy"), str(tmp_path / "s.npy"), "--labels", str(tmp_path / "y.npy")]
+    check(tmp_path, [*args, "--id-column", "id"], 2, None, "--id-column reads CSV")

@@ -239,11 +239,20 @@ class _Selector:
                         label = lowered.index(wanted)
                         break
         taken = set(targets or ()) | ({label} if label is not None else set())
+        identity = None
+        if options.id_column is not None:
+            identity = self.select(options.id_column, "id column")[0]
+            if identity in taken:
+                role = "label" if identity == label else "target"
+                raise self._error(
+                    f"id column: column {names[identity]!r} is also the {role} column"
+                )
+            taken.add(identity)
         if options.logit_columns is not None:
             logits = self.select_many(options.logit_columns, "logit columns")
             for index in logits:
                 if index in taken:
-                    role = "label" if index == label else "target"
+                    role = "label" if index == label else "id" if index == identity else "target"
                     raise self._error(
                         f"logit columns: column {names[index]!r} is also the {role} column"
                     )

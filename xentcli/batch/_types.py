@@ -47,6 +47,9 @@ class ReadOptions:
     #: for a .npz: the names of the score and label arrays (None: logits/probs, labels)
     scores_key: str | None = None
     labels_key: str | None = None
+    #: a column that is neither scores nor label (``xent compare --id-column``): left out
+    #: of the default logit columns; a file without it is an error
+    id_column: str | None = None
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 from xentcli import core
+from xentcli.batch._types import place
 from xentcli.batch.accumulator import BatchAccumulator, BatchOptions, ChunkResult, Summary
 from xentcli.errors import DataError
 
@@ -210,6 +211,11 @@ class PairedComparison:
         self._sum_w = core.ExactSum()
         self._sum_w_sq = core.ExactSum()
         self._rows = 0
+        # the paired rows' own loss sums (nats): the difference when a join left rows of
+        # either file without a partner (the sides' accumulators then hold more rows)
+        self._paired_a = core.ExactSum()
+        self._paired_b = core.ExactSum()
+        self.unpaired = 0  #: rows folded into a side's figures without a partner
         self._table = np.zeros((2, 2), dtype=np.int64)  # [A right?][B right?]
         self._rise: list[tuple[float, int, ChangedRow]] = []
         self._fall: list[tuple[float, int, ChangedRow]] = []
@@ -228,6 +234,25 @@ class PairedComparison:
         result_b = self.b.add(chunk_b, per_row=True)
         if result_a is None or result_b is None:
             return
+        soft = chunk_a.targets is not None
+        self.add_pairs(result_a, result_b, chunk_a.unit, chunk_b.unit, soft=soft)
+
+    def add_pairs(
+        self,
+        result_a: ChunkResult,
+        result_b: ChunkResult,
+        unit_a: str = "line",
+        unit_b: str = "line",
+        *,
+        soft: bool = False,
+    ) -> None:
+        """Fold the paired statistics of aligned per-row results (row i of A is row i of B).
+
+        The two sides' own figures are not touched: they were folded by their
+        accumulators (:meth:`add` does both; a join folds each file as it streams, then
+        pairs the kept per-row results here). *soft*: the rows have soft targets (no
+        class weights per row).
+        """
         counted = result_a.counted & result_b.counted
         if not counted.any():
             return
@@ -235,6 +260,8 @@ class PairedComparison:
         factor = float(core.to_base(np.float64(1.0), base))  # 1 nat in the run's unit
         loss_a = result_a.loss[counted] / factor  # back to nats (exact for base e)
         loss_b = result_b.loss[counted] / factor
+        self._paired_a.add(loss_a)
+        self._paired_b.add(loss_b)
         d = loss_b - loss_a
         finite = np.isfinite(d)
         if not finite.all():
@@ -243,7 +270,7 @@ class PairedComparison:
         self._sum.add(d)
         self._sum_sq.add(d * d)
         n_counted = int(counted.sum())
-        if self._weights is None or chunk_a.targets is not None:  # every weight is 1
+        if self._weights is None or soft:  # every weight is 1
             self._sum_dw.add(d)
             self._sum_w.add_ones(n_counted)
             self._sum_w_sq.add_ones(n_counted)
@@ -258,9 +285,9 @@ class PairedComparison:
         # [A right?][B right?] as one bincount (np.add.at is slower by far)
         cells = 2 * right_a.astype(np.intp) + right_b.astype(np.intp)
         self._table += np.bincount(cells, minlength=4).reshape(2, 2)
-        self._keep_changes(result_a, result_b, counted, chunk_a, chunk_b)
+        self._keep_changes(result_a, result_b, counted, unit_a, unit_b)
 
-    def _check_same_labels(self, chunk_a: Chunk, chunk_b: Chunk) -> None:
+    def _check_same_labels(self, chunk_a: Chunk, chunk_b: Chunk, joined: bool = False) -> None:
         if chunk_a.labels is not None and chunk_b.labels is not None:
             differ = chunk_a.labels != chunk_b.labels
             what = "label"
@@ -289,8 +316,12 @@ class PairedComparison:
                 _place(chunk_a, i),
                 None,
                 None,
-                f"the {what} differs from {_place(chunk_b, i)} ({shown}): the files must hold"
-                " the same rows in the same order (or give --id-column)",
+                f"the {what} differs from {_place(chunk_b, i)} ({shown}): "
+                + (
+                    "the rows of the same id must have the same label"
+                    if joined
+                    else "the files must hold the same rows in the same order (or give --id-column)"
+                ),
             )
 
     def _name(self, index: int) -> int | str:
@@ -302,8 +333,8 @@ class PairedComparison:
         result_a: ChunkResult,
         result_b: ChunkResult,
         counted: npt.NDArray[np.bool_],
-        chunk_a: Chunk,
-        chunk_b: Chunk,
+        unit_a: str,
+        unit_b: str,
     ) -> None:
         top = self.compare.worst
         if not top:
@@ -329,8 +360,8 @@ class PairedComparison:
                 if len(heap) >= top and key <= heap[0][:2]:
                     continue
                 row = ChangedRow(
-                    _place(chunk_a, i),
-                    _place(chunk_b, i),
+                    place(result_a.path, int(result_a.lines[i]), unit_a),
+                    place(result_b.path, int(result_b.lines[i]), unit_b),
                     self._name(int(result_a.labels[i])),
                     self._name(int(result_a.predicted[i])),
                     self._name(int(result_b.predicted[i])),
@@ -352,8 +383,15 @@ class PairedComparison:
         weight = self._sum_w.exact()
         if self._rows and weight > 0 and a.loss_mean is not None and b.loss_mean is not None:
             # Both sides' exact loss sums (in nats) over the same W: (S_B - S_A) / W, once.
-            exact = self.b.class_sums.total().exact() - self.a.class_sums.total().exact()
-            if math.isfinite(a.loss_sum) and math.isfinite(b.loss_sum):
+            exact: Fraction | None = (
+                self.b.class_sums.total().exact() - self.a.class_sums.total().exact()
+            )
+            if self.unpaired:
+                if getattr(self, "_infinite", False):
+                    exact = None
+                else:
+                    exact = self._paired_b.exact() - self._paired_a.exact()
+            if exact is not None and math.isfinite(a.loss_sum) and math.isfinite(b.loss_sum):
                 difference = core.fraction_to_base(exact / weight, base)
             interval = self._loss_interval(level, base)
         table = self._table
@@ -425,8 +463,6 @@ class PairedComparison:
 
 
 def _place(chunk: Chunk, i: int) -> str:
-    from xentcli.batch._types import place
-
     return place(chunk.path, int(chunk.lines[i]), chunk.unit)
 
 
@@ -579,6 +615,14 @@ def compare_files(
         pair.b.start_file(table_b.display_name)
         skipping = getattr(read_options, "on_error", "raise") == "skip"
         unpaired = [0]
+        id_column = getattr(read_options, "id_column", None)
+        if id_column is not None:
+            unpaired[0] = _join(pair, table_a, table_b, read_options, id_column, skipping)
+            summary = pair.summary()
+            summary.extra["id_column"] = id_column
+            if skipping:
+                summary.extra["rows_unpaired"] = unpaired[0]
+            return summary
         chunks_a, chunks_b = iter(table_a.chunks()), iter(table_b.chunks())
         pairs = (
             _by_line(chunks_a, chunks_b, unpaired)
@@ -608,4 +652,75 @@ def _with_scores(options: BatchOptions, table: Any) -> BatchOptions:
         scores=getattr(table, "scores", "logits"),
         scores_detected=getattr(table, "scores_detected", False),
         binary=getattr(table, "binary", False),
+    )
+
+
+def _join(
+    pair: PairedComparison,
+    table_a: Any,
+    table_b: Any,
+    read_options: Any,
+    id_column: str,
+    skipping: bool,
+) -> int:
+    """Pair the rows of the two open tables on *id_column* (see :mod:`.idjoin`); return
+    the number of rows without a partner (with *skipping*)."""
+    from xentcli.batch import idjoin
+    from xentcli.batch._formats import file_format
+    from xentcli.batch._types import Chunk
+
+    fmt = getattr(read_options, "file_format", None)
+    ids = [
+        idjoin.read_ids(table, file_format(table.path, fmt), id_column)
+        for table in (table_a, table_b)
+    ]
+    sides = []
+    for table, accumulator in ((table_a, pair.a), (table_b, pair.b)):
+        side = idjoin.SideRows(table.display_name, "line")
+        idjoin.fold_side(table, accumulator, side)
+        accumulator.add_skipped(table.display_name, table.rows_skipped, table.skipped)
+        sides.append(side)
+    skipped = tuple(
+        [e.line for e in table.skipped if e.line is not None] for table in (table_a, table_b)
+    )
+    rows_a, rows_b, index_a, index_b, unpaired = idjoin.align(
+        ids[0], ids[1], sides[0], sides[1], (skipped[0], skipped[1]), skipping=skipping
+    )
+
+    def rows_of(side: idjoin.SideRows, rows: ChunkResult, index: Any) -> Chunk:
+        labels = np.concatenate(side.label_values)[index] if side.label_values else None
+        targets = np.concatenate(side.targets)[index] if side.targets else None
+        return Chunk(
+            side.path,
+            np.empty((len(index), 0)),
+            labels,
+            targets,
+            rows.lines[index],
+            unit=side.unit,
+        )
+
+    pair.unpaired = unpaired
+    chunk_a, chunk_b = rows_of(sides[0], rows_a, index_a), rows_of(sides[1], rows_b, index_b)
+    pair._check_same_labels(chunk_a, chunk_b, joined=True)
+    pair.add_pairs(
+        _take(rows_a, index_a),
+        _take(rows_b, index_b),
+        sides[0].unit,
+        sides[1].unit,
+        soft=chunk_a.targets is not None,
+    )
+    return unpaired
+
+
+def _take(rows: ChunkResult, index: Any) -> ChunkResult:
+    import dataclasses
+
+    return dataclasses.replace(
+        rows,
+        lines=rows.lines[index],
+        labels=rows.labels[index],
+        predicted=rows.predicted[index],
+        probability=rows.probability[index],
+        loss=rows.loss[index],
+        counted=rows.counted[index],
     )

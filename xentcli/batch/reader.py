@@ -209,6 +209,7 @@ class Table:
         else:
             self._pending = (block[offset:], line, _UNTRIED)
         self._layout: Layout = layout
+        self.layout = layout  #: the columns' roles (``xent compare --id-column`` reads them)
         self.has_header = layout.has_header
         self.header_line = layout.header_line
         self.logit_names = layout.logit_names

@@ -1,0 +1,259 @@
+"""``xent compare --id-column NAME``: pair the rows of A and B by an id column (a join).
+
+Each file is read twice: a light pass over its id column alone (pyarrow's CSV reader, or
+the Parquet / Arrow column), then the usual streaming pass, whose chunks fold into that
+side's own accumulator (so each side's figures stay the bits of ``xent batch`` on that
+file alone) while a few numbers per row are kept (:class:`SideRows`). The i-th id is the
+i-th data row of the file, and its place is the one the streaming pass gives that row.
+The ids are then joined (Arrow's sort and ``index_in``), and the rows of B reordered to
+A's order are folded into the paired statistics
+(:meth:`~xentcli.batch.compare.PairedComparison.add_pairs`).
+
+Memory grows with the rows: about :data:`BYTES_PER_ROW` bytes per row and side, plus the
+ids themselves (their text), plus 8 bytes per class and row with soft targets. Files of
+more than :data:`MAX_ROWS` rows are refused before the streaming pass. Ids are compared
+as text (an integer id 7 in Parquet matches the cell ``7`` of a CSV file).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from xentcli.batch._types import place
+from xentcli.batch.accumulator import BatchAccumulator, ChunkResult
+from xentcli.errors import DataError, XentError
+
+if TYPE_CHECKING:
+    from xentcli.batch._types import Chunk
+
+#: the most rows a file may have for a join (about 2 GB of per-row results for both sides)
+MAX_ROWS = 20_000_000
+#: what a join keeps per row and side, ids aside: line, label, prediction (int64),
+#: probability, loss (float64), counted (bool), and the join's two int64 indices
+BYTES_PER_ROW = 8 * 5 + 1 + 16
+
+#: the formats whose id column can be read
+FORMATS = ("csv", "parquet", "arrow")
+
+
+@dataclass
+class SideRows:
+    """The per-row results of one file, in the file's order, kept for the join."""
+
+    path: str
+    unit: str
+    results: list[ChunkResult] = dataclasses.field(default_factory=list)
+    label_values: list[npt.NDArray[np.int64]] = dataclasses.field(default_factory=list)
+    targets: list[npt.NDArray[np.float64]] = dataclasses.field(default_factory=list)
+
+    def keep(self, chunk: Chunk, result: ChunkResult) -> None:
+        self.results.append(dataclasses.replace(result, path=self.path))
+        self.unit = chunk.unit
+        if chunk.labels is not None:
+            self.label_values.append(np.array(chunk.labels, dtype=np.int64))
+        if chunk.targets is not None:
+            self.targets.append(np.array(chunk.targets, dtype=np.float64))
+
+    def joined(self) -> ChunkResult:
+        """All the rows as one :class:`ChunkResult`."""
+        parts = self.results
+        if not parts:
+            empty_i = np.zeros(0, dtype=np.int64)
+            empty_f = np.zeros(0)
+            return ChunkResult(
+                self.path, empty_i, empty_i, empty_i, empty_f, empty_f, np.zeros(0, bool)
+            )
+        return ChunkResult(
+            self.path,
+            *(
+                np.concatenate([getattr(r, name) for r in parts])
+                for name in ("lines", "labels", "predicted", "probability", "loss", "counted")
+            ),
+        )
+
+
+def fold_side(table: Any, accumulator: BatchAccumulator, side: SideRows) -> None:
+    """Stream *table* into *accumulator* (as ``xent batch`` does), keeping its rows."""
+    for chunk in table.chunks():
+        chunk = dataclasses.replace(chunk, path=table.display_name)
+        result = accumulator.add(chunk, per_row=True)
+        if result is not None:
+            side.keep(chunk, result)
+
+
+def read_ids(table: Any, fmt: str, id_column: str) -> Any:
+    """The id column of the open *table* (format *fmt*) as an Arrow string array.
+
+    Raises :class:`~xentcli.errors.XentError` (a usage error) for a format whose ids
+    cannot be read, :class:`~xentcli.errors.DataError` for a file of more than
+    :data:`MAX_ROWS` rows.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    name = table.display_name
+    if fmt not in FORMATS:
+        raise XentError(f"--id-column reads CSV, Parquet and Arrow files, not {fmt} ({name})")
+    try:
+        if fmt == "csv":
+            column = _csv_ids(table, id_column)
+        elif fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            handle = pq.ParquetFile(table.path, memory_map=False)
+            _check_rows(name, handle.metadata.num_rows)
+            column = pa.chunked_array(
+                [b.column(0) for b in handle.iter_batches(columns=[id_column])],
+                type=handle.schema_arrow.field(id_column).type,
+            )
+        else:
+            import pyarrow.ipc as ipc
+
+            with pa.OSFile(table.path) as source:
+                try:
+                    reader: Any = ipc.open_file(source)
+                    batches = [reader.get_batch(i) for i in range(reader.num_record_batches)]
+                except pa.ArrowInvalid:
+                    source.seek(0)
+                    batches = list(ipc.open_stream(source))
+            column = pa.chunked_array(
+                [b.column(id_column) for b in batches],
+                type=batches[0].schema.field(id_column).type if batches else pa.string(),
+            )
+        _check_rows(name, len(column))
+        return pc.cast(column, pa.string()).combine_chunks()
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise DataError(name, None, None, f"id column {id_column!r}: {reason}") from None
+
+
+def _csv_ids(table: Any, id_column: str) -> Any:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    layout = table.layout
+    names = [f"c{i}" for i in range(layout.ncols)]
+    index = layout.names.index(id_column) if id_column in layout.names else int(id_column)
+    skip = layout.header_line if layout.has_header else 0
+    read = pacsv.read_csv(
+        table.path,
+        read_options=pacsv.ReadOptions(column_names=names, skip_rows=skip),
+        parse_options=pacsv.ParseOptions(delimiter=layout.delimiter),
+        convert_options=pacsv.ConvertOptions(
+            include_columns=[names[index]], column_types={names[index]: pa.string()}
+        ),
+    )
+    return read.column(0)
+
+
+def _check_rows(name: str, rows: int) -> None:
+    if rows > MAX_ROWS:
+        raise DataError(
+            name,
+            None,
+            None,
+            f"{rows:,} rows: --id-column joins at most {MAX_ROWS:,} rows per file (it keeps"
+            f" about {BYTES_PER_ROW} bytes per row and side); sort both files the same way"
+            " and compare them by position instead",
+        )
+
+
+def align(
+    ids_a: Any,
+    ids_b: Any,
+    side_a: SideRows,
+    side_b: SideRows,
+    skipped: tuple[list[int], list[int]],
+    *,
+    skipping: bool,
+) -> tuple[ChunkResult, ChunkResult, npt.NDArray[np.intp], npt.NDArray[np.intp], int]:
+    """Join the two files' rows on their ids.
+
+    Returns both sides' results, the indices of the paired rows in each (A's order) and
+    the number of rows without a partner (with *skipping*; otherwise an id in one file only
+    is an error). *skipped* are the line or row numbers of the rows each streaming pass
+    skipped, needed to tell which id each kept row has.
+    """
+    import pyarrow.compute as pc
+
+    rows_a, rows_b = side_a.joined(), side_b.joined()
+    keys_a = _row_ids(ids_a, rows_a, side_a, skipped[0])
+    keys_b = _row_ids(ids_b, rows_b, side_b, skipped[1])
+    for keys, rows, side in ((keys_a, rows_a, side_a), (keys_b, rows_b, side_b)):
+        _refuse_repeats(keys, rows, side)
+    in_a = pc.fill_null(pc.index_in(keys_b, value_set=keys_a), -1).to_numpy()
+    in_a = np.asarray(in_a, dtype=np.intp)
+    found = in_a >= 0
+    only_b = np.nonzero(~found)[0]
+    covered = np.zeros(len(keys_a), dtype=bool)
+    covered[in_a[found]] = True
+    only_a = np.nonzero(~covered)[0]
+    if not skipping:
+        for lonely, rows, keys, side, other in (
+            (only_a, rows_a, keys_a, side_a, side_b),
+            (only_b, rows_b, keys_b, side_b, side_a),
+        ):
+            if len(lonely):
+                i = int(lonely[0])
+                raise DataError(
+                    place(side.path, int(rows.lines[i]), side.unit),
+                    None,
+                    None,
+                    f"id {keys[i].as_py()!r} is not in {other.path} ({len(lonely):,} of"
+                    f" this file's ids are not; --on-error skip counts them as unpaired)",
+                )
+    index_b = np.nonzero(found)[0]
+    index_a = in_a[index_b]
+    order = np.argsort(index_a, kind="stable")  # A's order: the first disagreement is A's first
+    return rows_a, rows_b, index_a[order], index_b[order], len(only_a) + len(only_b)
+
+
+def _row_ids(ids: Any, rows: ChunkResult, side: SideRows, skipped: list[int]) -> Any:
+    """The ids of the rows the streaming pass kept (ids are all the data rows, in order)."""
+    kept = len(rows.lines)
+    if len(ids) == kept:
+        return ids
+    if len(ids) == kept + len(skipped):
+        # every data row is kept or skipped: its position among them all is its id's
+        everything = np.concatenate([rows.lines, np.asarray(skipped, dtype=np.int64)])
+        position = np.searchsorted(np.sort(everything), rows.lines)
+        return ids.take(position)
+    raise DataError(
+        side.path,
+        None,
+        None,
+        f"the id column has {len(ids):,} rows and the file {kept:,} readable rows"
+        + (f" and {len(skipped):,} skipped" if skipped else "")
+        + ": cannot tell which id each row has (more than a few skipped rows, or blank"
+        " or multi-line rows the two passes count differently)",
+    )
+
+
+def _refuse_repeats(keys: Any, rows: ChunkResult, side: SideRows) -> None:
+    import pyarrow.compute as pc
+
+    if len(keys) < 2:
+        return
+    order = pc.sort_indices(keys).to_numpy()  # a stable sort: a repeat follows its first
+    ordered = keys.take(order)
+    same = pc.equal(ordered.slice(1), ordered.slice(0, len(keys) - 1))
+    # as bytes: a boolean Arrow array has no zero-copy numpy view
+    same = pc.cast(pc.fill_null(same, False), "uint8").to_numpy().astype(bool)
+    if not same.any():
+        return
+    repeats = order[1:][same]
+    repeat = int(repeats.min())
+    first = int(pc.index(keys, keys[repeat]).as_py())
+    raise DataError(
+        place(side.path, int(rows.lines[repeat]), side.unit),
+        None,
+        None,
+        f"id {keys[repeat].as_py()!r} appears again (first at"
+        f" {place(side.path, int(rows.lines[first]), side.unit)}): --id-column needs"
+        " unique ids",
+    )
