@@ -80,7 +80,11 @@ def _render(summary: CompareSummary, console: Console) -> None:
     name_a = ", ".join(f.path for f in a.files)
     name_b = ", ".join(f.path for f in b.files)
     console.print(
-        Text(f"xent compare: A = {name_a}, B = {name_b}; {summary.rows} paired rows", style="bold")
+        Text(
+            f"xent compare: A = {name_a}, B = {name_b}; {summary.rows} paired rows"
+            + (f" (by {summary.extra['id_column']!r})" if "id_column" in summary.extra else ""),
+            style="bold",
+        )
     )
     table = _table(console)
     table.add_column("")
