@@ -64,7 +64,12 @@ _NUMBER = re.compile(
     re.ASCII | re.IGNORECASE,
 )
 _INTEGER = re.compile(r"[ \t]*[+-]?\d+[ \t]*", re.ASCII)
-LABEL_NAMES = ("label", "target", "y", "class")
+LABEL_NAMES = (
+    "label", "labels", "target", "targets", "y", "y_true", "true_label", "true_labels",
+    "gold", "gold_label", "class", "true_class", "ground_truth", "truth", "gt", "y_test",
+)  # fmt: skip
+#: a first column of this name, in a header, is a pandas index: not a score
+INDEX_NAMES = ("", "Unnamed: 0")
 
 
 class Invalid(Exception):
@@ -150,22 +155,40 @@ def oracle(data: bytes, *, skip: bool = False) -> Table:
     has_header = any(cell.strip(" \t") and not is_number(cell) for cell in first)
     width = len(first)
     label_at = width - 1
+    skipped: set[int] = set()
+    names: list[str] | None = None
     if has_header:
         names = [name.strip(" \t") for name in first]
         if len(set(names)) != len(names):
             raise Invalid(first_line, "duplicate name")
         lowered = [name.lower() for name in names]
         label_at = next((lowered.index(n) for n in LABEL_NAMES if n in lowered), width - 1)
+        if width >= 3 and names[0] in INDEX_NAMES and label_at != 0:
+            skipped.add(0)  # a pandas index column
         rows = rows[1:]
     if width < 2:
         raise Invalid(None, "no logit columns")
     if not rows:
         raise Invalid(None, "no data rows")
-    k = width - 1
+    k = width - 1 - len(skipped)
+    classes = None
+    if names is not None:
+        # labels written as the score columns' names: the header names the classes
+        score_names = [n for i, n in enumerate(names) if i != label_at and i not in skipped]
+        try:
+            record = fields_of(*rows[0])
+        except Invalid:
+            record = []
+        if len(record) == width and len(score_names) >= 2:
+            cell = record[label_at].strip(" \t")
+            if cell and not is_number(cell) and cell in score_names:
+                classes = score_names
     table = Table([], [], [], [])
     for line, text in rows:
         try:
-            logits, label = row_of(fields_of(line, text), line, width, label_at, k)
+            logits, label = row_of(
+                fields_of(line, text), line, width, label_at, k, skipped, classes
+            )
         except Invalid:
             if not skip:
                 raise
@@ -178,14 +201,20 @@ def oracle(data: bytes, *, skip: bool = False) -> Table:
 
 
 def row_of(
-    record: list[str], line: int, width: int, label_at: int, k: int
+    record: list[str],
+    line: int,
+    width: int,
+    label_at: int,
+    k: int,
+    skipped: set[int] | frozenset[int] = frozenset(),
+    classes: list[str] | None = None,
 ) -> tuple[list[float], int]:
     """The logits and label of one data row, or :class:`Invalid`."""
     if len(record) != width:
         raise Invalid(line, "row length")
     logits: list[float] = []
     for position, cell in enumerate(record):
-        if position == label_at:
+        if position == label_at or position in skipped:
             continue
         value = parse_logit(cell)
         if value is None:
@@ -193,12 +222,27 @@ def row_of(
         logits.append(value)
     label_text = record[label_at]
     # One score column is the binary case: labels 0 and 1, the logits [0, s].
-    classes = max(k, 2)
-    if not _INTEGER.fullmatch(label_text) or not 0 <= int(label_text) < classes:
+    count = max(k, 2)
+    label = label_value(label_text, classes)
+    if label is None or not 0 <= label < count:
         raise Invalid(line, f"bad label {label_text!r}")
     if all(value == -math.inf for value in logits):
         raise Invalid(line, "all -inf")
-    return ([0.0, *logits] if k == 1 else logits), int(label_text)
+    return ([0.0, *logits] if k == 1 else logits), label
+
+
+def label_value(text: str, classes: list[str] | None) -> int | None:
+    """A label: a class name (with classes), integer text, or an integral number."""
+    if classes is not None:
+        if text.strip(" \t") in classes:
+            return classes.index(text.strip(" \t"))
+        return int(text) if _INTEGER.fullmatch(text) else None
+    if _INTEGER.fullmatch(text):
+        return int(text)
+    if not is_number(text):
+        return None
+    value = float(text)
+    return int(value) if math.isfinite(value) and value.is_integer() else None
 
 
 # ---------------------------------------------------------------------- generation
@@ -306,7 +350,9 @@ def check_no_nan(outcome: Outcome) -> None:
     if not outcome.stdout.startswith("{"):
         assert not re.search(r"(?i)\bnan\b", outcome.stdout), outcome.stdout
         return
-    for value in _values(json.loads(outcome.stdout)):
+    document = json.loads(outcome.stdout)
+    document.pop("columns", None)  # header names as written (a column may be named "nan")
+    for value in _values(document):
         assert not (isinstance(value, float) and math.isnan(value)), outcome.stdout
         assert not (isinstance(value, str) and value.lower() in {"nan", "-nan"}), outcome.stdout
 
@@ -400,7 +446,8 @@ def test_skip_mode_skips_exactly_the_bad_rows(data: bytes) -> None:
         written = list(csv.DictReader(io.StringIO(per_row.read_text(encoding="utf-8"))))
         assert [int(row["line"]) for row in written] == expected.lines
     if expected.skipped:
-        warning = outcome.stderr.splitlines()[0]
+        # (a note on what was inferred, such as a pandas index column, may come first)
+        warning = next(x for x in outcome.stderr.splitlines() if x.startswith("Warning"))
         assert warning.startswith(f"Warning: skipped {len(expected.skipped)} bad row"), warning
         assert f"{path}:{expected.skipped[0]}" in warning
     if expected.lines:

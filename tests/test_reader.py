@@ -418,7 +418,20 @@ def test_ignore_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize(
-    ("cell", "value"), [("1", 1), (" 2 ", 2), ("\t0", 0), ("+1", 1), ("-0", 0), ("002", 2)]
+    ("cell", "value"),
+    [
+        ("1", 1),
+        (" 2 ", 2),
+        ("\t0", 0),
+        ("+1", 1),
+        ("-0", 0),
+        ("002", 2),
+        # integral floats, as np.savetxt and pandas write integer labels
+        ("1.0", 1),
+        ("0.000000000000000000e+00", 0),
+        ("2e0", 2),
+        ("-0.0", 0),
+    ],
 )
 def test_label_syntax_accepted(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cell: str, value: int
@@ -430,9 +443,11 @@ def test_label_syntax_accepted(
 @pytest.mark.parametrize(
     ("cell", "reason"),
     [
-        ("1.0", "label is not an integer (write labels without a decimal point or exponent)"),
-        ("1e3", "label is not an integer (write labels without a decimal point or exponent)"),
-        ("1.5", "label is not an integer (write labels without a decimal point or exponent)"),
+        ("1e3", "label is out of range [0, 3)"),
+        ("1.5", "label is not an integer"),
+        ("nan", "label is not an integer"),
+        ("inf", "label is not an integer"),
+        ("1e400", "label is not an integer"),
         ("0x1", "label is not an integer"),
         ("one", "label is not an integer"),
         ("２", "label is not an integer"),
@@ -845,8 +860,11 @@ def test_many_columns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert r.logits.tobytes() == logits.tobytes()
     assert r.labels == [0, 5, k - 1]
     assert len(r.table.logit_names) == k
-    e = error(write(tmp_path, "bad.csv", header + "\n" + body.replace(",5\n", ",5.0\n") + "\n"))
-    assert (e.line, e.column, e.value) == (3, k + 1, "5.0")
+    e = error(write(tmp_path, "bad.csv", header + "\n" + body.replace(",5\n", ",5.5\n") + "\n"))
+    assert (e.line, e.column, e.value) == (3, k + 1, "5.5")
+    # an integral float is a label (as np.savetxt writes them), in wide mode too
+    r = read(write(tmp_path, "float.csv", header + "\n" + body.replace(",5\n", ",5.0\n") + "\n"))
+    assert r.labels == [0, 5, k - 1]
 
 
 @pytest.mark.parametrize("text", [SIMPLE, "a,b,label\n1,2,0\n3,4,1\n"])

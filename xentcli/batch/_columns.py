@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from xentcli.batch._syntax import decode, is_number, split_fields
@@ -18,7 +18,28 @@ from xentcli.batch._types import ReadOptions
 from xentcli.errors import ColumnError, DataError
 from xentcli.text import plural
 
-_LABEL_NAMES = ("label", "target", "y", "class")
+#: names of a label column, in order of preference (compared without case)
+LABEL_NAMES = (
+    "label",
+    "labels",
+    "target",
+    "targets",
+    "y",
+    "y_true",
+    "true_label",
+    "true_labels",
+    "gold",
+    "gold_label",
+    "class",
+    "true_class",
+    "ground_truth",
+    "truth",
+    "gt",
+    "y_test",
+)
+_LABEL_NAMES = LABEL_NAMES
+#: header names pandas gives its index column (``df.to_csv()``), left out of the scores
+INDEX_NAMES = ("", "Unnamed: 0")
 _RANGE = re.compile(r"(-?[0-9]*):(-?[0-9]*)(?::(-?[0-9]*))?")
 _INDEX = re.compile(r"-?[0-9]+")
 
@@ -37,6 +58,10 @@ class Layout:
     targets: list[int] | None
     class_names: list[str] | None  #: ``options.class_names``: labels are then names
     class_index: dict[str, int] | None  #: class name -> index (None without class names)
+    #: how the label column was chosen when no option named it: "by its name" or
+    #: "the last column"; None when --label-column (or targets) chose
+    label_guess: str | None = None
+    index_column: int | None = None  #: a pandas index column, left out of the scores
 
     @property
     def binary(self) -> bool:
@@ -232,11 +257,13 @@ class _Selector:
             label = self.select(options.label_column, "label column")[0]
         else:
             label = ncols - 1
+            guess = "the last column"
             if self._has_header:
                 lowered = [n.lower() for n in names]
-                for wanted in _LABEL_NAMES:
+                for wanted in LABEL_NAMES:
                     if wanted in lowered:
                         label = lowered.index(wanted)
+                        guess = "by its name"
                         break
         taken = set(targets or ()) | ({label} if label is not None else set())
         identity = None
@@ -248,6 +275,17 @@ class _Selector:
                     f"id column: column {names[identity]!r} is also the {role} column"
                 )
             taken.add(identity)
+        index_column = None
+        if (
+            self._has_header
+            and options.logit_columns is None
+            and ncols >= 3
+            and names[0] in INDEX_NAMES
+            and 0 not in taken
+        ):
+            # pandas' df.to_csv() writes its index first, under an empty name.
+            index_column = 0
+            taken.add(0)
         if options.logit_columns is not None:
             logits = self.select_many(options.logit_columns, "logit columns")
             for index in logits:
@@ -273,6 +311,8 @@ class _Selector:
             what = "classes (one score column: the binary case)" if K == 1 else "logit columns"
             raise self._error(f"{len(options.class_names)} class names for {classes} {what}")
         class_names = None if options.class_names is None else list(options.class_names)
+        if class_names is not None and self._has_header:
+            _check_classes_against_header(class_names, [names[i] for i in logits], self._error)
         return Layout(
             delimiter=delimiter,
             ncols=ncols,
@@ -284,7 +324,25 @@ class _Selector:
             targets=targets,
             class_names=class_names,
             class_index=None if class_names is None else {c: i for i, c in enumerate(class_names)},
+            label_guess=guess if label is not None and options.label_column is None else None,
+            index_column=index_column,
         )
+
+
+def _check_classes_against_header(
+    classes: list[str], header: list[str], error: Callable[[str, object], DataError]
+) -> None:
+    """Refuse ``--classes`` that name the header's score columns in another order."""
+    if len(classes) != len(header) or not set(classes) & set(header):
+        return
+    for i, (given, named) in enumerate(zip(classes, header, strict=True)):
+        if given != named:
+            raise error(
+                f"--classes disagrees with the header: class {i} is {given!r} but score "
+                f"column {i + 1} is named {named!r} (give the classes in the header's order, "
+                "or leave --classes out)",
+                None,
+            )
 
 
 def layout_from_names(path: str, names: list[str], options: ReadOptions) -> Layout:

@@ -55,10 +55,11 @@ class FastParser:
         include = [columns[i] for i in numeric]
         if layout.label is not None:
             include.append(columns[layout.label])
+            # Labels as float64: integral floats (1.0 from np.savetxt) are labels too.
             label_type = (
                 pa.dictionary(pa.int32(), pa.string())
                 if layout.class_index is not None
-                else pa.int64()
+                else pa.float64()
             )
             types[columns[layout.label]] = label_type
         # pyarrow's blocks must hold whole lines: size them from the first line.
@@ -189,21 +190,15 @@ class FastParser:
         if layout.label is not None:
             if layout.class_index is not None:
                 return None
-            span = _field_spans(data, delimiter[0], line_starts, ends, layout.label, ncols)
-            if span is None or not _integer_text(data, *span):
+            labels = _integral(table[:, layout.label])
+            if labels is None:
                 return None
-            floats = table[:, layout.label]
-            if not bool((np.abs(floats) < 2.0**53).all()):
-                return None
-            labels = floats.astype(np.int64)
             if _bad_labels(labels, layout.num_classes, self._ignore).any():
                 return None
         lines = (first + np.flatnonzero(filled)).astype(np.int64)
         return finish(ParsedRows(logits, labels, targets, lines), self.rules)
 
     def _labels(self, table: Any, block: bytes) -> npt.NDArray[np.int64] | None:
-        import pyarrow as pa
-        import pyarrow.csv as pacsv
 
         label = self._layout.label
         assert label is not None
@@ -211,26 +206,7 @@ class FastParser:
         if self._layout.class_index is not None:
             # A dictionary-encoded column: map the few distinct names, not every row.
             return self._class_indices(column)
-        if b"x" in block or b"X" in block:
-            # pyarrow reads '0x1F' as an integer; the precise reader does not.
-            read_options, parse_options, _ = self._arrow_options()
-            name = f"c{label}"
-            try:
-                text = pacsv.read_csv(
-                    pa.py_buffer(block),
-                    read_options=read_options,
-                    parse_options=parse_options,
-                    convert_options=_convert_options(
-                        column_types={name: pa.dictionary(pa.int32(), pa.string())},
-                        include_columns=[name],
-                    ),
-                ).column(0)
-            except (pa.ArrowException, ValueError):
-                return None
-            for piece in text.chunks:
-                if not all(INTEGER.fullmatch(v) for v in piece.dictionary.to_pylist()):
-                    return None
-        return _gather(column, np.int64)
+        return _integral(_floats(column))
 
     def _class_indices(self, column: Any) -> npt.NDArray[np.int64] | None:
         """Class indices of a dictionary-encoded column of names, or None if one is unknown."""
@@ -240,7 +216,8 @@ class FastParser:
         for piece in column.chunks:
             names = piece.dictionary.to_pylist()
             mapping = np.array(
-                [classes.get(name.strip(" \t"), -1) for name in names] + [-1],
+                [classes.get(name.strip(" \t"), _class_index(name, len(classes))) for name in names]
+                + [-1],
                 dtype=np.int64,
             )
             indices = mapping[_view(piece.indices, np.int32)]
@@ -301,8 +278,6 @@ def _line_spans(block: bytes) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp
 
 #: lines at least this long (on average) are checked one by one, shorter ones all at once
 _LONG_LINE = 2048
-#: a label field longer than this is not plainly an integer (the precise reader decides)
-_LONGEST_LABEL = 24
 
 
 def _fields_per_line_ok(
@@ -325,36 +300,6 @@ def _fields_per_line_ok(
     marks = np.flatnonzero(is_delimiter)
     per_line = np.searchsorted(marks, ends) - np.searchsorted(marks, starts)
     return bool((per_line == expected).all())
-
-
-def _field_spans(
-    data: npt.NDArray[np.uint8],
-    delimiter: int,
-    starts: npt.NDArray[np.intp],
-    ends: npt.NDArray[np.intp],
-    index: int,
-    ncols: int,
-) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]] | None:
-    """Start and stop offsets of field *index* in each line (lines already checked).
-
-    The first and last fields are found in a short window at the line's start or end;
-    None if such a field is longer than a label can plainly be.
-    """
-    if index in (0, ncols - 1):
-        window = np.arange(_LONGEST_LABEL + 1)
-        if index == 0:
-            at = np.minimum(starts[:, None] + window, len(data) - 1)
-            hit = data[at] == delimiter
-            found = hit.any(axis=1)
-            stops = starts + hit.argmax(axis=1)
-            return (starts, stops) if bool(found.all()) else None
-        at = np.maximum(ends[:, None] - 1 - window, 0)
-        hit = data[at] == delimiter
-        found = hit.any(axis=1)
-        field_starts = ends - hit.argmax(axis=1)
-        return (field_starts, ends) if bool(found.all()) else None
-    marks = np.flatnonzero(data == delimiter).reshape(len(ends), ncols - 1)
-    return marks[:, index - 1] + 1, marks[:, index]
 
 
 def _quotes_balanced(block: bytes) -> bool:
@@ -417,6 +362,27 @@ def _gather(column: Any, dtype: Any) -> npt.NDArray[np.int64]:
     return np.concatenate(pieces).astype(np.int64, copy=False)
 
 
+def _class_index(text: str, k: int) -> int:
+    """An integer label among class names: the class index it is, or -1."""
+    if INTEGER.fullmatch(text) and 0 <= int(text) < k:
+        return int(text)
+    return -1
+
+
+def _floats(column: Any) -> npt.NDArray[np.float64]:
+    """The values of a null-free chunked float64 arrow column as one array."""
+    pieces = [_view(piece, np.float64) for piece in column.chunks]
+    return np.concatenate(pieces) if pieces else np.empty(0, dtype=np.float64)
+
+
+def _integral(values: npt.NDArray[np.float64]) -> npt.NDArray[np.int64] | None:
+    """Labels read as floats, as integers; None unless every one is integral (and exact)."""
+    with np.errstate(invalid="ignore"):
+        if not bool(((np.abs(values) < 2.0**53) & (values == np.trunc(values))).all()):
+            return None
+    return values.astype(np.int64)
+
+
 def _take_columns(table: npt.NDArray[np.float64], indices: list[int]) -> npt.NDArray[np.float64]:
     """Columns *indices* of *table*: a view when they are adjacent, else a copy.
 
@@ -427,25 +393,6 @@ def _take_columns(table: npt.NDArray[np.float64], indices: list[int]) -> npt.NDA
     if indices == list(range(low, low + len(indices))):
         return table[:, low : low + len(indices)]
     return table[:, indices]
-
-
-_INTEGER_BYTES = np.zeros(256, dtype=bool)
-_INTEGER_BYTES[list(b"0123456789+- \t")] = True
-
-
-def _integer_text(
-    data: npt.NDArray[np.uint8], starts: npt.NDArray[np.int64], stops: npt.NDArray[np.int64]
-) -> bool:
-    """True when every field data[start:stop] holds only digits, signs, spaces and tabs."""
-    lengths = stops - starts
-    if len(lengths) == 0:
-        return True
-    longest = int(lengths.max())
-    if longest > _LONGEST_LABEL:
-        return False
-    offsets = np.arange(longest)
-    window = data[np.minimum(starts[:, None] + offsets, len(data) - 1)]
-    return bool((_INTEGER_BYTES[window] | (offsets >= lengths[:, None])).all())
 
 
 # --------------------------------------------------------------------------- checks

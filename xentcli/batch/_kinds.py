@@ -49,7 +49,13 @@ class RowRules:
         self.detected = detected
         k = max(self.num_scores, 2)
         tolerance = default_sum_tolerance(k) if self.sum_tolerance is None else self.sum_tolerance
-        self.check = ScoreCheck(kind, tolerance, self.renormalize, binary=self.num_scores == 1)
+        self.check = ScoreCheck(
+            kind,
+            tolerance,
+            self.renormalize,
+            binary=self.num_scores == 1,
+            how="; --sum-tolerance sets it, --renormalize divides by the total",
+        )
 
     @property
     def target_tolerance(self) -> float:

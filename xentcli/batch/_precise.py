@@ -140,25 +140,41 @@ class PreciseReader:
         return row, label, row_targets
 
     def _label(self, cell: str, column: int, number: int) -> int:
+        try:
+            return self._label_value(cell, column, number)
+        except DataError as error:
+            guess = self._layout.label_guess
+            if guess != "the last column":  # a column named label is no guess worth doubting
+                raise
+            name = self._layout.label_name
+            raise DataError(
+                error.path,
+                error.line,
+                error.column,
+                f"{error.reason}; the label column {name!r} was guessed ({guess}): "
+                "--label-column names the right one",
+                error.value,
+            ) from None
+
+    def _label_value(self, cell: str, column: int, number: int) -> int:
         path, layout = self._path, self._layout
         K = layout.num_classes
         if layout.class_index is not None and layout.class_names is not None:
             name = cell.strip(" \t")
-            if name not in layout.class_index:
+            if name in layout.class_index:
+                return layout.class_index[name]
+            # With class names, an integer label is a class index (named for display).
+            if not INTEGER.fullmatch(cell) or not 0 <= int(cell) < K:
                 shown = ", ".join(layout.class_names[:8])
                 more = ", ..." if K > 8 else ""
                 raise DataError(
                     path, number, column, f"unknown class name (classes: {shown}{more})", cell
                 )
-            return layout.class_index[name]
         if not cell.strip(" \t"):
             raise DataError(path, number, column, "empty label cell", cell)
-        if not INTEGER.fullmatch(cell):
-            reason = "label is not an integer"
-            if is_number(cell):
-                reason += " (write labels without a decimal point or exponent)"
-            raise DataError(path, number, column, reason, cell)
-        value = int(cell)
+        value = integer_label(cell)
+        if value is None:
+            raise DataError(path, number, column, "label is not an integer", cell)
         if value == self._ignore_index:
             return value
         if value < 0:
@@ -166,3 +182,24 @@ class PreciseReader:
         if value >= K:
             raise DataError(path, number, column, f"label is out of range [0, {K})", cell)
         return value
+
+
+def integer_label(cell: str) -> int | None:
+    """The integer a label cell holds: integer text, or a number with an integral value.
+
+    ``np.savetxt`` and pandas write integer labels as floats (``1.0``,
+    ``0.000000000000000000e+00``): those are integers; ``1.5`` is not.
+
+    >>> integer_label(" 2 "), integer_label("1.0"), integer_label("1e1"), integer_label("1.5")
+    (2, 1, 10, None)
+    """
+    if INTEGER.fullmatch(cell):
+        return int(cell)
+    if not is_number(cell):
+        return None
+    value = float(cell)
+    if not (abs(value) < float("inf") and value == int(value)):
+        return None
+    # Beyond 2**53 a float does not say which integer was meant, but any such value is
+    # out of range: the caller says so.
+    return int(value)

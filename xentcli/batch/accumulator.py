@@ -426,6 +426,7 @@ class Summary:
     targets_renormalized: int = 0  #: rows of targets whose sum was off, renormalized
     rows_infinite: int = 0  #: counted rows whose loss is +inf
     infinite_rows: tuple[tuple[str, int], ...] = ()  #: the first few of them (file, line)
+    columns: dict[str, object] | None = None  #: what the first file's columns were taken as
 
     def to_json(self) -> dict[str, object]:
         """The ``xent batch --format json`` object (the documented shape, plus extra keys)."""
@@ -502,6 +503,7 @@ class Summary:
             "clip": self.clip,
             "rows_infinite": self.rows_infinite,
             "infinite_rows": [{"file": f, "line": line} for f, line in self.infinite_rows],
+            "columns": self.columns,
         }
 
 
@@ -641,6 +643,8 @@ class BatchAccumulator:
         self.targets_renormalized = 0
         self.rows_infinite = 0
         self.infinite_rows: list[tuple[str, int]] = []
+        #: what the first file's columns were taken as (set by the CLI, for the JSON)
+        self.columns: dict[str, object] | None = None
         self._file: _FileState | None = None
         self._part: tuple[int, int] | None = None
         self._file_index = -1
@@ -1171,6 +1175,7 @@ class BatchAccumulator:
             targets_renormalized=self.targets_renormalized,
             rows_infinite=self.rows_infinite,
             infinite_rows=tuple(self.infinite_rows),
+            columns=self.columns,
         )
 
     def _soft_mean(self, total: core.ExactSum, rows: int) -> float | None:

@@ -59,7 +59,7 @@ from xentcli.batch._precise import PreciseReader
 from xentcli.batch._prefetch import Stage
 from xentcli.batch._rows import ParsedRows
 from xentcli.batch._sources import Block, Source, default_delimiter
-from xentcli.batch._syntax import is_blank, is_number
+from xentcli.batch._syntax import is_blank, is_number, split_fields
 from xentcli.batch._types import SKIPPED_KEPT, Chunk, Piece, ReadOptions
 from xentcli.core import TARGET_SUM_TOLERANCE, THREADS
 from xentcli.errors import DataError
@@ -204,6 +204,23 @@ class Table:
         if self.path != "-":
             delimiter = delimiter or default_delimiter(self.display_name)
         layout = read_layout(raw, line, delimiter, self.options, self.display_name)
+        #: what was inferred about the columns, one sentence each (the CLI says them)
+        self.notes: list[str] = []
+        self.class_names: list[str] | None = None
+        if layout.has_header:
+            layout = self._classes_from_header(layout, block[end:], line + 1)
+        self.class_names_from_header = self.class_names is not None
+        #: how the label column was chosen without --label-column (None: it was named)
+        self.label_guess = layout.label_guess
+        #: the header name of a pandas index column left out of the scores, or None
+        self.index_column = (
+            None if layout.index_column is None else layout.names[layout.index_column]
+        )
+        if layout.index_column is not None:
+            self.notes.append(
+                f"column {layout.index_column + 1} ({layout.names[layout.index_column]!r}, "
+                "a pandas index) is left out of the scores; --logit-columns chooses them"
+            )
         if layout.has_header:
             self._pending = (block[end:], line + 1, _UNTRIED)
         else:
@@ -234,6 +251,34 @@ class Table:
         self.binary = layout.binary
         self.num_classes = layout.num_classes
         self._set_kind()
+
+    def _classes_from_header(self, layout: Layout, rest: bytes, line: int) -> Layout:
+        """Labels written as the score columns' names: the header names the classes."""
+        if self.options.class_names is not None or layout.label is None:
+            return layout
+        first = next((raw for raw in rest.split(b"\n", 64)[:64] if not is_blank(raw)), None)
+        if first is None:
+            return layout
+        try:
+            fields = split_fields(
+                first.rstrip(b"\r").decode("utf-8"), layout.delimiter, self.display_name, line
+            )
+        except (DataError, UnicodeDecodeError):
+            return layout  # the row's error comes in its turn
+        names = layout.logit_names
+        if len(fields) != layout.ncols or len(names) < 2:
+            return layout
+        cell = fields[layout.label].strip(" \t")
+        if not cell or is_number(cell) or cell not in names:
+            return layout
+        self.class_names = list(names)
+        self.notes.append(
+            f"labels are class names: the classes are the score columns' names "
+            f"({', '.join(names[:8])}{', ...' if len(names) > 8 else ''})"
+        )
+        return dataclasses.replace(
+            layout, class_names=list(names), class_index={n: i for i, n in enumerate(names)}
+        )
 
     def _set_kind(self) -> None:
         """The kind of scores: given, or detected from the first block (``auto``)."""

@@ -628,6 +628,8 @@ def _run(
                         first = table.display_name
                     else:
                         _same_scores(accumulator, table, first)
+                    for note in getattr(table, "notes", ()):
+                        click.echo(f"{table.display_name}: {note}", err=True)
                     accumulator.start_file(table.display_name)
                     for chunk in table.chunks():
                         if chunk.path != table.display_name:
@@ -711,7 +713,14 @@ def _accumulator(table: Any, batch_options: Any) -> Any:
         scores_detected=getattr(table, "scores_detected", False),
         binary=getattr(table, "binary", False),
     )
-    return BatchAccumulator(getattr(table, "num_classes", len(table.logit_names)), options)
+    accumulator = BatchAccumulator(getattr(table, "num_classes", len(table.logit_names)), options)
+    accumulator.columns = {
+        "label": table.label_name,
+        "label_guessed": getattr(table, "label_guess", None),
+        "index_column": getattr(table, "index_column", None),
+        "class_names_from_header": getattr(table, "class_names_from_header", False),
+    }
+    return accumulator
 
 
 def _same_scores(accumulator: Any, table: Any, first: str) -> None:

@@ -110,6 +110,8 @@ class ScoreCheck:
     tolerance: float
     renormalize: bool = False
     binary: bool = False  #: one score column: no row total to check
+    #: what a message about a row's total adds (the options that change the rule)
+    how: str = ""
 
     def bad_rows(self, scores: FloatArray) -> tuple[BoolArray, BoolArray]:
         """Rows that are invalid, and rows whose total is off but are renormalized.
@@ -169,10 +171,7 @@ class ScoreCheck:
             what = f"probabilities sum to {total!r}, not 1"
         else:
             what = f"log-probabilities' log-sum-exp is {total!r}, not 0"
-        return None, (
-            f"{what} (tolerance {self.tolerance:g}; --sum-tolerance sets it, "
-            "--renormalize divides by the total)"
-        )
+        return None, f"{what} (tolerance {self.tolerance:g}{self.how})"
 
 
 def check_scores(scores: FloatArray, check: ScoreCheck) -> int:
