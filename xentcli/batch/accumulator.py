@@ -503,7 +503,6 @@ class Summary:
             "clip": self.clip,
             "rows_infinite": self.rows_infinite,
             "infinite_rows": [{"file": f, "line": line} for f, line in self.infinite_rows],
-            "columns": self.columns,
         }
 
 
