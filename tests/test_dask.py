@@ -309,8 +309,8 @@ def test_parquet_row_groups_name_true_rows(tmp_path):
             logits[137, 1] = np.nan
         columns = {"a": logits[:, 0], "b": logits[:, 1], "c": logits[:, 2], "label": labels}
         pq.write_table(pa.table(columns), path, row_group_size=30)
-        assert len(plan([str(path)], ReadOptions(), 500)) > 3
-        got = _in_parts(path, 500, ReadOptions(), BatchOptions(worst=7))
+        assert len(plan([str(path)], ReadOptions(scores="auto"), 500)) > 3
+        got = _in_parts(path, 500, ReadOptions(scores="auto"), BatchOptions(worst=7))
         assert got == _one_process(path, "--worst", "7")
     assert got == f"Error: {path}:row 138:b: logit is NaN ('nan')\n"
 

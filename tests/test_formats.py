@@ -323,3 +323,45 @@ def test_npy_read_by_rows_fortran_order_and_truncation(tmp_path: Path) -> None:
         str(tmp_path / "c.npy"),
         "truncated",
     )
+
+
+def test_probabilities_in_every_format_are_detected_and_scored_as_log_loss(tmp_path: Path) -> None:
+    """A predict_proba output is never scored as logits: detected in Parquet, Arrow, NumPy
+    and JSON Lines as in CSV, and the mean is scikit-learn's log_loss."""
+    sklearn_metrics = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(11)
+    probs = rng.dirichlet(np.ones(K), size=ROWS)
+    labels = rng.integers(0, K, size=ROWS)
+    expected = sklearn_metrics.log_loss(labels, probs, labels=list(range(K)))
+    pq.write_table(table_of(probs, labels), tmp_path / "p.parquet")
+    pq.write_table(list_table(probs, labels), tmp_path / "pl.parquet")
+    feather.write_feather(table_of(probs, labels), tmp_path / "p.feather")
+    np.save(tmp_path / "p.npy", probs)
+    np.save(tmp_path / "y.npy", labels)
+    with open(tmp_path / "p.jsonl", "w") as out:
+        for row, y in zip(probs, labels, strict=True):
+            out.write(json.dumps({"probs": row.tolist(), "label": int(y)}) + "\n")
+    for args in (
+        [str(tmp_path / "p.parquet")],
+        [str(tmp_path / "pl.parquet")],
+        [str(tmp_path / "p.feather")],
+        [str(tmp_path / "p.npy"), "--labels", str(tmp_path / "y.npy")],
+        [str(tmp_path / "p.jsonl")],
+    ):
+        got = json_report(*args)
+        assert got["scores"] == "probs", args
+        assert got["scores_detected"] is True
+        assert abs(got["loss"] - expected) <= 4 * math.ulp(expected), args
+    # a bad probability names its row and column, with the hint that it was detected
+    bad = probs.copy()
+    bad[40, 2] = 1.5
+    pq.write_table(table_of(bad, labels), tmp_path / "bad.parquet")
+    check_error(
+        tmp_path,
+        [str(tmp_path / "bad.parquet")],
+        f"{tmp_path / 'bad.parquet'}:row 41:logit_2",
+        "above 1",
+        "detected",
+    )
+    # given explicitly, the same file is read as logits
+    assert json_report(str(tmp_path / "p.parquet"), "--scores", "logits")["scores"] == "logits"

@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from xentcli.batch._kinds import target_sums
 from xentcli.batch._prefetch import Stage
 from xentcli.batch._types import SKIPPED_KEPT
-from xentcli.core import default_sum_tolerance
 from xentcli.errors import DataError
 
 if TYPE_CHECKING:
@@ -123,6 +123,19 @@ class ArrayTable:
         self._consumed = False
         K = len(roles.score_names)
         self._chunk_rows = max(1, min(options.chunk_rows, options.chunk_bytes // (8 * K)))
+        # What the scores are (``--scores``), given or detected from the first batch, as
+        # the text reader does; the rows are then checked by the kind's rules.
+        from xentcli.batch._kinds import RowRules
+
+        self._rules = RowRules(
+            num_scores=K,
+            num_targets=0 if roles.target_names is None else len(roles.target_names),
+            sum_tolerance=options.sum_tolerance,
+            renormalize=options.renormalize,
+        )
+        self.scores: str = "logits"
+        self.scores_detected = False
+        self._set_kind()
 
     @property
     def bytes_read(self) -> int:
@@ -151,6 +164,29 @@ class ArrayTable:
     ) -> DataError:
         """A :class:`DataError` at *place* (a row or line number) and *column* (a name)."""
         return located_error(self.display_name, self.place, place, column, reason, value)
+
+    def _set_kind(self) -> None:
+        """The kind of scores: given, or detected from the first batch (``auto``)."""
+        import itertools
+
+        from xentcli.batch._kinds import resolve_kind
+
+        option = self.options.scores
+        if option != "auto":
+            self._rules.set_kind(option, detected=False)
+            self.scores, self.scores_detected = option, False
+            return
+        batches = self._batches()
+        first = next(batches, None)
+        self._batches = lambda: itertools.chain(() if first is None else (first,), batches)
+        sample = np.zeros((0, len(self.logit_names)))
+        if first is not None:
+            sample = np.asarray(first.scores, dtype=np.float64)
+            with np.errstate(invalid="ignore"):
+                sample = sample[~np.isnan(sample).any(axis=1)]  # nulls are errors, later
+        kind = resolve_kind(option, sample, self.options.sum_tolerance)
+        self._rules.set_kind(kind, detected=True)
+        self.scores, self.scores_detected = kind, True
 
     def chunks(self) -> Iterator[Chunk]:
         """Yield the validated rows in chunks; raise DataError at the first bad row.
@@ -193,6 +229,14 @@ class ArrayTable:
         from xentcli.batch._types import Chunk
 
         logits, labels, targets, places, dropped = self._checked(batch)
+        renormalized = targets_renormalized = None
+        if self._rules.renormalize:
+            renormalized = self._rules.check.bad_rows(logits)[1]
+            if targets is not None:
+                with np.errstate(invalid="ignore"):
+                    sums = np.abs(target_sums(targets) - 1.0)
+                targets_renormalized = sums > self._rules.target_tolerance
+                targets = self._rules.normalized_targets(targets)
         pieces = []
         step = self._chunk_rows
         for start in range(0, len(places), step):
@@ -204,6 +248,10 @@ class ArrayTable:
                 None if targets is None else targets[start:stop],
                 places[start:stop],
                 unit=self.place,
+                renormalized=0 if renormalized is None else _count(renormalized, start, stop),
+                targets_renormalized=(
+                    0 if targets_renormalized is None else _count(targets_renormalized, start, stop)
+                ),
             )
             if self.prepare is not None:
                 chunk = dataclasses.replace(chunk, prepared=self.prepare(chunk))
@@ -221,6 +269,8 @@ class ArrayTable:
         """
         found = _Found(self, batch.places, dict(batch.errors))
         scores = np.ascontiguousarray(batch.scores, dtype=np.float64)
+        if self._rules.kind != "logits":
+            self._check_kind(batch, scores, found)
         self._check_scores(batch, scores, found)
         labels = None if batch.labels is None else self._labels(batch, found)
         targets = None
@@ -266,6 +316,22 @@ class ArrayTable:
                 found.add(row, names[col], f"logit is {'NaN' if value == 'nan' else '+inf'}", value)
             for row in np.nonzero(scores.max(axis=1) == -np.inf)[0].tolist():
                 found.add(row, None, "every logit is -inf (no class has a probability)")
+
+    def _check_kind(self, batch: Batch, scores: FloatArray, found: _Found) -> None:
+        """Probabilities or log-probabilities: each cell and each row's total (the kind's
+        rules, shared with the text reader), with the hint when the kind was detected."""
+        rules = self._rules
+        bad, _ = rules.bad_score_rows(scores)
+        if batch.null_scores is not None:
+            bad = bad & ~batch.null_scores  # a null is reported as missing
+        for row in np.nonzero(bad)[0].tolist():
+            problem = rules.check.row_error(scores[row])
+            if problem is None:
+                continue
+            at, reason = problem
+            name = None if at is None else self.logit_names[at]
+            value = None if at is None else float(scores[row, at])
+            found.add(row, name, reason + rules.hint(), value)
 
     def _labels(self, batch: Batch, found: _Found) -> IntArray:
         raw = batch.labels
@@ -320,7 +386,10 @@ class ArrayTable:
         with np.errstate(invalid="ignore"):
             cells_ok = np.isfinite(targets) & (targets >= 0)
             sums = row_sums(targets)
-            sums_ok = np.abs(sums - 1.0) <= default_sum_tolerance(targets.shape[1])
+            if self._rules.renormalize:
+                sums_ok = sums > 0
+            else:
+                sums_ok = np.abs(sums - 1.0) <= self._rules.target_tolerance
         rows, cols = np.nonzero(~cells_ok)
         for row, col in zip(rows.tolist(), cols.tolist(), strict=True):
             found.add(
@@ -329,8 +398,18 @@ class ArrayTable:
                 "target must be a finite number >= 0",
                 float(targets[row, col]),
             )
+        tolerance = self._rules.target_tolerance
         for row in np.nonzero(~sums_ok)[0].tolist():
-            found.add(row, None, f"targets sum to {float(sums[row])!r}, not 1")
+            found.add(
+                row,
+                None,
+                f"targets sum to {float(sums[row])!r}, not 1 (tolerance {tolerance:g}; "
+                "--sum-tolerance sets it, --renormalize divides by the sum)",
+            )
+
+
+def _count(mask: npt.NDArray[np.bool_], start: int, stop: int) -> int:
+    return int(np.count_nonzero(mask[start:stop]))
 
 
 class _Found:
