@@ -180,3 +180,24 @@ def test_jsonl_tokens_with_integer_ids_and_bytes(tmp_path: Path) -> None:
     assert got["loss"] == 2.0 / 3
     assert close(got["bits_per_byte"], 2.0 / (6 * math.log(2)), 1)
     assert got["worst"][0]["sequence"] == "7"
+
+
+def test_scores_token_logprobs_is_the_same_report(tmp_path: Path) -> None:
+    sequences, logprobs, byte_counts = corpus(3)
+    path = write_csv(tmp_path / "tokens.csv", sequences, logprobs, byte_counts)
+    by_option = report(str(path), "--scores", "token-logprobs", "--sequence-column", "seq")
+    by_column = report(str(path), "--logprob-column", "logprob", "--sequence-column", "seq")
+    assert by_option == by_column
+    both = report(
+        str(path),
+        "--scores",
+        "token-logprobs",
+        "--logprob-column",
+        "logprob",
+        "--sequence-column",
+        "seq",
+    )
+    assert both == by_column
+    outcome = run(["batch", str(path), "--scores", "probs", "--logprob-column", "logprob"])
+    assert outcome.code == 2
+    assert "--logprob-column reads token log-probabilities" in outcome.stderr

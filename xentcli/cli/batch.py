@@ -191,11 +191,11 @@ def _refuse_overwriting_an_input(per_row: str, paths: list[str], option: str = "
 @column_options
 @click.option(
     "--scores",
-    type=click.Choice(["auto", "logits", "probs", "logprobs"]),
+    type=click.Choice(["auto", "logits", "probs", "logprobs", "token-logprobs"]),
     default="auto",
     show_default=True,
     help="What the score columns hold (auto: detected from the first rows of each file; "
-    "see docs/input-formats.md).",
+    "token-logprobs: one row per token, see --logprob-column; docs/input-formats.md).",
 )
 @click.option(
     "--sum-tolerance",
@@ -299,8 +299,9 @@ def _refuse_overwriting_an_input(per_row: str, paths: list[str], option: str = "
 @click.option(
     "--logprob-column",
     metavar="NAME",
-    help="Token log-probabilities: the column holding log p(true token) (a language"
-    " model's evaluation); the report is per token, sequence and byte.",
+    help="Token log-probabilities (--scores token-logprobs; default column 'logprob'): the"
+    " column holding log p(true token) of a language model's evaluation; the report is per"
+    " token, sequence and byte.",
 )
 @click.option("--sequence-column", metavar="NAME", help="With --logprob-column: the sequence id.")
 @click.option(
@@ -384,6 +385,12 @@ def batch(
     for standard input. Each row holds a classifier's logits and the true label (or soft
     targets). The mean is exact: the same bits as xent's cross_entropy on all rows.
     """
+    if scores == "token-logprobs" and logprob_column is None:
+        logprob_column = "logprob"  # the column's usual name
+    if logprob_column is not None and scores not in ("auto", "token-logprobs"):
+        raise BadInvocation(
+            f"--logprob-column reads token log-probabilities, not --scores {scores}"
+        )
     if logprob_column is None and (sequence_column or bytes_column):
         raise BadInvocation("--sequence-column and --bytes-column go with --logprob-column")
     if logprob_column is not None and engine == "dask":
