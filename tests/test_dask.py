@@ -28,8 +28,8 @@ pytest.importorskip("distributed")
 pytest.importorskip("fsspec")
 
 from distributed import Client, LocalCluster
+from test_cli_batch import run
 
-from tests.test_cli_batch import run
 from xentcli import BatchAccumulator, BatchOptions
 from xentcli import dask as xdask
 from xentcli.batch.parts import plan

@@ -15,9 +15,9 @@ import mpmath as mp
 import numpy as np
 import pandas as pd
 import pytest
+from hardening import Outcome, run
+from mpref import ulps
 
-from tests.hardening import Outcome, run
-from tests.mpref import ulps
 from xentcli import cross_entropy
 from xentcli.errors import InvalidInputError
 

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_cli_batch import run
 
-from tests.test_cli_batch import run
 from xentcli import BatchAccumulator, BatchOptions, StateError
 from xentcli.batch import state as state_module
 from xentcli.batch.reader import Chunk

@@ -15,8 +15,7 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
-
-from tests.hardening import Outcome, run
+from hardening import Outcome, run
 
 RNG = np.random.default_rng(11)
 N, K = 120, 4
