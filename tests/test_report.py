@@ -82,9 +82,16 @@ a.csv      3         3         0         0           0.893888      2.44462    66
 b.csv      3         1         1         1           0.239545      1.27067   100.00 %
 Scores: logits
 
-Mean loss   0.730302 nats
-Perplexity  2.07571
-Accuracy    75.00 % (3 of 4 rows)
+Mean loss                         0.730302 nats [0, 1.73]
+Perplexity                        2.07571
+Accuracy                          75.00 % (3 of 4 rows) [30.1 %, 95.4 %]
+Brier score                       0.4228 [0, 1.08]
+ECE (15 equal-width bins)         0.2328
+ECE (15 equal-mass bins)          0.2328 (exact within 0.61)
+MCE                               0.3573
+Macro precision / recall / F1     0.8333 / 0.8333 / 0.7778
+Weighted precision / recall / F1  0.8750 / 0.7500 / 0.7500
+Intervals                         95 % (normal approximation; Wilson for accuracies)
 
 Skipped 1 bad row (--on-error skip):
   b.csv:3:2: not a number ('x')
@@ -106,12 +113,26 @@ Loss (nats)           Rows
 0.000734 - 0.0406        0
 0.0406 - 2.24            3   ########################################
 
+Reliability (top-label confidence, 15 equal-width bins; 12 empty not shown)
+Confidence      Rows   Mean conf.   Accuracy       Gap
+-----------------------------------------------------------------------------
+0.600 - 0.667      1       0.6427     1.0000   +0.3573   ####################
+0.733 - 0.800      2       0.7870     0.5000   -0.2870   ##########..........
+0.933 - 1.000      1       1.0000     1.0000   +0.0000   ####################
+
 Per class
-Class   Rows   Mean loss (nats)   Accuracy   Share of loss
-----------------------------------------------------------
-cat        1        8.49671e-18   100.00 %          0.00 %
-dog        1           0.442119   100.00 %         15.13 %
-bird       2            1.23954    50.00 %         84.87 %
+Class   Rows   Mean loss (nats)   Accuracy   Share of loss   Precision   Recall       F1
+----------------------------------------------------------------------------------------
+cat        1        8.49671e-18   100.00 %          0.00 %      0.5000   1.0000   0.6667
+dog        1           0.442119   100.00 %         15.13 %      1.0000   1.0000   1.0000
+bird       2            1.23954    50.00 %         84.87 %      1.0000   0.5000   0.6667
+
+Confusion matrix (rows: true class, columns: predicted)
+True   cat   dog   bird
+-----------------------
+cat      1     .      .
+dog      .     1      .
+bird     1     .      1
 
 Worst 3 rows (FILE:LINE)
 #   File:line   Label   Predicted   P(label)   Loss (nats)
@@ -138,10 +159,17 @@ File: x.csv
 Scores: logits
 Infinite loss: 1 row where the true class has probability 0 (x.csv:2)
 
-Loss (sum)  inf bits
-Mean loss   inf bits
-Perplexity  inf
-Accuracy    33.33 % (1 of 3 rows)
+Loss (sum)                        inf bits
+Mean loss                         inf bits
+Perplexity                        inf
+Accuracy                          33.33 % (1 of 3 rows) [6.1 %, 79.2 %]
+Brier score                       1.0000 [0.02, 1.98]
+ECE (15 equal-width bins)         0.3333
+ECE (15 equal-mass bins)          0.3333 (exact within 1)
+MCE                               1.0000
+Macro precision / recall / F1     0.1667 / 0.5000 / 0.2500
+Weighted precision / recall / F1  0.1111 / 0.3333 / 0.1667
+Intervals                         95 % (normal approximation; Wilson for accuracies)
 
 Loss per row (bits; exact quantiles)
 min  p50  p90  p99  max
@@ -152,11 +180,23 @@ Loss (bits)   Rows
 1                2   ########################################
 inf              1   ####################
 
+Reliability (top-label confidence, 15 equal-width bins; 13 empty not shown)
+Confidence      Rows   Mean conf.   Accuracy       Gap
+-----------------------------------------------------------------------------
+0.467 - 0.533      2       0.5000     0.5000   +0.0000   ##########..........
+0.933 - 1.000      1       1.0000     0.0000   -1.0000   ....................
+
 Per class
-Class   Rows   Mean loss (bits)   Accuracy   Share of loss
-----------------------------------------------------------
-0          1                  1   100.00 %               -
-1          2                inf     0.00 %               -
+Class   Rows   Mean loss (bits)   Accuracy   Share of loss   Precision   Recall       F1
+----------------------------------------------------------------------------------------
+0          1                  1   100.00 %               -      0.3333   1.0000   0.5000
+1          2                inf     0.00 %               -           -   0.0000   0.0000
+
+Confusion matrix (rows: true class, columns: predicted)
+True   0   1
+------------
+0      1   .
+1      2   .
 
 Worst 2 rows (FILE:LINE)
 #   File:line   Label   Predicted   P(label)   Loss (bits)
@@ -198,18 +238,20 @@ def test_many_classes_show_the_costliest() -> None:
         text[start:]
         == """\
 The 10 costliest of 30 classes (by share of the total loss)
-Class   Rows   Mean loss (nats)   Accuracy   Share of loss
-----------------------------------------------------------
-29         1            6.36901     0.00 %          6.11 %
-28         1            6.16251     0.00 %          5.92 %
-27         1             5.9561     0.00 %          5.72 %
-26         1            5.74979     0.00 %          5.52 %
-25         1            5.54363     0.00 %          5.32 %
-24         1            5.33763     0.00 %          5.12 %
-23         1            5.13184     0.00 %          4.93 %
-22         1             4.9263     0.00 %          4.73 %
-21         1            4.72107     0.00 %          4.53 %
-20         1            4.51622     0.00 %          4.34 %
+Class   Rows   Mean loss (nats)   Accuracy   Share of loss   Precision   Recall       F1
+----------------------------------------------------------------------------------------
+29         1            6.36901     0.00 %          6.11 %           -   0.0000   0.0000
+28         1            6.16251     0.00 %          5.92 %           -   0.0000   0.0000
+27         1             5.9561     0.00 %          5.72 %           -   0.0000   0.0000
+26         1            5.74979     0.00 %          5.52 %           -   0.0000   0.0000
+25         1            5.54363     0.00 %          5.32 %           -   0.0000   0.0000
+24         1            5.33763     0.00 %          5.12 %           -   0.0000   0.0000
+23         1            5.13184     0.00 %          4.93 %           -   0.0000   0.0000
+22         1             4.9263     0.00 %          4.73 %           -   0.0000   0.0000
+21         1            4.72107     0.00 %          4.53 %           -   0.0000   0.0000
+20         1            4.51622     0.00 %          4.34 %           -   0.0000   0.0000
+
+Confusion matrix: 30 classes, in --format json.
 """
     )
     assert [c.index for c in costliest(summary.per_class, 3)] == [29, 28, 27]
@@ -222,7 +264,8 @@ def test_soft_targets_are_labelled() -> None:
         [Chunk("s.csv", logits, None, targets, np.array([2, 3]))], 2, BatchOptions(worst=1)
     )
     text = rendered(summary)
-    assert "Accuracy (argmax of target)       50.00 % (1 of 2 rows)" in text
+    assert "Accuracy (argmax of target)" in text
+    assert "50.00 % (1 of 2 rows)" in text
     assert "Per class (argmax of target)" in text
     # the label of a soft-target row is the argmax of its target (the first on ties)
     assert "1   s.csv:3         0           1   0.268941      0.813262" in text
@@ -286,6 +329,10 @@ def test_csv_whole() -> None:
         "units",
         "perplexity",
         "accuracy",
+        "brier",
+        "ece",
+        "ece_equal_mass",
+        "mce",
     ]
     # Everything but the losses is exact; the losses are full-precision numbers within the
     # contract's bound of the exact means.
@@ -297,6 +344,8 @@ def test_csv_whole() -> None:
     # Every file has its perplexity and accuracy, as the pooled line does.
     assert [r[9] for r in rows[1:]] == [repr(2 / 3), "1.0", "0.75"]
     assert_near(float(rows[1][8]), mpref.mp.exp(exact_mean(A_ROWS)), 1 + 2 * MEAN_ULP)
+    assert [r[10:] for r in rows[1:3]] == [[""] * 4] * 2
+    assert all(rows[3][10:])
     assert_near(float(rows[1][6]), exact_mean(A_ROWS))
     assert_near(float(rows[2][6]), exact_mean(B_ROWS))
     mean = exact_mean(A_ROWS, B_ROWS)

@@ -40,6 +40,14 @@ import numpy.typing as npt
 
 from xentcli import core
 from xentcli.batch._types import SKIPPED_KEPT, place
+from xentcli.batch.metrics import (
+    DEFAULT_BINS,
+    MetricOptions,
+    MetricRows,
+    MetricSet,
+    MetricsSummary,
+    metric_rows,
+)
 from xentcli.batch.reader import Chunk
 from xentcli.core import GroupedExactSum
 from xentcli.errors import DataError, StateError, UndefinedMeanError, XentError
@@ -339,6 +347,18 @@ class BatchOptions:
     binary: bool = False  #: one score column: the score of class 1 of two
     renormalize: bool = False  #: divide rows of probabilities by their sums
     clip: float | None = None  #: clip probabilities to [clip, 1 - clip] (comparison)
+    top_k: tuple[int, ...] | None = None  #: --top-k (None: 1, and 5 when K > 5)
+    bins: int = DEFAULT_BINS  #: --bins: calibration bins
+    ci: float = 0.95  #: --ci: confidence level of the intervals (0: none)
+    bootstrap: int = 0  #: --bootstrap: Poisson bootstrap replicates (0: none)
+    seed: int = 0  #: --seed of the bootstrap
+
+    @property
+    def metric_options(self) -> MetricOptions:
+        """The options of the evaluation metrics."""
+        return MetricOptions(
+            top_k=self.top_k, bins=self.bins, ci=self.ci, bootstrap=self.bootstrap, seed=self.seed
+        )
 
 
 @dataclass(frozen=True)
@@ -427,9 +447,24 @@ class Summary:
     rows_infinite: int = 0  #: counted rows whose loss is +inf
     infinite_rows: tuple[tuple[str, int], ...] = ()  #: the first few of them (file, line)
     columns: dict[str, object] | None = None  #: what the first file's columns were taken as
+    metrics: MetricsSummary | None = None  #: Brier, top-k, calibration, confusion
 
     def to_json(self) -> dict[str, object]:
         """The ``xent batch --format json`` object (the documented shape, plus extra keys)."""
+        out = self._to_json()
+        if self.metrics is not None:
+            out.update(self.metrics.to_json())
+            scores = self.metrics.confusion.classes
+            for entry, score in zip(out["per_class"], scores, strict=True):
+                entry.update(
+                    precision=score.precision,
+                    recall=score.recall,
+                    f1=score.f1,
+                    predicted=score.predicted,
+                )
+        return out
+
+    def _to_json(self) -> dict[str, Any]:
         return {
             "files": [
                 {
@@ -637,6 +672,7 @@ class BatchAccumulator:
         self.sketch = QuantileSketch()
         # Soft targets: the exact sums of the rows' H(p) and KL(p || q), in nats.
         self.divergence = DivergenceSums()
+        self.metrics = MetricSet(num_classes, opts.metric_options)
         self.files: list[FileRecord] = []
         self.rows_renormalized = 0
         self.targets_renormalized = 0
@@ -737,10 +773,13 @@ class BatchAccumulator:
             )
         if n == 0:
             return None
-        rows = chunk.prepared
-        if not isinstance(rows, core.RowLosses):
-            rows = self.losses(chunk)
-            assert rows is not None
+        prepared = chunk.prepared
+        if not isinstance(prepared, Prepared):
+            kernel = prepared if isinstance(prepared, core.RowLosses) else self.losses(chunk)
+            assert kernel is not None
+            prepared = Prepared(kernel, self._metric_rows(chunk, kernel))
+        rows, stats = prepared.rows, prepared.metrics
+        self.metrics.update(stats, chunk.path)
         counted = rows.counted
         if soft:
             assert chunk.targets is not None
@@ -924,6 +963,36 @@ class BatchAccumulator:
             return np.take_along_axis(scores, labels[:, None], axis=-1)[:, 0]
         log_q = core.log_of_scores(scores, kind, opts.clip, opts.renormalize)
         return np.exp(np.take_along_axis(log_q, labels[:, None], axis=-1)[:, 0])
+
+    def prepare(self, chunk: Chunk) -> Prepared | None:
+        """The kernel's rows and the metrics' rows for *chunk* (None if it does not fit).
+
+        Like :meth:`losses`, it only reads the options: the reader runs it in its
+        parsing threads (``table.prepare = accumulator.prepare``).
+        """
+        rows = self.losses(chunk)
+        if rows is None:
+            return None
+        return Prepared(rows, self._metric_rows(chunk, rows))
+
+    def _metric_rows(self, chunk: Chunk, rows: core.RowLosses) -> MetricRows:
+        chunk = self.logit_chunk(chunk)  # probabilities and log-probabilities: log q
+        if chunk.targets is not None:
+            labels = np.argmax(chunk.targets, axis=-1).astype(np.int64)
+        else:
+            assert chunk.labels is not None
+            labels = chunk.labels.astype(np.int64, copy=False)
+        return metric_rows(
+            chunk.logits,
+            labels,
+            rows.predicted,
+            chunk.lines,
+            targets=chunk.targets,
+            temperature=self.options.temperature,
+            counted=rows.counted,
+            loss=rows.loss,
+            loss_weight=rows.weight,
+        )
 
     def _add_worst(
         self, chunk: Chunk, rows: core.RowLosses, labels: IntArray, counted: npt.NDArray[np.bool_]
@@ -1175,6 +1244,7 @@ class BatchAccumulator:
             rows_infinite=self.rows_infinite,
             infinite_rows=tuple(self.infinite_rows),
             columns=self.columns,
+            metrics=self.metrics.summary(opts.base, opts.ci),
         )
 
     def _soft_mean(self, total: core.ExactSum, rows: int) -> float | None:
@@ -1186,6 +1256,14 @@ class BatchAccumulator:
         return total.ratio(count, self.options.base)
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """What :meth:`BatchAccumulator.prepare` computes for a chunk ahead of :meth:`add`."""
+
+    rows: core.RowLosses
+    metrics: MetricRows
+
+
 #: The parts of the state that are objects with ``to_state()``, ``from_state(data,
 #: num_classes, where)`` (a classmethod that checks every field) and ``merge(other)``:
 #: state key -> attribute of :class:`BatchAccumulator`. A new statistic joins the saved
@@ -1195,6 +1273,7 @@ STATE_COMPONENTS: dict[str, str] = {
     "class_weights": "class_weights",
     "sketch": "sketch",
     "divergence": "divergence",
+    "metrics": "metrics",
 }
 
 

@@ -16,6 +16,13 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from xentcli.batch._report_metrics import (
+    figure,
+    interval,
+    render_confusion,
+    render_reliability,
+    summary_rows,
+)
 from xentcli.batch.accumulator import ChunkResult, ClassSummary, Summary, WorstRow
 from xentcli.core import KIND_NAMES
 from xentcli.text import dumps, nonfinite_text, plural
@@ -214,21 +221,34 @@ def _render_table(summary: Summary, console: Console, study: str | None = None) 
             "undefined: no row counts (every label is the ignore index, or has weight 0)",
         )
     else:
-        grid.add_row("Mean loss", f"{number(summary.loss_mean)} {units}")
+        ci = summary.metrics.intervals if summary.metrics is not None else None
+        bounds = interval(ci.loss) if ci is not None else ""
+        grid.add_row("Mean loss", f"{number(summary.loss_mean)} {units}{bounds}")
     grid.add_row("Perplexity", number(summary.perplexity))
     if summary.entropy is not None and summary.kl_divergence is not None:
         grid.add_row("Mean entropy of the targets H(p)", f"{number(summary.entropy)} {units}")
         grid.add_row("Mean KL divergence KL(p || q)", f"{number(summary.kl_divergence)} {units}")
     accuracy_name = "Accuracy (argmax of target)" if summary.soft_targets else "Accuracy"
+    ci = summary.metrics.intervals if summary.metrics is not None else None
+    bounds = interval(ci.accuracy, 100, " %") if ci is not None else ""
     grid.add_row(
         accuracy_name,
-        f"{percent(summary.accuracy)} ({summary.correct} of {plural(summary.rows_counted, 'row')})",
+        f"{percent(summary.accuracy)} ({summary.correct} of {plural(summary.rows_counted, 'row')})"
+        + bounds,
     )
+    if summary.metrics is not None and summary.rows_counted:
+        for name, value in summary_rows(summary.metrics):
+            grid.add_row(name, value)
     console.print(grid)
     _render_skipped(summary, console)
     if summary.rows_counted:
         _render_distribution(summary, console)
+        if summary.metrics is not None:
+            render_reliability(summary.metrics, console, _table, _heading)
         _render_classes(summary, console)
+        if summary.metrics is not None:
+            names = [c.name for c in summary.per_class]
+            render_confusion(summary.metrics, names, console, _table, _heading)
         _render_worst(summary, console, study)
 
 
@@ -361,10 +381,16 @@ def _render_classes(summary: Summary, console: Console) -> None:
     table.add_column(f"Mean loss ({summary.units})", justify="right")
     table.add_column("Accuracy", justify="right")
     table.add_column("Share of loss", justify="right")
+    scores = summary.metrics.confusion.classes if summary.metrics is not None else None
+    if scores is not None:
+        for name in ("Precision", "Recall", "F1"):
+            table.add_column(name, justify="right")
     for c in classes:
-        table.add_row(
-            c.name, str(c.rows), number(c.loss, "-"), percent(c.accuracy), percent(c.share)
-        )
+        cells = [c.name, str(c.rows), number(c.loss, "-"), percent(c.accuracy), percent(c.share)]
+        if scores is not None:
+            s = scores[c.index]
+            cells += [figure(s.precision), figure(s.recall), figure(s.f1)]
+        table.add_row(*cells)
     _heading(console, title)
     console.print(table)
 
@@ -432,14 +458,30 @@ CSV_COLUMNS = (
 )
 
 
+def _metric_columns(summary: Summary) -> tuple[list[str], list[str]]:
+    """The evaluation columns of the CSV (names, pooled values): top-k, then the rest."""
+    m = summary.metrics
+    if m is None:
+        return [], []
+    ks = [k for k in m.top_k.hits if k != 1]
+    names = ["brier", "ece", "ece_equal_mass", "mce"] + [f"top_{k}_accuracy" for k in ks]
+    cal = m.calibration
+    values = [m.brier.mean, cal.ece, cal.ece_equal_mass, cal.mce]
+    values += [m.top_k.accuracy(k) for k in ks]
+    return names, [full(v) for v in values]
+
+
 def render_csv(summary: Summary) -> str:
     """One CSV line per file, then a line ``*`` for all files pooled; full precision.
 
     Every line has the loss, perplexity and accuracy of its rows (empty where undefined).
+    The evaluation figures (Brier, ECE, MCE, top-k accuracy for each k above 1) are
+    on the pooled line only; file lines leave them empty.
     """
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
+    names, values = _metric_columns(summary)
+    writer.writerow(CSV_COLUMNS + tuple(names))
     for f in summary.files:
         writer.writerow(
             [
@@ -453,6 +495,7 @@ def render_csv(summary: Summary) -> str:
                 summary.units,
                 full(f.perplexity),
                 full(f.accuracy),
+                *([""] * len(names)),
             ]
         )
     writer.writerow(
@@ -467,6 +510,7 @@ def render_csv(summary: Summary) -> str:
             summary.units,
             full(summary.perplexity),
             full(summary.accuracy),
+            *values,
         ]
     )
     return out.getvalue()

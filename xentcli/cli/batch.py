@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import glob
 import os
+import re
 import shlex
 import sys
 from typing import IO, TYPE_CHECKING, Any
@@ -18,7 +19,7 @@ from typing import IO, TYPE_CHECKING, Any
 import click
 
 from xentcli.cli.columns import column_arguments, column_fields, column_options
-from xentcli.cli.params import CLIP, NAMES, SUM_TOLERANCE, loss_options
+from xentcli.cli.params import CLIP, NAMES, SUM_TOLERANCE, Number, loss_options, split_list
 from xentcli.cli.tools import BadData, BadInvocation
 from xentcli.errors import ColumnError, DataError, XentError
 
@@ -39,6 +40,22 @@ Examples:
   xent batch shard1.csv --save-state shard1.state   (then: xent merge *.state)
   zcat preds.csv.gz | xent batch - --format csv
 """
+
+
+def _top_k(text: str | None) -> tuple[int, ...] | None:
+    """The ``--top-k`` list: whole numbers >= 1 (exit 2 otherwise).
+
+    >>> _top_k("1,5"), _top_k(None)
+    ((1, 5), None)
+    """
+    if text is None:
+        return None
+    values = []
+    for item in split_list(text) or [""]:
+        if not re.fullmatch(r"\d+", item) or int(item) < 1:
+            raise BadInvocation(f"--top-k: {item!r} is not a whole number >= 1")
+        values.append(int(item))
+    return tuple(values)
 
 
 def expand_paths(paths: tuple[str, ...]) -> list[str]:
@@ -342,6 +359,46 @@ def _refuse_overwriting_an_input(per_row: str, paths: list[str], option: str = "
     help="Also report the mean loss each library (PyTorch, Keras, optax, scikit-learn,"
     " SciPy) would return for these rows, with its weighted-mean denominator.",
 )
+@click.option(
+    "--top-k",
+    "top_k",
+    metavar="K1,K2,...",
+    help="Top-k accuracies to report (default: 1, and 5 when there are more than 5 classes).",
+)
+@click.option(
+    "--bins",
+    type=click.IntRange(min=1, max=10_000),
+    default=15,
+    show_default=True,
+    metavar="N",
+    help="Calibration bins (equal-width for ECE and the reliability table; equal-mass too).",
+)
+@click.option(
+    "--ci",
+    "ci",
+    type=Number("a number in [0, 1)", low=0.0, high=1.0, high_open=True, finite=True),
+    default=0.95,
+    show_default=True,
+    metavar="LEVEL",
+    help="Confidence level of the intervals (mean loss, accuracy, Brier); 0 turns them off.",
+)
+@click.option(
+    "--bootstrap",
+    type=click.IntRange(min=0, max=10_000),
+    default=0,
+    show_default=True,
+    metavar="N",
+    help="Also percentile intervals of every figure from N Poisson bootstrap replicates "
+    "(the same bits whatever the chunking; 200 is a good start).",
+)
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0, max=2**64 - 1),
+    default=0,
+    show_default=True,
+    metavar="S",
+    help="Seed of the bootstrap (a row's weights depend only on seed, file name, row).",
+)
 @click.option("--chunk-rows", type=click.IntRange(min=1), default=None, hidden=True)
 def batch(
     files: tuple[str, ...],
@@ -377,6 +434,11 @@ def batch(
     part_bytes: int | None,
     dtype: str | None,
     frameworks: bool,
+    top_k: str | None,
+    bins: int,
+    ci: float,
+    bootstrap: int,
+    seed: int,
     chunk_rows: int | None,
 ) -> None:
     """Score CSV files of model outputs: loss, perplexity, accuracy and the worst rows.
@@ -413,6 +475,9 @@ def batch(
         raise BadInvocation("--clip applies to probabilities: not with --scores logits")
     if files.count("-") > 1:
         raise BadInvocation("standard input ('-') can be read only once")
+    top_k_values = _top_k(top_k)
+    if bootstrap and ci == 0:
+        raise BadInvocation("--bootstrap needs intervals: give --ci a level above 0")
 
     from xentcli.batch.accumulator import BatchOptions
     from xentcli.batch.reader import ReadOptions
@@ -447,6 +512,11 @@ def batch(
         class_names=class_names,
         renormalize=renormalize,
         clip=clip,
+        top_k=top_k_values,
+        bins=bins,
+        ci=ci,
+        bootstrap=bootstrap,
+        seed=seed,
     )
     paths = expand_paths(files)
     if per_row is not None and per_row != "-":
@@ -621,7 +691,7 @@ def _run(
                 current = path
                 # The kernel runs in the reader's parsing threads, beside the parse (from
                 # the first file's header on, which tells the number of classes).
-                prepare = accumulator.losses if accumulator is not None else None
+                prepare = accumulator.prepare if accumulator is not None else None
                 with open_table(path, read_options, prepare) as table:
                     current = table.display_name
                     if accumulator is None:

@@ -1,0 +1,144 @@
+"""The evaluation part of the ``xent batch`` table: Brier, top-k, calibration, confusion.
+
+Tables round for reading (figures to 4 decimals, percentages to 2); the JSON has every
+figure at full precision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from xentcli.batch.metrics import MetricsSummary
+
+#: the confusion matrix is printed up to this many classes (the JSON has it up to 1000)
+MAX_PRINTED_MATRIX = 20
+BAR_WIDTH = 20
+
+
+def figure(value: float | None) -> str:
+    """A metric in [0, 2] for reading: 4 decimals, '-' when undefined.
+
+    >>> figure(0.17583), figure(None)
+    ('0.1758', '-')
+    """
+    return "-" if value is None else f"{value:.4f}"
+
+
+def interval(bounds: tuple[float, float] | None, scale: float = 1.0, unit: str = "") -> str:
+    """An interval for reading, with a leading space: 3 significant digits.
+
+    Percentages (*scale* 100) get one decimal.
+
+    >>> interval((0.15204, 0.19899)), interval((0.99, 0.99959), 100, " %"), interval(None)
+    (' [0.152, 0.199]', ' [99.0 %, 100.0 %]', '')
+    """
+    if bounds is None:
+        return ""
+    low, high = (scale * b for b in bounds)
+    spec = ".1f" if scale == 100 else ".3g"
+    return f" [{low:{spec}}{unit}, {high:{spec}}{unit}]"
+
+
+def summary_rows(metrics: MetricsSummary) -> list[tuple[str, str]]:
+    """(name, value) lines for the summary grid, after the accuracy."""
+    out = []
+    top = metrics.top_k
+    ci = metrics.intervals
+    for k in top.hits:
+        if k != 1:
+            accuracy = top.accuracy(k)
+            shown = "-" if accuracy is None else f"{100 * accuracy:.2f} %"
+            bounds = interval(ci.top_k.get(k), 100, " %") if ci is not None else ""
+            out.append((f"Top-{k} accuracy", f"{shown} ({top.hits[k]} of {top.rows} rows){bounds}"))
+    cal = metrics.calibration
+    brier_ci = interval(ci.brier) if ci is not None else ""
+    out.append(("Brier score", figure(metrics.brier.mean) + brier_ci))
+    out.append((f"ECE ({cal.n_bins} equal-width bins)", figure(cal.ece)))
+    bound = (
+        ""
+        if cal.ece_equal_mass_bound is None
+        else f" (exact within {cal.ece_equal_mass_bound:.2g})"
+    )
+    out.append((f"ECE ({cal.n_bins} equal-mass bins)", figure(cal.ece_equal_mass) + bound))
+    out.append(("MCE", figure(cal.mce)))
+    scores = metrics.confusion
+    for name, avg in (("Macro", scores.macro), ("Weighted", scores.weighted)):
+        out.append(
+            (
+                f"{name} precision / recall / F1",
+                f"{figure(avg.precision)} / {figure(avg.recall)} / {figure(avg.f1)}",
+            )
+        )
+    if ci is not None:
+        out.append(
+            (
+                "Intervals",
+                f"{100 * ci.level:g} % (normal approximation; Wilson for accuracies)",
+            )
+        )
+    return out
+
+
+def render_reliability(
+    metrics: MetricsSummary,
+    console: Console,
+    table: Callable[[Console], Table],
+    heading: Callable[[Console, str], None],
+) -> None:
+    """The reliability table: one line per non-empty equal-width bin, with a bar."""
+    cal = metrics.calibration
+    bins = [b for b in cal.bins if b.rows]
+    if not bins:
+        return
+    heading(
+        console,
+        f"Reliability (top-label confidence, {cal.n_bins} equal-width bins; "
+        f"{cal.n_bins - len(bins)} empty not shown)",
+    )
+    out = table(console)
+    out.add_column("Confidence")
+    for name in ("Rows", "Mean conf.", "Accuracy", "Gap"):
+        out.add_column(name, justify="right")
+    out.add_column("", no_wrap=True)
+    full, empty = ("█", "·") if console.is_terminal else ("#", ".")
+    for b in bins:
+        length = 0 if b.accuracy is None else round(BAR_WIDTH * b.accuracy)
+        gap = b.gap
+        out.add_row(
+            f"{b.low:.3f} - {b.high:.3f}",
+            str(b.rows),
+            figure(b.confidence),
+            figure(b.accuracy),
+            "-" if gap is None else f"{gap:+.4f}",
+            full * length + empty * (BAR_WIDTH - length),
+        )
+    console.print(out)
+
+
+def render_confusion(
+    metrics: MetricsSummary,
+    names: Sequence[str],
+    console: Console,
+    table: Callable[[Console], Table],
+    heading: Callable[[Console, str], None],
+) -> None:
+    """The confusion matrix (rows: true class) for up to 20 classes, else a note."""
+    matrix = metrics.confusion.matrix
+    k = len(names)
+    if matrix is None or k > MAX_PRINTED_MATRIX:
+        where = "in --format json" if matrix is not None else "not kept past 1000 classes"
+        console.print()
+        console.print(Text(f"Confusion matrix: {k} classes, {where}."))
+        return
+    heading(console, "Confusion matrix (rows: true class, columns: predicted)")
+    out = table(console)
+    out.add_column("True")
+    for name in names:
+        out.add_column(name, justify="right")
+    for name, row in zip(names, matrix.tolist(), strict=True):
+        out.add_row(name, *(str(v) if v else "." for v in row))
+    console.print(out)

@@ -1,0 +1,251 @@
+"""The streaming Poisson bootstrap: percentile intervals for every figure, ECE included.
+
+Each row gets, for each of ``B`` replicates, a Poisson(1) weight that depends only on
+``(seed, file, row number)``: the counter-based generator Philox is keyed by the seed and
+a hash of the file's name (BLAKE2b, 64 bits), and row ``r`` reads its weights from the
+counter block ``r * ceil(B / 16)`` on (16 weights per block, each from 16 random bits
+through a table of the Poisson(1) quantiles at ``(u + 1/2) / 2**16``: probabilities
+quantized to 2**-16). So the replicates are the same whatever the chunking, the threads
+or the order of the files.
+
+Per replicate the state keeps ``sum_rows weight * value`` for the row count, the loss and
+its weight, the Brier term, the hits, and per equal-width calibration bin the rows, the
+right rows and the confidences. Values are first rounded to a multiple of 2**-40 (an
+error below 2**-41 per row, far below any interval's printed digits) and cut into three
+20-bit integer pieces, so each chunk's weighted sums are exact float64 matrix products
+(every partial sum stays below 2**53) added into int64 totals: the same bits whatever
+the order. Losses (or class weights) of 2**20 or more, and infinite losses, make a replicate that
+draws them infinite.
+
+Each figure's interval is the percentiles ``(1 - level) / 2`` and ``(1 + level) / 2`` of
+its ``B`` replicate values (numpy's default linear interpolation).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from xentcli import core
+from xentcli.batch.metrics._rows import MetricRows
+from xentcli.batch.metrics._state import counts_from_state, counts_to_state
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+MAX_REPLICATES = 10_000
+_SCALE = 40  # values are rounded to multiples of 2**-40
+_PIECE = 20  # bits per integer piece
+_BIG = float(2**20)  # losses at or above this make the replicate infinite
+_SUB_ROWS = 2048  # rows per matrix product (bounds the weights' memory)
+
+
+def _poisson_table() -> npt.NDArray[np.uint8]:
+    """Poisson(1) quantiles at ``(u + 1/2) / 2**16`` for every 16-bit ``u``."""
+    cdf = np.cumsum([math.exp(-1.0) / math.factorial(j) for j in range(20)])
+    u = (np.arange(1 << 16) + 0.5) / (1 << 16)
+    return np.searchsorted(cdf, u, side="right").astype(np.uint8)
+
+
+_TABLE = _poisson_table()
+
+
+def file_key(path: str) -> int:
+    """64 bits of BLAKE2b of the file's name: the file's part of the generator key."""
+    return int.from_bytes(hashlib.blake2b(path.encode(), digest_size=8).digest(), "little")
+
+
+def poisson_weights(seed: int, path: str, lines: IntArray, replicates: int) -> FloatArray:
+    """The (n, B) bootstrap weights of the rows numbered *lines* of file *path*."""
+    blocks = -(-replicates // 16)
+    words = 4 * blocks
+    if lines.size == 0:
+        return np.zeros((0, replicates))
+    low, high = int(lines.min()), int(lines.max())
+    generator = np.random.Philox(
+        key=(file_key(path) << 64) | (seed & ((1 << 64) - 1)),
+        counter=[low * blocks, 0, 0, 0],
+    )
+    raw = generator.random_raw((high - low + 1) * words).reshape(-1, words)
+    raw = raw[lines - low].astype("<u8")
+    draws = raw.view("<u2")[:, :replicates]
+    return _TABLE[draws].astype(np.float64)
+
+
+def _pieces(values: FloatArray) -> FloatArray:
+    """(n, 3) integer pieces (as floats) of each value rounded to a multiple of 2**-40."""
+    fixed = np.rint(np.ldexp(values, _SCALE)).astype(np.int64)
+    mask = (1 << _PIECE) - 1
+    return np.stack([fixed & mask, (fixed >> _PIECE) & mask, fixed >> (2 * _PIECE)], axis=1).astype(
+        np.float64
+    )
+
+
+@dataclass(frozen=True)
+class BootstrapSummary:
+    """Percentile intervals of every figure (None: undefined)."""
+
+    replicates: int
+    seed: int
+    level: float
+    intervals: dict[str, tuple[float, float] | None]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "replicates": self.replicates,
+            "seed": self.seed,
+            "level": self.level,
+            "method": "Poisson bootstrap, percentile",
+            **{name: None if v is None else [v[0], v[1]] for name, v in self.intervals.items()},
+        }
+
+
+class BootstrapState:
+    """Per-replicate exact weighted sums (see the module docstring)."""
+
+    #: global columns: each a value per row; the loss, its weight and the Brier term in
+    #: 3 pieces, the others 0/1 integers
+    def __init__(self, replicates: int, seed: int, ks: tuple[int, ...], bins: int) -> None:
+        if not 1 <= replicates <= MAX_REPLICATES:
+            raise ValueError(f"bootstrap replicates must be in [1, {MAX_REPLICATES}]")
+        self.replicates = replicates
+        self.seed = seed
+        self.ks = tuple(k for k in ks if k != 1)
+        self.bins = bins
+        # columns: rows, correct, big, loss(3), weight(3), brier(3), hits per k
+        self.columns = 3 + 9 + len(self.ks)
+        self.totals = np.zeros((replicates, self.columns), dtype=np.int64)
+        # per bin: rows, correct, confidence(3)
+        self.binned = np.zeros((bins, replicates, 5), dtype=np.int64)
+
+    def update(self, rows: MetricRows, source: str) -> None:
+        """Fold one chunk's rows of file *source* in."""
+        n = len(rows)
+        if n == 0:
+            return
+        loss = rows.loss if rows.loss is not None else np.zeros(n)
+        weight = rows.loss_weight if rows.loss_weight is not None else np.ones(n)
+        big = ~(loss < _BIG) | ~(weight < _BIG)
+        correct = rows.correct.astype(np.float64)
+        columns = [
+            np.ones(n),
+            correct,
+            big.astype(np.float64),
+            *_pieces(np.where(big, 0.0, loss)).T,
+            *_pieces(np.where(big, 0.0, weight)).T,
+            *_pieces(rows.brier).T,
+            *((rows.rank < k).astype(np.float64) for k in self.ks),
+        ]
+        values = np.stack(columns, axis=1)
+        bin_index = np.minimum((rows.confidence * self.bins).astype(np.int64), self.bins - 1)
+        binned = np.concatenate(
+            [np.ones((n, 1)), correct[:, None], _pieces(rows.confidence)], axis=1
+        )
+        for start in range(0, n, _SUB_ROWS):
+            part = slice(start, start + _SUB_ROWS)
+            w = poisson_weights(self.seed, source, rows.lines[part], self.replicates)
+            self.totals += (w.T @ values[part]).astype(np.int64)
+            index = bin_index[part]
+            order = np.argsort(index, kind="stable")
+            ends = np.cumsum(np.bincount(index, minlength=self.bins))
+            w_sorted, b_sorted = w[order], binned[part][order]
+            begin = 0
+            for b, end in enumerate(ends.tolist()):
+                if end > begin:
+                    self.binned[b] += (w_sorted[begin:end].T @ b_sorted[begin:end]).astype(np.int64)
+                begin = end
+
+    def merge(self, other: BootstrapState) -> None:
+        """Add everything *other* (same replicates, seed, k and bins) holds."""
+        same = (self.replicates, self.seed, self.ks, self.bins)
+        if (other.replicates, other.seed, other.ks, other.bins) != same:
+            raise ValueError("cannot merge bootstrap states made with other options")
+        self.totals += other.totals
+        self.binned += other.binned
+
+    def to_state(self) -> dict[str, Any]:
+        """The state as JSON-able data."""
+        return {
+            "replicates": self.replicates,
+            "seed": self.seed,
+            "k": list(self.ks),
+            "bins": self.bins,
+            "totals": counts_to_state(self.totals),
+            "binned": counts_to_state(self.binned),
+        }
+
+    @classmethod
+    def from_state(cls, data: Any, where: str = "bootstrap") -> BootstrapState:
+        """A state from :meth:`to_state`'s data, every field checked."""
+        keys = ("replicates", "seed", "k", "bins", "totals", "binned")
+        fields = core.need_dict(data, where, keys)
+        replicates = core.need_int(fields["replicates"], f"{where}.replicates", 1, MAX_REPLICATES)
+        seed = core.need_int(fields["seed"], f"{where}.seed", 0, (1 << 64) - 1)
+        items = core.need_list(fields["k"], f"{where}.k", max_size=1 << 20)
+        ks = tuple(core.need_int(k, f"{where}.k[{i}]", 2) for i, k in enumerate(items))
+        bins = core.need_int(fields["bins"], f"{where}.bins", 1, 10_000)
+        state = cls(replicates, seed, ks, bins)
+        totals = counts_from_state(fields["totals"], f"{where}.totals", state.totals.size)
+        binned = counts_from_state(fields["binned"], f"{where}.binned", state.binned.size)
+        state.totals[...] = totals.reshape(state.totals.shape)
+        state.binned[...] = binned.reshape(state.binned.shape)
+        return state
+
+    def summary(self, level: float, base: str = "e") -> BootstrapSummary:
+        """Percentile intervals at *level* of every figure's replicates.
+
+        Each replicate's figure is a ratio of exact integer sums, rounded once (Python's
+        integer division is correctly rounded): the same bits on every machine.
+        """
+        names = ["loss", "accuracy", "brier", "ece", "mce"] + [f"top_{k}_accuracy" for k in self.ks]
+        values: dict[str, list[float]] = {name: [] for name in names}
+        totals = self.totals.tolist()
+        binned = self.binned.transpose(1, 0, 2).tolist()  # (replicate, bin, column)
+        one = 1 << _SCALE
+        for t, cells in zip(totals, binned, strict=True):
+            rows, correct, big = t[0], t[1], t[2]
+            if rows == 0:
+                for name in names:
+                    values[name].append(math.nan)
+                continue
+            weight = _joined(t[6:9])
+            if big:
+                loss = math.inf
+            elif weight == 0:
+                loss = math.nan
+            else:
+                loss = float(core.to_base(_joined(t[3:6]) / weight, base))
+            values["loss"].append(loss)
+            values["accuracy"].append(correct / rows)
+            values["brier"].append(_joined(t[9:12]) / (rows * one))
+            for i, k in enumerate(self.ks):
+                values[f"top_{k}_accuracy"].append(t[12 + i] / rows)
+            gap_sum, worst = 0, 0.0
+            for n, right, *confidence in cells:
+                if n:
+                    gap = abs(_joined(confidence) - right * one)
+                    gap_sum += gap
+                    worst = max(worst, gap / (n * one))
+            values["ece"].append(gap_sum / (rows * one))
+            values["mce"].append(worst)
+        low, high = (1 - level) / 2, (1 + level) / 2
+        intervals: dict[str, tuple[float, float] | None] = {}
+        for name, replicate_values in values.items():
+            array = np.asarray(replicate_values)
+            if np.isnan(array).any():
+                intervals[name] = None
+                continue
+            with np.errstate(invalid="ignore"):  # inf - inf between infinite replicates
+                lo, hi = np.quantile(array, [low, high])
+            intervals[name] = (float(lo), float(hi))
+        return BootstrapSummary(self.replicates, self.seed, level, intervals)
+
+
+def _joined(pieces: list[int]) -> int:
+    """The integer ``s0 + s1 2**20 + s2 2**40`` of three pieces' sums (times 2**-40)."""
+    return pieces[0] + (pieces[1] << _PIECE) + (pieces[2] << (2 * _PIECE))

@@ -1,0 +1,122 @@
+"""Per-row inputs of the evaluation metrics, computed from one chunk's arrays.
+
+:func:`metric_rows` turns a chunk's logits and labels into the few per-row numbers every
+metric state needs (the top-label confidence, the Brier term, the rank of the true class,
+whether the prediction is right). It reads only arrays and options, so the reader can run
+it in its parsing threads beside the kernel; the states then fold these rows in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+
+@dataclass(frozen=True)
+class MetricRows:
+    """The counted rows of one chunk, as the metric states read them (shape (n,) each).
+
+    Only counted rows are here (rows whose label is the ignore index are left out).
+    """
+
+    label: IntArray  #: the true class (argmax of the target for soft targets)
+    predicted: IntArray  #: argmax of the logits, first index on ties
+    confidence: FloatArray  #: top-label confidence max_k q_k (= 1 / sum_k exp(y_k - m))
+    brier: FloatArray  #: sum_k (q_k - p_k)**2, p the one-hot label or the soft target
+    rank: IntArray  #: classes ranked above the true class (ties: lower index first)
+    lines: IntArray  #: the rows' line numbers in their file
+    weight: FloatArray | None = None  #: sample weights (None: every row weighs 1)
+    loss: FloatArray | None = None  #: the kernel's row loss (nats), for its interval
+    loss_weight: FloatArray | None = None  #: the row's share of the mean loss's denominator
+
+    @property
+    def correct(self) -> BoolArray:
+        """Whether the top-1 prediction is the true class (``rank == 0``)."""
+        return self.rank == 0
+
+    def __len__(self) -> int:
+        return int(self.label.shape[0])
+
+
+def metric_rows(
+    logits: FloatArray,
+    labels: IntArray,
+    predicted: IntArray,
+    lines: IntArray,
+    *,
+    targets: FloatArray | None = None,
+    temperature: float = 1.0,
+    counted: BoolArray | None = None,
+    weight: FloatArray | None = None,
+    loss: FloatArray | None = None,
+    loss_weight: FloatArray | None = None,
+) -> MetricRows:
+    """The per-row metric inputs of a chunk (see :class:`MetricRows`).
+
+    The rank of the true class ``i`` is ``#{k : y_k > y_i} + #{k < i : y_k == y_i}``,
+    counted on the logits: a row is a top-``k`` hit when its rank is below ``k``. Ties go to
+    the lower class index, as the argmax does, so top-1 accuracy is the accuracy.
+
+    >>> r = metric_rows(np.array([[1.0, 3.0, 3.0]]), np.array([2]), np.array([1]),
+    ...                 np.array([2]))
+    >>> int(r.rank[0]), bool(r.correct[0]), round(float(r.confidence[0]), 6)
+    (1, False, 0.468311)
+    """
+    if counted is not None and not counted.all():
+        logits, labels, predicted, lines = (
+            logits[counted],
+            labels[counted],
+            predicted[counted],
+            lines[counted],
+        )
+        if targets is not None:
+            targets = targets[counted]
+        if weight is not None:
+            weight = weight[counted]
+        if loss is not None and loss_weight is not None:
+            loss, loss_weight = loss[counted], loss_weight[counted]
+    y = np.asarray(logits, dtype=np.float64)
+    n, k = y.shape
+    labels = np.asarray(labels, dtype=np.int64)
+    rows = np.arange(n)
+    label_logit = y[rows, labels][:, None]
+    above = np.count_nonzero(y > label_logit, axis=1)
+    tied = np.count_nonzero(y == label_logit, axis=1) > 1
+    if tied.any():  # a tie with the true class: the classes before it rank above it
+        before = np.arange(k)[None, :] < labels[tied][:, None]
+        above[tied] += np.count_nonzero((y[tied] == label_logit[tied]) & before, axis=1)
+    # y - m <= 0; past the float range (or with a tiny temperature) it is -inf: q = 0,
+    # which is q to the last bit (the true value is below the smallest float).
+    with np.errstate(over="ignore"):
+        shifted = y - y.max(axis=1, keepdims=True)
+        if temperature != 1.0:
+            shifted /= temperature
+    np.exp(shifted, out=shifted)  # exp((y - m) / T): the max class gives exactly 1
+    s = shifted.sum(axis=1)
+    confidence = 1.0 / s
+    if targets is None:
+        q_label = shifted[rows, labels] / s
+        squares = np.einsum("ij,ij->i", shifted, shifted) / (s * s)
+        # sum_k q_k^2 - q_i^2 + (1 - q_i)^2: the true class's term without cancellation
+        brier = squares - q_label * q_label + (1.0 - q_label) ** 2
+    else:
+        shifted /= s[:, None]
+        shifted -= targets
+        brier = np.einsum("ij,ij->i", shifted, shifted)
+    return MetricRows(
+        label=labels,
+        predicted=np.asarray(predicted, dtype=np.int64),
+        confidence=confidence,
+        brier=np.maximum(brier, 0.0),
+        rank=above.astype(np.int64),
+        lines=np.asarray(lines, dtype=np.int64),
+        weight=weight,
+        loss=loss,
+        loss_weight=loss_weight,
+    )
