@@ -701,7 +701,7 @@ def _run(
                             batch_options = dataclasses.replace(batch_options, class_names=named)
                             names = named
                         accumulator = _accumulator(table, batch_options)
-                        table.prepare = accumulator.losses
+                        table.prepare = accumulator.prepare
                         first = table.display_name
                     else:
                         _same_scores(accumulator, table, first)
