@@ -79,10 +79,14 @@ def row_losses(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
 def test_each_side_is_xent_batch_on_that_file(two_models) -> None:
     a, b, *_ = two_models
     got = compare(str(a), str(b))
+    alone = {}
     for side, path in (("a", a), ("b", b)):
-        alone = batch(str(path))
-        for key in ("rows", "loss", "loss_sum", "perplexity", "accuracy", "per_class"):
-            assert got[side][key] == alone[key], (side, key)
+        alone[side] = batch(str(path))
+        for key in ("rows", "loss", "loss_sum", "perplexity", "accuracy", "per_class", "brier"):
+            assert got[side][key] == alone[side][key], (side, key)
+    assert got["difference"]["brier"] == alone["b"]["brier"] - alone["a"]["brier"]
+    ece = [alone[s]["calibration"]["ece"] for s in ("a", "b")]
+    assert got["difference"]["ece"] == ece[1] - ece[0]
 
 
 def test_difference_interval_and_mcnemar_against_independent_computations(two_models) -> None:

@@ -158,6 +158,8 @@ class CompareSummary:
             "perplexity_ratio": _ratio(self.b.perplexity, self.a.perplexity),
             "ci_level": self.ci_level,
         }
+        for name, value_a, value_b in _side_metrics(self.a, self.b):
+            difference[name] = None if value_a is None or value_b is None else value_b - value_a
         difference.update(self.extra)
         return {
             "a": self.a.to_json(),
@@ -172,6 +174,16 @@ class CompareSummary:
             "per_class": [c.to_json() for c in self.per_class],
             "gate": {"margin": self.margin, "worse": self.worse},
         }
+
+
+def _side_metrics(a: Summary, b: Summary) -> list[tuple[str, float | None, float | None]]:
+    """Brier score and ECE of both sides (the report issue's definitions), when computed."""
+    if a.metrics is None or b.metrics is None:
+        return []
+    return [
+        ("brier", a.metrics.brier.mean, b.metrics.brier.mean),
+        ("ece", a.metrics.calibration.ece, b.metrics.calibration.ece),
+    ]
 
 
 def _ratio(b: float | None, a: float | None) -> float | None:

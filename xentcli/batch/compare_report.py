@@ -32,10 +32,9 @@ def _metrics(summary: CompareSummary) -> list[tuple[str, float | None, float | N
         ("perplexity", a.perplexity, b.perplexity),
         ("accuracy", a.accuracy, b.accuracy),
     ]
-    for name in ("brier", "ece"):
-        value_a, value_b = getattr(a, name, None), getattr(b, name, None)
-        if value_a is not None or value_b is not None:
-            rows.append((name, value_a, value_b))
+    from xentcli.batch.compare import _side_metrics
+
+    rows.extend(_side_metrics(a, b))
     return rows
 
 
