@@ -325,6 +325,9 @@ def test_usage_errors(shards):
     out = run(["batch", "a.csv", "--engine", "dask", "--per-row", "rows.csv"])
     assert out.code == 2
     assert "--per-row is not available with --engine dask" in out.stderr
+    out = run(["batch", shards[0], "--engine", "dask", "--bootstrap", "10", "--seed", "1"])
+    assert out.code == 2
+    assert "--bootstrap is not available with --engine dask" in out.stderr
 
 
 def test_missing_extra_names_it(monkeypatch, shards):

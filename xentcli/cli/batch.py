@@ -534,6 +534,10 @@ def batch(
             raise BadInvocation("--frameworks and --dtype are not available with --engine dask")
         if per_row is not None:
             raise BadInvocation("--per-row is not available with --engine dask")
+        if bootstrap:
+            # A part of a CSV file numbers its rows from its own start, so the replicates'
+            # weights would differ from one process's: refused rather than other bits.
+            raise BadInvocation("--bootstrap is not available with --engine dask")
         if "-" in paths:
             raise BadInvocation("--engine dask reads files, not standard input ('-')")
         accumulator = _run_dask(paths, read_options, batch_options, scheduler, workers, part_bytes)
