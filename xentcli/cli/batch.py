@@ -19,7 +19,15 @@ from typing import IO, TYPE_CHECKING, Any
 import click
 
 from xentcli.cli.columns import column_arguments, column_fields, column_options
-from xentcli.cli.params import CLIP, NAMES, SUM_TOLERANCE, Number, loss_options, split_list
+from xentcli.cli.params import (
+    CLIP,
+    NAMES,
+    REPORT_FORMAT,
+    SUM_TOLERANCE,
+    Number,
+    loss_options,
+    split_list,
+)
 from xentcli.cli.tools import BadData, BadInvocation
 from xentcli.errors import ColumnError, DataError, XentError
 
@@ -257,14 +265,7 @@ def _refuse_overwriting_an_input(per_row: str, paths: list[str], option: str = "
     metavar="N",
     help="How many highest-loss rows to show.",
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json", "csv"]),
-    default="table",
-    show_default=True,
-    help="Output format.",
-)
+@REPORT_FORMAT
 @click.option(
     "--per-row",
     metavar="PATH|-",

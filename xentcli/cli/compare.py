@@ -19,7 +19,7 @@ import click
 
 from xentcli.cli.batch import batch as _batch
 from xentcli.cli.exitcodes import ExitCode
-from xentcli.cli.params import Number, loss_options
+from xentcli.cli.params import REPORT_FORMAT, Number, loss_options
 from xentcli.cli.tools import BadData, BadInvocation
 from xentcli.errors import DataError, XentError
 
@@ -109,14 +109,7 @@ def _shared(command: Any) -> Any:
     metavar="M",
     help="With --fail-if-worse: how much worse B may be (in the loss's units).",
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json", "csv"]),
-    default="table",
-    show_default=True,
-    help="Output format.",
-)
+@REPORT_FORMAT
 def compare(
     file_a: str,
     file_b: str,

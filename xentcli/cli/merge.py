@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import click
 
+from xentcli.cli.params import REPORT_FORMAT
 from xentcli.cli.tools import BadData
 from xentcli.errors import DataError, StateError
 
@@ -23,14 +24,7 @@ Examples:
 
 @click.command(epilog=EPILOG, context_settings={"max_content_width": 100})
 @click.argument("states", nargs=-1, required=True, metavar="STATE...")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json", "csv"]),
-    default="table",
-    show_default=True,
-    help="Output format.",
-)
+@REPORT_FORMAT
 @click.option(
     "--save-state",
     metavar="PATH",

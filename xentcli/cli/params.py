@@ -278,3 +278,14 @@ def loss_options(*, ignore_index: bool) -> Callable[[F], F]:
         return cast(F, wrapped)
 
     return decorate
+
+
+#: ``--format`` of the commands that print a report (batch, compare, merge)
+REPORT_FORMAT = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
+    help="Output format.",
+)
