@@ -79,8 +79,47 @@ def test_compute_table_imports_only_what_the_table_needs(tmp_path):
         "xentcli.compute.typeset",
         "json",  # xentcli.text (the table's number formats) imports json only to write JSON
         "csv",
+        # core's modules that the table does not need: xentcli.core loads their names on
+        # first use (H(p) and KL are computed only when read; the table shows them for
+        # soft targets)
+        "xentcli.core._divergence",
+        "xentcli.core._doubledouble",
+        "xentcli.core._frameworks",
+        "xentcli.core._lowprecision",
+        "xentcli.core._sigmoid",
+        "xentcli.core._exact_kernel",
+        "xentcli.core._exact_block",
+        "xentcli.core._ddmath",
+        "xentcli.core._ziv",
+        "xentcli.compute.frameworks",
+        "xentcli.compute.lowprecision",
+        "xentcli.compute.sigmoid",
     ):
         assert not imported(modules, name), name
+
+
+def test_core_names_loaded_on_first_use_are_the_private_modules_own():
+    """Every public name of xentcli.core resolves, lazily loaded or not, to its module's object."""
+    code = (
+        "import sys, xentcli.core as core\n"
+        "lazy = {name: module for name, (module, _) in core._LAZY.items()}\n"
+        "assert set(lazy) <= set(core.__all__) <= set(dir(core)), 'a name is missing'\n"
+        "assert not any('xentcli.core.' + m in sys.modules for m in lazy.values())\n"
+        "from xentcli.core import entropy, LowPrecisionStep\n"
+        "from xentcli.core._divergence import entropy as own\n"
+        "from xentcli.core._lowprecision import Step\n"
+        "assert entropy is own and LowPrecisionStep is Step\n"
+        "assert all(getattr(core, name) is not None for name in core.__all__)\n"
+        "try:\n"
+        "    core.no_such_name\n"
+        "except AttributeError as error:\n"
+        "    print(error)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "module 'xentcli.core' has no attribute 'no_such_name'\n"
 
 
 def test_compute_json_needs_no_derivation_unless_asked(tmp_path):

@@ -32,6 +32,7 @@ bans everything is divided by ``ln 2`` or ``ln 10``.
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 from collections.abc import Sequence
@@ -44,8 +45,6 @@ from xentcli.core import (
     UNITS,
     check_base,
     cross_entropy,
-    entropy,
-    kl_divergence,
     row_losses,
     softmax_steps,
     to_base,
@@ -131,9 +130,26 @@ class Trace:
     loss_nats: float  #: the row loss L, in nats
     perplexity: float  #: e^(L in nats), which is also b^L for L in units of base b
     one_minus_q: float | None  #: 1 - q_i for the true class, to full precision
-    entropy: float  #: H(p) = -sum p_k log p_k of the target used, in units
-    kl_divergence: float  #: KL(p || q) = sum p_k log(p_k / q_k), in units
     naive: NaiveTrace
+
+    # H(p) and KL(p || q) are computed when first read (the table shows them for soft
+    # targets only): their double-double arithmetic was 10-30 ms of a ~200 ms start-up.
+    @functools.cached_property
+    def entropy(self) -> float:
+        """``H(p) = -sum p_k log p_k`` of the target used, in :attr:`units`."""
+        from xentcli.core import entropy
+
+        return float(to_base(float(entropy(np.asarray(self.targets))), self.base))
+
+    @functools.cached_property
+    def kl_divergence(self) -> float:
+        """``KL(p || q) = sum p_k log(p_k / q_k)``, in :attr:`units`."""
+        from xentcli.core import kl_divergence
+
+        divergence = kl_divergence(
+            np.asarray(self.logits), np.asarray(self.targets), temperature=self.temperature
+        )
+        return float(to_base(float(divergence), self.base))
 
     @property
     def soft(self) -> bool:
@@ -392,7 +408,5 @@ def build_trace(
         loss_nats=loss_nats,
         perplexity=perplexity,
         one_minus_q=-math.expm1(log_q[label]) if label is not None else None,
-        entropy=float(to_base(float(entropy(p)), base)),
-        kl_divergence=float(to_base(float(kl_divergence(y, p, temperature=temperature)), base)),
         naive=_naive(z, a, log_base, has_target),
     )

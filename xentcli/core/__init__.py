@@ -1,19 +1,26 @@
 """The numerics of xent on numpy arrays: the only door into ``xentcli.core``.
 
 The modules behind it are private (``_kernel``, ``_softmax_block``, ``_loss_block``,
-``_compensated``, ``_doubledouble``, ``_divergence``, ``_frameworks``, ``_lowprecision``, ``_sigmoid``, ``_exactsum``,
-``_blocks``, ``_units``, ``_validation``, ``_state``, ``_options``); everything the other
-layers and users need is re-exported here. Nothing here does I/O or prints.
+``_compensated``, ``_doubledouble``, ``_divergence``, ``_frameworks``, ``_lowprecision``,
+``_sigmoid``, ``_exactsum``, ``_blocks``, ``_units``, ``_validation``, ``_state``,
+``_options``); everything the other layers and users need is re-exported here. Nothing here
+does I/O or prints.
+
+The names of the modules that ``xent compute``'s table does not need (divergences,
+framework emulation, low precision, the sigmoid loss) are loaded on first use (PEP 562
+``__getattr__``): ``from xentcli.core import entropy`` works as before, and start-up
+does not pay for them (benchmarks/RESULTS.md, start-up A/B).
 
 >>> from xentcli.core import cross_entropy
 >>> float(cross_entropy([[0.0, -40.0]], [0]))
 4.248354255291589e-18
 """
 
+from importlib import import_module
+from typing import TYPE_CHECKING
+
 from xentcli.core._blocks import THREADS
-from xentcli.core._divergence import entropy, kl_divergence
 from xentcli.core._exactsum import ExactSum, GroupedExactSum, fraction_to_base
-from xentcli.core._frameworks import FrameworkRows, framework_rows
 from xentcli.core._kernel import (
     RowLosses,
     SoftmaxSteps,
@@ -24,16 +31,6 @@ from xentcli.core._kernel import (
     softmax,
     softmax_steps,
 )
-from xentcli.core._lowprecision import (
-    FORMATS,
-    LowPrecision,
-    LowPrecisionRows,
-    low_precision_loss,
-    low_precision_rows,
-    round_to,
-    spacing,
-)
-from xentcli.core._lowprecision import Step as LowPrecisionStep
 from xentcli.core._options import LossOptions
 from xentcli.core._scores import (
     KIND_NAMES,
@@ -46,7 +43,6 @@ from xentcli.core._scores import (
     detect_kind,
     log_of_scores,
 )
-from xentcli.core._sigmoid import SigmoidLosses, bce_with_logits
 from xentcli.core._softmax_block import ROW_ARGMAX_CLASSES
 from xentcli.core._state import (
     hex_float,
@@ -60,6 +56,55 @@ from xentcli.core._state import (
 )
 from xentcli.core._units import LN_BASE, UNITS, Base, check_base, to_base
 from xentcli.core._validation import TARGET_SUM_TOLERANCE
+
+if TYPE_CHECKING:  # loaded on first use by __getattr__ below; imported here for mypy
+    from xentcli.core._divergence import entropy, kl_divergence
+    from xentcli.core._frameworks import FrameworkRows, framework_rows
+    from xentcli.core._lowprecision import (
+        FORMATS,
+        LowPrecision,
+        LowPrecisionRows,
+        low_precision_loss,
+        low_precision_rows,
+        round_to,
+        spacing,
+    )
+    from xentcli.core._lowprecision import Step as LowPrecisionStep
+    from xentcli.core._sigmoid import SigmoidLosses, bce_with_logits
+
+#: public name -> (private module, its name there), for the names loaded on first use
+_LAZY: dict[str, tuple[str, str]] = {
+    "entropy": ("_divergence", "entropy"),
+    "kl_divergence": ("_divergence", "kl_divergence"),
+    "FrameworkRows": ("_frameworks", "FrameworkRows"),
+    "framework_rows": ("_frameworks", "framework_rows"),
+    "FORMATS": ("_lowprecision", "FORMATS"),
+    "LowPrecision": ("_lowprecision", "LowPrecision"),
+    "LowPrecisionRows": ("_lowprecision", "LowPrecisionRows"),
+    "LowPrecisionStep": ("_lowprecision", "Step"),
+    "low_precision_loss": ("_lowprecision", "low_precision_loss"),
+    "low_precision_rows": ("_lowprecision", "low_precision_rows"),
+    "round_to": ("_lowprecision", "round_to"),
+    "spacing": ("_lowprecision", "spacing"),
+    "SigmoidLosses": ("_sigmoid", "SigmoidLosses"),
+    "bce_with_logits": ("_sigmoid", "bce_with_logits"),
+}
+
+
+def __getattr__(name: str) -> object:
+    """Load a name of :data:`_LAZY` from its module on first use (then it is a global)."""
+    try:
+        module, attribute = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    value = getattr(import_module(f"{__name__}.{module}"), attribute)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = [
     "FORMATS",
