@@ -132,6 +132,7 @@ class ArrayTable:
             num_targets=0 if roles.target_names is None else len(roles.target_names),
             sum_tolerance=options.sum_tolerance,
             renormalize=options.renormalize,
+            multilabel=options.multilabel,
         )
         self.scores: str = "logits"
         self.scores_detected = False
@@ -314,6 +315,11 @@ class ArrayTable:
             for row, col in zip(rows.tolist(), cols.tolist(), strict=True):
                 value = "nan" if np.isnan(scores[row, col]) else "inf"
                 found.add(row, names[col], f"logit is {'NaN' if value == 'nan' else '+inf'}", value)
+            if self._rules.multilabel:
+                rows, cols = np.nonzero(scores == -np.inf)
+                for row, col in zip(rows.tolist(), cols.tolist(), strict=True):
+                    reason = "logit is -inf (the sigmoid loss needs finite logits)"
+                    found.add(row, names[col], reason, "-inf")
             for row in np.nonzero(scores.max(axis=1) == -np.inf)[0].tolist():
                 found.add(row, None, "every logit is -inf (no class has a probability)")
 
@@ -383,6 +389,9 @@ class ArrayTable:
         from xentcli.batch._rows import row_sums
 
         names = self.target_names or []
+        if self._rules.multilabel:
+            self._check_sigmoid_targets(targets, names, found)
+            return
         with np.errstate(invalid="ignore"):
             cells_ok = np.isfinite(targets) & (targets >= 0)
             sums = row_sums(targets)
@@ -405,6 +414,19 @@ class ArrayTable:
                 None,
                 f"targets sum to {float(sums[row])!r}, not 1 (tolerance {tolerance:g}; "
                 "--sum-tolerance sets it, --renormalize divides by the sum)",
+            )
+
+    @staticmethod
+    def _check_sigmoid_targets(targets: FloatArray, names: list[str], found: _Found) -> None:
+        """``multilabel``: each target in [0, 1] (0/1 or soft), rows summing to anything."""
+        with np.errstate(invalid="ignore"):
+            rows, cols = np.nonzero(~((targets >= 0) & (targets <= 1)))
+        for row, col in zip(rows.tolist(), cols.tolist(), strict=True):
+            found.add(
+                row,
+                names[col] if col < len(names) else "target",
+                "target must be a number in [0, 1] (a sigmoid target)",
+                float(targets[row, col]),
             )
 
 

@@ -301,7 +301,7 @@ class _Selector:
         K = len(logits)
         if targets is not None and len(targets) != K:
             raise self._error(f"{len(targets)} target columns for {K} logit columns")
-        if targets is not None and K == 1:
+        if targets is not None and K == 1 and not options.multilabel:
             raise self._error(
                 "one score column is the binary case: it needs a label column (0 or 1), "
                 "not soft targets"

@@ -124,7 +124,7 @@ class FastParser:
 
     def _scores_ok(self, scores: npt.NDArray[np.float64]) -> bool:
         """The logits' checks, and those of the kind of scores when it is not logits."""
-        if not _logits_ok(scores):
+        if not _logits_ok(scores) or self.rules.bad_logit_rows(scores).any():
             return False
         return self.rules.kind == "logits" or not self.rules.bad_score_rows(scores)[0].any()
 

@@ -39,6 +39,8 @@ class RowRules:
     renormalize: bool = False
     kind: ScoreKind = "logits"
     detected: bool = False  #: the kind came from ``--scores auto``
+    #: sigmoid targets: each in [0, 1], no row total; logits finite (``--sigmoid``)
+    multilabel: bool = False
     check: ScoreCheck = field(init=False)
 
     def __post_init__(self) -> None:
@@ -79,12 +81,22 @@ class RowRules:
         return bad, int(np.count_nonzero(renormalized))
 
     def bad_target_rows(self, targets: FloatArray) -> npt.NDArray[np.bool_]:
-        """Soft-target rows that are not distributions (within the tolerance)."""
+        """Soft-target rows that are not distributions (within the tolerance); with
+        ``multilabel``, rows with a target outside [0, 1]."""
         with np.errstate(invalid="ignore"):
+            if self.multilabel:
+                return np.asarray(~((targets >= 0) & (targets <= 1)).all(axis=1), dtype=bool)
             cells_ok = np.isfinite(targets) & (targets >= 0)
             sums = target_sums(targets)
             sums_ok = sums > 0 if self.renormalize else np.abs(sums - 1.0) <= self.target_tolerance
         return ~(cells_ok.all(axis=1) & sums_ok)
+
+    def bad_logit_rows(self, logits: FloatArray) -> npt.NDArray[np.bool_]:
+        """With ``multilabel``, rows with a logit that is not finite (the sigmoid loss
+        has no masked class: -inf is refused too); otherwise none (checked elsewhere)."""
+        if not self.multilabel:
+            return np.zeros(logits.shape[0], dtype=bool)
+        return np.asarray(~np.isfinite(logits).all(axis=1), dtype=bool)
 
     def normalized_targets(self, targets: FloatArray) -> FloatArray:
         """The targets, each row divided by its sum under ``renormalize``."""

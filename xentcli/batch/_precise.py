@@ -109,6 +109,14 @@ class PreciseReader:
                 raise DataError(path, number, index + 1, "logit is NaN", fields[index])
             if value == float("inf"):
                 raise DataError(path, number, index + 1, "logit is +inf", fields[index])
+            if value == float("-inf") and rules.multilabel:
+                raise DataError(
+                    path,
+                    number,
+                    index + 1,
+                    "logit is -inf (the sigmoid loss needs finite logits)",
+                    fields[index],
+                )
         if all(v == float("-inf") for v in row):
             raise DataError(path, number, None, "every logit of the row is -inf", text)
         row_targets = None
@@ -120,7 +128,17 @@ class PreciseReader:
                     raise DataError(path, number, index + 1, "target is not finite", fields[index])
                 if value < 0:
                     raise DataError(path, number, index + 1, "target is negative", fields[index])
+                if value > 1 and rules.multilabel:
+                    raise DataError(
+                        path,
+                        number,
+                        index + 1,
+                        "target is above 1 (a sigmoid target is in [0, 1])",
+                        fields[index],
+                    )
                 row_targets.append(value)
+            if rules.multilabel:  # one yes/no target per label: no row total
+                return row, None, row_targets
             total = float(target_sums(np.array([row_targets], dtype=np.float64))[0])
             tolerance = rules.target_tolerance
             if rules.renormalize and not total > 0:

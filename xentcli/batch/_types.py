@@ -50,6 +50,9 @@ class ReadOptions:
     #: a column that is neither scores nor label (``xent compare --id-column``): left out
     #: of the default logit columns; a file without it is an error
     id_column: str | None = None
+    #: sigmoid outputs (``xent batch --sigmoid``): one target column per logit column,
+    #: each target in [0, 1] and the rows summing to anything; the logits must be finite
+    multilabel: bool = False
 
 
 @dataclass(frozen=True)

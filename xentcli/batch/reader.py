@@ -241,6 +241,7 @@ class Table:
             num_targets=0 if layout.targets is None else len(layout.targets),
             sum_tolerance=options.sum_tolerance,
             renormalize=options.renormalize,
+            multilabel=options.multilabel,
         )
         self._fast_parser = FastParser(layout, self.options.ignore_index, end - offset, rules)
         skip = self._skip if self.options.on_error == "skip" else None

@@ -24,6 +24,7 @@ from xentcli.cli.params import (
     NAMES,
     REPORT_FORMAT,
     SUM_TOLERANCE,
+    WEIGHTS,
     Number,
     loss_options,
     split_list,
@@ -46,6 +47,7 @@ Examples:
   xent batch preds.csv --classes cat,dog,bird --weights 1,2,0.5 --format json
   xent batch preds.csv --per-row rows.csv --on-error skip
   xent batch shard1.csv --save-state shard1.state   (then: xent merge *.state)
+  xent batch tags.csv --sigmoid --logit-columns 'logit_*' --target-columns 'y_*'
   zcat preds.csv.gz | xent batch - --format csv
 """
 
@@ -400,6 +402,20 @@ def _refuse_overwriting_an_input(per_row: str, paths: list[str], option: str = "
     metavar="S",
     help="Seed of the bootstrap (a row's weights depend only on seed, file name, row).",
 )
+@click.option(
+    "--sigmoid",
+    is_flag=True,
+    help="Multi-label (sigmoid) outputs: each logit column is its own yes/no label, with a"
+    " 0/1 (or soft) target column each (--target-columns, same order); the binary"
+    " cross-entropy with logits (PyTorch's BCEWithLogitsLoss), exact match, per-label figures.",
+)
+@click.option(
+    "--pos-weight",
+    "pos_weight",
+    type=WEIGHTS,
+    metavar="LIST",
+    help="With --sigmoid: the weight of each label's positive term (PyTorch's pos_weight).",
+)
 @click.option("--chunk-rows", type=click.IntRange(min=1), default=None, hidden=True)
 def batch(
     files: tuple[str, ...],
@@ -440,6 +456,8 @@ def batch(
     ci: float,
     bootstrap: int,
     seed: int,
+    sigmoid: bool,
+    pos_weight: list[float] | None,
     chunk_rows: int | None,
 ) -> None:
     """Score CSV files of model outputs: loss, perplexity, accuracy and the worst rows.
@@ -447,7 +465,21 @@ def batch(
     FILES are CSV or TSV files (.gz, .bz2, .xz read transparently), quoted globs, or '-'
     for standard input. Each row holds a classifier's logits and the true label (or soft
     targets). The mean is exact: the same bits as xent's cross_entropy on all rows.
+    With --sigmoid, each row holds one logit and one 0/1 target per label (multi-label).
     """
+    if sigmoid:
+        from xentcli.cli import batch_sigmoid
+
+        ctx = click.get_current_context()
+        params = {**ctx.params, "loss": loss}
+        columns = (delimiter, header, label_column, logit_columns, target_columns)
+        batch_sigmoid.refuse_options(ctx, params)
+        if files.count("-") > 1:
+            raise BadInvocation("standard input ('-') can be read only once")
+        batch_sigmoid.run(expand_paths(files), columns, params, pos_weight, _Progress)
+        return
+    if pos_weight is not None:
+        raise BadInvocation("--pos-weight goes with --sigmoid")
     if scores == "token-logprobs" and logprob_column is None:
         logprob_column = "logprob"  # the column's usual name
     if logprob_column is not None and scores not in ("auto", "token-logprobs"):

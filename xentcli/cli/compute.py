@@ -82,7 +82,9 @@ def _counts(given: int, what: str, k: int) -> str:
     return f"{plural(given, what)} for {plural(k, 'logit')}"
 
 
-def _read_from(spec: str, columns: tuple[Any, ...], classes: list[str] | None) -> OneRow:
+def _read_from(
+    spec: str, columns: tuple[Any, ...], classes: list[str] | None, multilabel: bool = False
+) -> OneRow:
     """The row that ``--from FILE:LINE`` names, read with the column options as xent batch
     reads it: exit 2 for a bad FILE:LINE or column option, exit 1 for the file or line."""
     from xentcli.batch.one_row import read_row
@@ -95,7 +97,8 @@ def _read_from(spec: str, columns: tuple[Any, ...], classes: list[str] | None) -
         raise BadInvocation(f"--from: expected FILE:LINE with a line number from 1, got {spec!r}")
     if path == "-":
         raise BadInvocation("--from reads a file, not standard input")
-    options = ReadOptions(**column_fields(*columns), class_names=classes)
+    # --sigmoid: targets in [0, 1], one per logit, as xent batch --sigmoid reads them.
+    options = ReadOptions(**column_fields(*columns), class_names=classes, multilabel=multilabel)
     try:
         return read_row(path, int(number), options)
     except ColumnError as error:
@@ -257,7 +260,7 @@ def compute(
         if logits is not None or label_text is not None or targets is not None:
             raise BadInvocation("--from reads the logits and the label from the file: give"
                                 " --logits, --label and --target without it")  # fmt: skip
-        row = _read_from(from_spec, columns, classes)
+        row = _read_from(from_spec, columns, classes, multilabel=sigmoid)
         values = list(row.logits)
         written = {"logit": [repr(v) for v in values]}
         label = row.label

@@ -1,0 +1,339 @@
+"""``xent batch --sigmoid``: multi-label files against PyTorch, mpmath and scikit-learn.
+
+The mean is PyTorch's ``binary_cross_entropy_with_logits(reduction='mean')`` (over rows
+and labels, with ``pos_weight``) in float64, and the exact value from mpmath (each
+element's loss from the float64 inputs taken as exact, summed with 400 bits); the
+exact-match ratio, per-label accuracies and the Hamming loss are scikit-learn's
+``accuracy_score`` (on multi-label data: the subset accuracy) and ``hamming_loss``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mpmath as mp
+import mpref
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import accuracy_score, hamming_loss
+from test_cli_batch import ok, run
+
+from xentcli.batch import reader
+
+# Each element's loss is within 2 ulp of its exact value (tests/test_sigmoid.py), the
+# sum of them exact and the mean rounded once: a sum of positive terms each within 2 ulp
+# is within 2 ulp of its own size, plus the final rounding.
+MEAN_ULP = 3
+
+
+def write(
+    path: Path,
+    x: np.ndarray,
+    z: np.ndarray,
+    *,
+    names: list[str] | None = None,
+    cell: dict[tuple[int, int], str] | None = None,
+) -> Path:
+    """A CSV of logits ``logit_<name>`` then targets ``y_<name>``; *cell* overrides
+    cells as text ((row, column) -> text, 0-based data rows)."""
+    n, labels = x.shape
+    names = names or [str(k) for k in range(labels)]
+    lines = [",".join([f"logit_{m}" for m in names] + [f"y_{m}" for m in names])]
+    for i in range(n):
+        cells = [repr(float(v)) for v in x[i]] + [repr(float(v)) for v in z[i]]
+        for (row, column), text in (cell or {}).items():
+            if row == i:
+                cells[column] = text
+        lines.append(",".join(cells))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def data(n: int = 50, labels: int = 3, seed: int = 0, soft: bool = False):  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0, 3, (n, labels))
+    x[0, 0], x[1, 1 % labels] = -800.0, 40.0  # sigma underflows; a confident positive
+    z = rng.uniform(0, 1, (n, labels)) if soft else rng.integers(0, 2, (n, labels)) * 1.0
+    return x, z
+
+
+def batch_json(path: Path, *args: str) -> dict:  # type: ignore[type-arg]
+    out = ok(
+        ["batch", str(path), "--sigmoid", "--target-columns", "y_*", "--format", "json", *args]
+    )
+    return json.loads(out.stdout)
+
+
+def exact_sum(x: np.ndarray, z: np.ndarray, p: np.ndarray | None) -> mp.mpf:
+    with mp.workprec(400):
+        total = mp.mpf(0)
+        for (i, k), xv in np.ndenumerate(x):
+            xm, zm = mp.mpf(float(xv)), mp.mpf(float(z[i, k]))
+            pm = mp.mpf(1 if p is None else float(p[k]))
+            total += pm * zm * mp.log1p(mp.exp(-xm)) + (1 - zm) * mp.log1p(mp.exp(xm))
+        return total
+
+
+@pytest.fixture
+def work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.mark.parametrize("soft", [False, True])
+@pytest.mark.parametrize("pos_weight", [None, (0.5, 2.0, 3.0)])
+def test_mean_and_label_losses_against_pytorch_and_mpmath(
+    work: Path, soft: bool, pos_weight: tuple[float, ...] | None
+) -> None:
+    x, z = data(soft=soft)
+    args = [] if pos_weight is None else ["--pos-weight", ",".join(map(str, pos_weight))]
+    got = batch_json(write(work / "m.csv", x, z), *args)
+    p = None if pos_weight is None else np.array(pos_weight)
+    # PyTorch's formula cancels where z = 0 and x < 0: good to an ulp of |x| there.
+    slack = 4 * np.finfo(float).eps * (np.abs(x) + 1)
+    torch_p = None if p is None else torch.tensor(p)
+    want = torch.nn.functional.binary_cross_entropy_with_logits(
+        torch.tensor(x), torch.tensor(z), pos_weight=torch_p, reduction="mean"
+    ).item()
+    assert abs(got["loss"] - want) <= slack.mean()
+    n, labels = x.shape
+    assert mpref.ulps(got["loss"], exact_sum(x, z, p) / (n * labels)) <= MEAN_ULP
+    assert mpref.ulps(got["loss_sum"], exact_sum(x, z, p)) <= MEAN_ULP
+    per_label = torch.nn.functional.binary_cross_entropy_with_logits(
+        torch.tensor(x), torch.tensor(z), pos_weight=torch_p, reduction="none"
+    ).mean(dim=0)
+    for k in range(labels):
+        assert abs(got["label_loss"][k] - per_label[k].item()) <= slack[:, k].mean()
+        column = exact_sum(x[:, [k]], z[:, [k]], None if p is None else p[[k]])
+        assert mpref.ulps(got["label_loss"][k], column / n) <= MEAN_ULP
+    assert got["sigmoid"] is True
+    assert got["rows"] == n
+    assert got["elements"] == n * labels
+    assert got["label_positives"] == pytest.approx(z.sum(axis=0).tolist(), rel=1e-15)
+
+
+def test_exact_match_and_accuracy_against_scikit_learn(work: Path) -> None:
+    x, z = data(n=80, labels=4, seed=3)
+    x[5, 2] = 0.0  # sigma(0) = 0.5: predicted 0 (the threshold is strict)
+    got = batch_json(write(work / "m.csv", x, z))
+    predicted = (x > 0).astype(int)
+    assert got["exact_match"] == accuracy_score(z.astype(int), predicted)
+    assert got["exact_matches"] == int((predicted == z).all(axis=1).sum())
+    assert got["hamming_loss"] == pytest.approx(hamming_loss(z.astype(int), predicted), abs=1e-15)
+    for k in range(4):
+        assert got["label_accuracy"][k] == accuracy_score(z[:, k], predicted[:, k])
+    assert got["label_predicted_positives"] == predicted.sum(axis=0).tolist()
+    assert got["soft_targets"] == 0
+
+
+def test_soft_targets_have_a_loss_but_no_accuracy(work: Path) -> None:
+    x, z = data(soft=True)
+    outcome = ok(
+        ["batch", str(write(work / "m.csv", x, z)), "--sigmoid", "--target-columns", "y_*"]
+    )
+    assert "no exact match or accuracy" in outcome.stdout
+    got = batch_json(work / "m.csv")
+    assert got["exact_match"] is None
+    assert got["label_accuracy"] is None
+    assert got["hamming_loss"] is None
+    assert got["soft_targets"] == z.size
+
+
+def test_worst_rows_are_the_highest_row_means(work: Path) -> None:
+    x, z = data(n=30, seed=5)
+    got = batch_json(write(work / "m.csv", x, z), "--worst", "3")
+    losses = torch.nn.functional.binary_cross_entropy_with_logits(
+        torch.tensor(x), torch.tensor(z), reduction="none"
+    ).mean(dim=1)
+    order = np.argsort(-losses.numpy(), kind="stable")[:3]
+    assert [w["line"] for w in got["worst"]] == (order + 2).tolist()  # header is line 1
+    for w, i in zip(got["worst"], order, strict=True):
+        assert w["loss"] == pytest.approx(losses[i].item(), rel=1e-12)
+        assert w["wrong_labels"] == int(((x[i] > 0) != (z[i] == 1)).sum())
+
+
+def test_same_bits_whatever_the_chunking(work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    x, z = data(n=200, labels=5, seed=7)
+    x[:, 1] *= 100  # a wide range of exponents in the exact sums
+    path = write(work / "m.csv", x, z)
+    whole = batch_json(path, "--pos-weight", "1,2,3,0.5,1", "--base", "2")
+    for chunk in ("1", "3", "64"):
+        again = batch_json(
+            path, "--pos-weight", "1,2,3,0.5,1", "--base", "2", "--chunk-rows", chunk
+        )
+        assert again == whole
+    # Small blocks, and only the precise reader (row-major arrays instead of the fast
+    # parser's column-major ones).
+    monkeypatch.setattr(reader, "BLOCK_BYTES", 1000)
+    monkeypatch.setattr(reader.Table, "_fast", lambda self, *a: None)
+    monkeypatch.setattr(reader.Table, "_fast_wide", lambda self, *a: None)
+    assert batch_json(path, "--pos-weight", "1,2,3,0.5,1", "--base", "2") == whole
+
+
+def test_reduction_sum_and_one_label(work: Path) -> None:
+    x, z = data(n=20, labels=1, seed=2)
+    got = batch_json(write(work / "m.csv", x, z), "--reduction", "sum")
+    want = torch.nn.functional.binary_cross_entropy_with_logits(
+        torch.tensor(x), torch.tensor(z), reduction="sum"
+    ).item()
+    assert got["reduction"] == "sum"
+    assert got["loss"] == got["loss_sum"]
+    assert abs(got["loss"] - want) <= 4 * np.finfo(float).eps * (np.abs(x) + 1).sum()
+
+
+def test_several_files_pool_their_rows(work: Path) -> None:
+    x, z = data(n=40, seed=4)
+    write(work / "a.csv", x[:15], z[:15])
+    write(work / "b.csv", x[15:], z[15:])
+    write(work / "all.csv", x, z)
+    both = json.loads(
+        ok(
+            ["batch", "a.csv", "b.csv", "--sigmoid", "--target-columns", "y_*", "--format", "json"]
+        ).stdout
+    )
+    whole = batch_json(Path("all.csv"))
+    assert both["loss"] == whole["loss"]
+    assert both["label_loss"] == whole["label_loss"]
+    assert [f["rows"] for f in both["files"]] == [15, 25]
+
+
+def test_parquet_and_jsonl_read_alike(work: Path) -> None:
+    import pandas as pd
+
+    x, z = data(n=30, seed=6)
+    csv = batch_json(write(work / "m.csv", x, z))
+    frame = pd.read_csv(work / "m.csv")
+    frame.to_parquet(work / "m.parquet")
+    records = frame.to_dict("records")  # json writes floats exactly (pandas rounds them)
+    (work / "m.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    for name in ("m.parquet", "m.jsonl"):
+        got = batch_json(work / name)
+        for key in ("loss", "label_loss", "exact_match", "label_accuracy", "hamming_loss"):
+            assert got[key] == csv[key], (name, key)
+    frame.loc[3, "y_1"] = 2.0
+    frame.to_parquet(work / "bad.parquet")
+    outcome = run(["batch", "bad.parquet", "--sigmoid", "--target-columns", "y_*"])
+    assert outcome.code == 1
+    assert "bad.parquet:row 4:y_1: target must be a number in [0, 1]" in outcome.stderr
+
+
+BAD_CELLS = [
+    ((1, 4), "1.5", "m.csv:3:5: target is above 1"),
+    ((1, 4), "-0.1", "m.csv:3:5: target is negative"),
+    ((1, 4), "nan", "m.csv:3:5: target is not finite"),
+    ((2, 0), "nan", "m.csv:4:1: logit is NaN"),
+    ((2, 1), "-inf", "m.csv:4:2: logit is -inf"),
+    ((2, 1), "inf", "m.csv:4:2: logit is +inf"),
+    ((0, 5), "", "m.csv:2:6: empty target cell"),
+]
+
+
+@pytest.mark.parametrize(("at", "text", "message"), BAD_CELLS)
+def test_bad_cells_are_located(work: Path, at: tuple[int, int], text: str, message: str) -> None:
+    x, z = data(n=6)
+    write(work / "m.csv", x, z, cell={at: text})
+    outcome = run(["batch", "m.csv", "--sigmoid", "--target-columns", "y_*"])
+    assert outcome.code == 1, outcome.stdout
+    lines = outcome.stderr.strip().splitlines()
+    assert len(lines) == 1, outcome.stderr
+    assert lines[0].startswith(f"Error: {message}"), outcome.stderr
+
+
+def test_targets_need_not_sum_to_one_and_bad_rows_can_be_skipped(work: Path) -> None:
+    x = np.zeros((4, 3))
+    z = np.array([[1, 1, 1], [0, 0, 0], [1, 0, 1], [0, 1, 0]], dtype=float)
+    write(work / "m.csv", x, z, cell={(2, 4): "7"})
+    outcome = run(
+        [
+            "batch",
+            "m.csv",
+            "--sigmoid",
+            "--target-columns",
+            "y_*",
+            "--on-error",
+            "skip",
+            "--format",
+            "json",
+        ]
+    )
+    assert outcome.code == 0, outcome.stderr
+    got = json.loads(outcome.stdout)
+    assert got["rows"] == 3
+    assert got["rows_skipped"] == 1
+    assert "skipped 1 bad row (first: m.csv:4)" in outcome.stderr
+    assert got["loss"] == pytest.approx(np.log(2.0), rel=1e-15)  # every logit 0
+
+
+USAGE = [
+    (["--label-smoothing", "0.1"], "--label-smoothing cannot be used with --sigmoid"),
+    (["--weights", "1,2,3"], "--weights cannot be used with --sigmoid"),
+    (["--temperature", "2"], "--temperature cannot be used with --sigmoid"),
+    (["--scores", "probs"], "--scores probs cannot be used with --sigmoid"),
+    (["--top-k", "2"], "--top-k cannot be used with --sigmoid"),
+    (["--ci", "0.9"], "--ci cannot be used with --sigmoid"),
+    (["--bins", "10"], "--bins cannot be used with --sigmoid"),
+    (["--per-row", "rows.csv"], "--per-row cannot be used with --sigmoid"),
+    (["--save-state", "s.json"], "--save-state cannot be used with --sigmoid"),
+    (["--frameworks"], "--frameworks cannot be used with --sigmoid"),
+    (["--dtype", "float16"], "--dtype cannot be used with --sigmoid"),
+    (["--engine", "dask"], "--engine dask does not read --sigmoid files"),
+    (["--renormalize"], "--renormalize cannot be used with --sigmoid"),
+    (["--pos-weight", "1,2"], "--pos-weight: 2 values for 3 labels"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), USAGE)
+def test_options_without_meaning_are_usage_errors(
+    work: Path, args: list[str], message: str
+) -> None:
+    x, z = data(n=4)
+    write(work / "m.csv", x, z)
+    outcome = run(["batch", "m.csv", "--sigmoid", "--target-columns", "y_*", *args])
+    assert outcome.code == 2
+    assert message in outcome.stderr, outcome.stderr
+    assert not (work / "rows.csv").exists()
+    assert not (work / "s.json").exists()
+
+
+def test_target_columns_are_required_and_pos_weight_needs_sigmoid(work: Path) -> None:
+    x, z = data(n=4)
+    write(work / "m.csv", x, z)
+    outcome = run(["batch", "m.csv", "--sigmoid"])
+    assert outcome.code == 2
+    assert "--sigmoid needs --target-columns" in outcome.stderr
+    outcome = run(["batch", "m.csv", "--target-columns", "y_*", "--pos-weight", "1,1,1"])
+    assert outcome.code == 2
+    assert "--pos-weight goes with --sigmoid" in outcome.stderr
+    outcome = run(
+        [
+            "batch",
+            "m.csv",
+            "--sigmoid",
+            "--target-columns",
+            "y_*",
+            "--logit-columns",
+            "logit_0,logit_1",
+        ]
+    )
+    assert outcome.code == 1
+    assert "m.csv: 3 target columns for 2 logit columns" in outcome.stderr
+
+
+def test_the_study_command_reads_the_worst_row_alike(work: Path) -> None:
+    import shlex
+
+    x, z = data(n=12, seed=8, soft=True)  # soft targets: the row need not sum to 1
+    write(work / "m.csv", x, z)
+    args = ["batch", "m.csv", "--sigmoid", "--target-columns", "y_*", "--pos-weight", "2,1,1"]
+    table = ok(args).stdout
+    command = table.split("Study the worst row step by step: ")[1].strip()
+    words = shlex.split(command)
+    assert words[:4] == ["xent", "compute", "--sigmoid", "--from"]
+    row = json.loads(ok([*words[1:], "--format", "json"]).stdout)
+    worst = json.loads(ok([*args, "--format", "json"]).stdout)["worst"][0]
+    assert row["loss"] == pytest.approx(worst["loss"], rel=1e-14)
+    i = worst["line"] - 2
+    assert row["targets"] == z[i].tolist()
+    assert row["pos_weight"] == [2.0, 1.0, 1.0]

@@ -1,0 +1,193 @@
+"""Rendering of a :class:`~xentcli.batch.multilabel.MultiLabelSummary`: table, JSON, CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import shlex
+from typing import TYPE_CHECKING
+
+from rich.table import Table
+from rich.text import Text
+
+from xentcli.batch.report import _heading, _table, full, number, percent
+from xentcli.text import dumps, plural
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from xentcli.batch.multilabel import MultiLabelSummary
+
+
+def render_json(summary: MultiLabelSummary) -> str:
+    """The JSON document (full precision), with a final newline."""
+    return dumps(summary.to_json()) + "\n"
+
+
+CSV_COLUMNS = ("file", "label", "rows", "reduction", "loss", "units", "accuracy", "exact_match")
+
+
+def render_csv(summary: MultiLabelSummary) -> str:
+    """One CSV line per file, one per label (``*`` in the file column), then ``*,*``
+    with the pooled figures; full precision, empty where undefined.
+
+    A file's and the pooled ``loss`` are reduced as ``--reduction`` says (mean over rows
+    and labels, or the sum); a label's is its mean over the rows; ``accuracy`` of the
+    pooled line is 1 - Hamming loss (the share of labels right).
+    """
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for f in summary.files:
+        writer.writerow(
+            [f.path, "*", f.rows, summary.reduction, full(f.loss), summary.units, "", ""]
+        )
+    accuracy = summary.label_accuracy or [None] * len(summary.labels)
+    for name, loss, acc in zip(summary.labels, summary.label_loss, accuracy, strict=True):
+        writer.writerow(["*", name, summary.rows, "mean", full(loss), summary.units, full(acc), ""])
+    hamming = summary.hamming_loss
+    writer.writerow(
+        [
+            "*",
+            "*",
+            summary.rows,
+            summary.reduction,
+            full(summary.loss),
+            summary.units,
+            full(None if hamming is None else 1.0 - hamming),
+            full(summary.exact_match),
+        ]
+    )
+    return out.getvalue()
+
+
+def render_table(summary: MultiLabelSummary, console: Console, *, study: str | None = None) -> None:
+    """Print the figures a person reads: the mean loss, exact match, per label, worst rows.
+
+    With *study* (the column and loss options as command-line text), the worst row is
+    followed by the ``xent compute --sigmoid --from FILE:LINE`` command that works it
+    through. Plain output has its lines' trailing padding removed.
+    """
+    if console.is_terminal:
+        _render(summary, console, study)
+        return
+    width = console.width
+    console.width = 1 << 16  # output to a file or a pipe is never cut
+    try:
+        with console.capture() as captured:
+            _render(summary, console, study)
+    finally:
+        console.width = width
+    console.file.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))
+
+
+def _render(summary: MultiLabelSummary, console: Console, study: str | None) -> None:
+    units = summary.units
+    n_labels = len(summary.labels)
+    console.print(
+        Text(
+            f"xent batch --sigmoid: {plural(len(summary.files), 'file')}, "
+            f"{plural(summary.rows, 'row')} x {plural(n_labels, 'label')} "
+            f"({summary.rows_skipped} skipped)",
+            style="bold",
+        )
+    )
+    if len(summary.files) > 1:
+        files = _table(console)
+        files.add_column("File")
+        files.add_column("Rows", justify="right")
+        files.add_column(f"{_loss_name(summary)} ({units})", justify="right")
+        for f in summary.files:
+            files.add_row(f.path, str(f.rows), number(f.loss))
+        console.print()
+        console.print(files)
+    elif summary.files:
+        console.print(f"File: {summary.files[0].path}")
+    console.print(Text(_targets_line(summary)))
+    console.print()
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column()
+    grid.add_column()
+    if summary.reduction == "sum":
+        grid.add_row("Loss (sum over rows and labels)", f"{number(summary.loss)} {units}")
+    else:
+        grid.add_row(
+            "Mean loss (over rows and labels)",
+            f"{number(summary.loss, 'undefined: no row')} {units}",
+        )
+    if summary.pos_weight is not None:
+        grid.add_row("pos_weight", ", ".join(f"{w:g}" for w in summary.pos_weight))
+    if summary.exact_match is not None:
+        grid.add_row(
+            "Exact match (every label right)",
+            f"{percent(summary.exact_match)} ({summary.exact_matches} of "
+            f"{plural(summary.rows, 'row')})",
+        )
+        grid.add_row("Hamming loss (share of labels wrong)", number(summary.hamming_loss))
+    grid.add_row("Prediction", "label k is predicted 1 where its logit is > 0 (sigma > 0.5)")
+    console.print(grid)
+    if summary.rows_skipped:
+        _heading(console, f"Skipped {plural(summary.rows_skipped, 'bad row')} (--on-error skip):")
+        for error in summary.skipped:
+            console.print(Text(f"  {error}"))
+    if not summary.rows:
+        return
+    _heading(console, "Per label")
+    table = _table(console)
+    table.add_column("Label")
+    table.add_column("Target")
+    table.add_column("Positives", justify="right")
+    table.add_column("Predicted", justify="right")
+    table.add_column(f"Mean loss ({units})", justify="right")
+    table.add_column("Accuracy", justify="right")
+    accuracy = summary.label_accuracy or [None] * n_labels
+    for k, name in enumerate(summary.labels):
+        table.add_row(
+            name,
+            summary.target_columns[k],
+            f"{summary.label_positives[k]:g}",
+            str(summary.label_predicted[k]),
+            number(summary.label_loss[k]),
+            percent(accuracy[k]),
+        )
+    console.print(table)
+    _render_worst(summary, console, study)
+
+
+def _loss_name(summary: MultiLabelSummary) -> str:
+    return "Loss sum" if summary.reduction == "sum" else "Mean loss"
+
+
+def _targets_line(summary: MultiLabelSummary) -> str:
+    if not summary.soft_targets:
+        return "Targets: 0/1, one per label (binary cross-entropy with logits, per label)"
+    return (
+        f"Targets: soft ({plural(summary.soft_targets, 'target')} neither 0 nor 1, the first"
+        f" at {summary.first_soft}): no exact match or accuracy"
+    )
+
+
+def _render_worst(summary: MultiLabelSummary, console: Console, study: str | None) -> None:
+    if not summary.worst:
+        return
+    where = "FILE:row N" if summary.worst[0].unit == "row" else "FILE:LINE"
+    _heading(
+        console,
+        f"Worst {plural(len(summary.worst), 'row')} ({where}; mean loss over the row's labels)",
+    )
+    table = _table(console)
+    table.add_column("#", justify="right")
+    table.add_column("File:line")
+    table.add_column(f"Loss ({summary.units})", justify="right")
+    table.add_column("Labels wrong", justify="right")
+    for rank, w in enumerate(summary.worst, start=1):
+        wrong = "-" if w.wrong is None else f"{w.wrong} of {len(summary.labels)}"
+        table.add_row(str(rank), w.place, number(w.loss), wrong)
+    console.print(table)
+    first = summary.worst[0]
+    if study is not None and first.unit == "line" and first.file != "<stdin>":
+        command = (
+            f"xent compute --sigmoid --from {shlex.quote(f'{first.file}:{first.line}')}{study}"
+        )
+        console.print()
+        console.print(Text(f"Study the worst row step by step: {command}"), soft_wrap=True)
