@@ -43,6 +43,8 @@ class Roles:
     label_name: str | None  #: None with soft targets
     target_names: list[str] | None
     class_index: dict[str, int] | None  #: class name -> index, when labels are names
+    weight_name: str | None = None  #: the sample-weight column (``--weight-column``)
+    group_name: str | None = None  #: the column that slices the rows (``--group-by``)
 
 
 @dataclass
@@ -63,6 +65,10 @@ class Batch:
     null_labels: npt.NDArray[np.bool_] | None = None
     #: rows already found bad by the format (a list of the wrong length): row -> error
     errors: dict[int, DataError] = dataclasses.field(default_factory=dict)
+    weights: FloatArray | None = None  #: sample weights (NaN where null), or None
+    null_weights: npt.NDArray[np.bool_] | None = None
+    groups: npt.NDArray[Any] | None = None  #: the group column's raw values, or None
+    null_groups: npt.NDArray[np.bool_] | None = None
 
 
 class ArrayTable:
@@ -229,7 +235,8 @@ class ArrayTable:
         """Check a batch, cut it into chunks and prepare them (in a parsing thread)."""
         from xentcli.batch._types import Chunk
 
-        logits, labels, targets, places, dropped = self._checked(batch)
+        logits, labels, targets, places, dropped, extra = self._checked(batch)
+        weights, groups = extra
         renormalized = targets_renormalized = None
         if self._rules.renormalize:
             renormalized = self._rules.check.bad_rows(logits)[1]
@@ -253,6 +260,8 @@ class ArrayTable:
                 targets_renormalized=(
                     0 if targets_renormalized is None else _count(targets_renormalized, start, stop)
                 ),
+                weights=None if weights is None else weights[start:stop],
+                groups=None if groups is None else groups[start:stop],
             )
             if self.prepare is not None:
                 chunk = dataclasses.replace(chunk, prepared=self.prepare(chunk))
@@ -263,7 +272,14 @@ class ArrayTable:
 
     def _checked(
         self, batch: Batch
-    ) -> tuple[FloatArray, IntArray | None, FloatArray | None, IntArray, list[DataError]]:
+    ) -> tuple[
+        FloatArray,
+        IntArray | None,
+        FloatArray | None,
+        IntArray,
+        list[DataError],
+        tuple[FloatArray | None, npt.NDArray[np.str_] | None],
+    ]:
         """The batch's arrays and the errors of the bad rows dropped (``on_error="skip"``).
 
         Without ``skip``, the first bad row's error is raised.
@@ -278,9 +294,11 @@ class ArrayTable:
         if batch.targets is not None:
             targets = np.ascontiguousarray(batch.targets, dtype=np.float64)
             self._check_targets(targets, found)
+        weights = None if batch.weights is None else self._weights(batch, found)
+        groups = None if batch.groups is None else self._groups(batch, found)
         bad_rows = found.rows
         if not bad_rows:
-            return scores, labels, targets, batch.places, []
+            return scores, labels, targets, batch.places, [], (weights, groups)
         if self.options.on_error != "skip":
             raise bad_rows[min(bad_rows)]
         keep = np.ones(len(batch.places), dtype=bool)
@@ -291,7 +309,53 @@ class ArrayTable:
             None if targets is None else targets[keep],
             batch.places[keep],
             [bad_rows[row] for row in sorted(bad_rows)],
+            (
+                None if weights is None else weights[keep],
+                None if groups is None else groups[keep],
+            ),
         )
+
+    def _weights(self, batch: Batch, found: _Found) -> FloatArray:
+        """The sample weights, each bad one (null, NaN, infinite, negative) an error."""
+        name = self._roles.weight_name or "weight"
+        weights = np.asarray(batch.weights, dtype=np.float64)
+        if batch.null_weights is not None:
+            for row in np.nonzero(batch.null_weights)[0].tolist():
+                found.add(row, name, self._missing(name))
+        with np.errstate(invalid="ignore"):
+            bad = ~((weights >= 0) & (weights < np.inf))
+        for row in np.nonzero(bad)[0].tolist():
+            value = float(weights[row])
+            if value != value:
+                found.add(row, name, "weight is not finite", value)
+            elif value < 0:
+                found.add(row, name, "weight is negative", value)
+            else:
+                found.add(row, name, "weight is not finite", value)
+        return np.where(bad, 0.0, weights)
+
+    def _groups(self, batch: Batch, found: _Found) -> npt.NDArray[np.str_]:
+        """The group names: each value as text, stripped; a null or empty one is an error."""
+        raw = batch.groups
+        assert raw is not None
+        name = self._roles.group_name or "group"
+        if raw.dtype.kind == "f":  # integers with nulls come as floats
+            with np.errstate(invalid="ignore"):
+                whole = np.isfinite(raw) & (raw == np.floor(raw)) & (np.abs(raw) < 2.0**53)
+            text = [repr(int(v)) if w else repr(float(v)) for v, w in zip(raw, whole, strict=True)]
+        else:
+            text = [
+                v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
+                for v in raw.tolist()
+            ]
+        names = np.array([t.strip(" \t") for t in text] + [""], dtype=np.str_)[:-1]
+        nulls = batch.null_groups
+        if nulls is not None:
+            for row in np.nonzero(nulls)[0].tolist():
+                found.add(row, name, self._missing(name))
+        for row in np.nonzero(names == "")[0].tolist():
+            found.add(row, name, "empty group cell")
+        return names
 
     def _missing(self, what: str) -> str:
         if self.place == "line":  # JSON Lines: a null is a missing field or a JSON null

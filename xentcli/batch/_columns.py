@@ -62,6 +62,16 @@ class Layout:
     #: "the last column"; None when --label-column (or targets) chose
     label_guess: str | None = None
     index_column: int | None = None  #: a pandas index column, left out of the scores
+    weight: int | None = None  #: the sample-weight column (``--weight-column``)
+    group: int | None = None  #: the column whose values slice the rows (``--group-by``)
+
+    @property
+    def weight_name(self) -> str | None:
+        return None if self.weight is None else self.names[self.weight]
+
+    @property
+    def group_name(self) -> str | None:
+        return None if self.group is None else self.names[self.group]
 
     @property
     def binary(self) -> bool:
@@ -275,6 +285,19 @@ class _Selector:
                     f"id column: column {names[identity]!r} is also the {role} column"
                 )
             taken.add(identity)
+        roles = {label: "label", identity: "id"} | {t: "target" for t in targets or ()}
+        extra: dict[str, int | None] = {"weight": None, "group": None}
+        for what, spec in (("weight", options.weight_column), ("group", options.group_column)):
+            if spec is None:
+                continue
+            index = self.select(spec, f"{what} column")[0]
+            if index in taken:
+                raise self._error(
+                    f"{what} column: column {names[index]!r} is also the {roles[index]} column"
+                )
+            taken.add(index)
+            roles[index] = what
+            extra[what] = index
         index_column = None
         if (
             self._has_header
@@ -290,9 +313,8 @@ class _Selector:
             logits = self.select_many(options.logit_columns, "logit columns")
             for index in logits:
                 if index in taken:
-                    role = "label" if index == label else "id" if index == identity else "target"
                     raise self._error(
-                        f"logit columns: column {names[index]!r} is also the {role} column"
+                        f"logit columns: column {names[index]!r} is also the {roles.get(index, 'index')} column"
                     )
         else:
             logits = [i for i in range(ncols) if i not in taken]
@@ -326,6 +348,8 @@ class _Selector:
             class_index=None if class_names is None else {c: i for i, c in enumerate(class_names)},
             label_guess=guess if label is not None and options.label_column is None else None,
             index_column=index_column,
+            weight=extra["weight"],
+            group=extra["group"],
         )
 
 

@@ -62,6 +62,12 @@ class FastParser:
                 else pa.float64()
             )
             types[columns[layout.label]] = label_type
+        if layout.weight is not None:
+            include.append(columns[layout.weight])
+            types[columns[layout.weight]] = pa.float64()
+        if layout.group is not None:
+            include.append(columns[layout.group])
+            types[columns[layout.group]] = pa.dictionary(pa.int32(), pa.string())
         # pyarrow's blocks must hold whole lines: size them from the first line.
         block_size = max(1 << 20, 4 * self._long_line)
         # No pyarrow threads: the reader parses two blocks at once (reader.PARSERS), and
@@ -120,7 +126,16 @@ class FastParser:
             labels = self._labels(table, block)
             if labels is None or _bad_labels(labels, layout.num_classes, self._ignore).any():
                 return None
-        return finish(ParsedRows(logits, labels, targets, lines), self.rules)
+        parsed = ParsedRows(logits, labels, targets, lines)
+        if layout.weight is not None:
+            parsed.weights = _floats(table.column(f"c{layout.weight}"))
+            if not _weights_ok(parsed.weights):
+                return None
+        if layout.group is not None:
+            parsed.groups = _group_names(table.column(f"c{layout.group}"))
+            if parsed.groups is None:
+                return None
+        return finish(parsed, self.rules)
 
     def _scores_ok(self, scores: npt.NDArray[np.float64]) -> bool:
         """The logits' checks, and those of the kind of scores when it is not logits."""
@@ -196,7 +211,14 @@ class FastParser:
             if _bad_labels(labels, layout.num_classes, self._ignore).any():
                 return None
         lines = (first + np.flatnonzero(filled)).astype(np.int64)
-        return finish(ParsedRows(logits, labels, targets, lines), self.rules)
+        if layout.group is not None:
+            return None  # group names are text: the ordinary fast path reads them
+        parsed = ParsedRows(logits, labels, targets, lines)
+        if layout.weight is not None:
+            parsed.weights = np.ascontiguousarray(table[:, layout.weight])
+            if not _weights_ok(parsed.weights):
+                return None
+        return finish(parsed, self.rules)
 
     def _labels(self, table: Any, block: bytes) -> npt.NDArray[np.int64] | None:
 
@@ -405,6 +427,26 @@ def _logits_ok(logits: npt.NDArray[np.float64]) -> bool:
             return True
         top = logits.max(axis=1)  # NaN propagates
         return bool(np.all((top > -np.inf) & (top < np.inf)))
+
+
+def _weights_ok(weights: npt.NDArray[np.float64]) -> bool:
+    """Every sample weight finite and >= 0 (else the precise reader says which is not)."""
+    with np.errstate(invalid="ignore"):
+        return bool(((weights >= 0) & (weights < np.inf)).all())
+
+
+def _group_names(column: Any) -> npt.NDArray[np.str_] | None:
+    """The stripped names of a dictionary-encoded column; None if one is empty."""
+    pieces = []
+    for piece in column.chunks:
+        names = [name.strip(" \t") for name in piece.dictionary.to_pylist()]
+        if "" in names:
+            return None
+        table = np.array([*names, ""], dtype=np.str_)
+        pieces.append(table[_view(piece.indices, np.int32)])
+    if not pieces:
+        return np.empty(0, dtype=np.str_)
+    return np.concatenate(pieces)
 
 
 def _bad_labels(

@@ -34,7 +34,7 @@ from xentcli.batch._arrays import (
     scores_matrix,
 )
 from xentcli.batch._columns import layout_from_names
-from xentcli.errors import DataError
+from xentcli.errors import ColumnError, DataError
 
 if TYPE_CHECKING:
     from xentcli.batch._types import Chunk, ReadOptions
@@ -188,6 +188,8 @@ class _ArrowColumns:
             logit_columns = list_columns
         layout = layout_from_names(path, names, dataclasses_replace(options, logit_columns))
         self.label = layout.label_name
+        self.weight = layout.weight_name
+        self.group = layout.group_name
         self.score_columns = layout.logit_names
         self.target_columns = layout.target_names
         self.list_scores = len(self.score_columns) == 1 and _is_list(types[self.score_columns[0]])
@@ -217,6 +219,7 @@ class _ArrowColumns:
         if self.label is not None:
             wanted.append(self.label)
         wanted += self.target_columns or []
+        wanted += [name for name in (self.weight, self.group) if name is not None]
         return wanted
 
     def roles(self) -> Roles:
@@ -238,7 +241,7 @@ class _ArrowColumns:
         targets = None
         if self.target_columns is not None:
             targets = list(score_names) if self.list_targets else list(self.target_columns)
-        return Roles(score_names, self.label, targets, classes)
+        return Roles(score_names, self.label, targets, classes, self.weight, self.group)
 
     def batch(self, record: Any, places: npt.NDArray[np.int64]) -> Batch:
         """A :class:`Batch` from an Arrow record batch (or table) with these columns."""
@@ -265,7 +268,7 @@ class _ArrowColumns:
             else:
                 cols = [_to_float(record.column(t)) for t in self.target_columns]
                 targets = scores_matrix(cols, n)
-        return Batch(
+        out = Batch(
             scores,
             labels,
             targets,
@@ -274,6 +277,17 @@ class _ArrowColumns:
             null_labels=null_labels,
             errors=errors,
         )
+        if self.weight is not None:
+            column = record.column(self.weight)
+            if not _is_number(column.type):
+                raise _file_error(self.path, f"weight column {self.weight!r} holds {column.type}")
+            out.weights = _to_float(column)
+            out.null_weights = _null_mask(column) if column.null_count else None
+        if self.group is not None:
+            column = record.column(self.group)
+            out.null_groups = _null_mask(column) if column.null_count else None
+            out.groups = _label_values(column)
+        return out
 
     def _list_matrix(
         self,
@@ -739,6 +753,8 @@ def _json_field(columns: _ArrowColumns, name: str) -> Any:
         if columns.label_type is not None and _is_text(columns.label_type):
             return pa.field(name, pa.string())
         return pa.field(name, pa.float64())
+    if name == columns.group:
+        return pa.field(name, pa.string())
     if (name in columns.score_columns and columns.list_scores) or (
         columns.target_columns is not None
         and name in columns.target_columns
@@ -872,6 +888,8 @@ def _array_table(
     prepare: Callable[[Chunk], Any] | None,
     names: tuple[str, str, str],
     size: int | None,
+    weights: Any = None,
+    groups: Any = None,
 ) -> ArrayTable:
     """An ArrayTable over in-memory (or memory-mapped) score, label and target arrays."""
     score_name, label_name, target_name = names
@@ -906,6 +924,14 @@ def _array_table(
             )
         if targets.dtype.kind != "f":
             raise _file_error(path, f"{target_name}: targets must be floating point")
+    for array, what, key in (
+        (weights, "weights", options.weight_column),
+        (groups, "groups", options.group_column),
+    ):
+        if array is not None and (array.ndim != 1 or len(array) != n):
+            raise _file_error(path, f"{key}: {what} must be a 1-D array of {n} rows")
+        if array is weights and array is not None and array.dtype.kind not in "iuf":
+            raise _file_error(path, f"{key}: weights must be numbers (got {array.dtype})")
     classes = None
     if options.class_names is not None:
         if len(options.class_names) != K:
@@ -917,6 +943,8 @@ def _array_table(
         None if labels is None else label_name,
         None if targets is None else list(score_names),
         classes,
+        options.weight_column if weights is not None else None,
+        options.group_column if groups is not None else None,
     )
     done = {"rows": 0}
 
@@ -930,6 +958,8 @@ def _array_table(
                 None if labels is None else np.asarray(labels[start:stop]),
                 None if targets is None else np.asarray(targets[start:stop], dtype=np.float64),
                 np.arange(start + 1, stop + 1, dtype=np.int64),
+                weights=None if weights is None else np.asarray(weights[start:stop], np.float64),
+                groups=None if groups is None else np.asarray(groups[start:stop]),
             )
 
     def bytes_read() -> int:
@@ -944,6 +974,12 @@ def _open_npy(
     path: str, options: ReadOptions, prepare: Callable[[Chunk], Any] | None
 ) -> ArrayTable:
     size = _check_file(path)
+    if options.weight_column is not None or options.group_column is not None:
+        raise _file_error(
+            path,
+            "--weight-column and --group-by name an array of a .npz file; a .npy file has one"
+            " array only",
+        )
     stack = contextlib.ExitStack()
     with closing_on_error(stack.close):
         scores = _load_npy(path, "scores", stack)
@@ -991,6 +1027,19 @@ def _open_npz(
             scores = archive[scores_key]
             labels = archive[labels_key] if labels_key in keys else None
             targets = archive["targets"] if labels is None and "targets" in keys else None
+            extra = []
+            for key, option in (
+                (options.weight_column, "--weight-column"),
+                (options.group_column, "--group-by"),
+            ):
+                if key is not None and key not in keys:
+                    raise ColumnError(
+                        path,
+                        None,
+                        None,
+                        f"{option}: no array named {key!r} (arrays: {', '.join(keys)})",
+                    )
+                extra.append(None if key is None else archive[key])
         except ValueError:
             raise _file_error(path, "an array holds Python objects, not numbers") from None
     if labels is None and targets is None:
@@ -998,5 +1047,13 @@ def _open_npz(
             path, f"no array named {labels_key!r} (arrays: {', '.join(keys)}); give --labels-key"
         )
     return _array_table(
-        path, scores, labels, targets, options, prepare, (scores_key, labels_key, "targets"), size
+        path,
+        scores,
+        labels,
+        targets,
+        options,
+        prepare,
+        (scores_key, labels_key, "targets"),
+        size,
+        *extra,
     )

@@ -48,13 +48,15 @@ class PreciseReader:
         targets: list[list[float]] = []
         labels: list[int] = []
         lines: list[int] = []
+        weights: list[float] = []
+        groups: list[str] = []
         for offset, raw in enumerate(block.split(b"\n")):
             number = first + offset
             raw = raw[:-1] if raw.endswith(b"\r") else raw
             if is_blank(raw):
                 continue
             try:
-                row_logits, label, row_targets = self._row(raw, number)
+                row_logits, label, row_targets, extra = self._row(raw, number)
             except DataError as error:
                 if self._skip is None:
                     raise
@@ -66,6 +68,10 @@ class PreciseReader:
                 targets.append(row_targets)
             if label is not None:
                 labels.append(label)
+            if self._layout.weight is not None:
+                weights.append(extra[0])
+            if self._layout.group is not None:
+                groups.append(extra[1])
         n = len(lines)
         parsed = ParsedRows(
             np.array(logits, dtype=np.float64).reshape(n, K),
@@ -75,9 +81,15 @@ class PreciseReader:
             else None,
             np.array(lines, dtype=np.int64),
         )
+        if self._layout.weight is not None:
+            parsed.weights = np.array(weights, dtype=np.float64)
+        if self._layout.group is not None:
+            parsed.groups = np.array(groups, dtype=np.str_)
         return finish(parsed, self.rules)
 
-    def _row(self, raw: bytes, number: int) -> tuple[list[float], int | None, list[float] | None]:
+    def _row(
+        self, raw: bytes, number: int
+    ) -> tuple[list[float], int | None, list[float] | None, tuple[float, str]]:
         path, layout = self._path, self._layout
         text = decode(raw, path, number, layout.delimiter)
         fields = split_fields(text, layout.delimiter, path, number)
@@ -155,7 +167,22 @@ class PreciseReader:
         label = None
         if layout.label is not None:
             label = self._label(fields[layout.label], layout.label + 1, number)
-        return row, label, row_targets
+        weight, group = 1.0, ""
+        if layout.weight is not None:
+            weight = number_at(layout.weight, "weight")
+            if not abs(weight) < float("inf"):
+                raise DataError(
+                    path, number, layout.weight + 1, "weight is not finite", fields[layout.weight]
+                )
+            if weight < 0:
+                raise DataError(
+                    path, number, layout.weight + 1, "weight is negative", fields[layout.weight]
+                )
+        if layout.group is not None:
+            group = fields[layout.group].strip(" \t")
+            if not group:
+                raise DataError(path, number, layout.group + 1, "empty group cell", group)
+        return row, label, row_targets, (weight, group)
 
     def _label(self, cell: str, column: int, number: int) -> int:
         try:

@@ -53,7 +53,10 @@ def summary_rows(metrics: MetricsSummary) -> list[tuple[str, str]]:
             accuracy = top.accuracy(k)
             shown = "-" if accuracy is None else f"{100 * accuracy:.2f} %"
             bounds = interval(ci.top_k.get(k), 100, " %") if ci is not None else ""
-            out.append((f"Top-{k} accuracy", f"{shown} ({top.hits[k]} of {top.rows} rows){bounds}"))
+            counts = f"{top.hits[k]} of {top.rows} rows"
+            if top.weighted_hits is not None:
+                counts = f"weighted; {counts}"
+            out.append((f"Top-{k} accuracy", f"{shown} ({counts}){bounds}"))
     cal = metrics.calibration
     brier_ci = interval(ci.brier) if ci is not None else ""
     out.append(("Brier score", figure(metrics.brier.mean) + brier_ci))
@@ -77,7 +80,12 @@ def summary_rows(metrics: MetricsSummary) -> list[tuple[str, str]]:
         out.append(
             (
                 "Intervals",
-                f"{100 * ci.level:g} % (normal approximation; Wilson for accuracies)",
+                f"{100 * ci.level:g} % (normal approximation; Wilson for accuracies"
+                + (
+                    ", at the effective sample size)"
+                    if metrics.top_k.weighted_hits is not None
+                    else ")"
+                ),
             )
         )
     return out
@@ -140,5 +148,5 @@ def render_confusion(
     for name in names:
         out.add_column(name, justify="right")
     for name, row in zip(names, matrix.tolist(), strict=True):
-        out.add_row(name, *(str(v) if v else "." for v in row))
+        out.add_row(name, *(f"{v:.6g}" if v else "." for v in row))
     console.print(out)

@@ -23,6 +23,8 @@ class ParsedRows:
     lines: npt.NDArray[np.int64]
     renormalized: int = 0  #: rows of scores whose total was off (``renormalize``)
     targets_renormalized: int = 0  #: rows of targets whose sum was off (``renormalize``)
+    weights: npt.NDArray[np.float64] | None = None  #: sample weights (weight column)
+    groups: npt.NDArray[np.str_] | None = None  #: group names (group column)
 
 
 def row_sums(targets: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:

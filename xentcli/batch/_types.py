@@ -53,6 +53,12 @@ class ReadOptions:
     #: sigmoid outputs (``xent batch --sigmoid``): one target column per logit column,
     #: each target in [0, 1] and the rows summing to anything; the logits must be finite
     multilabel: bool = False
+    #: ``--weight-column``: a column of per-row sample weights (finite, >= 0), left out of
+    #: the scores; a file without it is an error
+    weight_column: str | None = None
+    #: ``--group-by``: a column whose values slice the rows (its text, stripped), left out
+    #: of the scores; a file without it is an error
+    group_column: str | None = None
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,10 @@ class Chunk:
     unit: str = "line"
     renormalized: int = 0  #: rows of scores whose total was off (``renormalize``)
     targets_renormalized: int = 0  #: rows of targets whose sum was off (``renormalize``)
+    #: the rows' sample weights (``ReadOptions.weight_column``), finite and >= 0; or None
+    weights: npt.NDArray[np.float64] | None = None
+    #: the rows' group names (``ReadOptions.group_column``), a str array; or None
+    groups: npt.NDArray[np.str_] | None = None
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,7 @@ from xentcli.batch.metrics import (
     metric_rows,
 )
 from xentcli.batch.reader import Chunk
+from xentcli.batch.weighting import SampleSums, effective_rows, ratio, weigh
 from xentcli.core import GroupedExactSum
 from xentcli.errors import DataError, StateError, UndefinedMeanError, XentError
 
@@ -352,12 +353,19 @@ class BatchOptions:
     ci: float = 0.95  #: --ci: confidence level of the intervals (0: none)
     bootstrap: int = 0  #: --bootstrap: Poisson bootstrap replicates (0: none)
     seed: int = 0  #: --seed of the bootstrap
+    #: --weight-column: the name of the column of sample weights (None: every row weighs 1)
+    sample_weight_column: str | None = None
 
     @property
     def metric_options(self) -> MetricOptions:
         """The options of the evaluation metrics."""
         return MetricOptions(
-            top_k=self.top_k, bins=self.bins, ci=self.ci, bootstrap=self.bootstrap, seed=self.seed
+            top_k=self.top_k,
+            bins=self.bins,
+            ci=self.ci,
+            bootstrap=self.bootstrap,
+            seed=self.seed,
+            weighted=self.sample_weight_column is not None,
         )
 
 
@@ -376,6 +384,7 @@ class FileSummary:
     perplexity: float | None = None
     accuracy: float | None = None  #: None when no row counts (or unknown: old states)
     correct: int | None = None  #: counted rows whose prediction is the label
+    sample_weight: float | None = None  #: with --weight-column: the counted rows' weight
 
 
 @dataclass(frozen=True)
@@ -389,6 +398,7 @@ class ClassSummary:
     loss_sum: float  #: sum of the class's row losses, in the run's unit
     accuracy: float | None  #: top-1 accuracy on the class's rows
     share: float | None  #: fraction of the total loss sum
+    sample_weight: float | None = None  #: with --weight-column: the class's rows' weight
 
 
 @dataclass(frozen=True)
@@ -448,6 +458,8 @@ class Summary:
     infinite_rows: tuple[tuple[str, int], ...] = ()  #: the first few of them (file, line)
     columns: dict[str, object] | None = None  #: what the first file's columns were taken as
     metrics: MetricsSummary | None = None  #: Brier, top-k, calibration, confusion
+    #: with --weight-column: {"column", "sum", "effective_rows", "divides_by"} (else None)
+    sample_weights: dict[str, object] | None = None
 
     def to_json(self) -> dict[str, object]:
         """The ``xent batch --format json`` object (the documented shape, plus extra keys)."""
@@ -478,6 +490,7 @@ class Summary:
                     "perplexity": f.perplexity,
                     "accuracy": f.accuracy,
                     "correct": f.correct,
+                    **({} if f.sample_weight is None else {"sample_weight": f.sample_weight}),
                 }
                 for f in self.files
             ],
@@ -510,6 +523,7 @@ class Summary:
                     "loss_sum": c.loss_sum,
                     "accuracy": c.accuracy,
                     "share": c.share,
+                    **({} if c.sample_weight is None else {"sample_weight": c.sample_weight}),
                 }
                 for c in self.per_class
             ],
@@ -538,6 +552,7 @@ class Summary:
             "clip": self.clip,
             "rows_infinite": self.rows_infinite,
             "infinite_rows": [{"file": f, "line": line} for f, line in self.infinite_rows],
+            "sample_weights": self.sample_weights,
         }
 
 
@@ -567,6 +582,9 @@ class _FileState:
     errors: list[DataError] = field(default_factory=list)
     class_rows: IntArray | None = None
     correct: int = 0
+    #: with sample weights: the weight of the counted rows and of the right ones
+    mass: core.ExactSum = field(default_factory=core.ExactSum)
+    hits: core.ExactSum = field(default_factory=core.ExactSum)
 
 
 @dataclass(frozen=True)
@@ -602,6 +620,9 @@ class FileRecord:
     part: tuple[int, int] | None = None  #: byte range [start, end) of a part of a file
     correct: int | None = 0  #: counted rows predicted right (None: a state without it)
     newlines: int = 0  #: line breaks in the part's range (parts only)
+    #: with sample weights: the weight of the counted rows and of the right ones
+    mass: core.ExactSum | None = None
+    hits: core.ExactSum | None = None
 
 
 class DivergenceSums:
@@ -673,6 +694,8 @@ class BatchAccumulator:
         # Soft targets: the exact sums of the rows' H(p) and KL(p || q), in nats.
         self.divergence = DivergenceSums()
         self.metrics = MetricSet(num_classes, opts.metric_options)
+        #: per class, the sample weight of the counted rows and of the right ones
+        self.sample = SampleSums(num_classes, weighted=opts.sample_weight_column is not None)
         self.files: list[FileRecord] = []
         self.rows_renormalized = 0
         self.targets_renormalized = 0
@@ -735,6 +758,8 @@ class BatchAccumulator:
                 errors=state.errors,
                 part=self._part,
                 correct=state.correct,
+                mass=state.mass if self.sample.weighted else None,
+                hits=state.hits if self.sample.weighted else None,
             )
         )
         self._part = None
@@ -779,6 +804,7 @@ class BatchAccumulator:
             assert kernel is not None
             prepared = Prepared(kernel, self._metric_rows(chunk, kernel))
         rows, stats = prepared.rows, prepared.metrics
+        sample = self._sample_weights(chunk)
         self.metrics.update(stats, chunk.path)
         counted = rows.counted
         if soft:
@@ -801,9 +827,23 @@ class BatchAccumulator:
         self.class_rows += class_rows
         self.class_correct += np.bincount(cls, weights=correct, minlength=self.k).astype(np.int64)
         state.correct += int(np.count_nonzero(correct))
-        state.class_sums.add(loss, cls)
-        if rows.loss_lo is not None:  # exact: the remainders join the exact sums
-            state.class_sums.add(rows.loss_lo if all_counted else rows.loss_lo[counted], cls)
+        loss_lo = rows.loss_lo
+        if loss_lo is not None and not all_counted:
+            loss_lo = loss_lo[counted]
+        if sample is not None:  # each row's loss and its share of the denominator times s
+            s = sample if all_counted else sample[counted]
+            weighted_loss = weigh(loss, s)
+            weight = weigh(weight, s)
+            if loss_lo is not None:
+                loss_lo = weigh(loss_lo, s)
+            self.sample.add(s, cls, correct)
+            state.mass.add(s)
+            state.hits.add(s[correct])
+        else:
+            weighted_loss = loss
+        state.class_sums.add(weighted_loss, cls)
+        if loss_lo is not None:  # exact: the remainders join the exact sums
+            state.class_sums.add(loss_lo, cls)
         self.rows_renormalized += chunk.renormalized
         self.targets_renormalized += chunk.targets_renormalized
         infinite = np.flatnonzero(loss == np.inf)
@@ -812,13 +852,13 @@ class BatchAccumulator:
             lines = chunk.lines if all_counted else chunk.lines[counted]
             for i in infinite[: self.INFINITE_KEPT - len(self.infinite_rows)].tolist():
                 self.infinite_rows.append((chunk.path, int(lines[i])))
-        if (weight == 1.0).all():  # no class weights (or soft targets): a row count
+        if sample is None and (weight == 1.0).all():  # no weights (or soft targets): a count
             state.class_weights.add_ones(class_rows)
         else:
             state.class_weights.add(weight, cls)
         self.sketch.add(loss)
         if soft:
-            self._add_divergence(chunk)
+            self._add_divergence(chunk, sample)
         if opts.worst and n_counted:
             self._add_worst(chunk, rows, labels, counted)
         if not per_row:
@@ -853,8 +893,12 @@ class BatchAccumulator:
         *,
         targets: npt.ArrayLike | None = None,
         source: str = "<arrays>",
+        sample_weights: npt.ArrayLike | None = None,
     ) -> None:
         """Fold in arrays of logits (N, K) with labels (N,) or soft targets (N, K).
+
+        *sample_weights* (N,), finite and >= 0, are the rows' weights when the options
+        name a ``sample_weight_column``.
 
         The arrays are checked as :func:`~xentcli.core.cross_entropy` checks them
         (a ValueError subclass names the row); the worst rows are named
@@ -885,23 +929,44 @@ class BatchAccumulator:
             None if labels is None else np.asarray(labels, dtype=np.int64).reshape(-1),
             None if targets is None else np.asarray(targets, dtype=np.float64),
             np.arange(first, first + y.shape[0], dtype=np.int64),
-            rows,
             unit="row",
+            weights=None
+            if sample_weights is None
+            else np.asarray(sample_weights, dtype=np.float64).reshape(-1),
         )
-        self.add(chunk)
+        if chunk.weights is not None and not (
+            chunk.weights.shape == (y.shape[0],)
+            and bool(np.all(chunk.weights >= 0))
+            and bool(np.all(np.isfinite(chunk.weights)))
+        ):
+            raise XentError("sample_weights must be N finite numbers >= 0")
+        self.add(dataclasses.replace(chunk, prepared=self.prepare_rows(chunk, rows)))
 
-    def _add_divergence(self, chunk: Chunk) -> None:
-        """Add the rows' entropy and KL divergence (of the smoothed target, if smoothed)."""
+    def _add_divergence(self, chunk: Chunk, sample: FloatArray | None = None) -> None:
+        """Add the rows' entropy and KL divergence (of the smoothed target, if smoothed),
+        each times its sample weight when there are any."""
         assert chunk.targets is not None
         p = chunk.targets
         eps = self.options.label_smoothing
         if eps:
             p = (1.0 - eps) * p + eps / self.k
-        self.divergence.entropy.add(core.entropy(p))
+        entropy = core.entropy(p)
         scores, kind = self._scores(chunk.logits)
         if kind != "logits":  # log q are logits of q (up to a constant per row)
             scores = core.log_of_scores(scores, kind, self.options.clip)
-        self.divergence.kl.add(core.kl_divergence(scores, p, temperature=self.options.temperature))
+        kl = core.kl_divergence(scores, p, temperature=self.options.temperature)
+        if sample is not None:
+            entropy, kl = weigh(entropy, sample), weigh(kl, sample)
+        self.divergence.entropy.add(entropy)
+        self.divergence.kl.add(kl)
+
+    def _sample_weights(self, chunk: Chunk) -> FloatArray | None:
+        """The chunk's sample weights (None without --weight-column)."""
+        if not self.sample.weighted:
+            return None
+        if chunk.weights is None:
+            raise DataError(chunk.path, None, None, "no sample weights (--weight-column)")
+        return chunk.weights
 
     def losses(self, chunk: Chunk) -> core.RowLosses | None:
         """The kernel's per-row results for *chunk*, or None if it does not fit the batch.
@@ -975,6 +1040,10 @@ class BatchAccumulator:
             return None
         return Prepared(rows, self._metric_rows(chunk, rows))
 
+    def prepare_rows(self, chunk: Chunk, rows: core.RowLosses) -> Prepared:
+        """:meth:`prepare` for a chunk whose kernel rows are known."""
+        return Prepared(rows, self._metric_rows(chunk, rows))
+
     def _metric_rows(self, chunk: Chunk, rows: core.RowLosses) -> MetricRows:
         chunk = self.logit_chunk(chunk)  # probabilities and log-probabilities: log q
         if chunk.targets is not None:
@@ -982,6 +1051,11 @@ class BatchAccumulator:
         else:
             assert chunk.labels is not None
             labels = chunk.labels.astype(np.int64, copy=False)
+        loss, loss_weight, sample = rows.loss, rows.weight, None
+        if self.options.sample_weight_column is not None:
+            sample = self._sample_weights(chunk)
+            assert sample is not None
+            loss, loss_weight = weigh(loss, sample), weigh(loss_weight, sample)
         return metric_rows(
             chunk.logits,
             labels,
@@ -990,8 +1064,9 @@ class BatchAccumulator:
             targets=chunk.targets,
             temperature=self.options.temperature,
             counted=rows.counted,
-            loss=rows.loss,
-            loss_weight=rows.weight,
+            weight=sample,
+            loss=loss,
+            loss_weight=loss_weight,
         )
 
     def _add_worst(
@@ -1046,6 +1121,9 @@ class BatchAccumulator:
         """A file's figures, by the code that makes the pooled ones (:meth:`_figures`)."""
         lines = [e.line for e in record.errors if e.line is not None]
         figures = self._figures(record.total, record.weight, record.counted, record.correct)
+        accuracy = figures.accuracy
+        if record.mass is not None and record.hits is not None:
+            accuracy = ratio(record.hits.exact(), record.mass.exact())
         return FileSummary(
             path=record.path,
             rows=record.rows + record.skipped,
@@ -1055,8 +1133,9 @@ class BatchAccumulator:
             loss=figures.loss,
             skipped_lines=tuple(lines[:SKIPPED_KEPT]),
             perplexity=figures.perplexity,
-            accuracy=figures.accuracy,
+            accuracy=accuracy,
             correct=record.correct,
+            sample_weight=None if record.mass is None else record.mass.value(),
         )
 
     def _figures(
@@ -1182,6 +1261,9 @@ class BatchAccumulator:
             share = None
             if loss_sum_nats > 0 and math.isfinite(loss_sum_nats):
                 share = float(class_sum.exact() / total_exact)
+            accuracy = (
+                int(self.class_correct[c]) / int(self.class_rows[c]) if self.class_rows[c] else None
+            )
             per_class.append(
                 ClassSummary(
                     index=c,
@@ -1189,12 +1271,9 @@ class BatchAccumulator:
                     rows=int(self.class_rows[c]),
                     loss=class_mean,
                     loss_sum=class_sum.value(base),
-                    accuracy=(
-                        int(self.class_correct[c]) / int(self.class_rows[c])
-                        if self.class_rows[c]
-                        else None
-                    ),
+                    accuracy=self.sample.accuracy(c) if self.sample.weighted else accuracy,
                     share=share,
+                    sample_weight=self.sample.mass.value(c) if self.sample.weighted else None,
                 )
             )
         quantiles = {
@@ -1214,7 +1293,7 @@ class BatchAccumulator:
             loss_sum=pooled.loss_sum,
             weight_sum=weight.value(),
             perplexity=pooled.perplexity,
-            accuracy=pooled.accuracy,
+            accuracy=self.sample.accuracy() if self.sample.weighted else pooled.accuracy,
             correct=correct,
             units=core.UNITS[opts.base],
             soft_targets=bool(self.soft_targets),
@@ -1245,12 +1324,36 @@ class BatchAccumulator:
             infinite_rows=tuple(self.infinite_rows),
             columns=self.columns,
             metrics=self.metrics.summary(opts.base, opts.ci),
+            sample_weights=self._sample_weight_summary(),
         )
 
+    def _sample_weight_summary(self) -> dict[str, object] | None:
+        """What the weighted means divide by (None without --weight-column)."""
+        if not self.sample.weighted:
+            return None
+        moments = self.metrics.brier.moments
+        assert moments is not None
+        sums = moments.sums
+        return {
+            "column": self.options.sample_weight_column,
+            "sum": self.sample.total().value(),
+            "effective_rows": effective_rows(
+                sums["weight"].exact(), sums["weight_squares"].exact()
+            ),
+            "divides_by": "the sum of the counted rows' sample weights (the loss: of the "
+            "products of sample and class weights, 'weight_sum')",
+        }
+
     def _soft_mean(self, total: core.ExactSum, rows: int) -> float | None:
-        """The mean over the rows (soft targets: every row counts), in the run's unit."""
+        """The mean over the rows (soft targets: every row counts; with sample weights,
+        over their weight), in the run's unit."""
         if not self.soft_targets or not rows:
             return None
+        if self.sample.weighted:
+            try:
+                return total.ratio(self.sample.total(), self.options.base)
+            except UndefinedMeanError:
+                return None
         count = core.ExactSum()
         count.add_ones(rows)
         return total.ratio(count, self.options.base)
@@ -1274,6 +1377,7 @@ STATE_COMPONENTS: dict[str, str] = {
     "sketch": "sketch",
     "divergence": "divergence",
     "metrics": "metrics",
+    "sample": "sample",
 }
 
 
@@ -1335,7 +1439,19 @@ def _joined(first: FileRecord, second: FileRecord) -> FileRecord:
         errors=errors[:SKIPPED_KEPT],
         part=(first.part[0], second.part[1]),
         newlines=first.newlines + second.newlines,
+        mass=_joined_sum(first.mass, second.mass),
+        hits=_joined_sum(first.hits, second.hits),
     )
+
+
+def _joined_sum(first: core.ExactSum | None, second: core.ExactSum | None) -> core.ExactSum | None:
+    """The sum of two parts' optional sums (None if either has none)."""
+    if first is None or second is None:
+        return None
+    total = core.ExactSum()
+    total.merge(first)
+    total.merge(second)
+    return total
 
 
 def _mean(total: core.ExactSum, weight: core.ExactSum, base: str = "e") -> float | None:

@@ -232,7 +232,9 @@ class Table:
         self.logit_names = layout.logit_names
         self.label_name = layout.label_name
         self.target_names = layout.target_names
-        self._wide = layout.ncols >= WIDE_COLUMNS and layout.class_index is None
+        self._wide = (
+            layout.ncols >= WIDE_COLUMNS and layout.class_index is None and layout.group is None
+        )
         K = len(layout.logits)
         options = self.options
         self._chunk_rows = max(1, min(options.chunk_rows, options.chunk_bytes // (8 * K)))
@@ -347,6 +349,8 @@ class Table:
                 # The block's counts go with its first chunk.
                 renormalized=parsed.renormalized if start == 0 else 0,
                 targets_renormalized=parsed.targets_renormalized if start == 0 else 0,
+                weights=None if parsed.weights is None else parsed.weights[start:stop],
+                groups=None if parsed.groups is None else parsed.groups[start:stop],
             )
             if prepare is not None:
                 chunk = dataclasses.replace(chunk, prepared=prepare(chunk))

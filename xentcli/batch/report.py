@@ -231,11 +231,10 @@ def _render_table(summary: Summary, console: Console, study: str | None = None) 
     accuracy_name = "Accuracy (argmax of target)" if summary.soft_targets else "Accuracy"
     ci = summary.metrics.intervals if summary.metrics is not None else None
     bounds = interval(ci.accuracy, 100, " %") if ci is not None else ""
-    grid.add_row(
-        accuracy_name,
-        f"{percent(summary.accuracy)} ({summary.correct} of {plural(summary.rows_counted, 'row')})"
-        + bounds,
-    )
+    counts = f"{summary.correct} of {plural(summary.rows_counted, 'row')}"
+    if summary.sample_weights is not None:
+        counts = f"weighted; {counts} right"
+    grid.add_row(accuracy_name, f"{percent(summary.accuracy)} ({counts})" + bounds)
     if summary.metrics is not None and summary.rows_counted:
         for name, value in summary_rows(summary.metrics):
             grid.add_row(name, value)
@@ -286,6 +285,19 @@ def input_lines(summary: Summary) -> list[str]:
     if summary.clip is not None:
         lines.append(
             f"Clipped (--clip): probabilities clipped to [{summary.clip!r}, 1 - {summary.clip!r}]"
+        )
+    weights = summary.sample_weights
+    if weights is not None:
+        effective = weights["effective_rows"]
+        lines.append(
+            f"Sample weights: column {weights['column']!r}, sum {number(weights['sum'])}"  # type: ignore[arg-type]
+            + ("" if effective is None else f" ({number(effective)} effective rows)")  # type: ignore[arg-type]
+            + "; every mean divides by the sum of the weights"
+            + (
+                " (the loss: of sample x class weights)"
+                if summary.weight_sum != weights["sum"]
+                else ""
+            )
         )
     if summary.rows_infinite:
         shown = ", ".join(f"{path}:{line}" for path, line in summary.infinite_rows)

@@ -134,6 +134,11 @@ def _file_to_state(record: FileRecord) -> dict[str, Any]:
             {"line": e.line, "column": e.column, "reason": _error_text(e), "unit": e.unit}
             for e in record.errors
         ],
+        **(
+            {}
+            if record.mass is None or record.hits is None
+            else {"sample": {"mass": record.mass.to_state(), "hits": record.hits.to_state()}}
+        ),
     }
 
 
@@ -234,10 +239,18 @@ def accumulator_from_state(data: Any) -> BatchAccumulator:
     acc.class_correct = _counts(top["class_correct"], "class_correct", k)
     if (acc.class_correct > acc.class_rows).any():
         raise StateError("class_correct: more correct rows than rows in a class")
-    components = core.need_dict(top["components"], "components", tuple(STATE_COMPONENTS))
+    # "sample" (sample weights) is optional: states written before it have none.
+    names = tuple(STATE_COMPONENTS)
+    if isinstance(top["components"], dict) and "sample" not in top["components"]:
+        names = tuple(n for n in names if n != "sample")
+    components = core.need_dict(top["components"], "components", names)
+    components.setdefault("sample", None)
     for key, attribute in STATE_COMPONENTS.items():
         kind = type(getattr(acc, attribute))
         setattr(acc, attribute, kind.from_state(components[key], k, f"components.{key}"))
+    weighted = options.sample_weight_column is not None
+    if acc.sample.weighted != weighted or acc.metrics.options.weighted != weighted:
+        raise StateError("components: the sample weights do not match options.sample_weight_column")
     files = core.need_list(top["files"], "files", max_size=MAX_FILES)
     acc.files = [_file_from_state(item, f"files[{n}]", FileRecord) for n, item in enumerate(files)]
     acc._file_index = len(acc.files) - 1
@@ -354,7 +367,8 @@ _FILE_KEYS = (
 
 
 def _file_from_state(data: Any, where: str, record_type: type[FileRecord]) -> FileRecord:
-    keys = _FILE_KEYS + (("correct",) if isinstance(data, dict) and "correct" in data else ())
+    optional = ("correct", "sample")  # states written before them have none
+    keys = _FILE_KEYS + tuple(k for k in optional if isinstance(data, dict) and k in data)
     fields = core.need_dict(data, where, keys)  # "correct" is optional (older states)
     path = _text(fields["path"], f"{where}.path")
     part = None
@@ -391,7 +405,14 @@ def _file_from_state(data: Any, where: str, record_type: type[FileRecord]) -> Fi
             column = core.need_int(column, f"{where}.errors[{n}].column", 1)
         reason = _text(error["reason"], f"{where}.errors[{n}].reason")
         errors.append(DataError(path, line, column, reason, unit=unit))
+    mass = hits = None
+    if fields.get("sample") is not None:
+        sample = core.need_dict(fields["sample"], f"{where}.sample", ("mass", "hits"))
+        mass = core.ExactSum.from_state(sample["mass"], f"{where}.sample.mass")
+        hits = core.ExactSum.from_state(sample["hits"], f"{where}.sample.hits")
     return record_type(
+        mass=mass,
+        hits=hits,
         path=path,
         total=core.ExactSum.from_state(fields["sum"], f"{where}.sum"),
         weight=core.ExactSum.from_state(fields["weight"], f"{where}.weight"),

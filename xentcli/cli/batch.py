@@ -46,6 +46,7 @@ Examples:
   xent batch preds.csv --no-header --label-column 0 --logit-columns 1:11
   xent batch preds.csv --classes cat,dog,bird --weights 1,2,0.5 --format json
   xent batch preds.csv --per-row rows.csv --on-error skip
+  xent batch preds.parquet --weight-column importance
   xent batch shard1.csv --save-state shard1.state   (then: xent merge *.state)
   xent batch tags.csv --sigmoid --logit-columns 'logit_*' --target-columns 'y_*'
   zcat preds.csv.gz | xent batch - --format csv
@@ -416,6 +417,12 @@ def _refuse_overwriting_an_input(per_row: str, paths: list[str], option: str = "
     metavar="LIST",
     help="With --sigmoid: the weight of each label's positive term (PyTorch's pos_weight).",
 )
+@click.option(
+    "--weight-column",
+    metavar="NAME",
+    help="A column of per-row sample weights (finite, >= 0): every mean becomes a weighted "
+    "mean that divides by the sum of the weights (times the class weights for the loss).",
+)
 @click.option("--chunk-rows", type=click.IntRange(min=1), default=None, hidden=True)
 def batch(
     files: tuple[str, ...],
@@ -458,6 +465,7 @@ def batch(
     seed: int,
     sigmoid: bool,
     pos_weight: list[float] | None,
+    weight_column: str | None,
     chunk_rows: int | None,
 ) -> None:
     """Score CSV files of model outputs: loss, perplexity, accuracy and the worst rows.
@@ -511,6 +519,12 @@ def batch(
     top_k_values = _top_k(top_k)
     if bootstrap and ci == 0:
         raise BadInvocation("--bootstrap needs intervals: give --ci a level above 0")
+    if weight_column is not None:
+        for given, option in ((bootstrap, "--bootstrap"), (frameworks, "--frameworks")):
+            if given:
+                raise BadInvocation(f"{option} does not take sample weights (--weight-column) yet")
+        if dtype is not None:
+            raise BadInvocation("--dtype does not take sample weights (--weight-column) yet")
 
     from xentcli.batch.accumulator import BatchOptions
     from xentcli.batch.reader import ReadOptions
@@ -531,6 +545,7 @@ def batch(
         scores=scores,  # type: ignore[arg-type]
         sum_tolerance=sum_tolerance,
         renormalize=renormalize,
+        weight_column=weight_column,
         **read_kwargs,
     )
     batch_options = BatchOptions(
@@ -550,6 +565,7 @@ def batch(
         ci=ci,
         bootstrap=bootstrap,
         seed=seed,
+        sample_weight_column=weight_column,
     )
     paths = expand_paths(files)
     if per_row is not None and per_row != "-":
@@ -557,7 +573,16 @@ def batch(
     if save_state is not None:
         _refuse_overwriting_an_input(save_state, paths, "--save-state")
     study = None
-    if labels_path is None and targets_path is None and scores_key is None and labels_key is None:
+    # xent compute --from reads the score columns by default: with a weight column left out
+    # of them by name, only --logit-columns would tell it which they are.
+    plain_columns = weight_column is None or logit_columns is not None
+    if (
+        plain_columns
+        and labels_path is None
+        and targets_path is None
+        and scores_key is None
+        and labels_key is None
+    ):
         # What xent compute --from needs to read the worst row and compute its loss alike.
         study = column_arguments(*columns) + _loss_arguments(loss)
         if class_names is not None:

@@ -38,6 +38,7 @@ _REFUSED = {
     "seed": ("--seed", "it seeds the bootstrap"),
     "scheduler": ("--scheduler", "--engine dask does not read --sigmoid files"),
     "workers": ("--workers", "--engine dask does not read --sigmoid files"),
+    "weight_column": ("--weight-column", "not available with --sigmoid yet"),
 }
 
 

@@ -73,6 +73,7 @@ class ReliabilityBin:
     rows: int
     confidence: float | None  #: mean confidence of its rows (None if empty)
     accuracy: float | None  #: fraction of its rows predicted right (None if empty)
+    weight: float | None = None  #: with sample weights: the bin's weight (else None)
 
     @property
     def gap(self) -> float | None:
@@ -111,6 +112,7 @@ class CalibrationSummary:
                     "confidence": b.confidence,
                     "accuracy": b.accuracy,
                     "gap": b.gap,
+                    **({} if b.weight is None else {"weight": b.weight}),
                 }
                 for b in self.bins
             ],
@@ -121,38 +123,82 @@ class CalibrationSummary:
 class _Binned:
     """Rows, correct rows (integers) and exact confidence sums per bin."""
 
-    def __init__(self, bins: int) -> None:
+    def __init__(self, bins: int, weighted: bool = False) -> None:
         self.rows = np.zeros(bins, dtype=np.int64)
         self.correct = np.zeros(bins, dtype=np.int64)
+        #: the sum of the confidences (with sample weights: of weight * confidence)
         self.confidence = GroupedExactSum(bins)
+        #: with sample weights: per bin the weight of the rows, and of the right rows
+        self.weight = GroupedExactSum(bins) if weighted else None
+        self.right = GroupedExactSum(bins) if weighted else None
 
     def update(self, index: IntArray, rows: MetricRows) -> None:
         n = self.rows.size
         self.rows += np.bincount(index, minlength=n)
-        self.correct += np.bincount(index[rows.correct], minlength=n)
-        self.confidence.add(rows.confidence, index)
+        correct = rows.correct
+        self.correct += np.bincount(index[correct], minlength=n)
+        if self.weight is None or self.right is None:
+            self.confidence.add(rows.confidence, index)
+            return
+        assert rows.weight is not None
+        self.confidence.add(rows.confidence * rows.weight, index)
+        self.weight.add(rows.weight, index)
+        self.right.add(rows.weight[correct], index[correct])
 
     def merge(self, other: _Binned) -> None:
         self.rows += other.rows
         self.correct += other.correct
         self.confidence.merge(other.confidence)
+        if self.weight is not None and self.right is not None:
+            if other.weight is None or other.right is None:
+                raise ValueError("cannot merge weighted calibration bins with unweighted ones")
+            self.weight.merge(other.weight)
+            self.right.merge(other.right)
+        elif other.weight is not None:
+            raise ValueError("cannot merge weighted calibration bins with unweighted ones")
+
+    def masses(self, present: list[int]) -> tuple[list[Fraction], list[Fraction], list[Fraction]]:
+        """Per bin of *present*: its weight, its right rows' weight, its confidence sum
+        (row counts and plain sums without sample weights), exactly."""
+        if self.weight is None or self.right is None:
+            return (
+                [Fraction(int(self.rows[b])) for b in present],
+                [Fraction(int(self.correct[b])) for b in present],
+                [self.confidence.exact(b) for b in present],
+            )
+        return (
+            [self.weight.exact(b) for b in present],
+            [self.right.exact(b) for b in present],
+            [self.confidence.exact(b) for b in present],
+        )
 
     def to_state(self) -> dict[str, Any]:
         """The non-empty bins only (the fine grid has 20 482 bins, mostly empty)."""
         present = np.flatnonzero(self.rows)
         dense = self.confidence.to_state()
         keep = present.tolist()
-        return {
+        out = {
             "bins": keep,
             "rows": counts_to_state(self.rows[present]),
             "correct": counts_to_state(self.correct[present]),
             "sums": [dense["sums"][i] for i in keep],  # type: ignore[index]
             "special": [dense["special"][i] for i in keep],  # type: ignore[index]
         }
+        for name in ("weight", "right"):
+            sums = getattr(self, name)
+            if sums is not None:
+                dense = sums.to_state()
+                out[name] = {
+                    "sums": [dense["sums"][i] for i in keep],
+                    "special": [dense["special"][i] for i in keep],
+                }
+        return out
 
     @classmethod
     def from_state(cls, data: Any, bins: int, where: str) -> _Binned:
-        fields = core.need_dict(data, where, ("bins", "rows", "correct", "sums", "special"))
+        weighted = isinstance(data, dict) and "weight" in data
+        keys = ("bins", "rows", "correct", "sums", "special")
+        fields = core.need_dict(data, where, keys + (("weight", "right") if weighted else ()))
         index = core.need_list(fields["bins"], f"{where}.bins", max_size=bins)
         n = len(index)
         present = [core.need_int(i, f"{where}.bins[{j}]", 0, bins - 1) for j, i in enumerate(index)]
@@ -164,27 +210,24 @@ class _Binned:
         special = core.need_list(fields["special"], f"{where}.special", n)
         if (rows == 0).any() or (correct > rows).any():
             raise StateError(f"{where}: a bin's counts do not agree")
-        state = cls(bins)
+        state = cls(bins, weighted)
         state.rows[present] = rows
         state.correct[present] = correct
-        dense_sums, dense_special = ["0x0"] * bins, [core.hex_float(0.0)] * bins
-        for j, i in enumerate(present):
-            dense_sums[i], dense_special[i] = sums[j], special[j]
-        state.confidence = GroupedExactSum.from_state(
-            {
-                "groups": bins,
-                "sums": dense_sums,
-                "special": dense_special,
-                "counts": counts_to_state(state.rows),
-            },
-            bins,
-            f"{where}.confidence",
-        )
+        state.confidence = _dense(sums, special, present, state.rows, f"{where}.confidence")
         if any(not math.isfinite(state.confidence.value(i)) for i in present):
             raise StateError(f"{where}.special: a confidence sum is not finite")
-        for i in present:
-            mean = state.confidence.exact(i) / int(state.rows[i])
-            if not 0 < mean <= 1:
+        if weighted:
+            for name, counts in (("weight", state.rows), ("right", state.correct)):
+                part = core.need_dict(fields[name], f"{where}.{name}", ("sums", "special"))
+                sums_of = core.need_list(part["sums"], f"{where}.{name}.sums", n)
+                special_of = core.need_list(part["special"], f"{where}.{name}.special", n)
+                dense = _dense(sums_of, special_of, present, counts, f"{where}.{name}")
+                if any(not math.isfinite(dense.value(i)) or dense.exact(i) < 0 for i in present):
+                    raise StateError(f"{where}.{name}: a weight sum is negative or not finite")
+                setattr(state, name, dense)
+        masses, right, confidence = state.masses(present)
+        for m, r, c in zip(masses, right, confidence, strict=True):
+            if not (0 < c <= m or (m == c == 0)) or r > m:
                 raise StateError(f"{where}.sums: a mean confidence outside (0, 1]")
         return state
 
@@ -193,15 +236,36 @@ class _Binned:
         return [abs(self.confidence.exact(b) - int(self.correct[b])) for b in present.tolist()]
 
 
+def _dense(
+    sums: list[Any], special: list[Any], present: list[int], counts: IntArray, where: str
+) -> GroupedExactSum:
+    """A GroupedExactSum of ``counts.size`` groups from the sums of the *present* ones."""
+    groups = counts.size
+    dense_sums, dense_special = ["0x0"] * groups, [core.hex_float(0.0)] * groups
+    for j, i in enumerate(present):
+        dense_sums[i], dense_special[i] = sums[j], special[j]
+    return GroupedExactSum.from_state(
+        {
+            "groups": groups,
+            "sums": dense_sums,
+            "special": dense_special,
+            "counts": counts_to_state(counts),
+        },
+        groups,
+        where,
+    )
+
+
 class CalibrationState:
     """ECE, MCE and the reliability table from one pass (see the module docstring)."""
 
-    def __init__(self, bins: int = DEFAULT_BINS) -> None:
+    def __init__(self, bins: int = DEFAULT_BINS, weighted: bool = False) -> None:
         if not 1 <= bins <= MAX_BINS:
             raise ValueError(f"calibration needs 1 to {MAX_BINS} bins")
         self.n_bins = int(bins)
-        self.width = _Binned(self.n_bins)
-        self.fine = _Binned(FINE_BINS)
+        self.weighted = weighted
+        self.width = _Binned(self.n_bins, weighted)
+        self.fine = _Binned(FINE_BINS, weighted)
 
     def update(self, rows: MetricRows) -> None:
         """Fold one chunk's rows in."""
@@ -231,10 +295,15 @@ class CalibrationState:
         state.fine = _Binned.from_state(fields["fine"], FINE_BINS, f"{where}.fine")
         if int(state.width.rows.sum()) != int(state.fine.rows.sum()):
             raise StateError(f"{where}: the two binnings hold different rows")
+        if (state.width.weight is None) != (state.fine.weight is None):
+            raise StateError(f"{where}: one binning is weighted, the other not")
+        state.weighted = state.width.weight is not None
         return state
 
     def summary(self) -> CalibrationSummary:
         """Every calibration figure (None where there is no row)."""
+        if self.weighted:
+            return self._weighted_summary()
         total = int(self.width.rows.sum())
         bins = []
         for b in range(self.n_bins):
@@ -295,6 +364,66 @@ class CalibrationState:
             rows_by_bin[j] += int(fine.rows[fb])
         ece = float(sum((abs(g) for g in gaps_by_bin), Fraction(0)) / total)
         return ece, bound, tuple(rows_by_bin)
+
+    def _weighted_summary(self) -> CalibrationSummary:
+        """The figures with sample weights: every count is a weight sum (exact).
+
+        A bin's confidence and accuracy are its rows' weighted means; ECE is
+        ``sum_b |sum_b s c - sum_b s a| / sum s``; MCE the largest gap of a bin with
+        weight; the equal-mass bins hold equal weight (see :meth:`_weighted_equal_mass`).
+        """
+        b_count = self.n_bins
+        every = list(range(b_count))
+        mass, right, confidence = self.width.masses(every)
+        bins = []
+        for b in every:
+            m = mass[b]
+            bins.append(
+                ReliabilityBin(
+                    low=b / b_count,
+                    high=(b + 1) / b_count,
+                    rows=int(self.width.rows[b]),
+                    confidence=float(confidence[b] / m) if m else None,
+                    accuracy=float(right[b] / m) if m else None,
+                    weight=float(m),
+                )
+            )
+        total = sum(mass, Fraction(0))
+        rows = int(self.width.rows.sum())
+        if not total:
+            return CalibrationSummary(rows, b_count, None, None, None, None, tuple(bins), ())
+        gaps = [abs(c - r) for c, r in zip(confidence, right, strict=True)]
+        ece = float(sum(gaps, Fraction(0)) / total)
+        mce = float(max(g / m for g, m in zip(gaps, mass, strict=True) if m))
+        ece_mass, bound, mass_rows = self._weighted_equal_mass(total)
+        return CalibrationSummary(rows, b_count, ece, ece_mass, bound, mce, tuple(bins), mass_rows)
+
+    def _weighted_equal_mass(self, total: Fraction) -> tuple[float, float, tuple[int, ...]]:
+        """ECE over B bins of equal weight, from the fine grid (as :meth:`_equal_mass`).
+
+        A fine bin whose weight begins at ``F`` (the weight of the lower fine bins) goes
+        whole to bin ``floor(F B / W)``; it straddles an edge when its weight reaches past
+        ``(bin + 1) W / B``. The bound is :meth:`_equal_mass`'s with weights for counts.
+        """
+        fine = self.fine
+        present = np.flatnonzero(fine.rows).tolist()
+        mass, right, confidence = fine.masses(present)
+        b_count = self.n_bins
+        gaps_by_bin = [Fraction(0)] * b_count
+        rows_by_bin = [0] * b_count
+        bound = Fraction(0)
+        before = Fraction(0)
+        for fb, m, r, c in zip(present, mass, right, confidence, strict=True):
+            target = min(int(before * b_count // total), b_count - 1)
+            if (before + m) * b_count > (target + 1) * total:
+                near = Fraction(float(_FINE_DISTANCE[fb]))
+                wrong = m - r
+                bound += r * near + wrong if fb >= _FINE_SIDE else r + wrong * near
+            gaps_by_bin[target] += c - r
+            rows_by_bin[target] += int(fine.rows[fb])
+            before += m
+        ece = float(sum((abs(g) for g in gaps_by_bin), Fraction(0)) / total)
+        return ece, float(2 * bound / total), tuple(rows_by_bin)
 
 
 def _fine_distances() -> npt.NDArray[np.float64]:

@@ -45,8 +45,17 @@ def wilson(hits: int, n: int, level: float) -> Interval | None:
     """
     if n == 0:
         return None
+    return wilson_proportion(hits / n, n, level)
+
+
+def wilson_proportion(p: float, n: float, level: float) -> Interval:
+    """The Wilson score interval of a proportion *p* over *n* rows (*n* may be an
+    effective sample size, not a whole number).
+
+    >>> lo, hi = wilson_proportion(0.81, 100, 0.95); round(lo, 4), round(hi, 4)
+    (0.7222, 0.8749)
+    """
     z = z_value(level)
-    p = hits / n
     denominator = 1.0 + z * z / n
     centre = (p + z * z / (2 * n)) / denominator
     half = z / denominator * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
@@ -77,7 +86,10 @@ class LossMomentsState:
         """Fold one chunk's rows in (rows without a loss are skipped)."""
         if rows.loss is None or rows.loss_weight is None:
             return
-        loss, weight = rows.loss, rows.loss_weight
+        self.add(rows.loss, rows.loss_weight)
+
+    def add(self, loss: np.ndarray, weight: np.ndarray) -> None:
+        """Fold in values ``l`` (already weighted: ``w x``) and their weights ``w``."""
         with_weight = not (weight == 1.0).all()
         s = self.sums
         with np.errstate(over="ignore"):  # a square past the float range is inf: no interval
@@ -112,8 +124,14 @@ class LossMomentsState:
             raise StateError(f"{where}: the sums hold different numbers of rows")
         return state
 
-    def interval(self, level: float) -> Interval | None:
-        """The interval of the weighted mean loss in nats (None if undefined)."""
+    def effective_rows(self) -> Fraction | None:
+        """Kish's effective sample size ``(sum w)^2 / sum w^2`` (None if no weight)."""
+        squares = self.sums["weight_squares"].exact()
+        return None if squares == 0 else self.sums["weight"].exact() ** 2 / squares
+
+    def interval(self, level: float, high: float = math.inf) -> Interval | None:
+        """The interval of the weighted mean loss in nats (None if undefined); a mean of
+        other values (``--weight-column``: the Brier term) is clipped to [0, *high*]."""
         s = self.sums
         n = s["loss"].count
         values = [acc.value() for acc in s.values()]
@@ -126,7 +144,7 @@ class LossMomentsState:
         spread = s["squares"].exact() - 2 * mean * s["cross"].exact()
         spread += mean * mean * s["weight_squares"].exact()
         variance = max(spread, Fraction(0)) * n / (n - 1) / (weight * weight)
-        return normal(mean, variance, level, 0.0, math.inf)
+        return normal(mean, variance, level, 0.0, high)
 
 
 def brier_interval(total: ExactSum, squares: ExactSum, n: int, level: float) -> Interval | None:

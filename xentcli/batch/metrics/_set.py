@@ -19,8 +19,8 @@ from xentcli.batch.metrics._confusion import ConfusionState, ConfusionSummary
 from xentcli.batch.metrics._intervals import (
     Intervals,
     LossMomentsState,
-    brier_interval,
     wilson,
+    wilson_proportion,
 )
 from xentcli.batch.metrics._rows import MetricRows
 from xentcli.batch.metrics._topk import TopKState, TopKSummary, default_top_k
@@ -36,6 +36,7 @@ class MetricOptions:
     ci: float = 0.95  #: confidence level of the intervals; 0 turns them off
     bootstrap: int = 0  #: Poisson bootstrap replicates (0: none)
     seed: int = 0  #: the bootstrap's seed
+    weighted: bool = False  #: rows carry sample weights (``MetricRows.weight``)
 
     def resolved_top_k(self, num_classes: int) -> tuple[int, ...]:
         """The k values for *num_classes* classes; XentError if one is out of [1, K]."""
@@ -99,12 +100,18 @@ class MetricSet:
         self.k = int(num_classes)
         if not 1 <= self.options.bins <= MAX_BINS:
             raise XentError(f"--bins must be between 1 and {MAX_BINS}, got {self.options.bins}")
-        self.brier = BrierState()
-        self.top_k = TopKState(self.options.resolved_top_k(self.k))
-        self.calibration = CalibrationState(self.options.bins)
-        self.confusion = ConfusionState(self.k)
+        weighted = self.options.weighted
+        self.brier = BrierState(weighted)
+        self.top_k = TopKState(self.options.resolved_top_k(self.k), weighted)
+        self.calibration = CalibrationState(self.options.bins, weighted)
+        self.confusion = ConfusionState(self.k, weighted=weighted)
         self.loss_moments = LossMomentsState()
         opts = self.options
+        if opts.bootstrap and weighted:
+            raise XentError(
+                "--bootstrap does not take sample weights (--weight-column) yet: "
+                "use the normal intervals (--ci)"
+            )
         if not 0.0 <= opts.ci < 1.0:
             raise XentError(f"--ci must be in [0, 1) (0: no intervals), got {opts.ci}")
         if not 0 <= opts.bootstrap <= MAX_REPLICATES:
@@ -170,7 +177,15 @@ class MetricSet:
         confusion = ConfusionState.from_state(
             fields["confusion"], num_classes, f"{where}.confusion"
         )
-        out = cls(num_classes, MetricOptions(top_k=top_k.ks, bins=calibration.n_bins))
+        weighted = brier.moments is not None
+        if {weighted, top_k.rank_weights is not None, calibration.weighted} != {weighted} or (
+            weighted != (confusion.weights is not None)
+        ):
+            raise StateError(f"{where}: some metrics are weighted, others not")
+        out = cls(
+            num_classes,
+            MetricOptions(top_k=top_k.ks, bins=calibration.n_bins, weighted=weighted),
+        )
         out.brier, out.top_k, out.calibration, out.confusion = brier, top_k, calibration, confusion
         out.loss_moments = LossMomentsState.from_state(
             fields["loss_moments"], f"{where}.loss_moments"
@@ -209,10 +224,24 @@ class MetricSet:
         if loss is not None:
             loss = (float(core.to_base(loss[0], base)), float(core.to_base(loss[1], base)))
         n = top_k.rows
+        if self.brier.moments is not None:  # sample weights: Kish's effective sample size
+            n_eff = self.brier.moments.effective_rows()
+
+            def proportion(k: int) -> tuple[float, float] | None:
+                p = top_k.accuracy(k)
+                if p is None or n_eff is None:
+                    return None
+                return wilson_proportion(p, float(n_eff), level)
+
+        else:
+
+            def proportion(k: int) -> tuple[float, float] | None:
+                return wilson(top_k.hits[k], n, level)
+
         return Intervals(
             level=level,
             loss=loss,
-            accuracy=wilson(top_k.hits[1], n, level) if 1 in top_k.hits else None,
-            brier=brier_interval(brier.total, brier.squares, brier.rows, level),
-            top_k={k: wilson(hits, n, level) for k, hits in top_k.hits.items() if k != 1},
+            accuracy=proportion(1) if 1 in top_k.hits else None,
+            brier=self.brier.interval(level),
+            top_k={k: proportion(k) for k in top_k.hits if k != 1},
         )
