@@ -392,6 +392,28 @@ class GroupedExactSum:
             self._totals = totals
         return totals
 
+    def spread(self, where: ArrayLike, groups: int) -> GroupedExactSum:
+        """A GroupedExactSum of *groups* groups whose group ``where[j]`` holds this one's
+        group ``j`` (the others empty): sparse sums read back into a dense grid.
+
+        >>> small = GroupedExactSum(2); small.add([0.5, 2.0], [0, 1])
+        >>> small.spread([3, 1], 4).value(3), small.spread([3, 1], 4).counts.tolist()
+        (0.5, [0, 1, 0, 1])
+        """
+        index = np.asarray(where, dtype=np.int64).ravel()
+        if index.shape != (self.groups,) or (
+            index.size and not 0 <= index.min() <= index.max() < groups
+        ):
+            raise ValueError(f"where must give {self.groups} groups in [0, {groups})")
+        out = GroupedExactSum(groups)
+        totals = [0] * groups
+        for j, total in zip(index.tolist(), self._exact_totals(), strict=True):
+            totals[j] = total
+        out._fold_into(totals)
+        out._special[index] = self._special
+        out.counts[index] = self.counts
+        return out
+
     def exact_sum(self, group: int) -> ExactSum:
         """Group *group*'s sum as an :class:`ExactSum` (the same state, a copy)."""
         acc = ExactSum()

@@ -240,20 +240,18 @@ def _dense(
     sums: list[Any], special: list[Any], present: list[int], counts: IntArray, where: str
 ) -> GroupedExactSum:
     """A GroupedExactSum of ``counts.size`` groups from the sums of the *present* ones."""
-    groups = counts.size
-    dense_sums, dense_special = ["0x0"] * groups, [core.hex_float(0.0)] * groups
-    for j, i in enumerate(present):
-        dense_sums[i], dense_special[i] = sums[j], special[j]
-    return GroupedExactSum.from_state(
+    # Only the present bins are parsed (the fine grid has 20 482 bins, mostly empty).
+    small = GroupedExactSum.from_state(
         {
-            "groups": groups,
-            "sums": dense_sums,
-            "special": dense_special,
-            "counts": counts_to_state(counts),
+            "groups": len(present),
+            "sums": sums,
+            "special": special,
+            "counts": counts_to_state(counts[present]),
         },
-        groups,
+        len(present),
         where,
     )
+    return small.spread(present, counts.size)
 
 
 class CalibrationState:
