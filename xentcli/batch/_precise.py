@@ -149,8 +149,8 @@ class PreciseReader:
                         fields[index],
                     )
                 row_targets.append(value)
-            if rules.multilabel:  # one yes/no target per label: no row total
-                return row, None, row_targets
+            if rules.multilabel:  # one yes/no target per label: no row total (and --sigmoid
+                return row, None, row_targets, (1.0, "")  # takes no weight or group column)
             total = float(target_sums(np.array([row_targets], dtype=np.float64))[0])
             tolerance = rules.target_tolerance
             if rules.renormalize and not total > 0:
