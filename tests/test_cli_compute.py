@@ -336,7 +336,7 @@ def test_true_class_at_minus_inf_is_infinite_loss_not_an_error():
             "Invalid value for '--logits': item 0 ('\uff11') is not a number.",
         ),
         (["--logits", "-inf,-inf", "--label", "0"], "--logits: every logit of the row is -inf"),
-        (["--label", "0"], "give the logits with --logits, for example --logits 1.2,2.3,0.8"),
+        (["--label", "0"], "give the logits with --logits, for example --logits 1.2,2.3,0.8 (or"),
         (
             ["--logits", "1,2", "--label", "0", "--target", "1,0"],
             "give one of --label and --target, not both",

@@ -26,6 +26,7 @@ FORMATS = ("table", "json", "csv", "markdown", "latex")
 # The option a kernel error is about, by InvalidInputError.field.
 _OPTION_OF_FIELD = {
     "logit": "--logits",
+    "score": "--probs",  # or --logprobs: _message is told which
     "label": "--label",
     "target": "--target",
     "weight": "--weights",
@@ -38,6 +39,8 @@ Examples:
   xent compute --logits 1.2,2.3,0.8
   xent compute --from examples/digits.csv:218 --explain
   xent compute --logits "1.2 2.3 0.8" --label 1 --explain
+  xent compute --probs 0.2,0.7,0.1 --label 1
+  xent compute --logprobs -1.6094,-0.3567,-2.3026 --label 1 --explain
   xent compute --logits 1.2,2.3,0.8 --classes cat,dog,bird --label dog
   xent compute --logits -1,2,3 --target 0.1,0.2,0.7 --format json
   xent compute --logits 1.2,2.3,0.8 --label 1 --label-smoothing 0.1 --weights 1,2,1
@@ -75,11 +78,19 @@ def _parse_label(text: str, k: int, classes: list[str] | None) -> int:
     return label
 
 
-def _counts(given: int, what: str, k: int) -> str:
+#: what ``--logits``, ``--probs`` and ``--logprobs`` give, one and several, in messages
+_SCORE_NOUNS = {
+    "logits": ("logit", "logits"),
+    "probs": ("probability", "probabilities"),
+    "logprobs": ("log-probability", "log-probabilities"),
+}
+
+
+def _counts(given: int, what: str, k: int, scores: str = "logits") -> str:
     """``1 value for 2 logits`` (text is imported only for a message: startup stays lean)."""
     from xentcli.text import plural
 
-    return f"{plural(given, what)} for {plural(k, 'logit')}"
+    return f"{plural(given, what)} for {plural(k, *_SCORE_NOUNS[scores])}"
 
 
 def _read_from(
@@ -115,16 +126,18 @@ def _read_from(
         raise BadData(f"{path}: {error.strerror or error}") from None
 
 
-def _message(error: XentError, written: dict[str, list[str]]) -> str:
+def _message(error: XentError, written: dict[str, list[str]], scores: str = "--logits") -> str:
     """The one-line message for an error of the trace, naming the option at fault.
 
     *written* holds each list option's items as the user wrote them, by field, so that
-    the message quotes ``'1e999'`` rather than the ``inf`` it became.
+    the message quotes ``'1e999'`` rather than the ``inf`` it became; *scores* is the
+    option that gave the scores (``--logits``, ``--probs`` or ``--logprobs``).
     """
     if not (isinstance(error, InvalidInputError) and error.field in _OPTION_OF_FIELD):
         return str(error)
     field = error.field
-    text = f"{_OPTION_OF_FIELD[field]}: {error.reason}"
+    option = scores if field in ("logit", "score") else _OPTION_OF_FIELD[field]
+    text = f"{option}: {error.reason}"
     items = written.get(field, [])
     if error.column is not None:
         text += f" at item {error.column}"
@@ -153,6 +166,20 @@ def _message(error: XentError, written: dict[str, list[str]]) -> str:
     type=NUMBERS,
     metavar="LIST",
     help='The K logits: 1.2,2.3,0.8 or "1.2 2.3 0.8" or [1.2, 2.3, 0.8]; -inf masks a class.',
+)
+@click.option(
+    "--probs",
+    type=NUMBERS,
+    metavar="LIST",
+    help="Instead of --logits: K probabilities (each in [0, 1], summing to 1 within the"
+    " tolerance of xent batch); the loss is -log q_label of the given values.",
+)
+@click.option(
+    "--logprobs",
+    type=NUMBERS,
+    metavar="LIST",
+    help="Instead of --logits: K log-probabilities (each <= 0, log-sum-exp 0 within the"
+    " tolerance); the loss is -log q_label as given.",
 )
 @click.option(
     "--label",
@@ -231,6 +258,8 @@ def compute(
     logit_columns: list[str] | None,
     target_columns: list[str] | None,
     logits: Numbers | None,
+    probs: Numbers | None,
+    logprobs: Numbers | None,
     label_text: str | None,
     targets: Numbers | None,
     classes: list[str] | None,
@@ -250,16 +279,33 @@ def compute(
     shifted logits, their exponentials and sum, the probabilities q, the loss
     L = -log q_label (or -sum p log q for a soft target), its gradient and perplexity.
     Without --label or --target it shows the softmax and the predicted class only.
+    With --probs or --logprobs instead of --logits the steps start from the given
+    distribution q: the loss is -log q_label, and log q are the logits it implies.
     """
     from xentcli.cli.tools import make_console
     from xentcli.compute import render
     from xentcli.compute.trace import build_trace
 
     columns = (delimiter, header, label_column, logit_columns, target_columns)
+    given = [
+        (option, kind, values)
+        for option, kind, values in (
+            ("--logits", "logits", logits),
+            ("--probs", "probs", probs),
+            ("--logprobs", "logprobs", logprobs),
+        )
+        if values is not None
+    ]
+    if len(given) > 1:
+        raise BadInvocation(
+            f"give one of --logits, --probs and --logprobs, not {' and '.join(g[0] for g in given)}"
+        )
+    scores_option, scores, logits = given[0] if given else ("--logits", "logits", None)
     if from_spec is not None:
-        if logits is not None or label_text is not None or targets is not None:
-            raise BadInvocation("--from reads the logits and the label from the file: give"
-                                " --logits, --label and --target without it")  # fmt: skip
+        if given or label_text is not None or targets is not None:
+            raise BadInvocation("--from reads the scores and the label from the file: give"
+                                " --logits, --probs, --logprobs, --label and --target"
+                                " without it")  # fmt: skip
         row = _read_from(from_spec, columns, classes, multilabel=sigmoid)
         values = list(row.logits)
         written = {"logit": [repr(v) for v in values]}
@@ -271,13 +317,19 @@ def compute(
         used = [n for n, v in zip(COLUMN_PARAMETERS, columns, strict=True) if v is not None]
         raise BadInvocation(f"--{used[0].replace('_', '-')} goes with --from FILE:LINE")
     elif logits is None:
-        raise BadInvocation("give the logits with --logits, for example --logits 1.2,2.3,0.8")
+        raise BadInvocation(
+            "give the logits with --logits, for example --logits 1.2,2.3,0.8 (or"
+            " probabilities with --probs, log-probabilities with --logprobs)"
+        )
     else:
-        values, written, row_targets = list(logits), {"logit": logits.written}, None
+        values, row_targets = list(logits), None
+        written = {"logit": logits.written, "score": logits.written}
         k = len(values)
         if label_text is not None and targets is not None:
             raise BadInvocation("give one of --label and --target, not both")
         label = None
+    if sigmoid and scores != "logits":
+        raise BadInvocation(f"--sigmoid takes logits (--logits), not {scores_option}")
     if sigmoid:
         _sigmoid(values, label_text, targets, row_targets, pos_weight, loss, output_format,
                  explain, naive, frameworks, dtype, digits)  # fmt: skip
@@ -286,16 +338,21 @@ def compute(
         raise BadInvocation("--pos-weight goes with --sigmoid")
     if classes is not None and len(classes) != k:
         raise BadInvocation(
-            f"--classes: {_counts(len(classes), 'name', k)} (give one name per logit)"
+            f"--classes: {_counts(len(classes), 'name', k, scores)} (give one name per {_SCORE_NOUNS[scores][0]})"
         )
     if label_text is not None:
         label = _parse_label(label_text, k, classes)
     if targets is not None:
         written["target"] = targets.written
         if len(targets) != k:
-            raise BadInvocation(f"--target: {_counts(len(targets), 'value', k)}")
+            raise BadInvocation(f"--target: {_counts(len(targets), 'value', k, scores)}")
     if loss.weights is not None and len(loss.weights) != k:
-        raise BadInvocation(f"--weights: {_counts(len(loss.weights), 'value', k)}")
+        raise BadInvocation(f"--weights: {_counts(len(loss.weights), 'value', k, scores)}")
+    if scores != "logits" and (naive or dtype is not None):
+        raise BadInvocation(
+            f"--{'naive' if naive else 'dtype'} goes with --logits (it shows the softmax of"
+            f" logits computed another way), not {scores_option}"
+        )
     if dtype is not None and label is None:
         raise BadInvocation("--dtype works a labelled sample through: give --label")
     if dtype is not None and output_format not in ("table", "json"):
@@ -319,9 +376,10 @@ def compute(
             base=loss.base,
             classes=classes,
             exact=loss.exact,
+            scores=scores,
         )
     except XentError as error:
-        raise BadInvocation(_message(error, written)) from None
+        raise BadInvocation(_message(error, written, scores_option)) from None
 
     if output_format == "table":
         console = make_console()

@@ -132,7 +132,144 @@ def describe_label(t: Trace) -> tuple[str, str]:
 
 
 def derivation(t: Trace, digits: int = DEFAULT_DIGITS) -> list[Step]:
-    """The numbered steps of the computation of *t*, with the numbers substituted."""
+    """The numbered steps of the computation of *t*, with the numbers substituted.
+
+    With probabilities or log-probabilities given, the steps start from them: at
+    temperature 1 they are q (no softmax); otherwise their logs are the logits of the
+    softmax. The steps are then numbered from 1.
+    """
+    if t.given is None:
+        return _from_logits(t, digits)
+    steps = _from_given(t, digits) if t.from_given else [_implied_step(t, digits)]
+    if not t.from_given:
+        steps += _from_logits(t, digits)
+    for number, step in enumerate(steps, 1):
+        step.number = number
+    return steps
+
+
+_GIVEN_WHAT = {"probs": "probabilities", "logprobs": "log-probabilities"}
+
+
+def _total_line(t: Trace, digits: int) -> tuple[str, str]:
+    """The check of the given row's total, as ``xent batch`` checks it."""
+    total = sig(t.given_total if t.given_total is not None else math.nan, digits)
+    tol = f"{t.given_tolerance:g}"
+    if t.scores == "probs":
+        return (
+            f"Each is in [0, 1] and they sum to {total}, within the tolerance {tol} of 1.",
+            f"Each is in $[0, 1]$ and they sum to ${tex_number(total)}$, within the"
+            f" tolerance ${tex_number(tol)}$ of 1.",
+        )
+    return (
+        f"Each is <= 0 and their log-sum-exp is {total}, within the tolerance {tol} of 0.",
+        f"Each is $\\le 0$ and their log-sum-exp is ${tex_number(total)}$, within the"
+        f" tolerance ${tex_number(tol)}$ of 0.",
+    )
+
+
+def _implied_say(step: Step) -> None:
+    step.say(
+        "These are also the logits the distribution implies, up to an additive constant c:"
+        " softmax(log q + c) = q for every c.",
+        "These are also the logits the distribution implies, up to an additive constant $c$:"
+        " $\\operatorname{softmax}(\\log q + c) = q$ for every $c$.",
+    )
+
+
+def _from_given(t: Trace, digits: int) -> list[Step]:
+    """The steps when the given distribution is q: its check, its logs, the loss."""
+    assert t.given is not None
+    g = lambda x: sig(x, digits)  # noqa: E731
+    written = [given(v, digits) for v in t.given]
+    log_q = [fixed(v, digits) for v in t.log_probabilities]
+    q = [fixed(v, digits) for v in t.probabilities]
+    what = _GIVEN_WHAT[t.scores]
+    first = Step(1, f"The given {what}")
+    if t.scores == "probs":
+        first.math(f"q = {vec(written)}", f"q = {vec(written, True)}")
+    else:
+        first.math(f"log q = {vec(written)}", f"\\log q = {vec(written, True)}")
+    first.say(*_total_line(t, digits))
+    first.say(
+        "They are used as given: no softmax is computed.",
+        "They are used as given: no softmax is computed.",
+    )
+    if t.scores == "probs":
+        second = Step(2, "Their logs")
+        second.math(f"log q_k = {vec(log_q)}", f"\\log q_k = {vec(log_q, True)}")
+    else:
+        second = Step(2, "The probabilities")
+        second.math(f"q_k = e^(log q_k) = {vec(q)}", f"q_k = e^{{\\log q_k}} = {vec(q, True)}")
+    _implied_say(second)
+    steps = [first, second]
+    if not t.has_target:
+        steps.append(_prediction_step(t, digits))
+        return steps
+    steps.append(_target_step(t, digits))
+    loss = Step(4, "The loss")
+    if t.label is not None and not t.label_smoothing:
+        i = t.label
+        nll = g(-t.log_probabilities[i])
+        if t.weights is not None:
+            w = given(t.effective_weights[i], digits)
+            loss.math(
+                f"L = w_{i} * (-log q_{i}) = {w} * {nll} = {g(t.loss_nats)} nats",
+                f"L = w_{{{i}}} \\cdot (-\\log q_{{{i}}}) = {w} \\cdot {tex_number(nll)}"
+                f" = {tex_number(g(t.loss_nats))}\\ \\text{{nats}}",
+            )
+        else:
+            loss.math(
+                f"L = -log q_{i} = {g(t.loss_nats)} nats",
+                f"L = -\\log q_{{{i}}} = {tex_number(g(t.loss_nats))}\\ \\text{{nats}}",
+            )
+        if t.probabilities[i] == 0:
+            loss.say(
+                "The true class has probability 0: -log 0 = inf, so the loss is infinite."
+                " This is reported, not an error.",
+                "The true class has probability 0: $-\\log 0 = \\infty$, so the loss is"
+                " infinite. This is reported, not an error.",
+            )
+    else:
+        _sum_lines(loss, t, digits, None, "")
+    _loss_value_lines(loss, t, digits)
+    steps.append(loss)
+    if t.soft:
+        steps.append(_divergence_step(t, digits, 5))
+    gradient = _gradient_step(t, digits, 6)
+    plain = t.weights is None
+    gradient.say(
+        "The derivatives are with respect to the logits log q + c that the distribution"
+        " implies: the gradient with respect to the logits is "
+        + ("still q - p." if plain else "the one of logits, as for --logits."),
+        "The derivatives are with respect to the logits $\\log q + c$ that the distribution"
+        " implies: the gradient with respect to the logits is "
+        + ("still $q - p$." if plain else "the one of logits, as for logits given."),
+    )
+    steps.append(gradient)
+    return steps
+
+
+def _implied_step(t: Trace, digits: int) -> Step:
+    """The first step when a softmax of the given scores' logs is computed (temperature)."""
+    assert t.given is not None
+    written = [given(v, digits) for v in t.given]
+    y = [fixed(v, digits) for v in t.logits]
+    step = Step(1, f"The logits the given {_GIVEN_WHAT[t.scores]} imply")
+    if t.scores == "probs":
+        step.math(
+            f"y_k = log q_k = log {vec(written)} = {vec(y)}",
+            f"y_k = \\log q_k = \\log {vec(written, True)} = {vec(y, True)}",
+        )
+    else:
+        step.math(f"y_k = log q_k = {vec(written)}", f"y_k = \\log q_k = {vec(written, True)}")
+    step.say(*_total_line(t, digits))
+    _implied_say(step)
+    return step
+
+
+def _from_logits(t: Trace, digits: int) -> list[Step]:
+    """The steps from logits: the softmax, then the loss and its gradient."""
     f = lambda x: fixed(x, digits)  # noqa: E731
     g = lambda x: sig(x, digits)  # noqa: E731
     y = [given(v, digits) for v in t.scaled]
@@ -469,27 +606,34 @@ def _stable_step(t: Trace, digits: int) -> Step:
                 " the loss is infinite. This is reported, not an error.",
             )
     else:
-        nlq = [sig(-v, digits) for v in t.log_probabilities]
-        step.math(
-            f"-log q_k = -(y_k - m) + log s = {vec(nlq)}",
-            f"-\\log q_k = -(y_k - m) + \\log s = {vec(nlq, True)}",
-        )
-        terms = [(fixed(a, digits), v) for a, v in zip(t.coefficients, nlq, strict=True) if a > 0]
-        text_terms = _listing([f"{a} * {v}" for a, v in terms], " + ")
-        tex_terms = _listing(
-            [f"{tex_number(a)} \\cdot {tex_number(v)}" for a, v in terms], " + ", "\\ldots"
-        )
-        a_text = "w_k p_k" if t.weights is not None else "p_k"
-        step.math(
-            f"L = sum_k {a_text} (-log q_k) = {text_terms} = {sig(t.loss_nats, digits)} {units}",
-            f"L = \\sum_k {a_text} (-\\log q_k) = {tex_terms}"
-            f" = {tex_number(sig(t.loss_nats, digits))}\\ \\text{{{units}}}",
-        )
+        _sum_lines(step, t, digits, "-(y_k - m) + log s", "-(y_k - m) + \\log s")
     _loss_value_lines(step, t, digits)
     note = _rounding_note(t)
     if note is not None:
         step.say(*note)
     return step
+
+
+def _sum_lines(step: Step, t: Trace, digits: int, form: str | None, form_tex: str) -> None:
+    """The loss as the sum of its terms a_k (-log q_k), with the terms substituted;
+    *form* is how -log q_k was computed (None: it is given)."""
+    units = "nats"
+    nlq = [sig(-v, digits) for v in t.log_probabilities]
+    if form is None:
+        step.math(f"-log q_k = {vec(nlq)}", f"-\\log q_k = {vec(nlq, True)}")
+    else:
+        step.math(f"-log q_k = {form} = {vec(nlq)}", f"-\\log q_k = {form_tex} = {vec(nlq, True)}")
+    terms = [(fixed(a, digits), v) for a, v in zip(t.coefficients, nlq, strict=True) if a > 0]
+    text_terms = _listing([f"{a} * {v}" for a, v in terms], " + ")
+    tex_terms = _listing(
+        [f"{tex_number(a)} \\cdot {tex_number(v)}" for a, v in terms], " + ", "\\ldots"
+    )
+    a_text = "w_k p_k" if t.weights is not None else "p_k"
+    step.math(
+        f"L = sum_k {a_text} (-log q_k) = {text_terms} = {sig(t.loss_nats, digits)} {units}",
+        f"L = \\sum_k {a_text} (-\\log q_k) = {tex_terms}"
+        f" = {tex_number(sig(t.loss_nats, digits))}\\ \\text{{{units}}}",
+    )
 
 
 def _rounding_note(t: Trace) -> tuple[str, str] | None:

@@ -45,10 +45,15 @@ def per_class(t: Trace, digits: int) -> tuple[list[str], list[list[str]]]:
     headers = ["k"]
     if named:
         headers.append("class")
-    headers.append("y")
-    if t.temperature != 1.0:
-        headers.append("y/T")
-    headers += ["y - max", "e^(y - max)", "q"]
+    if t.from_given:  # the given distribution is q: no softmax columns
+        headers += ["q", "log q"] if t.scores == "probs" else ["log q", "q"]
+    else:
+        if t.given is not None:
+            headers.append(GIVEN_HEADER[t.scores])
+        headers.append("y")
+        if t.temperature != 1.0:
+            headers.append("y/T")
+        headers += ["y - max", "e^(y - max)", "q"]
     if t.has_target:
         headers.append("p")
         if t.weights is not None:
@@ -65,15 +70,24 @@ def per_class(t: Trace, digits: int) -> tuple[list[str], list[list[str]]]:
     )
     terms = fixed_column(t.contributions, digits)
     gradient = fixed_column(t.gradient, digits)
+    log_q = fixed_column(t.log_probabilities, digits)
+    implied = fixed_column(t.logits, digits)
     rows = []
     for k in range(t.num_classes):
         row = [str(k)]
         if named:
             row.append(t.classes[k])
-        row.append(given(t.logits[k], digits))
-        if t.temperature != 1.0:
-            row.append(given(t.scaled[k], digits))
-        row += [shifted[k], exps[k], q[k]]
+        if t.from_given:
+            written = given(t.given[k], digits) if t.given is not None else ""
+            row += [written, log_q[k]] if t.scores == "probs" else [written, q[k]]
+        else:
+            if t.given is not None:
+                row += [given(t.given[k], digits), implied[k]]
+            else:
+                row.append(given(t.logits[k], digits))
+            if t.temperature != 1.0:
+                row.append(given(t.scaled[k], digits))
+            row += [shifted[k], exps[k], q[k]]
         if t.has_target:
             row.append(p[k])
             if t.weights is not None:
@@ -81,6 +95,30 @@ def per_class(t: Trace, digits: int) -> tuple[list[str], list[list[str]]]:
             row += [terms[k], gradient[k]]
         rows.append(row)
     return headers, rows
+
+
+#: the per-class column of the given scores (when a softmax of their logs is computed)
+GIVEN_HEADER = {"probs": "given q", "logprobs": "given log q"}
+
+
+def given_note(t: Trace) -> str:
+    """One sentence under the title when probabilities or log-probabilities were given."""
+    what = "probabilities" if t.scores == "probs" else "log-probabilities"
+    if t.from_given and not t.has_target:
+        return (
+            f"Given {what}: q is the given distribution; the logits it implies are log q (up"
+            " to an additive constant)."
+        )
+    if t.from_given:
+        return (
+            f"Given {what}: q is the given distribution and the loss is -log q of the given"
+            " values; the logits they imply are log q (up to an additive constant), and the"
+            " gradient with respect to those logits is still q - p."
+        )
+    return (
+        f"Given {what}: the logits y are log q, the logits they imply (up to an additive"
+        " constant), divided by the temperature before the softmax."
+    )
 
 
 def _summary(t: Trace, digits: int) -> list[tuple[str, str]]:
@@ -91,6 +129,9 @@ def _summary(t: Trace, digits: int) -> list[tuple[str, str]]:
         ("log s", g(t.log_sum_exp_shifted)),
         ("log-sum-exp m + log s", g(t.log_sum_exp)),
     ]
+    if t.from_given and t.given_total is not None:
+        total = "sum of the given q" if t.scores == "probs" else "log-sum-exp of the given log q"
+        lines = [(total, g(t.given_total))]
     if not t.has_target:
         q = fixed(t.probabilities[t.argmax], digits)
         return [*lines, ("predicted class", f"{t.classes[t.argmax]} (q = {q})")]
@@ -125,6 +166,11 @@ def _title(t: Trace, digits: int) -> str:
         parts.append(f"label smoothing {given(t.label_smoothing, digits)}")
     if t.weights is not None:
         parts.append("class weights")
+    if t.from_given:
+        what = "probabilities" if t.scores == "probs" else "log-probabilities"
+        if not t.has_target:
+            return f"Given {what}: " + ", ".join(parts)
+        return f"Cross-entropy of given {what}: " + ", ".join(parts)
     if not t.has_target:
         return "Softmax: " + ", ".join(parts)
     return "Softmax and cross-entropy: " + ", ".join(parts)
@@ -269,6 +315,8 @@ def print_table(
     for name, value in _summary(t, digits):
         summary.add_row(name, value)
     _print_lines(console, [*_wrapped(_title(t, digits), 0, width), ""])
+    if t.given is not None:
+        _print_lines(console, [*_wrapped(given_note(t), 0, width), ""])
     _print_whole(console, table)
     if left_out:
         note = f"(left out to fit {width} columns: {', '.join(left_out)}; --explain shows them)"
@@ -312,6 +360,8 @@ def print_table(
             "What each library returns for this sample"
             " (nats; exact: xent's value of the same convention)"
         )
+        if t.given is not None:
+            title += "; the libraries are given the logits log q that the scores imply"
         _print_lines(console, ["", *fw.lines(fw.framework_values(t), width, title)])
     if dtype is not None:
         from xentcli.compute import lowprecision
@@ -366,7 +416,13 @@ def to_json(
         "one_minus_q": t.one_minus_q,
         "entropy": t.entropy if has else None,
         "kl_divergence": t.kl_divergence if has else None,
+        "scores": t.scores,
+        "scores_given": list(t.given) if t.given is not None else None,
+        "scores_total": t.given_total,
+        "sum_tolerance": t.given_tolerance,
     }
+    if t.given is not None:
+        data["scores_note"] = given_note(t)
     if naive:
         from xentcli.compute.derivation import naive_notes
 

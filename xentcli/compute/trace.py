@@ -43,9 +43,15 @@ import numpy as np
 from xentcli.core import (
     LN_BASE,
     UNITS,
+    ScoreCheck,
     check_base,
+    check_kind,
+    check_scores,
     cross_entropy,
+    default_sum_tolerance,
+    log_of_scores,
     row_losses,
+    row_totals,
     softmax_steps,
     to_base,
 )
@@ -131,6 +137,20 @@ class Trace:
     perplexity: float  #: e^(L in nats), which is also b^L for L in units of base b
     one_minus_q: float | None  #: 1 - q_i for the true class, to full precision
     naive: NaiveTrace
+    #: what was given: "logits", or "probs" / "logprobs" (then :attr:`logits` are the
+    #: logits they imply, ``log q``, and :attr:`given` holds the values as given)
+    scores: str = "logits"
+    given: tuple[float, ...] | None = None  #: the probabilities or log-probabilities given
+    #: the given row's total: the sum of the probabilities, or the log-sum-exp of the
+    #: log-probabilities (None for logits)
+    given_total: float | None = None
+    given_tolerance: float | None = None  #: how far that total may be from 1 (from 0)
+
+    @property
+    def from_given(self) -> bool:
+        """Whether q is the given distribution itself (probabilities or log-probabilities
+        at temperature 1): no softmax is computed, the derivation starts from q."""
+        return self.given is not None and self.temperature == 1.0
 
     # H(p) and KL(p || q) are computed when first read (the table shows them for soft
     # targets only): their double-double arithmetic was 10-30 ms of a ~200 ms start-up.
@@ -271,6 +291,7 @@ def build_trace(
     base: str = "e",
     classes: Sequence[str] | None = None,
     exact: bool = False,
+    scores: str = "logits",
 ) -> Trace:
     """Work one sample through the stable softmax and the cross-entropy loss.
 
@@ -297,12 +318,19 @@ def build_trace(
         The kernel's correctly rounded path: the max, the exponentials, their sum, its
         log, the log-sum-exp, the probabilities, their logs and the loss are each the
         float64 nearest the exact value.
+    scores
+        What *logits* holds: ``"logits"``, or ``"probs"`` / ``"logprobs"``, checked as
+        ``xent batch`` checks them (each value, and the row's total within
+        :func:`~xentcli.core.default_sum_tolerance`). The trace's ``logits`` are then the
+        logits they imply, ``log q`` (up to an additive constant); at temperature 1 the
+        probabilities are the given ones and the loss is ``-log q_label`` of the given
+        float, with an infinite loss for a probability of 0 at the label.
 
     Raises
     ------
     xentcli.errors.InvalidInputError
         For invalid input, with ``field`` naming what is wrong ("logit", "label",
-        "target", "weight", "class") where it is one option's fault.
+        "target", "weight", "class", "score") where it is one option's fault.
 
     Examples
     --------
@@ -315,6 +343,11 @@ def build_trace(
     check_base(base)
     if label is not None and targets is not None:
         raise InvalidInputError("give at most one of label and targets")
+    kind = check_kind(scores)
+    given = given_total = tolerance = None
+    if kind != "logits":
+        given, given_total, tolerance = _given_row(logits, kind)
+        logits = _floats(log_of_scores(np.asarray([given], dtype=np.float64), kind))
     steps = softmax_steps(
         np.asarray(logits, dtype=np.float64), temperature=temperature, exact=exact
     )
@@ -334,20 +367,21 @@ def build_trace(
         )
     has_target = label is not None or targets is not None
     rows = row_losses(  # without a target, class 0 stands in: the options are still checked
-        np.asarray([y]),
+        np.asarray([y if given is None else given]),
         None if targets is not None else [0 if label is None else label],
         targets=None if targets is None else np.asarray([targets], dtype=np.float64),
         weights=None if weights is None else np.asarray(weights, dtype=np.float64),
         label_smoothing=label_smoothing,
         temperature=temperature,
         exact=exact,
+        scores=kind,
     )
     loss_nats = _scalar(rows.loss) if has_target else math.nan
     loss_in_base = float(to_base(loss_nats, base))
     if exact and has_target and base != "e":  # one rounding from the exact loss
         loss_in_base = float(
             cross_entropy(
-                np.asarray([y]),
+                np.asarray([y if given is None else given]),
                 None if targets is not None else [label or 0],
                 targets=None if targets is None else np.asarray([targets], dtype=np.float64),
                 weights=None if weights is None else np.asarray(weights, dtype=np.float64),
@@ -356,6 +390,7 @@ def build_trace(
                 base=base,
                 reduction="none",
                 exact=True,
+                scores=kind,
             )[0]  # type: ignore[index]
         )
     log_base = LN_BASE[base]
@@ -364,6 +399,14 @@ def build_trace(
     a = tuple(wk * pk for wk, pk in zip(w if w is not None else (1.0,) * k, p, strict=True))
     q = _floats(steps.probabilities)
     log_q = _floats(steps.log_probabilities)
+    one_minus_q = -math.expm1(log_q[label]) if label is not None else None
+    if given is not None and temperature == 1.0:
+        # The given distribution is q itself: no softmax of the implied logits (which
+        # would divide by their total, within the tolerance of 1 but not 1).
+        log_q = y
+        q = given if kind == "probs" else _floats(np.exp(np.asarray(given)))
+        if kind == "probs" and label is not None:
+            one_minus_q = 1.0 - q[label]  # exact for q >= 1/2 (Sterbenz)
     # 0 * log 0 = 0: a masked class (q = 0) with no target weight contributes nothing.
     contributions = tuple(
         (a_k * -lq) / log_base + 0.0 if a_k > 0 else 0.0 for a_k, lq in zip(a, log_q, strict=True)
@@ -407,6 +450,21 @@ def build_trace(
         loss=loss_in_base,
         loss_nats=loss_nats,
         perplexity=perplexity,
-        one_minus_q=-math.expm1(log_q[label]) if label is not None else None,
+        one_minus_q=one_minus_q,
         naive=_naive(z, a, log_base, has_target),
+        scores=kind,
+        given=given,
+        given_total=given_total,
+        given_tolerance=tolerance,
     )
+
+
+def _given_row(values: Sequence[float], kind: str) -> tuple[tuple[float, ...], float, float]:
+    """The given probabilities or log-probabilities, checked as ``xent batch`` checks a
+    row (each value, then the row's total within the default tolerance), with that total
+    and the tolerance."""
+    score_kind = check_kind(kind)
+    row = np.asarray([values], dtype=np.float64)
+    tolerance = default_sum_tolerance(max(row.shape[1], 2))
+    check_scores(row, ScoreCheck(score_kind, tolerance))
+    return _floats(row), float(row_totals(row, score_kind)[0]), tolerance

@@ -19,6 +19,12 @@ from xentcli.compute.trace import Trace
 from xentcli.text import DEFAULT_DIGITS, fixed, given, sig
 
 
+def _heading(t: Trace) -> str:
+    if t.from_given:
+        return f"Cross-entropy of given {'probabilities' if t.scores == 'probs' else 'log-probabilities'}"
+    return "Softmax and cross-entropy"
+
+
 def _md_cell(text: str) -> str:
     return text.replace("\\", "\\\\").replace("|", "\\|").replace("*", "\\*").replace("_", "\\_")
 
@@ -31,6 +37,9 @@ _TEX_HEADERS = {
     "y - max": "$y_k - m$",
     "e^(y - max)": "$e^{y_k - m}$",
     "q": "$q_k$",
+    "log q": "$\\log q_k$",
+    "given q": "given $q_k$",
+    "given log q": "given $\\log q_k$",
     "p": "$p_k$",
     "w": "$w_k$",
     "-p log q": "$-p_k \\log q_k$",
@@ -40,8 +49,13 @@ _TEX_HEADERS = {
 
 
 def _intro_tex(t: Trace, digits: int) -> str:
-    y = vec([given(v, digits) for v in t.logits], True)
-    text = f"Logits $y = {y}$, $K = {t.num_classes}$"
+    if t.given is not None:
+        values = vec([given(v, digits) for v in t.given], True)
+        what = "Probabilities $q" if t.scores == "probs" else "Log-probabilities $\\log q"
+        text = f"{what} = {values}$ (given), $K = {t.num_classes}$"
+    else:
+        y = vec([given(v, digits) for v in t.logits], True)
+        text = f"Logits $y = {y}$, $K = {t.num_classes}$"
     if t.label is not None:
         _, who = describe_label(t)
         text += f", true class {who}"
@@ -60,16 +74,20 @@ def _intro_tex(t: Trace, digits: int) -> str:
 
 def _summary_tex(t: Trace, digits: int) -> str:
     if not t.has_target:
+        if t.from_given:
+            return "No loss without a label."
         return (
             f"Log-sum-exp $m + \\log s = {tex_number(sig(t.log_sum_exp, digits))}$;"
             " no loss without a label."
         )
     loss = tex_number(sig(t.loss, digits))
-    return (
+    text = (
         f"Loss $L = {loss}$ {t.units}; perplexity"
-        f" ${t.base}^{{L}} = {tex_number(sig(t.perplexity, digits))}$; log-sum-exp"
-        f" $m + \\log s = {tex_number(sig(t.log_sum_exp, digits))}$."
+        f" ${t.base}^{{L}} = {tex_number(sig(t.perplexity, digits))}$"
     )
+    if t.from_given:
+        return text + "."
+    return text + f"; log-sum-exp $m + \\log s = {tex_number(sig(t.log_sum_exp, digits))}$."
 
 
 def _naive_tex(t: Trace, digits: int) -> list[str]:
@@ -90,7 +108,7 @@ def _naive_tex(t: Trace, digits: int) -> list[str]:
 def markdown(t: Trace, *, digits: int = DEFAULT_DIGITS, naive: bool = False) -> str:
     """The table and the derivation as Markdown, with TeX math between ``$`` signs."""
     headers, rows = per_class(t, digits)
-    out = ["## Softmax and cross-entropy, step by step", "", _intro_tex(t, digits), ""]
+    out = [f"## {_heading(t)}, step by step", "", _intro_tex(t, digits), ""]
     out.append("| " + " | ".join(_TEX_HEADERS[h] for h in headers) + " |")
     out.append("|" + "|".join("---" if h == "class" else "---:" for h in headers) + "|")
     for k, row in enumerate(rows):
@@ -121,7 +139,7 @@ def latex(t: Trace, *, digits: int = DEFAULT_DIGITS, naive: bool = False) -> str
         "\\usepackage{amsmath}",
         "\\begin{document}",
         "% Written by xent compute. The body below needs only \\usepackage{amsmath}.",
-        "\\section*{Softmax and cross-entropy, step by step}",
+        f"\\section*{{{_heading(t)}, step by step}}",
         "",
         _intro_tex(t, digits),
         "",

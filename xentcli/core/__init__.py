@@ -39,9 +39,11 @@ from xentcli.core._scores import (
     ScoreKind,
     binary_log_scores,
     check_kind,
+    check_scores,
     default_sum_tolerance,
     detect_kind,
     log_of_scores,
+    row_totals,
 )
 from xentcli.core._softmax_block import ROW_ARGMAX_CLASSES
 from xentcli.core._state import (
@@ -132,6 +134,7 @@ __all__ = [
     "binary_log_scores",
     "check_base",
     "check_kind",
+    "check_scores",
     "cross_entropy",
     "default_sum_tolerance",
     "detect_kind",
@@ -154,6 +157,7 @@ __all__ = [
     "need_list",
     "round_to",
     "row_losses",
+    "row_totals",
     "softmax",
     "softmax_steps",
     "spacing",

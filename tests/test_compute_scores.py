@@ -1,0 +1,266 @@
+"""``xent compute --probs / --logprobs``: one sample given as a distribution.
+
+Oracles: mpmath (the loss from the given floats, PyTorch's semantics written out term by
+term here), scikit-learn's ``log_loss``, PyTorch's gradient of the implied logits; the
+errors are the exact lines a user sees (CliRunner).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import mpmath as mp
+import pytest
+from click.testing import CliRunner
+from mpref import PREC, ulps
+
+from xentcli.cli.main import cli
+
+
+def run(*args: str):  # type: ignore[no-untyped-def]
+    return CliRunner().invoke(cli, ["compute", *args], env={"COLUMNS": "100", "NO_COLOR": "1"})
+
+
+def compute_json(*args: str) -> dict:  # type: ignore[type-arg]
+    result = run(*args, "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)  # type: ignore[no-any-return]
+
+
+def given_loss(
+    given: list[float],
+    kind: str,
+    label: int | None = None,
+    *,
+    targets: list[float] | None = None,
+    weights: list[float] | None = None,
+    smoothing: float = 0.0,
+) -> mp.mpf:
+    """PyTorch's row loss on log q, with q the given floats taken exactly (mpmath)."""
+    k = len(given)
+    with mp.workprec(PREC):
+        nlq = [
+            (mp.inf if v == 0 else -mp.log(mp.mpf(v))) if kind == "probs" else -mp.mpf(v)
+            for v in given
+        ]
+        w = [mp.mpf(1)] * k if weights is None else [mp.mpf(x) for x in weights]
+        eps = mp.mpf(smoothing)
+
+        def term(a: mp.mpf, x: mp.mpf) -> mp.mpf:
+            return mp.mpf(0) if a == 0 else a * x
+
+        if targets is not None:
+            t = [(1 - eps) * mp.mpf(x) + eps / k for x in targets]
+            return mp.fsum(term(w[c] * t[c], nlq[c]) for c in range(k))
+        assert label is not None
+        main = term(w[label], nlq[label])
+        if not smoothing:
+            return main
+        return (1 - eps) * main + eps / k * mp.fsum(term(w[c], nlq[c]) for c in range(k))
+
+
+PROBS = [0.2, 0.7, 0.1]
+CASES = [
+    ([], {}),
+    (["--weights", "1,2.5,0.5"], {"weights": [1, 2.5, 0.5]}),
+    (["--label-smoothing", "0.1"], {"smoothing": 0.1}),
+    (["--label-smoothing", "0.2", "--weights", "2,1,3"], {"smoothing": 0.2, "weights": [2, 1, 3]}),
+]
+
+
+@pytest.mark.parametrize(("kind", "given"), [("probs", PROBS), ("logprobs", [-1.6, -0.3, -2.5])])
+@pytest.mark.parametrize(("options", "oracle"), CASES)
+def test_labelled_loss_against_mpmath(
+    kind: str, given: list[float], options: list[str], oracle: dict
+) -> None:  # type: ignore[type-arg]
+    if kind == "logprobs":  # a valid row: log-sum-exp 0 within the tolerance
+        given = [math.log(p) for p in PROBS]
+    values = ",".join(repr(v) for v in given)
+    data = compute_json(f"--{kind}", values, "--label", "1", *options)
+    assert data["scores"] == kind
+    assert data["scores_given"] == given
+    assert ulps(data["loss"], given_loss(given, kind, 1, **oracle)) <= 2
+    bits = compute_json(f"--{kind}", values, "--label", "1", "--base", "2", *options)
+    with mp.workprec(PREC):
+        assert ulps(bits["loss"], given_loss(given, kind, 1, **oracle) / mp.log(2)) <= 2
+
+
+@pytest.mark.parametrize("weights", [None, [1.0, 3.0, 0.5]])
+def test_soft_target_against_mpmath(weights: list[float] | None) -> None:
+    target = [0.3333, 0.3333, 0.3334]
+    extra = [] if weights is None else ["--weights", ",".join(map(str, weights))]
+    data = compute_json("--probs", "0.25,0.5,0.25", "--target", "0.3333,0.3333,0.3334", *extra)
+    exact = given_loss([0.25, 0.5, 0.25], "probs", targets=target, weights=weights)
+    assert ulps(data["loss"], exact) <= 2
+
+
+def test_log_loss_of_scikit_learn() -> None:
+    from sklearn.metrics import log_loss
+
+    rows = [([0.1, 0.6, 0.3], 2), ([0.05, 0.05, 0.9], 2), ([0.7, 0.2, 0.1], 0)]
+    for p, label in rows:
+        data = compute_json("--probs", ",".join(map(repr, p)), "--label", str(label))
+        want = log_loss([label], [p], labels=[0, 1, 2])
+        assert data["loss"] == pytest.approx(want, rel=4.5e-16, abs=0)
+
+
+def test_starts_from_what_was_given() -> None:
+    import torch
+    import torch.nn.functional as F
+
+    data = compute_json("--probs", "0.2,0.7,0.1", "--label", "1")
+    # q is the given distribution itself, log q its logs, the implied logits log q
+    assert data["probabilities"] == PROBS
+    assert data["log_probabilities"] == [math.log(p) for p in PROBS]
+    assert data["logits"] == [math.log(p) for p in PROBS]
+    assert data["scores_total"] == pytest.approx(1.0, abs=1e-15)  # the sum, checked
+    # the gradient with respect to the implied logits is q - p (PyTorch on log q)
+    y = torch.log(torch.tensor([PROBS], dtype=torch.float64)).requires_grad_()
+    F.cross_entropy(y, torch.tensor([1])).backward()
+    assert y.grad is not None
+    assert data["gradient"] == pytest.approx(y.grad[0].tolist(), abs=1e-15)
+    logp = compute_json("--logprobs", "-1.6094,-0.3567,-2.3026", "--label", "1")
+    assert (logp["scores"], logp["loss"]) == ("logprobs", 0.3567)  # -log q as given
+    assert logp["probabilities"] == [math.exp(v) for v in (-1.6094, -0.3567, -2.3026)]
+
+
+def test_logits_json_keeps_its_keys() -> None:
+    data = compute_json("--logits", "1.2,2.3,0.8", "--label", "1")
+    assert data["scores"] == "logits"
+    assert data["scores_given"] is None
+    assert data["logits"] == [1.2, 2.3, 0.8]
+    assert "scores_note" not in data
+
+
+def test_zero_probability_at_the_label_is_an_infinite_loss() -> None:
+    data = compute_json("--probs", "0.3,0.7,0", "--label", "2")
+    assert (data["loss"], data["perplexity"]) == ("inf", "inf")
+    table = run("--probs", "0.3,0.7,0", "--label", "2", "--explain")
+    assert table.exit_code == 0
+    assert "loss L              inf nats" in table.stdout
+    assert "The true class has probability 0: -log 0 = inf" in table.stdout
+
+
+def test_temperature_runs_the_softmax_of_the_logs() -> None:
+    import torch
+    import torch.nn.functional as F
+
+    data = compute_json("--probs", "0.2,0.7,0.1", "--label", "1", "--temperature", "2")
+    y = torch.log(torch.tensor([PROBS], dtype=torch.float64)) / 2
+    want = F.cross_entropy(y, torch.tensor([1])).item()
+    assert data["loss"] == pytest.approx(want, rel=1e-15)
+    assert data["probabilities"] == pytest.approx(torch.softmax(y, 1)[0].tolist(), rel=1e-15)
+
+
+TABLE = """\
+Cross-entropy of given probabilities: 3 classes, true class 1
+
+Given probabilities: q is the given distribution and the loss is -log q of the given values; the
+logits they imply are log q (up to an additive constant), and the gradient with respect to those
+logits is still q - p.
+
+    k     q     log q   p   -p log q     dL/dy
+----------------------------------------------
+    0   0.2   -1.6094   0          0    0.2000
+>   1   0.7   -0.3567   1     0.3567   -0.3000
+    2   0.1   -2.3026   0          0    0.1000
+
+sum of the given q        1.0000
+loss L              0.35667 nats
+perplexity e^L            1.4286
+
+probabilities q
+  0  ########                                  0.2000
+> 1  ############################              0.7000
+  2  ####                                      0.1000
+"""
+
+
+def test_table_whole() -> None:
+    result = run("--probs", "0.2,0.7,0.1", "--label", "1")
+    assert (result.exit_code, result.stdout, result.stderr) == (0, TABLE, "")
+
+
+def test_derivation_starts_from_the_given_distribution() -> None:
+    result = run("--probs", "0.2,0.7,0.1", "--label", "1", "--explain")
+    titles = [line for line in result.stdout.splitlines() if line[:2] in ("1)", "2)", "4)")]
+    assert titles == ["1) The given probabilities", "2) Their logs", "4) The loss"]
+    assert "within the tolerance 0.00015 of 1" in result.stdout
+    assert "y - max" not in result.stdout  # no softmax was computed
+    md = run("--logprobs", "-1.6094,-0.3567,-2.3026", "--label", "1", "--format", "markdown")
+    assert md.stdout.startswith("## Cross-entropy of given log-probabilities, step by step")
+    assert "$$ L = -\\log q_{1} = 0.35670\\ \\text{nats} $$" in md.stdout
+    tex = run("--probs", "0.2,0.7,0.1", "--label", "1", "--format", "latex")
+    assert "\\section*{Cross-entropy of given probabilities, step by step}" in tex.stdout
+
+
+def test_frameworks_see_the_implied_logits() -> None:
+    data = compute_json("--probs", "0.2,0.7,0.1", "--label", "1", "--frameworks")
+    sklearn = next(f for f in data["frameworks"] if f["name"] == "scikit-learn")
+    assert sklearn["value"] == pytest.approx(-math.log(0.7), rel=1e-15)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--probs", "-0.1,0.7,0.4", "--label", "0"],
+            "Error: --probs: probability is negative at item 0: '-0.1'",
+        ),
+        (
+            ["--probs", "1.5,0.5", "--label", "0"],
+            "Error: --probs: probability is above 1 at item 0: '1.5'",
+        ),
+        (
+            ["--probs", "0.2,0.7,0.2", "--label", "0"],
+            "Error: --probs: probabilities sum to 1.0999999999999999, not 1 (tolerance 0.00015)",
+        ),
+        (["--probs", "0,0", "--label", "0"], "Error: --probs: every probability of the row is 0"),
+        (
+            ["--logprobs", "0.1,-1", "--label", "0"],
+            "Error: --logprobs: log-probability is positive (above the tolerance 0.0001)"
+            " at item 0: '0.1'",
+        ),
+        (
+            ["--logprobs", "-1,-1", "--label", "0"],
+            "Error: --logprobs: log-probabilities' log-sum-exp is -0.3068528194400547, not 0"
+            " (tolerance 0.0001)",
+        ),
+        (
+            ["--logits", "1,2", "--probs", "0.5,0.5"],
+            "Error: give one of --logits, --probs and --logprobs, not --logits and --probs",
+        ),
+        (
+            ["--label", "1"],
+            "Error: give the logits with --logits, for example --logits 1.2,2.3,0.8 (or"
+            " probabilities with --probs, log-probabilities with --logprobs)",
+        ),
+        (
+            ["--probs", "0.5,0.5", "--label", "0", "--naive"],
+            "Error: --naive goes with --logits (it shows the softmax of logits computed another"
+            " way), not --probs",
+        ),
+        (
+            ["--logprobs", "-0.5,-1", "--label", "0", "--dtype", "float32"],
+            "Error: --dtype goes with --logits (it shows the softmax of logits computed another"
+            " way), not --logprobs",
+        ),
+        (
+            ["--probs", "0.5,0.5", "--sigmoid", "--target", "1,0"],
+            "Error: --sigmoid takes logits (--logits), not --probs",
+        ),
+        (
+            ["--probs", "0.5,0.5", "--weights", "1,2,3", "--label", "0"],
+            "Error: --weights: 3 values for 2 probabilities",
+        ),
+        (
+            ["--from", "x.csv:2", "--probs", "0.5,0.5"],
+            "Error: --from reads the scores and the label from the file: give --logits,"
+            " --probs, --logprobs, --label and --target without it",
+        ),
+    ],
+)
+def test_usage_errors(args: list[str], message: str) -> None:
+    result = run(*args)
+    assert (result.exit_code, result.stdout, result.stderr) == (2, "", message + "\n")
