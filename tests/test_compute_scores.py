@@ -264,3 +264,88 @@ def test_frameworks_see_the_implied_logits() -> None:
 def test_usage_errors(args: list[str], message: str) -> None:
     result = run(*args)
     assert (result.exit_code, result.stdout, result.stderr) == (2, "", message + "\n")
+
+
+# ------------------------------------------------ xent compute --from FILE:LINE --scores
+def _proba_file(tmp_path):  # type: ignore[no-untyped-def]
+    """A scikit-learn classifier's predict_proba, written by pandas as people write it."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = load_iris(return_X_y=True)
+    model = LogisticRegression(max_iter=300).fit(x[::2], y[::2])
+    proba = model.predict_proba(x[1::25])
+    frame = pd.DataFrame(proba, columns=["setosa", "versicolor", "virginica"])
+    frame["label"] = y[1::25]
+    path = tmp_path / "proba.csv"
+    frame.to_csv(path, index=False)
+    return path, np.asarray(pd.read_csv(path).iloc[:, :3]), y[1::25]
+
+
+def test_from_a_predict_proba_row_is_worked_as_probabilities(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from sklearn.metrics import log_loss
+
+    path, proba, labels = _proba_file(tmp_path)
+    for row in range(len(labels)):
+        result = run("--from", f"{path}:{row + 2}", "--format", "json")
+        assert result.exit_code == 0, result.stderr
+        assert result.stderr == "Scores: probabilities (detected; --scores to override)\n"
+        data = json.loads(result.stdout)
+        assert (data["scores"], data["scores_detected"]) == ("probs", True)
+        assert data["probabilities"] == proba[row].tolist()
+        want = log_loss([labels[row]], [proba[row]], labels=[0, 1, 2])
+        assert data["loss"] == pytest.approx(want, rel=4.5e-16, abs=1e-300)
+    # --scores overrides: the same row taken as logits is another loss (as batch's)
+    forced = run("--from", f"{path}:2", "--scores", "logits", "--format", "json")
+    assert forced.stderr == ""
+    data = json.loads(forced.stdout)
+    assert (data["scores"], data["scores_detected"]) == ("logits", False)
+    import torch
+
+    as_logits = torch.nn.functional.cross_entropy(
+        torch.tensor(proba[:1], dtype=torch.float64), torch.tensor(labels[:1])
+    ).item()
+    assert data["loss"] == pytest.approx(as_logits, rel=1e-14)
+    table = run("--from", f"{path}:2")
+    assert table.stdout.startswith("Cross-entropy of given probabilities: 3 classes")
+
+
+def test_from_a_binary_column(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from sklearn.metrics import log_loss
+
+    path = tmp_path / "binary.csv"
+    path.write_text("p,label\n0.2,0\n0.9,1\n")
+    result = run("--from", f"{path}:3", "--scores", "probs", "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == (
+        "Scores: probabilities; one score column: the binary case, scored as [1 - p, p]\n"
+    )
+    data = json.loads(result.stdout)
+    assert data["loss"] == pytest.approx(log_loss([1], [0.9], labels=[0, 1]), rel=1e-15)
+    logits = json.loads(run("--from", f"{path}:3", "--format", "json").stdout)
+    assert logits["loss"] == pytest.approx(math.log1p(math.exp(-0.9)), rel=1e-15)  # [0, s]
+
+
+def test_from_errors(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "lp.csv"
+    path.write_text("a,b,label\n-0.1,-2.4,0\n0.5,-1,1\n")
+    result = run("--from", f"{path}:3", "--scores", "logprobs")
+    assert (result.exit_code, result.stderr) == (
+        1,
+        f"Error: {path}:3:1: log-probability is positive (above the tolerance 0.0001) ('0.5')\n",
+    )
+    result = run("--probs", "0.5,0.5", "--scores", "probs")
+    assert (result.exit_code, result.stderr) == (
+        2,
+        "Error: --scores goes with --from FILE:LINE (for one sample give --probs or --logprobs"
+        " instead of --logits)\n",
+    )
+
+
+def test_batch_names_the_scores_in_the_command_for_the_worst_row(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "p.csv").write_text("a,b,label\n0.5,0.5,0\n0.9,0.1,1\n")
+    out = CliRunner().invoke(cli, ["batch", "p.csv", "--scores", "probs"]).stdout
+    assert "Study the worst row step by step: xent compute --from p.csv:3 --scores probs\n" in out

@@ -30,6 +30,9 @@ class OneRow:
     targets: tuple[float, ...] | None
     logit_names: tuple[str, ...]  #: the logit columns' names (or "0".."K-1")
     class_names: tuple[str, ...] | None  #: the classes' names, when known
+    scores: str = "logits"  #: what the score columns hold ("logits", "probs", "logprobs")
+    scores_detected: bool = False  #: the kind was detected (``scores="auto"``), as batch does
+    binary: bool = False  #: one score column: the score of class 1 of two
 
 
 def read_row(path: str, line: int, options: ReadOptions | None = None) -> OneRow:
@@ -86,6 +89,9 @@ def read_row(path: str, line: int, options: ReadOptions | None = None) -> OneRow
                         ),
                         logit_names=tuple(table.logit_names),
                         class_names=None if classes is None else tuple(classes),
+                        scores=getattr(table, "scores", "logits"),
+                        scores_detected=bool(getattr(table, "scores_detected", False)),
+                        binary=bool(getattr(table, "binary", False)),
                     )
                 if chunk.lines.size:
                     last = max(last, int(chunk.lines[-1]))

@@ -585,6 +585,8 @@ def batch(
     ):
         # What xent compute --from needs to read the worst row and compute its loss alike.
         study = column_arguments(*columns) + _loss_arguments(loss)
+        if scores in ("logits", "probs", "logprobs"):  # given: the row is read as given
+            study += f" --scores {scores}"
         if class_names is not None:
             study += f" --classes {shlex.quote(','.join(class_names))}"
     if engine == "dask":

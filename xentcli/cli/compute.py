@@ -38,6 +38,7 @@ Examples:
   xent compute --logits 1.2,2.3,0.8 --label 1
   xent compute --logits 1.2,2.3,0.8
   xent compute --from examples/digits.csv:218 --explain
+  xent compute --from examples/digits_proba.csv:5 --scores probs
   xent compute --logits "1.2 2.3 0.8" --label 1 --explain
   xent compute --probs 0.2,0.7,0.1 --label 1
   xent compute --logprobs -1.6094,-0.3567,-2.3026 --label 1 --explain
@@ -94,10 +95,15 @@ def _counts(given: int, what: str, k: int, scores: str = "logits") -> str:
 
 
 def _read_from(
-    spec: str, columns: tuple[Any, ...], classes: list[str] | None, multilabel: bool = False
+    spec: str,
+    columns: tuple[Any, ...],
+    classes: list[str] | None,
+    scores: str,
+    multilabel: bool = False,
 ) -> OneRow:
-    """The row that ``--from FILE:LINE`` names, read with the column options as xent batch
-    reads it: exit 2 for a bad FILE:LINE or column option, exit 1 for the file or line."""
+    """The row that ``--from FILE:LINE`` names, read with the column options and
+    ``--scores`` as xent batch reads it (``auto``: the kind detected from the file's first
+    rows): exit 2 for a bad FILE:LINE or column option, exit 1 for the file or line."""
     from xentcli.batch.one_row import read_row
     from xentcli.batch.reader import ReadOptions
     from xentcli.cli.tools import BadData
@@ -109,7 +115,12 @@ def _read_from(
     if path == "-":
         raise BadInvocation("--from reads a file, not standard input")
     # --sigmoid: targets in [0, 1], one per logit, as xent batch --sigmoid reads them.
-    options = ReadOptions(**column_fields(*columns), class_names=classes, multilabel=multilabel)
+    options = ReadOptions(
+        **column_fields(*columns),
+        class_names=classes,
+        scores=scores,  # type: ignore[arg-type]
+        multilabel=multilabel,
+    )
     try:
         return read_row(path, int(number), options)
     except ColumnError as error:
@@ -124,6 +135,32 @@ def _read_from(
         raise BadData(f"{path}: no such file") from None
     except OSError as error:
         raise BadData(f"{path}: {error.strerror or error}") from None
+
+
+def _row_scores(row: OneRow) -> tuple[list[float], str]:
+    """The row's scores and their kind as the trace takes them: one score column (the
+    binary case) becomes two, as xent batch scores it."""
+    if not row.binary:
+        return list(row.logits), row.scores
+    import numpy as np
+
+    from xentcli.core import binary_log_scores
+
+    pair, kind = binary_log_scores(np.asarray(row.logits, dtype=np.float64), row.scores)  # type: ignore[arg-type]
+    return [float(v) for v in pair[0]], kind
+
+
+def _scores_said(row: OneRow) -> str:
+    """What the stderr says about the row's scores: the kind (detected or given), the
+    binary case."""
+    from xentcli.batch.report import scores_line
+
+    text = f"Scores: {scores_line(row.scores, row.scores_detected)}"
+    if row.binary:
+        text += "; one score column: the binary case, scored as " + (
+            "the logits [0, s]" if row.scores == "logits" else "[1 - p, p]"
+        )
+    return text
 
 
 def _message(error: XentError, written: dict[str, list[str]], scores: str = "--logits") -> str:
@@ -161,6 +198,14 @@ def _message(error: XentError, written: dict[str, list[str]], scores: str = "--l
     " xent batch reads it (the column options below say which columns hold what).",
 )
 @column_options
+@click.option(
+    "--scores",
+    "file_scores",
+    type=click.Choice(["auto", "logits", "probs", "logprobs"]),
+    default=None,
+    help="With --from: what the file's score columns hold (default auto: detected from"
+    " the file's first rows, as xent batch detects it, and said on stderr).",
+)
 @click.option(
     "--logits",
     type=NUMBERS,
@@ -257,6 +302,7 @@ def compute(
     label_column: str | None,
     logit_columns: list[str] | None,
     target_columns: list[str] | None,
+    file_scores: str | None,
     logits: Numbers | None,
     probs: Numbers | None,
     logprobs: Numbers | None,
@@ -306,13 +352,21 @@ def compute(
             raise BadInvocation("--from reads the scores and the label from the file: give"
                                 " --logits, --probs, --logprobs, --label and --target"
                                 " without it")  # fmt: skip
-        row = _read_from(from_spec, columns, classes, multilabel=sigmoid)
-        values = list(row.logits)
-        written = {"logit": [repr(v) for v in values]}
+        if sigmoid and file_scores not in (None, "logits"):
+            raise BadInvocation(f"--sigmoid takes logits, not --scores {file_scores}")
+        scores_read = "logits" if sigmoid else (file_scores or "auto")
+        row = _read_from(from_spec, columns, classes, scores_read, multilabel=sigmoid)
+        values, scores = (list(row.logits), "logits") if sigmoid else _row_scores(row)
+        written = {"logit": [repr(v) for v in values], "score": [repr(v) for v in values]}
         label = row.label
         row_targets = list(row.targets) if row.targets is not None else None
         classes = list(row.class_names) if row.class_names is not None else None
         k = len(values)
+    elif file_scores is not None:
+        raise BadInvocation(
+            "--scores goes with --from FILE:LINE (for one sample give --probs or --logprobs"
+            " instead of --logits)"
+        )
     elif any(value is not None for value in columns):
         used = [n for n, v in zip(COLUMN_PARAMETERS, columns, strict=True) if v is not None]
         raise BadInvocation(f"--{used[0].replace('_', '-')} goes with --from FILE:LINE")
@@ -380,6 +434,12 @@ def compute(
         )
     except XentError as error:
         raise BadInvocation(_message(error, written, scores_option)) from None
+    if from_spec is not None:
+        import dataclasses
+
+        trace = dataclasses.replace(trace, scores_detected=row.scores_detected)
+        if row.scores_detected or row.binary:
+            click.echo(_scores_said(row), err=True)
 
     if output_format == "table":
         console = make_console()

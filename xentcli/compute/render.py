@@ -417,6 +417,7 @@ def to_json(
         "entropy": t.entropy if has else None,
         "kl_divergence": t.kl_divergence if has else None,
         "scores": t.scores,
+        "scores_detected": t.scores_detected,
         "scores_given": list(t.given) if t.given is not None else None,
         "scores_total": t.given_total,
         "sum_tolerance": t.given_tolerance,

@@ -145,6 +145,8 @@ class Trace:
     #: log-probabilities (None for logits)
     given_total: float | None = None
     given_tolerance: float | None = None  #: how far that total may be from 1 (from 0)
+    #: the kind of scores was detected (``xent compute --from`` with ``--scores auto``)
+    scores_detected: bool = False
 
     @property
     def from_given(self) -> bool:
