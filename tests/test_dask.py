@@ -277,12 +277,13 @@ def _in_parts(path: Path, part: int, read: ReadOptions, options: BatchOptions) -
 
     parts = plan([str(path)], read, part)
     # The engine settles the kind of scores once, before the parts (as accumulate does).
-    read, options = _resolve_scores(str(path), read, options)
+    read, options, columns = _resolve_scores(str(path), read, options)
     results = [score_part(p, read, options) for p in parts]
     try:
         accumulator = finish(_tree(results, merge_results))
     except DataError as error:
         return f"Error: {error}\n"
+    accumulator.columns = columns
     from xentcli.text import dumps
 
     return dumps(accumulator.summary().to_json()) + "\n"

@@ -332,6 +332,13 @@ def _set(data: dict, path: tuple, value) -> dict:
     return data
 
 
+INFERRED = {
+    "label_column": "label",
+    "label_guessed": "the last column",
+    "index_column": None,
+    "class_names_from_header": False,
+}
+
 CRAFTED = [
     (("num_classes",), 10**12),
     (("num_classes",), 0),
@@ -380,6 +387,12 @@ CRAFTED = [
     (("worst", 0, "probability"), "0x1.8000000000000p+0"),
     (("worst", 0, "loss"), "-inf"),
     (("worst",), [{}] * 3),
+    (("inputs", "columns"), "label"),
+    (("inputs", "columns"), {"label_column": "y"}),
+    (("inputs", "columns"), {**INFERRED, "label_column": 3}),
+    (("inputs", "columns"), {**INFERRED, "label_guessed": "by a hunch"}),
+    (("inputs", "columns"), {**INFERRED, "class_names_from_header": "yes"}),
+    (("inputs", "columns"), {**INFERRED, "extra": 1}),
     (("soft_targets",), "no"),
     (("format",), "something-else"),
     (("extra",), 1),
@@ -411,6 +424,15 @@ def test_exact_sums_travel_compactly_and_exactly():
     again = state_module.loads(json.dumps(data))
     assert again.class_sums.exact(2) == acc.class_sums.exact(2)
     assert again.class_sums.exact(0) == acc.class_sums.exact(0)
+
+
+def test_the_inferred_columns_travel_and_are_optional():
+    data = _valid_state()
+    data["inputs"]["columns"] = dict(INFERRED)
+    acc = state_module.loads(json.dumps(data))
+    assert acc.summary().to_json()["inferred"] == INFERRED
+    del data["inputs"]["columns"]  # a state written before the field: none
+    assert state_module.loads(json.dumps(data)).summary().to_json()["inferred"] is None
 
 
 def test_a_valid_state_round_trips_exactly():

@@ -54,14 +54,27 @@ def test_pandas_index_column_is_left_out_and_said(here: Path) -> None:
     data, stderr = batch_json("with_index.csv")
     assert data["loss"] == pytest.approx(torch_loss(LOGITS, LABELS), rel=1e-14)
     assert "column 1 ('', a pandas index) is left out of the scores" in stderr
+    assert data["inferred"] == {
+        "label_column": "label",
+        "label_guessed": "by its name",
+        "index_column": "",
+        "class_names_from_header": False,
+    }
     # read back and written again, the index is named 'Unnamed: 0'
     pd.read_csv("with_index.csv").to_csv("twice.csv", index=False)
     data, stderr = batch_json("twice.csv")
     assert "column 1 ('Unnamed: 0', a pandas index) is left out" in stderr
+    assert data["inferred"]["index_column"] == "Unnamed: 0"
     assert data["loss"] == pytest.approx(torch_loss(LOGITS, LABELS), rel=1e-14)
     # --logit-columns overrides: the index is then what the user says
     data, stderr = batch_json("with_index.csv", "--logit-columns", "logit_*")
     assert "pandas index" not in stderr
+    assert data["inferred"]["index_column"] is None
+    # the same in a state, and through xent merge
+    outcome = batch("with_index.csv", "--save-state", "a.state")
+    assert outcome.code == 0, outcome.stderr
+    merged = json.loads(run(["merge", "a.state", "--format", "json"]).stdout)
+    assert merged["inferred"]["index_column"] == ""
 
 
 @pytest.mark.parametrize("name", ["y_true", "Target", "GOLD", "true_label", "labels", "class"])
@@ -71,6 +84,12 @@ def test_label_column_names(here: Path, name: str) -> None:
     df.to_csv("named.csv", index=False)
     data, _ = batch_json("named.csv")
     assert data["loss"] == pytest.approx(torch_loss(LOGITS, LABELS), rel=1e-14)
+    assert (data["inferred"]["label_column"], data["inferred"]["label_guessed"]) == (
+        name,
+        "by its name",
+    )
+    data, _ = batch_json("named.csv", "--label-column", name)
+    assert data["inferred"]["label_guessed"] is None  # named, not guessed
 
 
 def test_guessed_label_column_without_labels_names_it(here: Path) -> None:
@@ -117,6 +136,7 @@ def test_class_names_from_the_header(here: Path) -> None:
     assert data["loss"] == pytest.approx(torch_loss(LOGITS, LABELS), rel=1e-14)
     assert [c["class"] for c in data["per_class"]] == names
     assert "labels are class names" in stderr
+    assert data["inferred"]["class_names_from_header"] is True
 
 
 def test_classes_disagreeing_with_the_header(here: Path) -> None:

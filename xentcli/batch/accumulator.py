@@ -553,6 +553,8 @@ class Summary:
             "rows_infinite": self.rows_infinite,
             "infinite_rows": [{"file": f, "line": line} for f, line in self.infinite_rows],
             "sample_weights": self.sample_weights,
+            # What the first file's columns were taken as (also said on stderr).
+            "inferred": self.columns,
         }
 
 
@@ -1186,6 +1188,8 @@ class BatchAccumulator:
         self.rows_renormalized += other.rows_renormalized
         self.targets_renormalized += other.targets_renormalized
         self.rows_infinite += other.rows_infinite
+        if self.columns is None:  # the first file's, as one run over both
+            self.columns = other.columns
         room = self.INFINITE_KEPT - len(self.infinite_rows)
         self.infinite_rows.extend(other.infinite_rows[: max(room, 0)])
         for attribute in STATE_COMPONENTS.values():

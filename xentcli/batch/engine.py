@@ -166,35 +166,42 @@ def accumulate(
         parts: list[Part] = plan([os.fspath(p) for p in inputs], read_options, part_bytes)
         if not parts:
             raise XentError("no input files")
-        read_options, options = _resolve_scores(parts[0].path, read_options, options)
+        read_options, options, columns = _resolve_scores(parts[0].path, read_options, options)
         results = [score(part, read_options, options) for part in parts]
+        accumulator = finish(_compute(_tree(results, merge), client, scheduler, workers))
+        accumulator.columns = columns  # the first file's, as one process says them
+        return accumulator
     return finish(_compute(_tree(results, merge), client, scheduler, workers))
 
 
 def _resolve_scores(
     path: str, read_options: ReadOptions, options: BatchOptions
-) -> tuple[ReadOptions, BatchOptions]:
+) -> tuple[ReadOptions, BatchOptions, dict[str, object] | None]:
     """The kind of scores for every part: given, or detected once from the first file
-    (``--scores auto``), so that the parts of one file cannot disagree."""
+    (``--scores auto``), so that the parts of one file cannot disagree; and what the
+    first file's columns were taken as (None for a URL, which is not opened here)."""
+    from xentcli.batch.parts import is_url
+    from xentcli.batch.reader import inferred_columns, open_table
+
     kind: str = read_options.scores
     detected = kind == "auto"
-    if detected:
-        from xentcli.batch.parts import is_url
-        from xentcli.batch.reader import open_table
-
-        kind, detected = "logits", False
-        if not is_url(path):
-            with open_table(path, read_options) as table:
+    columns = None
+    if not is_url(path):
+        with open_table(path, read_options) as table:
+            columns = inferred_columns(table)
+            if detected:
                 # Readers of other formats may not detect (yet): logits, as given.
                 kind = getattr(table, "scores", "logits")
                 detected = bool(getattr(table, "scores_detected", False))
+    elif detected:
+        kind, detected = "logits", False
     read_options = dataclasses.replace(read_options, scores=kind)  # type: ignore[arg-type]
     options = dataclasses.replace(
         options,
         scores=kind,  # type: ignore[arg-type]
         scores_detected=detected,
     )
-    return read_options, options
+    return read_options, options, columns
 
 
 def score(inputs: Sequence[str] | Any, **kwargs: Any) -> Summary:

@@ -425,6 +425,23 @@ def is_model_output(name: str) -> bool:
     return has_known_extension(name)
 
 
+def inferred_columns(table: Any) -> dict[str, object]:
+    """What a table's columns were taken as, for the report's JSON (``"inferred"``).
+
+    ``label_column`` is the label column's name (None with soft targets); ``label_guessed``
+    says how it was chosen without ``--label-column`` ("by its name", "the last column",
+    None when it was named); ``index_column`` is the header name of a pandas index left out
+    of the scores (None: none); ``class_names_from_header`` whether the labels are the
+    score columns' names. Readers of other formats may not infer these: None and False.
+    """
+    return {
+        "label_column": getattr(table, "label_name", None),
+        "label_guessed": getattr(table, "label_guess", None),
+        "index_column": getattr(table, "index_column", None),
+        "class_names_from_header": bool(getattr(table, "class_names_from_header", False)),
+    }
+
+
 def _ignore(error: DataError) -> None:
     """Drop a bad row of the detection sample: chunks() reports it in its turn."""
 

@@ -87,6 +87,8 @@ def accumulator_to_state(acc: BatchAccumulator) -> dict[str, Any]:
             "targets_renormalized": acc.targets_renormalized,
             "rows_infinite": acc.rows_infinite,
             "infinite_rows": [[path, line] for path, line in acc.infinite_rows],
+            # Optional within "inputs": what the first file's columns were taken as.
+            "columns": acc.columns,
         },
         "worst": [
             {
@@ -269,6 +271,9 @@ def accumulator_from_state(data: Any) -> BatchAccumulator:
 
 def _inputs_from_state(data: Any, acc: BatchAccumulator) -> None:
     keys = ("rows_renormalized", "targets_renormalized", "rows_infinite", "infinite_rows")
+    if isinstance(data, dict) and "columns" in data:  # optional (later states)
+        keys += ("columns",)
+        acc.columns = _columns_from_state(data["columns"])
     fields = core.need_dict(data, "inputs", keys)
     acc.rows_renormalized = core.need_int(fields["rows_renormalized"], "inputs.rows_renormalized")
     acc.targets_renormalized = core.need_int(
@@ -281,6 +286,33 @@ def _inputs_from_state(data: Any, acc: BatchAccumulator) -> None:
         pair = core.need_list(item, f"inputs.infinite_rows[{n}]", 2)
         where = f"inputs.infinite_rows[{n}]"
         acc.infinite_rows.append((_text(pair[0], where), core.need_int(pair[1], where)))
+
+
+#: the fields of ``inputs.columns`` (:func:`xentcli.batch.reader.inferred_columns`)
+_COLUMN_FIELDS = ("label_column", "label_guessed", "index_column", "class_names_from_header")
+_GUESSES = (None, "by its name", "the last column")
+
+
+def _columns_from_state(data: Any) -> dict[str, object] | None:
+    """``inputs.columns``: null, or what the first file's columns were taken as."""
+    if data is None:
+        return None
+    where = "inputs.columns"
+    fields = core.need_dict(data, where, _COLUMN_FIELDS)
+    names = {}
+    for name in ("label_column", "index_column"):
+        value = fields[name]
+        names[name] = None if value is None else _text(value, f"{where}.{name}")
+    if fields["label_guessed"] not in _GUESSES:
+        raise StateError(f"{where}.label_guessed: not one of 'by its name', 'the last column', null")
+    return {  # in the order of the report's JSON
+        "label_column": names["label_column"],
+        "label_guessed": fields["label_guessed"],
+        "index_column": names["index_column"],
+        "class_names_from_header": core.need(
+            fields["class_names_from_header"], bool, f"{where}.class_names_from_header"
+        ),
+    }
 
 
 def _text(data: Any, where: str) -> str:

@@ -855,12 +855,9 @@ def _accumulator(table: Any, batch_options: Any) -> Any:
         binary=getattr(table, "binary", False),
     )
     accumulator = BatchAccumulator(getattr(table, "num_classes", len(table.logit_names)), options)
-    accumulator.columns = {
-        "label": table.label_name,
-        "label_guessed": getattr(table, "label_guess", None),
-        "index_column": getattr(table, "index_column", None),
-        "class_names_from_header": getattr(table, "class_names_from_header", False),
-    }
+    from xentcli.batch.reader import inferred_columns
+
+    accumulator.columns = inferred_columns(table)
     return accumulator
 
 
