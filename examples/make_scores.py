@@ -1,9 +1,11 @@
-"""Write examples/digits_proba.csv: the probabilities of examples/digits.csv's logits.
+"""Write examples/digits_proba.csv and examples/digits_logprobs.csv: the probabilities and
+the log-probabilities of examples/digits.csv's logits.
 
-As a scikit-learn user writes ``predict_proba``: a pandas DataFrame saved with
-``df.to_csv()`` (its index first, unnamed) and 6 significant digits, so the rows sum to 1
-only within the rounding. ``xent batch examples/digits_proba.csv`` detects the
-probabilities and leaves the index out, and says both.
+The probabilities as a scikit-learn user writes ``predict_proba``: a pandas DataFrame
+saved with ``df.to_csv()`` (its index first, unnamed) and 6 significant digits, so the
+rows sum to 1 only within the rounding. ``xent batch examples/digits_proba.csv`` detects
+the probabilities and leaves the index out, and says both. The log-probabilities as a
+PyTorch user writes ``log_softmax`` outputs: 9 significant digits, no index.
 
 Run from the repository root: ``python examples/make_scores.py``.
 """
@@ -27,6 +29,11 @@ def main() -> None:
     frame = pd.DataFrame(q, columns=[f"p_{c}" for c in range(q.shape[1])])
     frame["label"] = labels
     frame.to_csv(HERE / "digits_proba.csv", float_format="%.6g")
+    shifted = y - y.max(axis=1, keepdims=True)
+    log_q = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    logp = pd.DataFrame(log_q, columns=[f"logp_{c}" for c in range(q.shape[1])])
+    logp["label"] = labels
+    logp.to_csv(HERE / "digits_logprobs.csv", float_format="%.9g", index=False)
 
 
 if __name__ == "__main__":
