@@ -166,10 +166,10 @@ def accumulate(
         parts: list[Part] = plan([os.fspath(p) for p in inputs], read_options, part_bytes)
         if not parts:
             raise XentError("no input files")
-        read_options, options, columns = _resolve_scores(parts[0].path, read_options, options)
+        read_options, options, inferred = _resolve_scores(parts[0].path, read_options, options)
         results = [score(part, read_options, options) for part in parts]
         accumulator = finish(_compute(_tree(results, merge), client, scheduler, workers))
-        accumulator.columns = columns  # the first file's, as one process says them
+        accumulator.columns = inferred  # the first file's, as one process says them
         return accumulator
     return finish(_compute(_tree(results, merge), client, scheduler, workers))
 

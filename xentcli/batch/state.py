@@ -270,7 +270,12 @@ def accumulator_from_state(data: Any) -> BatchAccumulator:
 
 
 def _inputs_from_state(data: Any, acc: BatchAccumulator) -> None:
-    keys = ("rows_renormalized", "targets_renormalized", "rows_infinite", "infinite_rows")
+    keys: tuple[str, ...] = (
+        "rows_renormalized",
+        "targets_renormalized",
+        "rows_infinite",
+        "infinite_rows",
+    )
     if isinstance(data, dict) and "columns" in data:  # optional (later states)
         keys += ("columns",)
         acc.columns = _columns_from_state(data["columns"])
@@ -304,7 +309,9 @@ def _columns_from_state(data: Any) -> dict[str, object] | None:
         value = fields[name]
         names[name] = None if value is None else _text(value, f"{where}.{name}")
     if fields["label_guessed"] not in _GUESSES:
-        raise StateError(f"{where}.label_guessed: not one of 'by its name', 'the last column', null")
+        raise StateError(
+            f"{where}.label_guessed: not one of 'by its name', 'the last column', null"
+        )
     return {  # in the order of the report's JSON
         "label_column": names["label_column"],
         "label_guessed": fields["label_guessed"],
