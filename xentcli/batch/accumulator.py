@@ -569,6 +569,7 @@ class ChunkResult:
     probability: FloatArray  #: probability of the label; nan for ignored rows
     loss: FloatArray  #: row loss; nan for ignored rows
     counted: npt.NDArray[np.bool_]
+    metrics: MetricRows | None = None  #: the counted rows as the metric states read them
 
 
 # ---------------------------------------------------------------------- accumulation
@@ -885,7 +886,7 @@ class BatchAccumulator:
             base_loss = np.where(counted, base_loss, np.nan)
             probability = np.where(counted, probability, np.nan)
         return ChunkResult(
-            chunk.path, chunk.lines, labels, rows.predicted, probability, base_loss, counted
+            chunk.path, chunk.lines, labels, rows.predicted, probability, base_loss, counted, stats
         )
 
     def update(

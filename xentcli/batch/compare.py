@@ -21,6 +21,7 @@ naming both places.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import math
 from collections.abc import Iterator
@@ -35,12 +36,24 @@ import numpy.typing as npt
 from xentcli import core
 from xentcli.batch._types import place
 from xentcli.batch.accumulator import BatchAccumulator, BatchOptions, ChunkResult, Summary
-from xentcli.errors import DataError
+from xentcli.batch.metrics import (
+    MAX_REPLICATES,
+    BootstrapState,
+    BootstrapSummary,
+    MetricRows,
+    paired_difference,
+    take_rows,
+)
+from xentcli.errors import DataError, XentError
 
 if TYPE_CHECKING:
     from xentcli.batch._types import Chunk
 
 FloatArray = npt.NDArray[np.float64]
+
+#: the source that keys the paired bootstrap's weights (the same on both sides: a row's
+#: weights depend only on the seed and the pair's number, not on the file names)
+PAIR_SOURCE = "xent compare"
 
 
 @dataclass(frozen=True)
@@ -50,6 +63,8 @@ class CompareOptions:
     worst: int = 5  #: regressions and improvements listed
     ci: float = 0.95  #: the interval's level; 0 for none
     margin: float = 0.0  #: the gate: B is worse when B - A > margin (and the interval says so)
+    bootstrap: int = 0  #: paired Poisson bootstrap replicates (0: none)
+    seed: int = 0  #: the bootstrap's seed
 
 
 @dataclass(frozen=True)
@@ -147,6 +162,7 @@ class CompareSummary:
     per_class: tuple[ClassChange, ...]
     margin: float
     worse: bool  #: B's mean loss exceeds A's by more than the margin, beyond the interval
+    bootstrap: PairedBootstrap | None = None  #: with ``--bootstrap``
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, object]:
@@ -160,6 +176,7 @@ class CompareSummary:
         }
         for name, value_a, value_b in _side_metrics(self.a, self.b):
             difference[name] = None if value_a is None or value_b is None else value_b - value_a
+        difference["bootstrap"] = None if self.bootstrap is None else self.bootstrap.to_json()
         difference.update(self.extra)
         return {
             "a": self.a.to_json(),
@@ -174,6 +191,29 @@ class CompareSummary:
             "per_class": [c.to_json() for c in self.per_class],
             "gate": {"margin": self.margin, "worse": self.worse},
         }
+
+
+@dataclass(frozen=True)
+class PairedBootstrap:
+    """The paired bootstrap: percentile intervals of each side's figures and of B - A.
+
+    Every replicate draws a row's weight from the seed and the pair's key (its number
+    among the pairs, or with ``--id-column`` its id's rank among the paired ids), the same
+    weight on both sides; the difference's replicate is B's figure minus A's.
+    """
+
+    a: BootstrapSummary
+    b: BootstrapSummary
+    difference: BootstrapSummary
+    keyed_by: str  #: "position" or "id"
+
+    def to_json(self) -> dict[str, object]:
+        out = self.difference.to_json()
+        out["method"] = "paired Poisson bootstrap, percentile"
+        out["keyed_by"] = self.keyed_by
+        out["a"] = {k: v for k, v in self.a.to_json().items() if k in self.a.intervals}
+        out["b"] = {k: v for k, v in self.b.to_json().items() if k in self.b.intervals}
+        return out
 
 
 def _side_metrics(a: Summary, b: Summary) -> list[tuple[str, float | None, float | None]]:
@@ -235,6 +275,20 @@ class PairedComparison:
         self._weights = (
             None if self.options.weights is None else np.asarray(self.options.weights, float)
         )
+        self._boot: tuple[BootstrapState, BootstrapState] | None = None
+        self._pairs_seen = 0  # the bootstrap's key of the next pair is this + 1
+        self.keyed_by = "position"
+        replicates = self.compare.bootstrap
+        if replicates:
+            if not 1 <= replicates <= MAX_REPLICATES:
+                raise XentError(f"--bootstrap must be between 0 and {MAX_REPLICATES}")
+            if not self.compare.ci:
+                raise XentError("--bootstrap needs intervals: give --ci a level above 0")
+            ks, bins = self.a.metrics.top_k.ks, self.a.metrics.options.bins
+            self._boot = (
+                BootstrapState(replicates, self.compare.seed, ks, bins),
+                BootstrapState(replicates, self.compare.seed, ks, bins),
+            )
 
     def add(self, chunk_a: Chunk, chunk_b: Chunk) -> None:
         """Fold two chunks holding the same rows (same length, same labels or targets)."""
@@ -246,8 +300,28 @@ class PairedComparison:
         result_b = self.b.add(chunk_b, per_row=True)
         if result_a is None or result_b is None:
             return
+        if self._boot is not None:
+            # the pairs' numbers: the same bits whatever the chunking
+            keys = np.arange(self._pairs_seen + 1, self._pairs_seen + n + 1, dtype=np.int64)
+            self._pairs_seen += n
+            for state, result in zip(self._boot, (result_a, result_b), strict=True):
+                assert result.metrics is not None
+                rows = dataclasses.replace(result.metrics, lines=keys[result.counted])
+                state.update(rows, PAIR_SOURCE)
         soft = chunk_a.targets is not None
         self.add_pairs(result_a, result_b, chunk_a.unit, chunk_b.unit, soft=soft)
+
+    @property
+    def bootstrapping(self) -> bool:
+        """Whether ``--bootstrap`` asked for the paired bootstrap."""
+        return self._boot is not None
+
+    def add_bootstrap_rows(self, rows_a: MetricRows, rows_b: MetricRows) -> None:
+        """Fold paired metric rows into the bootstrap (row i of A is row i of B), keyed
+        by their ``lines`` (the caller's pair keys); a join calls this once."""
+        if self._boot is not None:
+            self._boot[0].update(rows_a, PAIR_SOURCE)
+            self._boot[1].update(rows_b, PAIR_SOURCE)
 
     def add_pairs(
         self,
@@ -448,6 +522,19 @@ class PairedComparison:
             ),
             margin=self.compare.margin,
             worse=worse,
+            bootstrap=self._bootstrap_summary(level, base),
+        )
+
+    def _bootstrap_summary(self, level: float, base: str) -> PairedBootstrap | None:
+        if self._boot is None:
+            return None
+        boot_a, boot_b = self._boot
+        sums = (boot_a.replicates_sums(), boot_b.replicates_sums())
+        return PairedBootstrap(
+            boot_a.summary(level, base, sums[0]),
+            boot_b.summary(level, base, sums[1]),
+            paired_difference(boot_a, boot_b, level, base, sums),
+            self.keyed_by,
         )
 
     def _loss_interval(self, level: float, base: str) -> tuple[float, float] | None:
@@ -521,7 +608,6 @@ def _paired_proportion_interval(
 # ------------------------------------------------------------------------ the two files
 def _piece(chunk: Chunk, index: slice | npt.NDArray[Any]) -> Chunk:
     """Rows *index* of *chunk* (the kernel's prepared results are recomputed)."""
-    import dataclasses
 
     return dataclasses.replace(
         chunk,
@@ -597,7 +683,6 @@ def compare_files(
 ) -> CompareSummary:
     """Compare the model outputs in *path_a* and *path_b* row by row (see the module)."""
     import contextlib
-    import dataclasses
 
     from xentcli.batch.reader import open_table
 
@@ -657,7 +742,6 @@ def compare_files(
 def _with_scores(options: BatchOptions, table: Any) -> BatchOptions:
     """*options* with the kind of scores *table* holds (logits for readers that do not
     detect it), and the binary case of one score column."""
-    import dataclasses
 
     return dataclasses.replace(
         options,
@@ -688,14 +772,14 @@ def _join(
     ]
     sides = []
     for table, accumulator in ((table_a, pair.a), (table_b, pair.b)):
-        side = idjoin.SideRows(table.display_name, "line")
+        side = idjoin.SideRows(table.display_name, "line", keep_metrics=pair.bootstrapping)
         idjoin.fold_side(table, accumulator, side)
         accumulator.add_skipped(table.display_name, table.rows_skipped, table.skipped)
         sides.append(side)
     skipped = tuple(
         [e.line for e in table.skipped if e.line is not None] for table in (table_a, table_b)
     )
-    rows_a, rows_b, index_a, index_b, unpaired = idjoin.align(
+    rows_a, rows_b, index_a, index_b, unpaired, paired_ids = idjoin.align(
         ids[0], ids[1], sides[0], sides[1], (skipped[0], skipped[1]), skipping=skipping
     )
 
@@ -721,11 +805,37 @@ def _join(
         sides[1].unit,
         soft=chunk_a.targets is not None,
     )
+    if pair.bootstrapping:
+        _bootstrap_by_id(pair, sides, (rows_a, rows_b), (index_a, index_b), paired_ids)
     return unpaired
 
 
+def _bootstrap_by_id(
+    pair: PairedComparison,
+    sides: list[Any],
+    rows: tuple[ChunkResult, ChunkResult],
+    index: tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]],
+    paired_ids: Any,
+) -> None:
+    """Fold the joined pairs into the paired bootstrap, keyed by their id's rank among the
+    paired ids (so neither file's row order changes a bit)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    counted = rows[0].counted[index[0]] & rows[1].counted[index[1]]
+    counted_ids = paired_ids.filter(pa.array(counted))
+    by_id = np.asarray(pc.sort_indices(counted_ids).to_numpy(), dtype=np.intp)
+    keys = np.arange(1, len(by_id) + 1, dtype=np.int64)
+    paired = []
+    for side, result, at in zip(sides, rows, index, strict=True):
+        # a counted row's place among the side's metric rows (which hold counted rows only)
+        metric_index = np.cumsum(result.counted) - 1
+        paired.append(take_rows(side.metric_rows(), metric_index[at[counted]][by_id], keys))
+    pair.keyed_by = "id"
+    pair.add_bootstrap_rows(paired[0], paired[1])
+
+
 def _take(rows: ChunkResult, index: Any) -> ChunkResult:
-    import dataclasses
 
     return dataclasses.replace(
         rows,

@@ -39,10 +39,13 @@ def _metrics(summary: CompareSummary) -> list[tuple[str, float | None, float | N
 
 
 def render_csv(summary: CompareSummary) -> str:
-    """One line per figure: ``metric,a,b,difference,ci_low,ci_high``; full precision."""
+    """One line per figure: ``metric,a,b,difference,ci_low,ci_high,units`` and, with
+    ``--bootstrap``, ``bootstrap_low,bootstrap_high`` (of the difference); full precision."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["metric", "a", "b", "difference", "ci_low", "ci_high", "units"])
+    boot = summary.bootstrap
+    header = ["metric", "a", "b", "difference", "ci_low", "ci_high", "units"]
+    writer.writerow(header + (["bootstrap_low", "bootstrap_high"] if boot else []))
     intervals = {"loss": summary.loss_ci, "accuracy": summary.accuracy_ci}
     differences = {"loss": summary.loss_difference, "accuracy": summary.accuracy_difference}
     for name, value_a, value_b in _metrics(summary):
@@ -51,11 +54,15 @@ def render_csv(summary: CompareSummary) -> str:
             difference = value_b - value_a
         low, high = intervals.get(name) or (None, None)
         unit = summary.units if name == "loss" else ""
-        writer.writerow(
-            [name, full(value_a), full(value_b), full(difference), full(low), full(high), unit]
-        )
+        row = [name, full(value_a), full(value_b), full(difference), full(low), full(high), unit]
+        if boot is not None:
+            boot_low, boot_high = boot.difference.intervals.get(name) or (None, None)
+            row += [full(boot_low), full(boot_high)]
+        writer.writerow(row)
     m = summary.mcnemar
-    writer.writerow(["mcnemar_p_value", "", "", full(m.p_value), "", "", ""])
+    writer.writerow(
+        ["mcnemar_p_value", "", "", full(m.p_value), "", "", ""] + (["", ""] if boot else [])
+    )
     return out.getvalue()
 
 
@@ -113,6 +120,8 @@ def _render(summary: CompareSummary, console: Console) -> None:
             difference = None if value_a is None or value_b is None else value_b - value_a
             table.add_row(name, number(value_a), number(value_b), number(difference), "")
     console.print(table)
+    if summary.bootstrap is not None:
+        _bootstrap(console, summary)
     m = summary.mcnemar
     _heading(console, "Right and wrong on the same rows (McNemar's exact test)")
     grid = _table(console)
@@ -166,6 +175,26 @@ def _render(summary: CompareSummary, console: Console) -> None:
                 style="bold",
             )
         )
+
+
+def _bootstrap(console: Console, summary: CompareSummary) -> None:
+    """The paired bootstrap's percentile intervals of B - A (each side's: in the JSON)."""
+    boot = summary.bootstrap
+    assert boot is not None
+    difference = boot.difference
+    _heading(
+        console,
+        f"Paired bootstrap: {100 * difference.level:g} % intervals of B - A"
+        f" ({difference.replicates} replicates, pairs keyed by {boot.keyed_by})",
+    )
+    table = _table(console)
+    table.add_column("")
+    table.add_column("B - A", justify="right")
+    for name, interval in difference.intervals.items():
+        fmt = "percent" if "accuracy" in name else "number"
+        shown = f"mean loss ({summary.units})" if name == "loss" else name.replace("_", " ")
+        table.add_row(shown, _interval(interval, fmt) or "undefined")
+    console.print(table)
 
 
 def _changes(console: Console, rows: tuple[ChangedRow, ...], units: str) -> None:

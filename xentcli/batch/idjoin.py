@@ -26,6 +26,7 @@ import numpy.typing as npt
 
 from xentcli.batch._types import place
 from xentcli.batch.accumulator import BatchAccumulator, ChunkResult
+from xentcli.batch.metrics import MetricRows, concat_rows, take_rows
 from xentcli.errors import DataError, XentError
 
 if TYPE_CHECKING:
@@ -36,6 +37,9 @@ MAX_ROWS = 20_000_000
 #: what a join keeps per row and side, ids aside: line, label, prediction (int64),
 #: probability, loss (float64), counted (bool), and the join's two int64 indices
 BYTES_PER_ROW = 8 * 5 + 1 + 16
+
+_NO_INTS = np.zeros(0, dtype=np.int64)
+_NO_ROWS = MetricRows(_NO_INTS, _NO_INTS, np.zeros(0), np.zeros(0), _NO_INTS, _NO_INTS)
 
 #: the formats whose id column can be read
 FORMATS = ("csv", "parquet", "arrow")
@@ -50,14 +54,25 @@ class SideRows:
     results: list[ChunkResult] = dataclasses.field(default_factory=list)
     label_values: list[npt.NDArray[np.int64]] = dataclasses.field(default_factory=list)
     targets: list[npt.NDArray[np.float64]] = dataclasses.field(default_factory=list)
+    #: keep the metric states' rows too (the paired bootstrap needs them: about 50 more
+    #: bytes per row)
+    keep_metrics: bool = False
 
     def keep(self, chunk: Chunk, result: ChunkResult) -> None:
-        self.results.append(dataclasses.replace(result, path=self.path))
+        metrics = result.metrics if self.keep_metrics else None
+        self.results.append(dataclasses.replace(result, path=self.path, metrics=metrics))
         self.unit = chunk.unit
         if chunk.labels is not None:
             self.label_values.append(np.array(chunk.labels, dtype=np.int64))
         if chunk.targets is not None:
             self.targets.append(np.array(chunk.targets, dtype=np.float64))
+
+    def metric_rows(self) -> MetricRows:
+        """The metric rows of every kept chunk, one after the other (``keep_metrics``)."""
+        parts = [r.metrics for r in self.results if r.metrics is not None]
+        if len(parts) != len(self.results) or not parts:
+            return take_rows(_NO_ROWS, np.zeros(0, dtype=np.intp))
+        return concat_rows(parts)
 
     def joined(self) -> ChunkResult:
         """All the rows as one :class:`ChunkResult`."""
@@ -68,13 +83,11 @@ class SideRows:
             return ChunkResult(
                 self.path, empty_i, empty_i, empty_i, empty_f, empty_f, np.zeros(0, bool)
             )
-        return ChunkResult(
-            self.path,
-            *(
-                np.concatenate([getattr(r, name) for r in parts])
-                for name in ("lines", "labels", "predicted", "probability", "loss", "counted")
-            ),
+        lines, labels, predicted, probability, loss, counted = (
+            np.concatenate([getattr(r, name) for r in parts])
+            for name in ("lines", "labels", "predicted", "probability", "loss", "counted")
         )
+        return ChunkResult(self.path, lines, labels, predicted, probability, loss, counted)
 
 
 def fold_side(table: Any, accumulator: BatchAccumulator, side: SideRows) -> None:
@@ -171,12 +184,12 @@ def align(
     skipped: tuple[list[int], list[int]],
     *,
     skipping: bool,
-) -> tuple[ChunkResult, ChunkResult, npt.NDArray[np.intp], npt.NDArray[np.intp], int]:
+) -> tuple[ChunkResult, ChunkResult, npt.NDArray[np.intp], npt.NDArray[np.intp], int, Any]:
     """Join the two files' rows on their ids.
 
-    Returns both sides' results, the indices of the paired rows in each (A's order) and
+    Returns both sides' results, the indices of the paired rows in each (A's order),
     the number of rows without a partner (with *skipping*; otherwise an id in one file only
-    is an error). *skipped* are the line or row numbers of the rows each streaming pass
+    is an error) and the paired rows' ids (an Arrow string array, in the same order). *skipped* are the line or row numbers of the rows each streaming pass
     skipped, needed to tell which id each kept row has.
     """
     import pyarrow.compute as pc
@@ -210,7 +223,8 @@ def align(
     index_b = np.nonzero(found)[0]
     index_a = in_a[index_b]
     order = np.argsort(index_a, kind="stable")  # A's order: the first disagreement is A's first
-    return rows_a, rows_b, index_a[order], index_b[order], len(only_a) + len(only_b)
+    index_a, index_b = index_a[order], index_b[order]
+    return rows_a, rows_b, index_a, index_b, len(only_a) + len(only_b), keys_a.take(index_a)
 
 
 def _row_ids(ids: Any, rows: ChunkResult, side: SideRows, skipped: list[int]) -> Any:

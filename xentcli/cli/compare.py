@@ -32,6 +32,7 @@ Examples:
   xent compare old.parquet new.parquet --format json
   xent compare old.csv new.csv --fail-if-worse --margin 0.01   (exit 3 if worse)
   xent compare a.csv b.csv --ci 0.99 --worst 10
+  xent compare a.csv b.csv --bootstrap 1000 --seed 1   (paired bootstrap intervals)
   xent compare old.csv shuffled.parquet --id-column id   (pair rows by id)
 """
 
@@ -97,6 +98,24 @@ def _shared(command: Any) -> Any:
     help="Level of the intervals of the differences (0: none).",
 )
 @click.option(
+    "--bootstrap",
+    type=click.IntRange(min=0, max=10_000),
+    default=0,
+    show_default=True,
+    metavar="N",
+    help="Also paired percentile intervals of every difference (and each side's figures)"
+    " from N Poisson bootstrap replicates; 200 is a good start.",
+)
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0, max=2**64 - 1),
+    default=0,
+    show_default=True,
+    metavar="S",
+    help="Seed of the bootstrap (a pair's weights depend only on the seed and the pair's"
+    " number, or its id with --id-column: the same on both sides, whatever the chunking).",
+)
+@click.option(
     "--fail-if-worse",
     is_flag=True,
     help="Exit 3 when B's mean loss exceeds A's by more than --margin, beyond the interval.",
@@ -116,6 +135,8 @@ def compare(
     loss: LossOptions,
     worst: int,
     ci: float,
+    bootstrap: int,
+    seed: int,
     fail_if_worse: bool,
     margin: float,
     fmt: str,
@@ -134,6 +155,8 @@ def compare(
 
     if "-" in (file_a, file_b):
         raise BadInvocation("compare reads two files: standard input ('-') cannot be one")
+    if bootstrap and ci == 0:
+        raise BadInvocation("--bootstrap needs intervals: give --ci a level above 0")
     label_column = reading.get("label_column")
     if reading.get("target_columns") is not None and label_column is not None:
         raise BadInvocation("--target-columns and --label-column cannot be used together")
@@ -155,7 +178,11 @@ def compare(
     )
     try:
         summary = compare_files(
-            file_a, file_b, read_options, options, CompareOptions(worst, ci, margin)
+            file_a,
+            file_b,
+            read_options,
+            options,
+            CompareOptions(worst, ci, margin, bootstrap, seed),
         )
     except DataError as error:
         raise BadData(str(error)) from None

@@ -5,6 +5,12 @@ Every state has ``update(rows)`` (one chunk's :class:`MetricRows`), ``merge(othe
 :class:`MetricSet` owns one of each; :func:`metric_rows` makes a chunk's rows.
 """
 
+from xentcli.batch.metrics._bootstrap import (
+    MAX_REPLICATES,
+    BootstrapState,
+    BootstrapSummary,
+    paired_difference,
+)
 from xentcli.batch.metrics._brier import BrierState, BrierSummary
 from xentcli.batch.metrics._calibration import (
     DEFAULT_BINS,
@@ -20,7 +26,7 @@ from xentcli.batch.metrics._confusion import (
     ConfusionState,
     ConfusionSummary,
 )
-from xentcli.batch.metrics._rows import MetricRows, metric_rows
+from xentcli.batch.metrics._rows import MetricRows, concat_rows, metric_rows, take_rows
 from xentcli.batch.metrics._set import MetricOptions, MetricSet, MetricsSummary
 from xentcli.batch.metrics._topk import TopKState, TopKSummary, default_top_k
 
@@ -28,6 +34,9 @@ __all__ = [
     "DEFAULT_BINS",
     "FINE_BINS",
     "MAX_MATRIX_CLASSES",
+    "MAX_REPLICATES",
+    "BootstrapState",
+    "BootstrapSummary",
     "BrierState",
     "BrierSummary",
     "CalibrationState",
@@ -42,7 +51,10 @@ __all__ = [
     "ReliabilityBin",
     "TopKState",
     "TopKSummary",
+    "concat_rows",
     "default_top_k",
     "fine_bin",
     "metric_rows",
+    "paired_difference",
+    "take_rows",
 ]

@@ -196,54 +196,163 @@ class BootstrapState:
         state.binned[...] = binned.reshape(state.binned.shape)
         return state
 
-    def summary(self, level: float, base: str = "e") -> BootstrapSummary:
-        """Percentile intervals at *level* of every figure's replicates.
+    def names(self) -> list[str]:
+        """The figures that get an interval, in report order."""
+        return _names(self.ks)
 
-        Each replicate's figure is a ratio of exact integer sums, rounded once (Python's
-        integer division is correctly rounded): the same bits on every machine.
-        """
-        names = ["loss", "accuracy", "brier", "ece", "mce"] + [f"top_{k}_accuracy" for k in self.ks]
-        values: dict[str, list[float]] = {name: [] for name in names}
-        totals = self.totals.tolist()
+    def replicates_sums(self) -> list[Replicate]:
+        """Each replicate's exact integer sums (see :class:`Replicate`)."""
+        out = []
         binned = self.binned.transpose(1, 0, 2).tolist()  # (replicate, bin, column)
         one = 1 << _SCALE
-        for t, cells in zip(totals, binned, strict=True):
-            rows, correct, big = t[0], t[1], t[2]
-            if rows == 0:
-                for name in names:
-                    values[name].append(math.nan)
-                continue
-            weight = _joined(t[6:9])
-            if big:
-                loss = math.inf
-            elif weight == 0:
-                loss = math.nan
-            else:
-                loss = float(core.to_base(_joined(t[3:6]) / weight, base))
-            values["loss"].append(loss)
-            values["accuracy"].append(correct / rows)
-            values["brier"].append(_joined(t[9:12]) / (rows * one))
-            for i, k in enumerate(self.ks):
-                values[f"top_{k}_accuracy"].append(t[12 + i] / rows)
+        for t, cells in zip(self.totals.tolist(), binned, strict=True):
             gap_sum, worst = 0, 0.0
             for n, right, *confidence in cells:
                 if n:
                     gap = abs(_joined(confidence) - right * one)
                     gap_sum += gap
                     worst = max(worst, gap / (n * one))
-            values["ece"].append(gap_sum / (rows * one))
-            values["mce"].append(worst)
-        low, high = (1 - level) / 2, (1 + level) / 2
-        intervals: dict[str, tuple[float, float] | None] = {}
-        for name, replicate_values in values.items():
-            array = np.asarray(replicate_values)
-            if np.isnan(array).any():
-                intervals[name] = None
-                continue
-            with np.errstate(invalid="ignore"):  # inf - inf between infinite replicates
-                lo, hi = np.quantile(array, [low, high])
-            intervals[name] = (float(lo), float(hi))
-        return BootstrapSummary(self.replicates, self.seed, level, intervals)
+            out.append(
+                Replicate(
+                    rows=t[0],
+                    correct=t[1],
+                    big=t[2],
+                    loss=_joined(t[3:6]),
+                    weight=_joined(t[6:9]),
+                    brier=_joined(t[9:12]),
+                    hits=tuple(t[12:]),
+                    gap=gap_sum,
+                    worst=worst,
+                )
+            )
+        return out
+
+    def summary(
+        self, level: float, base: str = "e", sums: list[Replicate] | None = None
+    ) -> BootstrapSummary:
+        """Percentile intervals at *level* of every figure's replicates (*sums*: this
+        state's :meth:`replicates_sums`, if the caller has them).
+
+        Each replicate's figure is a ratio of exact integer sums, rounded once (Python's
+        integer division is correctly rounded): the same bits on every machine.
+        """
+        values: dict[str, list[float]] = {name: [] for name in self.names()}
+        for r in self.replicates_sums() if sums is None else sums:
+            for name, value in r.figures(self.ks, base).items():
+                values[name].append(value)
+        return BootstrapSummary(self.replicates, self.seed, level, _percentiles(values, level))
+
+
+@dataclass(frozen=True)
+class Replicate:
+    """One replicate's exact sums: weighted rows, right rows, rows of too big a loss,
+    the loss and its weight and the Brier term (integers times 2**-40), the top-k hits,
+    the equal-width calibration gaps' sum (times 2**-40) and the largest bin gap."""
+
+    rows: int
+    correct: int
+    big: int
+    loss: int
+    weight: int
+    brier: int
+    hits: tuple[int, ...]
+    gap: int
+    worst: float
+
+    def figures(self, ks: tuple[int, ...], base: str) -> dict[str, float]:
+        """The replicate's figures (nan where undefined, inf for an infinite loss)."""
+        if self.rows == 0:
+            return dict.fromkeys(_names(ks), math.nan)
+        if self.big:
+            loss = math.inf
+        elif self.weight == 0:
+            loss = math.nan
+        else:
+            loss = float(core.to_base(self.loss / self.weight, base))
+        one = 1 << _SCALE
+        out = {
+            "loss": loss,
+            "accuracy": self.correct / self.rows,
+            "brier": self.brier / (self.rows * one),
+            "ece": self.gap / (self.rows * one),
+            "mce": self.worst,
+        }
+        for k, hits in zip(ks, self.hits, strict=True):
+            out[f"top_{k}_accuracy"] = hits / self.rows
+        return out
+
+    def minus(self, other: Replicate, ks: tuple[int, ...], base: str) -> dict[str, float]:
+        """This replicate's figures minus *other*'s, drawn with the same weights on the
+        same rows (the paired bootstrap): each difference from the exact sums, rounded
+        once (the maximum calibration error: a difference of two floats)."""
+        if self.rows == 0 or other.rows == 0:
+            return dict.fromkeys(_names(ks), math.nan)
+        if self.big or other.big:
+            loss = math.nan if self.big and other.big else (math.inf if self.big else -math.inf)
+        elif self.weight == 0 or other.weight == 0:
+            loss = math.nan
+        else:  # same rows, same labels: the weights agree, but do not rely on it
+            numerator = self.loss * other.weight - other.loss * self.weight
+            loss = float(core.to_base(numerator / (self.weight * other.weight), base))
+        one = 1 << _SCALE
+        rows = self.rows  # the same rows on both sides
+        out = {
+            "loss": loss,
+            "accuracy": (self.correct - other.correct) / rows,
+            "brier": (self.brier - other.brier) / (rows * one),
+            "ece": (self.gap - other.gap) / (rows * one),
+            "mce": self.worst - other.worst,
+        }
+        for k, mine, theirs in zip(ks, self.hits, other.hits, strict=True):
+            out[f"top_{k}_accuracy"] = (mine - theirs) / rows
+        return out
+
+
+def paired_difference(
+    a: BootstrapState,
+    b: BootstrapState,
+    level: float,
+    base: str = "e",
+    sums: tuple[list[Replicate], list[Replicate]] | None = None,
+) -> BootstrapSummary:
+    """Percentile intervals of every figure's difference B - A, replicate by replicate.
+
+    *a* and *b* must have drawn each row's weights from the same key (the same source
+    and row numbers for the same rows): then replicate ``r`` of B minus replicate ``r``
+    of A is one draw of the paired bootstrap. *sums*: their :meth:`~BootstrapState.
+    replicates_sums`, if the caller has them.
+    """
+    same = (a.replicates, a.seed, a.ks, a.bins)
+    if (b.replicates, b.seed, b.ks, b.bins) != same:
+        raise ValueError("the paired bootstrap needs two states made with the same options")
+    sums_a, sums_b = (a.replicates_sums(), b.replicates_sums()) if sums is None else sums
+    values: dict[str, list[float]] = {name: [] for name in a.names()}
+    for ra, rb in zip(sums_a, sums_b, strict=True):
+        for name, value in rb.minus(ra, a.ks, base).items():
+            values[name].append(value)
+    return BootstrapSummary(a.replicates, a.seed, level, _percentiles(values, level))
+
+
+def _names(ks: tuple[int, ...]) -> list[str]:
+    return ["loss", "accuracy", "brier", "ece", "mce"] + [f"top_{k}_accuracy" for k in ks]
+
+
+def _percentiles(
+    values: dict[str, list[float]], level: float
+) -> dict[str, tuple[float, float] | None]:
+    """The ``(1 -+ level) / 2`` percentiles of each figure's replicates (None if one is
+    undefined)."""
+    low, high = (1 - level) / 2, (1 + level) / 2
+    intervals: dict[str, tuple[float, float] | None] = {}
+    for name, replicate_values in values.items():
+        array = np.asarray(replicate_values)
+        if np.isnan(array).any():
+            intervals[name] = None
+            continue
+        with np.errstate(invalid="ignore"):  # inf - inf between infinite replicates
+            lo, hi = np.quantile(array, [low, high])
+        intervals[name] = (float(lo), float(hi))
+    return intervals
 
 
 def _joined(pieces: list[int]) -> int:

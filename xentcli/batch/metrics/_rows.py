@@ -120,3 +120,29 @@ def metric_rows(
         loss=loss,
         loss_weight=loss_weight,
     )
+
+
+_FIELDS = ("label", "predicted", "confidence", "brier", "rank", "lines")
+_OPTIONAL = ("weight", "loss", "loss_weight")
+
+
+def take_rows(rows: MetricRows, index: IntArray, lines: IntArray | None = None) -> MetricRows:
+    """Rows *index* of *rows* (numbered *lines* if given: the bootstrap's row keys)."""
+    taken: dict[str, npt.NDArray[np.generic] | None]
+    taken = {name: getattr(rows, name)[index] for name in _FIELDS}
+    for name in _OPTIONAL:
+        value = getattr(rows, name)
+        taken[name] = None if value is None else value[index]
+    if lines is not None:
+        taken["lines"] = np.asarray(lines, dtype=np.int64)
+    return MetricRows(**taken)  # type: ignore[arg-type]
+
+
+def concat_rows(parts: list[MetricRows]) -> MetricRows:
+    """The rows of *parts*, one after the other (at least one part)."""
+    joined: dict[str, npt.NDArray[np.generic] | None]
+    joined = {name: np.concatenate([getattr(p, name) for p in parts]) for name in _FIELDS}
+    for name in _OPTIONAL:
+        values = [getattr(p, name) for p in parts]
+        joined[name] = None if any(v is None for v in values) else np.concatenate(values)
+    return MetricRows(**joined)  # type: ignore[arg-type]
