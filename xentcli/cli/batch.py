@@ -26,6 +26,7 @@ from xentcli.cli.params import (
     SUM_TOLERANCE,
     WEIGHTS,
     Number,
+    bootstrap_options,
     loss_options,
     split_list,
 )
@@ -386,23 +387,7 @@ def _refuse_overwriting_an_input(per_row: str, paths: list[str], option: str = "
     metavar="LEVEL",
     help="Confidence level of the intervals (mean loss, accuracy, Brier); 0 turns them off.",
 )
-@click.option(
-    "--bootstrap",
-    type=click.IntRange(min=0, max=10_000),
-    default=0,
-    show_default=True,
-    metavar="N",
-    help="Also percentile intervals of every figure from N Poisson bootstrap replicates "
-    "(the same bits whatever the chunking; 200 is a good start).",
-)
-@click.option(
-    "--seed",
-    type=click.IntRange(min=0, max=2**64 - 1),
-    default=0,
-    show_default=True,
-    metavar="S",
-    help="Seed of the bootstrap (a row's weights depend only on seed, file name, row).",
-)
+@bootstrap_options("every figure", "a row's weights depend only on seed, file name, row")
 @click.option(
     "--sigmoid",
     is_flag=True,

@@ -19,7 +19,7 @@ import click
 
 from xentcli.cli.batch import batch as _batch
 from xentcli.cli.exitcodes import ExitCode
-from xentcli.cli.params import REPORT_FORMAT, Number, loss_options
+from xentcli.cli.params import REPORT_FORMAT, Number, bootstrap_options, loss_options
 from xentcli.cli.tools import BadData, BadInvocation
 from xentcli.errors import DataError, XentError
 
@@ -97,23 +97,10 @@ def _shared(command: Any) -> Any:
     metavar="LEVEL",
     help="Level of the intervals of the differences (0: none).",
 )
-@click.option(
-    "--bootstrap",
-    type=click.IntRange(min=0, max=10_000),
-    default=0,
-    show_default=True,
-    metavar="N",
-    help="Also paired percentile intervals of every difference (and each side's figures)"
-    " from N Poisson bootstrap replicates; 200 is a good start.",
-)
-@click.option(
-    "--seed",
-    type=click.IntRange(min=0, max=2**64 - 1),
-    default=0,
-    show_default=True,
-    metavar="S",
-    help="Seed of the bootstrap (a pair's weights depend only on the seed and the pair's"
-    " number, or its id with --id-column: the same on both sides, whatever the chunking).",
+@bootstrap_options(
+    "every difference (paired) and each side's figures",
+    "a pair's weights depend only on the seed and the pair's number, or its id with"
+    " --id-column: the same on both sides",
 )
 @click.option(
     "--fail-if-worse",

@@ -289,3 +289,31 @@ REPORT_FORMAT = click.option(
     show_default=True,
     help="Output format.",
 )
+
+
+def bootstrap_options(what: str, seed_help: str) -> Callable[[F], F]:
+    """``--bootstrap N`` (replicates, up to 10,000; 0: none) and ``--seed S`` of a
+    command's Poisson bootstrap; *what* the intervals are of, *seed_help* what a row's
+    weights depend on."""
+    replicates = click.option(
+        "--bootstrap",
+        type=click.IntRange(min=0, max=10_000),
+        default=0,
+        show_default=True,
+        metavar="N",
+        help=f"Also percentile intervals of {what} from N Poisson bootstrap replicates "
+        "(the same bits whatever the chunking; 200 is a good start).",
+    )
+    seed = click.option(
+        "--seed",
+        type=click.IntRange(min=0, max=2**64 - 1),
+        default=0,
+        show_default=True,
+        metavar="S",
+        help=f"Seed of the bootstrap ({seed_help}).",
+    )
+
+    def decorate(command: F) -> F:
+        return replicates(seed(command))
+
+    return decorate
