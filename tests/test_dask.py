@@ -146,7 +146,8 @@ def test_any_order_of_the_shards(client, shards):
 
 @pytest.fixture(scope="module")
 def weighted_shards(tmp_path_factory) -> list[str]:
-    """A CSV (cut into byte ranges) and a Parquet file with a sample-weight column."""
+    """A CSV (cut into byte ranges) and a Parquet file with a sample-weight column and a
+    group column."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -154,23 +155,29 @@ def weighted_shards(tmp_path_factory) -> list[str]:
     rng = np.random.default_rng(11)
     logits, labels = _rows(rng, 160)
     weights = np.round(rng.lognormal(size=160), 4)
+    groups = rng.choice(["a", "b", "c"], 160)
     lines = _csv_text(logits, labels).splitlines()
-    body = [f"{line},{w!r}" for line, w in zip(lines[1:], weights.tolist(), strict=True)]
-    (folder / "w.csv").write_text("\n".join([lines[0] + ",w", *body]) + "\n")
+    body = [
+        f"{line},{w!r},{g}"
+        for line, w, g in zip(lines[1:], weights.tolist(), groups.tolist(), strict=True)
+    ]
+    (folder / "w.csv").write_text("\n".join([lines[0] + ",w,g", *body]) + "\n")
     columns = {f"l{c}": logits[:, c] for c in range(K)}
-    table = pa.table({**columns, "label": labels, "w": weights[::-1].copy()})
+    table = pa.table({**columns, "label": labels, "w": weights[::-1].copy(), "g": groups})
     pq.write_table(table, folder / "w.parquet", row_group_size=40)
     return [str(folder / "w.csv"), str(folder / "w.parquet")]
 
 
-def test_dask_carries_the_sample_weights(client, weighted_shards):
+def test_dask_carries_the_sample_weights_and_the_groups(client, weighted_shards):
     # (no label smoothing: with masked classes it makes infinite losses, whose first few
     # rows the merged parts do not name as one process does; a separate matter)
     options = ["--ignore-index", "-100", "--weights", "1,2,0.5,3"]
-    args = [*weighted_shards, *options, "--weight-column", "w", "--format", "json"]
+    args = [*weighted_shards, *options, "--weight-column", "w", "--group-by", "g"]
+    args += ["--format", "json"]
     local = run(["batch", *args])
     assert local.code == 0, local.stderr
     assert json.loads(local.stdout)["sample_weights"]["column"] == "w"
+    assert [g["group"] for g in json.loads(local.stdout)["groups"]] == ["a", "b", "c"]
     on_dask = _dask(client, *args)
     assert on_dask.code == 0, on_dask.stderr
     assert on_dask.stdout == local.stdout

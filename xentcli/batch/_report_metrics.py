@@ -7,6 +7,7 @@ figure at full precision.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -89,6 +90,48 @@ def summary_rows(metrics: MetricsSummary) -> list[tuple[str, str]]:
             )
         )
     return out
+
+
+def render_groups(
+    summary: Any,
+    console: Console,
+    table: Callable[[Console], Table],
+    heading: Callable[[Console, str], None],
+) -> None:
+    """One line per group of ``--group-by``: rows, mean loss, accuracy, Brier, ECE."""
+    groups = summary.groups
+    if groups is None:
+        return
+    weighted = summary.sample_weights is not None
+    heading(
+        console,
+        f"Per {summary.group_by} (--group-by {summary.group_by}; {len(groups)} groups"
+        + ("; weighted means" if weighted else "")
+        + ")",
+    )
+    out = table(console)
+    out.add_column(str(summary.group_by))
+    out.add_column("Rows", justify="right")
+    if weighted:
+        out.add_column("Weight", justify="right")
+    for name in (f"Mean loss ({summary.units})", "Accuracy", "Brier", "ECE"):
+        out.add_column(name, justify="right")
+    for group in groups:
+        part = group.summary
+        metrics = part.metrics
+        loss = "-" if part.loss_mean is None else f"{part.loss_mean:.6g}"
+        accuracy = "-" if part.accuracy is None else f"{100 * part.accuracy:.2f} %"
+        cells = [group.name, str(part.rows)]
+        if weighted:
+            cells.append(f"{part.sample_weights['sum']:.6g}")
+        cells += [
+            loss,
+            accuracy,
+            figure(None if metrics is None else metrics.brier.mean),
+            figure(None if metrics is None else metrics.calibration.ece),
+        ]
+        out.add_row(*cells)
+    console.print(out)
 
 
 def render_reliability(

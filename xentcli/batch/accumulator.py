@@ -40,6 +40,7 @@ import numpy.typing as npt
 
 from xentcli import core
 from xentcli.batch._types import SKIPPED_KEPT, place
+from xentcli.batch.groups import GroupSet, GroupSummary
 from xentcli.batch.metrics import (
     DEFAULT_BINS,
     MetricOptions,
@@ -93,8 +94,9 @@ class QuantileSketch:
     #: values kept exactly: as many float64 as the int64 buckets, so no extra memory order
     EXACT_CAPACITY = SIZE
 
-    def __init__(self) -> None:
-        self._values: list[FloatArray] | None = []  #: the values, while they fit
+    def __init__(self, exact: bool = True) -> None:
+        #: the values, while they fit (never with *exact* False: the buckets only)
+        self._values: list[FloatArray] | None = [] if exact else None
         self.counts = np.zeros(self.SIZE, dtype=np.int64)
         self.zeros = 0
         self.infinities = 0
@@ -355,6 +357,8 @@ class BatchOptions:
     seed: int = 0  #: --seed of the bootstrap
     #: --weight-column: the name of the column of sample weights (None: every row weighs 1)
     sample_weight_column: str | None = None
+    #: --group-by: the column whose values slice the rows (None: no groups)
+    group_by: str | None = None
 
     @property
     def metric_options(self) -> MetricOptions:
@@ -460,6 +464,9 @@ class Summary:
     metrics: MetricsSummary | None = None  #: Brier, top-k, calibration, confusion
     #: with --weight-column: {"column", "sum", "effective_rows", "divides_by"} (else None)
     sample_weights: dict[str, object] | None = None
+    #: with --group-by: every figure per value of the column, by name (else None)
+    groups: tuple[GroupSummary, ...] | None = None
+    group_by: str | None = None  #: the --group-by column
 
     def to_json(self) -> dict[str, object]:
         """The ``xent batch --format json`` object (the documented shape, plus extra keys)."""
@@ -555,6 +562,8 @@ class Summary:
             "sample_weights": self.sample_weights,
             # What the first file's columns were taken as (also said on stderr).
             "inferred": self.columns,
+            "group_by": self.group_by,
+            "groups": None if self.groups is None else [g.to_json() for g in self.groups],
         }
 
 
@@ -699,6 +708,8 @@ class BatchAccumulator:
         self.metrics = MetricSet(num_classes, opts.metric_options)
         #: per class, the sample weight of the counted rows and of the right ones
         self.sample = SampleSums(num_classes, weighted=opts.sample_weight_column is not None)
+        #: with --group-by: an accumulator per value of the column
+        self.groups = GroupSet(num_classes, opts, opts.group_by, make=_group_accumulator)
         self.files: list[FileRecord] = []
         self.rows_renormalized = 0
         self.targets_renormalized = 0
@@ -807,6 +818,8 @@ class BatchAccumulator:
             assert kernel is not None
             prepared = Prepared(kernel, self._metric_rows(chunk, kernel))
         rows, stats = prepared.rows, prepared.metrics
+        if self.groups.active:
+            self.groups.add(chunk, prepared)
         sample = self._sample_weights(chunk)
         self.metrics.update(stats, chunk.path)
         counted = rows.counted
@@ -1330,6 +1343,8 @@ class BatchAccumulator:
             columns=self.columns,
             metrics=self.metrics.summary(opts.base, opts.ci),
             sample_weights=self._sample_weight_summary(),
+            groups=self.groups.summary(),
+            group_by=opts.group_by,
         )
 
     def _sample_weight_summary(self) -> dict[str, object] | None:
@@ -1383,7 +1398,16 @@ STATE_COMPONENTS: dict[str, str] = {
     "divergence": "divergence",
     "metrics": "metrics",
     "sample": "sample",
+    "groups": "groups",
 }
+
+
+def _group_accumulator(num_classes: int, options: BatchOptions) -> BatchAccumulator:
+    """A group's accumulator (``--group-by``): its loss quantiles from the buckets only, so
+    that a group keeps no values (its memory is bounded whatever its rows)."""
+    accumulator = BatchAccumulator(num_classes, options)
+    accumulator.sketch = QuantileSketch(exact=False)
+    return accumulator
 
 
 def _touching(before: FileRecord, after: FileRecord) -> bool:

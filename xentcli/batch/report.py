@@ -20,6 +20,7 @@ from xentcli.batch._report_metrics import (
     figure,
     interval,
     render_confusion,
+    render_groups,
     render_reliability,
     summary_rows,
 )
@@ -241,6 +242,7 @@ def _render_table(summary: Summary, console: Console, study: str | None = None) 
     console.print(grid)
     _render_skipped(summary, console)
     if summary.rows_counted:
+        render_groups(summary, console, _table, _heading)
         _render_distribution(summary, console)
         if summary.metrics is not None:
             render_reliability(summary.metrics, console, _table, _heading)
@@ -493,7 +495,8 @@ def render_csv(summary: Summary) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     names, values = _metric_columns(summary)
-    writer.writerow(CSV_COLUMNS + tuple(names))
+    grouped = summary.groups is not None
+    writer.writerow(CSV_COLUMNS + tuple(names) + (("group",) if grouped else ()))
     for f in summary.files:
         writer.writerow(
             [
@@ -508,6 +511,7 @@ def render_csv(summary: Summary) -> str:
                 full(f.perplexity),
                 full(f.accuracy),
                 *([""] * len(names)),
+                *([""] if grouped else []),
             ]
         )
     writer.writerow(
@@ -523,8 +527,27 @@ def render_csv(summary: Summary) -> str:
             full(summary.perplexity),
             full(summary.accuracy),
             *values,
+            *([""] if grouped else []),
         ]
     )
+    for group in summary.groups or ():
+        part = group.summary
+        writer.writerow(
+            [
+                "*",
+                part.rows,
+                part.rows_counted,
+                part.rows_ignored,
+                part.rows_skipped,
+                part.reduction,
+                full(part.loss),
+                part.units,
+                full(part.perplexity),
+                full(part.accuracy),
+                *_metric_columns(part)[1],
+                group.name,
+            ]
+        )
     return out.getvalue()
 
 

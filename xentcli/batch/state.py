@@ -241,18 +241,21 @@ def accumulator_from_state(data: Any) -> BatchAccumulator:
     acc.class_correct = _counts(top["class_correct"], "class_correct", k)
     if (acc.class_correct > acc.class_rows).any():
         raise StateError("class_correct: more correct rows than rows in a class")
-    # "sample" (sample weights) is optional: states written before it have none.
+    # "sample" and "groups" are optional: states written before them have none.
     names = tuple(STATE_COMPONENTS)
-    if isinstance(top["components"], dict) and "sample" not in top["components"]:
-        names = tuple(n for n in names if n != "sample")
+    if isinstance(top["components"], dict):
+        names = tuple(n for n in names if n not in ("sample", "groups") or n in top["components"])
     components = core.need_dict(top["components"], "components", names)
     components.setdefault("sample", None)
+    components.setdefault("groups", None)
+    fresh_groups = acc.groups  # made from the options: the groups' maker and options
     for key, attribute in STATE_COMPONENTS.items():
         kind = type(getattr(acc, attribute))
         setattr(acc, attribute, kind.from_state(components[key], k, f"components.{key}"))
     weighted = options.sample_weight_column is not None
     if acc.sample.weighted != weighted or acc.metrics.options.weighted != weighted:
         raise StateError("components: the sample weights do not match options.sample_weight_column")
+    acc.groups.load(fresh_groups, accumulator_from_state)
     files = core.need_list(top["files"], "files", max_size=MAX_FILES)
     acc.files = [_file_from_state(item, f"files[{n}]", FileRecord) for n, item in enumerate(files)]
     acc._file_index = len(acc.files) - 1

@@ -48,6 +48,7 @@ Examples:
   xent batch preds.csv --classes cat,dog,bird --weights 1,2,0.5 --format json
   xent batch preds.csv --per-row rows.csv --on-error skip
   xent batch preds.parquet --weight-column importance
+  xent batch preds.csv --group-by language --format json
   xent batch shard1.csv --save-state shard1.state   (then: xent merge *.state)
   xent batch tags.csv --sigmoid --logit-columns 'logit_*' --target-columns 'y_*'
   zcat preds.csv.gz | xent batch - --format csv
@@ -408,6 +409,13 @@ def _refuse_overwriting_an_input(per_row: str, paths: list[str], option: str = "
     help="A column of per-row sample weights (finite, >= 0): every mean becomes a weighted "
     "mean that divides by the sum of the weights (times the class weights for the loss).",
 )
+@click.option(
+    "--group-by",
+    "group_by",
+    metavar="COLUMN",
+    help="Also every figure per value of COLUMN (language, domain, split...): a line per "
+    "group beside the total (at most 1000 groups).",
+)
 @click.option("--chunk-rows", type=click.IntRange(min=1), default=None, hidden=True)
 def batch(
     files: tuple[str, ...],
@@ -451,6 +459,7 @@ def batch(
     sigmoid: bool,
     pos_weight: list[float] | None,
     weight_column: str | None,
+    group_by: str | None,
     chunk_rows: int | None,
 ) -> None:
     """Score CSV files of model outputs: loss, perplexity, accuracy and the worst rows.
@@ -531,6 +540,7 @@ def batch(
         sum_tolerance=sum_tolerance,
         renormalize=renormalize,
         weight_column=weight_column,
+        group_column=group_by,
         **read_kwargs,
     )
     batch_options = BatchOptions(
@@ -551,6 +561,7 @@ def batch(
         bootstrap=bootstrap,
         seed=seed,
         sample_weight_column=weight_column,
+        group_by=group_by,
     )
     paths = expand_paths(files)
     if per_row is not None and per_row != "-":
@@ -560,7 +571,7 @@ def batch(
     study = None
     # xent compute --from reads the score columns by default: with a weight column left out
     # of them by name, only --logit-columns would tell it which they are.
-    plain_columns = weight_column is None or logit_columns is not None
+    plain_columns = (weight_column is None and group_by is None) or logit_columns is not None
     if (
         plain_columns
         and labels_path is None

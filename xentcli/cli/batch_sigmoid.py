@@ -39,6 +39,7 @@ _REFUSED = {
     "scheduler": ("--scheduler", "--engine dask does not read --sigmoid files"),
     "workers": ("--workers", "--engine dask does not read --sigmoid files"),
     "weight_column": ("--weight-column", "not available with --sigmoid yet"),
+    "group_by": ("--group-by", "not available with --sigmoid yet"),
 }
 
 
