@@ -241,7 +241,7 @@ def test_compute_json_frameworks() -> None:
     assert data["loss"] == 4.248354255291589e-18
 
 
-def test_compute_table_lists_each_convention_and_refuses_csv() -> None:
+def test_compute_table_lists_each_convention_and_one_csv_table() -> None:
     out = _cli("compute", "--logits", "1.2,2.3,0.8", "--label", "1", "--frameworks")
     assert "What each library returns for this sample" in out
     assert "sklearn.metrics.log_loss: probabilities clipped" in out
@@ -250,10 +250,22 @@ def test_compute_table_lists_each_convention_and_refuses_csv() -> None:
     from xentcli.cli.main import cli
 
     bad = CliRunner().invoke(
-        cli, ["compute", "--logits", "1,2", "--label", "0", "--frameworks", "--format", "csv"]
+        cli,
+        [
+            "compute",
+            "--logits",
+            "1,2",
+            "--label",
+            "0",
+            "--frameworks",
+            "--dtype",
+            "float16",
+            "--format",
+            "csv",
+        ],
     )
     assert bad.exit_code == 2
-    assert "--frameworks has no csv form" in bad.output
+    assert "--frameworks and --dtype are two CSV tables" in bad.output
     unlabelled = CliRunner().invoke(cli, ["compute", "--logits", "1,2", "--frameworks"])
     assert unlabelled.exit_code == 2
     assert "give --label or --target" in unlabelled.output

@@ -249,7 +249,8 @@ def _message(error: XentError, written: dict[str, list[str]], scores: str = "--l
     type=click.Choice(FORMATS),
     default="table",
     show_default=True,
-    help="Output: a table, or JSON/CSV at full precision, or the derivation in Markdown or LaTeX.",
+    help="Output: a table, or JSON/CSV at full precision, or the derivation in Markdown or LaTeX"
+    " (with --frameworks or --dtype, the CSV is that table).",
 )
 @click.option(
     "--explain",
@@ -409,12 +410,12 @@ def compute(
         )
     if dtype is not None and label is None:
         raise BadInvocation("--dtype works a labelled sample through: give --label")
-    if dtype is not None and output_format not in ("table", "json"):
-        raise BadInvocation(f"--dtype has no {output_format} form; use --format table or json")
     if frameworks and label is None and targets is None:
         raise BadInvocation("--frameworks compares losses: give --label or --target")
-    if frameworks and output_format not in ("table", "json"):
-        raise BadInvocation(f"--frameworks has no {output_format} form; use --format table or json")
+    if frameworks and dtype is not None and output_format == "csv":
+        raise BadInvocation(
+            "--frameworks and --dtype are two CSV tables: give one of them with --format csv"
+        )
     if explain and output_format == "csv":
         raise BadInvocation(
             "--explain has no CSV form; use --format table, json, markdown or latex"
@@ -465,15 +466,31 @@ def compute(
             nl=False,
         )
     elif output_format == "csv":
-        click.echo(render.to_csv(trace, naive=naive), nl=False)
-    elif output_format == "markdown":
-        from xentcli.compute import typeset
-
-        click.echo(typeset.markdown(trace, digits=digits, naive=naive), nl=False)
+        click.echo(_csv(trace, naive, frameworks, dtype), nl=False)
     else:
         from xentcli.compute import typeset
 
-        click.echo(typeset.latex(trace, digits=digits, naive=naive), nl=False)
+        typeset_as = typeset.markdown if output_format == "markdown" else typeset.latex
+        click.echo(
+            typeset_as(trace, digits=digits, naive=naive, frameworks=frameworks, dtype=dtype),
+            nl=False,
+        )
+
+
+def _csv(trace: Any, naive: bool, frameworks: bool, dtype: str | None) -> str:
+    """The CSV: one line per class; with --frameworks one per library's convention, with
+    --dtype one per value of each step (each its own table, so it replaces the classes')."""
+    if frameworks:
+        from xentcli.compute import frameworks as fw
+
+        return fw.to_csv(fw.framework_values(trace))
+    if dtype is not None:
+        from xentcli.compute import lowprecision as lp
+
+        return lp.to_csv(lp.low_precision(trace, dtype))
+    from xentcli.compute import render
+
+    return render.to_csv(trace, naive=naive)
 
 
 def _sigmoid(

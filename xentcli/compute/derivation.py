@@ -81,6 +81,15 @@ def tex_escape(text: str) -> str:
     return "".join(_TEX_SPECIAL.get(char, char) for char in text)
 
 
+def md_escape(text: str) -> str:
+    """Escape prose (a class name, a note) for a Markdown table cell.
+
+    >>> print(md_escape("a|b_c*"))
+    a\\|b\\_c\\*
+    """
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("*", "\\*").replace("_", "\\_")
+
+
 def _listing(items: list[str], separator: str = ", ", dots: str = "...") -> str:
     if len(items) > _LIST_LIMIT:
         items = [*items[:8], dots, *items[-2:]]

@@ -106,3 +106,76 @@ def to_json(values: list[FrameworkValue]) -> list[dict[str, object]]:
         }
         for v in values
     ]
+
+
+TITLE = "What each library returns for this sample"
+INTRO = (
+    "Values in nats, as the libraries return them (emulated: no library is imported);"
+    " exact: xent's float64 value of the same convention."
+)
+
+
+def markdown_lines(values: list[FrameworkValue]) -> list[str]:
+    """A section of Markdown: a table of convention, function, value, exact value, note."""
+    from xentcli.compute.derivation import md_escape
+
+    out = [f"## {TITLE}", "", INTRO, ""]
+    out.append("| convention | function | value | exact | why it differs |")
+    out.append("|---|---|---:|---:|---|")
+    for v in values:
+        function = v.function.replace("|", "\\|")  # a code span: only the pipe
+        out.append(
+            f"| {md_escape(v.name)} | `{function}` | {v.value_text()} | {v.exact!r}"
+            f" | {md_escape(v.note)} |"
+        )
+    return [*out, ""]
+
+
+def latex_lines(values: list[FrameworkValue]) -> list[str]:
+    """A section of LaTeX (amsmath only): the values in a tabular, then each function
+    and why it differs in a description list (long notes do not fit a table cell)."""
+    from xentcli.compute.derivation import tex_escape, tex_number
+
+    out = [
+        f"\\subsection*{{{TITLE}}}",
+        "",
+        tex_escape(INTRO),
+        "",
+        "\\begin{center}",
+        "\\begin{tabular}{lrr}",
+        "convention & value & exact \\\\",
+        "\\hline",
+    ]
+    for v in values:
+        out.append(
+            f"{tex_escape(v.name)} & ${tex_number(v.value_text())}$"
+            f" & ${tex_number(repr(v.exact))}$ \\\\"
+        )
+    out += ["\\end{tabular}", "\\end{center}", "", "\\begin{description}"]
+    for v in values:
+        out.append(
+            f"\\item[{tex_escape(v.name)}] \\texttt{{{tex_escape(v.function)}}}:"
+            f" {tex_escape(v.note)}"
+        )
+    return [*out, "\\end{description}", ""]
+
+
+CSV_COLUMNS = ("name", "function", "value", "exact", "dtype", "note")
+
+
+def to_csv(values: list[FrameworkValue]) -> str:
+    """One line per convention, full precision (a float32 value as float64 prints it)."""
+    import csv
+    import io
+
+    from xentcli.text import nonfinite_text
+
+    def number(x: float) -> str:
+        return nonfinite_text(x) or repr(float(x))
+
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for v in values:
+        writer.writerow([v.name, v.function, number(v.value), number(v.exact), v.dtype, v.note])
+    return out.getvalue()

@@ -53,13 +53,14 @@ def _ulps(x: float) -> str:
     return f"{x:.2f}" if x < 100 else f"{x:.2e}"
 
 
-def lines(r: LowPrecision) -> list[str]:
-    """Each step: the format's value, the exact value, the error in the format's ulps."""
-    out = [
-        f"In {r.name} (each step rounded to {r.name}; the sum accumulated in float32)",
-        "",
-    ]
-    rows = [("step", "value", "exact", "error (ulp)", "")]
+#: a row of the steps' table: the step, its value, the exact value, the error, the marks
+Row = tuple[str, float | None, float | None, float | None, str]
+NAIVE = "naive: q = e^y / sum e^y"
+
+
+def rows(r: LowPrecision) -> list[Row]:
+    """The steps (stable, then the naive heading and steps), one row per value."""
+    out: list[Row] = []
 
     def add(steps: tuple[Step, ...]) -> None:
         for step in steps:
@@ -67,24 +68,113 @@ def lines(r: LowPrecision) -> list[str]:
             for k, (v, e, u) in enumerate(zip(step.value, step.exact, ulps, strict=True)):
                 label = step.name if len(step.value) == 1 else f"{step.name} [{k}]"
                 marks = ", ".join(MARKS[m] for m in step.marks if MARKS[m]) if k == 0 else ""
-                rows.append((label, _number(v), _number(e), _ulps(u), marks))
+                out.append((label, v, e, u, marks))
 
     add(r.steps)
-    rows.append(("naive: q = e^y / sum e^y", "", "", "", ""))
+    out.append((NAIVE, None, None, None, ""))
     add(r.naive_steps)
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    for row in rows:
+    return out
+
+
+def title(r: LowPrecision) -> str:
+    return f"In {r.name} (each step rounded to {r.name}; the sum accumulated in float32)"
+
+
+def closing(r: LowPrecision) -> list[str]:
+    """The two closing sentences: the losses, and the grid near the exact loss."""
+    return [
+        f"loss in {r.name}: {_number(r.loss)} stable, {_number(r.naive_loss)} naive;"
+        f" exact {_number(r.exact_loss)} nats;",
+        f"near the exact loss {r.name} moves in steps of {r.loss_spacing:.3g}",
+    ]
+
+
+def _cells(row: Row) -> tuple[str, str, str, str, str]:
+    label, v, e, u, marks = row
+    if v is None or e is None or u is None:
+        return (label, "", "", "", marks)
+    return (label, _number(v), _number(e), _ulps(u), marks)
+
+
+def lines(r: LowPrecision) -> list[str]:
+    """Each step: the format's value, the exact value, the error in the format's ulps."""
+    out = [title(r), ""]
+    table = [("step", "value", "exact", "error (ulp)", ""), *(_cells(row) for row in rows(r))]
+    widths = [max(len(row[i]) for row in table) for i in range(4)]
+    for row in table:
         out.append(
             f"  {row[0].ljust(widths[0])}  {row[1].rjust(widths[1])}  {row[2].rjust(widths[2])}"
             f"  {row[3].rjust(widths[3])}  {row[4]}".rstrip()
         )
-    out += [
+    return [*out, "", *("  " + line for line in closing(r))]
+
+
+def markdown_lines(r: LowPrecision) -> list[str]:
+    """A section of Markdown: the steps' table and the closing sentences."""
+    from xentcli.compute.derivation import md_escape
+
+    out = [
+        f"## {title(r)}",
         "",
-        f"  loss in {r.name}: {_number(r.loss)} stable, {_number(r.naive_loss)} naive;"
-        f" exact {_number(r.exact_loss)} nats;",
-        f"  near the exact loss {r.name} moves in steps of {r.loss_spacing:.3g}",
+        "| step | value | exact | error (ulp) | |",
+        "|---|---:|---:|---:|---|",
     ]
-    return out
+    for row in rows(r):
+        label, value, exact, ulps, marks = _cells(row)
+        label = f"*{md_escape(label)}*" if row[1] is None else f"`{label}`"
+        out.append(f"| {label} | {value} | {exact} | {ulps} | {md_escape(marks)} |")
+    return [*out, "", *(md_escape(line) for line in closing(r)), ""]
+
+
+def latex_lines(r: LowPrecision) -> list[str]:
+    """A section of LaTeX (amsmath only): the steps in a tabular, then the closing."""
+    from xentcli.compute.derivation import tex_escape, tex_number
+
+    out = [
+        f"\\subsection*{{{tex_escape(title(r))}}}",
+        "",
+        "\\begin{center}",
+        "\\begin{tabular}{lrrrl}",
+        "step & value & exact & error (ulp) & \\\\",
+        "\\hline",
+    ]
+    for row in rows(r):
+        label, value, exact, ulps, marks = _cells(row)
+        if row[1] is None:
+            out.append(f"\\multicolumn{{5}}{{l}}{{\\emph{{{tex_escape(label)}}}}} \\\\")
+            continue
+        numbers = " & ".join(
+            f"${tex_number(c)}$" if c != "-" else "--" for c in (value, exact, ulps)
+        )
+        out.append(f"\\texttt{{{tex_escape(label)}}} & {numbers} & {tex_escape(marks)} \\\\")
+    out += ["\\end{tabular}", "\\end{center}", ""]
+    return [*out, " ".join(tex_escape(line) for line in closing(r)), ""]
+
+
+CSV_COLUMNS = ("formula", "step", "value", "exact", "ulps", "marks")
+
+
+def to_csv(r: LowPrecision) -> str:
+    """One line per value of each step (``formula`` stable or naive), full precision:
+    the value as the format holds it, the exact value, the error in the format's ulps."""
+    import csv
+    import io
+
+    from xentcli.text import nonfinite_text
+
+    def number(x: float) -> str:
+        return nonfinite_text(x) or repr(float(x))
+
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    formula = "stable"
+    for label, v, e, u, marks in rows(r):
+        if v is None or e is None or u is None:
+            formula = "naive"
+            continue
+        writer.writerow([formula, label, number(v), number(e), number(u), marks])
+    return out.getvalue()
 
 
 def to_json(r: LowPrecision) -> dict[str, object]:

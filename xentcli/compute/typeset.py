@@ -9,6 +9,7 @@ from __future__ import annotations
 from xentcli.compute.derivation import (
     derivation,
     describe_label,
+    md_escape,
     naive_lines,
     tex_escape,
     tex_number,
@@ -23,10 +24,6 @@ def _heading(t: Trace) -> str:
     if t.from_given:
         return f"Cross-entropy of given {'probabilities' if t.scores == 'probs' else 'log-probabilities'}"
     return "Softmax and cross-entropy"
-
-
-def _md_cell(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("*", "\\*").replace("_", "\\_")
 
 
 _TEX_HEADERS = {
@@ -105,14 +102,41 @@ def _naive_tex(t: Trace, digits: int) -> list[str]:
     return lines
 
 
-def markdown(t: Trace, *, digits: int = DEFAULT_DIGITS, naive: bool = False) -> str:
-    """The table and the derivation as Markdown, with TeX math between ``$`` signs."""
+def _extras(t: Trace, frameworks: bool, dtype: str | None, kind: str) -> list[str]:
+    """The ``--frameworks`` and ``--dtype`` sections, as Markdown or LaTeX lines."""
+    out: list[str] = []
+    if frameworks:
+        from xentcli.compute import frameworks as fw
+
+        values = fw.framework_values(t)
+        out += fw.markdown_lines(values) if kind == "markdown" else fw.latex_lines(values)
+    if dtype is not None:
+        from xentcli.compute import lowprecision as lp
+
+        r = lp.low_precision(t, dtype)
+        out += lp.markdown_lines(r) if kind == "markdown" else lp.latex_lines(r)
+    return out
+
+
+def markdown(
+    t: Trace,
+    *,
+    digits: int = DEFAULT_DIGITS,
+    naive: bool = False,
+    frameworks: bool = False,
+    dtype: str | None = None,
+) -> str:
+    """The table and the derivation as Markdown, with TeX math between ``$`` signs.
+
+    With *frameworks* and *dtype* (a format name), the sections of ``--frameworks``
+    and ``--dtype`` follow, as tables.
+    """
     headers, rows = per_class(t, digits)
     out = [f"## {_heading(t)}, step by step", "", _intro_tex(t, digits), ""]
     out.append("| " + " | ".join(_TEX_HEADERS[h] for h in headers) + " |")
     out.append("|" + "|".join("---" if h == "class" else "---:" for h in headers) + "|")
     for k, row in enumerate(rows):
-        cells = [_md_cell(c) for c in row]
+        cells = [md_escape(c) for c in row]
         if k == t.label:
             cells = [f"**{c}**" for c in cells]
         out.append("| " + " | ".join(cells) + " |")
@@ -126,11 +150,23 @@ def markdown(t: Trace, *, digits: int = DEFAULT_DIGITS, naive: bool = False) -> 
         out += ["**The textbook formula, without the shift.**", ""]
         for line in _naive_tex(t, digits):
             out += [line, ""]
+    out += _extras(t, frameworks, dtype, "markdown")
     return "\n".join(out)
 
 
-def latex(t: Trace, *, digits: int = DEFAULT_DIGITS, naive: bool = False) -> str:
-    """A complete LaTeX document (amsmath only); its body pastes into notes."""
+def latex(
+    t: Trace,
+    *,
+    digits: int = DEFAULT_DIGITS,
+    naive: bool = False,
+    frameworks: bool = False,
+    dtype: str | None = None,
+) -> str:
+    """A complete LaTeX document (amsmath only); its body pastes into notes.
+
+    With *frameworks* and *dtype*, the sections of ``--frameworks`` and ``--dtype``
+    follow, as tabulars.
+    """
     headers, rows = per_class(t, digits)
     named_column = "class" in headers
     spec = "".join("l" if h == "class" else "r" for h in headers)
@@ -169,5 +205,6 @@ def latex(t: Trace, *, digits: int = DEFAULT_DIGITS, naive: bool = False) -> str
         out += ["\\subsection*{The textbook formula, without the shift}", ""]
         for line in _naive_tex(t, digits):
             out += [line, ""]
+    out += _extras(t, frameworks, dtype, "latex")
     out += ["\\end{document}", ""]
     return "\n".join(out)
