@@ -124,7 +124,7 @@ def _render(summary: MultiLabelSummary, console: Console, study: str | None) -> 
             f"{plural(summary.rows, 'row')})",
         )
         grid.add_row("Hamming loss (share of labels wrong)", number(summary.hamming_loss))
-    grid.add_row("Prediction", "label k is predicted 1 where its logit is > 0 (sigma > 0.5)")
+    grid.add_row("Predicted 1", "where the label's logit is > 0 (sigma(x) > 0.5)")
     console.print(grid)
     if summary.rows_skipped:
         _heading(console, f"Skipped {plural(summary.rows_skipped, 'bad row')} (--on-error skip):")
