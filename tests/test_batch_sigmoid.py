@@ -274,7 +274,6 @@ USAGE = [
     (["--top-k", "2"], "--top-k cannot be used with --sigmoid"),
     (["--ci", "0.9"], "--ci cannot be used with --sigmoid"),
     (["--bins", "10"], "--bins cannot be used with --sigmoid"),
-    (["--per-row", "rows.csv"], "--per-row cannot be used with --sigmoid"),
     (["--save-state", "s.json"], "--save-state cannot be used with --sigmoid"),
     (["--frameworks"], "--frameworks cannot be used with --sigmoid"),
     (["--dtype", "float16"], "--dtype cannot be used with --sigmoid"),
@@ -293,7 +292,6 @@ def test_options_without_meaning_are_usage_errors(
     outcome = run(["batch", "m.csv", "--sigmoid", "--target-columns", "y_*", *args])
     assert outcome.code == 2
     assert message in outcome.stderr, outcome.stderr
-    assert not (work / "rows.csv").exists()
     assert not (work / "s.json").exists()
 
 
@@ -337,3 +335,54 @@ def test_the_study_command_reads_the_worst_row_alike(work: Path) -> None:
     i = worst["line"] - 2
     assert row["targets"] == z[i].tolist()
     assert row["pos_weight"] == [2.0, 1.0, 1.0]
+
+
+def test_per_row_losses_within_2_ulp_of_mpmath_and_as_pytorch(work: Path) -> None:
+    import csv
+    import io
+
+    x, z = data(n=25, labels=3, seed=9)
+    z[4, 1] = 0.25  # a soft target: no count of wrong labels for that row
+    p = np.array([0.5, 2.0, 3.0])
+    write(work / "m.csv", x, z)
+    args = ["batch", "m.csv", "--sigmoid", "--target-columns", "y_*", "--pos-weight", "0.5,2,3"]
+    ok([*args, "--per-row", "rows.csv", "--chunk-rows", "4"])
+    rows = list(csv.DictReader(io.StringIO((work / "rows.csv").read_text())))
+    assert [int(r["line"]) for r in rows] == list(range(2, 27))
+    torch_losses = torch.nn.functional.binary_cross_entropy_with_logits(
+        torch.tensor(x), torch.tensor(z), pos_weight=torch.tensor(p), reduction="none"
+    ).numpy()
+    slack = 4 * np.finfo(float).eps * (np.abs(x) + 1)
+    for i, row in enumerate(rows):
+        for k in range(3):
+            got = float(row[f"loss_logit_{k}"])
+            assert mpref.ulps(got, exact_sum(x[[i], k : k + 1], z[[i], k : k + 1], p[[k]])) <= 2
+            assert abs(got - torch_losses[i, k]) <= slack[i, k]
+        assert float(row["loss"]) == pytest.approx(torch_losses[i].mean(), rel=1e-14)
+        wrong = int(((x[i] > 0) != (z[i] == 1)).sum())
+        assert row["wrong_labels"] == ("" if i == 4 else str(wrong))
+
+
+def test_per_row_file_is_whole_or_absent(work: Path) -> None:
+    x, z = data(n=30)
+    write(work / "m.csv", x, z, cell={(25, 3): "2"})
+    (work / "rows.csv").write_text("old\n")
+    outcome = run(
+        [
+            "batch",
+            "m.csv",
+            "--sigmoid",
+            "--target-columns",
+            "y_*",
+            "--per-row",
+            "rows.csv",
+            "--chunk-rows",
+            "2",
+        ]
+    )
+    assert outcome.code == 1
+    assert "m.csv:27:4: target is above 1" in outcome.stderr
+    assert (work / "rows.csv").read_text() == "old\n"  # the failed run left it as it was
+    outcome = run(["batch", "m.csv", "--sigmoid", "--target-columns", "y_*", "--per-row", "m.csv"])
+    assert outcome.code == 2
+    assert "is the input file" in outcome.stderr

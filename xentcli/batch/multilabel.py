@@ -130,6 +130,17 @@ class MultiLabelSummary:
 _UNITS = {"e": "nats", "2": "bits", "10": "bans"}
 
 
+@dataclass(frozen=True)
+class ChunkRows:
+    """The rows of one chunk, for ``--per-row`` (losses in the report's units)."""
+
+    path: str
+    lines: npt.NDArray[np.int64]
+    loss: FloatArray  #: each row's mean over its labels
+    wrong: npt.NDArray[np.int64]  #: labels predicted wrong; -1 where a target is soft
+    label_loss: FloatArray  #: (n, L): each label's loss, within 2 ulp of the exact value
+
+
 class MultiLabelAccumulator:
     """Exact sums and counts of multi-label rows, chunk by chunk (see the module docstring).
 
@@ -169,15 +180,25 @@ class MultiLabelAccumulator:
         """Rows added from now on belong to *path*."""
         self._files.append((path, 0, GroupedExactSum(len(self.labels))))
 
-    def add(self, logits: FloatArray, targets: FloatArray, lines: Any, unit: str = "line") -> None:
-        """Add a chunk: *logits* and *targets* ``(n, L)``, validated; *lines* ``(n,)``."""
+    def add(
+        self,
+        logits: FloatArray,
+        targets: FloatArray,
+        lines: Any,
+        unit: str = "line",
+        per_row: bool = False,
+    ) -> ChunkRows | None:
+        """Add a chunk: *logits* and *targets* ``(n, L)``, validated; *lines* ``(n,)``.
+
+        With *per_row*, returns the chunk's rows (their losses, labels wrong) to write.
+        """
         # Contiguous copies: every figure is then computed alike whatever memory layout
         # the parser produced (a transposed view or a row-major array).
         x = np.ascontiguousarray(logits, dtype=np.float64)
         z = np.ascontiguousarray(targets, dtype=np.float64)
         n = x.shape[0]
         if n == 0:
-            return
+            return None
         losses = bce_with_logits(x, z, self._pos_weight).loss
         groups = np.broadcast_to(self._group, x.shape)
         path, rows, file_loss = self._files[-1]
@@ -198,12 +219,25 @@ class MultiLabelAccumulator:
                 from xentcli.batch._types import place
 
                 self._first_soft = place(path, int(lines[int(np.argmin(all_hard))]), unit)
+        # Each row's mean over its labels (nats): its sum from a contiguous row, so the
+        # same bits whatever the chunk or the parser's memory layout.
+        row_sums = losses.sum(axis=1)
         if self.options.worst:
-            self._keep_worst(losses, right, all_hard, lines, unit, len(self._files) - 1)
+            self._keep_worst(row_sums, right, all_hard, lines, unit, len(self._files) - 1)
+        if not per_row:
+            return None
+        base = self.options.base
+        return ChunkRows(
+            path,
+            np.asarray(lines, dtype=np.int64),
+            np.asarray(to_base(row_sums / x.shape[1], base)),
+            np.where(all_hard, (~right).sum(axis=1), -1),
+            np.asarray(to_base(losses, base)),
+        )
 
     def _keep_worst(
         self,
-        losses: FloatArray,
+        row_sums: FloatArray,
         right: npt.NDArray[np.bool_],
         hard: npt.NDArray[np.bool_],
         lines: Any,
@@ -211,7 +245,6 @@ class MultiLabelAccumulator:
         file_index: int,
     ) -> None:
         count = self.options.worst
-        row_sums = losses.sum(axis=1)  # per row, from a contiguous row: layout-independent
         if len(row_sums) > count:
             # Only rows that can enter: the chunk's *count* largest (ties kept).
             cut = np.partition(row_sums, len(row_sums) - count)[len(row_sums) - count]

@@ -16,7 +16,7 @@ from xentcli.text import dumps, plural
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from xentcli.batch.multilabel import MultiLabelSummary
+    from xentcli.batch.multilabel import ChunkRows, MultiLabelSummary
 
 
 def render_json(summary: MultiLabelSummary) -> str:
@@ -58,6 +58,34 @@ def render_csv(summary: MultiLabelSummary) -> str:
             full(summary.exact_match),
         ]
     )
+    return out.getvalue()
+
+
+def per_row_header(labels: list[str]) -> str:
+    """The header of ``--per-row``: file, line, the row's mean loss, the labels wrong,
+    then each label's loss (``loss_`` and the logit column's name)."""
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerow(
+        ["file", "line", "loss", "wrong_labels", *(f"loss_{name}" for name in labels)]
+    )
+    return out.getvalue()
+
+
+def per_row_lines(rows: ChunkRows) -> str:
+    """One CSV line per row of the chunk, full precision; ``wrong_labels`` is empty for a
+    row with a soft target."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    for line, loss, wrong, losses in zip(
+        rows.lines.tolist(),
+        rows.loss.tolist(),
+        rows.wrong.tolist(),
+        rows.label_loss.tolist(),
+        strict=True,
+    ):
+        writer.writerow(
+            [rows.path, line, full(loss), "" if wrong < 0 else wrong, *map(full, losses)]
+        )
     return out.getvalue()
 
 

@@ -478,7 +478,12 @@ def batch(
         batch_sigmoid.refuse_options(ctx, params)
         if files.count("-") > 1:
             raise BadInvocation("standard input ('-') can be read only once")
-        batch_sigmoid.run(expand_paths(files), columns, params, pos_weight, _Progress)
+        paths = expand_paths(files)
+        if per_row is not None and per_row != "-":
+            _refuse_overwriting_an_input(per_row, paths)
+        with contextlib.ExitStack() as stack:
+            out = _per_row_output(stack, per_row)
+            batch_sigmoid.run(paths, columns, params, pos_weight, _Progress, out)
         return
     if pos_weight is not None:
         raise BadInvocation("--pos-weight goes with --sigmoid")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import IO, Any
 
 import click
 
@@ -27,7 +27,6 @@ _REFUSED = {
     "class_names": ("--classes", "the labels are the logit columns' names"),
     "labels_path": ("--labels", "give --targets FILE.npy: one 0/1 target per logit"),
     "labels_key": ("--labels-key", "the targets of a .npz are its 'targets' array"),
-    "per_row": ("--per-row", "not available with --sigmoid yet"),
     "save_state": ("--save-state", "not available with --sigmoid yet (no xent merge)"),
     "dtype": ("--dtype", "it works the softmax loss through"),
     "frameworks": ("--frameworks", "it compares softmax conventions"),
@@ -74,6 +73,11 @@ def refuse_options(ctx: click.Context, params: dict[str, Any]) -> None:
         )
     if params["logprob_column"] or params["sequence_column"] or params["bytes_column"]:
         raise BadInvocation("--sigmoid reads logits and targets, not token log-probabilities")
+    if params["per_row"] == "-" and params["fmt"] != "table":
+        raise BadInvocation(
+            f"--per-row - and --format {params['fmt']} both write to standard output;"
+            " give --per-row a file"
+        )
     if params["engine"] == "dask":
         raise BadInvocation("--engine dask does not read --sigmoid files: use --engine local")
     if params["target_columns"] is None and params["targets_path"] is None:
@@ -89,11 +93,14 @@ def run(
     params: dict[str, Any],
     pos_weight: list[float] | None,
     progress: Callable[[bool, list[str]], Any],
+    per_row: IO[str] | None = None,
 ) -> None:
     """Read *paths* as multi-label rows and print the report (see the module docstring).
 
     *columns* are the column options' values (:data:`~xentcli.cli.columns.COLUMN_PARAMETERS`);
-    *progress* makes xent batch's progress bar (enabled, paths).
+    *progress* makes xent batch's progress bar (enabled, paths); *per_row*, when given,
+    receives a CSV line per row (``--per-row``; the report then goes to stderr if it is
+    standard output).
     """
     from xentcli.batch.multilabel import MultiLabelOptions
     from xentcli.batch.reader import ReadOptions
@@ -130,14 +137,18 @@ def run(
     show = sys.stderr.isatty() if params["progress"] is None else params["progress"]
     bar = progress(show, paths)
     try:
-        accumulator = _accumulate(paths, read_options, options, bar)
+        accumulator = _accumulate(paths, read_options, options, bar, per_row)
     finally:
         bar.stop()
     summary = accumulator.summary()
-    _print(summary, params["fmt"], None if params["targets_path"] else study)
+    to_stderr = per_row is sys.stdout
+    _print(summary, params["fmt"], None if params["targets_path"] else study, to_stderr)
 
 
-def _accumulate(paths: list[str], read_options: Any, options: Any, bar: Any) -> Any:
+def _accumulate(
+    paths: list[str], read_options: Any, options: Any, bar: Any, per_row: IO[str] | None
+) -> Any:
+    from xentcli.batch import multilabel_report as report
     from xentcli.batch.multilabel import MultiLabelAccumulator
     from xentcli.batch.reader import open_table
 
@@ -152,6 +163,8 @@ def _accumulate(paths: list[str], read_options: Any, options: Any, bar: Any) -> 
                 if accumulator is None:
                     accumulator = _new(table, labels, options)
                     first = table.display_name
+                    if per_row is not None:
+                        per_row.write(report.per_row_header(labels))
                 elif labels != accumulator.labels:
                     raise BadInvocation(
                         f"{first} has the labels {', '.join(accumulator.labels)} but"
@@ -162,7 +175,11 @@ def _accumulate(paths: list[str], read_options: Any, options: Any, bar: Any) -> 
                 accumulator.start_file(table.display_name)
                 for chunk in table.chunks():
                     assert chunk.targets is not None
-                    accumulator.add(chunk.logits, chunk.targets, chunk.lines, chunk.unit)
+                    rows = accumulator.add(
+                        chunk.logits, chunk.targets, chunk.lines, chunk.unit, per_row is not None
+                    )
+                    if rows is not None and per_row is not None:
+                        per_row.write(report.per_row_lines(rows))
                     bar.update(table.display_name, table.bytes_read, len(chunk.lines))
                 accumulator.add_skipped(table.rows_skipped, list(table.skipped))
                 bar.file_done(table.bytes_read)
@@ -198,7 +215,7 @@ def _new(table: Any, labels: list[str], options: Any) -> Any:
     return MultiLabelAccumulator(labels, list(targets), options)
 
 
-def _print(summary: Any, fmt: str, study: str | None) -> None:
+def _print(summary: Any, fmt: str, study: str | None, to_stderr: bool = False) -> None:
     from xentcli.batch import multilabel_report as report
     from xentcli.cli.tools import make_console
     from xentcli.text import plural
@@ -220,6 +237,6 @@ def _print(summary: Any, fmt: str, study: str | None) -> None:
     elif fmt == "csv":
         click.echo(report.render_csv(summary), nl=False)
     else:
-        report.render_table(summary, make_console(), study=study)
+        report.render_table(summary, make_console(stderr=to_stderr), study=study)
     with contextlib.suppress(BrokenPipeError):
         sys.stdout.flush()
