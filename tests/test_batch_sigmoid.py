@@ -263,6 +263,9 @@ def test_targets_need_not_sum_to_one_and_bad_rows_can_be_skipped(work: Path) -> 
     assert got["rows"] == 3
     assert got["rows_skipped"] == 1
     assert "skipped 1 bad row (first: m.csv:4)" in outcome.stderr
+    assert got["files"][0]["rows_skipped"] == 1
+    assert got["skipped"][0]["line"] == 4
+    assert got["skipped"][0]["error"].startswith("m.csv:4:5: target is above 1")
     assert got["loss"] == pytest.approx(np.log(2.0), rel=1e-15)  # every logit 0
 
 

@@ -65,6 +65,7 @@ class FileSummary:
     path: str
     rows: int
     loss: float | None  #: mean over its rows and labels (or sum), in units
+    rows_skipped: int = 0
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,10 @@ class MultiLabelSummary:
     def to_json(self) -> dict[str, Any]:
         return {
             "sigmoid": True,
-            "files": [{"path": f.path, "rows": f.rows, "loss": f.loss} for f in self.files],
+            "files": [
+                {"path": f.path, "rows": f.rows, "loss": f.loss, "rows_skipped": f.rows_skipped}
+                for f in self.files
+            ],
             "rows": self.rows,
             "rows_skipped": self.rows_skipped,
             "labels": list(self.labels),
@@ -116,13 +120,24 @@ class MultiLabelSummary:
             "label_positives": list(self.label_positives),
             "label_predicted_positives": list(self.label_predicted),
             "soft_targets": self.soft_targets,
+            "first_soft_target": self.first_soft,
             "exact_match": self.exact_match,
             "exact_matches": self.exact_matches,
             "hamming_loss": self.hamming_loss,
             "label_accuracy": None if self.label_accuracy is None else list(self.label_accuracy),
             "worst": [
-                {"file": w.file, "line": w.line, "loss": w.loss, "wrong_labels": w.wrong}
+                {
+                    "file": w.file,
+                    "line": w.line,
+                    "loss": w.loss,
+                    "wrong_labels": w.wrong,
+                    "unit": w.unit,
+                }
                 for w in self.worst
+            ],
+            "skipped": [
+                {"file": e.path, "line": e.line, "column": e.column, "error": str(e)}
+                for e in self.skipped
             ],
         }
 
@@ -171,6 +186,7 @@ class MultiLabelAccumulator:
         self._files: list[tuple[str, int, GroupedExactSum]] = []
         self._skipped = 0
         self._skipped_errors: list[DataError] = []
+        self._file_skipped: dict[int, int] = {}  #: file index -> rows skipped
         # The worst rows: a min-heap of (loss, -file, -line) keeps the largest losses,
         # and among equal losses the earliest rows, whatever the chunking.
         self._worst: list[tuple[float, int, int, int | None, str, int, str]] = []
@@ -273,6 +289,8 @@ class MultiLabelAccumulator:
         from xentcli.batch._types import SKIPPED_KEPT
 
         self._skipped += count
+        if self._files:
+            self._file_skipped[len(self._files) - 1] = count
         room = SKIPPED_KEPT - len(self._skipped_errors)
         self._skipped_errors.extend(errors[: max(room, 0)])
 
@@ -299,7 +317,10 @@ class MultiLabelAccumulator:
             denominator.add_ones(count * n_labels)
             return loss.ratio(denominator, base)
 
-        files = [FileSummary(path, n, reduced(sums.total(), n)) for path, n, sums in self._files]
+        files = [
+            FileSummary(path, n, reduced(sums.total(), n), self._file_skipped.get(i, 0))
+            for i, (path, n, sums) in enumerate(self._files)
+        ]
         hard = self._soft == 0 and rows > 0
         label_accuracy = [int(c) / rows for c in self._correct.tolist()] if hard else None
         wrong = rows * n_labels - int(self._correct.sum())
