@@ -91,7 +91,7 @@ class MultiLabelSummary:
     exact_match: float | None  #: None with soft targets or without rows
     exact_matches: int
     hamming_loss: float | None
-    label_accuracy: list[float | None] | None
+    label_accuracy: list[float] | None  #: None with soft targets or without rows
     label_correct: list[int]
     worst: list[WorstRow] = field(default_factory=list)
 
@@ -351,7 +351,7 @@ class MultiLabelAccumulator:
             exact_match=self._exact_matches / rows if hard else None,
             exact_matches=self._exact_matches,
             hamming_loss=wrong / (rows * n_labels) if hard else None,
-            label_accuracy=label_accuracy,  # type: ignore[arg-type]
+            label_accuracy=label_accuracy,
             label_correct=self._correct.tolist(),
             worst=worst,
         )

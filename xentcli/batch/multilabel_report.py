@@ -42,7 +42,7 @@ def render_csv(summary: MultiLabelSummary) -> str:
         writer.writerow(
             [f.path, "*", f.rows, summary.reduction, full(f.loss), summary.units, "", ""]
         )
-    accuracy = summary.label_accuracy or [None] * len(summary.labels)
+    accuracy = _accuracies(summary)
     for name, loss, acc in zip(summary.labels, summary.label_loss, accuracy, strict=True):
         writer.writerow(["*", name, summary.rows, "mean", full(loss), summary.units, full(acc), ""])
     hamming = summary.hamming_loss
@@ -168,7 +168,7 @@ def _render(summary: MultiLabelSummary, console: Console, study: str | None) -> 
     table.add_column("Predicted", justify="right")
     table.add_column(f"Mean loss ({units})", justify="right")
     table.add_column("Accuracy", justify="right")
-    accuracy = summary.label_accuracy or [None] * n_labels
+    accuracy = _accuracies(summary)
     for k, name in enumerate(summary.labels):
         table.add_row(
             name,
@@ -180,6 +180,13 @@ def _render(summary: MultiLabelSummary, console: Console, study: str | None) -> 
         )
     console.print(table)
     _render_worst(summary, console, study)
+
+
+def _accuracies(summary: MultiLabelSummary) -> list[float | None]:
+    """Each label's accuracy, None for every label with soft targets."""
+    if summary.label_accuracy is None:
+        return [None] * len(summary.labels)
+    return list(summary.label_accuracy)
 
 
 def _loss_name(summary: MultiLabelSummary) -> str:
