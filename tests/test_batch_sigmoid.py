@@ -282,6 +282,8 @@ USAGE = [
     (["--dtype", "float16"], "--dtype cannot be used with --sigmoid"),
     (["--engine", "dask"], "--engine dask does not read --sigmoid files"),
     (["--renormalize"], "--renormalize cannot be used with --sigmoid"),
+    (["--weight-column", "y_0"], "--weight-column cannot be used with --sigmoid"),
+    (["--classes", "a,b,c"], "--classes cannot be used with --sigmoid"),
     (["--pos-weight", "1,2"], "--pos-weight: 2 values for 3 labels"),
 ]
 
@@ -389,3 +391,17 @@ def test_per_row_file_is_whole_or_absent(work: Path) -> None:
     outcome = run(["batch", "m.csv", "--sigmoid", "--target-columns", "y_*", "--per-row", "m.csv"])
     assert outcome.code == 2
     assert "is the input file" in outcome.stderr
+
+
+def test_an_option_not_read_is_refused_even_without_a_reason(
+    work: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from xentcli.cli import batch_sigmoid
+
+    # As for an option added to xent batch later: not in the list of refusals.
+    monkeypatch.delitem(batch_sigmoid._REFUSED, "top_k")
+    x, z = data(n=4)
+    write(work / "m.csv", x, z)
+    outcome = run(["batch", "m.csv", "--sigmoid", "--target-columns", "y_*", "--top-k", "2"])
+    assert outcome.code == 2
+    assert "--top-k cannot be used with --sigmoid (not available there)" in outcome.stderr

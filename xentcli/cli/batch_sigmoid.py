@@ -42,6 +42,17 @@ _REFUSED = {
 }
 
 
+#: the parameters --sigmoid reads (or checks below); any other option given is refused,
+#: so that an option added to xent batch later is never silently ignored here
+_READ = {
+    "files", "delimiter", "header", "logit_columns", "target_columns", "base", "reduction",
+    "worst", "fmt", "per_row", "on_error", "progress", "file_format", "targets_path",
+    "scores_key", "sigmoid", "pos_weight", "chunk_rows", "part_bytes", "scores", "engine",
+    "logprob_column", "sequence_column", "bytes_column",
+    "weights", "ignore_index", "label_smoothing", "temperature", "exact",
+}  # fmt: skip
+
+
 def refuse_options(ctx: click.Context, params: dict[str, Any]) -> None:
     """Exit 2 for an option given with ``--sigmoid`` that has no meaning there."""
     from click.core import ParameterSource
@@ -53,6 +64,11 @@ def refuse_options(ctx: click.Context, params: dict[str, Any]) -> None:
     for name, (option, why) in _REFUSED.items():
         if given(name):
             raise BadInvocation(f"{option} cannot be used with --sigmoid: {why}")
+    for parameter in ctx.command.params:
+        name = parameter.name or ""
+        if name not in _READ and name not in _REFUSED and given(name):
+            option = max(parameter.opts, key=len)
+            raise BadInvocation(f"{option} cannot be used with --sigmoid (not available there)")
     loss = params["loss"]
     softmax_only = {
         "--weights": loss.weights is not None,
