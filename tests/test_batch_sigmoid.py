@@ -405,3 +405,18 @@ def test_an_option_not_read_is_refused_even_without_a_reason(
     outcome = run(["batch", "m.csv", "--sigmoid", "--target-columns", "y_*", "--top-k", "2"])
     assert outcome.code == 2
     assert "--top-k cannot be used with --sigmoid (not available there)" in outcome.stderr
+
+
+def test_every_row_skipped_leaves_the_mean_undefined(work: Path) -> None:
+    x, z = data(n=3)
+    write(work / "m.csv", x, z, cell={(0, 3): "2", (1, 3): "2", (2, 3): "-1"})
+    args = ["batch", "m.csv", "--sigmoid", "--target-columns", "y_*", "--on-error", "skip"]
+    table = ok(args).stdout
+    assert "undefined: no row was read" in table
+    outcome = ok([*args, "--format", "json"])
+    got = json.loads(outcome.stdout)
+    assert got["loss"] is None
+    assert got["label_loss"] == [None, None, None]
+    assert got["exact_match"] is None
+    assert got["rows_skipped"] == 3
+    assert "the mean loss is undefined" in outcome.stderr

@@ -138,11 +138,10 @@ def _render(summary: MultiLabelSummary, console: Console, study: str | None) -> 
     grid.add_column()
     if summary.reduction == "sum":
         grid.add_row("Loss (sum over rows and labels)", f"{number(summary.loss)} {units}")
+    elif summary.loss is None:
+        grid.add_row("Mean loss (over rows and labels)", "undefined: no row was read")
     else:
-        grid.add_row(
-            "Mean loss (over rows and labels)",
-            f"{number(summary.loss, 'undefined: no row')} {units}",
-        )
+        grid.add_row("Mean loss (over rows and labels)", f"{number(summary.loss)} {units}")
     if summary.pos_weight is not None:
         grid.add_row("pos_weight", ", ".join(f"{w:g}" for w in summary.pos_weight))
     if summary.exact_match is not None:

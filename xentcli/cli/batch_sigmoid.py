@@ -248,6 +248,8 @@ def _print(summary: Any, fmt: str, study: str | None, to_stderr: bool = False) -
             f" {summary.first_soft}): no exact match or accuracy",
             err=True,
         )
+    if summary.loss is None and fmt != "table":
+        click.echo("Warning: the mean loss is undefined: no row was read", err=True)
     if fmt == "json":
         click.echo(report.render_json(summary), nl=False)
     elif fmt == "csv":
