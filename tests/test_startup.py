@@ -62,6 +62,7 @@ def test_help_imports_no_command_and_neither_numpy_nor_rich(tmp_path):
         "xentcli.cli.batch",
         "xentcli.batch.reader",
         "xentcli.batch.accumulator",
+        "matplotlib",
     ):
         assert not imported(modules, name), name
 
@@ -94,6 +95,7 @@ def test_compute_table_imports_only_what_the_table_needs(tmp_path):
         "xentcli.compute.frameworks",
         "xentcli.compute.lowprecision",
         "xentcli.compute.sigmoid",
+        "matplotlib",
     ):
         assert not imported(modules, name), name
 
@@ -129,6 +131,15 @@ def test_compute_json_needs_no_derivation_unless_asked(tmp_path):
     assert "json" in modules
     assert "xentcli.compute.derivation" not in modules
     assert not imported(modules, "xentcli.cli.batch")
+
+
+def test_batch_imports_matplotlib_only_for_a_plot(tmp_path):
+    data = tmp_path / "tiny.csv"
+    data.write_text("a,b,label\n1.0,2.0,0\n")
+    assert not imported(loaded_modules(tmp_path, "batch", str(data)), "matplotlib")
+    plotted = loaded_modules(tmp_path, "batch", str(data), "--plot", str(tmp_path / "f.svg"))
+    assert "xentcli.batch.plot" in plotted
+    assert imported(plotted, "matplotlib")
 
 
 def test_importing_the_package_imports_numpy_on_first_use_only():

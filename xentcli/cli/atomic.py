@@ -29,7 +29,7 @@ import os
 import stat
 import tempfile
 from collections.abc import Iterator
-from typing import IO
+from typing import IO, Any
 
 
 def _umask() -> int:
@@ -52,6 +52,30 @@ def atomic_output(
     Raises :class:`OSError` (before anything is written) when the directory does not
     exist, is not writable, or *path* is a directory.
     """
+    with _atomic(path, "w", encoding, newline) as handle:
+        yield handle
+
+
+@contextlib.contextmanager
+def atomic_binary_output(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
+    """:func:`atomic_output` for bytes (an image, say): the same guarantees.
+
+    >>> import pathlib, tempfile
+    >>> target = pathlib.Path(tempfile.mkdtemp()) / "out.bin"
+    >>> with atomic_binary_output(target) as handle:
+    ...     _ = handle.write(b"\\x89PNG")
+    >>> target.read_bytes()
+    b'\\x89PNG'
+    """
+    with _atomic(path, "wb", None, None) as handle:
+        yield handle
+
+
+@contextlib.contextmanager
+def _atomic(
+    path: str | os.PathLike[str], mode: str, encoding: str | None, newline: str | None
+) -> Iterator[Any]:
+    """The shared body of :func:`atomic_output` and :func:`atomic_binary_output`."""
     target = os.path.realpath(os.fspath(path))
     try:
         existing: os.stat_result | None = os.stat(target)
@@ -60,7 +84,7 @@ def atomic_output(
     if existing is not None and stat.S_ISDIR(existing.st_mode):
         raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), os.fspath(path))
     if existing is not None and not stat.S_ISREG(existing.st_mode):
-        with open(target, "w", encoding=encoding, newline=newline) as handle:
+        with open(target, mode, encoding=encoding, newline=newline) as handle:
             yield handle
         return
     directory = os.path.dirname(target)
@@ -70,9 +94,9 @@ def atomic_output(
     try:
         # mkstemp makes 0600 files: keep the mode of the file replaced, or give a new
         # file the permissions a plain open() would.
-        mode = stat.S_IMODE(existing.st_mode) if existing is not None else 0o666 & ~_umask()
-        os.chmod(temporary, mode)
-        with os.fdopen(descriptor, "w", encoding=encoding, newline=newline) as handle:
+        mode_bits = stat.S_IMODE(existing.st_mode) if existing is not None else 0o666 & ~_umask()
+        os.chmod(temporary, mode_bits)
+        with os.fdopen(descriptor, mode, encoding=encoding, newline=newline) as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())

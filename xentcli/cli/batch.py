@@ -51,6 +51,7 @@ Examples:
   xent batch preds.csv --group-by language --format json
   xent batch shard1.csv --save-state shard1.state   (then: xent merge *.state)
   xent batch tags.csv --sigmoid --logit-columns 'logit_*' --target-columns 'y_*'
+  xent batch examples/digits.csv --plot report.png   (needs xent[plot])
   zcat preds.csv.gz | xent batch - --format csv
 """
 
@@ -416,6 +417,14 @@ def _refuse_overwriting_an_input(per_row: str, paths: list[str], option: str = "
     help="Also every figure per value of COLUMN (language, domain, split...): a line per "
     "group beside the total (at most 1000 groups).",
 )
+@click.option(
+    "--plot",
+    "plot_path",
+    metavar="FILE",
+    help="Also draw the report as one figure (.png, .svg or .pdf, from the name; written "
+    "atomically): reliability diagram, loss histogram, per-class accuracy and loss, "
+    "confusion heat map. Needs xent[plot] (matplotlib).",
+)
 @click.option("--chunk-rows", type=click.IntRange(min=1), default=None, hidden=True)
 def batch(
     files: tuple[str, ...],
@@ -460,6 +469,7 @@ def batch(
     pos_weight: list[float] | None,
     weight_column: str | None,
     group_by: str | None,
+    plot_path: str | None,
     chunk_rows: int | None,
 ) -> None:
     """Score CSV files of model outputs: loss, perplexity, accuracy and the worst rows.
@@ -469,6 +479,16 @@ def batch(
     targets). The mean is exact: the same bits as xent's cross_entropy on all rows.
     With --sigmoid, each row holds one logit and one 0/1 target per label (multi-label).
     """
+    plot = None
+    if plot_path is not None:
+        from xentcli.cli.plotfile import check_plot_path
+
+        plot = (plot_path, check_plot_path(plot_path))
+    if sigmoid and plot is not None:
+        raise BadInvocation(
+            "--plot cannot be used with --sigmoid: the figure draws a softmax classifier's"
+            " report (calibration, classes, confusion)"
+        )
     if sigmoid:
         from xentcli.cli import batch_sigmoid
 
@@ -499,7 +519,15 @@ def batch(
         raise BadInvocation("--engine dask does not read --logprob-column files yet")
     if logprob_column is not None:
         _tokens(
-            files, logprob_column, sequence_column, bytes_column, loss.base, worst, fmt, file_format
+            files,
+            logprob_column,
+            sequence_column,
+            bytes_column,
+            loss.base,
+            worst,
+            fmt,
+            file_format,
+            plot,
         )
         return
 
@@ -573,6 +601,8 @@ def batch(
         _refuse_overwriting_an_input(per_row, paths)
     if save_state is not None:
         _refuse_overwriting_an_input(save_state, paths, "--save-state")
+    if plot is not None:
+        _refuse_overwriting_an_input(plot[0], paths, "--plot")
     study = None
     # xent compute --from reads the score columns by default: with a weight column left out
     # of them by name, only --logit-columns would tell it which they are.
@@ -602,7 +632,7 @@ def batch(
         if "-" in paths:
             raise BadInvocation("--engine dask reads files, not standard input ('-')")
         accumulator = _run_dask(paths, read_options, batch_options, scheduler, workers, part_bytes)
-        finish(accumulator, fmt, save_state, study=study)
+        finish(accumulator, fmt, save_state, study=study, plot=plot)
         with contextlib.suppress(BrokenPipeError):
             sys.stdout.flush()
         return
@@ -646,6 +676,7 @@ def batch(
         study=study,
         frameworks=collector,
         precision=precision,
+        plot=plot,
     )
 
 
@@ -669,19 +700,26 @@ def finish(
     study: str | None = None,
     frameworks: Any = None,
     precision: Any = None,
+    plot: tuple[str, str] | None = None,
 ) -> None:
     """Save the state (atomically) if asked, then print the report of *accumulator*.
 
     *study* (command-line options) has the table end with the command that works the
     worst row through (see :func:`xentcli.batch.report.render_table`); given a
     :class:`~xentcli.batch.frameworks.FrameworkMeans`, each library's mean follows.
+    *plot* (path, format) writes the figure first, so a failed write prints no report.
     """
     if save_state is not None:
         write_state(accumulator, save_state)
     means = None if frameworks is None else frameworks.means()
     low = None if precision is None else precision.summary()
+    summary = accumulator.summary()
+    if plot is not None:
+        from xentcli.cli.plotfile import write_plot
+
+        write_plot(summary, *plot)
     _report(
-        accumulator.summary(),
+        summary,
         fmt,
         to_stderr=to_stderr,
         study=study,
@@ -704,16 +742,23 @@ def _tokens(
     worst: int,
     fmt: str,
     file_format: str | None,
+    plot: tuple[str, str] | None = None,
 ) -> None:
-    """``xent batch --logprob-column``: a language model's token log-probabilities."""
+    """``xent batch --logprob-column``: a language model's token log-probabilities.
+
+    *plot* (path, format): the figure is the histogram of the sequences' mean NLL
+    (there is no calibration or class to draw)."""
     from xentcli.batch import token_report
     from xentcli.batch.tokens import TokenAccumulator, TokenOptions, token_rows
     from xentcli.cli.tools import make_console
 
     options = TokenOptions(logprob_column, sequence_column, bytes_column, base, worst, file_format)
     accumulator = TokenAccumulator(options)
+    paths = expand_paths(files)
+    if plot is not None:
+        _refuse_overwriting_an_input(plot[0], paths, "--plot")
     try:
-        for path in expand_paths(files):
+        for path in paths:
             accumulator.start_file("<stdin>" if path == "-" else path)
             for logprobs, sequences, byte_counts, places, unit in token_rows(path, options):
                 accumulator.add(logprobs, sequences, byte_counts, places, unit)
@@ -722,6 +767,10 @@ def _tokens(
     except DataError as error:
         raise BadData(str(error)) from None
     summary = accumulator.summary()
+    if plot is not None:
+        from xentcli.cli.plotfile import write_plot
+
+        write_plot(summary, *plot, tokens=True)
     if fmt == "json":
         click.echo(token_report.render_json(summary), nl=False)
     elif fmt == "csv":
