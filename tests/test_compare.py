@@ -380,7 +380,51 @@ def test_id_column_refuses_numpy_files(tmp_path: Path) -> None:
     np.save(tmp_path / "s.npy", np.zeros((3, 2)))
     np.save(tmp_path / "y.npy", np.zeros(3, dtype=np.int64))
     args = [str(tmp_path / "s.npy"), str(tmp_path / "s.npy"), "--labels", str(tmp_path / "y.npy")]
-    check(tmp_path, [*args, "--id-column", "id"], 2, None, "--id-column reads CSV")
+    check(tmp_path, [*args, "--id-column", "id"], 2, None, "--id-column reads CSV", "not npy")
+
+
+def test_id_column_joins_json_lines_with_npz(two_models, tmp_path: Path) -> None:
+    """The oracle: the CSV files compared by position. A is JSON Lines (integer ids, a
+    blank line), B an .npz, shuffled, whose id array holds the same ids as text."""
+    a, b, logits_a, logits_b, labels = two_models
+    n = len(labels)
+    perm = np.random.default_rng(8).permutation(n)
+    lines = [
+        json.dumps({"id": i * 3, "logits": row.tolist(), "label": int(t)})
+        for i, (row, t) in enumerate(zip(logits_a, labels, strict=True))
+    ]
+    lines.insert(4, "")
+    (tmp_path / "a.jsonl").write_text("\n".join(lines) + "\n")
+    ids = np.array([str(i * 3) for i in perm])
+    np.savez(tmp_path / "b.npz", logits=logits_b[perm], labels=labels[perm], id=ids)
+    by_position = compare(str(a), str(b))
+    joined = compare(str(tmp_path / "a.jsonl"), str(tmp_path / "b.npz"), "--id-column", "id")
+    assert joined["rows"] == n
+    for key in ("loss", "loss_ci", "accuracy", "accuracy_ci"):
+        assert joined["difference"][key] == by_position["difference"][key], key
+    assert joined["mcnemar"] == by_position["mcnemar"]
+    assert joined["per_class"] == by_position["per_class"]
+    # the worst row is named at its line of the JSON Lines file (the blank line counts)
+    row = int(by_position["regressions"][0]["a"].rsplit(":", 1)[1]) - 2
+    line = row + 1 + (row >= 4)
+    assert joined["regressions"][0]["a"] == f"{tmp_path / 'a.jsonl'}:{line}"
+
+
+def test_id_column_errors_of_json_lines_and_npz(tmp_path: Path) -> None:
+    rows = [{"id": f"x{i}", "logits": [0.5 * i, 0.0], "label": i % 2} for i in range(4)]
+    text = "\n".join(json.dumps(r) for r in rows) + "\n"
+    (tmp_path / "a.jsonl").write_text(text)
+    del rows[2]["id"]
+    (tmp_path / "b.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    a, b = str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl")
+    check(tmp_path, [a, b, "--id-column", "id"], 1, f"{b}:3", "no id (field 'id')")
+    scores = np.zeros((4, 2))
+    np.savez(tmp_path / "no_ids.npz", logits=scores, labels=np.arange(4) % 2)
+    no_ids = str(tmp_path / "no_ids.npz")
+    check(tmp_path, [a, no_ids, "--id-column", "id"], 1, no_ids, "no array named 'id'")
+    np.savez(tmp_path / "flat.npz", logits=scores, labels=np.arange(4) % 2, id=np.zeros((4, 2)))
+    flat = str(tmp_path / "flat.npz")
+    check(tmp_path, [a, flat, "--id-column", "id"], 1, flat, "needs a 1-D array")
 
 
 # ------------------------------------------------------------- --bootstrap (paired)

@@ -1,7 +1,7 @@
 """``xent compare --id-column NAME``: pair the rows of A and B by an id column (a join).
 
-Each file is read twice: a light pass over its id column alone (pyarrow's CSV reader, or
-the Parquet / Arrow column), then the usual streaming pass, whose chunks fold into that
+Each file is read twice: a light pass over its id column alone (pyarrow's CSV reader,
+the Parquet / Arrow column, the JSON Lines field, the .npz array), then the usual streaming pass, whose chunks fold into that
 side's own accumulator (so each side's figures stay the bits of ``xent batch`` on that
 file alone) while a few numbers per row are kept (:class:`SideRows`). The i-th id is the
 i-th data row of the file, and its place is the one the streaming pass gives that row.
@@ -41,8 +41,8 @@ BYTES_PER_ROW = 8 * 5 + 1 + 16
 _NO_INTS = np.zeros(0, dtype=np.int64)
 _NO_ROWS = MetricRows(_NO_INTS, _NO_INTS, np.zeros(0), np.zeros(0), _NO_INTS, _NO_INTS)
 
-#: the formats whose id column can be read
-FORMATS = ("csv", "parquet", "arrow")
+#: the formats whose id column can be read (an .npz: the array of that name)
+FORMATS = ("csv", "parquet", "arrow", "jsonl", "npz")
 
 
 @dataclass
@@ -111,10 +111,18 @@ def read_ids(table: Any, fmt: str, id_column: str) -> Any:
 
     name = table.display_name
     if fmt not in FORMATS:
-        raise XentError(f"--id-column reads CSV, Parquet and Arrow files, not {fmt} ({name})")
+        raise XentError(
+            f"--id-column reads CSV, Parquet, Arrow, JSON Lines and .npz files, not {fmt}"
+            f" ({name}): a .npy holds one array; save the ids beside the scores in an .npz"
+            " (np.savez(path, logits=..., labels=..., id=...)) and give --id-column id"
+        )
     try:
         if fmt == "csv":
             column = _csv_ids(table, id_column)
+        elif fmt == "jsonl":
+            column = _jsonl_ids(table, id_column)
+        elif fmt == "npz":
+            column = _npz_ids(table, id_column)
         elif fmt == "parquet":
             import pyarrow.parquet as pq
 
@@ -162,6 +170,125 @@ def _csv_ids(table: Any, id_column: str) -> Any:
         ),
     )
     return read.column(0)
+
+
+def _jsonl_ids(table: Any, id_column: str) -> Any:
+    """The id field of every object of a JSON Lines file, in order (blank lines are not
+    rows, as for the streaming pass); an object without it is an error naming its line."""
+    import contextlib
+    import io
+    import json
+
+    import pyarrow as pa
+    import pyarrow.json as pj
+
+    from xentcli.batch import reader
+    from xentcli.batch._sources import Source
+
+    name = table.display_name
+    parts: list[Any] = []
+    rows = 0
+    with contextlib.ExitStack() as stack:
+        source = Source(
+            table.path,
+            name,
+            stack,
+            block_bytes=reader.BLOCK_BYTES,
+            max_line=reader.MAX_LINE_BYTES,
+            opener=open,
+        )
+        kind = None
+        block = source.next_block()
+        while block is not None:
+            numbered = [
+                (block.first + i, line.rstrip(b"\r"))
+                for i, line in enumerate(block.text.split(b"\n"))
+                if line.strip(b" \t\r")
+            ]
+            if numbered and kind is None:
+                first = json.loads(numbered[0][1])
+                value = first.get(id_column) if isinstance(first, dict) else None
+                kind = pa.int64() if isinstance(value, int) else pa.string()
+            if numbered:
+                schema = pa.schema([pa.field(id_column, kind)])
+                try:
+                    ids = pj.read_json(
+                        io.BytesIO(b"\n".join(line for _, line in numbered)),
+                        parse_options=pj.ParseOptions(
+                            explicit_schema=schema, unexpected_field_behavior="ignore"
+                        ),
+                        read_options=pj.ReadOptions(block_size=max(1 << 20, len(block.text) + 1)),
+                    ).column(0)
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                    ids = _json_ids_one_by_one(name, numbered, id_column)
+                if ids.null_count:
+                    missing = int(np.flatnonzero(_nulls(ids))[0])
+                    raise DataError(
+                        name, numbered[missing][0], None, f"no id (field {id_column!r})"
+                    )
+                parts.append(ids.cast(pa.string()))
+                rows += len(numbered)
+                _check_rows(name, rows)
+            block = source.next_block()
+    return pa.chunked_array(parts, type=pa.string())
+
+
+def _json_ids_one_by_one(name: str, numbered: list[tuple[int, bytes]], id_column: str) -> Any:
+    """The ids of a block pyarrow refused (a line that is not JSON, ids of mixed types),
+    parsed line by line: the first bad line is the error."""
+    import json
+
+    import pyarrow as pa
+
+    values = []
+    for number, line in numbered:
+        try:
+            record = json.loads(line)
+        except (ValueError, UnicodeDecodeError):
+            raise DataError(name, number, None, "not a JSON object") from None
+        value = record.get(id_column) if isinstance(record, dict) else None
+        if value is None or isinstance(value, (dict, list)):
+            raise DataError(name, number, None, f"no id (field {id_column!r})")
+        values.append(str(value))
+    return pa.array(values, type=pa.string())
+
+
+def _nulls(column: Any) -> npt.NDArray[np.bool_]:
+    import pyarrow as pa
+
+    return np.asarray(column.is_null().cast(pa.uint8()).to_numpy(zero_copy_only=False), bool)
+
+
+def _npz_ids(table: Any, id_column: str) -> Any:
+    """The array named *id_column* of an .npz file (1-D integers or text)."""
+    import pyarrow as pa
+
+    name = table.display_name
+    with np.load(table.path, allow_pickle=False) as archive:
+        if id_column not in archive.files:
+            raise DataError(
+                name,
+                None,
+                None,
+                f"no array named {id_column!r} for --id-column (arrays:"
+                f" {', '.join(archive.files)})",
+            )
+        try:
+            ids = archive[id_column]
+        except ValueError:
+            raise DataError(name, None, None, f"array {id_column!r} holds Python objects") from None
+    if ids.ndim != 1 or ids.dtype.kind not in "iuUS":
+        raise DataError(
+            name,
+            None,
+            None,
+            f"array {id_column!r} is {ids.ndim}-D {ids.dtype}: --id-column needs a 1-D array"
+            " of integers or text",
+        )
+    _check_rows(name, len(ids))
+    # bytes ids: through Python bytes (pyarrow takes numpy 'S' arrays only as binary)
+    column = pa.array(ids.tolist(), type=pa.binary()) if ids.dtype.kind == "S" else pa.array(ids)
+    return pa.chunked_array([column.cast(pa.string())])
 
 
 def _check_rows(name: str, rows: int) -> None:

@@ -76,7 +76,8 @@ def _shared(command: Any) -> Any:
     "--id-column",
     metavar="NAME",
     default=None,
-    help="Pair the rows of A and B by this column's values (a join; CSV, Parquet, Arrow),"
+    help="Pair the rows of A and B by this column's values (a join; CSV, Parquet, Arrow,"
+    " JSON Lines; in an .npz, the array NAME),"
     " not by position. Memory grows with the rows: about 57 bytes per row and file plus the"
     " ids' text; files of more than 20,000,000 rows are refused. Ids must be unique; an id"
     " in one file only is an error (--on-error skip: counted as unpaired).",
