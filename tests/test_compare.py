@@ -121,7 +121,10 @@ def test_difference_interval_and_mcnemar_against_independent_computations(two_mo
     assert math.isclose(changes[0], d.max(), rel_tol=1e-12)
 
 
-@pytest.mark.parametrize(("only_a", "only_b"), [(10, 2), (3, 3), (0, 7), (600, 650), (4000, 4100)])
+@pytest.mark.parametrize(
+    ("only_a", "only_b"),
+    [(10, 2), (3, 3), (0, 7), (600, 650), (4000, 4100), (70000, 73000), (150000, 150500)],
+)
 def test_mcnemar_exact_matches_scipy(only_a: int, only_b: int) -> None:
     expected = scipy_stats.binomtest(only_b, only_a + only_b, 0.5).pvalue
     assert math.isclose(mcnemar_exact(only_a, only_b), expected, rel_tol=1e-9)
@@ -460,46 +463,82 @@ def test_paired_bootstrap_replicates_are_the_weighted_differences(two_models) ->
     assert got["difference"]["loss_ci"] != boot["loss"]  # the normal interval is kept
 
 
-def test_paired_bootstrap_is_the_same_bits_whatever_the_chunking(two_models) -> None:
-    """Different chunk sizes on each side (the pairs are cut to fit) and in both: the
-    same bits; another seed: other bits."""
+def compare_chunked(a: Path, b: Path, rows_a: int, rows_b: int, **options: object) -> dict:
+    """``compare_files`` with chunks of *rows_a* rows in A and *rows_b* in B (the pairs are
+    then cut to fit: the results prepared in the readers' threads are cut with them)."""
     import dataclasses
 
+    import xentcli.batch.reader as reader
     from xentcli.batch.accumulator import BatchOptions
     from xentcli.batch.compare import CompareOptions, compare_files
     from xentcli.batch.reader import ReadOptions
 
+    opened = reader.open_table
+
+    def sized(path: str, read_options: ReadOptions, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        rows = rows_a if path == str(a) else rows_b
+        return opened(path, dataclasses.replace(read_options, chunk_rows=rows), *args, **kwargs)
+
+    batch_options = BatchOptions(ignore_index=options.pop("ignore_index", None))  # type: ignore[arg-type]
+    reader.open_table = sized
+    try:
+        summary = compare_files(
+            str(a), str(b), ReadOptions(ignore_index=batch_options.ignore_index), batch_options,
+            CompareOptions(**options),  # type: ignore[arg-type]
+        )  # fmt: skip
+    finally:
+        reader.open_table = opened
+    return summary.to_json()
+
+
+@pytest.mark.parametrize("ignore_index", [None, 3])
+def test_the_whole_report_is_the_same_bits_whatever_the_chunking(two_models, ignore_index) -> None:
+    """Different chunk sizes on each side and in both: every figure the same bits (the
+    paired bootstrap too); another seed: other bits. With an ignored class, the cut
+    results skip its rows: the figures from the row losses are the same bits (Brier and
+    calibration are not compared there: ``xent batch --ignore-index`` itself gives them
+    within an ulp of each other under other chunkings)."""
     a, b, *_ = two_models
-    options = CompareOptions(worst=0, bootstrap=30, seed=11)
 
     def run_with(rows_a: int, rows_b: int, seed: int = 11) -> dict:
-        import xentcli.batch.reader as reader
-
-        opened = reader.open_table
-
-        def sized(path: str, read_options: ReadOptions):  # type: ignore[no-untyped-def]
-            rows = rows_a if path == str(a) else rows_b
-            return opened(path, dataclasses.replace(read_options, chunk_rows=rows))
-
-        reader.open_table = sized
-        try:
-            summary = compare_files(
-                str(a),
-                str(b),
-                ReadOptions(),
-                BatchOptions(),
-                dataclasses.replace(options, seed=seed),
-            )
-        finally:
-            reader.open_table = opened
-        assert summary.bootstrap is not None
-        return summary.bootstrap.to_json()
+        got = compare_chunked(
+            a, b, rows_a, rows_b, worst=3, bootstrap=30, seed=seed, ignore_index=ignore_index
+        )
+        if ignore_index is None:
+            return got
+        boot = got["difference"]["bootstrap"]
+        return {
+            "sides": [{k: got[s][k] for k in ("rows_ignored", "loss", "accuracy")} for s in "ab"],
+            "difference": {k: got["difference"][k] for k in ("loss", "loss_ci", "accuracy")},
+            "bootstrap": {k: boot[k] for k in ("loss", "accuracy", "top_5_accuracy")},
+            **{k: got[k] for k in ("mcnemar", "per_class", "regressions", "improvements")},
+        }
 
     reference = run_with(1 << 16, 1 << 16)
-    assert reference["loss"] is not None
+    if ignore_index is None:
+        boot = reference["difference"]["bootstrap"]
+    else:
+        boot = reference["bootstrap"]
+        assert reference["sides"][0]["rows_ignored"] > 0
+    assert boot["loss"] is not None
     for rows_a, rows_b in ((7, 7), (7, 13), (100, 3)):
         assert run_with(rows_a, rows_b) == reference, (rows_a, rows_b)
-    assert run_with(1 << 16, 1 << 16, seed=12)["loss"] != reference["loss"]
+    other = run_with(1 << 16, 1 << 16, seed=12)
+    other_boot = other["difference"]["bootstrap"] if ignore_index is None else other["bootstrap"]
+    assert other_boot["loss"] != boot["loss"]
+
+
+def test_the_two_readers_share_the_parsing_threads(two_models) -> None:
+    """Read side by side, each text reader takes half of one reader's parsing threads
+    and block size (the memory benchmark's reason; benchmarks/RESULTS.md)."""
+    from xentcli.batch import reader
+
+    a, *_ = two_models
+    with reader.open_table(str(a)) as alone:
+        assert (alone.parsers, alone.block_bytes) == (reader.PARSERS, reader.BLOCK_BYTES)
+    with reader.open_table(str(a), readers=2) as half:
+        assert half.parsers == max(1, reader.PARSERS // 2)
+        assert half.block_bytes == reader.BLOCK_BYTES // 2
 
 
 def test_paired_bootstrap_intervals_cover_the_true_differences() -> None:

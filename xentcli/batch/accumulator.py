@@ -48,6 +48,7 @@ from xentcli.batch.metrics import (
     MetricSet,
     MetricsSummary,
     metric_rows,
+    take_rows,
 )
 from xentcli.batch.reader import Chunk
 from xentcli.batch.weighting import SampleSums, effective_rows, ratio, weigh
@@ -1385,6 +1386,27 @@ class Prepared:
 
     rows: core.RowLosses
     metrics: MetricRows
+
+    def take(self, index: slice | npt.NDArray[Any]) -> Prepared:
+        """The results of rows *index* of the chunk (a slice, or positions or a mask)."""
+        rows = self.rows
+        kept = dataclasses.replace(
+            rows,
+            loss=rows.loss[index],
+            weight=rows.weight[index],
+            predicted=rows.predicted[index],
+            label_probability=rows.label_probability[index],
+            counted=rows.counted[index],
+            loss_lo=None if rows.loss_lo is None else rows.loss_lo[index],
+            loss_err=None if rows.loss_err is None else rows.loss_err[index],
+        )
+        # the metric rows hold the counted rows only: the place of row i among them
+        positions: Any = index
+        if not rows.counted.all():
+            positions = np.arange(len(rows.counted))[index]
+            before = np.cumsum(rows.counted) - 1
+            positions = before[positions[rows.counted[positions]]]
+        return Prepared(kept, take_rows(self.metrics, positions))
 
 
 #: The parts of the state that are objects with ``to_state()``, ``from_state(data,

@@ -35,7 +35,13 @@ import numpy.typing as npt
 
 from xentcli import core
 from xentcli.batch._types import place
-from xentcli.batch.accumulator import BatchAccumulator, BatchOptions, ChunkResult, Summary
+from xentcli.batch.accumulator import (
+    BatchAccumulator,
+    BatchOptions,
+    ChunkResult,
+    Prepared,
+    Summary,
+)
 from xentcli.batch.metrics import (
     MAX_REPLICATES,
     BootstrapState,
@@ -260,6 +266,7 @@ class PairedComparison:
         self._sum = core.ExactSum()  # of the per-row differences d = loss_B - loss_A (nats)
         self._sum_sq = core.ExactSum()  # of d ** 2
         self._sum_dw = core.ExactSum()  # of d * w (the ratio estimator's cross term)
+        self._weighted = False  # a row had a class weight (else d * w is d: not summed twice)
         self._sum_w = core.ExactSum()
         self._sum_w_sq = core.ExactSum()
         self._rows = 0
@@ -267,6 +274,7 @@ class PairedComparison:
         # either file without a partner (the sides' accumulators then hold more rows)
         self._paired_a = core.ExactSum()
         self._paired_b = core.ExactSum()
+        self.joined = False  #: set by a join, before add_pairs: keep the two sums above
         self.unpaired = 0  #: rows folded into a side's figures without a partner
         self._table = np.zeros((2, 2), dtype=np.int64)  # [A right?][B right?]
         self._rise: list[tuple[float, int, ChangedRow]] = []
@@ -346,8 +354,9 @@ class PairedComparison:
         factor = float(core.to_base(np.float64(1.0), base))  # 1 nat in the run's unit
         loss_a = result_a.loss[counted] / factor  # back to nats (exact for base e)
         loss_b = result_b.loss[counted] / factor
-        self._paired_a.add(loss_a)
-        self._paired_b.add(loss_b)
+        if self.joined:
+            self._paired_a.add(loss_a)
+            self._paired_b.add(loss_b)
         d = loss_b - loss_a
         finite = np.isfinite(d)
         if not finite.all():
@@ -357,11 +366,11 @@ class PairedComparison:
         self._sum_sq.add(d * d)
         n_counted = int(counted.sum())
         if self._weights is None or soft:  # every weight is 1
-            self._sum_dw.add(d)
             self._sum_w.add_ones(n_counted)
             self._sum_w_sq.add_ones(n_counted)
         else:
             weights = self._weights[result_a.labels[counted]]
+            self._weighted = True
             self._sum_dw.add(d * weights)
             self._sum_w.add(weights)
             self._sum_w_sq.add(weights * weights)
@@ -550,7 +559,9 @@ class PairedComparison:
         sum_d, sum_w = self._sum.exact(), self._sum_w.exact()
         r = sum_d / sum_w
         squares = (
-            self._sum_sq.exact() - 2 * r * self._sum_dw.exact() + r * r * self._sum_w_sq.exact()
+            self._sum_sq.exact()
+            - 2 * r * (self._sum_dw.exact() if self._weighted else sum_d)
+            + r * r * self._sum_w_sq.exact()
         )
         wbar = sum_w / n
         variance = max(Fraction(0), squares) / (n * (n - 1) * wbar * wbar)
@@ -583,12 +594,23 @@ def mcnemar_exact(only_a: int, only_b: int) -> float | None:
     if n <= 1000:
         tail = Fraction(sum(math.comb(n, j) for j in range(k + 1)), 2**n)
         return float(min(Fraction(1), 2 * tail))
-    log_terms = [
-        math.lgamma(n + 1) - math.lgamma(j + 1) - math.lgamma(n - j + 1) - n * math.log(2)
-        for j in range(k + 1)
-    ]
-    top = max(log_terms)
-    log_tail = top + math.log(math.fsum(math.exp(t - top) for t in log_terms))
+
+    # The terms grow with j up to n / 2 >= k: the largest is j = k, and going down each is
+    # at most r = j / (n - j + 1) times the one above, so once a term times 1 / (1 - r) is
+    # below 2**-60 of the largest, the rest cannot change the sum. A few sqrt(n) terms,
+    # not k (which can be millions).
+    def log_term(j: int) -> float:
+        return math.lgamma(n + 1) - math.lgamma(j + 1) - math.lgamma(n - j + 1) - n * math.log(2)
+
+    top = log_term(k)
+    terms = []
+    for j in range(k, -1, -1):
+        term = math.exp(log_term(j) - top)
+        terms.append(term)
+        ratio = j / (n - j + 1)
+        if ratio < 1 and term / (1 - ratio) < 2.0**-60:
+            break
+    log_tail = top + math.log(math.fsum(terms))
     return min(1.0, 2 * math.exp(log_tail))
 
 
@@ -607,15 +629,16 @@ def _paired_proportion_interval(
 
 # ------------------------------------------------------------------------ the two files
 def _piece(chunk: Chunk, index: slice | npt.NDArray[Any]) -> Chunk:
-    """Rows *index* of *chunk* (the kernel's prepared results are recomputed)."""
-
+    """Rows *index* of *chunk*, with their share of the results prepared in the reader's
+    threads (the two files' chunks rarely hold the same rows: their lines differ)."""
+    prepared = chunk.prepared
     return dataclasses.replace(
         chunk,
         logits=chunk.logits[index],
         labels=None if chunk.labels is None else chunk.labels[index],
         targets=None if chunk.targets is None else chunk.targets[index],
         lines=chunk.lines[index],
-        prepared=None,
+        prepared=prepared.take(index) if isinstance(prepared, Prepared) else None,
     )
 
 
@@ -687,8 +710,9 @@ def compare_files(
     from xentcli.batch.reader import open_table
 
     with contextlib.ExitStack() as stack:
-        table_a = stack.enter_context(open_table(path_a, read_options))
-        table_b = stack.enter_context(open_table(path_b, read_options))
+        # read side by side: each reader with half the threads and blocks of one
+        table_a = stack.enter_context(open_table(path_a, read_options, readers=2))
+        table_b = stack.enter_context(open_table(path_b, read_options, readers=2))
         k_a = getattr(table_a, "num_classes", len(table_a.logit_names))
         k_b = getattr(table_b, "num_classes", len(table_b.logit_names))
         if k_a != k_b:
@@ -706,8 +730,9 @@ def compare_files(
         # Each side's scores as its reader found them (A may hold logits, B probabilities).
         pair.a.options = _with_scores(options, table_a)
         pair.b.options = _with_scores(options, table_b)
-        table_a.prepare = pair.a.losses
-        table_b.prepare = pair.b.losses
+        # the kernel and the metrics' rows, in the readers' parsing threads
+        table_a.prepare = pair.a.prepare
+        table_b.prepare = pair.b.prepare
         pair.a.start_file(table_a.display_name)
         pair.b.start_file(table_b.display_name)
         skipping = getattr(read_options, "on_error", "raise") == "skip"
@@ -796,6 +821,7 @@ def _join(
         )
 
     pair.unpaired = unpaired
+    pair.joined = True
     chunk_a, chunk_b = rows_of(sides[0], rows_a, index_a), rows_of(sides[1], rows_b, index_b)
     pair._check_same_labels(chunk_a, chunk_b, joined=True)
     pair.add_pairs(

@@ -115,6 +115,7 @@ class Table:
         options: ReadOptions,
         prepare: Callable[[Chunk], Any] | None = None,
         piece: Piece | None = None,
+        readers: int = 1,
     ) -> None:
         self.options = options
         self.path = path
@@ -130,13 +131,17 @@ class Table:
         self.prepare = prepare
         self._stack = contextlib.ExitStack()
         self._consumed = False
+        #: parsing threads and bytes per block: one reader's, or their share when
+        #: *readers* tables are read at the same time (``xent compare``)
+        self.parsers = _share(PARSERS, readers)
+        self.block_bytes = _share(BLOCK_BYTES, readers)
         try:
             # ``open`` is looked up in this module, where a test can replace it.
             self._source = Source(
                 path,
                 self.display_name,
                 self._stack,
-                block_bytes=BLOCK_BYTES,
+                block_bytes=self.block_bytes,
                 max_line=MAX_LINE_BYTES,
                 opener=open,
                 stream=None if piece is None else piece.stream,
@@ -151,7 +156,12 @@ class Table:
                 self._stack.callback(blocks.close)
                 self._next_block = lambda: _untried(blocks.get())
                 self._read_header()
-                parsed = Stage(blocks.get, self._parse_ahead, workers=PARSERS, name="xent-parser")
+                parsed = Stage(
+                    blocks.get,
+                    self._parse_ahead,
+                    workers=self.parsers,
+                    name="xent-parser",
+                )
                 self._stack.callback(parsed.close)
                 self._next_block = parsed.get
             else:
@@ -446,26 +456,36 @@ def _ignore(error: DataError) -> None:
     """Drop a bad row of the detection sample: chunks() reports it in its turn."""
 
 
+def _share(whole: int, readers: int) -> int:
+    """One of *readers* equal shares of *whole* (at least 1)."""
+    return max(1, whole // max(1, readers))
+
+
 @contextlib.contextmanager
 def open_table(
     path: str,
     options: ReadOptions | None = None,
     prepare: Callable[[Chunk], Any] | None = None,
     piece: Piece | None = None,
+    *,
+    readers: int = 1,
 ) -> Iterator[Table | ArrayTable]:
     """Open *path* (``"-"`` for standard input) as a table of model outputs.
 
     Raises :class:`~xentcli.errors.DataError` for a file that cannot be read (see the
     module docstring); the table's :meth:`Table.chunks` yields validated chunks, each
     with ``prepare(chunk)`` (see :attr:`Table.prepare`) as its ``prepared``. With
-    *piece*, only that part of the file is read (see :class:`Piece`).
+    *piece*, only that part of the file is read (see :class:`Piece`). *readers*: how
+    many tables are read at the same time (``xent compare``: 2); a text file's reader
+    then takes its share of the parsing threads and of the block size, so that the
+    threads and the bytes in flight stay those of one reader.
     """
     options = options if options is not None else ReadOptions()
     from xentcli.batch._formats import file_format, open_array_table
 
     fmt = file_format(path, options.file_format)
     table: Table | ArrayTable = (
-        Table(path, options, prepare, piece)
+        Table(path, options, prepare, piece, readers)
         if fmt == "csv"
         else open_array_table(
             path,

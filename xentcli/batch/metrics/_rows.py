@@ -126,7 +126,9 @@ _FIELDS = ("label", "predicted", "confidence", "brier", "rank", "lines")
 _OPTIONAL = ("weight", "loss", "loss_weight")
 
 
-def take_rows(rows: MetricRows, index: IntArray, lines: IntArray | None = None) -> MetricRows:
+def take_rows(
+    rows: MetricRows, index: IntArray | slice, lines: IntArray | None = None
+) -> MetricRows:
     """Rows *index* of *rows* (numbered *lines* if given: the bootstrap's row keys)."""
     taken: dict[str, npt.NDArray[np.generic] | None]
     taken = {name: getattr(rows, name)[index] for name in _FIELDS}
