@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import tempfile
 import time
@@ -75,13 +76,13 @@ elif kind == "polars":
 """
 
 
-def make_data(directory: Path, quick: bool) -> dict[str, list[str]]:
-    """The files, made once (reused when present)."""
+def make_data(directory: Path, quick: bool, only: list[str] | None = None) -> dict[str, list[str]]:
+    """The files, made once (reused when present); *only*: just these cases' files."""
     rng = np.random.default_rng(0)
     cases: dict[str, list[str]] = {}
     n_npy = 1_000_000 if quick else 10_000_000
     scores, labels = directory / f"scores_{n_npy}.npy", directory / f"labels_{n_npy}.npy"
-    if not scores.exists():
+    if (only is None or "npy" in only) and not scores.exists():
         common.log(f"making {scores} ...")
         x = np.lib.format.open_memmap(scores, mode="w+", dtype=np.float32, shape=(n_npy, 10))
         for start in range(0, n_npy, 1_000_000):
@@ -103,6 +104,9 @@ def make_data(directory: Path, quick: bool) -> dict[str, list[str]]:
     ):
         cols = directory / f"columns_K{K}_{n}_g{group}.parquet"
         lists = directory / f"list_K{K}_{n}_g{group}.parquet"
+        wanted = {f"parquet columns K={K}", f"parquet list K={K}"}
+        if only is not None and not wanted & set(only):
+            continue
         if not cols.exists() or not lists.exists():
             common.log(f"making {cols} and {lists} ...")
             wcols = wlist = None
@@ -125,7 +129,7 @@ def make_data(directory: Path, quick: bool) -> dict[str, list[str]]:
             wlist.close()
         cases[f"parquet columns K={K}"] = [str(cols)]
         cases[f"parquet list K={K}"] = [str(lists)]
-    return cases
+    return {k: v for k, v in cases.items() if only is None or k in only}
 
 
 def xent_argv(case: str, files: list[str]) -> list[str]:
@@ -272,15 +276,28 @@ def main() -> int:
     parser.add_argument("--data-dir", type=Path, help="keep and reuse the generated files")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--output", type=Path, default=Path(__file__).parent / "RESULTS.md")
+    parser.add_argument(
+        "--case",
+        action="append",
+        help="only this case (repeatable; e.g. 'parquet columns K=1000'): written to a"
+        " section of its own, the full run's figures are kept",
+    )
     args = parser.parse_args()
     started = time.time()
     with tempfile.TemporaryDirectory() as scratch:
         directory = args.data_dir or Path(scratch)
         directory.mkdir(parents=True, exist_ok=True)
-        rows = measure(make_data(directory, args.quick), args.repeats)
-    command = "python benchmarks/formats_bench.py " + " ".join(sys.argv[1:])
+        rows = measure(make_data(directory, args.quick, args.case), args.repeats)
+    command = "python benchmarks/formats_bench.py " + " ".join(
+        f"'{a}'" if " " in a else a for a in sys.argv[1:]
+    )
     lines = report(rows, command.strip(), started)
-    common.replace_section(args.output, "formats", lines[1:-1])
+    if args.case:
+        lines[1] = "## Input formats (issue 12), again: " + ", ".join(args.case)
+        slug = re.sub(r"[^a-z0-9]+", "-", "-".join(args.case).lower()).strip("-")
+        common.replace_section(args.output, f"formats-{slug}", lines[1:-1])
+    else:
+        common.replace_section(args.output, "formats", lines[1:-1])
     print("\n".join(lines))
     return 0
 

@@ -365,3 +365,52 @@ def test_probabilities_in_every_format_are_detected_and_scored_as_log_loss(tmp_p
     )
     # given explicitly, the same file is read as logits
     assert json_report(str(tmp_path / "p.parquet"), "--scores", "logits")["scores"] == "logits"
+
+
+def test_a_wide_parquet_file_gives_the_bits_of_the_csv(tmp_path: Path) -> None:
+    """130 columns (more than WIDE_PARQUET: read a row group 100 columns at a time) in
+    row groups of 60 rows: the figures and places of the same outputs as CSV; a null
+    score is named by its row and column."""
+    from xentcli.batch._formats import WIDE_PARQUET
+
+    k = WIDE_PARQUET + 30
+    rng = np.random.default_rng(4)
+    logits = rng.normal(0, 3, size=(250, k))
+    labels = rng.integers(0, k, size=250)
+    columns = [f"logit_{j}" for j in range(k)]
+    lines = [",".join([*columns, "label"])]
+    lines += [
+        ",".join([*map(repr, row.tolist()), str(y)]) for row, y in zip(logits, labels, strict=True)
+    ]
+    (tmp_path / "wide.csv").write_text("\n".join(lines) + "\n")
+    table = pa.table({**{c: logits[:, j] for j, c in enumerate(columns)}, "label": labels})
+    pq.write_table(table, tmp_path / "wide.parquet", row_group_size=60)
+    expected = json_report(str(tmp_path / "wide.csv"))
+    got = json_report(str(tmp_path / "wide.parquet"))
+    for key in ("rows", "loss", "loss_sum", "accuracy", "per_class", "brier", "confusion"):
+        assert got[key] == expected[key], key
+    assert got["calibration"]["ece"] == expected["calibration"]["ece"]
+    assert [w["line"] for w in got["worst"]] == [w["line"] - 1 for w in expected["worst"]]
+    scores = logits.tolist()
+    scores[130][k - 1] = None  # row 131, in the second pass over the third row group
+    holes = {c: [row[j] for row in scores] for j, c in enumerate(columns)}
+    pq.write_table(
+        pa.table({**holes, "label": labels}), tmp_path / "hole.parquet", row_group_size=60
+    )
+    outcome = run(["batch", str(tmp_path / "hole.parquet")])
+    assert_clean_error(outcome, 1, where=f"{tmp_path / 'hole.parquet'}:row 131:logit_{k - 1}")
+
+
+def test_indented_json_is_json_dumps_text() -> None:
+    """The report's JSON, written piece by piece, is json.dumps's text to the byte."""
+    from xentcli.text import dumps
+
+    value = {
+        "matrix": np.arange(12).reshape(3, 4).tolist(),
+        "mixed": [1, 2.5, True, None, "x", [np.int64(3)], {"a": []}],
+        "empty": {},
+        "inf": float("inf"),
+    }
+    plain = {**value, "mixed": [1, 2.5, True, None, "x", [3], {"a": []}], "inf": "inf"}
+    assert dumps(value) == json.dumps(plain, indent=2)
+    assert dumps(value, indent=None) == json.dumps(plain)

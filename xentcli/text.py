@@ -131,6 +131,8 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(key): jsonable(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
+        if type(value) is list and all(type(item) is int for item in value):
+            return value  # plain ints (a confusion matrix row): nothing to convert
         return [jsonable(item) for item in value]
     if isinstance(value, np.ndarray):
         return [jsonable(item) for item in value.tolist()]
@@ -151,9 +153,18 @@ def dumps(value: Any, indent: int | None = 2) -> str:
     >>> dumps({"loss": float("inf")}, indent=None)
     '{"loss": "inf"}'
     """
+    import io
     import json  # here, not above: the table formats never need it
 
-    return json.dumps(jsonable(value), indent=indent, allow_nan=False)
+    if indent is None:
+        return json.dumps(jsonable(value), allow_nan=False)
+    # Indented, json.dumps joins a list of every piece it made: a string object per
+    # number and line break (over 100 MB for a 1000 x 1000 confusion matrix). Written
+    # piece by piece, only the text is kept.
+    out = io.StringIO()
+    for piece in json.JSONEncoder(indent=indent, allow_nan=False).iterencode(jsonable(value)):
+        out.write(piece)
+    return out.getvalue()
 
 
 def plural(count: int, word: str, words: str | None = None) -> str:

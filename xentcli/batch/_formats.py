@@ -61,6 +61,12 @@ _COMPRESSIONS = (".gz", ".bz2", ".xz")
 BATCH_ROWS = 1 << 16
 #: ... and at most this many bytes of scores per batch (caps rows when K is large)
 BATCH_BYTES = 8 << 20
+#: a Parquet file's column readers' buffers together: each column gets its share, between
+#: 4 KB and 64 KB (1000 score columns: 4 KB each, not the 64 MB of 64 KB each)
+PARQUET_BUFFERS = 4 << 20
+#: from this many columns on, a Parquet row group is read this many columns at a time
+#: (benchmarks/RESULTS.md: a reader per column at once holds ~90 KB each)
+WIDE_PARQUET = 100
 
 
 def rows_per_batch(bytes_per_row: float) -> int:
@@ -529,6 +535,7 @@ def _arrow_errors(path: str, what: str) -> Any:
 def _open_parquet(
     path: str, options: ReadOptions, prepare: Callable[[Chunk], Any] | None, piece: Any = None
 ) -> ArrayTable:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     row_groups = None if piece is None else piece.row_groups
@@ -538,7 +545,13 @@ def _open_parquet(
         # Buffered page reads, not a memory map (whose pages count in the resident size)
         # nor pre-buffering (which reads whole column chunks): memory stays about a batch
         # (measured: 128 MB peak for 2,000,000 rows x 10, 144 MB for 50,000 x a list of 1000).
-        handle = pq.ParquetFile(path, memory_map=False, buffer_size=1 << 16, pre_buffer=False)
+        columns = pq.read_metadata(path).num_columns
+        handle = pq.ParquetFile(
+            path,
+            memory_map=False,
+            buffer_size=max(4 << 10, min(64 << 10, PARQUET_BUFFERS // max(1, columns))),
+            pre_buffer=False,
+        )
     try:
         schema = handle.schema_arrow
         metadata = handle.metadata
@@ -548,10 +561,29 @@ def _open_parquet(
             # take 4 or 8 bytes: twice the stored size is a safe bound)
             stored = metadata.row_group(0).total_byte_size if metadata.num_row_groups else 0
             per_row = 2 * stored / max(1, metadata.row_group(0).num_rows) if stored else 80
+            batch_rows = rows_per_batch(per_row)
+            if len(columns) >= WIDE_PARQUET:
+                batch_rows = max(1, batch_rows // 2)
             with _arrow_errors(path, "Parquet"):
-                yield from handle.iter_batches(
-                    batch_size=rows_per_batch(per_row), columns=columns, row_groups=row_groups
-                )
+                if len(columns) < WIDE_PARQUET:
+                    yield from handle.iter_batches(
+                        batch_size=batch_rows, columns=columns, row_groups=row_groups
+                    )
+                    return
+                # Many columns: a reader per column at once keeps each one's pages and
+                # dictionary (about 90 KB a column); a row group read WIDE_PARQUET columns
+                # at a time holds its values (as stored) and a few readers instead.
+                groups = range(metadata.num_row_groups) if row_groups is None else row_groups
+                for group in groups:
+                    parts = [
+                        handle.read_row_group(group, columns=columns[i : i + WIDE_PARQUET])
+                        for i in range(0, len(columns), WIDE_PARQUET)
+                    ]
+                    whole = pa.table(
+                        {name: p.column(name) for p in parts for name in p.column_names}
+                    )
+                    del parts
+                    yield from whole.to_batches(max_chunksize=batch_rows)
 
         return _arrow_table(path, options, prepare, schema, records, size, handle.close, first_row)
     except BaseException:
