@@ -41,6 +41,7 @@ import numpy.typing as npt
 from xentcli import core
 from xentcli.batch._types import SKIPPED_KEPT, place
 from xentcli.batch.groups import GroupSet, GroupSummary
+from xentcli.batch.exact_mean import Interval, SlowSums, UndecidedRoundingError, certain, slow_part
 from xentcli.batch.metrics import (
     DEFAULT_BINS,
     MetricOptions,
@@ -598,6 +599,8 @@ class _FileState:
     #: with sample weights: the weight of the counted rows and of the right ones
     mass: core.ExactSum = field(default_factory=core.ExactSum)
     hits: core.ExactSum = field(default_factory=core.ExactSum)
+    #: exact only: the sum of the counted rows' loss bounds (docs/accuracy.md)
+    loss_error: core.ExactSum | None = None
 
 
 @dataclass(frozen=True)
@@ -636,6 +639,9 @@ class FileRecord:
     #: with sample weights: the weight of the counted rows and of the right ones
     mass: core.ExactSum | None = None
     hits: core.ExactSum | None = None
+    #: exact only: the sum of the counted rows' loss bounds (``total`` is within it plus
+    #: ``counted * 2**-1073`` of the exact sum: :mod:`xentcli.batch.exact_mean`)
+    loss_error: core.ExactSum | None = None
 
 
 class DivergenceSums:
@@ -681,6 +687,13 @@ class BatchAccumulator:
             raise XentError(f"base must be 'e', '2' or '10', got {opts.base!r}")
         if opts.worst < 0:
             raise XentError("worst must be >= 0")
+        if opts.exact and (opts.sample_weight_column is not None or opts.group_by is not None):
+            raise XentError("exact is not available with sample weights or groups yet")
+        if opts.exact and opts.scores != "logits":
+            # The given path's -log p is within 1 ulp, not correctly rounded.
+            raise XentError(
+                f"--exact computes from logits, not from {core.KIND_NAMES[opts.scores]}"
+            )
         self.weights: FloatArray | None = None
         if opts.weights is not None:
             self.weights = np.asarray(opts.weights, dtype=np.float64)
@@ -703,6 +716,10 @@ class BatchAccumulator:
         self.class_weights = GroupedExactSum(num_classes)
         self.class_rows = np.zeros(num_classes, dtype=np.int64)
         self.class_correct = np.zeros(num_classes, dtype=np.int64)
+        #: exact only: per class, the sum of the counted rows' loss bounds; and the second
+        #: pass's intervals once a figure needed it (:mod:`xentcli.batch.exact_mean`)
+        self.class_errors = GroupedExactSum(num_classes) if opts.exact else None
+        self.slow: SlowSums | None = None
         self.sketch = QuantileSketch()
         # Soft targets: the exact sums of the rows' H(p) and KL(p || q), in nats.
         self.divergence = DivergenceSums()
@@ -734,6 +751,7 @@ class BatchAccumulator:
             GroupedExactSum(self.k),
             GroupedExactSum(self.k),
             class_rows=np.zeros(self.k, dtype=np.int64),
+            loss_error=core.ExactSum() if self.options.exact else None,
         )
         return self._file
 
@@ -775,6 +793,7 @@ class BatchAccumulator:
                 correct=state.correct,
                 mass=state.mass if self.sample.weighted else None,
                 hits=state.hits if self.sample.weighted else None,
+                loss_error=state.loss_error,
             )
         )
         self._part = None
@@ -861,6 +880,8 @@ class BatchAccumulator:
         state.class_sums.add(weighted_loss, cls)
         if loss_lo is not None:  # exact: the remainders join the exact sums
             state.class_sums.add(loss_lo, cls)
+        if self.class_errors is not None:
+            self._add_errors(state, rows, counted, all_counted, cls)
         self.rows_renormalized += chunk.renormalized
         self.targets_renormalized += chunk.targets_renormalized
         infinite = np.flatnonzero(loss == np.inf)
@@ -958,6 +979,25 @@ class BatchAccumulator:
         ):
             raise XentError("sample_weights must be N finite numbers >= 0")
         self.add(dataclasses.replace(chunk, prepared=self.prepare_rows(chunk, rows)))
+
+    def _add_errors(
+        self,
+        state: _FileState,
+        rows: core.RowLosses,
+        counted: npt.NDArray[np.bool_],
+        all_counted: bool,
+        cls: IntArray,
+    ) -> None:
+        """Exact: add the counted rows' loss bounds to their class's and file's sums."""
+        assert self.class_errors is not None
+        assert state.loss_error is not None
+        if rows.loss_err is None:
+            raise XentError("exact: the kernel gave no error bounds (scores are not logits)")
+        err = rows.loss_err if all_counted else rows.loss_err[counted]
+        loss = rows.loss if all_counted else rows.loss[counted]
+        err = np.where(np.isfinite(loss), err, 0.0)  # an infinite loss is exact
+        self.class_errors.add(err, cls)
+        state.loss_error.add(err)
 
     def _add_divergence(self, chunk: Chunk, sample: FloatArray | None = None) -> None:
         """Add the rows' entropy and KL divergence (of the smoothed target, if smoothed),
@@ -1134,10 +1174,17 @@ class BatchAccumulator:
         return index
 
     # ------------------------------------------------------------------ results
-    def _file_summary(self, record: FileRecord) -> FileSummary:
+    def _file_summary(self, index: int, record: FileRecord) -> FileSummary:
         """A file's figures, by the code that makes the pooled ones (:meth:`_figures`)."""
         lines = [e.line for e in record.errors if e.line is not None]
-        figures = self._figures(record.total, record.weight, record.counted, record.correct)
+        figures = self._figures(
+            record.total,
+            record.weight,
+            record.counted,
+            record.correct,
+            record.loss_error,
+            slow_part(self.slow, "file", index),
+        )
         accuracy = figures.accuracy
         if record.mass is not None and record.hits is not None:
             accuracy = ratio(record.hits.exact(), record.mass.exact())
@@ -1156,19 +1203,90 @@ class BatchAccumulator:
         )
 
     def _figures(
-        self, total: core.ExactSum, weight: core.ExactSum, counted: int, correct: int | None
+        self,
+        total: core.ExactSum,
+        weight: core.ExactSum,
+        counted: int,
+        correct: int | None,
+        error: core.ExactSum | None = None,
+        slow: Interval | None = None,
     ) -> _Figures:
-        """The figures of a set of rows (a file, or all of them) from their exact sums."""
+        """The figures of a set of rows (a file, or all of them) from their exact sums;
+        with --exact, *error* bounds the distance of *total* to the exact losses' sum
+        (and *slow* is the second pass's interval, if one was made)."""
         base = self.options.base
-        mean_nats = _mean(total, weight)
-        mean = _mean(total, weight, base)
-        loss_sum = total.value(base)
+        mean = self._mean(total, weight, counted, error, slow)
+        loss_sum = self._certain(total, None, counted, error, slow)
+        # perplexity = exp(mean) is not correctly rounded: from the mean in nats as is
+        mean_nats = mean if base == "e" else _mean(total, weight)
         return _Figures(
             loss=loss_sum if self.options.reduction == "sum" else mean,
             loss_mean=mean,
             loss_sum=loss_sum,
             perplexity=None if mean_nats is None else _exp(mean_nats),
             accuracy=correct / counted if counted and correct is not None else None,
+        )
+
+    def _certain(
+        self,
+        total: core.ExactSum,
+        denominator: core.ExactSum | None,
+        rows: int,
+        error: core.ExactSum | None,
+        slow: Interval | None,
+    ) -> float:
+        """``total / denominator`` (or the sum) in the run's unit, certain under --exact."""
+        digits = self.slow.digits if self.slow is not None else 0
+        return certain(total, denominator, self.options.base, error, rows, slow, digits)
+
+    def _mean(
+        self,
+        total: core.ExactSum,
+        weight: core.ExactSum,
+        rows: int,
+        error: core.ExactSum | None,
+        slow: Interval | None,
+    ) -> float | None:
+        """:meth:`_certain`'s mean, None when no row counts."""
+        try:
+            return self._certain(total, weight, rows, error, slow)
+        except UndefinedMeanError:
+            return None
+
+    def undecided(self) -> bool:
+        """Whether a figure of --exact (a mean or a sum, of all rows, a file or a class)
+        is too near a rounding boundary to be decided without reading the rows again
+        (:func:`xentcli.batch.exact_mean.second_pass`)."""
+        if self.class_errors is None:
+            return False
+        self._finish_file()
+        try:
+            self._figures(
+                self.class_sums.total(),
+                self.class_weights.total(),
+                int(self.class_rows.sum()),
+                None,
+                self.class_errors.total(),
+                None if self.slow is None else self.slow.pooled(),
+            )
+            for index, record in enumerate(self.files):
+                self._file_summary(index, record)
+            for c in range(self.k):
+                self._class_figures(c)
+        except UndecidedRoundingError:
+            return True
+        return False
+
+    def _class_figures(self, c: int) -> tuple[float | None, float]:
+        """Class *c*'s mean (None when it has no weight) and sum, in the run's unit."""
+        class_sum = self.class_sums.exact_sum(c)
+        error = None if self.class_errors is None else self.class_errors.exact_sum(c)
+        rows = int(self.class_rows[c])
+        slow = slow_part(self.slow, "class", c)
+        weight = self.class_weights.exact_sum(c)
+        return (
+            self._mean(class_sum, weight, rows, error, slow),
+            self._certain(class_sum, None, rows, error, slow),
         )
 
     def _reduce(self, total: core.ExactSum, weight: core.ExactSum) -> float | None:
@@ -1209,6 +1327,9 @@ class BatchAccumulator:
         self.infinite_rows.extend(other.infinite_rows[: max(room, 0)])
         for attribute in STATE_COMPONENTS.values():
             getattr(self, attribute).merge(getattr(other, attribute))
+        if self.class_errors is not None and other.class_errors is not None:
+            self.class_errors.merge(other.class_errors)
+        self.slow = None  # a second pass's sums are of the rows before the merge
         # Files, and the worst rows, which point at them by position.
         mine = self._worst_items()
         theirs = other._worst_items()
@@ -1260,14 +1381,20 @@ class BatchAccumulator:
         """The summary of everything added so far (finishes the current file)."""
         self._finish_file()
         opts = self.options
-        base = opts.base
         total = self.class_sums.total()
         weight = self.class_weights.total()
         loss_sum_nats = total.value()
         counted = int(self.class_rows.sum())
         correct = int(self.class_correct.sum())
-        pooled = self._figures(total, weight, counted, correct)
-        files = [self._file_summary(record) for record in self.files]
+        pooled = self._figures(
+            total,
+            weight,
+            counted,
+            correct,
+            None if self.class_errors is None else self.class_errors.total(),
+            None if self.slow is None else self.slow.pooled(),
+        )
+        files = [self._file_summary(index, record) for index, record in enumerate(self.files)]
         rows = sum(f.rows for f in files)
         skipped = sum(f.rows_skipped for f in files)
         ignored = sum(f.rows_ignored for f in files)
@@ -1276,7 +1403,7 @@ class BatchAccumulator:
         total_exact = total.exact()
         for c in range(self.k):
             class_sum = self.class_sums.exact_sum(c)
-            class_mean = _mean(class_sum, self.class_weights.exact_sum(c), base)
+            class_mean, class_loss_sum = self._class_figures(c)
             share = None
             if loss_sum_nats > 0 and math.isfinite(loss_sum_nats):
                 share = float(class_sum.exact() / total_exact)
@@ -1289,7 +1416,7 @@ class BatchAccumulator:
                     name=self.class_names[c],
                     rows=int(self.class_rows[c]),
                     loss=class_mean,
-                    loss_sum=class_sum.value(base),
+                    loss_sum=class_loss_sum,
                     accuracy=self.sample.accuracy(c) if self.sample.weighted else accuracy,
                     share=share,
                     sample_weight=self.sample.mass.value(c) if self.sample.weighted else None,
@@ -1456,12 +1583,15 @@ def _joined(first: FileRecord, second: FileRecord) -> FileRecord:
     assert first.part is not None
     assert second.part is not None
     total, weight = core.ExactSum(), core.ExactSum()
+    error = None if first.loss_error is None else core.ExactSum()
     for acc, parts in (
         (total, (first.total, second.total)),
         (weight, (first.weight, second.weight)),
+        (error, (first.loss_error, second.loss_error)),
     ):
         for part in parts:
-            acc.merge(part)
+            if acc is not None and part is not None:
+                acc.merge(part)
     shift = first.newlines
     errors = first.errors + [
         DataError(
@@ -1492,6 +1622,7 @@ def _joined(first: FileRecord, second: FileRecord) -> FileRecord:
         newlines=first.newlines + second.newlines,
         mass=_joined_sum(first.mass, second.mass),
         hits=_joined_sum(first.hits, second.hits),
+        loss_error=error,
     )
 
 

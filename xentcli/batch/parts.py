@@ -345,6 +345,30 @@ def _score_whole(
             ) from None
 
 
+@contextlib.contextmanager
+def open_input(path: str, read_options: ReadOptions) -> Iterator[Any]:
+    """*path* (a local path or a CSV file's fsspec URL) opened whole as a table, for the
+    second pass of --exact (:func:`xentcli.batch.exact_mean.second_pass`)."""
+    if not is_url(path):
+        with open_table(path, read_options) as table:
+            yield table
+        return
+    if file_format(path, read_options.file_format) != "csv":
+        raise DataError(
+            path,
+            None,
+            None,
+            "--exact: a figure is too near a rounding boundary to be decided in one pass"
+            " (rare: about 3 figures in 10 million); reading it again is done for local files and CSV"
+            " URLs only: copy the file locally",
+        )
+    with (
+        open_binary(path) as handle,
+        open_table(path, read_options, piece=Piece(stream=handle)) as table,
+    ):
+        yield table
+
+
 def _score_range(
     part: Part, read_options: ReadOptions, options: BatchOptions
 ) -> BatchAccumulator | None:

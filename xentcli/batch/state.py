@@ -68,7 +68,7 @@ def accumulator_to_state(acc: BatchAccumulator) -> dict[str, Any]:
     """*acc* (its current file finished) as JSON-able data."""
     from xentcli.batch.accumulator import STATE_COMPONENTS
 
-    return {
+    out = {
         "format": FORMAT,
         "version": VERSION,
         "xent": __version__,
@@ -103,6 +103,10 @@ def accumulator_to_state(acc: BatchAccumulator) -> dict[str, Any]:
             for loss, index, line, row in sorted(acc._worst_items(), key=_rank, reverse=True)
         ],
     }
+    if acc.class_errors is not None:
+        # --exact: the bounds that make the merged means certain (docs/state-format.md)
+        out["exact"] = {"class_errors": acc.class_errors.to_state()}
+    return out
 
 
 def _rank(item: tuple[float, int, int, Any]) -> tuple[float, int, int]:
@@ -121,7 +125,7 @@ def _options_to_state(options: Any) -> dict[str, Any]:
 
 
 def _file_to_state(record: FileRecord) -> dict[str, Any]:
-    return {
+    out = {
         "path": record.path,
         "part": None if record.part is None else list(record.part),
         "newlines": record.newlines,
@@ -142,6 +146,9 @@ def _file_to_state(record: FileRecord) -> dict[str, Any]:
             else {"sample": {"mass": record.mass.to_state(), "hits": record.hits.to_state()}}
         ),
     }
+    if record.loss_error is not None:
+        out["loss_error"] = record.loss_error.to_state()
+    return out
 
 
 def _error_text(error: DataError) -> str:
@@ -225,7 +232,9 @@ def accumulator_from_state(data: Any) -> BatchAccumulator:
     if version != VERSION:
         raise StateError(f"state format version {version!r}; this xent reads version {VERSION}")
     inputs = data.get("inputs")
-    top = core.need_dict({k: v for k, v in data.items() if k != "inputs"}, "state", _TOP_KEYS)
+    exact = data.get("exact")
+    optional = ("inputs", "exact")
+    top = core.need_dict({k: v for k, v in data.items() if k not in optional}, "state", _TOP_KEYS)
     core.need(top["xent"], str, "xent")
     k = core.need_int(top["num_classes"], "num_classes", 1, MAX_CLASSES)
     options = _options_from_state(top["options"], k)
@@ -256,8 +265,26 @@ def accumulator_from_state(data: Any) -> BatchAccumulator:
     if acc.sample.weighted != weighted or acc.metrics.options.weighted != weighted:
         raise StateError("components: the sample weights do not match options.sample_weight_column")
     acc.groups.load(fresh_groups, accumulator_from_state)
+    if options.exact != (exact is not None):
+        raise StateError(
+            "exact: the bounds of --exact are missing (a state of an older xent: run xent"
+            " batch --exact again)"
+            if options.exact
+            else "exact: present, but options.exact is false"
+        )
+    if exact is not None:
+        fields = core.need_dict(exact, "exact", ("class_errors",))
+        acc.class_errors = core.GroupedExactSum.from_state(
+            fields["class_errors"], k, "exact.class_errors"
+        )
     files = core.need_list(top["files"], "files", max_size=MAX_FILES)
     acc.files = [_file_from_state(item, f"files[{n}]", FileRecord) for n, item in enumerate(files)]
+    if any((record.loss_error is None) == options.exact for record in acc.files):
+        raise StateError("files: each has a loss_error exactly when options.exact is true")
+    bounds = [acc.class_errors.exact(c) for c in range(k)] if acc.class_errors else []
+    bounds += [r.loss_error.exact() for r in acc.files if r.loss_error is not None]
+    if any(bound < 0 for bound in bounds):
+        raise StateError("exact: an error bound is negative")
     acc._file_index = len(acc.files) - 1
     if sum(record.counted for record in acc.files) != int(acc.class_rows.sum()):
         raise StateError("files: their counted rows do not add up to class_rows")
@@ -409,9 +436,9 @@ _FILE_KEYS = (
 
 
 def _file_from_state(data: Any, where: str, record_type: type[FileRecord]) -> FileRecord:
-    optional = ("correct", "sample")  # states written before them have none
+    optional = ("correct", "sample", "loss_error")  # older states have none; exact only
     keys = _FILE_KEYS + tuple(k for k in optional if isinstance(data, dict) and k in data)
-    fields = core.need_dict(data, where, keys)  # "correct" is optional (older states)
+    fields = core.need_dict(data, where, keys)
     path = _text(fields["path"], f"{where}.path")
     part = None
     if fields["part"] is not None:
@@ -466,6 +493,11 @@ def _file_from_state(data: Any, where: str, record_type: type[FileRecord]) -> Fi
         errors=errors,
         part=part,
         newlines=core.need_int(fields["newlines"], f"{where}.newlines"),
+        loss_error=(
+            core.ExactSum.from_state(fields["loss_error"], f"{where}.loss_error")
+            if "loss_error" in fields
+            else None
+        ),
     )
 
 

@@ -546,6 +546,12 @@ def batch(
     top_k_values = _top_k(top_k)
     if bootstrap and ci == 0:
         raise BadInvocation("--bootstrap needs intervals: give --ci a level above 0")
+    if loss.exact:
+        # A loss times a sample weight is rounded, and the groups' figures are not given
+        # the second pass: refused rather than not correctly rounded (docs/accuracy.md).
+        for given, option in ((weight_column, "--weight-column"), (group_by, "--group-by")):
+            if given is not None:
+                raise BadInvocation(f"--exact is not available with {option} yet")
     if weight_column is not None:
         for given, option in ((bootstrap, "--bootstrap"), (frameworks, "--frameworks")):
             if given:
@@ -668,6 +674,7 @@ def batch(
         accumulator = _run(paths, read_options, batch_options, per_row, bar, collectors)
     finally:
         bar.stop()
+    _decide_exact(accumulator, paths, read_options)
     finish(
         accumulator,
         fmt,
@@ -875,6 +882,28 @@ def _run_dask(
         raise BadData(f"--scheduler {scheduler}: {error}") from None
 
 
+def _decide_exact(accumulator: Any, paths: list[str], read_options: Any) -> None:
+    """--exact: read the inputs again if a figure is too near a rounding boundary to be
+    decided from the stream (rare: docs/accuracy.md); errors as in :func:`_run`."""
+    from xentcli.batch.exact_mean import second_pass
+
+    if not accumulator.options.exact:
+        return
+    try:
+        passes = second_pass(accumulator, paths, read_options)
+    except XentError as error:  # DataError included
+        raise BadData(str(error)) from None
+    except OSError as error:
+        raise BadData(f"--exact: cannot read the inputs again: {error}") from None
+    if passes:
+        click.echo(
+            f"--exact: a figure was within its error bound of a rounding boundary; the rows"
+            f" were read again and computed in decimal ({passes} extra pass"
+            f"{'es' if passes > 1 else ''})",
+            err=True,
+        )
+
+
 def write_state(accumulator: Any, path: str) -> None:
     """Write *accumulator*'s state to *path* atomically (exit 1 if it cannot be written)."""
     from xentcli.batch.state import dumps
@@ -896,6 +925,16 @@ def _accumulator(table: Any, batch_options: Any) -> Any:
         raise BadInvocation(
             f"--clip applies to probabilities, but {table.display_name} holds logits "
             "(detected; --scores probs if they are probabilities)"
+        )
+    kind = getattr(table, "scores", "logits")
+    if batch_options.exact and kind != "logits":
+        from xentcli.core import KIND_NAMES
+
+        detected = getattr(table, "scores_detected", False)
+        how = "detected; --scores logits if they are logits" if detected else "given"
+        raise BadInvocation(
+            f"--exact computes from logits, but {table.display_name} holds"
+            f" {KIND_NAMES[kind]} ({how})"
         )
     # Tables of other formats may not know these (yet): logits, as given.
     options = dataclasses.replace(

@@ -53,9 +53,22 @@ def merge(states: tuple[str, ...], fmt: str, save_state: str | None) -> None:
         if merged is None:
             merged = accumulator
             continue
+        if merged.options.exact != accumulator.options.exact:
+            made = {True: "with --exact", False: "without --exact"}
+            raise BadData(
+                f"{path}: made {made[accumulator.options.exact]}, {paths[0]}"
+                f" {made[merged.options.exact]}: correctly rounded and default states"
+                " do not merge"
+            )
         try:
             merged.merge(accumulator)
         except StateError as error:
             raise BadData(f"{path}: does not merge with {paths[0]}: {error}") from None
     assert merged is not None
+    if merged.undecided():
+        raise BadData(
+            f"{', '.join(paths)}: --exact: a merged figure is within its error bound of a"
+            " rounding boundary (rare: about 3 figures in 10 million) and the states cannot decide it:"
+            " run xent batch --exact over all the inputs in one run"
+        )
     finish(merged, fmt, save_state)

@@ -1,13 +1,13 @@
 """The numerics of xent on numpy arrays: the only door into ``xentcli.core``.
 
 The modules behind it are private (``_kernel``, ``_softmax_block``, ``_loss_block``,
-``_compensated``, ``_doubledouble``, ``_divergence``, ``_frameworks``, ``_lowprecision``,
-``_sigmoid``, ``_exactsum``, ``_blocks``, ``_units``, ``_validation``, ``_state``,
+``_compensated``, ``_doubledouble``, ``_divergence``, ``_exact_mean``, ``_frameworks``,
+``_lowprecision``, ``_sigmoid``, ``_exactsum``, ``_blocks``, ``_units``, ``_validation``, ``_state``,
 ``_options``); everything the other layers and users need is re-exported here. Nothing here
 does I/O or prints.
 
 The names of the modules that ``xent compute``'s table does not need (divergences,
-framework emulation, low precision, the sigmoid loss) are loaded on first use (PEP 562
+framework emulation, low precision, the sigmoid loss, the streamed exact means) are loaded on first use (PEP 562
 ``__getattr__``): ``from xentcli.core import entropy`` works as before, and start-up
 does not pay for them (benchmarks/RESULTS.md, start-up A/B).
 
@@ -61,6 +61,8 @@ from xentcli.core._validation import TARGET_SUM_TOLERANCE
 
 if TYPE_CHECKING:  # loaded on first use by __getattr__ below; imported here for mypy
     from xentcli.core._divergence import entropy, kl_divergence
+    from xentcli.core._exact_mean import certain_ratio, interval_ratio, row_floor
+    from xentcli.core._exact_mean import loss_intervals as exact_loss_intervals
     from xentcli.core._frameworks import FrameworkRows, framework_rows
     from xentcli.core._lowprecision import (
         FORMATS,
@@ -78,6 +80,10 @@ if TYPE_CHECKING:  # loaded on first use by __getattr__ below; imported here for
 _LAZY: dict[str, tuple[str, str]] = {
     "entropy": ("_divergence", "entropy"),
     "kl_divergence": ("_divergence", "kl_divergence"),
+    "certain_ratio": ("_exact_mean", "certain_ratio"),
+    "interval_ratio": ("_exact_mean", "interval_ratio"),
+    "row_floor": ("_exact_mean", "row_floor"),
+    "exact_loss_intervals": ("_exact_mean", "loss_intervals"),
     "FrameworkRows": ("_frameworks", "FrameworkRows"),
     "framework_rows": ("_frameworks", "framework_rows"),
     "FORMATS": ("_lowprecision", "FORMATS"),
@@ -132,6 +138,7 @@ __all__ = [
     "SoftmaxSteps",
     "bce_with_logits",
     "binary_log_scores",
+    "certain_ratio",
     "check_base",
     "check_kind",
     "check_scores",
@@ -139,10 +146,12 @@ __all__ = [
     "default_sum_tolerance",
     "detect_kind",
     "entropy",
+    "exact_loss_intervals",
     "fraction_to_base",
     "framework_rows",
     "hex_float",
     "hex_int",
+    "interval_ratio",
     "kl_divergence",
     "log_of_scores",
     "log_softmax",
@@ -156,6 +165,7 @@ __all__ = [
     "need_int",
     "need_list",
     "round_to",
+    "row_floor",
     "row_losses",
     "row_totals",
     "softmax",

@@ -21,6 +21,7 @@ import numpy.typing as npt
 from xentcli.core import _blocks as blockrunner
 from xentcli.core import _exact_block as xb
 from xentcli.core._compensated import two_prod
+from xentcli.core._exact_mean import certain_ratio
 from xentcli.core._exactsum import ExactSum
 from xentcli.core._softmax_block import transposed
 from xentcli.core._units import LOG_E_IN_BASE
@@ -276,18 +277,13 @@ def mean(
     total.add(loss_lo)
     s = total.exact()
     e = Fraction(float(np.sum(loss_err))) * Fraction(1 + 2**-40) + Fraction(len(loss), 2**1074)
-    w = Fraction(1) if denominator is None else denominator.exact()
+    w = None if denominator is None else denominator.exact()
     if w == 0:
         return denominator.ratio(denominator, base) if denominator is not None else 0.0
-    f_lo = f_hi = Fraction(1)
-    if base != "e":
-        hi, lo = LOG_E_IN_BASE[base]
-        f = Fraction(hi) + Fraction(lo)
-        f_lo, f_hi = f * (1 - Fraction(1, 2**100)), f * (1 + Fraction(1, 2**100))
     # Rows given 0 although their loss may be a positive amount below 2**-1076 (the
-    # max's class with every other term underflowed): a one-sided bound.
+    # max's class with every other term underflowed): added to the bound.
     zeros = Fraction(int(np.count_nonzero(loss == 0)), 2**1076)
-    return round_interval((s - e) / w * f_lo, (s + e + zeros) / w * f_hi)
+    return certain_ratio(s, e + zeros, w, base)
 
 
 def slow_mean(
