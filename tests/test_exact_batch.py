@@ -248,3 +248,11 @@ def test_exact_refuses_sample_weights_and_groups(tmp_path: Path, option: str) ->
     got = run(["batch", str(path), "--exact", option, "w", "--logit-columns", "a,b"])
     assert got.code == 2
     assert f"--exact is not available with {option}" in got.stderr
+
+
+def test_compare_refuses_exact_rather_than_ignore_it(tmp_path: Path) -> None:
+    logits, labels = random_data(n=10, k=3, seed=2)
+    a = write_table(tmp_path / "a.csv", logits, labels)
+    got = run(["compare", str(a), str(a), "--exact"])
+    assert got.code == 2
+    assert "--exact is not available in xent compare" in got.stderr

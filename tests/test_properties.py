@@ -105,6 +105,29 @@ def test_shift_invariance_is_exact(y: np.ndarray, shift: int) -> None:
 
 
 @SETTINGS
+@given(rows(), st.data())
+def test_exact_is_the_same_bits_whatever_the_order_of_the_classes(
+    y: np.ndarray, data: st.DataObject
+) -> None:
+    """Permuting the classes (and the labels with them) permutes the correctly rounded
+    results, bit for bit: the rounding is unique, whatever order the sums take."""
+    n, k = y.shape
+    order = np.array(data.draw(st.permutations(range(k))))
+    labels = np.array(data.draw(st.lists(st.integers(0, k - 1), min_size=n, max_size=n)))
+    inverse = np.argsort(order)
+    moved = y[:, order]
+    assert np.array_equal(
+        row_losses(moved, inverse[labels], exact=True).loss,
+        row_losses(y, labels, exact=True).loss,
+    )
+    assert np.array_equal(softmax(moved, exact=True), softmax(y, exact=True)[:, order])
+    if np.isfinite(row_losses(y, labels, exact=True).loss).all():
+        assert cross_entropy(moved, inverse[labels], exact=True) == cross_entropy(
+            y, labels, exact=True
+        )
+
+
+@SETTINGS
 @given(rows(max_k=12))
 def test_probabilities_sum_to_one(y: np.ndarray) -> None:
     """Each q is within 3 ulp, so the exact sum of the q is within 3 * 2**-52 of 1."""

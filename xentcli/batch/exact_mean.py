@@ -29,7 +29,6 @@ from xentcli.errors import DataError, XentError
 if TYPE_CHECKING:
     from fractions import Fraction
 
-    from xentcli.batch.accumulator import BatchAccumulator
     from xentcli.batch.reader import Chunk, ReadOptions
 
 #: decimal digits of the second pass's first try (doubled until every figure is certain)
@@ -126,7 +125,7 @@ def certain(
 
 
 def second_pass(
-    acc: BatchAccumulator,
+    acc: Any,  # a BatchAccumulator (not imported: it imports this module)
     paths: Sequence[str],
     read_options: ReadOptions,
     opener: Callable[[str, ReadOptions], ContextManager[Any]] | None = None,
@@ -167,7 +166,7 @@ def second_pass(
     return passes
 
 
-def add_rows(acc: BatchAccumulator, slow: SlowSums, index: int, chunks: Iterable[Chunk]) -> None:
+def add_rows(acc: Any, slow: SlowSums, index: int, chunks: Iterable[Chunk]) -> None:
     """Add the exact losses of *chunks* (file *index* of *acc*) to *slow*'s intervals."""
     opts = acc.options
     for chunk in chunks:

@@ -22,6 +22,7 @@ from xentcli.core import _blocks as blockrunner
 from xentcli.core import _exact_block as xb
 from xentcli.core._compensated import two_prod
 from xentcli.core._exact_mean import certain_ratio
+from xentcli.core._exact_mean import factor_interval as _factor
 from xentcli.core._exactsum import ExactSum
 from xentcli.core._softmax_block import transposed
 from xentcli.core._units import LOG_E_IN_BASE
@@ -317,17 +318,6 @@ def slow_mean(
         if got_mean is not None:
             return got_mean
         digits *= 2
-
-
-def _factor(base: str, digits: int) -> tuple[Fraction, Fraction]:
-    """An interval holding ``1 / ln(base)`` (1 for nats)."""
-    if base == "e":
-        return Fraction(1), Fraction(1)
-    from decimal import Context
-
-    ctx = Context(prec=digits + 20)
-    f = Fraction(ctx.divide(1, ctx.ln(int(base))))
-    return f * (1 - Fraction(1, 10 ** (digits + 15))), f * (1 + Fraction(1, 10 ** (digits + 15)))
 
 
 def reduce(

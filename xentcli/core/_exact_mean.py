@@ -121,12 +121,23 @@ def interval_ratio(
     (``1 / ln b`` bracketed at about *digits* digits), or None if they do not agree."""
     from fractions import Fraction
 
-    from xentcli.core._exact_kernel import _factor
     from xentcli.core._ziv import round_interval, to_float
 
     w = Fraction(1) if denominator is None else denominator
-    f_low, f_high = _factor(base, digits)
+    f_low, f_high = factor_interval(base, digits)
     if low == high and f_low == f_high:
         return to_float(low / w) + 0.0
     a, b = low / w, high / w
     return round_interval(a * (f_low if a >= 0 else f_high), b * (f_high if b >= 0 else f_low))
+
+
+def factor_interval(base: str, digits: int) -> tuple[Fraction, Fraction]:
+    """An interval holding ``1 / ln(base)`` (exactly 1 for nats), about *digits* digits wide."""
+    from decimal import Context
+    from fractions import Fraction
+
+    if base == "e":
+        return Fraction(1), Fraction(1)
+    ctx = Context(prec=digits + 20)
+    f = Fraction(ctx.divide(1, ctx.ln(int(base))))
+    return f * (1 - Fraction(1, 10 ** (digits + 15))), f * (1 + Fraction(1, 10 ** (digits + 15)))
