@@ -2,14 +2,14 @@
 
 The modules behind it are private (``_kernel``, ``_softmax_block``, ``_loss_block``,
 ``_compensated``, ``_doubledouble``, ``_divergence``, ``_exact_mean``, ``_frameworks``,
-``_lowprecision``, ``_sigmoid``, ``_exactsum``, ``_blocks``, ``_units``, ``_validation``, ``_state``,
-``_options``); everything the other layers and users need is re-exported here. Nothing here
-does I/O or prints.
+``_lowprecision``, ``_sigmoid``, ``_exactsum``, ``_blocks``, ``_units``, ``_validation``,
+``_state``, ``_options``); everything the other layers and users need is re-exported
+here. Nothing here does I/O or prints.
 
 The names of the modules that ``xent compute``'s table does not need (divergences,
-framework emulation, low precision, the sigmoid loss, the streamed exact means) are loaded on first use (PEP 562
-``__getattr__``): ``from xentcli.core import entropy`` works as before, and start-up
-does not pay for them (benchmarks/RESULTS.md, start-up A/B).
+framework emulation, low precision, the sigmoid loss, the streamed exact means) are
+loaded on first use (PEP 562 ``__getattr__``): ``from xentcli.core import entropy``
+works as before, and start-up does not pay for them (benchmarks/RESULTS.md, start-up A/B).
 
 >>> from xentcli.core import cross_entropy
 >>> float(cross_entropy([[0.0, -40.0]], [0]))
