@@ -256,3 +256,34 @@ def test_compare_refuses_exact_rather_than_ignore_it(tmp_path: Path) -> None:
     got = run(["compare", str(a), str(a), "--exact"])
     assert got.code == 2
     assert "--exact is not available in xent compare" in got.stderr
+
+
+def test_integer_decision_agrees_with_the_rational_one() -> None:
+    """certain_quotient's integer test (nats) gives certain_ratio's answer: random sums,
+    bounds and denominators, and sums put on a half-way point on purpose."""
+    from fractions import Fraction
+
+    from xentcli.core import ExactSum, certain_quotient, certain_ratio, row_floor
+
+    rng = np.random.default_rng(4)
+    decided = 0
+    for trial in range(400):
+        total, error, weight = ExactSum(), ExactSum(), ExactSum()
+        total.add(rng.normal(size=5) * 10.0 ** rng.integers(-3, 4))
+        if trial % 4 == 0:  # a half-way point of the quotient, plus a tiny amount
+            value = float(total.exact())
+            half = (Fraction(value) + Fraction(math.nextafter(value, math.inf))) / 2
+            total = ExactSum()
+            total.add([float(half), float(half - Fraction(float(half)))])
+        error.add(np.abs(rng.normal(size=5)) * 2.0 ** -int(rng.integers(50, 80)))
+        rows = int(rng.integers(0, 100))
+        weight.add_ones(int(rng.integers(1, 9)))
+        for denominator in (None, weight):
+            expected = certain_ratio(
+                total.exact(),
+                error.exact() + row_floor(rows),
+                None if denominator is None else denominator.exact(),
+            )
+            assert certain_quotient(total, error, rows, denominator) == expected
+            decided += expected is not None
+    assert 100 < decided < 800  # both outcomes were exercised

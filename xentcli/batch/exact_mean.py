@@ -107,15 +107,13 @@ def certain(
     plain = total.value(base) if denominator is None else total.ratio(denominator, base)
     if error is None or not math.isfinite(total.value()):  # an infinite sum is exact
         return plain
-    from xentcli.core import certain_ratio, row_floor
-
-    w = None if denominator is None else denominator.exact()
     got = None
     if math.isfinite(error.value()):
-        got = certain_ratio(total.exact(), error.exact() + row_floor(rows), w, base)
+        got = core.certain_quotient(total, error, rows, denominator, base)
     if got is None and slow is not None:
         if slow.infinite:
             return math.inf
+        w = None if denominator is None else denominator.exact()
         got = core.interval_ratio(slow.low, slow.high, w, base, digits)
     if got is None:
         raise UndecidedRoundingError(

@@ -61,7 +61,12 @@ from xentcli.core._validation import TARGET_SUM_TOLERANCE
 
 if TYPE_CHECKING:  # loaded on first use by __getattr__ below; imported here for mypy
     from xentcli.core._divergence import entropy, kl_divergence
-    from xentcli.core._exact_mean import certain_ratio, interval_ratio, row_floor
+    from xentcli.core._exact_mean import (
+        certain_quotient,
+        certain_ratio,
+        interval_ratio,
+        row_floor,
+    )
     from xentcli.core._exact_mean import loss_intervals as exact_loss_intervals
     from xentcli.core._frameworks import FrameworkRows, framework_rows
     from xentcli.core._lowprecision import (
@@ -80,6 +85,7 @@ if TYPE_CHECKING:  # loaded on first use by __getattr__ below; imported here for
 _LAZY: dict[str, tuple[str, str]] = {
     "entropy": ("_divergence", "entropy"),
     "kl_divergence": ("_divergence", "kl_divergence"),
+    "certain_quotient": ("_exact_mean", "certain_quotient"),
     "certain_ratio": ("_exact_mean", "certain_ratio"),
     "interval_ratio": ("_exact_mean", "interval_ratio"),
     "row_floor": ("_exact_mean", "row_floor"),
@@ -138,6 +144,7 @@ __all__ = [
     "SoftmaxSteps",
     "bce_with_logits",
     "binary_log_scores",
+    "certain_quotient",
     "certain_ratio",
     "check_base",
     "check_kind",

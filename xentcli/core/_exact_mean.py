@@ -30,6 +30,8 @@ import numpy.typing as npt
 if TYPE_CHECKING:
     from fractions import Fraction
 
+    from xentcli.core._exactsum import ExactSum
+
 FloatArray = npt.NDArray[np.float64]
 
 #: Bound per row added to the rows' own error bounds (see the module's docstring).
@@ -67,6 +69,48 @@ def certain_ratio(
     low = low * (f_low if low >= 0 else f_high)
     high = high * (f_high if high >= 0 else f_low)
     return round_interval(low, high)
+
+
+def certain_quotient(
+    total: ExactSum,
+    error: ExactSum,
+    rows: int,
+    denominator: ExactSum | None,
+    base: str = "e",
+) -> float | None:
+    """:func:`certain_ratio` of exact sums: *total* within ``error + rows 2**-1073`` of the
+    exact sum, divided by *denominator* (None: the sum itself), or None if undecided.
+
+    In nats the usual case is decided in integers: the rounded quotient's two half-way
+    points, as integer ratios, against ``total ± bound`` scaled by the denominator
+    (a few multiplications instead of rational arithmetic: a run with 10 000 classes
+    decides its 20 000 figures in milliseconds).
+    """
+    import math
+
+    from xentcli.core._exactsum import _SCALE_BITS, _to_float
+
+    s = total._total
+    e = error._total + (rows << (_SCALE_BITS + ROW_FLOOR_EXPONENT))
+    w = (1 << _SCALE_BITS) if denominator is None else denominator._total
+    if base == "e" and w > 0 and e >= 0:
+        value = _to_float(s, w)
+        if math.isfinite(value) and abs(value) < 1.7e308:  # finite neighbours
+            p, q = value.as_integer_ratio()
+            inside = True
+            for toward, sign in ((-math.inf, -1), (math.inf, 1)):
+                pn, qn = math.nextafter(value, toward).as_integer_ratio()
+                num, den = p * qn + pn * q, 2 * q * qn  # the half-way point num / den
+                end = (s + sign * e) * den - num * w  # (total ± bound) / w against it
+                inside = inside and (end * sign < 0)
+            if inside:
+                return value + 0.0
+    return certain_ratio(
+        total.exact(),
+        error.exact() + row_floor(rows),
+        None if denominator is None else denominator.exact(),
+        base,
+    )
 
 
 def row_floor(rows: int) -> Fraction:
