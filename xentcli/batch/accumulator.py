@@ -40,8 +40,8 @@ import numpy.typing as npt
 
 from xentcli import core
 from xentcli.batch._types import SKIPPED_KEPT, place
-from xentcli.batch.groups import GroupSet, GroupSummary
 from xentcli.batch.exact_mean import Interval, SlowSums, UndecidedRoundingError, certain, slow_part
+from xentcli.batch.groups import GroupSet, GroupSummary
 from xentcli.batch.metrics import (
     DEFAULT_BINS,
     MetricOptions,

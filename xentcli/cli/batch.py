@@ -549,8 +549,8 @@ def batch(
     if loss.exact:
         # A loss times a sample weight is rounded, and the groups' figures are not given
         # the second pass: refused rather than not correctly rounded (docs/accuracy.md).
-        for given, option in ((weight_column, "--weight-column"), (group_by, "--group-by")):
-            if given is not None:
+        for column, option in ((weight_column, "--weight-column"), (group_by, "--group-by")):
+            if column is not None:
                 raise BadInvocation(f"--exact is not available with {option} yet")
     if weight_column is not None:
         for given, option in ((bootstrap, "--bootstrap"), (frameworks, "--frameworks")):
