@@ -287,3 +287,12 @@ def test_integer_decision_agrees_with_the_rational_one() -> None:
             assert certain_quotient(total, error, rows, denominator) == expected
             decided += expected is not None
     assert 100 < decided < 800  # both outcomes were exercised
+
+
+def test_mean_at_the_top_of_the_float_range() -> None:
+    """A mean just above the largest float (found by the class-order property): decided
+    against the overflow threshold, not a crash."""
+    from xentcli import cross_entropy
+
+    row = [-1.7976931348623157e308, 0.0]
+    assert nearest(cross_entropy([row], [0], exact=True), mpref.mean([row], [0]))

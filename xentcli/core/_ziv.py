@@ -229,7 +229,12 @@ def _just_inside(x: Fraction, upward: bool) -> float:
     if math.isinf(r):
         return r
     other = math.nextafter(r, math.inf if x > r else -math.inf)
-    if x != r and 2 * x == Fraction(r) + Fraction(other):  # a midpoint: the side decides
+    # Beyond the largest float the next "float" is 2**1024: the half-way point to it is
+    # where rounding overflows to inf.
+    beyond = Fraction(2**1024) if math.isinf(other) else Fraction(other)
+    if math.isinf(other) and other < 0:
+        beyond = -beyond
+    if x != r and 2 * x == Fraction(r) + beyond:  # a midpoint: the side decides
         return max(r, other) if upward else min(r, other)
     return r
 
