@@ -266,3 +266,13 @@ def test_plot_is_refused_with_sigmoid(tmp_path: Path) -> None:
     outcome = run([*args, "--target-columns", "y_*", "--plot", str(tmp_path / "f.png")])
     assert_clean_error(outcome, 2, contains=("--plot cannot be used with --sigmoid",))
     assert leftovers(tmp_path, {"tags.csv"}) == set()
+
+
+def test_the_readme_shows_the_committed_figure_and_its_command() -> None:
+    root = EXAMPLES.parent
+    readme = (root / "README.md").read_text()
+    command = "xent batch examples/digits.csv --plot examples/digits_plot.png"
+    assert command in readme
+    assert "](examples/digits_plot.png)" in readme
+    assert '"--plot", "examples/digits_plot.png"' in (EXAMPLES / "make_plot.py").read_text()
+    assert (EXAMPLES / "digits_plot.png").read_bytes().startswith(MAGIC["png"])
