@@ -7,10 +7,13 @@ Three contenders, fresh child processes interleaved round by round on the same f
   metrics (``--baseline DIR``, a directory holding its ``xentcli`` package);
 - ``metrics``: the same command with this checkout (every metric and the normal
   intervals on, as by default);
-- ``bootstrap 200``: this checkout with ``--bootstrap 200``.
+- ``bootstrap 200``: this checkout with ``--bootstrap 200``;
+- optionally ``metrics, --previous``: the command with another checkout that has the
+  metrics (``--previous DIR``), to show what a change to this checkout bought.
 
 Files: ``datagen.generate`` CSVs of K = 10 and K = 1000 classes, ``--mb`` megabytes
-each (small by default: the machine is shared).
+each (small by default: the machine is shared). The table replaces the section between
+the ``metrics`` markers of ``benchmarks/RESULTS.md`` (``--output``).
 
     python benchmarks/metrics_bench.py --baseline /tmp/xent_base --mb 40 --rounds 3
 """
@@ -20,16 +23,29 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
 
-from common import ChildRun, Samples, child_env, fmt_ratio, log, run_child, table
+from common import (
+    ChildRun,
+    Samples,
+    child_env,
+    fmt_ratio,
+    log,
+    machine_lines,
+    replace_section,
+    run_child,
+    table,
+)
 from datagen import count_rows, generate
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
 
-def contenders(path: Path, baseline: Path) -> dict[str, tuple[list[str], dict[str, str]]]:
+def contenders(
+    path: Path, baseline: Path, previous: Path | None = None
+) -> dict[str, tuple[list[str], dict[str, str]]]:
     argv = [sys.executable, "-m", "xentcli", "batch", str(path), "--format", "json"]
 
     def env(root: Path) -> dict[str, str]:
@@ -37,15 +53,18 @@ def contenders(path: Path, baseline: Path) -> dict[str, tuple[list[str], dict[st
         out["PYTHONPATH"] = str(root)
         return out
 
-    return {
-        "before": (argv, env(baseline)),
-        "metrics": (argv, env(ROOT)),
-        "bootstrap 200": ([*argv, "--bootstrap", "200"], env(ROOT)),
-    }
+    out = {"before": (argv, env(baseline))}
+    if previous is not None:
+        out["metrics, --previous"] = (argv, env(previous))
+    out["metrics"] = (argv, env(ROOT))
+    out["bootstrap 200"] = ([*argv, "--bootstrap", "200"], env(ROOT))
+    return out
 
 
-def measure(path: Path, baseline: Path, rounds: int) -> dict[str, Samples]:
-    runs = contenders(path, baseline)
+def measure(
+    path: Path, baseline: Path, rounds: int, previous: Path | None = None
+) -> dict[str, Samples]:
+    runs = contenders(path, baseline, previous)
     out = {name: Samples() for name in runs}
     names = list(runs)
     for round_ in range(rounds + 1):  # the first round warms the caches
@@ -62,21 +81,44 @@ def measure(path: Path, baseline: Path, rounds: int) -> dict[str, Samples]:
     return out
 
 
+def verdict(k: int, samples: dict[str, Samples]) -> str:
+    """One line: the three targets at *k* classes, met or not."""
+    base, metrics, boot = samples["before"], samples["metrics"], samples["bootstrap 200"]
+    if not (base.ok and metrics.ok and boot.ok):
+        return f"- K={k}: a contender failed"
+    checks = [
+        (f"metrics {fmt_ratio(metrics.time / base.time)}", metrics.time <= 1.15 * base.time),
+        (f"bootstrap {fmt_ratio(boot.time / base.time)}", boot.time <= 2 * base.time),
+        (
+            f"peak RSS {max(metrics.rss_mb, boot.rss_mb):.0f} MB",
+            max(metrics.rss_mb, boot.rss_mb) <= 250,
+        ),
+    ]
+    return f"- K={k}: " + "; ".join(
+        f"{text} {'met' if ok else '**not met**'}" for text, ok in checks
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--baseline", type=Path, required=True)
+    parser.add_argument("--previous", type=Path, default=None)
+    parser.add_argument("--output", type=Path, default=HERE / "RESULTS.md")
     parser.add_argument("--data-dir", type=Path, default=Path("/tmp/xent-metrics-bench"))
     parser.add_argument("--mb", type=float, default=40.0)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    started = time.time()
     args.data_dir.mkdir(parents=True, exist_ok=True)
     rows = []
+    verdicts = []
     for k in (10, 1000):
         path = generate(args.data_dir / f"k{k}.csv", k, int(args.mb * 1e6))
         n = count_rows(path)
         log(f"K={k}: {path} ({os.path.getsize(path) / 1e6:.0f} MB, {n} rows)")
-        samples = measure(path, args.baseline, args.rounds)
+        samples = measure(path, args.baseline, args.rounds, args.previous)
         base = samples["before"]
+        verdicts.append(verdict(k, samples))
         for name, s in samples.items():
             if not s.ok:
                 rows.append([f"K={k}", name, "failed", s.error or "", "", ""])
@@ -92,7 +134,31 @@ def main() -> None:
                 ]
             )
     header = ["file", "contender", "median time", "/ before", "peak RSS", "times (s)"]
-    print("\n".join(table(header, rows)))
+    command = "python benchmarks/metrics_bench.py " + " ".join(sys.argv[1:])
+    lines = [
+        "## Evaluation metrics (issue 13): cost against the batch before them",
+        "",
+        f"Generated by `{command.strip()}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+        f" in {time.time() - started:.0f} s ({args.rounds} rounds after a warm-up, contenders"
+        f" interleaved; load average {os.getloadavg()[0]:.1f} at the end). Each is `xent batch"
+        " FILE --format json` in a fresh process: `before` the checkout without the metrics"
+        f" ({args.baseline}), `metrics` this checkout (every metric and the normal intervals,"
+        " as by default), `bootstrap 200` with `--bootstrap 200`"
+        + (
+            f", `metrics, --previous` the checkout {args.previous} with the metrics."
+            if args.previous is not None
+            else "."
+        ),
+        "",
+        *machine_lines(),
+        "",
+        *table(header, rows),
+        "",
+        "Targets: every metric <= 1.15x `before`, `--bootstrap 200` <= 2x, peak RSS <= 250 MB.",
+        *verdicts,
+    ]
+    replace_section(args.output, "metrics", lines)
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":

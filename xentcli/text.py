@@ -150,21 +150,113 @@ def jsonable(value: Any) -> Any:
 def dumps(value: Any, indent: int | None = 2) -> str:
     """Serialise *value* with :func:`jsonable`; never emits bare ``NaN``/``Infinity``.
 
+    The text is exactly ``json.dumps(jsonable(value), indent=indent, allow_nan=False)``.
+    A large matrix of integers (a list of lists of ints, such as a 1000-class confusion
+    matrix: a million cells) is written by :func:`_int_matrix_text` rather than by the
+    json module, whose indenting encoder is pure Python: the same characters, about 20
+    times sooner.
+
     >>> dumps({"loss": float("inf")}, indent=None)
     '{"loss": "inf"}'
     """
     import io
     import json  # here, not above: the table formats never need it
 
+    matrices: list[list[list[int]]] = []
+    data = _jsonable_aside(value, matrices)
     if indent is None:
-        return json.dumps(jsonable(value), allow_nan=False)
-    # Indented, json.dumps joins a list of every piece it made: a string object per
-    # number and line break (over 100 MB for a 1000 x 1000 confusion matrix). Written
-    # piece by piece, only the text is kept.
-    out = io.StringIO()
-    for piece in json.JSONEncoder(indent=indent, allow_nan=False).iterencode(jsonable(value)):
-        out.write(piece)
-    return out.getvalue()
+        text = json.dumps(data, allow_nan=False)
+    else:
+        # Indented, json.dumps joins a list of every piece it made: a string object per
+        # number and line break. Written piece by piece, only the text is kept.
+        out = io.StringIO()
+        for piece in json.JSONEncoder(indent=indent, allow_nan=False).iterencode(data):
+            out.write(piece)
+        text = out.getvalue()
+    return _put_back(text, matrices, indent) if matrices else text
+
+
+#: a matrix of at least this many cells is written aside (below it, json is fast enough)
+_ASIDE_CELLS = 1024
+_MARK = "\x00xent-matrix-{}\x00"  # a string no value holds; json writes it as \u0000...
+
+
+def _jsonable_aside(value: Any, matrices: list[list[list[int]]]) -> Any:
+    """:func:`jsonable`, with each large integer matrix replaced by a mark (its index in
+    *matrices*, which receives it)."""
+    if type(value) is list and _is_int_matrix(value):
+        matrices.append(value)
+        return _MARK.format(len(matrices) - 1)
+    if isinstance(value, dict):
+        return {str(key): _jsonable_aside(item, matrices) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable_aside(item, matrices) for item in value]
+    return jsonable(value)
+
+
+def _is_int_matrix(value: list[Any]) -> bool:
+    """Whether *value* is a non-empty list of lists of ints (not bools) of many cells."""
+    if not value or not all(type(row) is list for row in value):
+        return False
+    if sum(len(row) for row in value) < _ASIDE_CELLS:
+        return False
+    # The types of a row's cells as a set (built in C): a cell-by-cell loop would cost
+    # more than the encoding this saves.
+    return all(set(map(type, row)) <= _INT for row in value)
+
+
+_INT = {int}
+
+
+def _put_back(text: str, matrices: list[list[list[int]]], indent: int | None) -> str:
+    """*text* with each mark replaced by its matrix, laid out as json.dumps lays it out."""
+    import json
+
+    for number, matrix in enumerate(matrices):
+        mark = json.dumps(_MARK.format(number))
+        at = text.index(mark)
+        line = text[text.rfind("\n", 0, at) + 1 : at]
+        base = " " * (len(line) - len(line.lstrip(" ")))
+        text = text[:at] + _int_matrix_text(matrix, base, indent) + text[at + len(mark) :]
+    return text
+
+
+def _int_matrix_text(matrix: list[list[int]], base: str, indent: int | None) -> str:
+    """*matrix* as ``json.dumps(matrix, indent=indent)`` writes it, its closing bracket
+    at *base* (the indentation of the line it starts on).
+
+    >>> print(_int_matrix_text([[1, 2], []], "", 2))
+    [
+      [
+        1,
+        2
+      ],
+      []
+    ]
+    >>> _int_matrix_text([[1, 2], [3]], "", None)
+    '[[1, 2], [3]]'
+    """
+    if indent is None:
+        return "[" + ", ".join("[" + ", ".join(map(str, row)) + "]" for row in matrix) + "]"
+    step = " " * indent
+    inner = base + step
+    cell = ",\n" + inner + step
+    zeros: dict[int, str] = {}  # the text of a row of n zeros (most rows of a large, sparse
+    # confusion matrix), made once
+
+    def row_text(row: list[int]) -> str:
+        if not row:
+            return "[]"
+        if not any(row):
+            if len(row) not in zeros:
+                zeros[len(row)] = (
+                    "[\n" + inner + step + cell.join("0" * len(row)) + "\n" + inner + "]"
+                )
+            return zeros[len(row)]
+        return "[\n" + inner + step + cell.join(map(str, row)) + "\n" + inner + "]"
+
+    rows = [row_text(row) for row in matrix]
+    return "[\n" + inner + (",\n" + inner).join(rows) + "\n" + base + "]"
 
 
 def plural(count: int, word: str, words: str | None = None) -> str:
