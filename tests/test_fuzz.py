@@ -70,6 +70,15 @@ LABEL_NAMES = (
 )  # fmt: skip
 #: a first column of this name, in a header, is a pandas index: not a score
 INDEX_NAMES = ("", "Unnamed: 0")
+#: score columns taken from a header under one of these names are refused (exit 2), as
+#: docs/input-formats.md lists them (a mutation may write "id," into a header)
+NON_SCORE_NAMES = (
+    "weight", "weights", "sample_weight", "sample_weights", "instance_weight", "row_weight",
+    "id", "ids", "idx", "index", "row", "row_id", "row_idx", "row_number", "example_id",
+    "sample_id", "item_id", "image_id", "doc_id", "uid", "uuid", "guid", "key",
+    "group", "groups", "group_id", "split", "fold", "source", "domain", "subset", "slice",
+    "dataset", "partition", "cohort",
+)  # fmt: skip
 
 
 class Invalid(Exception):
@@ -78,6 +87,15 @@ class Invalid(Exception):
     def __init__(self, line: int | None, why: str) -> None:
         super().__init__(f"line {line}: {why}")
         self.line = line
+        self.code = 1  #: the exit status: 1 for data
+
+
+class Refused(Invalid):
+    """A usage error: a score column named like weights, ids or groups (exit 2)."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(None, why)
+        self.code = 2
 
 
 def is_number(cell: str) -> bool:
@@ -166,6 +184,10 @@ def oracle(data: bytes, *, skip: bool = False) -> Table:
         if width >= 3 and names[0] in INDEX_NAMES and label_at != 0:
             skipped.add(0)  # a pandas index column
         rows = rows[1:]
+    if names is not None:
+        for i, name in enumerate(names):
+            if i != label_at and i not in skipped and name.lower() in NON_SCORE_NAMES:
+                raise Refused(f"score column named {name!r}")
     if width < 2:
         raise Invalid(None, "no logit columns")
     if not rows:
@@ -378,7 +400,9 @@ def check_batch(data: bytes) -> None:
         check_no_nan(outcome)
         verdict = judge(data)
         if isinstance(verdict, Invalid):
-            assert outcome.code == 1, f"oracle: {verdict}; exit {outcome.code}: {outcome.stderr}"
+            assert outcome.code == verdict.code, (
+                f"oracle: {verdict}; exit {outcome.code}: {outcome.stderr}"
+            )
             line = outcome.error_line()
             place = f"Error: {path}" + (f":{verdict.line}:" if verdict.line else ":")
             assert line.startswith(place), f"oracle: {verdict}; got: {line}"
@@ -423,7 +447,9 @@ def test_skip_mode_skips_exactly_the_bad_rows(data: bytes) -> None:
                 ["batch", str(path), "--scores", "logits", "--on-error", "skip", "--format", "json"]
             )
         assert_no_traceback(outcome)
-        assert outcome.code == 1, f"oracle: {verdict}; exit {outcome.code}: {outcome.stderr}"
+        assert outcome.code == verdict.code, (
+            f"oracle: {verdict}; exit {outcome.code}: {outcome.stderr}"
+        )
         place = f"Error: {path}" + (f":{verdict.line}:" if verdict.line else ":")
         assert outcome.error_line().startswith(place), f"oracle: {verdict}; {outcome.stderr}"
         assert outcome.stdout == ""

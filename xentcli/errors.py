@@ -129,6 +129,15 @@ class ColumnError(DataError):
     """
 
 
+class ColumnRoleError(XentError):
+    """A score column taken from a header whose name says it holds something else (sample
+    weights, row ids, groups): a usage error (exit 2), the fix being an option.
+
+    >>> str(ColumnRoleError("p.csv: column 'id' is named like row ids"))
+    "p.csv: column 'id' is named like row ids"
+    """
+
+
 class UndefinedMeanError(XentError):
     """The mean loss is undefined because no row counts (all ignored, or zero weight)."""
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from xentcli.batch._syntax import decode, is_number, split_fields
 from xentcli.batch._types import ReadOptions
-from xentcli.errors import ColumnError, DataError
+from xentcli.errors import ColumnError, ColumnRoleError, DataError
 from xentcli.text import plural
 
 #: names of a label column, in order of preference (compared without case)
@@ -40,6 +40,56 @@ LABEL_NAMES = (
 _LABEL_NAMES = LABEL_NAMES
 #: header names pandas gives its index column (``df.to_csv()``), left out of the scores
 INDEX_NAMES = ("", "Unnamed: 0")
+#: header names that say a column is not a score, by what it is (compared without case):
+#: a score column taken from the header (no ``--logit-columns``) with one of these names
+#: is refused, never scored as one more class, unless an option already gave it its role
+NON_SCORE_NAMES = {
+    "weight": (
+        "weight",
+        "weights",
+        "sample_weight",
+        "sample_weights",
+        "instance_weight",
+        "row_weight",
+    ),
+    "id": (
+        "id",
+        "ids",
+        "idx",
+        "index",
+        "row",
+        "row_id",
+        "row_idx",
+        "row_number",
+        "example_id",
+        "sample_id",
+        "item_id",
+        "image_id",
+        "doc_id",
+        "uid",
+        "uuid",
+        "guid",
+        "key",
+    ),
+    "group": (
+        "group",
+        "groups",
+        "group_id",
+        "split",
+        "fold",
+        "source",
+        "domain",
+        "subset",
+        "slice",
+        "dataset",
+        "partition",
+        "cohort",
+    ),
+}
+_NON_SCORE = {name: role for role, names in NON_SCORE_NAMES.items() for name in names}
+_ROLE_TEXT = {"weight": "sample weights", "id": "row ids", "group": "a grouping of the rows"}
+#: the option that gives a column each role (the roles a command offers: ReadOptions.roles)
+ROLE_OPTIONS = {"weight": "--weight-column", "id": "--id-column", "group": "--group-by"}
 _RANGE = re.compile(r"(-?[0-9]*):(-?[0-9]*)(?::(-?[0-9]*))?")
 _INDEX = re.compile(r"-?[0-9]+")
 
@@ -64,6 +114,8 @@ class Layout:
     index_column: int | None = None  #: a pandas index column, left out of the scores
     weight: int | None = None  #: the sample-weight column (``--weight-column``)
     group: int | None = None  #: the column whose values slice the rows (``--group-by``)
+    #: the score columns were taken from the header (no ``--logit-columns``)
+    logits_inferred: bool = False
 
     @property
     def weight_name(self) -> str | None:
@@ -152,6 +204,57 @@ def _listed(names: Sequence[str], keep: Sequence[str] = (), limit: int = 12) -> 
             out.append("...")
         out.append(names[index])
     return ", ".join(out)
+
+
+def _shown(path: str) -> str:
+    """*path* as DataError shows it: quoted when it holds a control character."""
+    return repr(path) if any(ord(c) < 32 or ord(c) == 127 for c in path) else path
+
+
+def role_hint(name: str, role: str, offered: Sequence[str]) -> str:
+    """The options that would read column *name*: its *role*'s option when the command
+    offers it (*offered*: roles of :data:`ROLE_OPTIONS`), and ``--logit-columns``.
+
+    >>> role_hint("w", "weight", ("weight", "group"))
+    '--weight-column w, or --logit-columns to choose the score columns'
+    >>> role_hint("w", "weight", ())
+    '--logit-columns to choose the score columns'
+    """
+    import shlex  # only for this message
+
+    fixes = [f"{ROLE_OPTIONS[role]} {shlex.quote(name)}"] if role in offered else []
+    return ", or ".join([*fixes, "--logit-columns to choose the score columns"])
+
+
+def check_score_names(path: str, names: Sequence[str], offered: Sequence[str]) -> None:
+    """Refuse a score column inferred from a header whose name says it is no score.
+
+    *names* are the inferred score columns' names; *offered* the roles the command can
+    give a column (:data:`ROLE_OPTIONS`). A :class:`ColumnRoleError` (a usage error) names
+    the first such column and the option that reads it.
+
+    >>> check_score_names("p.csv", ["a", "b", "Weight"], ("weight", "group"))
+    Traceback (most recent call last):
+    ...
+    xentcli.errors.ColumnRoleError: p.csv: column 'Weight' is named like sample weights, not a score: give --weight-column Weight, or --logit-columns to choose the score columns
+    """
+    for name in names:
+        role = _NON_SCORE.get(name.lower())
+        if role is not None:
+            raise ColumnRoleError(
+                f"{_shown(path)}: column {name!r} is named like {_ROLE_TEXT[role]}, not a "
+                "score: give " + role_hint(name, role, offered)
+            )
+
+
+def text_hint(name: str, offered: Sequence[str], holds: str = "text") -> str:
+    """What to say of an inferred score column *name* that holds text (*holds*).
+
+    >>> text_hint("source", ("weight", "group"))
+    "column 'source' holds text: --group-by source, or --logit-columns to choose the score columns"
+    """
+    role = "group" if "group" in offered else "id"
+    return f"column {name!r} holds {holds}: " + role_hint(name, role, offered)
 
 
 def unknown_column(path: str, what: str, name: str, names: Sequence[str]) -> ColumnError:
@@ -318,6 +421,14 @@ class _Selector:
                     )
         else:
             logits = [i for i in range(ncols) if i not in taken]
+            if self._has_header:
+                # A class may be called "source": --classes names the score columns.
+                named = {c.lower() for c in options.class_names or ()}
+                check_score_names(
+                    self._path,
+                    [names[i] for i in logits if names[i].lower() not in named],
+                    options.roles,
+                )
         if not logits:
             raise self._error(f"no logit column (the file has {plural(ncols, 'column')})")
         K = len(logits)
@@ -350,6 +461,7 @@ class _Selector:
             index_column=index_column,
             weight=extra["weight"],
             group=extra["group"],
+            logits_inferred=options.logit_columns is None,
         )
 
 

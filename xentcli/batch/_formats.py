@@ -33,7 +33,7 @@ from xentcli.batch._arrays import (
     located_error,
     scores_matrix,
 )
-from xentcli.batch._columns import layout_from_names
+from xentcli.batch._columns import layout_from_names, text_hint
 from xentcli.errors import ColumnError, DataError
 
 if TYPE_CHECKING:
@@ -206,7 +206,11 @@ class _ArrowColumns:
         )
         for name in self.score_columns if not self.list_scores else []:
             if not _is_number(types[name]):
-                raise _file_error(path, f"column {name!r} holds {types[name]}, not numbers")
+                reason = f"column {name!r} holds {types[name]}, not numbers"
+                if layout.logits_inferred and _is_text(types[name]):
+                    holds = f"text ({types[name]}), not numbers"
+                    reason = text_hint(name, options.roles, holds)
+                raise _file_error(path, reason)
         self.K: int | None = None
         if self.list_scores:
             kind = types[self.score_columns[0]]

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from xentcli.batch._columns import Layout
+from xentcli.batch._columns import Layout, text_hint
 from xentcli.batch._kinds import RowRules, finish, target_sums
 from xentcli.batch._rows import ParsedRows
 from xentcli.batch._syntax import INTEGER, decode, is_blank, is_number, split_fields
@@ -40,6 +40,12 @@ class PreciseReader:
         self.rules = rules
         self._ignore_index = ignore_index
         self._skip = skip
+        #: the file's first data line when its score columns were taken from the header:
+        #: text there in a score column is a column of text (the error says which option
+        #: reads it); None: no such hint
+        self.first_row: int | None = None
+        #: the roles the command offers for such a column (ReadOptions.roles)
+        self.roles: tuple[str, ...] = ()
 
     def read(self, block: bytes, first: int) -> ParsedRows:
         """The valid rows of *block*, whose first line is line *first*."""
@@ -103,7 +109,10 @@ class PreciseReader:
             if not cell.strip(" \t"):
                 raise DataError(path, number, index + 1, f"empty {what} cell", cell)
             if not is_number(cell):
-                raise DataError(path, number, index + 1, f"{what} is not a number", cell)
+                reason = f"{what} is not a number"
+                if number == self.first_row:
+                    reason += "; " + text_hint(layout.names[index], self.roles)
+                raise DataError(path, number, index + 1, reason, cell)
             return float(cell)
 
         rules = self.rules

@@ -59,6 +59,10 @@ class ReadOptions:
     #: ``--group-by``: a column whose values slice the rows (its text, stripped), left out
     #: of the scores; a file without it is an error
     group_column: str | None = None
+    #: the roles the command can give a column by option ("weight": --weight-column,
+    #: "group": --group-by, "id": --id-column): named in the error for a score column
+    #: inferred from a header whose name says it is none (see _columns.NON_SCORE_NAMES)
+    roles: tuple[str, ...] = ("weight", "group")
 
 
 @dataclass(frozen=True)

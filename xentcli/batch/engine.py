@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from xentcli.batch._columns import check_score_names
 from xentcli.batch.accumulator import BatchAccumulator, BatchOptions, Summary
 from xentcli.batch.exact_mean import second_pass
 from xentcli.batch.parts import (
@@ -272,6 +273,8 @@ def _frame_columns(
         if score_columns is not None
         else [c for c in columns if c != label_column]
     )
+    if score_columns is None:  # taken from the column names: refuse a weight, an id...
+        check_score_names("the DataFrame", [str(c) for c in scores], ())
     missing = [c for c in scores if c not in columns]
     if missing:
         raise XentError(f"the DataFrame has no column {missing[0]!r}")

@@ -260,6 +260,10 @@ class Table:
         self._precise_reader = PreciseReader(
             self.display_name, layout, self.options.ignore_index, skip, rules
         )
+        if layout.has_header and layout.logits_inferred and line >= 1:
+            # Line numbers from 1: the file's own header, not a later Dask part's copy.
+            self._precise_reader.first_row = _first_content_line(block[end:], line + 1)
+            self._precise_reader.roles = options.roles
         self._rules = rules
         self.binary = layout.binary
         self.num_classes = layout.num_classes
@@ -459,6 +463,15 @@ def _ignore(error: DataError) -> None:
 def _share(whole: int, readers: int) -> int:
     """One of *readers* equal shares of *whole* (at least 1)."""
     return max(1, whole // max(1, readers))
+
+
+def _first_content_line(block: bytes, line: int) -> int | None:
+    """The number of *block*'s first non-blank line (its first line is *line*), or None."""
+    for raw in block.split(b"\n", 64)[:64]:
+        if not is_blank(raw):
+            return line
+        line += 1
+    return None
 
 
 @contextlib.contextmanager

@@ -142,6 +142,7 @@ def run(
         scores_key=params["scores_key"],
         scores="logits",
         multilabel=True,
+        roles=(),  # --sigmoid takes neither --weight-column nor --group-by yet
         **extra,
     )
     options = MultiLabelOptions(

@@ -156,7 +156,9 @@ def compare(
         # The paired difference and the sides' means are not held to correct rounding
         # here yet: refused rather than taken silently (docs/accuracy.md).
         raise BadInvocation("--exact is not available in xent compare yet")
-    read_options = ReadOptions(ignore_index=loss.ignore_index, id_column=id_column, **reading)
+    read_options = ReadOptions(
+        ignore_index=loss.ignore_index, id_column=id_column, roles=("id",), **reading
+    )
     options = BatchOptions(
         weights=None if loss.weights is None else list(loss.weights),
         ignore_index=loss.ignore_index,

@@ -120,6 +120,7 @@ def _read_from(
         class_names=classes,
         scores=scores,  # type: ignore[arg-type]
         multilabel=multilabel,
+        roles=(),  # only --logit-columns chooses the score columns here
     )
     try:
         return read_row(path, int(number), options)
