@@ -128,10 +128,14 @@ def test_text_in_an_inferred_score_column_says_which_option_reads_it(tmp_path):
     )
 
 
-def test_text_on_a_later_row_is_a_bad_cell_only(tmp_path):
-    path = _csv(tmp_path, _frame("device", np.array(["1.5", "2", "tablet"], dtype=object)))
+@pytest.mark.parametrize(
+    ("cells", "where"), [(["1.5", "2", "tablet"], "4:4"), (["tablet", "2", "1"], "2:4")]
+)
+def test_text_in_one_cell_is_a_bad_cell_only(tmp_path, cells, where):
+    # The hint needs a column of text: the first two data rows' cells, not a typo in one.
+    path = _csv(tmp_path, _frame("device", np.array(cells, dtype=object)))
     line = assert_clean_error(run(["batch", path]), 1)
-    assert line == f"Error: {path}:4:4: logit is not a number ('tablet')"
+    assert line == f"Error: {path}:{where}: logit is not a number ('tablet')"
 
 
 def test_given_logit_columns_get_no_hint(tmp_path):

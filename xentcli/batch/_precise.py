@@ -41,9 +41,11 @@ class PreciseReader:
         self._ignore_index = ignore_index
         self._skip = skip
         #: the file's first data line when its score columns were taken from the header:
-        #: text there in a score column is a column of text (the error says which option
-        #: reads it); None: no such hint
+        #: text there in a score column of text (below) gets a hint naming the option that
+        #: reads it; None: no such hint
         self.first_row: int | None = None
+        #: the score columns holding text on the first two data lines (the hint's columns)
+        self.text_columns: set[int] = set()
         #: the roles the command offers for such a column (ReadOptions.roles)
         self.roles: tuple[str, ...] = ()
 
@@ -110,7 +112,7 @@ class PreciseReader:
                 raise DataError(path, number, index + 1, f"empty {what} cell", cell)
             if not is_number(cell):
                 reason = f"{what} is not a number"
-                if number == self.first_row:
+                if number == self.first_row and index in self.text_columns:
                     reason += "; " + text_hint(layout.names[index], self.roles)
                 raise DataError(path, number, index + 1, reason, cell)
             return float(cell)

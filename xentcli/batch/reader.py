@@ -262,7 +262,9 @@ class Table:
         )
         if layout.has_header and layout.logits_inferred and line >= 1:
             # Line numbers from 1: the file's own header, not a later Dask part's copy.
-            self._precise_reader.first_row = _first_content_line(block[end:], line + 1)
+            first_row, text = _text_columns(block[end:], line + 1, layout)
+            self._precise_reader.first_row = first_row
+            self._precise_reader.text_columns = text
             self._precise_reader.roles = options.roles
         self._rules = rules
         self.binary = layout.binary
@@ -465,13 +467,33 @@ def _share(whole: int, readers: int) -> int:
     return max(1, whole // max(1, readers))
 
 
-def _first_content_line(block: bytes, line: int) -> int | None:
-    """The number of *block*'s first non-blank line (its first line is *line*), or None."""
+def _text_columns(block: bytes, line: int, layout: Layout) -> tuple[int | None, set[int]]:
+    """The first data line of *block* (its first line is *line*) and the score columns
+    holding text (not a number, not blank) on it and on the next data line: a column of
+    text, not a typo in one cell (nothing without two data lines in *block*)."""
+    rows: list[tuple[int, bytes]] = []
     for raw in block.split(b"\n", 64)[:64]:
         if not is_blank(raw):
-            return line
+            rows.append((line, raw.rstrip(b"\r")))
+            if len(rows) == 2:
+                break
         line += 1
-    return None
+    if len(rows) < 2:
+        return None, set()
+    try:
+        cells = [
+            split_fields(raw.decode("utf-8"), layout.delimiter, "", number) for number, raw in rows
+        ]
+    except (DataError, UnicodeDecodeError):
+        return None, set()  # the row's error comes in its turn
+    if any(len(fields) != layout.ncols for fields in cells):
+        return None, set()
+    text = {
+        i
+        for i in layout.logits
+        if all(fields[i].strip(" \t") and not is_number(fields[i]) for fields in cells)
+    }
+    return rows[0][0], text
 
 
 @contextlib.contextmanager
