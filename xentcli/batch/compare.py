@@ -638,6 +638,8 @@ def _piece(chunk: Chunk, index: slice | npt.NDArray[Any]) -> Chunk:
         labels=None if chunk.labels is None else chunk.labels[index],
         targets=None if chunk.targets is None else chunk.targets[index],
         lines=chunk.lines[index],
+        weights=None if chunk.weights is None else chunk.weights[index],
+        groups=None if chunk.groups is None else chunk.groups[index],
         prepared=prepared.take(index) if isinstance(prepared, Prepared) else None,
     )
 
