@@ -336,6 +336,36 @@ def test_byte_ranges_of_any_size_give_one_process_output(tmp_path, name):
         assert _in_parts(path, part, read, BatchOptions()) == expected, part
 
 
+def test_infinite_rows_name_their_true_lines_in_any_part(tmp_path):
+    """Label smoothing with a masked class (-inf): every such row's loss is +inf; the rows
+    named (the first 5, in file order) are the one process's, whatever the parts and the
+    order in which the parts' states are merged."""
+    from xentcli.batch.engine import _resolve_scores
+    from xentcli.batch.parts import score_part
+    from xentcli.batch.state import loads
+
+    rng = np.random.default_rng(8)
+    lines = _body(rng, 200)
+    for i in (120, 131, 150, 163, 170, 181, 199):
+        lines[i] = lines[i].split(",", 1)[0] + ",-inf," + lines[i].split(",")[2] + ",0"
+    path = tmp_path / "masked.csv"
+    path.write_text("\n".join(["a,b,c,label", *lines]) + "\n", encoding="utf-8")
+    expected = _one_process(path, "--label-smoothing", "0.1")
+    named = json.loads(expected)["infinite_rows"]
+    assert [row["line"] for row in named] == [122, 133, 152, 165, 172]
+    options = BatchOptions(label_smoothing=0.1)
+    read = ReadOptions(scores="auto")
+    for part in (61, 700, 2500):
+        assert _in_parts(path, part, read, options) == expected, part
+    # Merged the other way round (xent merge of a later part's state into an earlier one).
+    read, options, _ = _resolve_scores(str(path), read, options)
+    states = [loads(score_part(p, read, options)["state"]) for p in plan([str(path)], read, 700)]
+    merged = states.pop()
+    while states:
+        merged.merge(states.pop())
+    assert [line for _, line in merged.infinite_rows] == [122, 133, 152, 165, 172]
+
+
 def test_parquet_row_groups_name_true_rows(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq

@@ -1323,8 +1323,6 @@ class BatchAccumulator:
         self.rows_infinite += other.rows_infinite
         if self.columns is None:  # the first file's, as one run over both
             self.columns = other.columns
-        room = self.INFINITE_KEPT - len(self.infinite_rows)
-        self.infinite_rows.extend(other.infinite_rows[: max(room, 0)])
         for attribute in STATE_COMPONENTS.values():
             getattr(self, attribute).merge(getattr(other, attribute))
         if self.class_errors is not None and other.class_errors is not None:
@@ -1342,12 +1340,17 @@ class BatchAccumulator:
             if last.part[1] == first.part[0]:  # other's part follows this one's
                 theirs = [_shift(item, last.newlines) if item[1] == 0 else item for item in theirs]
                 self.files[-1] = _joined(last, first)
+                infinite = _infinite_joined(self.infinite_rows, other.infinite_rows, last)
             else:  # other's part comes first in the file
                 here = offset - 1
                 mine = [_shift(item, first.newlines) if item[1] == here else item for item in mine]
                 self.files[-1] = _joined(first, last)
+                infinite = _infinite_joined(other.infinite_rows, self.infinite_rows, first, True)
             files = files[1:]
             offset -= 1
+        else:
+            infinite = self.infinite_rows + other.infinite_rows
+        self.infinite_rows = infinite[: self.INFINITE_KEPT]
         self.files.extend(files)
         self._file_index = len(self.files) - 1
         items = [(loss, -index, -line, row) for loss, index, line, row in mine] + [
@@ -1576,6 +1579,35 @@ def _shift(item: _WorstItem, shift: int) -> _WorstItem:
     """A worst row (loss, file position, line, row) *shift* lines further down its file."""
     loss, index, line, row = item
     return loss, index, line + shift, dataclasses.replace(row, line=line + shift)
+
+
+def _infinite_joined(
+    before: list[tuple[str, int]],
+    after: list[tuple[str, int]],
+    part: FileRecord,
+    swapped: bool = False,
+) -> list[tuple[str, int]]:
+    """The rows of infinite loss (file, line) of two accumulators, in file order, when the
+    last file of one and the first of the other are touching parts of one file joined.
+
+    *part* is the earlier of the two parts; the later part's lines count from its own
+    first line and are shifted by ``part.newlines``. Without *swapped*, *before* is the
+    accumulator merged into (its last file is *part*) and *after* the one merged in (its
+    leading rows of that file are the later part's). With *swapped*, the part merged in
+    comes first in the file: *before* is the accumulator merged in (its leading rows are
+    *part*'s) and *after* the one merged into (its trailing rows are the later part's).
+    """
+    path = part.path
+    if swapped:
+        # before = other (its first file is the touching part), after = self (its last).
+        n = next((i for i, (p, _) in enumerate(before) if p != path), len(before))
+        m = next((i for i, (p, _) in enumerate(reversed(after)) if p != path), len(after))
+        cut = len(after) - m
+        shifted = [(p, line + part.newlines) for p, line in after[cut:]]
+        return after[:cut] + before[:n] + shifted + before[n:]
+    n = next((i for i, (p, _) in enumerate(after) if p != path), len(after))
+    shifted = [(p, line + part.newlines) for p, line in after[:n]]
+    return before + shifted + after[n:]
 
 
 def _joined(first: FileRecord, second: FileRecord) -> FileRecord:
