@@ -82,7 +82,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from xentcli import BatchAccumulator
-    from xentcli.batch import state
+    from xentcli.batch import state_file as state
     from xentcli.dask import accumulate
 
     args.data_dir.mkdir(parents=True, exist_ok=True)

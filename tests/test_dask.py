@@ -342,7 +342,7 @@ def test_infinite_rows_name_their_true_lines_in_any_part(tmp_path):
     order in which the parts' states are merged."""
     from xentcli.batch.engine import _resolve_scores
     from xentcli.batch.parts import score_part
-    from xentcli.batch.state import loads
+    from xentcli.batch.state_file import loads
 
     rng = np.random.default_rng(8)
     lines = _body(rng, 200)

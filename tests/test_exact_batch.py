@@ -22,7 +22,7 @@ from test_cli_batch import ok, random_data, run, write_table
 
 from xentcli.batch import exact_mean
 from xentcli.batch.accumulator import BatchAccumulator, BatchOptions
-from xentcli.batch.state import loads
+from xentcli.batch.state_file import loads
 from xentcli.errors import StateError
 
 U = 2.0**-43  # the ulp of 800 and of 900

@@ -141,21 +141,10 @@ def violations(graph: Graph) -> list[str]:
     return [f"cycle: {' <-> '.join(c)}" for c in cycles(graph)] + wrong_arrows(graph)
 
 
-#: Known and owned, to be removed, never added to: the batch state file (xent merge) reads
-#: and writes an accumulator, whose to_state/from_state/merge call it back. The fix is a
-#: third module for the records both use; listed here so that the rule holds everywhere
-#: else meanwhile (test_known_exceptions_are_still_needed fails once it is fixed).
-KNOWN_EXCEPTIONS = {"cycle: xentcli.batch.accumulator <-> xentcli.batch.state"}
-
-
 def test_xentcli_follows_the_import_rule() -> None:
     graph = import_graph(PACKAGE)
     assert {"xentcli.core", "xentcli.compute.render", "xentcli.cli.main"} <= set(graph)
-    assert [v for v in violations(graph) if v not in KNOWN_EXCEPTIONS] == []
-
-
-def test_known_exceptions_are_still_needed() -> None:
-    assert set(violations(import_graph(PACKAGE))) >= KNOWN_EXCEPTIONS
+    assert violations(graph) == []
 
 
 def test_every_module_belongs_to_a_layer() -> None:

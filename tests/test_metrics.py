@@ -243,7 +243,7 @@ def test_defaults():
 
 
 def test_saved_states_merge_to_the_same_bits_as_one_pass():
-    from xentcli.batch import state
+    from xentcli.batch import state_file as state
     from xentcli.batch.accumulator import BatchAccumulator
 
     logits, labels = digits_outputs()

@@ -21,7 +21,9 @@ from test_cli_batch import run
 
 from xentcli import BatchAccumulator, BatchOptions, StateError
 from xentcli.batch import state as state_module
+from xentcli.batch import state_file
 from xentcli.batch.reader import Chunk
+from xentcli.errors import DataError
 
 
 def write_csv(path: Path, logits: np.ndarray, labels: np.ndarray) -> Path:
@@ -105,7 +107,7 @@ def test_merged_mean_agrees_with_torch(tmp_path):
     for logits, labels in parts:
         acc = BatchAccumulator(5)
         acc.update(logits, labels)
-        accs.append(state_module.loads(state_module.dumps(acc)))
+        accs.append(state_file.loads(state_file.dumps(acc)))
     merged = accs[0]
     for acc in accs[1:]:
         merged.merge(acc)
@@ -138,7 +140,7 @@ def _figures(acc: BatchAccumulator) -> tuple:
 
 def _merge_tree(parts: list, rnd, keep_order: bool) -> BatchAccumulator:
     """Merge copies of *parts* along a random tree (in a random order unless *keep_order*)."""
-    parts = [state_module.loads(state_module.dumps(p)) for p in parts]
+    parts = [state_file.loads(state_file.dumps(p)) for p in parts]
     if not keep_order:
         rnd.shuffle(parts)
     while len(parts) > 1:
@@ -174,7 +176,7 @@ def test_merging_is_associative_and_commutative(seed, sizes, weights, rnd):
         if size:
             acc.add(_chunk(logits, labels, start, start + size))
         start += size
-        parts.append(state_module.loads(state_module.dumps(acc)))
+        parts.append(state_file.loads(state_file.dumps(acc)))
     # Any grouping (associative) and any order (commutative): the same figures.
     assert _figures(_merge_tree(parts, rnd, keep_order=False)) == _figures(whole)
     # In input order, the very same worst rows, ties broken by input order.
@@ -211,11 +213,11 @@ def test_parts_of_a_file_join_with_true_line_numbers():
         acc.start_file("f.csv", part=(first * 10, (b + 1) * 10))
         acc.add(Chunk("f.csv", logits[a:b], labels[a:b], None, lines[a:b] - first))
         acc.end_part(b + 1 - first)
-        parts.append(state_module.loads(state_module.dumps(acc)))
+        parts.append(state_file.loads(state_file.dumps(acc)))
     for order in (parts, parts[::-1]):
-        merged = state_module.loads(state_module.dumps(order[0]))
+        merged = state_file.loads(state_file.dumps(order[0]))
         for part in order[1:]:
-            merged.merge(state_module.loads(state_module.dumps(part)))
+            merged.merge(state_file.loads(state_file.dumps(part)))
         got, want = merged.summary(), whole.summary()
         assert len(got.files) == 1
         assert got.files[0].loss == want.files[0].loss
@@ -320,8 +322,8 @@ def test_save_state_is_atomic_and_not_written_on_failure(tmp_path):
 def _valid_state() -> dict:
     acc = BatchAccumulator(3, BatchOptions(worst=2, class_names=("x", "y", "z")))
     acc.update([[1.0, 2.0, -np.inf], [0.5, 0.0, 9.0], [3.0, 1.0, 2.0]], [0, 1, 2])
-    acc.add_skipped("<arrays>", 1, [state_module.DataError("<arrays>", 9, 2, "not a number", "q")])
-    return json.loads(state_module.dumps(acc))
+    acc.add_skipped("<arrays>", 1, [DataError("<arrays>", 9, 2, "not a number", "q")])
+    return json.loads(state_file.dumps(acc))
 
 
 def _set(data: dict, path: tuple, value) -> dict:
@@ -405,23 +407,23 @@ CRAFTED = [
 def test_crafted_states_are_refused_with_the_field_named(path, value):
     data = _set(_valid_state(), path, value)
     with pytest.raises(StateError):
-        state_module.loads(json.dumps(data))
+        state_file.loads(json.dumps(data))
 
 
 def test_a_file_over_the_size_limit_is_refused_before_parsing(monkeypatch):
     text = json.dumps(_valid_state())
     monkeypatch.setattr(state_module, "MAX_STATE_BYTES", len(text) - 1)
     with pytest.raises(StateError, match="larger than"):
-        state_module.loads(text)
+        state_file.loads(text)
 
 
 def test_exact_sums_travel_compactly_and_exactly():
     acc = BatchAccumulator(3)
     acc.update([[1.0, 2.0, 3.0], [0.5, 0.25, 1e-300]], [0, 2])
-    data = json.loads(state_module.dumps(acc))
+    data = json.loads(state_file.dumps(acc))
     sums = data["components"]["class_sums"]["sums"]
     assert all(len(s) < 200 for s in sums)  # not the 280 digits of the plain integer
-    again = state_module.loads(json.dumps(data))
+    again = state_file.loads(json.dumps(data))
     assert again.class_sums.exact(2) == acc.class_sums.exact(2)
     assert again.class_sums.exact(0) == acc.class_sums.exact(0)
 
@@ -429,16 +431,16 @@ def test_exact_sums_travel_compactly_and_exactly():
 def test_the_inferred_columns_travel_and_are_optional():
     data = _valid_state()
     data["inputs"]["columns"] = dict(INFERRED)
-    acc = state_module.loads(json.dumps(data))
+    acc = state_file.loads(json.dumps(data))
     assert acc.summary().to_json()["inferred"] == INFERRED
     del data["inputs"]["columns"]  # a state written before the field: none
-    assert state_module.loads(json.dumps(data)).summary().to_json()["inferred"] is None
+    assert state_file.loads(json.dumps(data)).summary().to_json()["inferred"] is None
 
 
 def test_a_valid_state_round_trips_exactly():
     text = json.dumps(_valid_state())
-    acc = state_module.loads(text)
-    assert json.loads(state_module.dumps(acc)) == json.loads(text)
+    acc = state_file.loads(text)
+    assert json.loads(state_file.dumps(acc)) == json.loads(text)
     summary = acc.summary()
     assert summary.rows_skipped == 1
     assert str(summary.skipped[0]) == "<arrays>:9:2: not a number ('q')"
@@ -448,14 +450,14 @@ def test_every_truncation_and_many_damaged_bytes_are_errors():
     text = json.dumps(_valid_state()).encode()
     for cut in range(0, len(text), 7):
         with pytest.raises(StateError):
-            state_module.loads(text[:cut])
+            state_file.loads(text[:cut])
     rng = random.Random(11)
     for _ in range(300):
         damaged = bytearray(text)
         for _ in range(rng.randint(1, 3)):
             damaged[rng.randrange(len(damaged))] = rng.randrange(256)
         try:
-            acc = state_module.loads(bytes(damaged))
+            acc = state_file.loads(bytes(damaged))
         except StateError:
             continue
         acc.summary()  # a damage that stays valid still gives a report, never a crash
@@ -479,7 +481,7 @@ def test_every_truncation_and_many_damaged_bytes_are_errors():
 )
 def test_hostile_json_is_an_error(text):
     with pytest.raises(StateError):
-        state_module.loads(text.encode("latin-1") if text == "\xff\xfe" else text)
+        state_file.loads(text.encode("latin-1") if text == "\xff\xfe" else text)
 
 
 def test_merge_cli_damaged_file_is_one_line(tmp_path):
@@ -517,6 +519,6 @@ def test_skipped_rows_of_a_parquet_file_travel_with_their_column_name(tmp_path):
     assert merged.stdout == local.stdout
     skipped = json.loads(merged.stdout)["skipped"]
     assert [(s["line"], s["column"]) for s in skipped] == [(8, "b")]
-    assert str(state_module.read_state(str(saved)).summary().skipped[0]).startswith(
+    assert str(state_file.read_state(str(saved)).summary().skipped[0]).startswith(
         f"{path}:row 8:b: "
     )

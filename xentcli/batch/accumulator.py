@@ -33,18 +33,17 @@ import heapq
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from xentcli import core
-from xentcli.batch._types import SKIPPED_KEPT, place
+from xentcli.batch._records import STATE_COMPONENTS, BatchOptions, FileRecord, WorstRow
+from xentcli.batch._types import SKIPPED_KEPT
 from xentcli.batch.exact_mean import Interval, SlowSums, UndecidedRoundingError, certain, slow_part
 from xentcli.batch.groups import GroupSet, GroupSummary
 from xentcli.batch.metrics import (
-    DEFAULT_BINS,
-    MetricOptions,
     MetricRows,
     MetricSet,
     MetricsSummary,
@@ -333,49 +332,6 @@ class HistogramBin:
 
 # ----------------------------------------------------------------------- the summary
 @dataclass(frozen=True)
-class BatchOptions:
-    """The loss options of ``xent batch`` (PyTorch semantics, as in ``cross_entropy``)."""
-
-    weights: Sequence[float] | None = None
-    ignore_index: int | None = None
-    label_smoothing: float = 0.0
-    temperature: float = 1.0
-    base: str = "e"
-    #: correctly rounded row losses and probabilities; the sums add their double-double
-    #: remainders, so means are of the (nearly) exact losses (docs/accuracy.md)
-    exact: bool = False
-    reduction: Literal["mean", "sum"] = "mean"
-    worst: int = 5
-    class_names: Sequence[str] | None = None  #: names shown for labels (from --classes)
-    scores: core.ScoreKind = "logits"  #: what the score columns hold
-    scores_detected: bool = False  #: the kind was detected (``--scores auto``)
-    binary: bool = False  #: one score column: the score of class 1 of two
-    renormalize: bool = False  #: divide rows of probabilities by their sums
-    clip: float | None = None  #: clip probabilities to [clip, 1 - clip] (comparison)
-    top_k: tuple[int, ...] | None = None  #: --top-k (None: 1, and 5 when K > 5)
-    bins: int = DEFAULT_BINS  #: --bins: calibration bins
-    ci: float = 0.95  #: --ci: confidence level of the intervals (0: none)
-    bootstrap: int = 0  #: --bootstrap: Poisson bootstrap replicates (0: none)
-    seed: int = 0  #: --seed of the bootstrap
-    #: --weight-column: the name of the column of sample weights (None: every row weighs 1)
-    sample_weight_column: str | None = None
-    #: --group-by: the column whose values slice the rows (None: no groups)
-    group_by: str | None = None
-
-    @property
-    def metric_options(self) -> MetricOptions:
-        """The options of the evaluation metrics."""
-        return MetricOptions(
-            top_k=self.top_k,
-            bins=self.bins,
-            ci=self.ci,
-            bootstrap=self.bootstrap,
-            seed=self.seed,
-            weighted=self.sample_weight_column is not None,
-        )
-
-
-@dataclass(frozen=True)
 class FileSummary:
     """One input file: its rows and its loss (by the run's reduction, in the run's unit)."""
 
@@ -405,25 +361,6 @@ class ClassSummary:
     accuracy: float | None  #: top-1 accuracy on the class's rows
     share: float | None  #: fraction of the total loss sum
     sample_weight: float | None = None  #: with --weight-column: the class's rows' weight
-
-
-@dataclass(frozen=True)
-class WorstRow:
-    """A row among the highest losses."""
-
-    file: str
-    line: int
-    label: int | str  #: a class name with --classes; argmax of the target for soft targets
-    predicted: int | str
-    probability: float  #: the softmax probability of the label
-    loss: float
-    #: what ``line`` counts: "line" (text files) or "row" (Parquet, Arrow, NumPy)
-    unit: str = "line"
-
-    @property
-    def place(self) -> str:
-        """``FILE:LINE``, or ``FILE:row N`` in a file without lines."""
-        return place(self.file, self.line, self.unit)
 
 
 @dataclass(frozen=True)
@@ -612,36 +549,6 @@ class _Figures:
     loss_sum: float
     perplexity: float | None
     accuracy: float | None
-
-
-@dataclass
-class FileRecord:
-    """One input file (or a part of one) as the state keeps it: exact sums and counts.
-
-    A part of a file (a byte range scored on its own, as the Dask engine does) has
-    ``part = (start, end)`` and ``newlines``, the line breaks in its range; its line
-    numbers (in :attr:`errors` and in the worst rows) count from the range's first line
-    as line 1 until it is joined to the part before it (:meth:`BatchAccumulator.merge`),
-    which shifts them by that part's ``newlines``.
-    """
-
-    path: str
-    total: core.ExactSum  #: the sum of the counted rows' losses (nats)
-    weight: core.ExactSum  #: the mean's denominator
-    rows: int = 0  #: rows read and scored (counted + ignored)
-    counted: int = 0
-    ignored: int = 0
-    skipped: int = 0
-    errors: list[DataError] = field(default_factory=list)  #: first skipped rows' errors
-    part: tuple[int, int] | None = None  #: byte range [start, end) of a part of a file
-    correct: int | None = 0  #: counted rows predicted right (None: a state without it)
-    newlines: int = 0  #: line breaks in the part's range (parts only)
-    #: with sample weights: the weight of the counted rows and of the right ones
-    mass: core.ExactSum | None = None
-    hits: core.ExactSum | None = None
-    #: exact only: the sum of the counted rows' loss bounds (``total`` is within it plus
-    #: ``counted * 2**-1073`` of the exact sum: :mod:`xentcli.batch.exact_mean`)
-    loss_error: core.ExactSum | None = None
 
 
 class DivergenceSums:
@@ -1378,7 +1285,7 @@ class BatchAccumulator:
         """
         from xentcli.batch.state import accumulator_from_state
 
-        return accumulator_from_state(data)
+        return accumulator_from_state(data, cls)
 
     def summary(self) -> Summary:
         """The summary of everything added so far (finishes the current file)."""
@@ -1537,21 +1444,6 @@ class Prepared:
             before = np.cumsum(rows.counted) - 1
             positions = before[positions[rows.counted[positions]]]
         return Prepared(kept, take_rows(self.metrics, positions))
-
-
-#: The parts of the state that are objects with ``to_state()``, ``from_state(data,
-#: num_classes, where)`` (a classmethod that checks every field) and ``merge(other)``:
-#: state key -> attribute of :class:`BatchAccumulator`. A new statistic joins the saved
-#: state, ``xent merge`` and the Dask engine by implementing the three and adding a line.
-STATE_COMPONENTS: dict[str, str] = {
-    "class_sums": "class_sums",
-    "class_weights": "class_weights",
-    "sketch": "sketch",
-    "divergence": "divergence",
-    "metrics": "metrics",
-    "sample": "sample",
-    "groups": "groups",
-}
 
 
 def _group_accumulator(num_classes: int, options: BatchOptions) -> BatchAccumulator:

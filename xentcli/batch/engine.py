@@ -292,7 +292,7 @@ def score_frame(
     makes them the DataFrame's row numbers (each partition is a part whose "line
     breaks" are its rows).
     """
-    from xentcli.batch import state
+    from xentcli.batch import state_file as state
 
     source = "<dataframe>"
     acc = BatchAccumulator(len(scores), options)

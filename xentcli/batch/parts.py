@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
-from xentcli.batch import state as state_module
+from xentcli.batch import state_file
 from xentcli.batch._formats import file_format
 from xentcli.batch._sources import BOM, count_newlines
 from xentcli.batch.accumulator import BatchAccumulator, BatchOptions
@@ -272,7 +272,7 @@ def score_part(part: Part, read_options: ReadOptions, options: BatchOptions) -> 
         return {"error": _error_data(error), "part": part.index, "start": _error_start(part)}
     if acc is None:
         return {"empty": True}
-    return {"state": state_module.dumps(acc)}
+    return {"state": state_file.dumps(acc)}
 
 
 def _error_data(error: DataError) -> dict[str, Any]:
@@ -414,9 +414,9 @@ def merge_results(first: dict[str, Any], second: dict[str, Any]) -> dict[str, An
         return second
     if "empty" in second:
         return first
-    acc = state_module.loads(first["state"])
-    acc.merge(state_module.loads(second["state"]))
-    return {"state": state_module.dumps(acc)}
+    acc = state_file.loads(first["state"])
+    acc.merge(state_file.loads(second["state"]))
+    return {"state": state_file.dumps(acc)}
 
 
 def true_line(result: dict[str, Any]) -> DataError:
@@ -446,7 +446,7 @@ def finish(result: dict[str, Any]) -> BatchAccumulator:
         raise true_line(result)
     if "empty" in result:
         raise DataError("", None, None, "no data rows")
-    acc = state_module.loads(result["state"])
+    acc = state_file.loads(result["state"])
     for record in acc.files:
         if record.rows == 0 and record.skipped == 0:
             raise DataError(record.path, None, None, "no data rows")

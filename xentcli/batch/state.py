@@ -10,11 +10,17 @@ and size is checked before anything is built from it (sizes against the number o
 classes, itself bounded), so a damaged or hostile file is a :class:`StateError`, never
 a crash, a hang or a huge allocation.
 
+This module turns an accumulator into that data and back
+(:meth:`BatchAccumulator.to_state <xentcli.batch.accumulator.BatchAccumulator.to_state>` and
+``from_state`` call it); :mod:`xentcli.batch.state_file` holds the text and file forms. It
+imports only the records it shares with the accumulator (:mod:`xentcli.batch._records`),
+never the accumulator: the accumulator's class is handed in.
+
 >>> import numpy as np
 >>> from xentcli.batch.accumulator import BatchAccumulator
 >>> acc = BatchAccumulator(3)
 >>> acc.update(np.array([[1.2, 2.3, 0.8]]), np.array([1]))
->>> again = loads(dumps(acc))
+>>> again = accumulator_from_state(parse(json.dumps(acc.to_state())), BatchAccumulator)
 >>> again.summary().loss == acc.summary().loss
 True
 """
@@ -25,16 +31,26 @@ import dataclasses
 import heapq
 import json
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
 from xentcli import core
 from xentcli._version import __version__
+from xentcli.batch._records import (
+    STATE_COMPONENTS,
+    BatchOptions,
+    FileRecord,
+    StateHolder,
+    WorstRow,
+)
 from xentcli.errors import DataError, StateError, XentError
 
 if TYPE_CHECKING:
-    from xentcli.batch.accumulator import BatchAccumulator, FileRecord
+    from collections.abc import Callable
+
+#: the accumulator's class, handed in by its ``from_state`` (this module does not import it)
+_A = TypeVar("_A", bound=StateHolder)
 
 FORMAT = "xent-state"
 #: the state format's version; a state of another version does not merge
@@ -64,10 +80,9 @@ _TOP_KEYS = (
 
 
 # --------------------------------------------------------------------------- writing
-def accumulator_to_state(acc: BatchAccumulator) -> dict[str, Any]:
-    """*acc* (its current file finished) as JSON-able data."""
-    from xentcli.batch.accumulator import STATE_COMPONENTS
-
+def accumulator_to_state(acc: StateHolder) -> dict[str, Any]:
+    """*acc*, a :class:`~xentcli.batch.accumulator.BatchAccumulator` (its current file
+    finished), as JSON-able data."""
     out = {
         "format": FORMAT,
         "version": VERSION,
@@ -156,11 +171,6 @@ def _error_text(error: DataError) -> str:
     return str(DataError("", None, None, error.reason, error.value))[2:]
 
 
-def dumps(acc: BatchAccumulator) -> str:
-    """The state of *acc* as JSON text (one line, with a final newline)."""
-    return json.dumps(acc.to_state(), separators=(",", ":"), allow_nan=False) + "\n"
-
-
 # --------------------------------------------------------------------------- reading
 def _no_constant(name: str) -> None:
     raise StateError(f"{name} is not allowed in a state (floats are hexadecimal text)")
@@ -204,27 +214,13 @@ def parse(text: str | bytes) -> Any:
         raise StateError(f"not a state (truncated or damaged JSON: {reason})") from None
 
 
-def loads(text: str | bytes) -> BatchAccumulator:
-    """An accumulator from state text (from :func:`dumps`); StateError if it is not one."""
-    return accumulator_from_state(parse(text))
+def accumulator_from_state(data: Any, make: Callable[[int, BatchOptions], _A]) -> _A:
+    """An accumulator from :func:`accumulator_to_state`'s data, every field checked first.
 
-
-def read_state(path: str) -> BatchAccumulator:
-    """The accumulator saved in the state file *path* (a StateError names the field)."""
-    try:
-        with open(path, "rb") as handle:
-            text = handle.read(MAX_STATE_BYTES + 1)
-    except OSError as error:
-        raise DataError(path, None, None, f"cannot read: {error.strerror or error}") from None
-    if not text:
-        raise StateError("not a state: the file is empty")
-    return loads(text)
-
-
-def accumulator_from_state(data: Any) -> BatchAccumulator:
-    """An accumulator from :func:`accumulator_to_state`'s data, every field checked first."""
-    from xentcli.batch.accumulator import STATE_COMPONENTS, BatchAccumulator, FileRecord
-
+    *make* is the accumulator's class
+    (:class:`~xentcli.batch.accumulator.BatchAccumulator`): called with the number of
+    classes and the options, it returns the empty accumulator this fills.
+    """
     top = core.need(data, dict, "state")
     if top.get("format") != FORMAT:
         raise StateError("not a xent state (no 'format': 'xent-state')")
@@ -239,7 +235,7 @@ def accumulator_from_state(data: Any) -> BatchAccumulator:
     k = core.need_int(top["num_classes"], "num_classes", 1, MAX_CLASSES)
     options = _options_from_state(top["options"], k)
     try:
-        acc = BatchAccumulator(k, options)
+        acc = make(k, options)
     except XentError as error:
         raise StateError(f"options: {error}") from None
     soft = top["soft_targets"]
@@ -264,7 +260,7 @@ def accumulator_from_state(data: Any) -> BatchAccumulator:
     weighted = options.sample_weight_column is not None
     if acc.sample.weighted != weighted or acc.metrics.options.weighted != weighted:
         raise StateError("components: the sample weights do not match options.sample_weight_column")
-    acc.groups.load(fresh_groups, accumulator_from_state)
+    acc.groups.load(fresh_groups, lambda group: accumulator_from_state(group, make))
     if options.exact != (exact is not None):
         raise StateError(
             "exact: the bounds of --exact are missing (a state of an older xent: run xent"
@@ -299,7 +295,7 @@ def accumulator_from_state(data: Any) -> BatchAccumulator:
     return acc
 
 
-def _inputs_from_state(data: Any, acc: BatchAccumulator) -> None:
+def _inputs_from_state(data: Any, acc: StateHolder) -> None:
     keys: tuple[str, ...] = (
         "rows_renormalized",
         "targets_renormalized",
@@ -373,8 +369,6 @@ def _number(data: Any, where: str) -> float:
 def _options_from_state(data: Any, k: int) -> Any:
     """BatchOptions from the state, each known option checked; an option this xent does
     not know is refused (a state from a newer xent)."""
-    from xentcli.batch.accumulator import BatchOptions
-
     names = tuple(field.name for field in dataclasses.fields(BatchOptions))
     fields = core.need_dict(data, "options", names)
     out: dict[str, Any] = {}
@@ -501,9 +495,7 @@ def _file_from_state(data: Any, where: str, record_type: type[FileRecord]) -> Fi
     )
 
 
-def _worst_from_state(data: Any, where: str, acc: BatchAccumulator) -> Any:
-    from xentcli.batch.accumulator import WorstRow
-
+def _worst_from_state(data: Any, where: str, acc: StateHolder) -> Any:
     keys = ("file", "line", "label", "predicted", "probability", "loss", "unit")
     fields = core.need_dict(data, where, keys)
     index = core.need_int(fields["file"], f"{where}.file", 0, len(acc.files) - 1)
@@ -521,7 +513,7 @@ def _worst_from_state(data: Any, where: str, acc: BatchAccumulator) -> Any:
     return (loss, -index, -line, row)
 
 
-def _class(data: Any, where: str, acc: BatchAccumulator) -> int | str:
+def _class(data: Any, where: str, acc: StateHolder) -> int | str:
     if isinstance(data, str) and acc.options.class_names is not None:
         if data not in acc.class_names:
             raise StateError(f"{where}: {data[:40]!r} is not a class name")
@@ -530,7 +522,7 @@ def _class(data: Any, where: str, acc: BatchAccumulator) -> int | str:
 
 
 # --------------------------------------------------------------------------- merging
-def check_compatible(mine: BatchAccumulator, theirs: BatchAccumulator) -> None:
+def check_compatible(mine: StateHolder, theirs: StateHolder) -> None:
     """StateError naming the first difference that keeps two states from merging."""
     if mine.k != theirs.k:
         raise StateError(f"number of classes: {mine.k} here, {theirs.k} in the other state")

@@ -906,7 +906,7 @@ def _decide_exact(accumulator: Any, paths: list[str], read_options: Any) -> None
 
 def write_state(accumulator: Any, path: str) -> None:
     """Write *accumulator*'s state to *path* atomically (exit 1 if it cannot be written)."""
-    from xentcli.batch.state import dumps
+    from xentcli.batch.state_file import dumps
     from xentcli.cli.atomic import atomic_output
 
     text = dumps(accumulator)

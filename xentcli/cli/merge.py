@@ -36,7 +36,7 @@ def merge(states: tuple[str, ...], fmt: str, save_state: str | None) -> None:
     STATE files come from xent batch --save-state (or xent merge --save-state); quoted
     globs are expanded. The report is the same bits as one xent batch over every input.
     """
-    from xentcli.batch.state import read_state
+    from xentcli.batch.state_file import read_state
     from xentcli.cli.batch import _refuse_overwriting_an_input, expand_paths, finish
 
     paths = expand_paths(states)
