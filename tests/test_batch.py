@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import pickle
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from xentcli.batch.accumulator import (
 )
 from xentcli.batch.reader import Chunk
 from xentcli.core._kernel import cross_entropy
-from xentcli.errors import DataError, XentError
+from xentcli.errors import CountError, DataError
 
 
 def make_data(n: int = 500, k: int = 7, seed: int = 0, masked: bool = True):
@@ -323,10 +324,14 @@ def test_no_row_counts_gives_an_undefined_mean():
 
 
 def test_mismatches_are_errors():
-    with pytest.raises(XentError, match="--weights has 2 values but there are 3 classes"):
+    # A library names its parameters (the command line names its options: test_cli_params).
+    with pytest.raises(CountError, match=r"^weights: 2 values for 3 classes$") as caught:
         BatchAccumulator(3, BatchOptions(weights=[1.0, 2.0]))
-    with pytest.raises(XentError, match="--classes has 2 names"):
-        BatchAccumulator(3, BatchOptions(class_names=["a", "b"]))
+    assert caught.value.about("--weights") == "--weights: 2 values for 3 classes"
+    # as it travels from a Dask worker
+    assert str(pickle.loads(pickle.dumps(caught.value))) == "weights: 2 values for 3 classes"
+    with pytest.raises(CountError, match=r"^class_names: 1 name for 3 classes$"):
+        BatchAccumulator(3, BatchOptions(class_names=["a"]))
     acc = BatchAccumulator(3)
     with pytest.raises(DataError, match=r"b\.csv: 2 logit columns, but the first file has 3"):
         acc.add(next(chunks_of(np.zeros((1, 2)), np.array([0]), path="b.csv")))

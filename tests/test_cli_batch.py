@@ -518,7 +518,7 @@ USAGE = [
     (["--temperature", "0"], "--temperature"),
     (["--temperature", "nan"], "--temperature"),
     (["--weights", "1,-2,3,4"], "--weights"),
-    (["--weights", "1,2"], "--weights has 2 values but there are 4 classes"),
+    (["--weights", "1,2"], "Error: --weights: 2 values for 4 classes\n"),
     (["--delimiter", "ab"], "--delimiter"),
     (["--worst", "-1"], "--worst"),
     (["--format", "xml"], "--format"),

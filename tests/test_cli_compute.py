@@ -346,7 +346,7 @@ def test_true_class_at_minus_inf_is_infinite_loss_not_an_error():
             ["--logits", "1,2", "--target", "1.5,-0.5"],
             "--target: target must be a finite probability >= 0 at item 1: '-0.5'",
         ),
-        (["--logits", "1,2", "--target", "1"], "--target: 1 value for 2 logits"),
+        (["--logits", "1,2", "--target", "1"], "--target: 1 value for 2 classes"),
         (
             ["--logits", "1,2", "--target", "a,b"],
             "Invalid value for '--target': item 0 ('a') is not a number.",
@@ -381,7 +381,7 @@ def test_true_class_at_minus_inf_is_infinite_loss_not_an_error():
         ),
         (
             ["--logits", "1,2", "--classes", "a,b,c", "--label", "a"],
-            "--classes: 3 names for 2 logits (give one name per logit)",
+            "--classes: 3 names for 2 classes",
         ),
         (
             ["--logits", "1,2", "--classes", "a,a", "--label", "a"],
@@ -389,7 +389,7 @@ def test_true_class_at_minus_inf_is_infinite_loss_not_an_error():
         ),
         (
             ["--logits", "1,2", "--label", "0", "--weights", "1,2,3"],
-            "--weights: 3 values for 2 logits",
+            "--weights: 3 values for 2 classes",
         ),
         (
             ["--logits", "1,2", "--label", "0", "--weights", "1,-2"],

@@ -72,6 +72,19 @@ def test_same_bad_value_same_line_and_exit_2_in_every_command(
 
 
 @pytest.mark.parametrize(
+    ("weights", "message"),
+    [("1,2,3", "--weights: 3 values for 2 classes"), ("1", "--weights: 1 value for 2 classes")],
+)
+def test_a_list_of_the_wrong_length_has_one_wording_in_every_command(
+    tmp_path: Path, weights: str, message: str
+) -> None:
+    table = tmp_path / "two.csv"
+    table.write_text("a,b,label\n1,2,0\n3,1,1\n")
+    for command in (COMPUTE, ["batch", str(table)], ["compare", str(table), str(table)]):
+        assert run([*command, "--weights", weights]) == (2, "", f"Error: {message}\n"), command
+
+
+@pytest.mark.parametrize(
     ("args", "message"),
     [
         (["--delimiter", "ab"], "Invalid value for '--delimiter': 'ab' is not one character"),

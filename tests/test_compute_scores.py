@@ -252,7 +252,7 @@ def test_frameworks_see_the_implied_logits() -> None:
         ),
         (
             ["--probs", "0.5,0.5", "--weights", "1,2,3", "--label", "0"],
-            "Error: --weights: 3 values for 2 probabilities",
+            "Error: --weights: 3 values for 2 classes",
         ),
         (
             ["--from", "x.csv:2", "--probs", "0.5,0.5"],

@@ -138,6 +138,33 @@ class ColumnRoleError(XentError):
     """
 
 
+class CountError(XentError):
+    """A per-class list (weights, class names, a target row) whose length is not the
+    number of classes. The message names the parameter (``weights``); the command line
+    names its option instead, with the same wording (:meth:`about`).
+
+    >>> error = CountError("weights", 3, "value", 2)
+    >>> str(error)
+    'weights: 3 values for 2 classes'
+    >>> error.about("--weights")
+    '--weights: 3 values for 2 classes'
+    """
+
+    def __init__(self, name: str, given: int, what: str, classes: int) -> None:
+        self.name, self.given, self.what, self.classes = name, given, what, classes
+        super().__init__(self.about(name))
+
+    def about(self, name: str) -> str:
+        """The message, naming *name* (a parameter or an option) as what is wrong."""
+        items = self.what if self.given == 1 else self.what + "s"
+        classes = "class" if self.classes == 1 else "classes"
+        return f"{name}: {self.given} {items} for {self.classes} {classes}"
+
+    def __reduce__(self) -> tuple[type[CountError], tuple[str, int, str, int]]:
+        # An error raised in a Dask worker travels pickled: rebuild it from its fields.
+        return type(self), (self.name, self.given, self.what, self.classes)
+
+
 class UndefinedMeanError(XentError):
     """The mean loss is undefined because no row counts (all ignored, or zero weight)."""
 

@@ -53,7 +53,7 @@ from xentcli.batch.metrics import (
 from xentcli.batch.reader import Chunk
 from xentcli.batch.weighting import SampleSums, effective_rows, ratio, weigh
 from xentcli.core import GroupedExactSum
-from xentcli.errors import DataError, StateError, UndefinedMeanError, XentError
+from xentcli.errors import CountError, DataError, StateError, UndefinedMeanError, XentError
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -605,14 +605,9 @@ class BatchAccumulator:
         if opts.weights is not None:
             self.weights = np.asarray(opts.weights, dtype=np.float64)
             if self.weights.shape != (num_classes,):
-                raise XentError(
-                    f"--weights has {self.weights.size} values but there are {num_classes} classes"
-                )
+                raise CountError("weights", self.weights.size, "value", num_classes)
         if opts.class_names is not None and len(opts.class_names) != num_classes:
-            raise XentError(
-                f"--classes has {len(opts.class_names)} names but there are "
-                f"{num_classes} logit columns"
-            )
+            raise CountError("class_names", len(opts.class_names), "name", num_classes)
         self.class_names = (
             list(opts.class_names)
             if opts.class_names is not None

@@ -845,7 +845,7 @@ def _run(
     except DataError as error:
         raise BadData(str(error)) from None
     except XentError as error:
-        raise BadInvocation(str(error)) from None
+        raise BadInvocation.of(error) from None
     except IsADirectoryError:
         raise BadData(f"{current}: is a directory") from None
     except FileNotFoundError:
@@ -877,7 +877,7 @@ def _run_dask(
     except DataError as error:
         raise BadData(str(error)) from None
     except XentError as error:
-        raise BadInvocation(str(error)) from None
+        raise BadInvocation.of(error) from None
     except OSError as error:  # the scheduler cannot be reached
         raise BadData(f"--scheduler {scheduler}: {error}") from None
 

@@ -181,7 +181,7 @@ def compare(
     except DataError as error:
         raise BadData(str(error)) from None
     except XentError as error:
-        raise BadInvocation(str(error)) from None
+        raise BadInvocation.of(error) from None
     except IsADirectoryError:
         raise BadData("compare reads two files, not directories") from None
     from xentcli.batch import compare_report

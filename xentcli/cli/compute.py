@@ -14,7 +14,7 @@ import click
 from xentcli.cli.columns import COLUMN_PARAMETERS, column_fields, column_options
 from xentcli.cli.params import NAMES, NUMBERS, loss_options
 from xentcli.cli.tools import BadInvocation
-from xentcli.errors import InvalidInputError, XentError
+from xentcli.errors import CountError, InvalidInputError, XentError
 
 if TYPE_CHECKING:
     from xentcli.batch.one_row import OneRow
@@ -77,21 +77,6 @@ def _parse_label(text: str, k: int, classes: list[str] | None) -> int:
             f"--label: {label} is out of range; class indices run from 0 to {k - 1} ({k} logits)"
         )
     return label
-
-
-#: what ``--logits``, ``--probs`` and ``--logprobs`` give, one and several, in messages
-_SCORE_NOUNS = {
-    "logits": ("logit", "logits"),
-    "probs": ("probability", "probabilities"),
-    "logprobs": ("log-probability", "log-probabilities"),
-}
-
-
-def _counts(given: int, what: str, k: int, scores: str = "logits") -> str:
-    """``1 value for 2 logits`` (text is imported only for a message: startup stays lean)."""
-    from xentcli.text import plural
-
-    return f"{plural(given, what)} for {plural(k, *_SCORE_NOUNS[scores])}"
 
 
 def _read_from(
@@ -393,17 +378,15 @@ def compute(
     if pos_weight is not None:
         raise BadInvocation("--pos-weight goes with --sigmoid")
     if classes is not None and len(classes) != k:
-        raise BadInvocation(
-            f"--classes: {_counts(len(classes), 'name', k, scores)} (give one name per {_SCORE_NOUNS[scores][0]})"
-        )
+        raise BadInvocation(str(CountError("--classes", len(classes), "name", k)))
     if label_text is not None:
         label = _parse_label(label_text, k, classes)
     if targets is not None:
         written["target"] = targets.written
         if len(targets) != k:
-            raise BadInvocation(f"--target: {_counts(len(targets), 'value', k, scores)}")
+            raise BadInvocation(str(CountError("--target", len(targets), "value", k)))
     if loss.weights is not None and len(loss.weights) != k:
-        raise BadInvocation(f"--weights: {_counts(len(loss.weights), 'value', k, scores)}")
+        raise BadInvocation(str(CountError("--weights", len(loss.weights), "value", k)))
     if scores != "logits" and (naive or dtype is not None):
         raise BadInvocation(
             f"--{'naive' if naive else 'dtype'} goes with --logits (it shows the softmax of"
@@ -518,9 +501,9 @@ def _sigmoid(
     if z is None:
         raise BadInvocation("--sigmoid needs --target: one 0/1 (or soft) value per logit")
     if len(z) != k:
-        raise BadInvocation(f"--target: {_counts(len(z), 'value', k)}")
+        raise BadInvocation(str(CountError("--target", len(z), "value", k)))
     if pos_weight is not None and len(pos_weight) != k:
-        raise BadInvocation(f"--pos-weight: {_counts(len(pos_weight), 'value', k)}")
+        raise BadInvocation(str(CountError("--pos-weight", len(pos_weight), "value", k)))
     if loss.weights is not None or loss.label_smoothing or loss.temperature != 1.0:
         raise BadInvocation(
             "--weights, --label-smoothing and --temperature go with the softmax loss, not"

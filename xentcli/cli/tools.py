@@ -10,12 +10,25 @@ import click
 from rich.console import Console
 
 from xentcli.cli.exitcodes import ExitCode
+from xentcli.errors import CountError, XentError
 
 
 class BadInvocation(click.ClickException):
     """A bad option value found after parsing: one line ``Error: ...``, exit 2."""
 
     exit_code = ExitCode.USAGE
+
+    @classmethod
+    def of(cls, error: XentError) -> BadInvocation:
+        """The usage error for a library's *error*, naming the option where the library
+        names its parameter (``--weights: 3 values for 2 classes``, not ``weights: ...``)."""
+        if isinstance(error, CountError):
+            return cls(error.about(OPTION_OF.get(error.name, error.name)))
+        return cls(str(error))
+
+
+#: the option of each parameter that a library's CountError names
+OPTION_OF = {"weights": "--weights", "class_names": "--classes", "targets": "--target"}
 
 
 class BadData(click.ClickException):
