@@ -163,9 +163,9 @@ Confidence      Rows   Mean conf.   Accuracy       Gap
 Per class
 Class   Rows   Mean loss (nats)   Accuracy   Share of loss   Precision   Recall       F1
 ----------------------------------------------------------------------------------------
-0          1        8.49671e-18   100.00 %          0.00 %      0.3333   1.0000   0.5000
-1          2           0.770366    50.00 %         40.76 %      1.0000   0.5000   0.6667
-2          1            2.23954     0.00 %         59.24 %           -   0.0000   0.0000
+0          1          8.497e-18   100.00 %          0.00 %      0.3333   1.0000   0.5000
+1          2          7.704e-01    50.00 %         40.76 %      1.0000   0.5000   0.6667
+2          1          2.240e+00     0.00 %         59.24 %           -   0.0000   0.0000
 
 Confusion matrix (rows: true class, columns: predicted)
 True   0   1   2
@@ -177,8 +177,8 @@ True   0   1   2
 Worst 2 rows (FILE:LINE)
 #   File:line     Label   Predicted   P(label)   Loss (nats)
 ------------------------------------------------------------
-1   small.csv:4       2           0   0.106507       2.23954
-2   small.csv:5       1           0   0.333333       1.09861
+1   small.csv:4       2           0     0.1065        2.2395
+2   small.csv:5       1           0     0.3333        1.0986
 
 Study the worst row step by step: xent compute --from small.csv:4
 """
@@ -371,7 +371,7 @@ def test_several_files_table_lists_each(work: Path) -> None:
     )
     assert (
         f"\na.csv      6         6         0         0   "
-        f"{cross_entropy(logits[:6], labels[:6]):>16.6g}   " in out
+        f"{cross_entropy(logits[:6], labels[:6]):>16.4f}   " in out
     )
 
 

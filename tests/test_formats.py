@@ -209,6 +209,9 @@ def test_parquet_null_score_skipped_and_counted(tmp_path: Path) -> None:
     assert got["rows_counted"] == ROWS - 1
     keep = np.arange(ROWS) != 41
     assert math.isclose(got["loss"], torch_mean(logits[keep], labels[keep]), rel_tol=1e-14)
+    # The warning names the row as the error does (a Parquet file has rows, not lines).
+    warned = run(["batch", str(path), "--on-error", "skip", "--format", "json"])
+    assert warned.stderr.splitlines()[0] == (f"Warning: skipped 1 bad row (first: {path}:row 42)")
 
 
 def test_truncated_parquet(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+import mpref
 import numpy as np
 import pytest
 import torch
@@ -241,7 +242,7 @@ def test_one_row_is_singular(tmp_path: Path) -> None:
     assert not re.search(r"\b1 rows\b", out)
     code, _, err = run("compute", "--logits", "1,2", "--target", "1")
     assert code == 2
-    assert "1 value for 2 logits" in err
+    assert "1 value for 2 classes" in err
 
 
 # -------------------------------------------------------- 11. no label: softmax only
@@ -443,7 +444,9 @@ def test_every_file_gets_its_loss_perplexity_and_accuracy(tmp_path: Path) -> Non
         assert float(row["perplexity"]) == entry["perplexity"]
         assert float(row["accuracy"]) == accuracy
         line = next(ln for ln in table.splitlines() if ln.startswith(path))
-        assert f"{math.exp(mean):.6g}" in line
+        # every loss and perplexity in [0.01, 1e6): the columns are fixed-point, 4 decimals
+        assert f"  {mean:.4f}  " in line
+        assert f"  {math.exp(mean):.4f}  " in line
         assert f"{100 * accuracy:.2f} %" in line
 
 
@@ -488,13 +491,33 @@ def test_file_and_line_survive_a_narrow_terminal() -> None:
         assert len(line) <= 60, line  # no table row wraps
     for place in ("epoch_090.csv:12345", "epoch_091.csv:12345", "epoch_090.csv:3\n"):
         assert f"validation_predictions_{place}" in worst  # file name and line, whole
-    assert "0.00664835" in worst  # no number is cut either
+    assert "6.648e-03" in worst  # no number is cut either
     assert "validation_predictions_epoch_090.csv\n" in files
     assert "validation_predictions_epoch_091.csv\n" in files
     assert "33.2916" in files  # the numbers are whole too
 
 
 # ----------------------------------------------------------- 8. a narrow terminal
+def test_batch_header_fits_sixty_columns_and_stays_one_line_in_plain_output() -> None:
+    from rich.console import Console
+
+    from xentcli.batch.report import render_table
+    from xentcli.cli.tools import make_console
+
+    head = "xent batch: 2 files, 6 rows"
+    counts = "(6 counted, 0 ignored, 0 skipped)"
+    buffer = io.StringIO()
+    render_table(_long_path_summary(), Console(file=buffer, width=60, force_terminal=True))
+    out = re.sub(r"\x1b\[[0-9;]*m", "", buffer.getvalue())
+    assert out.splitlines()[:2] == [head, counts]  # two whole lines, not a wrapped one
+    buffer = io.StringIO()
+    render_table(_long_path_summary(), Console(file=buffer, width=80, force_terminal=True))
+    assert re.sub(r"\x1b\[[0-9;]*m", "", buffer.getvalue()).splitlines()[0] == f"{head} {counts}"
+    buffer = io.StringIO()
+    render_table(_long_path_summary(), make_console(buffer, width=60))  # a file: never cut
+    assert buffer.getvalue().splitlines()[0] == f"{head} {counts}"
+
+
 def test_compute_table_fits_sixty_columns() -> None:
     from rich.console import Console
 
@@ -549,6 +572,46 @@ def test_histogram_and_progress_fit_sixty_columns(monkeypatch, tmp_path: Path) -
 
 
 # ------------------------------------------------- 9. one number format per column
+_FIXED, _SCIENTIFIC = (
+    re.compile(r"^[0-9]+\.[0-9]{4}$"),
+    re.compile(r"^[0-9]\.[0-9]{3}e[+-][0-9]{2}$"),
+)
+
+
+def _one_format(cells: list[str]) -> str:
+    """Which format a column's numbers share ("fixed" or "scientific"); fails on a mix."""
+    numbers = [c for c in cells if c not in ("0", "inf", "-")]
+    if all(_FIXED.match(c) for c in numbers):
+        return "fixed"
+    assert all(_SCIENTIFIC.match(c) for c in numbers), cells
+    return "scientific"
+
+
+def test_each_batch_column_has_one_number_format(tmp_path: Path) -> None:
+    # Row 0 is predicted with near certainty (loss 8.5e-18): the columns that hold its loss
+    # beside others' (0.1758 beside 1.2e-05, before) turn scientific as a whole.
+    logits = np.array([[40.0, 0.0, 0.0], [0.0, 1.0, 0.5], [0.2, 0.1, 1.5], [0.0, 3.0, 0.0]])
+    labels = np.array([0, 1, 2, 1])
+    _write(tmp_path / "a.csv", logits, labels)
+    _write(tmp_path / "b.csv", logits[1:], labels[1:])
+    table = ok("batch", str(tmp_path / "a.csv"), str(tmp_path / "b.csv"), "--worst", "7")
+    losses = np.array(
+        [float(mpref.loss(row, int(c))) for row, c in zip(logits, labels, strict=True)]
+    )
+    per_class = table.split("Per class\n")[1].split("\n\n")[0].splitlines()[2:]
+    cells = [line.split()[2] for line in per_class]
+    assert _one_format(cells) == "scientific"
+    assert cells == [f"{m:.3e}" for m in (losses[0], (losses[1] + losses[3]) / 2, losses[2])]
+    worst = table.split("Worst 7 rows (FILE:LINE)\n")[1].split("\n\n")[0].splitlines()[2:]
+    assert _one_format([line.split()[4] for line in worst]) == "fixed"  # P(label), 1 included
+    assert _one_format([line.split()[5] for line in worst]) == "scientific"  # loss
+    assert worst[-1].split()[4:] == ["1.0000", f"{losses[0]:.3e}"]
+    files = table.split("\n\n")[1].splitlines()[2:4]
+    assert _one_format([line.split()[5] for line in files]) == "fixed"  # mean loss
+    assert _one_format([line.split()[6] for line in files]) == "fixed"  # perplexity
+    assert files[1].split()[5:7] == [f"{losses[1:].mean():.4f}", f"{np.exp(losses[1:].mean()):.4f}"]
+
+
 @pytest.mark.parametrize(
     ("logits", "label"),
     [([0.0, -40.0], 0), ([1.2, 2.3, 0.8], 1), ([1000.0, 1001.0, 1002.0], 0), ([0.0, -5.0, 3.0], 1)],

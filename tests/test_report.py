@@ -78,8 +78,8 @@ xent batch: 2 files, 6 rows (4 counted, 1 ignored, 1 skipped)
 
 File    Rows   Counted   Ignored   Skipped   Mean loss (nats)   Perplexity   Accuracy
 -------------------------------------------------------------------------------------
-a.csv      3         3         0         0           0.893888      2.44462    66.67 %
-b.csv      3         1         1         1           0.239545      1.27067   100.00 %
+a.csv      3         3         0         0             0.8939       2.4446    66.67 %
+b.csv      3         1         1         1             0.2395       1.2707   100.00 %
 Scores: logits
 
 Mean loss                         0.730302 nats [0, 1.73]
@@ -123,9 +123,9 @@ Confidence      Rows   Mean conf.   Accuracy       Gap
 Per class
 Class   Rows   Mean loss (nats)   Accuracy   Share of loss   Precision   Recall       F1
 ----------------------------------------------------------------------------------------
-cat        1        8.49671e-18   100.00 %          0.00 %      0.5000   1.0000   0.6667
-dog        1           0.442119   100.00 %         15.13 %      1.0000   1.0000   1.0000
-bird       2            1.23954    50.00 %         84.87 %      1.0000   0.5000   0.6667
+cat        1          8.497e-18   100.00 %          0.00 %      0.5000   1.0000   0.6667
+dog        1          4.421e-01   100.00 %         15.13 %      1.0000   1.0000   1.0000
+bird       2          1.240e+00    50.00 %         84.87 %      1.0000   0.5000   0.6667
 
 Confusion matrix (rows: true class, columns: predicted)
 True   cat   dog   bird
@@ -137,9 +137,9 @@ bird     1     .      1
 Worst 3 rows (FILE:LINE)
 #   File:line   Label   Predicted   P(label)   Loss (nats)
 ----------------------------------------------------------
-1   a.csv:4      bird         cat   0.106507       2.23954
-2   a.csv:2       dog         dog   0.642673      0.442119
-3   b.csv:4      bird        bird   0.786986      0.239545
+1   a.csv:4      bird         cat     0.1065        2.2395
+2   a.csv:2       dog         dog     0.6427        0.4421
+3   b.csv:4      bird        bird     0.7870        0.2395
 """
 
 
@@ -189,7 +189,7 @@ Confidence      Rows   Mean conf.   Accuracy       Gap
 Per class
 Class   Rows   Mean loss (bits)   Accuracy   Share of loss   Precision   Recall       F1
 ----------------------------------------------------------------------------------------
-0          1                  1   100.00 %               -      0.3333   1.0000   0.5000
+0          1             1.0000   100.00 %               -      0.3333   1.0000   0.5000
 1          2                inf     0.00 %               -           -   0.0000   0.0000
 
 Confusion matrix (rows: true class, columns: predicted)
@@ -202,7 +202,7 @@ Worst 2 rows (FILE:LINE)
 #   File:line   Label   Predicted   P(label)   Loss (bits)
 ----------------------------------------------------------
 1   x.csv:2         1           0          0           inf
-2   x.csv:3         0           0        0.5             1
+2   x.csv:3         0           0     0.5000        1.0000
 """
     )
 
@@ -240,16 +240,16 @@ def test_many_classes_show_the_costliest() -> None:
 The 10 costliest of 30 classes (by share of the total loss)
 Class   Rows   Mean loss (nats)   Accuracy   Share of loss   Precision   Recall       F1
 ----------------------------------------------------------------------------------------
-29         1            6.36901     0.00 %          6.11 %           -   0.0000   0.0000
-28         1            6.16251     0.00 %          5.92 %           -   0.0000   0.0000
+29         1             6.3690     0.00 %          6.11 %           -   0.0000   0.0000
+28         1             6.1625     0.00 %          5.92 %           -   0.0000   0.0000
 27         1             5.9561     0.00 %          5.72 %           -   0.0000   0.0000
-26         1            5.74979     0.00 %          5.52 %           -   0.0000   0.0000
-25         1            5.54363     0.00 %          5.32 %           -   0.0000   0.0000
-24         1            5.33763     0.00 %          5.12 %           -   0.0000   0.0000
-23         1            5.13184     0.00 %          4.93 %           -   0.0000   0.0000
+26         1             5.7498     0.00 %          5.52 %           -   0.0000   0.0000
+25         1             5.5436     0.00 %          5.32 %           -   0.0000   0.0000
+24         1             5.3376     0.00 %          5.12 %           -   0.0000   0.0000
+23         1             5.1318     0.00 %          4.93 %           -   0.0000   0.0000
 22         1             4.9263     0.00 %          4.73 %           -   0.0000   0.0000
-21         1            4.72107     0.00 %          4.53 %           -   0.0000   0.0000
-20         1            4.51622     0.00 %          4.34 %           -   0.0000   0.0000
+21         1             4.7211     0.00 %          4.53 %           -   0.0000   0.0000
+20         1             4.5162     0.00 %          4.34 %           -   0.0000   0.0000
 
 Confusion matrix: 30 classes, in --format json.
 """
@@ -268,7 +268,7 @@ def test_soft_targets_are_labelled() -> None:
     assert "50.00 % (1 of 2 rows)" in text
     assert "Per class (argmax of target)" in text
     # the label of a soft-target row is the argmax of its target (the first on ties)
-    assert "1   s.csv:3         0           1   0.268941      0.813262" in text
+    assert "1   s.csv:3         0           1     0.2689        0.8133" in text
 
 
 def test_json_is_full_precision_and_parses() -> None:

@@ -87,8 +87,9 @@ class DataError(XentError):
 
     Formats without lines (Parquet, Arrow, NumPy) count rows from 1 and name columns:
 
-    >>> str(DataError("preds.parquet", 17, "logits", "logit is NaN", "nan", unit="row"))
-    "preds.parquet:row 17:logits: logit is NaN ('nan')"
+    >>> error = DataError("preds.parquet", 17, "logits", "logit is NaN", "nan", unit="row")
+    >>> str(error), error.where
+    ("preds.parquet:row 17:logits: logit is NaN ('nan')", 'preds.parquet:row 17')
     """
 
     def __init__(
@@ -113,8 +114,10 @@ class DataError(XentError):
         place = repr(path) if any(ord(c) < 32 or ord(c) == 127 for c in path) else path
         if line is not None:
             place += f":row {line}" if unit == "row" else f":{line}"
-            if column is not None:
-                place += f":{column}"
+        #: where the row is, as people read it: ``FILE:LINE``, ``FILE:row N`` or ``FILE``
+        self.where = place
+        if line is not None and column is not None:
+            place += f":{column}"
         text = f"{place}: {reason}"
         if value is not None:
             text += f" ({shorten(value)})"

@@ -26,7 +26,7 @@ from xentcli.batch._report_metrics import (
 )
 from xentcli.batch.accumulator import ChunkResult, ClassSummary, Summary, WorstRow
 from xentcli.core import KIND_NAMES
-from xentcli.text import dumps, nonfinite_text, plural
+from xentcli.text import dumps, fixed_column, nonfinite_text, plural
 
 #: the per-class table lists every class up to this many, else the costliest few
 MAX_CLASSES = 20
@@ -46,6 +46,20 @@ def number(value: float | None, undefined: str = "undefined") -> str:
     if value is None:
         return undefined
     return nonfinite_text(value) or f"{value:.6g}"
+
+
+def column(values: Sequence[float | None], missing: str = "-") -> list[str]:
+    """A table column's numbers in one format, chosen from the whole column
+    (:func:`xentcli.text.fixed_column`: fixed-point, or scientific for every value when
+    one needs it); *missing* stands for None.
+
+    >>> column([0.175839, 1.2e-05, None])
+    ['1.758e-01', '1.200e-05', '-']
+    >>> column([0.08816, 0.274985, 4.51554])
+    ['0.0882', '0.2750', '4.5155']
+    """
+    shown = iter(fixed_column([v for v in values if v is not None]))
+    return [missing if v is None else next(shown) for v in values]
 
 
 def percent(value: float | None) -> str:
@@ -151,7 +165,9 @@ def _heading(console: Console, text: str) -> None:
     console.print(Text(text, style="bold"))
 
 
-def render_table(summary: Summary, console: Console, *, study: str | None = None) -> None:
+def render_table(
+    summary: Summary, console: Console, *, study: str | None = None, title: str = "xent batch"
+) -> None:
     """Print the summary a person reads: totals, distribution, per class, worst rows.
 
     With *study* (the options that read the files and compute the loss, as command-line
@@ -159,32 +175,34 @@ def render_table(summary: Summary, console: Console, *, study: str | None = None
     works it through. Plain output (not a terminal) has its lines' trailing padding removed.
     """
     if console.is_terminal:
-        _render_table(summary, console, study)
+        _render_table(summary, console, study, title)
         return
     # Output to a file or a pipe is never cut: tables keep their natural width.
     width = console.width
     console.width = 1 << 16
     try:
         with console.capture() as captured:
-            _render_table(summary, console, study)
+            _render_table(summary, console, study, title)
     finally:
         console.width = width
     lines = captured.get().splitlines()
     console.file.write("".join(line.rstrip() + "\n" for line in lines))
 
 
-def _render_table(summary: Summary, console: Console, study: str | None = None) -> None:
+def _render_table(
+    summary: Summary, console: Console, study: str | None, title: str = "xent batch"
+) -> None:
     units = summary.units
     files = summary.files
     n_files = len(files)
-    console.print(
-        Text(
-            f"xent batch: {plural(n_files, 'file')}, {plural(summary.rows, 'row')} "
-            f"({summary.rows_counted} counted, {summary.rows_ignored} ignored, "
-            f"{summary.rows_skipped} skipped)",
-            style="bold",
-        )
+    head = f"{title}: {plural(n_files, 'file')}, {plural(summary.rows, 'row')}"
+    counts = (
+        f"({summary.rows_counted} counted, {summary.rows_ignored} ignored, "
+        f"{summary.rows_skipped} skipped)"
     )
+    # One line, or two where a narrow terminal would wrap it (never in the middle).
+    fits = len(head) + 1 + len(counts) <= console.width
+    console.print(Text(f"{head} {counts}" if fits else f"{head}\n{counts}", style="bold"))
     if n_files > 1:
         table = _table(console)
         table.add_column("File")
@@ -193,15 +211,17 @@ def _render_table(summary: Summary, console: Console, study: str | None = None) 
         table.add_column(f"{_loss_name(summary)} ({units})", justify="right")
         table.add_column("Perplexity", justify="right")
         table.add_column("Accuracy", justify="right")
-        for f in files:
+        losses = column([f.loss for f in files], "undefined")
+        perplexities = column([f.perplexity for f in files])
+        for f, loss, perplexity in zip(files, losses, perplexities, strict=True):
             table.add_row(
                 f.path,
                 str(f.rows),
                 str(f.rows_counted),
                 str(f.rows_ignored),
                 str(f.rows_skipped),
-                number(f.loss),
-                number(f.perplexity, "-"),
+                loss,
+                perplexity,
                 percent(f.accuracy),
             )
         console.print()
@@ -399,8 +419,10 @@ def _render_classes(summary: Summary, console: Console) -> None:
     if scores is not None:
         for name in ("Precision", "Recall", "F1"):
             table.add_column(name, justify="right")
-    for c in classes:
-        cells = [c.name, str(c.rows), number(c.loss, "-"), percent(c.accuracy), percent(c.share)]
+    classes = list(classes)
+    losses = column([c.loss for c in classes])
+    for c, loss in zip(classes, losses, strict=True):
+        cells = [c.name, str(c.rows), loss, percent(c.accuracy), percent(c.share)]
         if scores is not None:
             s = scores[c.index]
             cells += [figure(s.precision), figure(s.recall), figure(s.f1)]
@@ -432,15 +454,12 @@ def _render_worst(summary: Summary, console: Console, study: str | None = None) 
     table.add_column("Predicted", justify="right")
     table.add_column("P(label)", justify="right")
     table.add_column(f"Loss ({summary.units})", justify="right")
-    for rank, w in enumerate(summary.worst, start=1):
-        table.add_row(
-            str(rank),
-            w.place,
-            str(w.label),
-            str(w.predicted),
-            number(w.probability),
-            number(w.loss),
-        )
+    probabilities = column([w.probability for w in summary.worst])
+    losses = column([w.loss for w in summary.worst])
+    for rank, (w, probability, loss) in enumerate(
+        zip(summary.worst, probabilities, losses, strict=True), start=1
+    ):
+        table.add_row(str(rank), w.place, str(w.label), str(w.predicted), probability, loss)
     _print_fitted(console, table, 1)
     worst = summary.worst[0].file
     if study is not None and worst != "<stdin>" and "://" not in worst:  # a local file

@@ -708,6 +708,7 @@ def finish(
     frameworks: Any = None,
     precision: Any = None,
     plot: tuple[str, str] | None = None,
+    title: str = "xent batch",
 ) -> None:
     """Save the state (atomically) if asked, then print the report of *accumulator*.
 
@@ -715,6 +716,7 @@ def finish(
     worst row through (see :func:`xentcli.batch.report.render_table`); given a
     :class:`~xentcli.batch.frameworks.FrameworkMeans`, each library's mean follows.
     *plot* (path, format) writes the figure first, so a failed write prints no report.
+    *title* opens the table (the command that made the report).
     """
     if save_state is not None:
         write_state(accumulator, save_state)
@@ -732,6 +734,7 @@ def finish(
         study=study,
         frameworks=means,
         precision=low,
+        title=title,
     )
     # Flush here, inside the command, so that a write error (a full disk) is reported
     # through the usual error path rather than at interpreter exit. A closed pipe is left
@@ -974,13 +977,14 @@ def _report(
     study: str | None = None,
     frameworks: Any = None,
     precision: Any = None,
+    title: str = "xent batch",
 ) -> None:
     from xentcli.batch.report import render_csv, render_json, render_table
     from xentcli.cli.tools import make_console
     from xentcli.text import plural
 
     if summary.rows_skipped:
-        lines = ", ".join(f"{e.path}:{e.line}" for e in summary.skipped)
+        lines = ", ".join(error.where for error in summary.skipped)
         click.echo(
             f"Warning: skipped {plural(summary.rows_skipped, 'bad row')} (first: {lines})",
             err=True,
@@ -1015,7 +1019,7 @@ def _report(
         click.echo(render_csv(summary), nl=False)
     else:
         console = make_console(stderr=to_stderr)
-        render_table(summary, console, study=study)
+        render_table(summary, console, study=study, title=title)
         if frameworks is not None:
             from xentcli.compute import frameworks as fw
 

@@ -12,6 +12,7 @@ import click
 from xentcli.cli.params import REPORT_FORMAT
 from xentcli.cli.tools import BadData
 from xentcli.errors import DataError, StateError
+from xentcli.text import plural
 
 EPILOG = """\b
 Examples:
@@ -71,4 +72,4 @@ def merge(states: tuple[str, ...], fmt: str, save_state: str | None) -> None:
             " rounding boundary (rare: about 3 figures in 10 million) and the states cannot decide it:"
             " run xent batch --exact over all the inputs in one run"
         )
-    finish(merged, fmt, save_state)
+    finish(merged, fmt, save_state, title=f"xent merge of {plural(len(paths), 'state')}")
