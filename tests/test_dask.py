@@ -1,7 +1,7 @@
 """The Dask engine on a local cluster of 2 worker processes (one cluster for the module).
 
 The oracle is ``xent batch`` in one process (itself checked against PyTorch and mpmath
-in test_batch/test_cli_batch): every figure must be the same bits, whatever the parts
+in test_accumulator/test_cli_batch): every figure must be the same bits, whatever the parts
 (byte ranges of CSV files, Parquet row groups, whole compressed files), their order, or
 a worker dying mid-run. A Dask DataFrame's mean is also checked against torch.
 """

@@ -1,7 +1,7 @@
 """Saved states (``xent batch --save-state``) and ``xent merge``.
 
 The oracle for a merge is one ``xent batch`` (or one accumulator) over all the inputs,
-whose figures test_batch/test_cli_batch check against PyTorch and mpmath; the mean is
+whose figures test_accumulator/test_cli_batch check against PyTorch and mpmath; the mean is
 also checked here against torch's float64 cross_entropy within the kernel's ulp bound.
 """
 

@@ -98,7 +98,7 @@ MUTANTS = [
         "xentcli/batch/accumulator.py",
         "probability = _label_probability(chunk.logits, labels, opts.temperature)",
         "probability = _label_probability(chunk.logits, labels, 1.0)",
-        ("tests/test_batch_oracles.py", "tests/test_cli_batch.py", "tests/test_batch.py"),
+        ("tests/test_batch_oracles.py", "tests/test_cli_batch.py", "tests/test_accumulator.py"),
     ),
     Mutant(
         "never-two-threads",
@@ -139,7 +139,7 @@ MUTANTS = [
         "xentcli/batch/accumulator.py",
         "            state.class_weights.add(weight, cls)\n",
         "            state.class_weights.add_ones(class_rows)\n",
-        ("tests/test_batch.py", "tests/test_cli_batch.py", "tests/test_batch_oracles.py"),
+        ("tests/test_accumulator.py", "tests/test_cli_batch.py", "tests/test_batch_oracles.py"),
     ),
     Mutant(
         "smoothing-eps-over-k-minus-1",
@@ -163,7 +163,7 @@ MUTANTS = [
         "xentcli/batch/accumulator.py",
         "        state.class_sums.add(loss, cls)\n",
         "        state.class_sums.add(loss, rows.predicted[counted])\n",
-        ("tests/test_batch.py", "tests/test_cli_batch.py", "tests/test_batch_oracles.py"),
+        ("tests/test_accumulator.py", "tests/test_cli_batch.py", "tests/test_batch_oracles.py"),
     ),
     Mutant(
         "line-numbers-off-by-one",
