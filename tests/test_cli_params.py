@@ -147,3 +147,12 @@ def test_a_dotless_i_inf_in_a_file_is_bad_data_not_a_crash(tmp_path: Path) -> No
     code, stdout, stderr = run(["batch", str(path)])
     assert (code, stdout) == (1, "")
     assert stderr == f"Error: {path}:2:2: logit is not a number ('\u0131nf')\n"
+
+
+def test_the_sigmoid_loss_counts_labels_with_the_same_wording() -> None:
+    sigmoid = ["compute", "--sigmoid", "--logits", "1,2", "--target", "1,0"]
+    assert run([*sigmoid, "--pos-weight", "1,2,3"]) == (
+        2,
+        "",
+        "Error: --pos-weight: 3 values for 2 labels\n",
+    )

@@ -153,19 +153,24 @@ class CountError(XentError):
     '--weights: 3 values for 2 classes'
     """
 
-    def __init__(self, name: str, given: int, what: str, classes: int) -> None:
+    def __init__(self, name: str, given: int, what: str, classes: int, per: str = "class") -> None:
         self.name, self.given, self.what, self.classes = name, given, what, classes
+        self.per = per  #: what there are *classes* of: "class", or "label" (multi-label)
         super().__init__(self.about(name))
 
     def about(self, name: str) -> str:
         """The message, naming *name* (a parameter or an option) as what is wrong."""
         items = self.what if self.given == 1 else self.what + "s"
-        classes = "class" if self.classes == 1 else "classes"
-        return f"{name}: {self.given} {items} for {self.classes} {classes}"
+        per = (
+            self.per
+            if self.classes == 1
+            else ("classes" if self.per == "class" else self.per + "s")
+        )
+        return f"{name}: {self.given} {items} for {self.classes} {per}"
 
-    def __reduce__(self) -> tuple[type[CountError], tuple[str, int, str, int]]:
+    def __reduce__(self) -> tuple[type[CountError], tuple[str, int, str, int, str]]:
         # An error raised in a Dask worker travels pickled: rebuild it from its fields.
-        return type(self), (self.name, self.given, self.what, self.classes)
+        return type(self), (self.name, self.given, self.what, self.classes, self.per)
 
 
 class UndefinedMeanError(XentError):

@@ -501,9 +501,11 @@ def _sigmoid(
     if z is None:
         raise BadInvocation("--sigmoid needs --target: one 0/1 (or soft) value per logit")
     if len(z) != k:
-        raise BadInvocation(str(CountError("--target", len(z), "value", k)))
+        raise BadInvocation(str(CountError("--target", len(z), "value", k, per="label")))
     if pos_weight is not None and len(pos_weight) != k:
-        raise BadInvocation(str(CountError("--pos-weight", len(pos_weight), "value", k)))
+        raise BadInvocation(
+            str(CountError("--pos-weight", len(pos_weight), "value", k, per="label"))
+        )
     if loss.weights is not None or loss.label_smoothing or loss.temperature != 1.0:
         raise BadInvocation(
             "--weights, --label-smoothing and --temperature go with the softmax loss, not"
