@@ -829,10 +829,15 @@ def _run(
                         first = table.display_name
                     else:
                         _same_scores(accumulator, table, first)
-                    for note in getattr(table, "notes", ()):
-                        click.echo(f"{table.display_name}: {note}", err=True)
+                    # What was inferred about the columns is said once rows have been read:
+                    # a file that fails (no data rows, a bad first row) gets its one-line
+                    # error alone.
+                    notes = [f"{table.display_name}: {n}" for n in getattr(table, "notes", ())]
                     accumulator.start_file(table.display_name)
                     for chunk in table.chunks():
+                        for note in notes:
+                            click.echo(note, err=True)
+                        notes = []
                         if chunk.path != table.display_name:
                             chunk = dataclasses.replace(chunk, path=table.display_name)
                         result = accumulator.add(chunk, per_row=out is not None)
@@ -841,6 +846,8 @@ def _run(
                         if result is not None and out is not None:
                             out.write(per_row_lines(result, names))
                         bar.update(table.display_name, table.bytes_read, len(chunk.lines))
+                    for note in notes:  # a file of skipped rows only
+                        click.echo(note, err=True)
                     accumulator.add_skipped(table.display_name, table.rows_skipped, table.skipped)
                     bar.file_done(table.bytes_read)
     except ColumnError as error:  # an option naming no column: a usage error
