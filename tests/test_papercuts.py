@@ -630,3 +630,30 @@ def test_each_computed_column_has_one_number_format(logits: list[float], label: 
         for cell in cells:
             # the value shown is the value, at the shown precision (float parses both forms)
             assert math.isfinite(float(cell))
+
+
+def test_reliability_rows_fit_sixty_columns() -> None:
+    """A bin is one line at 60 columns with its figures whole; the bar goes, not a row."""
+    from rich.console import Console
+
+    from xentcli.batch.accumulator import BatchAccumulator
+    from xentcli.batch.report import render_table
+
+    rng = np.random.default_rng(3)
+    acc = BatchAccumulator(4)
+    acc.update(rng.normal(0, 2, (400, 4)), rng.integers(0, 4, 400))
+    summary = acc.summary()
+    bins = [b for b in summary.metrics.calibration.bins if b.rows]
+    for width, bars in ((60, False), (100, True)):
+        buffer = io.StringIO()
+        render_table(summary, Console(file=buffer, width=width, force_terminal=True))
+        out = re.sub(r"\x1b\[[0-9;]*m", "", buffer.getvalue())
+        section = out.split("Reliability")[1].split("\n\n")[0].splitlines()
+        table = section[section.index(next(s for s in section if s.startswith("Confidence"))) :]
+        assert len(table) == 2 + len(bins)  # header, rule, one line per bin: none wraps
+        assert all(len(line) <= width for line in table)
+        for b, line in zip(bins, table[2:], strict=True):
+            assert line.startswith(f"{b.low:.3f} - {b.high:.3f}")
+            assert f"{b.gap:+.4f}" in line
+            assert "…" not in line
+            assert ("█" in line or "·" in line) == bars

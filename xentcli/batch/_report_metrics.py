@@ -150,23 +150,33 @@ def render_reliability(
         f"Reliability (top-label confidence, {cal.n_bins} equal-width bins; "
         f"{cal.n_bins - len(bins)} empty not shown)",
     )
-    out = table(console)
-    out.add_column("Confidence")
-    for name in ("Rows", "Mean conf.", "Accuracy", "Gap"):
-        out.add_column(name, justify="right")
-    out.add_column("", no_wrap=True)
-    full, empty = ("█", "·") if console.is_terminal else ("#", ".")
-    for b in bins:
-        length = 0 if b.accuracy is None else round(BAR_WIDTH * b.accuracy)
-        gap = b.gap
-        out.add_row(
+    headers = ("Confidence", "Rows", "Mean conf.", "Accuracy", "Gap")
+    rows = [
+        (
             f"{b.low:.3f} - {b.high:.3f}",
             str(b.rows),
             figure(b.confidence),
             figure(b.accuracy),
-            "-" if gap is None else f"{gap:+.4f}",
-            full * length + empty * (BAR_WIDTH - length),
+            "-" if b.gap is None else f"{b.gap:+.4f}",
         )
+        for b in bins
+    ]
+    # A row never wraps (#11, narrow terminals): the bar takes what the figures leave of
+    # the width (3 characters between columns), and goes when fewer than 6 are left.
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    bar_width = min(BAR_WIDTH, console.width - sum(widths) - 3 * len(headers))
+    out = table(console)
+    out.add_column("Confidence", no_wrap=True)
+    for name in headers[1:]:
+        out.add_column(name, justify="right", no_wrap=True)
+    if bar_width >= 6:
+        out.add_column("", no_wrap=True)
+    full, empty = ("█", "·") if console.is_terminal else ("#", ".")
+    for b, cells in zip(bins, rows, strict=True):
+        if bar_width >= 6:
+            length = 0 if b.accuracy is None else round(bar_width * b.accuracy)
+            cells = (*cells, full * length + empty * (bar_width - length))
+        out.add_row(*cells)
     console.print(out)
 
 
