@@ -172,10 +172,11 @@ def render_reliability(
     if bar_width >= 6:
         out.add_column("", no_wrap=True)
     full, empty = ("█", "·") if console.is_terminal else ("#", ".")
-    for b, cells in zip(bins, rows, strict=True):
+    for b, figures in zip(bins, rows, strict=True):
+        cells = list(figures)
         if bar_width >= 6:
             length = 0 if b.accuracy is None else round(bar_width * b.accuracy)
-            cells = (*cells, full * length + empty * (bar_width - length))
+            cells.append(full * length + empty * (bar_width - length))
         out.add_row(*cells)
     console.print(out)
 
