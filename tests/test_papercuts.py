@@ -657,3 +657,33 @@ def test_reliability_rows_fit_sixty_columns() -> None:
             assert f"{b.gap:+.4f}" in line
             assert "…" not in line
             assert ("█" in line or "·" in line) == bars
+
+
+def test_per_class_rows_fit_sixty_columns() -> None:
+    """At 60 columns the per-class table drops its least needed columns, says which,
+    and keeps every figure whole; a file keeps them all."""
+    from rich.console import Console
+
+    from xentcli.batch.accumulator import BatchAccumulator
+    from xentcli.batch.report import render_table
+    from xentcli.cli.tools import make_console
+
+    rng = np.random.default_rng(5)
+    acc = BatchAccumulator(4)
+    acc.update(rng.normal(0, 2, (400, 4)), rng.integers(0, 4, 400))
+    summary = acc.summary()
+    buffer = io.StringIO()
+    render_table(summary, Console(file=buffer, width=60, force_terminal=True))
+    out = re.sub(r"\x1b\[[0-9;]*m", "", buffer.getvalue())
+    section = out.split("Per class")[1].split("\n\n")[0]
+    assert "Share of loss, Precision left out to fit 60 columns" in " ".join(section.split())
+    rows = [line for line in section.splitlines() if line[:1].isdigit()]
+    assert len(rows) == 4  # one line per class: none wraps
+    for c, line in zip(summary.per_class, rows, strict=True):
+        assert len(line) <= 60
+        assert "…" not in line
+        assert f"{100 * c.accuracy:.2f} %" in line
+    plain = io.StringIO()
+    render_table(summary, make_console(plain, width=60))
+    assert "Share of loss" in plain.getvalue()
+    assert "left out" not in plain.getvalue()

@@ -401,6 +401,31 @@ def costliest(classes: Sequence[ClassSummary], count: int = TOP_CLASSES) -> list
     return sorted(present, key=lambda c: (-(c.share or 0.0), -c.loss_sum, c.index))[:count]
 
 
+# What a narrow terminal drops first from the per-class table (#11 item 8: never wrap a
+# row, never cut a figure): the loss's share, then precision and recall (F1 sums them up).
+_DROPPED_FIRST = ("Share of loss", "Precision", "Recall", "F1")
+
+
+def _fit_columns(columns: dict[str, list[str]], console: Console) -> list[str]:
+    """Drop columns of *columns* in the order of ``_DROPPED_FIRST`` until a row fits the
+    console (3 characters between columns; a header wraps at its spaces); return them."""
+
+    def width() -> int:
+        return sum(
+            max(max(len(w) for w in name.split()), *(len(c) for c in cells))
+            for name, cells in columns.items()
+        ) + 3 * (len(columns) - 1)
+
+    left_out = []
+    for name in _DROPPED_FIRST:
+        if width() <= console.width:
+            break
+        if name in columns:
+            del columns[name]
+            left_out.append(name)
+    return left_out
+
+
 def _render_classes(summary: Summary, console: Console) -> None:
     classes: Iterable[ClassSummary] = summary.per_class
     k = len(summary.per_class)
@@ -409,24 +434,29 @@ def _render_classes(summary: Summary, console: Console) -> None:
     else:
         classes = costliest(summary.per_class)
         title = f"The {TOP_CLASSES} costliest of {k} classes (by share of the total loss)"
-    table = _table(console)
-    table.add_column("Class")
-    table.add_column("Rows", justify="right")
-    table.add_column(f"Mean loss ({summary.units})", justify="right")
-    table.add_column("Accuracy", justify="right")
-    table.add_column("Share of loss", justify="right")
     scores = summary.metrics.confusion.classes if summary.metrics is not None else None
-    if scores is not None:
-        for name in ("Precision", "Recall", "F1"):
-            table.add_column(name, justify="right")
     classes = list(classes)
-    losses = column([c.loss for c in classes])
-    for c, loss in zip(classes, losses, strict=True):
-        cells = [c.name, str(c.rows), loss, percent(c.accuracy), percent(c.share)]
-        if scores is not None:
-            s = scores[c.index]
-            cells += [figure(s.precision), figure(s.recall), figure(s.f1)]
+    columns: dict[str, list[str]] = {
+        "Class": [c.name for c in classes],
+        "Rows": [str(c.rows) for c in classes],
+        f"Mean loss ({summary.units})": column([c.loss for c in classes]),
+        "Accuracy": [percent(c.accuracy) for c in classes],
+        "Share of loss": [percent(c.share) for c in classes],
+    }
+    if scores is not None:
+        columns["Precision"] = [figure(scores[c.index].precision) for c in classes]
+        columns["Recall"] = [figure(scores[c.index].recall) for c in classes]
+        columns["F1"] = [figure(scores[c.index].f1) for c in classes]
+    left_out = _fit_columns(columns, console) if console.is_terminal else []
+    table = _table(console)
+    for i, (name, figures) in enumerate(columns.items()):
+        # At least as wide as its widest figure: only a header may wrap (at its spaces).
+        widest = max(len(c) for c in figures)
+        table.add_column(name, justify="left" if i == 0 else "right", min_width=widest)
+    for cells in zip(*columns.values(), strict=True):
         table.add_row(*cells)
+    if left_out:
+        title += f" ({', '.join(left_out)} left out to fit {console.width} columns)"
     _heading(console, title)
     console.print(table)
 
