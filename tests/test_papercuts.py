@@ -687,3 +687,37 @@ def test_per_class_rows_fit_sixty_columns() -> None:
     render_table(summary, make_console(plain, width=60))
     assert "Share of loss" in plain.getvalue()
     assert "left out" not in plain.getvalue()
+
+
+def test_group_rows_fit_sixty_columns() -> None:
+    """The --group-by table at 60 columns: the weight column goes (and it says so), every
+    figure stays whole; a file keeps every column."""
+    from types import SimpleNamespace as NS
+
+    from rich.console import Console
+
+    from xentcli.batch._report_metrics import render_groups
+    from xentcli.batch.report import _heading, _table
+    from xentcli.cli.tools import make_console
+
+    def part(rows: int, weight: float, loss: float, accuracy: float) -> NS:
+        metrics = NS(brier=NS(mean=0.126512), calibration=NS(ece=0.0777123))
+        return NS(rows=rows, sample_weights={"sum": weight}, loss_mean=loss,
+                  accuracy=accuracy, metrics=metrics)  # fmt: skip
+
+    groups = [NS(name="phone", summary=part(161, 322.0, 0.2819763, 0.8944)),
+              NS(name="scanner", summary=part(188, 94.0, 0.1274421, 1.0))]  # fmt: skip
+    summary = NS(groups=groups, group_by="source", sample_weights={"sum": 416.0}, units="nats")
+    buffer = io.StringIO()
+    render_groups(summary, Console(file=buffer, width=60, force_terminal=True), _table, _heading)
+    out = re.sub(r"\x1b\[[0-9;]*m", "", buffer.getvalue())
+    rows = [line for line in out.splitlines() if line.startswith(("phone", "scanner"))]
+    assert len(rows) == 2
+    assert all(len(line) <= 60 and "…" not in line for line in rows)
+    assert "0.281976" in rows[0]
+    assert "100.00 %" in rows[1]
+    assert "(Weight left out to fit 60 columns)" in out
+    plain = io.StringIO()
+    render_groups(summary, make_console(plain, width=60), _table, _heading)
+    assert "Weight" in plain.getvalue()
+    assert "left out" not in plain.getvalue()

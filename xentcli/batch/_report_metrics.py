@@ -109,13 +109,11 @@ def render_groups(
         + ("; weighted means" if weighted else "")
         + ")",
     )
-    out = table(console)
-    out.add_column(str(summary.group_by))
-    out.add_column("Rows", justify="right")
+    columns: dict[str, list[str]] = {str(summary.group_by): [], "Rows": []}
     if weighted:
-        out.add_column("Weight", justify="right")
+        columns["Weight"] = []
     for name in (f"Mean loss ({summary.units})", "Accuracy", "Brier", "ECE"):
-        out.add_column(name, justify="right")
+        columns[name] = []
     for group in groups:
         part = group.summary
         metrics = part.metrics
@@ -130,8 +128,53 @@ def render_groups(
             figure(None if metrics is None else metrics.brier.mean),
             figure(None if metrics is None else metrics.calibration.ece),
         ]
-        out.add_row(*cells)
+        for cells_of, cell in zip(columns.values(), cells, strict=True):
+            cells_of.append(cell)
+    left_out = fit_columns(columns, console, ("Weight", "Brier", "ECE"))
+    out = table(console)
+    fill_table(out, columns)
     console.print(out)
+    if left_out:
+        console.print(Text(f"({', '.join(left_out)} left out to fit {console.width} columns)"))
+
+
+def fit_columns(
+    columns: dict[str, list[str]], console: Console, dropped_first: Sequence[str]
+) -> list[str]:
+    """Drop columns of *columns* in the order *dropped_first* until a row fits a terminal
+    (3 characters between columns; a header wraps at its spaces); return those dropped.
+
+    #11 item 8: in a narrow terminal a table row never wraps and a figure is never cut.
+    Output to a file keeps every column.
+    """
+
+    def width() -> int:
+        return sum(
+            max(max(len(w) for w in name.split()), *(len(c) for c in cells))
+            for name, cells in columns.items()
+        ) + 3 * (len(columns) - 1)
+
+    left_out: list[str] = []
+    if not console.is_terminal:
+        return left_out
+    for name in dropped_first:
+        if width() <= console.width:
+            break
+        if name in columns:
+            del columns[name]
+            left_out.append(name)
+    return left_out
+
+
+def fill_table(table: Table, columns: dict[str, list[str]]) -> None:
+    """Add *columns* (header: cells) to *table*, each at least as wide as its widest
+    figure, so that only a header wraps (at its spaces); the first is text, the rest
+    figures."""
+    for i, (name, figures) in enumerate(columns.items()):
+        widest = max((len(c) for c in figures), default=0)
+        table.add_column(name, justify="left" if i == 0 else "right", min_width=widest)
+    for cells in zip(*columns.values(), strict=True):
+        table.add_row(*cells)
 
 
 def render_reliability(

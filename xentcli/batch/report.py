@@ -18,6 +18,8 @@ from rich.text import Text
 
 from xentcli.batch._report_metrics import (
     figure,
+    fill_table,
+    fit_columns,
     interval,
     render_confusion,
     render_groups,
@@ -406,26 +408,6 @@ def costliest(classes: Sequence[ClassSummary], count: int = TOP_CLASSES) -> list
 _DROPPED_FIRST = ("Share of loss", "Precision", "Recall", "F1")
 
 
-def _fit_columns(columns: dict[str, list[str]], console: Console) -> list[str]:
-    """Drop columns of *columns* in the order of ``_DROPPED_FIRST`` until a row fits the
-    console (3 characters between columns; a header wraps at its spaces); return them."""
-
-    def width() -> int:
-        return sum(
-            max(max(len(w) for w in name.split()), *(len(c) for c in cells))
-            for name, cells in columns.items()
-        ) + 3 * (len(columns) - 1)
-
-    left_out = []
-    for name in _DROPPED_FIRST:
-        if width() <= console.width:
-            break
-        if name in columns:
-            del columns[name]
-            left_out.append(name)
-    return left_out
-
-
 def _render_classes(summary: Summary, console: Console) -> None:
     classes: Iterable[ClassSummary] = summary.per_class
     k = len(summary.per_class)
@@ -447,14 +429,9 @@ def _render_classes(summary: Summary, console: Console) -> None:
         columns["Precision"] = [figure(scores[c.index].precision) for c in classes]
         columns["Recall"] = [figure(scores[c.index].recall) for c in classes]
         columns["F1"] = [figure(scores[c.index].f1) for c in classes]
-    left_out = _fit_columns(columns, console) if console.is_terminal else []
+    left_out = fit_columns(columns, console, _DROPPED_FIRST)
     table = _table(console)
-    for i, (name, figures) in enumerate(columns.items()):
-        # At least as wide as its widest figure: only a header may wrap (at its spaces).
-        widest = max(len(c) for c in figures)
-        table.add_column(name, justify="left" if i == 0 else "right", min_width=widest)
-    for cells in zip(*columns.values(), strict=True):
-        table.add_row(*cells)
+    fill_table(table, columns)
     if left_out:
         title += f" ({', '.join(left_out)} left out to fit {console.width} columns)"
     _heading(console, title)
