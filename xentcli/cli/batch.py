@@ -30,7 +30,7 @@ from xentcli.cli.params import (
     loss_options,
     split_list,
 )
-from xentcli.cli.tools import BadData, BadInvocation
+from xentcli.cli.tools import BadData, BadInvocation, reading_errors
 from xentcli.errors import ColumnError, DataError, XentError
 
 if TYPE_CHECKING:
@@ -806,62 +806,49 @@ def _run(
     accumulator: BatchAccumulator | None = None
     names = batch_options.class_names
     current = first = ""
-    try:
-        with contextlib.ExitStack() as stack:
-            out = _per_row_output(stack, per_row)
-            if out is not None:
-                out.write(per_row_header())
-            for path in paths:
-                current = path
-                # The kernel runs in the reader's parsing threads, beside the parse (from
-                # the first file's header on, which tells the number of classes).
-                prepare = accumulator.prepare if accumulator is not None else None
-                with open_table(path, read_options, prepare) as table:
-                    current = table.display_name
-                    if accumulator is None:
-                        named = getattr(table, "class_names", None)
-                        if batch_options.class_names is None and named is not None:
-                            # The file names its classes (labels written as names).
-                            batch_options = dataclasses.replace(batch_options, class_names=named)
-                            names = named
-                        accumulator = _accumulator(table, batch_options)
-                        table.prepare = accumulator.prepare
-                        first = table.display_name
-                    else:
-                        _same_scores(accumulator, table, first)
-                    # What was inferred about the columns is said once rows have been read:
-                    # a file that fails (no data rows, a bad first row) gets its one-line
-                    # error alone.
-                    notes = [f"{table.display_name}: {n}" for n in getattr(table, "notes", ())]
-                    accumulator.start_file(table.display_name)
-                    for chunk in table.chunks():
-                        for note in notes:
-                            click.echo(note, err=True)
-                        notes = []
-                        if chunk.path != table.display_name:
-                            chunk = dataclasses.replace(chunk, path=table.display_name)
-                        result = accumulator.add(chunk, per_row=out is not None)
-                        for collector in collectors:
-                            collector.add(accumulator.logit_chunk(chunk))
-                        if result is not None and out is not None:
-                            out.write(per_row_lines(result, names))
-                        bar.update(table.display_name, table.bytes_read, len(chunk.lines))
-                    for note in notes:  # a file of skipped rows only
+    with reading_errors(lambda: current), contextlib.ExitStack() as stack:
+        out = _per_row_output(stack, per_row)
+        if out is not None:
+            out.write(per_row_header())
+        for path in paths:
+            current = path
+            # The kernel runs in the reader's parsing threads, beside the parse (from
+            # the first file's header on, which tells the number of classes).
+            prepare = accumulator.prepare if accumulator is not None else None
+            with open_table(path, read_options, prepare) as table:
+                current = table.display_name
+                if accumulator is None:
+                    named = getattr(table, "class_names", None)
+                    if batch_options.class_names is None and named is not None:
+                        # The file names its classes (labels written as names).
+                        batch_options = dataclasses.replace(batch_options, class_names=named)
+                        names = named
+                    accumulator = _accumulator(table, batch_options)
+                    table.prepare = accumulator.prepare
+                    first = table.display_name
+                else:
+                    _same_scores(accumulator, table, first)
+                # What was inferred about the columns is said once rows have been read:
+                # a file that fails (no data rows, a bad first row) gets its one-line
+                # error alone.
+                notes = [f"{table.display_name}: {n}" for n in getattr(table, "notes", ())]
+                accumulator.start_file(table.display_name)
+                for chunk in table.chunks():
+                    for note in notes:
                         click.echo(note, err=True)
-                    accumulator.add_skipped(table.display_name, table.rows_skipped, table.skipped)
-                    bar.file_done(table.bytes_read)
-    except ColumnError as error:  # an option naming no column: a usage error
-        raise BadInvocation(str(error)) from None
-    except DataError as error:
-        raise BadData(str(error)) from None
-    except XentError as error:
-        raise BadInvocation.of(error) from None
-    except IsADirectoryError:
-        raise BadData(f"{current}: is a directory") from None
-    except FileNotFoundError:
-        raise BadData(f"{current}: no such file") from None
-    except PermissionError:
-        raise BadData(f"{current}: permission denied") from None
+                    notes = []
+                    if chunk.path != table.display_name:
+                        chunk = dataclasses.replace(chunk, path=table.display_name)
+                    result = accumulator.add(chunk, per_row=out is not None)
+                    for collector in collectors:
+                        collector.add(accumulator.logit_chunk(chunk))
+                    if result is not None and out is not None:
+                        out.write(per_row_lines(result, names))
+                    bar.update(table.display_name, table.bytes_read, len(chunk.lines))
+                for note in notes:  # a file of skipped rows only
+                    click.echo(note, err=True)
+                accumulator.add_skipped(table.display_name, table.rows_skipped, table.skipped)
+                bar.file_done(table.bytes_read)
     assert accumulator is not None
     return accumulator
 

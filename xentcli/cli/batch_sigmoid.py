@@ -15,8 +15,7 @@ from typing import IO, Any
 
 import click
 
-from xentcli.cli.tools import BadData, BadInvocation
-from xentcli.errors import ColumnError, DataError, XentError
+from xentcli.cli.tools import BadInvocation, reading_errors
 
 #: options refused with --sigmoid when given: parameter name -> (option, why)
 _REFUSED = {
@@ -171,7 +170,7 @@ def _accumulate(
 
     accumulator: MultiLabelAccumulator | None = None
     first = current = ""
-    try:
+    with reading_errors(lambda: current):
         for path in paths:
             current = path
             with open_table(path, read_options) as table:
@@ -200,18 +199,6 @@ def _accumulate(
                     bar.update(table.display_name, table.bytes_read, len(chunk.lines))
                 accumulator.add_skipped(table.rows_skipped, list(table.skipped))
                 bar.file_done(table.bytes_read)
-    except ColumnError as error:  # an option naming no column: a usage error
-        raise BadInvocation(str(error)) from None
-    except DataError as error:
-        raise BadData(str(error)) from None
-    except XentError as error:
-        raise BadInvocation(str(error)) from None
-    except IsADirectoryError:
-        raise BadData(f"{current}: is a directory") from None
-    except FileNotFoundError:
-        raise BadData(f"{current}: no such file") from None
-    except PermissionError:
-        raise BadData(f"{current}: permission denied") from None
     assert accumulator is not None
     return accumulator
 

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from collections.abc import Callable, Iterator
 from typing import IO
 
 import click
 from rich.console import Console
 
 from xentcli.cli.exitcodes import ExitCode
-from xentcli.errors import CountError, XentError
+from xentcli.errors import ColumnError, CountError, DataError, XentError
 
 
 class BadInvocation(click.ClickException):
@@ -59,3 +61,24 @@ def make_console(
         emoji=False,
         safe_box=not is_terminal,
     )
+
+
+@contextlib.contextmanager
+def reading_errors(current: Callable[[], str]) -> Iterator[None]:
+    """Map what reading files can raise to the exit codes: an option naming no column and
+    a library's usage error exit 2, a bad cell or file 1; *current* names the file being
+    read when the system's error carries no place."""
+    try:
+        yield
+    except ColumnError as error:  # an option naming no column: a usage error
+        raise BadInvocation(str(error)) from None
+    except DataError as error:
+        raise BadData(str(error)) from None
+    except XentError as error:
+        raise BadInvocation.of(error) from None
+    except IsADirectoryError:
+        raise BadData(f"{current()}: is a directory") from None
+    except FileNotFoundError:
+        raise BadData(f"{current()}: no such file") from None
+    except PermissionError:
+        raise BadData(f"{current()}: permission denied") from None
