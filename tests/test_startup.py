@@ -10,6 +10,7 @@ are the commands' own.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -162,3 +163,57 @@ def test_the_listed_summaries_are_the_commands_own():
         for limit in (20, 45, 60, 90, 200):
             assert stand_in.get_short_help_str(limit) == command.get_short_help_str(limit)
     assert cli.list_commands(click.Context(cli)) == sorted(LAZY_COMMANDS)
+
+
+# OpenBLAS's thread count as numpy's OpenBLAS reports it.
+_BLAS_REPORT = """
+import threadpoolctl
+pools = [p for p in threadpoolctl.threadpool_info() if p["internal_api"] == "openblas"]
+print("BLAS", [p["num_threads"] for p in pools])
+"""
+# The same after the command has run.
+_BLAS_PROBE = (
+    """
+import sys
+sys.argv = ["xent", *sys.argv[1:]]
+from xentcli.cli.main import main
+try:
+    main()
+except SystemExit as stop:
+    assert not stop.code, stop.code
+"""
+    + _BLAS_REPORT
+)
+
+
+def blas_threads(probe: str, *args: str, env_threads: str | None = None) -> str:
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    if env_threads is not None:
+        env["OPENBLAS_NUM_THREADS"] = env_threads
+    result = subprocess.run(
+        [sys.executable, "-c", probe, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        stdin=subprocess.DEVNULL,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.splitlines()[-1]
+
+
+def test_compute_runs_openblas_with_one_thread_unless_the_user_chose():
+    # numpy's OpenBLAS starts a pool of spinning threads when imported; xent compute
+    # never calls BLAS, so it asks for one thread (main._one_blas_thread).
+    args = ("compute", "--logits", "1,2", "--label", "0")
+    assert blas_threads(_BLAS_PROBE, *args) == "BLAS [1]"
+    assert blas_threads(_BLAS_PROBE, *args, env_threads="2") == "BLAS [2]"
+
+
+def test_batch_keeps_openblas_default_threads(tmp_path):
+    # --bootstrap multiplies large matrices: xent batch leaves OpenBLAS's choice alone.
+    data = tmp_path / "a.csv"
+    data.write_text("logit_0,logit_1,label\n1,2,0\n")
+    plain_numpy = blas_threads("import numpy\n" + _BLAS_REPORT)
+    assert blas_threads(_BLAS_PROBE, "batch", str(data)) == plain_numpy

@@ -63,6 +63,21 @@ def _one_line_usage_errors() -> Iterator[None]:
         raise
 
 
+def _one_blas_thread() -> None:
+    """Ask OpenBLAS for one thread, unless the user chose, before numpy is first imported.
+
+    ``xent compute`` works on a few numbers and never calls BLAS, but importing numpy
+    starts OpenBLAS's thread pool, whose threads spin for a while after start-up. Measured
+    (benchmarks/startup_ab.py, quiet 2-core machine, 30 runs): one thread takes ``xent
+    compute`` from 330 to 177 ms of CPU time and from 231 to 177 ms of wall time. Only for
+    ``compute``: ``xent batch``'s bootstrap multiplies large matrices, and in a process
+    that has already imported numpy (a test, a notebook) the variable would change nothing
+    but the environment of its children.
+    """
+    if "numpy" not in sys.modules:
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+
 class LazyGroup(click.Group):
     """A group whose commands are imported on first use (see :data:`LAZY_COMMANDS`)."""
 
@@ -72,6 +87,8 @@ class LazyGroup(click.Group):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in self.commands and cmd_name in LAZY_COMMANDS:
             module, attribute, _summary = LAZY_COMMANDS[cmd_name]
+            if cmd_name == "compute":
+                _one_blas_thread()
             # __import__ rather than importlib.import_module, which python -X importtime
             # does not see (the start-up benchmark profiles the imports with it).
             command = getattr(__import__(module, fromlist=[attribute]), attribute)
