@@ -16,7 +16,7 @@ from xentcli.batch.accumulator import (
 )
 from xentcli.batch.reader import Chunk
 from xentcli.core._kernel import cross_entropy
-from xentcli.errors import CountError, DataError
+from xentcli.errors import CountError, DataError, InvalidInputError
 
 
 def make_data(n: int = 500, k: int = 7, seed: int = 0, masked: bool = True):
@@ -517,3 +517,30 @@ def test_per_class_sums_without_weights_are_row_counts():
         assert c.rows == int(rows.sum())
         assert c.loss == cross_entropy(logits[rows], labels[rows])
         assert c.loss_sum == cross_entropy(logits[rows], labels[rows], reduction="sum")
+
+
+def test_update_scores_probabilities_and_log_probabilities_as_the_options_say():
+    # BatchAccumulator.update once scored every array as logits whatever the options'
+    # `scores`: a predict_proba array came out as a loss of logits, silently.
+    from sklearn.metrics import log_loss
+
+    rng = np.random.default_rng(4)
+    probs = rng.dirichlet(np.ones(5), size=400)
+    labels = rng.integers(0, 5, 400)
+    want = log_loss(labels, probs, labels=range(5))
+    for kind, scores in (("probs", probs), ("logprobs", np.log(probs))):
+        acc = BatchAccumulator(5, BatchOptions(scores=kind))
+        acc.update(scores[:150], labels[:150])
+        acc.update(scores[150:], labels[150:])
+        summary = acc.summary()
+        assert summary.loss == pytest.approx(want, rel=1e-13), kind
+        assert summary.accuracy == np.mean(np.argmax(probs, axis=1) == labels)
+    # One column: the probability of class 1 of two (the binary case), as sklearn reads it.
+    p1 = probs[:, 0] / (probs[:, 0] + probs[:, 1])
+    y = (labels % 2).astype(np.int64)
+    acc = BatchAccumulator(2, BatchOptions(scores="probs", binary=True))
+    acc.update(p1[:, None], y)
+    assert acc.summary().loss == pytest.approx(log_loss(y, p1), rel=1e-13)
+    # And they are checked as cross_entropy checks them.
+    with pytest.raises(InvalidInputError, match=r"row 0: probabilities sum to 1\.2"):
+        BatchAccumulator(3, BatchOptions(scores="probs")).update([[0.5, 0.6, 0.1]], [0])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import glob
 import gzip
+import io
 import json
 import logging
 import math
@@ -34,6 +35,7 @@ from xentcli import BatchAccumulator, BatchOptions
 from xentcli import dask as xdask
 from xentcli.batch.parts import plan
 from xentcli.batch.reader import ReadOptions
+from xentcli.errors import XentError
 
 ROOT = Path(__file__).resolve().parent.parent
 K = 4
@@ -469,3 +471,92 @@ def test_a_worker_killed_mid_run_changes_nothing(client, shards):
     assert got.loss == document["loss"]
     assert [c.loss_sum for c in got.per_class] == [c["loss_sum"] for c in document["per_class"]]
     assert [f.path for f in got.files] == files
+
+
+# ------------------------------------------- the kind of scores: never guessed silently
+def _probabilities(n: int = 300, seed: int = 8) -> tuple[np.ndarray, np.ndarray, str]:
+    """Rows of probabilities (6 decimals, as predict_proba is often written), labels, CSV."""
+    rng = np.random.default_rng(seed)
+    probs = rng.dirichlet(np.ones(4), size=n)
+    labels = rng.integers(0, 4, n)
+    text = "p0,p1,p2,p3,label\n" + "".join(
+        ",".join(f"{v:.6f}" for v in row) + f",{label}\n"
+        for row, label in zip(probs, labels, strict=True)
+    )
+    written = np.loadtxt(io.StringIO(text), delimiter=",", skiprows=1)[:, :4]
+    return written, labels, text
+
+
+def _mean_nll(probs: np.ndarray, labels: np.ndarray) -> float:
+    """The mean of -log p[label], written here from the definition (math.fsum)."""
+    return math.fsum(-math.log(probs[i, y]) for i, y in enumerate(labels)) / len(labels)
+
+
+def test_files_of_probabilities_are_detected_locally_and_at_a_url(tmp_path):
+    import fsspec
+
+    probs, labels, text = _probabilities()
+    path = tmp_path / "proba.csv"
+    path.write_text(text)
+    memory = fsspec.filesystem("memory")
+    memory.pipe("/xent-kind/proba.csv", text.encode())
+    try:
+        for source in (str(path), f"file://{path}", "memory:///xent-kind/proba.csv"):
+            got = xdask.score([source], scheduler="synchronous")
+            assert (got.scores, got.scores_detected) == ("probs", True), source
+            assert got.loss == pytest.approx(_mean_nll(probs, labels), rel=1e-14), source
+            # Told they are logits, they are scored as logits: given, never overridden.
+            told = xdask.score([source], scheduler="synchronous", scores="logits")
+            assert (told.scores, told.scores_detected) == ("logits", False)
+            assert told.loss != pytest.approx(got.loss, rel=1e-3)
+            told = xdask.score([source], scheduler="synchronous", scores="probs")
+            assert (told.scores, told.scores_detected, told.loss) == ("probs", False, got.loss)
+    finally:
+        memory.rm("/xent-kind", recursive=True)
+    options = xdask.accumulate([str(path)], options=BatchOptions(scores="probs"))
+    assert options.summary().loss == got.loss
+
+
+def test_the_cli_on_dask_detects_probabilities_at_a_url(tmp_path):
+    probs, labels, text = _probabilities(n=120)
+    path = tmp_path / "proba.csv"
+    path.write_text(text)
+    out = run(
+        ["batch", "--engine", "dask", "--scheduler", "synchronous", f"file://{path}",
+         "--format", "json"]
+    )  # fmt: skip
+    assert out.code == 0, out.stderr
+    document = json.loads(out.stdout)
+    assert (document["scores"], document["scores_detected"]) == ("probs", True)
+    assert document["loss"] == pytest.approx(_mean_nll(probs, labels), rel=1e-14)
+    assert out.stderr == "Scores: probabilities (detected; --scores to override)\n"
+
+
+def test_a_url_of_another_format_needs_the_kind_of_scores(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    probs, labels, _text = _probabilities(n=50)
+    path = tmp_path / "proba.parquet"
+    columns = {f"p{k}": probs[:, k] for k in range(4)} | {"label": labels}
+    pq.write_table(pa.table(columns), path)
+    with pytest.raises(XentError, match="give --scores logits, probs or logprobs"):
+        xdask.score([f"file://{path}"], scheduler="synchronous")
+    got = xdask.score([f"file://{path}"], scheduler="synchronous", scores="probs")
+    assert got.loss == pytest.approx(_mean_nll(probs, labels), rel=1e-14)
+
+
+def test_a_dataframe_of_probabilities_is_detected(client):
+    import dask.dataframe as dd
+    import pandas as pd
+
+    probs, labels, _text = _probabilities(n=200)
+    frame = pd.DataFrame({"gold": labels} | {f"p{k}": probs[:, k] for k in range(4)})
+    data = dd.from_pandas(frame, npartitions=3)
+    # "gold" is a label column's name to xent batch: so it is here, first or last.
+    got = xdask.score(data, client=client)
+    assert (got.scores, got.scores_detected) == ("probs", True)
+    assert got.loss == pytest.approx(_mean_nll(probs, labels), rel=1e-14)
+    told = xdask.score(data, client=client, scores="logits")
+    assert (told.scores, told.scores_detected) == ("logits", False)
+    assert told.loss != pytest.approx(got.loss, rel=1e-3)

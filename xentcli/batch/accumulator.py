@@ -849,15 +849,22 @@ class BatchAccumulator:
             raise XentError(f"logits must be 2-D (rows, classes), got shape {y.shape}")
         if y.shape[0] == 0:
             return
+        opts = self.options
+        # The scores as the options say they are (probabilities, log-probabilities, one
+        # column for the binary case), checked as cross_entropy checks them.
+        scores, kind = self._scores(y) if y.shape[1] == self._columns else (y, opts.scores)
         rows = core.row_losses(
-            y,
+            scores,
             labels,
             targets=targets,
             weights=self.weights,
-            ignore_index=self.options.ignore_index,
-            label_smoothing=self.options.label_smoothing,
-            temperature=self.options.temperature,
-            exact=self.options.exact,
+            ignore_index=opts.ignore_index,
+            label_smoothing=opts.label_smoothing,
+            temperature=opts.temperature,
+            exact=opts.exact,
+            scores=kind,
+            renormalize=opts.renormalize and not opts.binary,
+            clip=opts.clip,
         )
         if self._file is None or self._file.path != source:
             self._start_file(source)

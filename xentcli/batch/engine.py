@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from xentcli.batch._columns import check_score_names
+from xentcli.batch._columns import LABEL_NAMES, check_score_names
+from xentcli.batch._kinds import resolve_kind
 from xentcli.batch.accumulator import BatchAccumulator, BatchOptions, Summary
 from xentcli.batch.exact_mean import second_pass
 from xentcli.batch.parts import (
@@ -149,16 +150,22 @@ def accumulate(
 
     *client* is a ``distributed.Client`` to use; else *scheduler* is a scheduler's
     address (or a local Dask scheduler name: ``"synchronous"``, ``"threads"``); else a
-    local cluster of *workers* processes is started and shut down. Raises
+    local cluster of *workers* processes is started and shut down. Without
+    *read_options*, the files are read as *options* say (their ``scores``, labels); with
+    neither, the kind of scores is detected (``--scores auto``). Raises
     :class:`~xentcli.errors.DataError` for bad data (the first in file order, with the
     file's true line), :class:`MissingExtraError` without dask.
     """
     dask = _require()
-    options = options if options is not None else BatchOptions()
-    if read_options is None:  # read what the options say the labels are
+    if read_options is None:
+        # Read what the options say the labels and the scores are; without options,
+        # detect the kind of scores as ``xent batch`` does (``--scores auto``).
+        scores = options.scores if options is not None else "auto"
+        options = options if options is not None else BatchOptions()
         read_options = ReadOptions(
-            ignore_index=options.ignore_index, class_names=options.class_names
+            ignore_index=options.ignore_index, class_names=options.class_names, scores=scores
         )
+    options = options if options is not None else BatchOptions()
     score = dask.delayed(score_part, pure=True)
     merge = dask.delayed(merge_results, pure=True)
     if isinstance(inputs, (str, os.PathLike)):
@@ -168,6 +175,7 @@ def accumulate(
         frame: Any = inputs
         frame_task = dask.delayed(score_frame, pure=True)
         columns = _frame_columns(list(frame.columns), score_columns, label_column)
+        options = _frame_scores(frame, columns[0], read_options, options)
         results = [
             frame_task(partition, index, *columns, options)
             for index, partition in enumerate(frame.to_delayed())
@@ -215,22 +223,32 @@ def _resolve_scores(
 ) -> tuple[ReadOptions, BatchOptions, dict[str, object] | None]:
     """The kind of scores for every part: given, or detected once from the first file
     (``--scores auto``), so that the parts of one file cannot disagree; and what the
-    first file's columns were taken as (None for a URL, which is not opened here)."""
-    from xentcli.batch.parts import is_url
+    first file's columns were taken as (None for the URL of a file other than CSV,
+    which is not opened here)."""
+    from xentcli.batch._formats import file_format
+    from xentcli.batch.parts import is_url, open_input
     from xentcli.batch.reader import inferred_columns, open_table
 
     kind: str = read_options.scores
     detected = kind == "auto"
     columns = None
+    opened: Any = None
     if not is_url(path):
-        with open_table(path, read_options) as table:
+        opened = open_table(path, read_options)
+    elif file_format(path, read_options.file_format) == "csv":
+        opened = open_input(path, read_options)  # its first block only
+    elif detected:  # its kind could be read only from a local copy of the whole file
+        raise XentError(
+            f"{path}: the kind of scores is detected in the URL of a CSV file only: give"
+            " --scores logits, probs or logprobs"
+        )
+    if opened is not None:
+        with opened as table:
             columns = inferred_columns(table)
             if detected:
                 # Readers of other formats may not detect (yet): logits, as given.
                 kind = getattr(table, "scores", "logits")
                 detected = bool(getattr(table, "scores_detected", False))
-    elif detected:
-        kind, detected = "logits", False
     read_options = dataclasses.replace(read_options, scores=kind)  # type: ignore[arg-type]
     options = dataclasses.replace(
         options,
@@ -245,19 +263,39 @@ def score(inputs: Sequence[str] | Any, **kwargs: Any) -> Summary:
 
     *inputs*: paths or fsspec URLs of files ``xent batch`` reads, or a Dask DataFrame
     with score columns (*score_columns*; default every column but the label) and a
-    label column (*label_column*; default ``label``, ``target``, ``y`` or ``class``,
-    else the last). Keyword options: those of :class:`BatchOptions` (``weights``,
-    ``ignore_index``, ``label_smoothing``, ``temperature``, ``base``, ``reduction``,
-    ``worst``, ``class_names``), ``read_options`` (a :class:`ReadOptions`), and
+    label column (*label_column*; default the first column named as ``xent batch``
+    knows label columns, ``label``, ``target``, ``y``, ..., else the last). Keyword
+    options: those of :class:`BatchOptions` (``weights``, ``ignore_index``,
+    ``label_smoothing``, ``temperature``, ``base``, ``reduction``, ``worst``,
+    ``class_names``, ``scores``), ``read_options`` (a :class:`ReadOptions`), and
     ``client``, ``scheduler``, ``workers``, ``part_bytes`` as in :func:`accumulate`.
+    Without ``scores`` (or ``read_options``) the kind of scores is detected as ``xent
+    batch --scores auto`` detects it (the summary's ``scores`` and ``scores_detected``
+    say what was found): a file or DataFrame of probabilities is never scored as logits.
     """
     option_names = {f.name for f in dataclasses.fields(BatchOptions)}
     batch = {k: kwargs.pop(k) for k in list(kwargs) if k in option_names}
-    return accumulate(inputs, options=BatchOptions(**batch), **kwargs).summary()
+    options = BatchOptions(**batch)
+    if "read_options" not in kwargs:  # without ``scores``, detected as xent batch does
+        kwargs["read_options"] = ReadOptions(
+            ignore_index=options.ignore_index,
+            class_names=options.class_names,
+            scores=batch.get("scores", "auto"),
+        )
+    return accumulate(inputs, options=options, **kwargs).summary()
 
 
 # ----------------------------------------------------------------------- DataFrames
-_LABEL_NAMES = ("label", "target", "y", "class")
+def _frame_scores(
+    frame: Any, score_columns: list[str], read_options: ReadOptions, options: BatchOptions
+) -> BatchOptions:
+    """*options* with the DataFrame's kind of scores: given, or for ``auto`` detected
+    from its first partition by the rule of ``--scores auto``."""
+    if read_options.scores != "auto":
+        return dataclasses.replace(options, scores=read_options.scores, scores_detected=False)
+    first = frame[score_columns].get_partition(0).compute().to_numpy(dtype=np.float64)
+    kind = resolve_kind("auto", first, read_options.sum_tolerance)
+    return dataclasses.replace(options, scores=kind, scores_detected=True)
 
 
 def _frame_columns(
@@ -265,7 +303,7 @@ def _frame_columns(
 ) -> tuple[list[str], str]:
     if label_column is None:
         lower = {str(c).lower(): c for c in columns}
-        label_column = next((lower[n] for n in _LABEL_NAMES if n in lower), columns[-1])
+        label_column = next((lower[n] for n in LABEL_NAMES if n in lower), columns[-1])
     if label_column not in columns:
         raise XentError(f"the DataFrame has no column {label_column!r}")
     scores = (
