@@ -308,3 +308,23 @@ def test_batch_means_use_each_librarys_denominator(tmp_path) -> None:  # type: i
         float(np.mean(scipy.special.logsumexp(y, axis=1) - y[np.arange(200), labels])),
         1e-14,
     )
+    # --format csv: the same table, a line per library, full precision.
+    import csv
+    import io
+
+    from click.testing import CliRunner
+
+    from xentcli.cli.main import cli
+
+    table = _cli("batch", str(path), "--frameworks", "--weights", "0.5,2,1,3", "--format", "csv")
+    lines = list(csv.DictReader(io.StringIO(table)))
+    assert list(lines[0]) == ["name", "function", "value", "exact", "dtype", "note"]
+    assert {line["name"]: float(line["value"]) for line in lines} == got
+    assert close(float(lines[0]["exact"]), want64.item(), 4e-15)
+    both = CliRunner().invoke(
+        cli, ["batch", str(path), "--frameworks", "--dtype", "float16", "--format", "csv"]
+    )
+    assert (both.exit_code, both.output) == (
+        2,
+        "Error: --frameworks and --dtype are two CSV tables: give one of them with --format csv\n",
+    )

@@ -198,3 +198,17 @@ def test_batch_rows_against_ml_dtypes_and_the_counts(name: str, tmp_path) -> Non
         assert data["naive_rows_overflow"] >= 1  # e^12 > 65504
     assert math.isfinite(data["loss"])
     assert abs(data["loss"] - data["exact_loss"]) <= 8 * spacing(data["exact_loss"], name)
+    # --format csv: a line per formula, the figures of the JSON, full precision.
+    table = CliRunner().invoke(cli, ["batch", str(path), "--dtype", name, "--format", "csv"])
+    assert table.exit_code == 0, table.output
+
+    def text(x: float | str) -> str:  # JSON writes inf as "inf", as the CSV does
+        return x if isinstance(x, str) else repr(x)
+
+    assert table.stdout.splitlines() == [
+        "dtype,formula,rows,loss,exact,rows_overflow,rows_lost",
+        f"{name},stable,302,{text(data['loss'])},{text(data['exact_loss'])},"
+        f"{data['rows_overflow']},{data['rows_lost']}",
+        f"{name},naive,302,{text(data['naive_loss'])},{text(data['exact_loss'])},"
+        f"{data['naive_rows_overflow']},{data['naive_rows_lost']}",
+    ]

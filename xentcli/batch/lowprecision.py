@@ -107,3 +107,31 @@ def to_json(s: LowPrecisionSummary) -> dict[str, object]:
         "rows_lost": s.stable_lost,
         "naive_rows_lost": s.naive_lost,
     }
+
+
+#: ``xent batch --dtype NAME --format csv``: a line per formula
+CSV_COLUMNS = ("dtype", "formula", "rows", "loss", "exact", "rows_overflow", "rows_lost")
+
+
+def to_csv(s: LowPrecisionSummary) -> str:
+    """The stable and the naive formula's lines, full precision (the mean as the format
+    holds it, printed as float64 prints it; the exact mean of the same rows)."""
+    import csv
+    import io
+
+    from xentcli.text import nonfinite_text
+
+    def number(x: float) -> str:
+        return nonfinite_text(x) or repr(float(x))
+
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for formula, loss, overflow, lost in (
+        ("stable", s.loss, s.stable_overflow, s.stable_lost),
+        ("naive", s.naive_loss, s.naive_overflow, s.naive_lost),
+    ):
+        writer.writerow(
+            [s.name, formula, s.rows, number(loss), number(s.exact_loss), overflow, lost]
+        )
+    return out.getvalue()

@@ -358,13 +358,15 @@ def _refuse_overwriting_an_input(per_row: str, paths: list[str], option: str = "
     type=click.Choice(["float32", "float16", "bfloat16"]),
     default=None,
     help="Also report the mean loss with every step in this precision (stable and naive),"
-    " and how many rows overflow to inf/NaN or lose their loss to 0.",
+    " and how many rows overflow to inf/NaN or lose their loss to 0 (with --format csv:"
+    " that table instead of the files' lines).",
 )
 @click.option(
     "--frameworks",
     is_flag=True,
     help="Also report the mean loss each library (PyTorch, Keras, optax, scikit-learn,"
-    " SciPy) would return for these rows, with its weighted-mean denominator.",
+    " SciPy) would return for these rows, with its weighted-mean denominator (with"
+    " --format csv: that table instead of the files' lines).",
 )
 @click.option(
     "--top-k",
@@ -544,6 +546,10 @@ def batch(
     if files.count("-") > 1:
         raise BadInvocation("standard input ('-') can be read only once")
     top_k_values = _top_k(top_k)
+    if frameworks and dtype is not None and fmt == "csv":
+        raise BadInvocation(
+            "--frameworks and --dtype are two CSV tables: give one of them with --format csv"
+        )
     if bootstrap and ci == 0:
         raise BadInvocation("--bootstrap needs intervals: give --ci a level above 0")
     if loss.exact:
@@ -993,8 +999,6 @@ def _report(
             click.echo(note, err=True)
     if summary.loss is None and fmt != "table":
         click.echo("Warning: the mean loss is undefined: no row counts", err=True)
-    if (frameworks is not None or precision is not None) and fmt == "csv":
-        raise BadInvocation("--frameworks and --dtype have no CSV form; use --format table or json")
     if fmt == "json":
         if frameworks is None and precision is None:
             click.echo(render_json(summary), nl=False)
@@ -1009,6 +1013,14 @@ def _report(
             if precision is not None:
                 data["dtype"] = lowprecision.to_json(precision)
             click.echo(dumps(data) + "\n", nl=False)
+    elif fmt == "csv" and frameworks is not None:  # its lines instead of the files'
+        from xentcli.compute.frameworks import to_csv
+
+        click.echo(to_csv(_framework_values(frameworks)), nl=False)
+    elif fmt == "csv" and precision is not None:
+        from xentcli.batch import lowprecision
+
+        click.echo(lowprecision.to_csv(precision), nl=False)
     elif fmt == "csv":
         click.echo(render_csv(summary), nl=False)
     else:
