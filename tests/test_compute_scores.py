@@ -324,7 +324,14 @@ def test_from_a_binary_column(tmp_path) -> None:  # type: ignore[no-untyped-def]
     )
     data = json.loads(result.stdout)
     assert data["loss"] == pytest.approx(log_loss([1], [0.9], labels=[0, 1]), rel=1e-15)
-    logits = json.loads(run("--from", f"{path}:3", "--format", "json").stdout)
+    # Not told: a single column of values in [0, 1] is detected as probabilities.
+    detected = run("--from", f"{path}:3", "--format", "json")
+    assert detected.stderr == (
+        "Scores: probabilities (detected; --scores to override); one score column: the"
+        " binary case, scored as [1 - p, p]\n"
+    )
+    assert json.loads(detected.stdout)["loss"] == data["loss"]
+    logits = json.loads(run("--from", f"{path}:3", "--scores", "logits", "--format", "json").stdout)
     assert logits["loss"] == pytest.approx(math.log1p(math.exp(-0.9)), rel=1e-15)  # [0, s]
 
 

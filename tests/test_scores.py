@@ -319,6 +319,22 @@ def test_one_score_column_is_binary(tmp_path: Path) -> None:
     assert probs["loss"] == pytest.approx(log_loss(y, p), rel=1e-13)
     outcome = batch(tmp_path / "p.csv", "--scores", "probs")
     assert "One score column: a binary classifier, the probability p of class 1" in outcome.stdout
+    # predict_proba[:, 1] written alone is detected (it was scored as a logit, silently
+    # wrong: every value in [0, 1] read as the logit [0, p]).
+    detected = batch_json(tmp_path / "p.csv")
+    assert (detected["scores"], detected["scores_detected"], detected["binary"]) == (
+        "probs",
+        True,
+        True,
+    )
+    assert detected["loss"] == probs["loss"]
+    outcome = batch(tmp_path / "p.csv")
+    assert "Scores: probabilities (detected; --scores to override)" in outcome.stdout
+    told = batch_json(tmp_path / "p.csv", "--scores", "logits")
+    assert told["loss"] == cross_entropy(np.stack([np.zeros(100), p], 1), y)
+    # Log-probabilities of class 1 are not told from a rare class's logits: logits.
+    (tmp_path / "lp.csv").write_text("lp,label\n-0.1,1\n-2.5,0\n-0.7,1\n")
+    assert batch_json(tmp_path / "lp.csv")["scores"] == "logits"
 
 
 def test_one_score_column_with_one_class_present(tmp_path: Path) -> None:

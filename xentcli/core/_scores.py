@@ -83,12 +83,24 @@ def detect_kind(scores: FloatArray, tolerance: float | None = None) -> ScoreKind
 
     Every value in [0, 1] and every row summing to 1 within *tolerance* (default
     :func:`default_sum_tolerance`): probabilities. Every value <= 0 and every row's
-    log-sum-exp within *tolerance* of 0: log-probabilities. Anything else, an empty
-    block and a single column: logits.
+    log-sum-exp within *tolerance* of 0: log-probabilities. A single column (the binary
+    case, the score of class 1) has no total to check: every value in [0, 1] says
+    probabilities (``predict_proba[:, 1]``; logits all in [0, 1] would be a classifier
+    that never gives class 1 less than 1/2 nor more than 0.73), and log-probabilities
+    are not told from the logits of a rare class. Anything else, and an empty block:
+    logits.
+
+    >>> detect_kind(np.array([[0.25, 0.75], [0.5, 0.5]])), detect_kind(np.array([[0.9], [0.2]]))
+    ('probs', 'probs')
+    >>> detect_kind(np.array([[-1.5], [2.0]])), detect_kind(np.log([[0.3, 0.7]]))
+    ('logits', 'logprobs')
     """
     n, k = scores.shape
-    if n == 0 or k < 2:
+    if n == 0:
         return "logits"
+    if k == 1:
+        with np.errstate(invalid="ignore"):
+            return "probs" if bool(((scores >= 0) & (scores <= 1)).all()) else "logits"
     tol = default_sum_tolerance(k) if tolerance is None else tolerance
     with np.errstate(invalid="ignore"):
         if bool(((scores >= 0) & (scores <= 1)).all()):
