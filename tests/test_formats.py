@@ -404,6 +404,68 @@ def test_a_wide_parquet_file_gives_the_bits_of_the_csv(tmp_path: Path) -> None:
     assert_clean_error(outcome, 1, where=f"{tmp_path / 'hole.parquet'}:row 131:logit_{k - 1}")
 
 
+def test_float32_mixed_and_integer_columns_give_the_bits_of_the_csv(tmp_path: Path) -> None:
+    """Score columns as models write them: float32 (widened exactly), float32 and float64
+    side by side, integers; in Parquet and Feather, the CSV's figures for the same values."""
+    logits, labels = outputs(8)
+    narrow = logits.astype(np.float32)
+    integers = np.round(np.where(np.isfinite(logits), logits, -50)).astype(np.int64)
+    cases = {
+        "float32": [pa.array(narrow[:, k]) for k in range(K)],
+        "mixed": [pa.array(narrow[:, k] if k % 2 else logits[:, k]) for k in range(K)],
+        "int64": [pa.array(integers[:, k]) for k in range(K)],
+    }
+    widened = {
+        "float32": narrow.astype(np.float64),
+        "mixed": np.where(np.arange(K) % 2, narrow.astype(np.float64), logits),
+        "int64": integers.astype(np.float64),
+    }
+    for kind, arrays in cases.items():
+        csv = write_csv(tmp_path / f"{kind}.csv", widened[kind], labels)
+        expected = json_report(str(csv))
+        assert math.isclose(expected["loss"], torch_mean(widened[kind], labels), rel_tol=1e-14)
+        table = pa.table({**dict(zip(names(), arrays, strict=True)), "label": labels})
+        pq.write_table(table, tmp_path / f"{kind}.parquet", row_group_size=70)
+        feather.write_feather(table, tmp_path / f"{kind}.feather", chunksize=90)
+        for path in (tmp_path / f"{kind}.parquet", tmp_path / f"{kind}.feather"):
+            got = json_report(str(path))
+            for key in ("rows", "loss", "loss_sum", "accuracy", "per_class", "loss_quantiles"):
+                assert got[key] == expected[key], (kind, path.name, key)
+            assert [w["line"] for w in got["worst"]] == [w["line"] - 1 for w in expected["worst"]]
+
+
+def test_nan_null_and_inf_in_float32_columns_are_told_apart(tmp_path: Path) -> None:
+    """A NaN, a null and a +inf in float32 columns of one row group: each its own message
+    at its row and column (a null is missing, not NaN); skipped, the rest is scored."""
+    logits, labels = outputs(9)
+    narrow = logits.astype(np.float32)
+    narrow[5, 2] = 0.0  # (outputs() masks one class: not wanted here)
+    columns = {name: narrow[:, k].tolist() for k, name in enumerate(names())}
+    columns["logit_2"][10] = float("nan")
+    columns["logit_4"][20] = None
+    columns["logit_1"][30] = float("inf")
+    table = pa.table(
+        {**{n: pa.array(v, pa.float32()) for n, v in columns.items()}, "label": labels}
+    )
+    path = tmp_path / "holes.parquet"
+    pq.write_table(table, path, row_group_size=100)
+    check_error(tmp_path, [str(path)], f"{path}:row 11:logit_2", "logit is NaN")
+    got = json_report(str(path), "--on-error", "skip")
+    assert [(s["line"], s["column"]) for s in got["skipped"]] == [
+        (11, "logit_2"),
+        (21, "logit_4"),
+        (31, "logit_1"),
+    ]
+    assert [s["error"].split(": ", 1)[1] for s in got["skipped"]] == [
+        "logit is NaN ('nan')",
+        "logit_4 is missing (null)",
+        "logit is +inf ('inf')",
+    ]
+    keep = ~np.isin(np.arange(ROWS), [10, 20, 30])
+    expected = torch_mean(narrow[keep].astype(np.float64), labels[keep])
+    assert math.isclose(got["loss"], expected, rel_tol=1e-14)
+
+
 def test_indented_json_is_json_dumps_text() -> None:
     """The report's JSON, written piece by piece, is json.dumps's text to the byte."""
     from xentcli.text import dumps
