@@ -202,3 +202,25 @@ def test_one_decision_function_column(here: Path) -> None:
     assert data["binary"] is True
     assert data["loss"] == pytest.approx(log_loss(y, model.predict_proba(x)), rel=1e-12)
     assert "One score column" in stderr
+
+
+def test_a_label_column_taken_as_the_last_one_is_said(here: Path) -> None:
+    # np.savetxt without a header, and a header with no label-like name: the last column
+    # is the label, a guess the report states (and the JSON's "inferred" records).
+    rows = np.column_stack([LOGITS, LABELS])
+    np.savetxt("plain.csv", rows, delimiter=",", fmt=["%.17g"] * K + ["%d"])
+    frame().rename(columns={"label": "digit"}).to_csv("digit.csv", index=False)
+    said = (
+        "Labels: the last column ({}): no column is named like a label (--label-column to choose)"
+    )
+    for path, shown in (("plain.csv", "column 4, counting from 0"), ("digit.csv", "'digit'")):
+        table = batch(path)
+        assert table.code == 0, table.stderr
+        assert said.format(shown) in table.stdout.splitlines()
+        data, stderr = batch_json(path)
+        assert data["loss"] == pytest.approx(torch_loss(LOGITS, LABELS), rel=1e-14)
+        assert said.format(shown) in stderr.splitlines()
+    # Named like a label, or named by --label-column: nothing to say.
+    frame().to_csv("label.csv", index=False)
+    for args in (("label.csv",), ("digit.csv", "--label-column", "digit")):
+        assert "Labels:" not in batch(*args).stdout

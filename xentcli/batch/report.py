@@ -298,6 +298,16 @@ def input_lines(summary: Summary) -> list[str]:
     """What was read and how: the kind of scores, the binary case, renormalized rows,
     clipping and the rows of infinite loss (one line each, when they apply)."""
     lines = [f"Scores: {scores_line(summary.scores, summary.scores_detected)}"]
+    columns = summary.columns or {}
+    if columns.get("label_guessed") == "the last column":
+        # No column is named like a label: the last one was taken. Right for most files
+        # without a header, but a guess all the same, and a wrong one scores silently.
+        name = str(columns["label_column"])
+        shown = f"column {name}, counting from 0" if name.isdigit() else repr(name)
+        lines.append(
+            f"Labels: the last column ({shown}): no column is named like a label"
+            " (--label-column to choose)"
+        )
     if summary.binary:
         lines.append(f"One score column: a binary classifier, {_BINARY[summary.scores]}")
     if summary.renormalize:
