@@ -114,6 +114,10 @@ def _json_mismatches(actual: object, expected: object, path: str) -> list[str]:
         key = path.rsplit(".", 1)[-1]
         if key in _SKETCHED:
             close = math.isclose(actual, expected, rel_tol=_SKETCHED[key])
+        elif key == "gap":
+            # A reliability bin's accuracy - confidence: within the confidence's bound, in
+            # ulps of a number up to 1, not of the (cancelled, far smaller) gap itself.
+            close = abs(actual - expected) <= ULPS * math.ulp(1.0)
         elif key == "perplexity":
             # exp(mean): the mean's relative error grows by |mean|, plus exp's own ulp.
             close = _close(actual, expected, ULPS * max(1.0, abs(math.log(expected))) + 1)

@@ -458,3 +458,30 @@ def test_probability_inputs_give_the_figures_of_their_logits(kind):
     assert b.brier.mean == pytest.approx(a.brier.mean, rel=1e-9)
     assert b.calibration.ece == pytest.approx(a.calibration.ece, rel=1e-9)
     assert b.top_k.hits == a.top_k.hits
+
+
+@pytest.mark.parametrize("k", [3, 8, 12, 100])
+def test_a_rows_figures_do_not_depend_on_its_chunk_or_the_memory_order(k):
+    # The reader hands column-major blocks; a chunk cut down to its counted rows is a
+    # row-major copy. Each row's confidence and Brier term must be the same bits in
+    # either, and alone in a chunk of one row (the issue 13 contract with --ignore-index).
+    rng = np.random.default_rng(k)
+    logits = np.asfortranarray(rng.normal(scale=3.0, size=(200, k)))
+    labels = rng.integers(0, k, size=200)
+    targets = scipy.special.softmax(rng.normal(size=(200, k)), axis=1)
+    for soft in (None, targets):
+        args = (labels, logits.argmax(1), np.arange(200))
+        column_major = metric_rows(logits, *args, targets=soft, temperature=0.7)
+        counted = np.ones(200, dtype=bool)
+        counted[0] = False
+        cut = metric_rows(logits, *args, targets=soft, temperature=0.7, counted=counted)
+        for name in ("confidence", "brier"):
+            assert np.array_equal(getattr(column_major, name)[1:], getattr(cut, name))
+        for i in (1, 57, 199):
+            one = [a[i : i + 1] for a in args]
+            alone = metric_rows(
+                logits[i : i + 1], *one, targets=None if soft is None else soft[i : i + 1],
+                temperature=0.7,
+            )  # fmt: skip
+            assert alone.brier[0] == column_major.brier[i]
+            assert alone.confidence[0] == column_major.confidence[i]

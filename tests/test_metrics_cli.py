@@ -90,3 +90,39 @@ def test_bad_metric_options_exit_2_in_one_line(tmp_path: Path, args: list[str], 
     assert "Traceback" not in outcome.stderr
     assert outcome.stdout == ""
     assert not state.exists()
+
+
+@pytest.mark.parametrize("k", [3, 12])
+def test_ignored_rows_leave_every_figure_the_same_bits_whatever_the_chunking(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, k: int
+) -> None:
+    # Issue 13's contract with --ignore-index: a chunk holding an ignored row is cut down
+    # to its counted rows, a chunk without one is not; the Brier terms and confidences of
+    # the same row must not depend on which of the two it was in (they did, in the last
+    # place: the cut rows were summed in another memory order).
+    from test_cli_batch import write_table
+
+    from xentcli.batch import reader
+
+    # 9 rows: a row's last bit still shows in the means (seed 0 and 2 showed it)
+    for seed in (0, 2):
+        rng = np.random.default_rng(seed)
+        logits = rng.normal(scale=2.0, size=(9, k))
+        labels = rng.integers(0, k, size=9)
+        labels[[1, 6]] = -100
+        path = write_table(tmp_path / "p.csv", logits, labels)
+        args = ["batch", str(path), "--ignore-index", "-100", "--format", "json"]
+        whole = json.loads(run([*args, "--chunk-rows", "1000"]).stdout)
+        for chunk in ("1", "2", "3", "4"):
+            assert json.loads(run([*args, "--chunk-rows", chunk]).stdout) == whole, chunk
+        for parsers in (1, 2):  # reading threads and tiny blocks (lines cut anywhere)
+            monkeypatch.setattr(reader, "PARSERS", parsers)
+            monkeypatch.setattr(reader, "BLOCK_BYTES", 200)
+            assert json.loads(run(args).stdout) == whole, parsers
+            monkeypatch.undo()
+    # the figures themselves, against a direct computation on the counted rows
+    keep = labels != -100
+    q = scipy.special.softmax(logits[keep], axis=1)
+    brier = ((q - np.eye(k)[labels[keep]]) ** 2).sum(axis=1).mean()
+    assert whole["brier"] == pytest.approx(brier, rel=1e-13)
+    assert whole["rows_counted"] == 7

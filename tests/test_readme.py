@@ -58,6 +58,14 @@ def test_json_floats_match_within_the_ulp_bound_only() -> None:
     assert mismatches('{"loss": 0.1758391383141898, "rows": 540.0, "units": "nats"}', expected)
 
 
+def test_json_calibration_gaps_match_within_the_confidences_bound() -> None:
+    # gap = accuracy - confidence: a confidence 1 ulp off moves a gap of 0.0036 by 127
+    # of the gap's own ulps (seen on this machine: the README's bin 5 under the nudge)
+    expected = '{"gap": -0.0036265715008518273}'
+    assert mismatches('{"gap": -0.003626571500851772}', expected) == []
+    assert mismatches(f'{{"gap": {-0.0036265715008518273 + 7 * math.ulp(1.0)!r}}}', expected)
+
+
 def test_json_sketched_quantiles_match_within_their_stated_bound() -> None:
     expected = '{"loss_quantiles": {"p50": 0.054977}}'
     assert mismatches('{"loss_quantiles": {"p50": 0.0555}}', expected) == []

@@ -93,8 +93,12 @@ def metric_rows(
         above[tied] += np.count_nonzero((y[tied] == label_logit[tied]) & before, axis=1)
     # y - m <= 0; past the float range (or with a tiny temperature) it is -inf: q = 0,
     # which is q to the last bit (the true value is below the smallest float).
+    # Row-major (order="C"), whatever the input's order: numpy sums a row-major row
+    # pairwise and a column-major block column by column, so a row's last bit would
+    # depend on its chunk (the reader's blocks are column-major; a chunk cut down to its
+    # counted rows is a row-major copy). In place of the subtraction's own output: no copy.
     with np.errstate(over="ignore"):
-        shifted = y - y.max(axis=1, keepdims=True)
+        shifted = np.subtract(y, y.max(axis=1, keepdims=True), order="C")
         if temperature != 1.0:
             shifted /= temperature
     np.exp(shifted, out=shifted)  # exp((y - m) / T): the max class gives exactly 1
