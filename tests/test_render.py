@@ -437,6 +437,26 @@ def test_masked_true_class_has_infinite_loss():
     assert "-(-inf - 1) + log" in text
 
 
+def test_infinite_loss_from_another_class_under_smoothing_or_soft_targets_says_which():
+    # Class 2 is masked, the true class 0 is not: the target's share of class 2 (eps / K
+    # under smoothing, 0.2 as a soft target) times -log 0 makes the loss inf.
+    smoothed = build_trace([1.0, 2.0, -INF], 0, label_smoothing=0.1)
+    assert smoothed.loss == math.inf
+    assert smoothed.probabilities[0] > 0.25
+    text = " ".join(_text_of(smoothed).split())
+    assert (
+        "q_2 = 0 where the target is above 0 (label smoothing gives every class eps / K):" in text
+    )
+    assert "The true class has probability 0" not in text
+    assert "$q_{2} = 0$ where the target is above 0 (label smoothing" in to_latex(smoothed)
+    soft = build_trace([1.0, 2.0, -INF], targets=[0.5, 0.3, 0.2])
+    assert "q_2 = 0 where the target is above 0: -log 0 = inf" in " ".join(_text_of(soft).split())
+    # a masked class without a share of the target changes nothing: no such line
+    assert "where the target is above 0" not in _text_of(
+        build_trace([1.0, 2.0, -INF], targets=[0.5, 0.5, 0.0])
+    )
+
+
 # ---------------------------------------------------------------------------- naive
 def test_naive_notes():
     assert naive_notes(SEED) == [

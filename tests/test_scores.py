@@ -134,6 +134,52 @@ def test_zero_probability_of_the_label_is_inf_and_said(
     assert data["infinite_rows"] == [{"file": "p.csv", "line": 3}]
 
 
+def test_infinite_loss_under_label_smoothing_or_soft_targets_names_its_true_cause(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The true class has probability 0.5; class c has 0. Smoothing gives c the target
+    # share 0.1 / 3 > 0, so its -log 0 = inf makes the loss inf: not the true class.
+    monkeypatch.chdir(tmp_path)
+    Path("p.csv").write_text("a,b,c,label\n0.5,0.5,0,0\n0.25,0.5,0.25,1\n")
+    assert "Infinite loss" not in batch("p.csv").stdout  # unsmoothed: finite
+    outcome = batch("p.csv", "--label-smoothing", "0.1")
+    assert outcome.code == 0
+    assert re.search(r"Mean loss +inf nats", outcome.stdout)
+    assert (
+        "Infinite loss: 1 row where a class has probability 0 and label smoothing gives it"
+        " a share of the target (p.csv:2)"
+    ) in outcome.stdout.replace("\n", " ")
+    assert "the true class has probability 0" not in outcome.stdout
+    # the same with logits: class c masked (-inf), merged states included
+    Path("l.csv").write_text("a,b,c,label\n1,2,-inf,0\n0.5,1,2,1\n")
+    logits = batch("l.csv", "--label-smoothing", "0.1").stdout.replace("\n", " ")
+    assert "where a class has probability 0 and label smoothing" in logits
+    # soft targets: a class with target 0.2 has probability 0
+    Path("s.csv").write_text("a,b,c,t0,t1,t2\n1,2,-inf,0.5,0.3,0.2\n0.5,1,2,0,1,0\n")
+    args = ("s.csv", "--target-columns", "t0,t1,t2", "--logit-columns", "a,b,c")
+    soft = batch(*args).stdout.replace("\n", " ")
+    assert "Infinite loss: 1 row where a class with a target above 0 has probability 0" in soft
+    assert batch_json(*args)["infinite_rows"] == [{"file": "s.csv", "line": 2}]
+
+
+@pytest.mark.parametrize("scores", ["probs", "logprobs"])
+def test_smoothed_or_soft_loss_of_a_zero_probability_is_inf_without_a_warning(scores) -> None:
+    # (pytest turns warnings into errors: numpy's "invalid value" was printed to users)
+    q = np.array([[0.5, 0.5, 0.0], [0.25, 0.5, 0.25]])
+    given = (
+        q if scores == "probs" else np.log(np.where(q > 0, q, 1.0)) + np.where(q > 0, 0, -np.inf)
+    )
+    got = cross_entropy(given, np.array([0, 1]), scores=scores, label_smoothing=0.1,
+                        reduction="none")  # fmt: skip
+    p = 0.9 * np.eye(3)[1] + 0.1 / 3
+    assert got[0] == np.inf
+    assert got[1] == pytest.approx(-(p * np.log(q[1])).sum(), rel=1e-15)
+    soft = cross_entropy(given, targets=np.array([[0.5, 0.3, 0.2], [0, 1, 0]]), scores=scores,
+                         reduction="none")  # fmt: skip
+    assert soft[0] == np.inf
+    assert soft[1] == pytest.approx(-np.log(0.5), rel=1e-15)
+
+
 def test_clip_reproduces_sklearn_and_keras(tmp_path: Path) -> None:
     import torch
     from sklearn.metrics import log_loss

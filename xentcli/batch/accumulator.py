@@ -398,6 +398,7 @@ class Summary:
     rows_renormalized: int = 0  #: rows of scores whose total was off, renormalized
     targets_renormalized: int = 0  #: rows of targets whose sum was off, renormalized
     rows_infinite: int = 0  #: counted rows whose loss is +inf
+    label_smoothing: float = 0.0  #: the targets' smoothing (why a loss can be inf)
     infinite_rows: tuple[tuple[str, int], ...] = ()  #: the first few of them (file, line)
     columns: dict[str, object] | None = None  #: what the first file's columns were taken as
     metrics: MetricsSummary | None = None  #: Brier, top-k, calibration, confusion
@@ -1379,6 +1380,7 @@ class BatchAccumulator:
             rows_renormalized=self.rows_renormalized,
             targets_renormalized=self.targets_renormalized,
             rows_infinite=self.rows_infinite,
+            label_smoothing=opts.label_smoothing,
             infinite_rows=tuple(self.infinite_rows),
             columns=self.columns,
             metrics=self.metrics.summary(opts.base, opts.ci),

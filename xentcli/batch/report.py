@@ -338,10 +338,21 @@ def input_lines(summary: Summary) -> list[str]:
         more = ", ..." if summary.rows_infinite > len(summary.infinite_rows) else ""
         lines.append(
             f"Infinite loss: {summary.rows_infinite} row"
-            f"{'s' if summary.rows_infinite != 1 else ''} where the true class has "
-            f"probability 0 ({shown}{more})"
+            f"{'s' if summary.rows_infinite != 1 else ''} where {_infinite_cause(summary)}"
+            f" ({shown}{more})"
         )
     return lines
+
+
+def _infinite_cause(summary: Summary) -> str:
+    """Why a row's loss is inf: a class of the target has probability 0. With labels
+    alone that class is the true one; label smoothing and soft targets give other
+    classes a share of the target, and any of them can be the one."""
+    if summary.label_smoothing:
+        return "a class has probability 0 and label smoothing gives it a share of the target"
+    if summary.soft_targets:
+        return "a class with a target above 0 has probability 0"
+    return "the true class has probability 0"
 
 
 def _loss_name(summary: Summary) -> str:

@@ -643,6 +643,22 @@ def _sum_lines(step: Step, t: Trace, digits: int, form: str | None, form_tex: st
         f"L = \\sum_k {a_text} (-\\log q_k) = {tex_terms}"
         f" = {tex_number(sig(t.loss_nats, digits))}\\ \\text{{{units}}}",
     )
+    # Which class makes the loss infinite: with smoothing or soft targets it need not
+    # be the true one (any class with a share of the target and probability 0).
+    pairs = enumerate(zip(t.coefficients, t.probabilities, strict=True))
+    zero = [k for k, (a, q) in pairs if a > 0 and q == 0]
+    if zero:
+        smoothed = bool(t.label_smoothing)
+        why = " (label smoothing gives every class eps / K)" if smoothed else ""
+        why_tex = " (label smoothing gives every class $\\varepsilon / K$)" if smoothed else ""
+        text = " = ".join(f"q_{k}" for k in zero)
+        tex = " = ".join(f"q_{{{k}}}" for k in zero)
+        step.say(
+            f"{text} = 0 where the target is above 0{why}: -log 0 = inf, so the loss is"
+            " infinite. This is reported, not an error.",
+            f"${tex} = 0$ where the target is above 0{why_tex}: $-\\log 0 = \\infty$, so the"
+            " loss is infinite. This is reported, not an error.",
+        )
 
 
 def _rounding_note(t: Trace) -> tuple[str, str] | None:

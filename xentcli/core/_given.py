@@ -58,8 +58,10 @@ def _weighted_sum(v: FloatArray, nlq: FloatArray) -> FloatArray:
         p = np.where(zero, 0.0, p)
         pe = np.where(zero, 0.0, pe)
     pe = np.where(np.isfinite(p), pe, 0.0)
-    hi, lo = sum0(np.ascontiguousarray(p.T))
+    # An inf term (q_c = 0 where v_c > 0: label smoothing, soft targets) makes the
+    # compensated sum's error terms inf - inf = nan; the row's loss is inf, set below.
     with np.errstate(invalid="ignore"):
+        hi, lo = sum0(np.ascontiguousarray(p.T))
         out = hi + (lo + pe.sum(axis=1))
     return np.where(np.isnan(out), np.inf, out)
 
