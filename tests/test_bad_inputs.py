@@ -669,3 +669,48 @@ def test_read_error_while_reading() -> None:
     # Reading /proc/self/mem at offset 0 fails with EIO: a read error on an open file.
     outcome = run_process(["batch", "/proc/self/mem"])
     assert_clean_error(outcome, 1, where="/proc/self/mem", contains=("input/output error",))
+
+
+# ------------------------------------------------ xent compute --from: reading errors
+# compute --from reads its row as xent batch reads a file, through the same mapping of
+# reading errors to exit codes (cli/tools.reading_errors): each case's line and code.
+FROM_CASES = [
+    ("nope.csv:2", (), 1, "Error: nope.csv: no such file\n"),
+    ("adir:2", (), 1, "Error: adir: is a directory, not a file\n"),
+    ("t.csv:2", ("--label-column", "nope"), 2,
+     "Error: t.csv: label column: no column 'nope' (columns: a, b, label)\n"),
+    ("t.csv:2", ("--classes", "x,y,z"), 1, "Error: t.csv: 3 class names for 2 logit columns\n"),
+    ("w.csv:2", (), 2, "Error: w.csv: column 'weight' is named like sample weights, not a score:"
+     " give --logit-columns to choose the score columns\n"),
+    ("t.csv:3", (), 1, "Error: t.csv:3: no such line: the last line of data is 2\n"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("spec", "options", "code", "line"), FROM_CASES)
+def test_compute_from_reading_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spec: str, options: tuple[str, ...],
+    code: int, line: str,
+) -> None:  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "adir").mkdir()
+    (tmp_path / "t.csv").write_text("a,b,label\n1,2,0\n")
+    (tmp_path / "w.csv").write_text("a,b,weight,label\n1,2,1,0\n")
+    outcome = run(["compute", "--from", spec, *options])
+    assert (outcome.code, outcome.stderr, outcome.stdout) == (code, line, "")
+
+
+@NEEDS_PERMISSIONS
+def test_compute_from_an_unreadable_file(tmp_path: Path) -> None:
+    secret = tmp_path / "secret.csv"
+    secret.write_text("a,b,label\n1,2,0\n")
+    secret.chmod(0)
+    outcome = run_process(
+        ["compute", "--from", "secret.csv:2"], cwd=tmp_path, preexec_fn=drop_file_capabilities
+    )
+    assert_clean_error(outcome, 1, where="secret.csv", contains=("permission denied",))
+
+
+@LINUX_ONLY
+def test_compute_from_a_read_error_while_reading() -> None:
+    outcome = run_process(["compute", "--from", "/proc/self/mem:2"])
+    assert_clean_error(outcome, 1, where="/proc/self/mem", contains=("input/output error",))

@@ -91,8 +91,7 @@ def _read_from(
     rows): exit 2 for a bad FILE:LINE or column option, exit 1 for the file or line."""
     from xentcli.batch.one_row import read_row
     from xentcli.batch.reader import ReadOptions
-    from xentcli.cli.tools import BadData
-    from xentcli.errors import ColumnError, DataError
+    from xentcli.cli.tools import reading_errors
 
     path, _, number = spec.rpartition(":")
     if not path or not number.isascii() or not number.isdigit() or int(number) < 1:
@@ -107,20 +106,8 @@ def _read_from(
         multilabel=multilabel,
         roles=(),  # only --logit-columns chooses the score columns here
     )
-    try:
+    with reading_errors(lambda: path):  # as xent batch maps them
         return read_row(path, int(number), options)
-    except ColumnError as error:
-        raise BadInvocation(str(error)) from None
-    except DataError as error:
-        raise BadData(str(error)) from None
-    except XentError as error:
-        raise BadInvocation(str(error)) from None
-    except IsADirectoryError:
-        raise BadData(f"{path}: is a directory") from None
-    except FileNotFoundError:
-        raise BadData(f"{path}: no such file") from None
-    except OSError as error:
-        raise BadData(f"{path}: {error.strerror or error}") from None
 
 
 def _row_scores(row: OneRow) -> tuple[list[float], str]:
