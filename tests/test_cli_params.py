@@ -156,3 +156,61 @@ def test_the_sigmoid_loss_counts_labels_with_the_same_wording() -> None:
         "",
         "Error: --pos-weight: 3 values for 2 labels\n",
     )
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("-1,1", "Invalid value for '--pos-weight': item 0 ('-1') is not a finite number >= 0."),
+        ("1,nan", "Invalid value for '--pos-weight': item 1 ('nan') is not a finite number >= 0."),
+        ("inf,1", "Invalid value for '--pos-weight': item 0 ('inf') is not a finite number >= 0."),
+        ("1,x", "Invalid value for '--pos-weight': item 1 ('x') is not a number."),
+    ],
+)
+def test_pos_weight_has_one_range_and_one_message_in_both_sigmoid_commands(
+    tmp_path: Path, value: str, message: str
+) -> None:
+    # Finite and >= 0, as --weights: a negative weight makes a negative loss, inf or nan
+    # a mean that says nothing (xent compute took all three).
+    table = tmp_path / "sigmoid.csv"
+    table.write_text("a,b,t0,t1\n2,-1,1,0\n")
+    compute = ["compute", "--sigmoid", "--logits", "2,-1", "--target", "1,0"]
+    batch = [
+        "batch",
+        str(table),
+        "--sigmoid",
+        "--logit-columns",
+        "a,b",
+        "--target-columns",
+        "t0,t1",
+    ]
+    for command in (compute, batch):
+        assert run([*command, "--pos-weight", value]) == (2, "", f"Error: {message}\n"), command
+
+
+def test_pos_weight_zero_is_taken_by_both_sigmoid_commands_as_pytorch_does(tmp_path: Path) -> None:
+    import json
+
+    import torch
+
+    table = tmp_path / "sigmoid.csv"
+    table.write_text("a,b,t0,t1\n2,-1,1,0\n")
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(
+        torch.tensor([2.0, -1.0], dtype=torch.float64),
+        torch.tensor([1.0, 0.0], dtype=torch.float64),
+        pos_weight=torch.tensor([0.0, 3.0], dtype=torch.float64),
+    ).item()
+    compute = ["compute", "--sigmoid", "--logits", "2,-1", "--target", "1,0"]
+    batch = [
+        "batch",
+        str(table),
+        "--sigmoid",
+        "--logit-columns",
+        "a,b",
+        "--target-columns",
+        "t0,t1",
+    ]
+    for command in (compute, batch):
+        code, stdout, stderr = run([*command, "--pos-weight", "0,3", "--format", "json"])
+        assert (code, stderr) == (0, ""), command
+        assert json.loads(stdout)["loss"] == pytest.approx(expected, rel=1e-15), command

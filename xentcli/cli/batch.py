@@ -22,6 +22,7 @@ from xentcli.cli.columns import column_arguments, column_fields, column_options
 from xentcli.cli.params import (
     CLIP,
     NAMES,
+    POS_WEIGHT_HELP,
     REPORT_FORMAT,
     SUM_TOLERANCE,
     WEIGHTS,
@@ -404,7 +405,7 @@ def _refuse_overwriting_an_input(per_row: str, paths: list[str], option: str = "
     "pos_weight",
     type=WEIGHTS,
     metavar="LIST",
-    help="With --sigmoid: the weight of each label's positive term (PyTorch's pos_weight).",
+    help=POS_WEIGHT_HELP,
 )
 @click.option(
     "--weight-column",

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from xentcli.cli.columns import COLUMN_PARAMETERS, column_fields, column_options
-from xentcli.cli.params import NAMES, NUMBERS, loss_options
+from xentcli.cli.params import NAMES, NUMBERS, POS_WEIGHT_HELP, WEIGHTS, loss_options
 from xentcli.cli.tools import BadInvocation
 from xentcli.errors import CountError, InvalidInputError, XentError
 
@@ -239,9 +239,9 @@ def _message(error: XentError, written: dict[str, list[str]], scores: str = "--l
 @click.option(
     "--pos-weight",
     "pos_weight",
-    type=NUMBERS,
+    type=WEIGHTS,
     metavar="LIST",
-    help="With --sigmoid: the weight of each label's positive term (PyTorch's pos_weight).",
+    help=POS_WEIGHT_HELP,
 )
 @click.option(
     "--dtype",

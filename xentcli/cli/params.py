@@ -194,6 +194,12 @@ TEMPERATURE = Number("a finite number > 0", low=0.0, low_open=True, finite=True)
 #: [0, 1], as PyTorch's cross_entropy accepts
 LABEL_SMOOTHING = Number("a number in [0, 1]", low=0.0, high=1.0)
 WEIGHTS = NumberList(Number("a finite number >= 0", low=0.0, finite=True))
+#: --pos-weight of xent compute --sigmoid and xent batch --sigmoid: one type (WEIGHTS, as
+#: --weights: a negative weight makes a negative loss) and one help
+POS_WEIGHT_HELP = (
+    "With --sigmoid: the weight of each label's positive term (PyTorch's pos_weight),"
+    " each a finite number >= 0."
+)
 NUMBERS = NumberList()
 #: batch --sum-tolerance and --clip (probabilities as scores)
 SUM_TOLERANCE = Number("a finite number >= 0", low=0.0, finite=True)
