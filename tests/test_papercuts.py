@@ -721,3 +721,46 @@ def test_group_rows_fit_sixty_columns() -> None:
     render_groups(summary, make_console(plain, width=60), _table, _heading)
     assert "Weight" in plain.getvalue()
     assert "left out" not in plain.getvalue()
+
+
+def test_sigmoid_tables_fit_sixty_columns() -> None:
+    """xent batch --sigmoid at 60 columns, as xent batch's tables: the per-label table
+    leaves out the target column's name (and says so) and keeps every figure whole; a
+    long path is cut from the left, never into the file name and line; a file keeps all."""
+    import torch
+    from rich.console import Console
+
+    from xentcli.batch.multilabel import MultiLabelAccumulator, MultiLabelOptions
+    from xentcli.batch.multilabel_report import render_table
+    from xentcli.cli.tools import make_console
+
+    rng = np.random.default_rng(7)
+    x, z = rng.normal(0, 2, (50, 6)), (rng.random((50, 6)) < 0.4).astype(float)
+    labels = [f"logit_{k}" for k in range(6)]
+    acc = MultiLabelAccumulator(labels, [f"target_{k}" for k in range(6)], MultiLabelOptions())
+    long = "runs/a_rather_long_directory_name/another_long_one/multilabel_outputs.csv"
+    acc.start_file(long)
+    acc.add(x, z, np.arange(2, 52))
+    summary = acc.summary()
+    per_label = torch.nn.functional.binary_cross_entropy_with_logits(
+        torch.tensor(x), torch.tensor(z), reduction="none"
+    ).mean(0)
+    buffer = io.StringIO()
+    render_table(summary, Console(file=buffer, width=60, force_terminal=True))
+    out = re.sub(r"\x1b\[[0-9;]*m", "", buffer.getvalue())
+    section = out.split("Per label")[1].split("\n\n")[0]
+    assert "(Target left out to fit 60 columns)" in section
+    rows = [line for line in section.splitlines() if line.startswith("logit_")]
+    assert len(rows) == 6  # one line per label: none wraps
+    for line, loss in zip(rows, per_label.tolist(), strict=True):
+        assert len(line) <= 60
+        assert "…" not in line
+        assert f"{loss:.6g}" in line.split()
+    worst = out.split("Worst 5 rows")[1].split("\n\n")[0].splitlines()[3:]
+    assert len(worst) == 5
+    assert all(len(line) <= 60 and "/multilabel_outputs.csv:" in line for line in worst)
+    plain = io.StringIO()
+    render_table(summary, make_console(plain, width=60))
+    assert "target_0" in plain.getvalue()
+    assert long in plain.getvalue()
+    assert "left out" not in plain.getvalue()

@@ -166,13 +166,13 @@ def fit_columns(
     return left_out
 
 
-def fill_table(table: Table, columns: dict[str, list[str]]) -> None:
+def fill_table(table: Table, columns: dict[str, list[str]], text: int = 1) -> None:
     """Add *columns* (header: cells) to *table*, each at least as wide as its widest
-    figure, so that only a header wraps (at its spaces); the first is text, the rest
-    figures."""
+    figure, so that only a header wraps (at its spaces); the first *text* are text
+    (left-justified), the rest figures."""
     for i, (name, figures) in enumerate(columns.items()):
         widest = max((len(c) for c in figures), default=0)
-        table.add_column(name, justify="left" if i == 0 else "right", min_width=widest)
+        table.add_column(name, justify="left" if i < text else "right", min_width=widest)
     for cells in zip(*columns.values(), strict=True):
         table.add_row(*cells)
 

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 from rich.table import Table
 from rich.text import Text
 
-from xentcli.batch.report import _heading, _table, full, number, percent
+from xentcli.batch._report_metrics import fill_table, fit_columns
+from xentcli.batch.report import _heading, _print_fitted, _table, full, number, percent
 from xentcli.text import dumps, plural
 
 if TYPE_CHECKING:
@@ -128,7 +129,7 @@ def _render(summary: MultiLabelSummary, console: Console, study: str | None) -> 
         for f in summary.files:
             files.add_row(f.path, str(f.rows), number(f.loss))
         console.print()
-        console.print(files)
+        _print_fitted(console, files, 0)  # a long path cut from the left
     elif summary.files:
         console.print(f"File: {summary.files[0].path}")
     console.print(Text(_targets_line(summary)))
@@ -159,24 +160,23 @@ def _render(summary: MultiLabelSummary, console: Console, study: str | None) -> 
             console.print(Text(f"  {error}"))
     if not summary.rows:
         return
-    _heading(console, "Per label")
+    # In a narrow terminal a row never wraps and a figure is never cut (as xent batch's
+    # per-class table): the target column's name goes first, then the counts.
+    columns: dict[str, list[str]] = {
+        "Label": list(summary.labels),
+        "Target": list(summary.target_columns),
+        "Positives": [f"{p:g}" for p in summary.label_positives],
+        "Predicted": [str(p) for p in summary.label_predicted],
+        f"Mean loss ({units})": [number(loss) for loss in summary.label_loss],
+        "Accuracy": [percent(a) for a in _accuracies(summary)],
+    }
+    left_out = fit_columns(columns, console, ("Target", "Predicted", "Positives"))
+    title = "Per label"
+    if left_out:
+        title += f" ({', '.join(left_out)} left out to fit {console.width} columns)"
+    _heading(console, title)
     table = _table(console)
-    table.add_column("Label")
-    table.add_column("Target")
-    table.add_column("Positives", justify="right")
-    table.add_column("Predicted", justify="right")
-    table.add_column(f"Mean loss ({units})", justify="right")
-    table.add_column("Accuracy", justify="right")
-    accuracy = _accuracies(summary)
-    for k, name in enumerate(summary.labels):
-        table.add_row(
-            name,
-            summary.target_columns[k],
-            f"{summary.label_positives[k]:g}",
-            str(summary.label_predicted[k]),
-            number(summary.label_loss[k]),
-            percent(accuracy[k]),
-        )
+    fill_table(table, columns, text=2 if "Target" in columns else 1)
     console.print(table)
     _render_worst(summary, console, study)
 
@@ -217,7 +217,7 @@ def _render_worst(summary: MultiLabelSummary, console: Console, study: str | Non
     for rank, w in enumerate(summary.worst, start=1):
         wrong = "-" if w.wrong is None else f"{w.wrong} of {len(summary.labels)}"
         table.add_row(str(rank), w.place, number(w.loss), wrong)
-    console.print(table)
+    _print_fitted(console, table, 1)  # never cut into the file name and line
     first = summary.worst[0]
     if study is not None and first.unit == "line" and first.file != "<stdin>":
         command = (
