@@ -327,9 +327,11 @@ def write_ids(path: Path, rows: list[str]) -> Path:
 
 
 def test_id_column_missing_in_one_file_names_the_file_and_the_column(tmp_path: Path) -> None:
+    """A column option naming no column of a file: a usage error (exit 2), as in xent
+    batch (docs/errors.md); tests/test_compare_reading.py has the other column options."""
     a = write_ids(tmp_path / "a.csv", ["x1,1,0,0", "x2,0,1,1"])
     b = write(tmp_path / "b.csv", ["1,0,0", "0,1,1"])
-    check(tmp_path, [str(a), str(b), "--id-column", "id"], 1, str(b), "id column", "'id'")
+    check(tmp_path, [str(a), str(b), "--id-column", "id"], 2, str(b), "id column", "'id'")
 
 
 def test_repeated_id_names_the_first_and_the_repeat(tmp_path: Path) -> None:

@@ -644,6 +644,18 @@ def _piece(chunk: Chunk, index: slice | npt.NDArray[Any]) -> Chunk:
     )
 
 
+def _counting(chunks: Iterator[Chunk], tally: list[int]) -> Iterator[Chunk]:
+    """*chunks* with their counts of renormalized rows (scores, targets) moved into
+    *tally*: a count is the chunk's as read, and the pairing may cut a chunk into pieces
+    (or leave rows unpaired), so the pieces carry none."""
+    for chunk in chunks:
+        if chunk.renormalized or chunk.targets_renormalized:
+            tally[0] += chunk.renormalized
+            tally[1] += chunk.targets_renormalized
+            chunk = dataclasses.replace(chunk, renormalized=0, targets_renormalized=0)
+        yield chunk
+
+
 def _by_position(
     chunks_a: Iterator[Chunk], chunks_b: Iterator[Chunk], name_a: str, name_b: str
 ) -> Iterator[tuple[Chunk, Chunk]]:
@@ -747,7 +759,11 @@ def compare_files(
             if skipping:
                 summary.extra["rows_unpaired"] = unpaired[0]
             return summary
-        chunks_a, chunks_b = iter(table_a.chunks()), iter(table_b.chunks())
+        # the renormalized rows counted as read: pairing cuts chunks into pieces that
+        # would each carry their chunk's count (issue 14: counted once per piece)
+        tallies = ([0, 0], [0, 0])
+        chunks_a = _counting(iter(table_a.chunks()), tallies[0])
+        chunks_b = _counting(iter(table_b.chunks()), tallies[1])
         pairs = (
             _by_line(chunks_a, chunks_b, unpaired)
             if skipping
@@ -758,6 +774,9 @@ def compare_files(
                 dataclasses.replace(chunk_a, path=table_a.display_name),
                 dataclasses.replace(chunk_b, path=table_b.display_name),
             )
+        for accumulator, (rows, targets) in zip((pair.a, pair.b), tallies, strict=True):
+            accumulator.rows_renormalized += rows
+            accumulator.targets_renormalized += targets
         pair.a.add_skipped(table_a.display_name, table_a.rows_skipped, table_a.skipped)
         pair.b.add_skipped(table_b.display_name, table_b.rows_skipped, table_b.skipped)
         summary = pair.summary()

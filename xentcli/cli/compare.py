@@ -11,6 +11,7 @@ higher than A's by more than ``--margin`` and the interval lies above the margin
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import sys
 from typing import TYPE_CHECKING, Any
@@ -20,8 +21,7 @@ import click
 from xentcli.cli.batch import batch as _batch
 from xentcli.cli.exitcodes import ExitCode
 from xentcli.cli.params import REPORT_FORMAT, Number, bootstrap_options, loss_options
-from xentcli.cli.tools import BadData, BadInvocation
-from xentcli.errors import DataError, XentError
+from xentcli.cli.tools import BadInvocation, reading_errors
 
 if TYPE_CHECKING:
     from xentcli.core import LossOptions
@@ -170,7 +170,15 @@ def compare(
         renormalize=bool(reading.get("renormalize")),
         clip=clip,
     )
-    try:
+
+    def current() -> str:
+        # the file a system error is about, when it carries no name: the first that
+        # is not a readable file (the readers name their own files otherwise)
+        return next((p for p in (file_a, file_b) if not os.path.isfile(p)), file_b)
+
+    # xent batch's mapping of reading errors to exit codes (a column option naming no
+    # column: 2, a bad cell or file: 1), the same object so that the two cannot drift
+    with reading_errors(current):
         summary = compare_files(
             file_a,
             file_b,
@@ -178,12 +186,6 @@ def compare(
             options,
             CompareOptions(worst, ci, margin, bootstrap, seed),
         )
-    except DataError as error:
-        raise BadData(str(error)) from None
-    except XentError as error:
-        raise BadInvocation.of(error) from None
-    except IsADirectoryError:
-        raise BadData("compare reads two files, not directories") from None
     from xentcli.batch import compare_report
 
     if fmt == "json":
