@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from hardening import run
 
-from xentcli.text import dumps, jsonable
+from xentcli.text import dump, dumps, jsonable
 
 
 def standard(value: Any, indent: int | None) -> str:
@@ -54,6 +54,18 @@ CASES = [
 def test_dumps_is_the_standard_librarys_text(case: int, indent: int | None) -> None:
     value = CASES[case]
     assert first_difference(dumps(value, indent), standard(value, indent)) is None
+
+
+@pytest.mark.parametrize("indent", [2, None, 0])
+def test_dump_writes_the_same_text_in_few_pieces(indent: int | None) -> None:
+    """dump (xent compare --format json) writes dumps's text in pieces of about 64 KB, a
+    1000 x 1000 matrix a few rows at a time: never the whole text at once."""
+    value = {"a": {"confusion": matrix(1000, 1000, 6)}, "b": [matrix(100, 3, 7), 0.5]}
+    pieces: list[str] = []
+    dump(value, pieces.append, indent)
+    assert first_difference("".join(pieces), standard(value, indent)) is None
+    assert max(map(len, pieces)) < 3 << 20  # the matrix alone is 6-13 MB of text
+    assert len(pieces) < 100 + len("".join(pieces)) // 30_000
 
 
 def test_a_report_with_a_large_confusion_matrix_is_standard_json(tmp_path: Path) -> None:

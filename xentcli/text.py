@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 #: A number as xent reads it, in options and in files alike: ASCII decimal or scientific
@@ -160,25 +160,91 @@ def dumps(value: Any, indent: int | None = 2) -> str:
     '{"loss": "inf"}'
     """
     import io
+
+    out = io.StringIO()
+    dump(value, out.write, indent)
+    return out.getvalue()
+
+
+def dump(value: Any, write: Callable[[str], object], indent: int | None = 2) -> None:
+    """Write the text of :func:`dumps` through *write* in pieces of about 64 KB.
+
+    The whole text is never held: a report of 1000 classes holds 17 MB of text per
+    confusion matrix, and pasting the matrices into the text of the rest made three
+    copies of it (``xent compare --format json`` at K = 1000 peaked 80 MB above its
+    table; benchmarks/RESULTS.md).
+
+    >>> pieces = []
+    >>> dump({"m": [[0] * 40] * 40, "x": 1.5}, pieces.append, indent=None)
+    >>> "".join(pieces) == dumps({"m": [[0] * 40] * 40, "x": 1.5}, indent=None)
+    True
+    """
     import json  # here, not above: the table formats never need it
 
     matrices: list[list[list[int]]] = []
     data = _jsonable_aside(value, matrices)
     if indent is None:
-        text = json.dumps(data, allow_nan=False)
+        pieces: Iterable[str] = [json.dumps(data, allow_nan=False)]
     else:
         # Indented, json.dumps joins a list of every piece it made: a string object per
         # number and line break. Written piece by piece, only the text is kept.
-        out = io.StringIO()
-        for piece in json.JSONEncoder(indent=indent, allow_nan=False).iterencode(data):
-            out.write(piece)
-        text = out.getvalue()
-    return _put_back(text, matrices, indent) if matrices else text
+        pieces = json.JSONEncoder(indent=indent, allow_nan=False).iterencode(data)
+    out = _Pieces(write)
+    line: list[str] = []  # the pieces since the last line break: a matrix's indentation
+    for piece in pieces:
+        while matrices and _MARK_TEXT in piece:
+            # A mark is written whole within one piece (the encoder writes a string at once).
+            at = piece.index(_MARK_TEXT)
+            end = piece.index(_MARK_END, at) + len(_MARK_END)
+            number = int(piece[at + len(_MARK_TEXT) : end - len(_MARK_END)])
+            head = piece[:at]
+            out.add(head)
+            line = [head] if "\n" in head else [*line, head]
+            start = "".join(line)
+            start = start[start.rfind("\n") + 1 :]
+            base = " " * (len(start) - len(start.lstrip(" ")))
+            for text in _int_matrix_pieces(matrices[number], base, indent):
+                out.add(text)
+            line = [base + "]"]
+            piece = piece[end:]
+        out.add(piece)
+        if "\n" in piece:
+            line = [piece]
+        else:
+            line.append(piece)
+    out.flush()
+
+
+class _Pieces:
+    """Pieces of text gathered and written in runs of about 64 KB (one write per piece
+    of the json encoder, a few characters each, would cost more than the encoding)."""
+
+    def __init__(self, write: Callable[[str], object]) -> None:
+        self._write = write
+        self._pieces: list[str] = []
+        self._size = 0
+
+    def add(self, piece: str) -> None:
+        if len(piece) >= 1 << 16:  # a matrix's text: written as it is, not copied again
+            self.flush()
+            self._write(piece)
+            return
+        self._pieces.append(piece)
+        self._size += len(piece)
+        if self._size >= 1 << 16:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._pieces:
+            self._write("".join(self._pieces))
+            self._pieces, self._size = [], 0
 
 
 #: a matrix of at least this many cells is written aside (below it, json is fast enough)
 _ASIDE_CELLS = 1024
 _MARK = "\x00xent-matrix-{}\x00"  # a string no value holds; json writes it as \u0000...
+_MARK_TEXT = '"\\u0000xent-matrix-'  # how json writes a mark's start ...
+_MARK_END = '\\u0000"'  # ... and its end
 
 
 def _jsonable_aside(value: Any, matrices: list[list[list[int]]]) -> Any:
@@ -208,17 +274,33 @@ def _is_int_matrix(value: list[Any]) -> bool:
 _INT = {int}
 
 
-def _put_back(text: str, matrices: list[list[list[int]]], indent: int | None) -> str:
-    """*text* with each mark replaced by its matrix, laid out as json.dumps lays it out."""
-    import json
+#: rows of a matrix written at a time by :func:`dump` (a 1000-column row is ~14 KB of text)
+_PIECE_ROWS = 64
 
-    for number, matrix in enumerate(matrices):
-        mark = json.dumps(_MARK.format(number))
-        at = text.index(mark)
-        line = text[text.rfind("\n", 0, at) + 1 : at]
-        base = " " * (len(line) - len(line.lstrip(" ")))
-        text = text[:at] + _int_matrix_text(matrix, base, indent) + text[at + len(mark) :]
-    return text
+
+def _int_matrix_pieces(matrix: list[list[int]], base: str, indent: int | None) -> Iterator[str]:
+    """:func:`_int_matrix_text` of *matrix* in pieces of :data:`_PIECE_ROWS` rows (one
+    matrix of 1000 classes is 17 MB of text, twice that while it is joined).
+
+    >>> "".join(_int_matrix_pieces([[1, 2], [3], []] * 50, "  ", 2)) == _int_matrix_text(
+    ...     [[1, 2], [3], []] * 50, "  ", 2)
+    True
+    """
+    if len(matrix) <= _PIECE_ROWS:
+        yield _int_matrix_text(matrix, base, indent)
+        return
+    # Each piece is the text of a matrix of its rows, less the outer brackets: "[" +
+    # newline and indentation before the first row, newline + base + "]" after the last.
+    if indent is None:
+        opening, closing, between = "[", "]", ", "
+    else:
+        opening, closing = "[\n" + base + " " * indent, "\n" + base + "]"
+        between = ",\n" + base + " " * indent
+    yield opening
+    for start in range(0, len(matrix), _PIECE_ROWS):
+        text = _int_matrix_text(matrix[start : start + _PIECE_ROWS], base, indent)
+        yield (between if start else "") + text[len(opening) : len(text) - len(closing)]
+    yield closing
 
 
 def _int_matrix_text(matrix: list[list[int]], base: str, indent: int | None) -> str:

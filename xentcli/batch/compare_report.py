@@ -9,9 +9,11 @@ from typing import TYPE_CHECKING
 from rich.text import Text
 
 from xentcli.batch.report import _heading, _table, full, number, percent
-from xentcli.text import dumps
+from xentcli.text import dump
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from rich.console import Console
 
     from xentcli.batch.compare import ChangedRow, CompareSummary
@@ -20,9 +22,12 @@ if TYPE_CHECKING:
 MAX_CLASSES = 20
 
 
-def render_json(summary: CompareSummary) -> str:
-    """The JSON document (full precision), with a final newline."""
-    return dumps(summary.to_json()) + "\n"
+def write_json(summary: CompareSummary, write: Callable[[str], object]) -> None:
+    """The JSON document (full precision, a final newline) through *write*, in pieces of
+    about 64 KB: at K = 1000 the two confusion matrices are 35 MB of text, which made
+    the document, held whole, 2-3 times that (benchmarks/RESULTS.md, compare)."""
+    dump(summary.to_json(), write)
+    write("\n")
 
 
 def _metrics(summary: CompareSummary) -> list[tuple[str, float | None, float | None]]:

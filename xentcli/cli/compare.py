@@ -189,7 +189,7 @@ def compare(
     from xentcli.batch import compare_report
 
     if fmt == "json":
-        click.echo(compare_report.render_json(summary), nl=False)
+        compare_report.write_json(summary, sys.stdout.write)
     elif fmt == "csv":
         click.echo(compare_report.render_csv(summary), nl=False)
     else:
