@@ -304,20 +304,26 @@ class PairedComparison:
         if len(chunk_b.lines) != n:
             raise ValueError("chunks of different lengths")
         self._check_same_labels(chunk_a, chunk_b)
-        result_a = self.a.add(chunk_a, per_row=True)
-        result_b = self.b.add(chunk_b, per_row=True)
+        first = self._pairs_seen + 1
+        self._pairs_seen += n
+        result_a = self.fold(0, chunk_a, first)
+        result_b = self.fold(1, chunk_b, first)
         if result_a is None or result_b is None:
             return
-        if self._boot is not None:
-            # the pairs' numbers: the same bits whatever the chunking
-            keys = np.arange(self._pairs_seen + 1, self._pairs_seen + n + 1, dtype=np.int64)
-            self._pairs_seen += n
-            for state, result in zip(self._boot, (result_a, result_b), strict=True):
-                assert result.metrics is not None
-                rows = dataclasses.replace(result.metrics, lines=keys[result.counted])
-                state.update(rows, PAIR_SOURCE)
         soft = chunk_a.targets is not None
         self.add_pairs(result_a, result_b, chunk_a.unit, chunk_b.unit, soft=soft)
+
+    def fold(self, side: int, chunk: Chunk, first: int) -> ChunkResult | None:
+        """Fold *chunk* into side *side*'s figures (0: A, 1: B) and return its per-row
+        results; *first* is the pair number of its first row (the paired bootstrap's key:
+        the same bits whatever the chunking)."""
+        result = (self.a, self.b)[side].add(chunk, per_row=True)
+        if result is not None and self._boot is not None:
+            assert result.metrics is not None
+            keys = np.arange(first, first + len(chunk.lines), dtype=np.int64)
+            rows = dataclasses.replace(result.metrics, lines=keys[result.counted])
+            self._boot[side].update(rows, PAIR_SOURCE)
+        return result
 
     @property
     def bootstrapping(self) -> bool:
@@ -656,35 +662,93 @@ def _counting(chunks: Iterator[Chunk], tally: list[int]) -> Iterator[Chunk]:
         yield chunk
 
 
-def _by_position(
-    chunks_a: Iterator[Chunk], chunks_b: Iterator[Chunk], name_a: str, name_b: str
-) -> Iterator[tuple[Chunk, Chunk]]:
-    """Pairs of chunks holding the same rows, matched by their position in the files."""
-    a = next(chunks_a, None)
-    b = next(chunks_b, None)
-    last_a = last_b = None
-    while a is not None and b is not None:
-        n = min(len(a.lines), len(b.lines))
-        if n == len(a.lines) == len(b.lines):
-            yield a, b
-            last_a, last_b = a, b
-            a, b = next(chunks_a, None), next(chunks_b, None)
-            continue
-        yield _piece(a, slice(0, n)), _piece(b, slice(0, n))
-        last_a, last_b = a, b
-        a = _piece(a, slice(n, None)) if n < len(a.lines) else next(chunks_a, None)
-        b = _piece(b, slice(n, None)) if n < len(b.lines) else next(chunks_b, None)
-    if a is not None or b is not None:
-        longer, shorter_name, last = (a, name_b, last_b) if a is not None else (b, name_a, last_a)
-        assert longer is not None
-        ended = "has no rows" if last is None else f"ends at {_place(last, len(last.lines) - 1)}"
-        raise DataError(
-            shorter_name,
-            None,
-            None,
-            f"has fewer rows than the other file: it {ended}, and"
-            f" {_place(longer, 0)} has no partner",
+@dataclass
+class _Pending:
+    """A chunk of one side, folded, whose rows from *start* on wait for their partners."""
+
+    chunk: Chunk
+    result: ChunkResult
+    start: int = 0
+
+    @property
+    def left(self) -> int:
+        return len(self.chunk.lines) - self.start
+
+
+def _fold_by_position(
+    pair: PairedComparison,
+    chunks: tuple[Iterator[Chunk], Iterator[Chunk]],
+    names: tuple[str, str],
+) -> None:
+    """Pair the rows of the two files by position and fold them into *pair*.
+
+    Each side's chunks are folded whole, as ``xent batch`` folds them (cutting them to fit
+    the other side's, as the paired statistics need, doubled the accumulators' calls: at
+    K = 1000 their cost per chunk was a third of compare's main thread); the pairs are
+    cut from the per-row results.
+    """
+    pending: list[_Pending | None] = [None, None]
+    last: list[tuple[Chunk, int] | None] = [None, None]  # each side's last paired row
+    folded = [0, 0]  # rows folded per side: the pair number of the next is this + 1
+
+    def pull(side: int) -> _Pending | None:
+        for chunk in chunks[side]:
+            chunk = dataclasses.replace(chunk, path=names[side])
+            result = pair.fold(side, chunk, folded[side] + 1)
+            folded[side] += len(chunk.lines)
+            if result is not None:  # None: an empty chunk
+                return _Pending(chunk, result)
+        return None
+
+    while True:
+        for side in (0, 1):
+            if pending[side] is None:
+                pending[side] = pull(side)
+        a, b = pending
+        if a is None or b is None:
+            break
+        n = min(a.left, b.left)
+        cut_a, cut_b = slice(a.start, a.start + n), slice(b.start, b.start + n)
+        pair._check_same_labels(_rows(a.chunk, cut_a), _rows(b.chunk, cut_b))
+        pair.add_pairs(
+            _take(a.result, cut_a),
+            _take(b.result, cut_b),
+            a.chunk.unit,
+            b.chunk.unit,
+            soft=a.chunk.targets is not None,
         )
+        for side, got in ((0, a), (1, b)):
+            got.start += n
+            last[side] = (got.chunk, got.start - 1)
+            if not got.left:
+                pending[side] = None
+    longer = 0 if pending[0] is not None else 1
+    rest = pending[longer]
+    if rest is None:
+        return
+    shorter = 1 - longer
+    end = last[shorter]
+    ended = "has no rows" if end is None else f"ends at {_place(*end)}"
+    raise DataError(
+        names[shorter],
+        None,
+        None,
+        f"has fewer rows than the other file: it {ended}, and"
+        f" {_place(rest.chunk, rest.start)} has no partner",
+    )
+
+
+def _rows(chunk: Chunk, index: slice) -> Chunk:
+    """Rows *index* of *chunk*: their labels or targets and places (for the check that
+    the two sides agree), not their scores."""
+    return dataclasses.replace(
+        chunk,
+        logits=chunk.logits[:0],
+        labels=None if chunk.labels is None else chunk.labels[index],
+        targets=None if chunk.targets is None else chunk.targets[index],
+        lines=chunk.lines[index],
+        prepared=None,
+    )
 
 
 def _by_line(
@@ -764,16 +828,15 @@ def compare_files(
         tallies = ([0, 0], [0, 0])
         chunks_a = _counting(iter(table_a.chunks()), tallies[0])
         chunks_b = _counting(iter(table_b.chunks()), tallies[1])
-        pairs = (
-            _by_line(chunks_a, chunks_b, unpaired)
-            if skipping
-            else _by_position(chunks_a, chunks_b, table_a.display_name, table_b.display_name)
-        )
-        for chunk_a, chunk_b in pairs:
-            pair.add(
-                dataclasses.replace(chunk_a, path=table_a.display_name),
-                dataclasses.replace(chunk_b, path=table_b.display_name),
-            )
+        names = (table_a.display_name, table_b.display_name)
+        if skipping:
+            for chunk_a, chunk_b in _by_line(chunks_a, chunks_b, unpaired):
+                pair.add(
+                    dataclasses.replace(chunk_a, path=names[0]),
+                    dataclasses.replace(chunk_b, path=names[1]),
+                )
+        else:
+            _fold_by_position(pair, (chunks_a, chunks_b), names)
         for accumulator, (rows, targets) in zip((pair.a, pair.b), tallies, strict=True):
             accumulator.rows_renormalized += rows
             accumulator.targets_renormalized += targets
