@@ -165,3 +165,48 @@ def test_a_column_missing_in_b_only_names_b(tmp_path: Path) -> None:
     b.write_text("a,b,label\n2,0,0\n0,2,1\n")
     got = run(["compare", str(a), str(b), "--label-column", "y"])
     assert_clean_error(got, 2, where=str(b), contains=("label column", "no column 'y'"))
+
+
+@pytest.mark.parametrize("block_bytes", [None, 300], ids=["one-block", "blocks-of-300-bytes"])
+def test_changed_rows_are_the_largest_changes_and_of_equal_ones_the_earliest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block_bytes: int | None
+) -> None:
+    """Rows repeating five patterns: the changes take five values, each many times. The
+    rows listed are the largest rises (falls), and of equal changes the earliest rows,
+    whatever the blocks (oracle: numpy's log-sum-exp and a sort by change, then line)."""
+    from scipy.special import logsumexp
+
+    from xentcli.batch import reader
+
+    if block_bytes is not None:
+        monkeypatch.setattr(reader, "BLOCK_BYTES", block_bytes)
+    patterns_a = np.array(
+        [[2.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.5, 0.5, 0.0], [0.0, 0.0, 3.0], [1, 2, 3]]
+    )
+    patterns_b = np.array(
+        [[0.0, 0.0, 2.0], [0.0, 3.0, 0.0], [0.5, 0.5, 0.5], [0.0, 2.0, 1.0], [3, 2, 1]]
+    )
+    labels_of = np.array([0, 1, 2, 2, 0])
+    rng = np.random.default_rng(3)
+    which = rng.integers(0, 5, 120)
+    logits_a, logits_b, labels = patterns_a[which], patterns_b[which], labels_of[which]
+    for path, logits in ((tmp_path / "a.csv", logits_a), (tmp_path / "b.csv", logits_b)):
+        lines = ["x,y,z,label"]
+        lines += [",".join([*map(str, row), str(t)]) for row, t in zip(logits, labels, strict=True)]
+        path.write_text("\n".join(lines) + "\n")
+    worst = 7
+    got = as_json(
+        "compare", str(tmp_path / "a.csv"), str(tmp_path / "b.csv"), "--worst", str(worst)
+    )
+    rows = np.arange(len(labels))
+
+    def loss(logits: np.ndarray) -> np.ndarray:
+        return logsumexp(logits, axis=1) - logits[rows, labels]
+
+    change = loss(logits_b) - loss(logits_a)
+    for key, sign in (("regressions", 1.0), ("improvements", -1.0)):
+        order = np.lexsort((rows, -sign * change))  # largest first, then the earliest row
+        expected = [int(i) for i in order if sign * change[i] > 1e-12][:worst]
+        assert [r["a"] for r in got[key]] == [f"{tmp_path / 'a.csv'}:{i + 2}" for i in expected]
+        assert [r["b"] for r in got[key]] == [f"{tmp_path / 'b.csv'}:{i + 2}" for i in expected]
+        np.testing.assert_allclose([r["change"] for r in got[key]], change[expected], rtol=1e-12)
