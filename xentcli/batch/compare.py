@@ -358,19 +358,25 @@ class PairedComparison:
             return
         base = self.options.base
         factor = float(core.to_base(np.float64(1.0), base))  # 1 nat in the run's unit
-        loss_a = result_a.loss[counted] / factor  # back to nats (exact for base e)
-        loss_b = result_b.loss[counted] / factor
+        # Most chunks count every row: their arrays are used as they are, not copied.
+        all_counted = bool(counted.all())
+        loss_a, loss_b = result_a.loss, result_b.loss
+        if not all_counted:
+            loss_a, loss_b = loss_a[counted], loss_b[counted]
+        change = loss_b - loss_a  # in the run's unit, as the changed rows are listed
+        if factor != 1.0:
+            loss_a, loss_b = loss_a / factor, loss_b / factor  # back to nats
         if self.joined:
             self._paired_a.add(loss_a)
             self._paired_b.add(loss_b)
-        d = loss_b - loss_a
+        d = change if factor == 1.0 else loss_b - loss_a
         finite = np.isfinite(d)
         if not finite.all():
             d = np.where(finite, d, 0.0)  # an infinite loss: the interval is undefined
             self._infinite = True
         self._sum.add(d)
         self._sum_sq.add(d * d)
-        n_counted = int(counted.sum())
+        n_counted = len(d)
         if self._weights is None or soft:  # every weight is 1
             self._sum_w.add_ones(n_counted)
             self._sum_w_sq.add_ones(n_counted)
@@ -381,12 +387,20 @@ class PairedComparison:
             self._sum_w.add(weights)
             self._sum_w_sq.add(weights * weights)
         self._rows += n_counted
-        right_a = (result_a.predicted == result_a.labels)[counted]
-        right_b = (result_b.predicted == result_b.labels)[counted]
-        # [A right?][B right?] as one bincount (np.add.at is slower by far)
-        cells = 2 * right_a.astype(np.intp) + right_b.astype(np.intp)
-        self._table += np.bincount(cells, minlength=4).reshape(2, 2)
-        self._keep_changes(result_a, result_b, counted, unit_a, unit_b)
+        right_a = result_a.predicted == result_a.labels
+        right_b = result_b.predicted == result_b.labels
+        if not all_counted:
+            right_a, right_b = right_a[counted], right_b[counted]
+        # the 2 x 2 table [A right?][B right?] from three counts of booleans
+        both = np.count_nonzero(right_a & right_b)
+        only_a = np.count_nonzero(right_a) - both
+        only_b = np.count_nonzero(right_b) - both
+        self._table += np.array(
+            [[n_counted - only_a - only_b - both, only_b], [only_a, both]], dtype=np.int64
+        )
+        self._keep_changes(
+            result_a, result_b, None if all_counted else counted, change, (unit_a, unit_b)
+        )
 
     def _check_same_labels(self, chunk_a: Chunk, chunk_b: Chunk, joined: bool = False) -> None:
         if chunk_a.labels is not None and chunk_b.labels is not None:
@@ -433,15 +447,17 @@ class PairedComparison:
         self,
         result_a: ChunkResult,
         result_b: ChunkResult,
-        counted: npt.NDArray[np.bool_],
-        unit_a: str,
-        unit_b: str,
+        counted: npt.NDArray[np.bool_] | None,
+        change: FloatArray,
+        units: tuple[str, str],
     ) -> None:
+        """Keep the rows whose loss rose (fell) most; *change* is B - A of the *counted*
+        rows (None: every row), in the run's unit; nan is never kept."""
         top = self.compare.worst
         if not top:
             return
-        index = np.flatnonzero(counted)
-        change = result_b.loss[index] - result_a.loss[index]  # nan: never kept
+        index = None if counted is None else np.flatnonzero(counted)
+        unit_a, unit_b = units
         for heap, sign in ((self._rise, 1.0), (self._fall, -1.0)):
             # Only a rise above the smallest kept can enter a full heap: past the first
             # chunks, a comparison per row (a partition of every chunk twice was most of
@@ -456,7 +472,9 @@ class PairedComparison:
                 cut = np.partition(values, above.size - top)[above.size - top]
                 ties = above[values == cut][: top - int((values > cut).sum())]
                 above = np.sort(np.concatenate([above[values > cut], ties]))
-            candidates = index[above[np.argsort(-rises[above], kind="stable")]]
+            candidates = above[np.argsort(-rises[above], kind="stable")]
+            if index is not None:
+                candidates = index[candidates]
             for i in candidates.tolist():
                 value = sign * float(result_b.loss[i] - result_a.loss[i])
                 if not value > 0:
