@@ -202,9 +202,10 @@ def test_state_of_exact_is_checked() -> None:
         loads(json.dumps(state))
 
 
-def test_exact_needs_logits() -> None:
-    with pytest.raises(ValueError, match="logits"):
-        BatchAccumulator(3, BatchOptions(exact=True, scores="probs"))
+def test_exact_refuses_one_column_of_probabilities() -> None:
+    BatchAccumulator(2, BatchOptions(exact=True, scores="probs"))
+    with pytest.raises(ValueError, match="one column of probabilities"):
+        BatchAccumulator(2, BatchOptions(exact=True, scores="probs", binary=True))
 
 
 # ------------------------------------------------------------------------- Dask
@@ -232,12 +233,16 @@ def test_dask_dataframe_second_pass() -> None:
     assert nearest(got.loss, exact)
 
 
-def test_exact_refuses_probabilities_naming_the_file(tmp_path: Path) -> None:
+def test_exact_takes_probabilities_naming_what_it_refuses(tmp_path: Path) -> None:
+    """(tests/test_exact_given.py checks --exact on probabilities against mpmath.)"""
     path = tmp_path / "p.csv"
     path.write_text("a,b,label\n0.2,0.8,1\n0.5,0.5,0\n")
-    got = run(["batch", str(path), "--exact"])
+    got = ok(["batch", str(path), "--exact", "--format", "json"])
+    with mp.workprec(mpref.WIDE):
+        assert nearest(json.loads(got.stdout)["loss"], -(mp.log(0.8) + mp.log(0.5)) / 2)
+    got = run(["batch", str(path), "--exact", "--temperature", "2"])
     assert got.code == 2
-    assert "--exact computes from logits" in got.stderr
+    assert "--exact: probabilities with --temperature" in got.stderr
     assert "p.csv holds probabilities (detected" in got.stderr
 
 

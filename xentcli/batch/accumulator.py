@@ -597,10 +597,11 @@ class BatchAccumulator:
             raise XentError("worst must be >= 0")
         if opts.exact and (opts.sample_weight_column is not None or opts.group_by is not None):
             raise XentError("exact is not available with sample weights or groups yet")
-        if opts.exact and opts.scores != "logits":
-            # The given path's -log p is within 1 ulp, not correctly rounded.
+        if opts.exact and opts.scores != "logits" and opts.binary:
+            # One score column: 1 - p (or log(1 - e**l)) is not taken exactly yet.
             raise XentError(
-                f"--exact computes from logits, not from {core.KIND_NAMES[opts.scores]}"
+                f"exact: one column of {core.KIND_NAMES[opts.scores]} is not correctly"
+                " rounded yet (give two columns, or logits)"
             )
         self.weights: FloatArray | None = None
         if opts.weights is not None:
@@ -815,6 +816,7 @@ class BatchAccumulator:
                     weights=self.weights, ignore_index=opts.ignore_index,
                     label_smoothing=opts.label_smoothing, temperature=opts.temperature,
                     reduction="none", base=opts.base, check=False, exact=True,
+                    scores=opts.scores, clip=opts.clip, renormalize=opts.renormalize,
                 ),
                 dtype=np.float64,
             )  # fmt: skip
@@ -987,6 +989,11 @@ class BatchAccumulator:
         """q of each row's label (with soft targets: of the target's argmax)."""
         opts = self.options
         scores, kind = self._scores(scores)
+        if opts.exact and kind != "logits":  # correctly rounded, as the labels' are
+            return core.row_losses(
+                scores, labels, temperature=opts.temperature, check=False, exact=True,
+                scores=kind, clip=opts.clip, renormalize=opts.renormalize,
+            ).label_probability  # fmt: skip
         if kind == "logits" or opts.temperature != 1.0:
             if kind != "logits":
                 scores = core.log_of_scores(scores, kind)

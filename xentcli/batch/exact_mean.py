@@ -170,7 +170,7 @@ def add_rows(acc: Any, slow: SlowSums, index: int, chunks: Iterable[Chunk]) -> N
     for chunk in chunks:
         if chunk.logits.shape[0] == 0:
             continue
-        scores, _kind = acc._scores(chunk.logits)
+        scores, kind = acc._scores(chunk.logits)
         if chunk.targets is not None:
             classes = np.argmax(chunk.targets, axis=-1)
             counted = np.ones(classes.size, dtype=bool)
@@ -191,6 +191,9 @@ def add_rows(acc: Any, slow: SlowSums, index: int, chunks: Iterable[Chunk]) -> N
             opts.label_smoothing,
             opts.temperature,
             slow.digits,
+            scores=kind,
+            clip=opts.clip,
+            renormalize=opts.renormalize and not opts.binary,
         )
         for c, interval in zip(classes[rows].tolist(), intervals, strict=True):
             slow.classes[c].add(interval)

@@ -921,6 +921,30 @@ def write_state(accumulator: Any, path: str) -> None:
         raise BadData(f"{path}: cannot write the state: {error.strerror or error}") from None
 
 
+def _check_exact_scores(table: Any, kind: str, options: Any) -> None:
+    """--exact on probabilities or log-probabilities: refused (exit 2) where the loss
+    cannot be correctly rounded (docs/accuracy.md says why), naming what was inferred."""
+    from xentcli.core import KIND_NAMES
+
+    detected = getattr(table, "scores_detected", False)
+    how = "detected; --scores logits if they are logits" if detected else "given"
+    holds = f"{table.display_name} holds {KIND_NAMES[kind]} ({how})"
+    if getattr(table, "binary", False):
+        why = "one score column is not correctly rounded yet (give a column per class)"
+    elif kind == "probs" and options.temperature != 1.0:
+        why = (
+            "probabilities with --temperature are not correctly rounded (softmax of the"
+            " real log p / T); give log-probabilities"
+        )
+    elif options.clip is not None and options.renormalize:
+        why = "--clip with --renormalize is not correctly rounded (two rounding steps)"
+    elif options.clip is not None and options.temperature != 1.0:
+        why = "--clip with --temperature is not correctly rounded"
+    else:
+        return
+    raise BadInvocation(f"--exact: {why}; {holds}")
+
+
 def _accumulator(table: Any, batch_options: Any) -> Any:
     """The run's accumulator, for the kind of scores of its first file (said on stderr)."""
     from xentcli.batch.accumulator import BatchAccumulator
@@ -932,14 +956,7 @@ def _accumulator(table: Any, batch_options: Any) -> Any:
         )
     kind = getattr(table, "scores", "logits")
     if batch_options.exact and kind != "logits":
-        from xentcli.core import KIND_NAMES
-
-        detected = getattr(table, "scores_detected", False)
-        how = "detected; --scores logits if they are logits" if detected else "given"
-        raise BadInvocation(
-            f"--exact computes from logits, but {table.display_name} holds"
-            f" {KIND_NAMES[kind]} ({how})"
-        )
+        _check_exact_scores(table, kind, batch_options)
     # Tables of other formats may not know these (yet): logits, as given.
     options = dataclasses.replace(
         batch_options,

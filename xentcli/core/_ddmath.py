@@ -296,3 +296,70 @@ def log1p_dd(x_hi: FloatArray, x_lo: FloatArray) -> tuple[FloatArray, FloatArray
         out_hi = np.where(tiny, x_hi, out_hi)
         out_lo = np.where(tiny, x_lo, out_lo)
     return out_hi, out_lo
+
+
+_SQRT2 = 1.4142135623730951
+
+
+def div_dd(
+    a_hi: FloatArray, a_lo: FloatArray, b_hi: FloatArray, b_lo: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """``(a_hi + a_lo) / (b_hi + b_lo)`` as a double-double, relative error below
+    2**-102 (the quotient of the high parts, then the exact remainder
+    ``a - q b`` divided once more: two roundings of a term below 2**-52 of the result and
+    ``b_lo``'s share, each below 2**-104). Operands within [2**-960, 2**960]."""
+    q = a_hi / b_hi
+    p, pe = two_prod_small(q, b_hi)
+    r = (((a_hi - p) - pe) + a_lo) - q * b_lo
+    q_lo = r / b_hi
+    hi = q + q_lo
+    return hi, q_lo - (hi - q)
+
+
+def log_dd(
+    hi: FloatArray, lo: FloatArray, e: IntArray | None = None
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """``log((hi + lo) * 2**e)`` for a positive double-double (``hi`` finite, normal or
+    subnormal; ``|lo| <= ulp(hi)``) and an integer exponent *e* (``|log2| < 4000`` in
+    all): ``(out_hi, out_lo, err)``, ``err`` an absolute bound of the error.
+
+    ``hi = 2**E M`` exactly (frexp), with ``M`` folded into ``[sqrt(2)/2, sqrt(2))``, so
+    that ``log x = E ln2 + log M`` never cancels by more than a factor of 2. ``log M`` is
+    :func:`log1p_dd` of ``M - 1`` (exact by Sterbenz's lemma) when ``M + lo >= 1``, else
+    ``-log1p((1 - M) / M)`` (a positive argument; :func:`div_dd`): relative error
+    2**-74, and 2**-101 of the argument from the division. ``E ln2``: ``E ln2_hi`` is an
+    exact Dekker product (``ln2_hi`` has 46 bits), ``E ln2_lo`` is rounded once and
+    ``ln2_hi + ln2_lo`` is within 2**-100 of ln 2: below ``|E| 2**-98`` together. The
+    final sums add below 2**-102 of the result. An exactly 1 (``lo = 0``, ``e = 0``)
+    gives exactly 0 with a bound of 0.
+    """
+    tb = tables()
+    with np.errstate(invalid="ignore", over="ignore", under="ignore"):
+        frac, ex = np.frexp(hi)
+        m = 2.0 * frac  # [1, 2): exact
+        big = m > _SQRT2
+        m = np.where(big, 0.5 * m, m)
+        ex = ex.astype(np.int64) - 1 + big
+        m_lo = np.ldexp(lo, -ex)  # exact unless it becomes subnormal (below 2**-1022)
+        scaled_err = np.where(lo != 0, 2.0**-1070, 0.0)
+        x_hi, x_lo = _two_sum(m - 1.0, m_lo)
+        up = x_hi >= 0
+        # M + lo below 1: log M = -log1p(y), y = (1 - M) / M > 0.
+        y_hi, y_lo = div_dd(-x_hi, -x_lo, m, m_lo)
+        a_hi = np.where(up, x_hi, y_hi)
+        a_lo = np.where(up, x_lo, y_lo)
+        l_hi, l_lo = log1p_dd(np.maximum(a_hi, 0.0), np.where(a_hi > 0, a_lo, 0.0))
+        l_hi = np.where(up, l_hi, -l_hi)
+        l_lo = np.where(up, l_lo, -l_lo)
+        l_err = np.abs(l_hi) * LOG_REL_ERR + np.where(up, 0.0, np.abs(a_hi) * 2.0**-101)
+        big_e = ex if e is None else ex + e
+        ef = big_e.astype(np.float64)
+        p, pe = two_prod_small(ef, np.full_like(ef, tb.ln2_hi))
+        s, se = _two_sum(p, l_hi)
+        low = se + (pe + (ef * tb.ln2_lo + l_lo))
+        out_hi = s + low
+        out_lo = low - (out_hi - s)
+        err = (l_err + np.abs(ef) * 2.0**-98 + np.abs(out_hi) * 2.0**-102 + scaled_err) * (
+            1 + 2.0**-40
+        )
+    return out_hi, out_lo, err

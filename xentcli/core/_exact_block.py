@@ -276,6 +276,16 @@ def weighted_sum(
     err. ``0 * -log 0 = 0``; a positive ``v_c`` on a masked class gives ``inf``.
     """
     n_hi, n_lo, n_err = neg_log_q(es, es.sh.hi, es.lo)
+    return weighted_terms(v, n_hi, n_lo, n_err, arena, v_lo)
+
+
+def weighted_terms(
+    v: FloatArray, n_hi: FloatArray, n_lo: FloatArray, n_err: FloatArray,
+    arena: Arena | None = None, v_lo: FloatArray | None = None,
+) -> tuple[FloatArray, ...]:  # fmt: skip
+    """``sum_c (v_c + v_lo_c) * (n_hi + n_lo)_c`` over axis 0 of (K, b) arrays, for
+    ``v >= 0`` and non-negative terms ``n`` within ``n_err``: hi, lo, err (the bounds add
+    up term by term). ``0 * inf = 0``."""
     p_hi, p_lo, p_err = _weighted(v, n_hi, n_lo, n_err, v_lo)
     s_hi, tree = sum0(p_hi, arena)
     s_lo = tree + p_lo.sum(axis=0)

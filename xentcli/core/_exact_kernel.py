@@ -288,21 +288,21 @@ def mean(
 
 
 def slow_mean(
-    rows: Sequence[FloatArray],
-    quantities: Sequence[Quantity],
-    temperature: float,
+    intervals: Sequence[RowInterval],
     denominator: ExactSum | None,
     base: str,
 ) -> float:
-    """The mean redone from the slow path's intervals, every row, with more digits until
-    it is certain."""
+    """The mean redone from the slow path's intervals (each row's exact loss at a number
+    of digits), every row, with more digits until it is certain."""
+    from fractions import Fraction
+
     digits = 60
     w = Fraction(1) if denominator is None else denominator.exact()
     while True:
         low = Fraction(0)
         high = Fraction(0)
-        for row, quantity in zip(rows, quantities, strict=True):
-            got = quantity(RowDecimal(row.tolist(), temperature, digits))
+        for at in intervals:
+            got = at(digits)
             if isinstance(got, float):
                 if np.isinf(got):
                     return got
@@ -320,44 +320,60 @@ def slow_mean(
         digits *= 2
 
 
-def reduce(
-    rows: RowLosses,
-    reduction: str,
-    base: str,
+#: A row's exact loss at a number of decimal digits: a float when exact, else an open
+#: interval of rationals.
+RowInterval = Callable[[int], "float | tuple[Fraction, Fraction]"]
+
+
+def logit_intervals(
     y: FloatArray,
     labels: object,
     targets: object,
     weights: object,
     eps: float,
     temperature: float,
-) -> FloatArray | float:
-    """:func:`xentcli.core.cross_entropy`'s reduction of exact row losses, rounded once.
-
-    ``"none"`` in bits or bans: each row ``(loss + loss_lo) / ln b`` with its rounding
-    tested (rows that fail are redone in decimal); ``"mean"``/``"sum"``: :func:`mean`,
-    and when its rounding test fails, :func:`slow_mean` over every counted row.
-    """
-    assert rows.loss_lo is not None
-    assert rows.loss_err is not None
+) -> Callable[[int], RowInterval]:
+    """Row *i*'s exact loss from its logits (the decimal slow path), at any digits."""
     y2 = y[None, :] if y.ndim == 1 else y
     n, k = y2.shape
     t = None if targets is None else np.asarray(targets, dtype=np.float64).reshape(n, k)
     w = None if weights is None else np.asarray(weights, dtype=np.float64)
     lab = np.zeros(n, dtype=np.int64) if labels is None else np.asarray(labels).reshape(n)
 
-    def quantity(i: int) -> Quantity:
-        return xb.slow_loss(int(lab[i]), None if t is None else t[i], w, eps, k)
+    def row(i: int) -> RowInterval:
+        quantity = xb.slow_loss(int(lab[i]), None if t is None else t[i], w, eps, k)
+        values = y2[i].tolist()
+        return lambda digits: quantity(RowDecimal(values, temperature, digits))
 
+    return row
+
+
+def reduce(
+    rows: RowLosses,
+    reduction: str,
+    base: str,
+    one_row: bool,
+    intervals: Callable[[int], RowInterval],
+) -> FloatArray | float:
+    """:func:`xentcli.core.cross_entropy`'s reduction of exact row losses, rounded once.
+
+    ``"none"`` in bits or bans: each row ``(loss + loss_lo) / ln b`` with its rounding
+    tested (rows that fail are redone from ``intervals(i)``); ``"mean"``/``"sum"``:
+    :func:`mean`, and when its rounding test fails, :func:`slow_mean` over every counted
+    row.
+    """
+    assert rows.loss_lo is not None
+    assert rows.loss_err is not None
     if reduction == "none":
         out = rows.loss
         if base != "e":
-            out = _rows_in_base(rows, base, lambda i: (y2[i], quantity(i)), temperature)
-        result: FloatArray | float = out[0] if y.ndim == 1 else out
+            out = _rows_in_base(rows, base, intervals)
+        result: FloatArray | float = out[0] if one_row else out
         return result
     denominator = None
     if reduction == "mean":
         denominator = ExactSum()
-        if weights is None:
+        if not (rows.weight[rows.counted] != 1.0).any():
             denominator.add_ones(int(np.count_nonzero(rows.counted)))
         else:
             denominator.add(rows.weight)
@@ -365,16 +381,11 @@ def reduce(
     if got is not None:
         return got
     counted = np.flatnonzero(rows.counted).tolist()
-    return slow_mean(
-        [y2[i] for i in counted], [quantity(i) for i in counted], temperature, denominator, base
-    )
+    return slow_mean([intervals(i) for i in counted], denominator, base)
 
 
 def _rows_in_base(
-    rows: RowLosses,
-    base: str,
-    redo: Callable[[int], tuple[FloatArray, Quantity]],
-    temperature: float,
+    rows: RowLosses, base: str, intervals: Callable[[int], RowInterval]
 ) -> FloatArray:
     """Each row loss in bits or bans, correctly rounded."""
     assert rows.loss_lo is not None
@@ -386,20 +397,19 @@ def _rows_in_base(
         err = (rows.loss_err * f_hi + 2.0**-100 * np.abs(p)) * (1 + 2.0**-40)
     value, ok = round_checked(p, np.where(np.isfinite(p), lo, 0.0), err)
     for i in np.flatnonzero(~ok).tolist():
-        row, loss = redo(i)
-        value[i] = _slow_in_base(row, loss, base, temperature)
+        value[i] = _slow_in_base(intervals(i), base)
     return value
 
 
-def _slow_in_base(row: FloatArray, loss: Quantity, base: str, temperature: float) -> float:
-    """One row's loss in *base* units from the decimal slow path."""
+def _slow_in_base(at: RowInterval, base: str) -> float:
+    """One row's loss in *base* units from the slow path, the digits doubling from 40."""
+    from xentcli.core._exact_given import decide
 
-    def quantity(rd: RowDecimal) -> float | tuple[Fraction, Fraction]:
-        got = loss(rd)
+    def scaled(digits: int) -> float | tuple[Fraction, Fraction]:
+        got = at(digits)
         if isinstance(got, float):
             return got
-        f_low, f_high = _factor(base, rd.ctx.prec)
+        f_low, f_high = _factor(base, digits)
         return got[0] * f_low, got[1] * f_high
 
-    (value,) = slow_row(row.tolist(), temperature, [quantity])
-    return value
+    return decide(scaled)

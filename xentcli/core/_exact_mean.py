@@ -128,20 +128,43 @@ def loss_intervals(
     label_smoothing: float,
     temperature: float,
     digits: int,
+    *,
+    scores: str = "logits",
+    clip: float | None = None,
+    renormalize: bool = False,
 ) -> list[tuple[Fraction, Fraction] | None]:
     """Each row's exact loss (nats) as an open interval of rationals from the decimal
     slow path at *digits* digits; None for a row whose loss is ``+inf`` exactly.
 
-    *y* holds logits (N, K), already checked; *labels* (N,) or *targets* (N, K).
+    *y* holds logits (N, K), already checked, or the probabilities or log-probabilities
+    that *scores* says (read with *clip* and *renormalize*); *labels* (N,) or *targets*
+    (N, K).
     """
     from fractions import Fraction
 
     from xentcli.core import _exact_block as xb
+    from xentcli.core import _exact_given
     from xentcli.core._ziv import RowDecimal
 
     n, k = y.shape
     w = None if weights is None else np.asarray(weights, dtype=np.float64)
     out: list[tuple[Fraction, Fraction] | None] = []
+    if scores != "logits" and not _exact_given.as_logits(scores, temperature, renormalize, clip):
+        rows = _exact_given.row_intervals(
+            y,
+            _exact_given.Given(scores, clip, renormalize),
+            None if labels is None else np.asarray(labels, dtype=np.int64),
+            targets,
+            w,
+            label_smoothing,
+        )
+        for i in range(n):
+            got = rows(i)(digits)
+            if isinstance(got, float):
+                out.append(None if got == np.inf else (Fraction(got), Fraction(got)))
+            else:
+                out.append(got)
+        return out
     for i in range(n):
         quantity = xb.slow_loss(
             0 if labels is None else int(labels[i]),

@@ -113,6 +113,7 @@ def given_row_losses(
     renormalize: bool,
     clip: float | None,
     kernel: Callable[..., RowLosses],
+    exact: bool = False,
 ) -> RowLosses:
     """:func:`~xentcli.core.row_losses` for probabilities or log-probabilities.
 
@@ -132,7 +133,13 @@ def given_row_losses(
     tolerance = default_sum_tolerance(k) if sum_tolerance is None else sum_tolerance
     if check:
         check_scores(y, ScoreCheck(kind, tolerance, renormalize))
-    if (temperature != 1.0 or renormalize) and clip is None:
+    if exact:
+        from xentcli.core import _exact_given
+
+        refused = _exact_given.refusal(kind, temperature, renormalize, clip)
+        if refused is not None:
+            raise InvalidInputError(refused)
+    if (temperature != 1.0 or renormalize) and clip is None and not (exact and kind == "probs"):
         return kernel(
             log_of_scores(y, kind),
             labels,
@@ -143,6 +150,7 @@ def given_row_losses(
             temperature=temperature,
             check=check,
             target_tolerance=sum_tolerance,
+            exact=exact,
         )
     w = check_weights(weights, k)
     if ignore_index is not None and not isinstance(ignore_index, (int, np.integer)):
@@ -164,8 +172,11 @@ def given_row_losses(
         if ignore_index is not None:
             counted = lab != ignore_index
             lab = np.where(counted, lab, 0)
-    log_q = log_of_scores(y, kind, clip, renormalize)
     keep, share = smoothing_weights(eps, k) if eps else ((1.0, 0.0), (0.0, 0.0))
+    if exact:
+        return _exact_rows(y, kind, clip, renormalize, lab, t, w, eps, keep, share, counted,
+                           ignore_index)  # fmt: skip
+    log_q = log_of_scores(y, kind, clip, renormalize)
     loss = given_losses(log_q, lab, t, w, eps, keep, share)
     predicted = np.argmax(y, axis=1).astype(np.int64)
     if t is not None:
@@ -181,3 +192,36 @@ def given_row_losses(
         row_w = np.where(counted, row_w, 0.0)
         label_q = np.where(counted, label_q, np.nan)
     return RowLosses(loss, row_w, predicted, np.asarray(label_q, dtype=np.float64), counted)
+
+
+def _exact_rows(
+    y: FloatArray,
+    kind: ScoreKind,
+    clip: float | None,
+    renormalize: bool,
+    lab: IntArray | None,
+    t: FloatArray | None,
+    w: FloatArray | None,
+    eps: float,
+    keep: tuple[float, float],
+    share: tuple[float, float],
+    counted: npt.NDArray[np.bool_],
+    ignore_index: int | None,
+) -> RowLosses:
+    """exact=True: the correctly rounded rows (:mod:`xentcli.core._exact_given`)."""
+    from xentcli.core import _exact_given
+
+    n = y.shape[0]
+    labels = np.zeros(n, dtype=np.int64) if lab is None else lab
+    got = _exact_given.row_losses(
+        y, _exact_given.Given(kind, clip, renormalize), labels, t, w, eps, keep, share
+    )
+    loss, lo, err, label_q = got.loss, got.loss_lo, got.loss_err, got.label_probability
+    if t is not None:
+        return RowLosses(loss, np.ones(n), got.predicted, label_q, counted, lo, err)
+    row_w = np.ones(n) if w is None else w[labels]
+    if ignore_index is not None:
+        loss, lo, err = (np.where(counted, a, 0.0) for a in (loss, lo, err))
+        row_w = np.where(counted, row_w, 0.0)
+        label_q = np.where(counted, label_q, np.nan)
+    return RowLosses(loss, row_w, got.predicted, label_q, counted, lo, err)

@@ -427,6 +427,7 @@ def row_losses(
             renormalize=renormalize,
             clip=clip,
             kernel=row_losses,
+            exact=exact,
         )
     if clip is not None:
         raise InvalidInputError("clip applies to probabilities and log-probabilities")
@@ -696,12 +697,10 @@ def cross_entropy(
         clip=clip,
         target_tolerance=sum_tolerance,
     )
-    if exact and scores == "logits":
-        from xentcli.core import _exact_kernel
-
-        return _exact_kernel.reduce(
-            rows, reduction, str(base), logits_array(logits), labels, targets, weights,
-            label_smoothing, temperature,
+    if exact:
+        return _exact_reduce(
+            rows, reduction, str(base), logits, labels, targets, weights,
+            label_smoothing, temperature, scores, clip, renormalize,
         )  # fmt: skip
     if reduction == "none":
         out = to_base(rows.loss, base)
@@ -718,3 +717,40 @@ def cross_entropy(
     if denominator is None:
         return total.value(base)
     return total.ratio(denominator, base)
+
+
+def _exact_reduce(
+    rows: RowLosses,
+    reduction: str,
+    base: str,
+    logits: ArrayLike,
+    labels: ArrayLike | None,
+    targets: ArrayLike | None,
+    weights: ArrayLike | None,
+    label_smoothing: float,
+    temperature: float,
+    scores: ScoreKind,
+    clip: float | None,
+    renormalize: bool,
+) -> FloatArray | float:
+    """The exact branch of :func:`cross_entropy`: the reduction of the correctly rounded
+    rows, with each row's decimal slow path at hand for the rare undecided figure."""
+    from xentcli.core import _exact_given, _exact_kernel
+
+    y = logits_array(logits)
+    if scores == "logits" or _exact_given.as_logits(scores, temperature, renormalize, clip):
+        intervals = _exact_kernel.logit_intervals(
+            y, labels, targets, weights, label_smoothing, temperature
+        )
+    else:
+        y2 = y[None, :] if y.ndim == 1 else y
+        n, k = y2.shape
+        intervals = _exact_given.row_intervals(
+            y2,
+            _exact_given.Given(scores, clip, renormalize),
+            None if labels is None else np.asarray(labels, dtype=np.int64).reshape(n),
+            None if targets is None else np.asarray(targets, dtype=np.float64).reshape(n, k),
+            None if weights is None else np.asarray(weights, dtype=np.float64),
+            label_smoothing,
+        )
+    return _exact_kernel.reduce(rows, reduction, base, y.ndim == 1, intervals)
