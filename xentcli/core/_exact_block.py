@@ -312,6 +312,38 @@ def combine(
     return np.where(bad, np.where(np.isnan(hi), np.inf, hi), hi), np.where(bad, 0.0, lo), err
 
 
+# ------------------------------------------------------------- rows of a batch
+class ExactLosses(NamedTuple):
+    loss: FloatArray  #: correctly rounded row losses (nats)
+    loss_lo: FloatArray  #: the double-double remainder: loss + loss_lo is within ...
+    loss_err: FloatArray  #: ... this of the exact row loss
+    predicted: IntArray
+    label_probability: FloatArray  #: correctly rounded q of the label (nan: soft targets)
+
+
+def slow_err(value: float) -> float:
+    """A bound for a correctly rounded value used as its own approximation: half an ulp."""
+    return 0.0 if not np.isfinite(value) else float(np.spacing(abs(value)))
+
+
+def masked_inf(
+    rows: FloatArray, li: IntArray, t: FloatArray | None, w: FloatArray | None, eps: float
+) -> npt.NDArray[np.bool_]:
+    """Rows whose infinite loss is exact: a class with a positive coefficient is masked
+    (-inf). Other infinities (overflowed differences, products) go to the slow path."""
+    masked = np.isneginf(rows)
+    k = rows.shape[1]
+    wc = np.ones(k) if w is None else w
+    if eps:
+        coefficient = np.broadcast_to(wc > 0, rows.shape)
+    elif t is not None:
+        coefficient = (t * wc) > 0
+    else:
+        coefficient = np.zeros(rows.shape, dtype=bool)
+        coefficient[np.arange(rows.shape[0]), li] = wc[li] > 0
+    return np.asarray((masked & coefficient).any(axis=1))
+
+
 # --------------------------------------------------------------- softmax quantities
 def sum_parts(es: ExactShift) -> tuple[FloatArray, FloatArray]:
     """``s = 1 + x`` as a double-double."""

@@ -44,13 +44,13 @@ import numpy.typing as npt
 from xentcli.core import _exact_block as xb
 from xentcli.core._compensated import sum0, two_prod
 from xentcli.core._ddmath import EXP_REL_ERR, LOG_REL_ERR, div_dd, exp_parts, log1p_dd, log_dd
-from xentcli.core._ziv import SLOW_ROWS, round_checked, round_interval, to_float
+from xentcli.core._ziv import decide, round_checked, to_float
 
 if TYPE_CHECKING:
     from decimal import Context
     from fractions import Fraction
 
-    from xentcli.core._exact_kernel import ExactLosses
+    from xentcli.core._exact_block import ExactLosses
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -285,8 +285,6 @@ def _row_losses(
     keep: tuple[float, float],
     share: tuple[float, float],
 ) -> ExactLosses:
-    from xentcli.core._exact_kernel import ExactLosses, _masked_inf, _slow_err
-
     n, k = y.shape
     yt = np.ascontiguousarray(y.T)  # (K, n): the class axis first, as the kernel's blocks
     every = t is not None or bool(eps)
@@ -331,7 +329,7 @@ def _row_losses(
             masked_cells = p.T == 0
         else:
             masked_cells = np.isneginf(yt.T) if log_clip is None else np.zeros((n, k), dtype=bool)
-        ok &= ~infinite | _masked_inf(np.where(masked_cells, -np.inf, 0.0), lab, t, w, eps)
+        ok &= ~infinite | xb.masked_inf(np.where(masked_cells, -np.inf, 0.0), lab, t, w, eps)
     label_q = np.full(n, np.nan)
     unsure_q: list[int] = []
     if t is None:
@@ -340,11 +338,11 @@ def _row_losses(
     intervals = row_intervals(y, given, lab, t, w, eps)
     for i in np.flatnonzero(~ok).tolist():
         loss[i] = decide(intervals(i))
-        loss_lo[i], loss_err[i] = 0.0, _slow_err(loss[i])
+        loss_lo[i], loss_err[i] = 0.0, xb.slow_err(loss[i])
     for i in unsure_q:
         label_q[i] = decide(_probability_interval(y[i].tolist(), given, int(lab[i])))
     predicted = np.argmax(y, axis=1).astype(np.int64)
-    return ExactLosses(loss, loss_lo, loss_err, predicted, label_q)
+    return xb.ExactLosses(loss, loss_lo, loss_err, predicted, label_q)
 
 
 def _label_probability(
@@ -380,24 +378,6 @@ def _label_probability(
 
 
 # ------------------------------------------------------------------ the slow path
-def decide(at: RowInterval) -> float:
-    """The float every real of ``at(digits)`` rounds to, the digits doubling from 40."""
-    SLOW_ROWS[0] += 1
-    digits = 40
-    while True:
-        got = at(digits)
-        if isinstance(got, float):
-            return got
-        if got[0] == got[1]:
-            return to_float(got[0]) + 0.0
-        value = round_interval(*got)
-        if value is not None:
-            return value
-        digits *= 2
-        if digits > 5000:  # pragma: no cover - an exact midpoint: cannot happen
-            raise ArithmeticError("the rounding of a row could not be decided")
-
-
 def _context(digits: int) -> Context:
     from decimal import Context
 

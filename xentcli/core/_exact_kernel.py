@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from fractions import Fraction
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -21,6 +21,7 @@ import numpy.typing as npt
 from xentcli.core import _blocks as blockrunner
 from xentcli.core import _exact_block as xb
 from xentcli.core._compensated import two_prod
+from xentcli.core._exact_block import ExactLosses, masked_inf, slow_err
 from xentcli.core._exact_mean import certain_ratio
 from xentcli.core._exact_mean import factor_interval as _factor
 from xentcli.core._exactsum import ExactSum
@@ -30,6 +31,7 @@ from xentcli.core._validation import check_logit_values, check_masked_rows, chec
 from xentcli.core._ziv import (
     Quantity,
     RowDecimal,
+    decide,
     round_checked,
     round_interval,
     slow_row,
@@ -139,14 +141,6 @@ def _redo_softmax_row(
             out[name][i, c] = value
 
 
-class ExactLosses(NamedTuple):
-    loss: FloatArray  #: correctly rounded row losses (nats)
-    loss_lo: FloatArray  #: the double-double remainder: loss + loss_lo is within ...
-    loss_err: FloatArray  #: ... this of the exact row loss
-    predicted: IntArray
-    label_probability: FloatArray  #: correctly rounded q of the label (nan: soft targets)
-
-
 def row_losses(
     y: FloatArray,
     lab: IntArray,
@@ -217,7 +211,7 @@ def row_losses(
         ok = r.ok
         infinite = ~np.isfinite(r.value)
         if infinite.any():
-            ok &= ~infinite | _masked_inf(
+            ok &= ~infinite | masked_inf(
                 y[start:stop], li, None if t is None else t[start:stop], w, eps
             )
         loss[start:stop] = r.value
@@ -229,33 +223,10 @@ def row_losses(
     for i in sorted(unsure):
         quantity = xb.slow_loss(int(lab[i]), None if t is None else t[i], w, eps, k)
         (value,) = slow_row(y[i].tolist(), temperature, [quantity])
-        loss[i], loss_lo[i], loss_err[i] = value, 0.0, _slow_err(value)
+        loss[i], loss_lo[i], loss_err[i] = value, 0.0, slow_err(value)
     for i in sorted(unsure_q):
         (label_q[i],) = slow_row(y[i].tolist(), temperature, [xb.slow_probability(int(lab[i]))])
     return ExactLosses(loss, loss_lo, loss_err, predicted, label_q)
-
-
-def _slow_err(value: float) -> float:
-    """A bound for a correctly rounded value used as its own approximation: half an ulp."""
-    return 0.0 if not np.isfinite(value) else float(np.spacing(abs(value)))
-
-
-def _masked_inf(
-    rows: FloatArray, li: IntArray, t: FloatArray | None, w: FloatArray | None, eps: float
-) -> npt.NDArray[np.bool_]:
-    """Rows whose infinite loss is exact: a class with a positive coefficient is masked
-    (-inf). Other infinities (overflowed differences, products) go to the slow path."""
-    masked = np.isneginf(rows)
-    k = rows.shape[1]
-    wc = np.ones(k) if w is None else w
-    if eps:
-        coefficient = np.broadcast_to(wc > 0, rows.shape)
-    elif t is not None:
-        coefficient = (t * wc) > 0
-    else:
-        coefficient = np.zeros(rows.shape, dtype=bool)
-        coefficient[np.arange(rows.shape[0]), li] = wc[li] > 0
-    return np.asarray((masked & coefficient).any(axis=1))
 
 
 # ------------------------------------------------------------------- the mean
@@ -403,7 +374,6 @@ def _rows_in_base(
 
 def _slow_in_base(at: RowInterval, base: str) -> float:
     """One row's loss in *base* units from the slow path, the digits doubling from 40."""
-    from xentcli.core._exact_given import decide
 
     def scaled(digits: int) -> float | tuple[Fraction, Fraction]:
         got = at(digits)

@@ -271,3 +271,21 @@ def slow_row(
         digits *= 2
         if digits > 5000:  # pragma: no cover - an exact midpoint: cannot happen
             raise ArithmeticError("the rounding of a row could not be decided")
+
+
+def decide(at: Callable[[int], float | tuple[Fraction, Fraction]]) -> float:
+    """The float every real of ``at(digits)`` rounds to, the digits doubling from 40."""
+    SLOW_ROWS[0] += 1
+    digits = 40
+    while True:
+        got = at(digits)
+        if isinstance(got, float):
+            return got
+        if got[0] == got[1]:
+            return to_float(got[0]) + 0.0
+        value = round_interval(*got)
+        if value is not None:
+            return value
+        digits *= 2
+        if digits > 5000:  # pragma: no cover - an exact midpoint: cannot happen
+            raise ArithmeticError("the rounding of a row could not be decided")
