@@ -202,8 +202,12 @@ def test_state_of_exact_is_checked() -> None:
         loads(json.dumps(state))
 
 
-def test_exact_refuses_one_column_of_probabilities() -> None:
-    BatchAccumulator(2, BatchOptions(exact=True, scores="probs"))
+def test_exact_takes_two_columns_of_probabilities_not_one() -> None:
+    acc = BatchAccumulator(2, BatchOptions(exact=True, scores="probs"))
+    acc.update(np.array([[0.1, 0.9], [0.5, 0.5]]), np.array([1, 0]))
+    with mp.workprec(mpref.WIDE):
+        exact = (-mp.log(mp.mpf(0.9)) - mp.log(mp.mpf(0.5))) / 2
+    assert nearest(acc.summary().loss, exact)
     with pytest.raises(ValueError, match="one column of probabilities"):
         BatchAccumulator(2, BatchOptions(exact=True, scores="probs", binary=True))
 
