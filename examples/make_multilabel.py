@@ -13,7 +13,9 @@ full-batch gradient descent with L2 regularisation) on the same 70 % training sp
 ``make_digits.py``; for the 540 test images, ``digits_multilabel.csv`` holds the four
 logits (``logit_even ... logit_loop``, 6 significant digits) and the four 0/1 targets
 (``y_even ... y_loop``): ``xent batch examples/digits_multilabel.csv --sigmoid
---target-columns 'y_*'``.
+--target-columns 'y_*'``. ``digits_multilabel_proba.csv`` holds the same model's
+probabilities sigma(x) instead (``p_even ... p_loop``, 6 significant digits, as a
+``predict_proba`` writes them), which ``xent batch --sigmoid`` detects.
 
 Run from the repository root: ``python examples/make_multilabel.py``. Deterministic (seed 0).
 """
@@ -66,6 +68,11 @@ def main() -> None:
     with (HERE / "digits_multilabel.csv").open("w", newline="") as handle:
         handle.write(",".join([f"logit_{n}" for n in names] + [f"y_{n}" for n in names]) + "\n")
         for row, target in zip(logits, targets, strict=True):
+            cells = [f"{v:.6g}" for v in row] + [str(int(t)) for t in target]
+            handle.write(",".join(cells) + "\n")
+    with (HERE / "digits_multilabel_proba.csv").open("w", newline="") as handle:
+        handle.write(",".join([f"p_{n}" for n in names] + [f"y_{n}" for n in names]) + "\n")
+        for row, target in zip(1.0 / (1.0 + np.exp(-logits)), targets, strict=True):
             cells = [f"{v:.6g}" for v in row] + [str(int(t)) for t in target]
             handle.write(",".join(cells) + "\n")
     exact = float(np.mean(((logits > 0) == (targets == 1)).all(axis=1)))

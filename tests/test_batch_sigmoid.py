@@ -256,6 +256,8 @@ def test_targets_need_not_sum_to_one_and_bad_rows_can_be_skipped(work: Path) -> 
             "skip",
             "--format",
             "json",
+            "--scores",  # every score is 0: --scores auto would read probabilities
+            "logits",
         ]
     )
     assert outcome.code == 0, outcome.stderr
@@ -273,7 +275,7 @@ USAGE = [
     (["--label-smoothing", "0.1"], "--label-smoothing cannot be used with --sigmoid"),
     (["--weights", "1,2,3"], "--weights cannot be used with --sigmoid"),
     (["--temperature", "2"], "--temperature cannot be used with --sigmoid"),
-    (["--scores", "probs"], "--scores probs cannot be used with --sigmoid"),
+    (["--scores", "token-logprobs"], "--scores token-logprobs cannot be used with --sigmoid"),
     (["--top-k", "2"], "--top-k cannot be used with --sigmoid"),
     (["--ci", "0.9"], "--ci cannot be used with --sigmoid"),
     (["--bins", "10"], "--bins cannot be used with --sigmoid"),
@@ -420,3 +422,254 @@ def test_every_row_skipped_leaves_the_mean_undefined(work: Path) -> None:
     assert got["exact_match"] is None
     assert got["rows_skipped"] == 3
     assert "the mean loss is undefined" in outcome.stderr
+
+
+# -- probabilities and log-probabilities: --scores, and its detection ------------------------
+
+
+def probabilities(n: int = 60, labels: int = 3, seed: int = 11):  # type: ignore[no-untyped-def]
+    """Sigmoid probabilities away from 0 and 1 (PyTorch's clamp does not act) and 0/1
+    targets drawn from them."""
+    rng = np.random.default_rng(seed)
+    p = 1.0 / (1.0 + np.exp(-rng.normal(0, 2, (n, labels))))
+    p = np.clip(p, 0.001, 0.999)
+    z = (rng.random((n, labels)) < p).astype(float)
+    return p, z
+
+
+def test_a_probability_file_is_detected_and_scored_as_pytorch_and_scikit_learn(
+    work: Path,
+) -> None:
+    """The issue's case: the mean of BCELoss on the probabilities, not of
+    BCEWithLogitsLoss on them read as logits (0.65 instead of 0.47 there)."""
+    from sklearn.metrics import log_loss
+
+    p, z = probabilities()
+    path = write(work / "m.csv", p, z)
+    outcome = ok(["batch", str(path), "--sigmoid", "--target-columns", "y_*", "--format", "json"])
+    got = json.loads(outcome.stdout)
+    assert got["scores"] == "probs"
+    assert got["scores_detected"] is True
+    assert outcome.stderr == "Scores: probabilities (detected; --scores to override)\n"
+    want = torch.nn.functional.binary_cross_entropy(
+        torch.tensor(p), torch.tensor(z), reduction="mean"
+    ).item()
+    assert got["loss"] == pytest.approx(want, rel=1e-13)
+    for k in range(p.shape[1]):
+        assert got["label_loss"][k] == pytest.approx(
+            log_loss(z[:, k], p[:, k], labels=[0, 1]), rel=1e-13
+        )
+    predicted = (p > 0.5).astype(float)
+    assert got["exact_match"] == accuracy_score(z, predicted)
+    assert got["hamming_loss"] == pytest.approx(hamming_loss(z, predicted), rel=1e-15)
+    assert got["label_predicted_positives"] == predicted.sum(axis=0).astype(int).tolist()
+    assert got["rows_infinite"] == 0
+    assert got["infinite_rows"] == []
+
+
+def test_the_table_says_what_the_scores_are_and_leaves_out_the_study_line(work: Path) -> None:
+    p, z = probabilities(n=20)
+    path = write(work / "m.csv", p, z)
+    table = ok(["batch", str(path), "--sigmoid", "--target-columns", "y_*"]).stdout
+    assert "Scores: probabilities (detected; --scores to override)\n" in table
+    assert "(binary cross-entropy of the probabilities, per label)" in table
+    assert "Predicted 1                           where the label's probability is > 0.5" in table
+    # xent compute --sigmoid reads logits: no command that would read these as logits.
+    assert "Study the worst row" not in table
+    given = ok(["batch", str(path), "--sigmoid", "--target-columns", "y_*", "--scores", "probs"])
+    assert "Scores: probabilities\n" in given.stdout
+    csv_out = ok(
+        ["batch", str(path), "--sigmoid", "--target-columns", "y_*", "--format", "csv"]
+    ).stdout
+    lines = csv_out.splitlines()
+    assert lines[0].endswith(",exact_match,scores")
+    assert all(line.endswith(",probs") for line in lines[1:])
+
+
+def test_pos_weight_with_probabilities_as_written_out_in_torch(work: Path) -> None:
+    p, z = probabilities(seed=12)
+    z[3, 1] = 0.25  # a soft target
+    w = np.array([0.5, 2.0, 3.0])
+    path = write(work / "m.csv", p, z)
+    got = batch_json(path, "--pos-weight", "0.5,2,3", "--scores", "probs")
+    pt, zt, wt = torch.tensor(p), torch.tensor(z), torch.tensor(w)
+    by_hand = -(wt * zt * torch.log(pt) + (1 - zt) * torch.log1p(-pt))
+    assert got["loss"] == pytest.approx(by_hand.mean().item(), rel=1e-14)
+    for k in range(3):
+        assert got["label_loss"][k] == pytest.approx(by_hand[:, k].mean().item(), rel=1e-14)
+    assert got["scores_detected"] is False
+
+
+def test_scores_logits_overrides_the_detection_and_logits_are_not_detected_as_probabilities(
+    work: Path,
+) -> None:
+    p, z = probabilities(n=30, seed=13)
+    path = write(work / "m.csv", p, z)
+    outcome = ok(["batch", str(path), "--sigmoid", "--target-columns", "y_*", "--format", "json",
+                  "--scores", "logits"])  # fmt: skip
+    got = json.loads(outcome.stdout)
+    assert (got["scores"], got["scores_detected"]) == ("logits", False)
+    assert outcome.stderr == ""
+    want = torch.nn.functional.binary_cross_entropy_with_logits(
+        torch.tensor(p), torch.tensor(z), reduction="mean"
+    ).item()
+    assert got["loss"] == pytest.approx(want, rel=1e-14)
+    # Logits with one value outside [0, 1] in the first rows: logits (detected); the
+    # JSON says so, stderr says nothing of the historical default.
+    x, z = data(n=30)
+    outcome = ok(["batch", str(write(work / "x.csv", x, z)), "--sigmoid", "--target-columns",
+                  "y_*", "--format", "json"])  # fmt: skip
+    got = json.loads(outcome.stdout)
+    assert (got["scores"], got["scores_detected"]) == ("logits", True)
+    assert outcome.stderr == ""
+    table = ok(["batch", "x.csv", "--sigmoid", "--target-columns", "y_*"]).stdout
+    assert "Scores: logits (detected; --scores to override)\n" in table
+    assert "Study the worst row step by step: xent compute --sigmoid --from" in table
+    # Negative logits only (a rare label) are not taken for log-probabilities.
+    got = batch_json(write(work / "neg.csv", -np.abs(x) - 0.1, z))
+    assert (got["scores"], got["scores_detected"]) == ("logits", True)
+
+
+def test_log_probabilities_are_scored_as_their_probabilities(work: Path) -> None:
+    p, z = probabilities(seed=14)
+    w = ["--pos-weight", "1,2,0.5"]
+    from_probs = batch_json(write(work / "p.csv", p, z), *w)
+    from_logs = batch_json(write(work / "l.csv", np.log(p), z), *w, "--scores", "logprobs")
+    assert from_logs["scores"] == "logprobs"
+    assert from_logs["loss"] == pytest.approx(from_probs["loss"], rel=1e-14)
+    assert from_logs["label_loss"] == pytest.approx(from_probs["label_loss"], rel=1e-14)
+    assert from_logs["exact_match"] == from_probs["exact_match"]
+    assert from_logs["label_predicted_positives"] == from_probs["label_predicted_positives"]
+
+
+def test_extreme_probabilities_against_mpmath(work: Path) -> None:
+    """p = 1e-300 and 1 - 2^-53 (the float below 1), as probabilities and as their logs:
+    the mean within 3 ulp of the exact one, where 1 - p rounded would lose it all."""
+    one_below = 1.0 - 2.0**-53
+    p = np.array([[1e-300, one_below], [one_below, 1e-300], [0.5, 2.0**-1074], [0.25, 0.75]])
+    z = np.array([[0.0, 1.0], [0.0, 1.0], [0.3, 0.0], [1.0, 0.0]])
+
+    def exact(log: bool) -> mp.mpf:
+        with mp.workprec(400):
+            total = mp.mpf(0)
+            for (i, k), value in np.ndenumerate(p):
+                pm, zm = mp.mpf(float(value)), mp.mpf(float(z[i, k]))
+                lp = mp.log(pm)
+                if log:  # the float log p, taken as exact
+                    lp = mp.mpf(float(np.log(value)))
+                    pm = mp.exp(lp)
+                total -= zm * lp + (1 - zm) * mp.log1p(-pm)
+            return total / p.size
+
+    got = batch_json(write(work / "p.csv", p, z), "--scores", "probs")
+    assert mpref.ulps(got["loss"], exact(False)) <= MEAN_ULP
+    assert got["loss"] * p.size > 690  # -log(1e-300) = 690.8: beyond PyTorch's clamp at 100
+    logs = batch_json(write(work / "l.csv", np.log(p), z), "--scores", "logprobs")
+    assert mpref.ulps(logs["loss"], exact(True)) <= MEAN_ULP
+
+
+def test_probability_0_for_a_positive_target_is_an_infinite_loss(work: Path) -> None:
+    p = np.array([[0.2, 0.9], [0.0, 0.5], [1.0, 0.5], [0.0, 1.0]])
+    z = np.array([[0.0, 1.0], [1.0, 1.0], [0.0, 0.0], [0.0, 1.0]])
+    path = write(work / "m.csv", p, z)
+    outcome = ok(["batch", str(path), "--sigmoid", "--target-columns", "y_*", "--format", "json"])
+    got = json.loads(outcome.stdout)
+    assert got["loss"] == "inf"
+    assert got["rows_infinite"] == 2
+    assert [r["line"] for r in got["infinite_rows"]] == [3, 4]
+    assert got["label_loss"][0] == "inf"
+    assert got["label_loss"][1] == pytest.approx(-(np.log(0.9) + 2 * np.log(0.5)) / 4)
+    infinite = (
+        f"Infinite loss: 2 rows where a label's probability is 0 with a target > 0,"
+        f" or 1 with a target < 1 ({path}:3, {path}:4)"
+    )
+    assert infinite in outcome.stderr.splitlines()
+    assert infinite in ok(["batch", str(path), "--sigmoid", "--target-columns", "y_*"]).stdout
+    # Row 4: p = 0 with target 0 and p = 1 with target 1 (0 log 0 = 0).
+    assert got["worst"][-1]["loss"] == 0.0
+    # A log-probability -inf is p = 0: the same figures.
+    with np.errstate(divide="ignore"):
+        logs = batch_json(write(work / "l.csv", np.log(p), z), "--scores", "logprobs")
+    assert logs["loss"] == "inf"
+    assert logs["rows_infinite"] == 2
+    assert logs["label_loss"][1] == got["label_loss"][1]
+
+
+BAD_SCORES = [
+    (["--scores", "probs"], "1.2", "m.csv:3:2: probability is above 1 ('1.2')"),
+    (["--scores", "probs"], "-0.1", "m.csv:3:2: probability is negative ('-0.1')"),
+    (["--scores", "probs"], "nan", "m.csv:3:2: probability is NaN ('nan')"),
+    (
+        ["--scores", "logprobs"],
+        "0.3",
+        "m.csv:3:2: log-probability is positive (a probability above 1) ('0.3')",
+    ),
+    (["--scores", "logprobs"], "inf", "m.csv:3:2: log-probability is positive"),
+]
+
+
+@pytest.mark.parametrize(("args", "text", "message"), BAD_SCORES)
+def test_bad_probabilities_are_located(
+    work: Path, args: list[str], text: str, message: str
+) -> None:
+    p, z = probabilities(n=6, labels=2)
+    scores = np.log(p) if "logprobs" in args else p
+    write(work / "m.csv", scores, z, cell={(1, 1): text})
+    outcome = run(["batch", "m.csv", "--sigmoid", "--target-columns", "y_*", *args])
+    assert outcome.code == 1, outcome.stdout
+    assert outcome.stdout == ""
+    lines = outcome.stderr.strip().splitlines()
+    assert len(lines) == 1, outcome.stderr
+    assert lines[0].startswith(f"Error: {message}"), outcome.stderr
+    skipped = run(["batch", "m.csv", "--sigmoid", "--target-columns", "y_*", *args,
+                   "--on-error", "skip", "--format", "json"])  # fmt: skip
+    assert skipped.code == 0, skipped.stderr
+    got = json.loads(skipped.stdout)
+    assert (got["rows"], got["rows_skipped"]) == (5, 1)
+    assert got["skipped"][0]["error"].startswith(message)
+
+
+def test_a_bad_probability_after_the_detection_says_how_it_was_detected(
+    work: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    p, z = probabilities(n=200, labels=2)
+    write(work / "m.csv", p, z, cell={(150, 0): "1.5"})
+    monkeypatch.setattr(reader, "BLOCK_BYTES", 1000)  # the first rows only are the sample
+    outcome = run(["batch", "m.csv", "--sigmoid", "--target-columns", "y_*"])
+    assert outcome.code == 1
+    assert outcome.stderr == (
+        "Error: m.csv:152:1: probability is above 1 (the scores were detected as"
+        " probabilities from the first rows; --scores logits|probs|logprobs says what they"
+        " are) ('1.5')\n"
+    )
+
+
+def test_files_holding_different_kinds_are_a_usage_error(work: Path) -> None:
+    p, z = probabilities(n=10)
+    x, _ = data(n=10)
+    write(work / "p.csv", p, z)
+    write(work / "x.csv", x, z)
+    outcome = run(["batch", "p.csv", "x.csv", "--sigmoid", "--target-columns", "y_*"])
+    assert outcome.code == 2
+    assert outcome.stderr == (
+        "Error: p.csv holds probabilities but x.csv holds logits (detected):"
+        " give --scores logits|probs|logprobs\n"
+    )
+
+
+def test_parquet_probabilities_are_detected_too(work: Path) -> None:
+    import pandas as pd
+
+    p, z = probabilities(n=25, seed=15)
+    csv = batch_json(write(work / "m.csv", p, z))
+    pd.read_csv(work / "m.csv").to_parquet(work / "m.parquet")
+    got = batch_json(work / "m.parquet")
+    assert (got["scores"], got["scores_detected"]) == ("probs", True)
+    assert got["loss"] == csv["loss"]
+    frame = pd.read_csv(work / "m.csv")
+    frame.loc[3, "logit_1"] = 1.5
+    frame.to_parquet(work / "bad.parquet")
+    outcome = run(["batch", "bad.parquet", "--sigmoid", "--target-columns", "y_*", "--scores",
+                   "probs"])  # fmt: skip
+    assert outcome.code == 1
+    assert outcome.stderr == "Error: bad.parquet:row 4:logit_1: probability is above 1 (1.5)\n"

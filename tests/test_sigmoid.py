@@ -8,6 +8,7 @@ reductions) and BCELoss (its log clamped at -100) are the framework oracles.
 from __future__ import annotations
 
 import json
+import math
 
 import mpmath as mp
 import mpref
@@ -181,3 +182,190 @@ def test_sigmoid_markdown_latex_and_usage_errors() -> None:
     )
     assert no_sigmoid.exit_code == 2
     assert "--pos-weight goes with --sigmoid" in no_sigmoid.output
+
+
+# -- probabilities and log-probabilities (xent batch --sigmoid --scores probs|logprobs) ------
+
+
+def mp_log1mexp(lp: mp.mpf) -> mp.mpf:
+    """log(1 - e^l) in mpmath: each form where its argument keeps its digits at 400 bits
+    (1 - e^l is 1 to 400 bits for l < -280, its log1p is not)."""
+    return mp.log1p(-mp.exp(lp)) if lp < -1 else mp.log(-mp.expm1(lp))
+
+
+def exact_from_probability(p: float, z: float, w: float = 1.0, log: bool = False) -> mp.mpf:
+    """-(w z log p + (1 - z) log(1 - p)) from the float p (or the float log p) taken as
+    exact; 0 log 0 = 0, and an infinite term where the other factor is not 0."""
+    with mp.workprec(400):
+        zm, wm = mp.mpf(z), mp.mpf(w)
+        if log:
+            lp = mp.mpf(p) if p != -math.inf else None
+            pm = mp.mpf(0) if lp is None else mp.exp(lp)
+        else:
+            pm = mp.mpf(p)
+            lp = mp.log(pm) if pm > 0 else None
+        # 1 - p from the float p: log1p(-p), or -expm1(l) from the float l (both exact
+        # in the argument, where 1 - p at 400 bits would not be for p near 2^-1074).
+        if log:
+            lq = None if lp == 0 else (mp_log1mexp(lp) if lp is not None else mp.mpf(0))
+        else:
+            lq = mp.log1p(-pm) if pm < 1 else None
+        total = mp.mpf(0)
+        for weight, value in ((wm * zm, lp), (1 - zm, lq)):
+            if weight == 0:
+                continue
+            if value is None:
+                return mp.inf
+            total -= weight * value
+        return total
+
+
+def probability_cases(seed: int, n: int = 300) -> np.ndarray:
+    """Probabilities at every scale: near 0 (down to the subnormals), near 1 (down to
+    1 - 2^-53), around 1/2, and the ends."""
+    rng = np.random.default_rng(seed)
+    return np.concatenate(
+        [
+            rng.uniform(0, 1, n),
+            10.0 ** rng.uniform(-320, -1, n // 3),
+            1.0 - 10.0 ** rng.uniform(-16, -1, n // 3),
+            [1e-300, 5e-324, 2.0**-1022, 1.0 - 2.0**-53, 1.0 - 2.0**-52, 0.5, 2.0**-54],
+            [np.nextafter(0.5, 0.0), np.nextafter(0.5, 1.0), 1e-10, 1.0 - 1e-10],
+        ]
+    )
+
+
+@pytest.mark.parametrize("kind", ["hard", "soft", "pos_weight"])
+def test_bce_with_probs_within_2_ulp_of_mpmath(kind: str) -> None:
+    from xentcli.core import bce_with_probs
+
+    p = probability_cases(4)
+    rng = np.random.default_rng(5)
+    z = rng.integers(0, 2, p.size).astype(float) if kind == "hard" else rng.uniform(0, 1, p.size)
+    w = rng.uniform(0.1, 5.0, p.size) if kind == "pos_weight" else None
+    got = bce_with_probs(p, z, w).loss
+    worst = max(
+        mpref.ulps(
+            float(got[i]),
+            exact_from_probability(float(p[i]), float(z[i]), 1.0 if w is None else float(w[i])),
+        )
+        for i in range(p.size)
+    )
+    assert worst <= ULP
+
+
+@pytest.mark.parametrize("kind", ["hard", "soft", "pos_weight"])
+def test_bce_with_logprobs_within_2_ulp_of_mpmath(kind: str) -> None:
+    from xentcli.core import bce_with_logprobs
+
+    rng = np.random.default_rng(6)
+    lp = np.concatenate(
+        [
+            -(10.0 ** rng.uniform(-300, 3, 400)),
+            -rng.uniform(0, 2, 200),
+            [0.0, -0.0, -1e-300, -5e-324, -1e-20, -math.log(2.0), -745.0, -800.0],
+            [np.nextafter(-math.log(2.0), 0.0), np.nextafter(-math.log(2.0), -1.0)],
+        ]
+    )
+    z = rng.integers(0, 2, lp.size).astype(float) if kind == "hard" else rng.uniform(0, 1, lp.size)
+    w = rng.uniform(0.1, 5.0, lp.size) if kind == "pos_weight" else None
+    got = bce_with_logprobs(lp, z, w).loss
+    worst = max(
+        mpref.ulps(
+            float(got[i]),
+            exact_from_probability(
+                float(lp[i]), float(z[i]), 1.0 if w is None else float(w[i]), log=True
+            ),
+        )
+        for i in range(lp.size)
+    )
+    assert worst <= ULP
+
+
+def test_log1mexp_within_2_ulp_of_mpmath() -> None:
+    from xentcli.core import log1mexp
+
+    rng = np.random.default_rng(7)
+    lp = np.concatenate(
+        [-(10.0 ** rng.uniform(-300, 2.8, 500)), [-1e-300, -math.log(2.0), -700.0, -1e-16]]
+    )
+    got = log1mexp(lp)
+    for value, mine in zip(lp.tolist(), got.tolist(), strict=True):
+        with mp.workprec(400):
+            assert mpref.ulps(mine, mp_log1mexp(mp.mpf(value))) <= ULP
+    assert log1mexp([0.0])[0] == -math.inf
+    assert log1mexp([-math.inf])[0] == 0.0
+
+
+def test_bce_with_probs_against_pytorch() -> None:
+    """torch.nn.functional.binary_cross_entropy in float64 (away from 0 and 1, where its
+    clamp of the log at -100 does not act); pos_weight written out by hand in torch."""
+    from xentcli.core import bce_with_logprobs, bce_with_probs
+
+    rng = np.random.default_rng(8)
+    p = rng.uniform(0.001, 0.999, (40, 3))
+    for z in (rng.integers(0, 2, p.shape).astype(float), rng.uniform(0, 1, p.shape)):
+        pt, zt = torch.tensor(p), torch.tensor(z)
+        want = torch.nn.functional.binary_cross_entropy(pt, zt, reduction="none").numpy()
+        # torch computes log(1 - p) with 1 - p rounded: good to a few ulp of the loss here.
+        np.testing.assert_allclose(bce_with_probs(p, z).loss, want, rtol=1e-13, atol=0)
+        np.testing.assert_allclose(bce_with_logprobs(np.log(p), z).loss, want, rtol=1e-13)
+        w = np.array([0.5, 2.0, 3.0])
+        by_hand = -(torch.tensor(w) * zt * torch.log(pt) + (1 - zt) * torch.log1p(-pt))
+        np.testing.assert_allclose(bce_with_probs(p, z, w).loss, by_hand.numpy(), rtol=1e-14)
+        mean = torch.nn.functional.binary_cross_entropy(pt, zt, reduction="mean").item()
+        assert bce_with_probs(p, z).loss.mean() == pytest.approx(mean, rel=1e-14)
+
+
+def test_probability_0_or_1_is_an_infinite_loss_unless_its_weight_is_0() -> None:
+    """PyTorch's BCELoss clamps each log at -100 (a loss of 100); xent does not."""
+    from xentcli.core import bce_with_logprobs, bce_with_probs
+
+    p = np.array([0.0, 1.0, 0.0, 1.0, 0.0, 1.0])
+    z = np.array([1.0, 0.0, 0.0, 1.0, 0.5, 0.5])
+    got = bce_with_probs(p, z).loss
+    assert got.tolist() == [math.inf, math.inf, 0.0, 0.0, math.inf, math.inf]
+    assert (
+        bce_with_logprobs(np.log(p + 0.0, where=p > 0, out=np.full(6, -math.inf)), z).loss.tolist()
+        == got.tolist()
+    )
+    clamped = torch.nn.functional.binary_cross_entropy(
+        torch.tensor(p), torch.tensor(z), reduction="none"
+    )
+    assert clamped.tolist()[:2] == [100.0, 100.0]  # what xent does not copy
+    # pos_weight 0 silences the positive term: 0 log 0 = 0.
+    assert bce_with_probs([0.0], [1.0], [0.0]).loss.tolist() == [0.0]
+
+
+def test_predicted_1_where_the_probability_is_above_one_half() -> None:
+    from xentcli.core import sigmoid_predicted
+
+    half = 0.5
+    p = np.array([np.nextafter(half, 0.0), half, np.nextafter(half, 1.0)])
+    assert sigmoid_predicted(p, "probs").tolist() == [False, False, True]
+    assert sigmoid_predicted(np.array([-1e-300, 0.0, 1e-300]), "logits").tolist() == [
+        False,
+        False,
+        True,
+    ]
+    # A log-probability l: e^l > 1/2 decided exactly (mpmath), at the floats around -ln 2.
+    lp = -math.log(2.0)
+    around = [np.nextafter(lp, -1.0), lp, np.nextafter(lp, 0.0), -0.5, -1.0]
+    with mp.workprec(200):
+        want = [mp.exp(mp.mpf(float(v))) > mp.mpf(0.5) for v in around]
+    assert sigmoid_predicted(np.array(around), "logprobs").tolist() == want
+    assert want[:3] == [False, True, True]
+
+
+def test_invalid_probabilities_are_refused() -> None:
+    from xentcli.core import bce_with_logprobs, bce_with_probs
+    from xentcli.errors import InvalidInputError
+
+    for bad in (1.2, -0.1, math.nan):
+        with pytest.raises(InvalidInputError, match=r"probabilities must be in \[0, 1\]"):
+            bce_with_probs([bad], [1.0])
+    for bad in (0.3, math.nan, math.inf):
+        with pytest.raises(InvalidInputError, match="log-probabilities must be <= 0"):
+            bce_with_logprobs([bad], [1.0])
+    with pytest.raises(InvalidInputError, match=r"targets must be in \[0, 1\]"):
+        bce_with_probs([0.5], [1.5])

@@ -191,7 +191,7 @@ class ArrayTable:
             sample = np.asarray(first.scores, dtype=np.float64)
             with np.errstate(invalid="ignore"):
                 sample = sample[~np.isnan(sample).any(axis=1)]  # nulls are errors, later
-        kind = resolve_kind(option, sample, self.options.sum_tolerance)
+        kind = resolve_kind(option, sample, self.options.sum_tolerance, self.options.multilabel)
         self._rules.set_kind(kind, detected=True)
         self.scores, self.scores_detected = kind, True
 
@@ -379,13 +379,15 @@ class ArrayTable:
             for row, col in zip(rows.tolist(), cols.tolist(), strict=True):
                 value = "nan" if np.isnan(scores[row, col]) else "inf"
                 found.add(row, names[col], f"logit is {'NaN' if value == 'nan' else '+inf'}", value)
-            if self._rules.multilabel:
+            sigmoid_logits = self._rules.multilabel and self._rules.kind == "logits"
+            if sigmoid_logits:
                 rows, cols = np.nonzero(scores == -np.inf)
                 for row, col in zip(rows.tolist(), cols.tolist(), strict=True):
                     reason = "logit is -inf (the sigmoid loss needs finite logits)"
                     found.add(row, names[col], reason, "-inf")
-            for row in np.nonzero(scores.max(axis=1) == -np.inf)[0].tolist():
-                found.add(row, None, "every logit is -inf (no class has a probability)")
+            if not self._rules.multilabel or sigmoid_logits:  # p = 0 for every label is valid
+                for row in np.nonzero(scores.max(axis=1) == -np.inf)[0].tolist():
+                    found.add(row, None, "every logit is -inf (no class has a probability)")
 
     def _check_kind(self, batch: Batch, scores: FloatArray, found: _Found) -> None:
         """Probabilities or log-probabilities: each cell and each row's total (the kind's

@@ -22,10 +22,17 @@ FloatArray = npt.NDArray[np.float64]
 ScoresOption = Literal["auto", "logits", "probs", "logprobs"]
 
 
-def resolve_kind(option: ScoresOption, sample: FloatArray, tolerance: float | None) -> ScoreKind:
-    """The kind of scores: *option*, or for ``auto`` the kind *sample* shows."""
+def resolve_kind(
+    option: ScoresOption, sample: FloatArray, tolerance: float | None, multilabel: bool = False
+) -> ScoreKind:
+    """The kind of scores: *option*, or for ``auto`` the kind *sample* shows (with
+    *multilabel*, ``--sigmoid``'s rule: every cell in [0, 1] is probabilities, else logits)."""
     if option != "auto":
         return option
+    if multilabel:
+        from xentcli.core import detect_sigmoid_kind
+
+        return detect_sigmoid_kind(sample)
     return detect_kind(sample, tolerance)
 
 
@@ -39,7 +46,8 @@ class RowRules:
     renormalize: bool = False
     kind: ScoreKind = "logits"
     detected: bool = False  #: the kind came from ``--scores auto``
-    #: sigmoid targets: each in [0, 1], no row total; logits finite (``--sigmoid``)
+    #: sigmoid targets: each in [0, 1], no row total; logits finite, probabilities and
+    #: log-probabilities checked cell by cell (``--sigmoid``)
     multilabel: bool = False
     check: ScoreCheck = field(init=False)
 
@@ -49,6 +57,11 @@ class RowRules:
     def set_kind(self, kind: ScoreKind, detected: bool) -> None:
         self.kind = kind
         self.detected = detected
+        if self.multilabel:  # each cell a label's own probability: no row total
+            from xentcli.core import SigmoidScoreCheck
+
+            self.check = SigmoidScoreCheck(kind, 0.0)
+            return
         k = max(self.num_scores, 2)
         tolerance = default_sum_tolerance(k) if self.sum_tolerance is None else self.sum_tolerance
         self.check = ScoreCheck(
@@ -92,9 +105,10 @@ class RowRules:
         return ~(cells_ok.all(axis=1) & sums_ok)
 
     def bad_logit_rows(self, logits: FloatArray) -> npt.NDArray[np.bool_]:
-        """With ``multilabel``, rows with a logit that is not finite (the sigmoid loss
-        has no masked class: -inf is refused too); otherwise none (checked elsewhere)."""
-        if not self.multilabel:
+        """With ``multilabel`` and logits, rows with a logit that is not finite (the
+        sigmoid loss has no masked class: -inf is refused too); otherwise none (checked
+        elsewhere; a log-probability -inf is p = 0)."""
+        if not self.multilabel or self.kind != "logits":
             return np.zeros(logits.shape[0], dtype=bool)
         return np.asarray(~np.isfinite(logits).all(axis=1), dtype=bool)
 

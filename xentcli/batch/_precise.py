@@ -132,7 +132,7 @@ class PreciseReader:
                 raise DataError(path, number, index + 1, "logit is NaN", fields[index])
             if value == float("inf"):
                 raise DataError(path, number, index + 1, "logit is +inf", fields[index])
-            if value == float("-inf") and rules.multilabel:
+            if value == float("-inf") and rules.multilabel and rules.kind == "logits":
                 raise DataError(
                     path,
                     number,
@@ -140,7 +140,10 @@ class PreciseReader:
                     "logit is -inf (the sigmoid loss needs finite logits)",
                     fields[index],
                 )
-        if all(v == float("-inf") for v in row):
+        # (--sigmoid log-probabilities: every label with p = 0 is a valid row)
+        if all(v == float("-inf") for v in row) and (
+            rules.kind == "logits" or not rules.multilabel
+        ):
             raise DataError(path, number, None, "every logit of the row is -inf", text)
         row_targets = None
         if layout.targets is not None:

@@ -1,17 +1,20 @@
 """``xent batch --sigmoid``: multi-label files, one sigmoid output per label.
 
-Each row holds L logits and L targets (0/1, or soft in [0, 1]); label k of a row is its
-own yes/no question, scored by the binary cross-entropy with logits of
+Each row holds L scores and L targets (0/1, or soft in [0, 1]); label k of a row is its
+own yes/no question, scored by the binary cross-entropy: from logits with
 :func:`xentcli.core.bce_with_logits` (PyTorch's ``BCEWithLogitsLoss``, with its
-``pos_weight``). :class:`MultiLabelAccumulator` folds chunks of such rows into:
+``pos_weight``), from probabilities or log-probabilities with
+:func:`xentcli.core.bce_with_probs` / :func:`~xentcli.core.bce_with_logprobs` (PyTorch's
+``BCELoss`` without its clamp: p = 0 with a positive target is an infinite loss).
+:class:`MultiLabelAccumulator` folds chunks of such rows into:
 
 - the mean loss as ``BCEWithLogitsLoss(reduction='mean')`` computes it: the sum over
   rows *and* labels divided by rows x labels (or the sum, ``reduction='sum'``);
 - the mean loss of each label over the rows;
 - for 0/1 targets, the exact-match ratio (rows whose every label is predicted right,
   scikit-learn's ``accuracy_score`` on multi-label data), each label's accuracy and the
-  Hamming loss (the share of wrong labels), predicting 1 where the logit is > 0
-  (sigma(x) > 1/2);
+  Hamming loss (the share of wrong labels), predicting 1 where the label's probability
+  is > 1/2 (a logit > 0, :func:`xentcli.core.sigmoid_predicted`);
 - the worst rows (highest mean loss over their labels).
 
 Every sum is exact (:class:`~xentcli.core.GroupedExactSum`, integer counts), so every
@@ -27,7 +30,15 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from xentcli.core import ExactSum, GroupedExactSum, bce_with_logits, to_base
+from xentcli.core import (
+    ExactSum,
+    GroupedExactSum,
+    bce_with_logits,
+    bce_with_logprobs,
+    bce_with_probs,
+    sigmoid_predicted,
+    to_base,
+)
 from xentcli.errors import DataError
 
 FloatArray = npt.NDArray[np.float64]
@@ -41,6 +52,8 @@ class MultiLabelOptions:
     base: str = "e"  #: units: e nats, 2 bits, 10 bans
     reduction: str = "mean"  #: "mean" (over rows and labels) or "sum"
     worst: int = 5  #: how many highest-loss rows to keep
+    scores: str = "logits"  #: what the score columns hold: logits, probs or logprobs
+    scores_detected: bool = False  #: the kind was detected (``--scores auto``)
 
 
 @dataclass(frozen=True)
@@ -73,7 +86,7 @@ class MultiLabelSummary:
     """Everything the report shows; :meth:`to_json` is the JSON document."""
 
     files: list[FileSummary]
-    labels: list[str]  #: the logit columns' names
+    labels: list[str]  #: the score columns' names
     target_columns: list[str]
     rows: int
     rows_skipped: int
@@ -85,7 +98,7 @@ class MultiLabelSummary:
     pos_weight: tuple[float, ...] | None
     label_loss: list[float | None]  #: each label's mean over the rows
     label_positives: list[float]  #: each label's sum of targets
-    label_predicted: list[int]  #: rows whose logit of the label is > 0
+    label_predicted: list[int]  #: rows whose probability of the label is > 1/2
     soft_targets: int  #: targets that are neither 0 nor 1
     first_soft: str | None  #: where the first one is (FILE:LINE)
     exact_match: float | None  #: None with soft targets or without rows
@@ -94,6 +107,10 @@ class MultiLabelSummary:
     label_accuracy: list[float] | None  #: None with soft targets or without rows
     label_correct: list[int]
     worst: list[WorstRow] = field(default_factory=list)
+    scores: str = "logits"  #: what the score columns hold: logits, probs or logprobs
+    scores_detected: bool = False
+    rows_infinite: int = 0  #: rows with an infinite loss (a label's p = 0 with z > 0...)
+    infinite_rows: list[tuple[str, int, str]] = field(default_factory=list)  #: (file, n, unit)
 
     @property
     def elements(self) -> int:
@@ -102,6 +119,8 @@ class MultiLabelSummary:
     def to_json(self) -> dict[str, Any]:
         return {
             "sigmoid": True,
+            "scores": self.scores,
+            "scores_detected": self.scores_detected,
             "files": [
                 {"path": f.path, "rows": f.rows, "loss": f.loss, "rows_skipped": f.rows_skipped}
                 for f in self.files
@@ -125,6 +144,10 @@ class MultiLabelSummary:
             "exact_matches": self.exact_matches,
             "hamming_loss": self.hamming_loss,
             "label_accuracy": None if self.label_accuracy is None else list(self.label_accuracy),
+            "rows_infinite": self.rows_infinite,
+            "infinite_rows": [
+                {"file": f, "line": line, "unit": unit} for f, line, unit in self.infinite_rows
+            ],
             "worst": [
                 {
                     "file": w.file,
@@ -166,6 +189,8 @@ class MultiLabelAccumulator:
     options : MultiLabelOptions
     """
 
+    INFINITE_KEPT = 5  #: how many rows of infinite loss are named in the report
+
     def __init__(
         self, labels: list[str], target_columns: list[str], options: MultiLabelOptions
     ) -> None:
@@ -191,6 +216,8 @@ class MultiLabelAccumulator:
         # and among equal losses the earliest rows, whatever the chunking.
         self._worst: list[tuple[float, int, int, int | None, str, int, str]] = []
         self._group = np.arange(n_labels, dtype=np.int64)
+        self._infinite = 0
+        self._infinite_rows: list[tuple[str, int, str]] = []
 
     def start_file(self, path: str) -> None:
         """Rows added from now on belong to *path*."""
@@ -204,7 +231,8 @@ class MultiLabelAccumulator:
         unit: str = "line",
         per_row: bool = False,
     ) -> ChunkRows | None:
-        """Add a chunk: *logits* and *targets* ``(n, L)``, validated; *lines* ``(n,)``.
+        """Add a chunk: *logits* (the scores, of the options' kind) and *targets*
+        ``(n, L)``, validated; *lines* ``(n,)``.
 
         With *per_row*, returns the chunk's rows (their losses, labels wrong) to write.
         """
@@ -215,14 +243,20 @@ class MultiLabelAccumulator:
         n = x.shape[0]
         if n == 0:
             return None
-        losses = bce_with_logits(x, z, self._pos_weight).loss
+        kind = self.options.scores
+        if kind == "probs":
+            losses = bce_with_probs(x, z, self._pos_weight).loss
+        elif kind == "logprobs":
+            losses = bce_with_logprobs(x, z, self._pos_weight).loss
+        else:
+            losses = bce_with_logits(x, z, self._pos_weight).loss
         groups = np.broadcast_to(self._group, x.shape)
         path, rows, file_loss = self._files[-1]
         file_loss.add(losses, groups)
         self._files[-1] = (path, rows + n, file_loss)
         self._positives.add(z, groups)
         self._rows += n
-        predicted = x > 0
+        predicted = sigmoid_predicted(x, kind)  # type: ignore[arg-type]
         self._predicted += np.count_nonzero(predicted, axis=0)
         hard = (z == 0.0) | (z == 1.0)
         right = predicted == (z == 1.0)
@@ -238,6 +272,12 @@ class MultiLabelAccumulator:
         # Each row's mean over its labels (nats): its sum from a contiguous row, so the
         # same bits whatever the chunk or the parser's memory layout.
         row_sums = losses.sum(axis=1)
+        infinite = np.flatnonzero(row_sums == np.inf)
+        if infinite.size:
+            self._infinite += int(infinite.size)
+            room = self.INFINITE_KEPT - len(self._infinite_rows)
+            for i in infinite[: max(room, 0)].tolist():
+                self._infinite_rows.append((path, int(lines[i]), unit))
         if self.options.worst:
             self._keep_worst(row_sums, right, all_hard, lines, unit, len(self._files) - 1)
         if not per_row:
@@ -354,4 +394,8 @@ class MultiLabelAccumulator:
             label_accuracy=label_accuracy,
             label_correct=self._correct.tolist(),
             worst=worst,
+            scores=self.options.scores,
+            scores_detected=self.options.scores_detected,
+            rows_infinite=self._infinite,
+            infinite_rows=list(self._infinite_rows),
         )

@@ -11,7 +11,15 @@ from rich.table import Table
 from rich.text import Text
 
 from xentcli.batch._report_metrics import fill_table, fit_columns
-from xentcli.batch.report import _heading, _print_fitted, _table, full, number, percent
+from xentcli.batch.report import (
+    _heading,
+    _print_fitted,
+    _table,
+    full,
+    number,
+    percent,
+    scores_line,
+)
 from xentcli.text import dumps, plural
 
 if TYPE_CHECKING:
@@ -25,7 +33,17 @@ def render_json(summary: MultiLabelSummary) -> str:
     return dumps(summary.to_json()) + "\n"
 
 
-CSV_COLUMNS = ("file", "label", "rows", "reduction", "loss", "units", "accuracy", "exact_match")
+CSV_COLUMNS = (
+    "file",
+    "label",
+    "rows",
+    "reduction",
+    "loss",
+    "units",
+    "accuracy",
+    "exact_match",
+    "scores",
+)
 
 
 def render_csv(summary: MultiLabelSummary) -> str:
@@ -34,18 +52,22 @@ def render_csv(summary: MultiLabelSummary) -> str:
 
     A file's and the pooled ``loss`` are reduced as ``--reduction`` says (mean over rows
     and labels, or the sum); a label's is its mean over the rows; ``accuracy`` of the
-    pooled line is 1 - Hamming loss (the share of labels right).
+    pooled line is 1 - Hamming loss (the share of labels right); ``scores`` is what the
+    score columns hold (``logits``, ``probs`` or ``logprobs``), on every line.
     """
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
+    kind = summary.scores
     for f in summary.files:
         writer.writerow(
-            [f.path, "*", f.rows, summary.reduction, full(f.loss), summary.units, "", ""]
+            [f.path, "*", f.rows, summary.reduction, full(f.loss), summary.units, "", "", kind]
         )
     accuracy = _accuracies(summary)
     for name, loss, acc in zip(summary.labels, summary.label_loss, accuracy, strict=True):
-        writer.writerow(["*", name, summary.rows, "mean", full(loss), summary.units, full(acc), ""])
+        writer.writerow(
+            ["*", name, summary.rows, "mean", full(loss), summary.units, full(acc), "", kind]
+        )
     hamming = summary.hamming_loss
     writer.writerow(
         [
@@ -57,6 +79,7 @@ def render_csv(summary: MultiLabelSummary) -> str:
             summary.units,
             full(None if hamming is None else 1.0 - hamming),
             full(summary.exact_match),
+            kind,
         ]
     )
     return out.getvalue()
@@ -95,7 +118,8 @@ def render_table(summary: MultiLabelSummary, console: Console, *, study: str | N
 
     With *study* (the column and loss options as command-line text), the worst row is
     followed by the ``xent compute --sigmoid --from FILE:LINE`` command that works it
-    through. Plain output has its lines' trailing padding removed.
+    through, for logits only (xent compute --sigmoid reads logits). Plain output has its
+    lines' trailing padding removed.
     """
     if console.is_terminal:
         _render(summary, console, study)
@@ -132,6 +156,8 @@ def _render(summary: MultiLabelSummary, console: Console, study: str | None) -> 
         _print_fitted(console, files, 0)  # a long path cut from the left
     elif summary.files:
         console.print(f"File: {summary.files[0].path}")
+    for line in input_lines(summary):
+        console.print(Text(line))
     console.print(Text(_targets_line(summary)))
     console.print()
     grid = Table.grid(padding=(0, 2))
@@ -152,7 +178,7 @@ def _render(summary: MultiLabelSummary, console: Console, study: str | None) -> 
             f"{plural(summary.rows, 'row')})",
         )
         grid.add_row("Hamming loss (share of labels wrong)", number(summary.hamming_loss))
-    grid.add_row("Predicted 1", "where the label's logit is > 0 (sigma(x) > 0.5)")
+    grid.add_row("Predicted 1", _PREDICTED[summary.scores])
     console.print(grid)
     if summary.rows_skipped:
         _heading(console, f"Skipped {plural(summary.rows_skipped, 'bad row')} (--on-error skip):")
@@ -181,6 +207,36 @@ def _render(summary: MultiLabelSummary, console: Console, study: str | None) -> 
     _render_worst(summary, console, study)
 
 
+_PREDICTED = {
+    "logits": "where the label's logit is > 0 (sigma(x) > 0.5)",
+    "probs": "where the label's probability is > 0.5",
+    "logprobs": "where the label's probability is > 0.5 (its log-probability > -ln 2)",
+}
+
+#: how each kind of scores is scored, in the Targets line
+_SCORED = {
+    "logits": "binary cross-entropy with logits",
+    "probs": "binary cross-entropy of the probabilities",
+    "logprobs": "binary cross-entropy of the probabilities",
+}
+
+
+def input_lines(summary: MultiLabelSummary) -> list[str]:
+    """What was read: the kind of scores, and the rows of infinite loss if any (the
+    table prints them; with --format json or csv they go to stderr)."""
+    lines = [f"Scores: {scores_line(summary.scores, summary.scores_detected)}"]
+    if summary.rows_infinite:
+        from xentcli.batch._types import place
+
+        shown = ", ".join(place(f, n, unit) for f, n, unit in summary.infinite_rows)
+        more = ", ..." if summary.rows_infinite > len(summary.infinite_rows) else ""
+        lines.append(
+            f"Infinite loss: {plural(summary.rows_infinite, 'row')} where a label's probability"
+            f" is 0 with a target > 0, or 1 with a target < 1 ({shown}{more})"
+        )
+    return lines
+
+
 def _accuracies(summary: MultiLabelSummary) -> list[float | None]:
     """Each label's accuracy, None for every label with soft targets."""
     if summary.label_accuracy is None:
@@ -194,7 +250,7 @@ def _loss_name(summary: MultiLabelSummary) -> str:
 
 def _targets_line(summary: MultiLabelSummary) -> str:
     if not summary.soft_targets:
-        return "Targets: 0/1, one per label (binary cross-entropy with logits, per label)"
+        return f"Targets: 0/1, one per label ({_SCORED[summary.scores]}, per label)"
     return (
         f"Targets: soft ({plural(summary.soft_targets, 'target')} neither 0 nor 1, the first"
         f" at {summary.first_soft}): no exact match or accuracy"
@@ -219,7 +275,8 @@ def _render_worst(summary: MultiLabelSummary, console: Console, study: str | Non
         table.add_row(str(rank), w.place, number(w.loss), wrong)
     _print_fitted(console, table, 1)  # never cut into the file name and line
     first = summary.worst[0]
-    if study is not None and first.unit == "line" and first.file != "<stdin>":
+    readable = summary.scores == "logits"  # xent compute --sigmoid reads logits only
+    if study is not None and readable and first.unit == "line" and first.file != "<stdin>":
         command = (
             f"xent compute --sigmoid --from {shlex.quote(f'{first.file}:{first.line}')}{study}"
         )

@@ -309,7 +309,7 @@ class Table:
         block, first, _ = self._pending
         parsed = self._fast_top(block, first)
         sample = parsed.logits if parsed is not None else self._precise_sample(block, first)
-        kind = resolve_kind(option, sample, self.options.sum_tolerance)
+        kind = resolve_kind(option, sample, self.options.sum_tolerance, self.options.multilabel)
         self._rules.set_kind(kind, detected=True)
         self.scores, self.scores_detected = kind, True
         if parsed is not None and kind == "logits":

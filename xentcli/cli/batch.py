@@ -226,7 +226,8 @@ def _refuse_overwriting_an_input(per_row: str, paths: list[str], option: str = "
     type=click.Choice(["auto", "logits", "probs", "logprobs", "token-logprobs"]),
     default="auto",
     show_default=True,
-    help="What the score columns hold (auto: detected from the first rows of each file; "
+    help="What the score columns hold (auto: detected from the first rows of each file; with "
+    "--sigmoid every score in [0, 1] is probs, else logits, and logprobs is never detected; "
     "token-logprobs: one row per token, see --logprob-column; docs/input-formats.md).",
 )
 @click.option(
@@ -396,9 +397,10 @@ def _refuse_overwriting_an_input(per_row: str, paths: list[str], option: str = "
 @click.option(
     "--sigmoid",
     is_flag=True,
-    help="Multi-label (sigmoid) outputs: each logit column is its own yes/no label, with a"
-    " 0/1 (or soft) target column each (--target-columns, same order); the binary"
-    " cross-entropy with logits (PyTorch's BCEWithLogitsLoss), exact match, per-label figures.",
+    help="Multi-label (sigmoid) outputs: each score column (logits, or probabilities: see"
+    " --scores) is its own yes/no label, with a 0/1 (or soft) target column each"
+    " (--target-columns, same order); the binary cross-entropy (PyTorch's BCEWithLogitsLoss,"
+    " or BCELoss unclamped for probabilities), exact match, per-label figures.",
 )
 @click.option(
     "--pos-weight",
@@ -480,7 +482,8 @@ def batch(
     FILES are CSV or TSV files (.gz, .bz2, .xz read transparently), quoted globs, or '-'
     for standard input. Each row holds a classifier's logits and the true label (or soft
     targets). The mean is exact: the same bits as xent's cross_entropy on all rows.
-    With --sigmoid, each row holds one logit and one 0/1 target per label (multi-label).
+    With --sigmoid, each row holds one score (a logit, or a probability) and one 0/1 target
+    per label (multi-label).
     """
     plot = None
     if plot_path is not None:

@@ -1,5 +1,9 @@
 """``xent batch --sigmoid``: multi-label files (one sigmoid output and target per label).
 
+The score columns hold logits, probabilities or log-probabilities (``--scores``); with
+``--scores auto`` the kind is detected from the first rows of each file (every score in
+[0, 1]: probabilities; otherwise logits) and said on stderr and in the report.
+
 Called by :mod:`xentcli.cli.batch` once the options are parsed. The options that belong
 to the softmax report (class weights, smoothing, probabilities, calibration, top-k...)
 are refused with a usage error (exit 2) rather than ignored; bad cells exit 1 with the
@@ -9,6 +13,7 @@ reader's ``Error: FILE:LINE:COLUMN: ...``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import sys
 from collections.abc import Callable
 from typing import IO, Any
@@ -22,7 +27,10 @@ _REFUSED = {
     "label_column": ("--label-column", "give the targets with --target-columns, one per logit"),
     "sum_tolerance": ("--sum-tolerance", "sigmoid targets are not distributions"),
     "renormalize": ("--renormalize", "sigmoid targets are not distributions"),
-    "clip": ("--clip", "the sigmoid loss reads logits"),
+    "clip": (
+        "--clip",
+        "probabilities are scored as given (p = 0 for a positive target is an infinite loss)",
+    ),
     "class_names": ("--classes", "the labels are the logit columns' names"),
     "labels_path": ("--labels", "give --targets FILE.npy: one 0/1 target per logit"),
     "labels_key": ("--labels-key", "the targets of a .npz are its 'targets' array"),
@@ -82,9 +90,10 @@ def refuse_options(ctx: click.Context, params: dict[str, Any]) -> None:
                 f"{option} cannot be used with --sigmoid: it goes with the softmax loss"
                 " (--pos-weight weighs each label's positive term)"
             )
-    if params["scores"] not in ("auto", "logits"):
+    if params["scores"] == "token-logprobs":
         raise BadInvocation(
-            f"--scores {params['scores']} cannot be used with --sigmoid: it reads logits"
+            "--scores token-logprobs cannot be used with --sigmoid: it reads one logit,"
+            " probability or log-probability per label"
         )
     if params["logprob_column"] or params["sequence_column"] or params["bytes_column"]:
         raise BadInvocation("--sigmoid reads logits and targets, not token log-probabilities")
@@ -123,7 +132,7 @@ def run(
 
     read_fields = column_fields(*columns)
     # What xent compute --sigmoid --from needs to read the worst row and score it alike.
-    study = column_arguments(*columns)
+    study = column_arguments(*columns)  # (left out unless the scores are logits)
     if pos_weight is not None:
         study += " --pos-weight " + ",".join(map(repr, pos_weight))
     if params["loss"].base != "e":
@@ -139,7 +148,7 @@ def run(
         file_format=params["file_format"],
         targets_path=params["targets_path"],
         scores_key=params["scores_key"],
-        scores="logits",
+        scores=params["scores"],
         multilabel=True,
         roles=(),  # --sigmoid takes neither --weight-column nor --group-by yet
         **extra,
@@ -186,6 +195,8 @@ def _accumulate(
                         f"{first} has the labels {', '.join(accumulator.labels)} but"
                         f" {table.display_name} has {', '.join(labels)}"
                     )
+                else:
+                    _same_scores(accumulator, table, first)
                 for note in getattr(table, "notes", ()):
                     click.echo(f"{table.display_name}: {note}", err=True)
                 accumulator.start_file(table.display_name)
@@ -216,7 +227,25 @@ def _new(table: Any, labels: list[str], options: Any) -> Any:
             f"--pos-weight: {len(weights)} values for {len(labels)} labels"
             f" ({', '.join(labels)}): give one per logit column"
         )
+    options = dataclasses.replace(
+        options,
+        scores=getattr(table, "scores", "logits"),
+        scores_detected=getattr(table, "scores_detected", False),
+    )
     return MultiLabelAccumulator(labels, list(targets), options)
+
+
+def _same_scores(accumulator: Any, table: Any, first: str) -> None:
+    """Exit 2 when a later file was detected as another kind of scores (as xent batch)."""
+    from xentcli.core import KIND_NAMES
+
+    kind = accumulator.options.scores
+    other = getattr(table, "scores", "logits")
+    if other != kind:
+        raise BadInvocation(
+            f"{first} holds {KIND_NAMES[kind]} but {table.display_name} holds "
+            f"{KIND_NAMES[other]} (detected): give --scores logits|probs|logprobs"
+        )
 
 
 def _print(summary: Any, fmt: str, study: str | None, to_stderr: bool = False) -> None:
@@ -230,6 +259,12 @@ def _print(summary: Any, fmt: str, study: str | None, to_stderr: bool = False) -
             f"Warning: skipped {plural(summary.rows_skipped, 'bad row')} (first: {lines})",
             err=True,
         )
+    if fmt != "table":
+        # As xent batch: the kind of scores and the infinite losses on stderr, except
+        # logits, the historical default (the JSON says it).
+        notes = report.input_lines(summary)
+        for note in notes[1:] if summary.scores == "logits" else notes:
+            click.echo(note, err=True)
     if fmt != "table" and summary.soft_targets:
         click.echo(
             f"Note: {plural(summary.soft_targets, 'target')} neither 0 nor 1 (the first at"

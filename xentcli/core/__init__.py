@@ -79,7 +79,17 @@ if TYPE_CHECKING:  # loaded on first use by __getattr__ below; imported here for
         spacing,
     )
     from xentcli.core._lowprecision import Step as LowPrecisionStep
-    from xentcli.core._sigmoid import SigmoidLosses, bce_with_logits
+    from xentcli.core._sigmoid import (
+        ProbabilityLosses,
+        SigmoidLosses,
+        SigmoidScoreCheck,
+        bce_with_logits,
+        bce_with_logprobs,
+        bce_with_probs,
+        detect_sigmoid_kind,
+        log1mexp,
+        sigmoid_predicted,
+    )
 
 #: public name -> (private module, its name there), for the names loaded on first use
 _LAZY: dict[str, tuple[str, str]] = {
@@ -102,6 +112,13 @@ _LAZY: dict[str, tuple[str, str]] = {
     "spacing": ("_lowprecision", "spacing"),
     "SigmoidLosses": ("_sigmoid", "SigmoidLosses"),
     "bce_with_logits": ("_sigmoid", "bce_with_logits"),
+    "ProbabilityLosses": ("_sigmoid", "ProbabilityLosses"),
+    "SigmoidScoreCheck": ("_sigmoid", "SigmoidScoreCheck"),
+    "bce_with_probs": ("_sigmoid", "bce_with_probs"),
+    "bce_with_logprobs": ("_sigmoid", "bce_with_logprobs"),
+    "detect_sigmoid_kind": ("_sigmoid", "detect_sigmoid_kind"),
+    "log1mexp": ("_sigmoid", "log1mexp"),
+    "sigmoid_predicted": ("_sigmoid", "sigmoid_predicted"),
 }
 
 
@@ -137,12 +154,16 @@ __all__ = [
     "LowPrecision",
     "LowPrecisionRows",
     "LowPrecisionStep",
+    "ProbabilityLosses",
     "RowLosses",
     "ScoreCheck",
     "ScoreKind",
     "SigmoidLosses",
+    "SigmoidScoreCheck",
     "SoftmaxSteps",
     "bce_with_logits",
+    "bce_with_logprobs",
+    "bce_with_probs",
     "binary_log_scores",
     "certain_quotient",
     "certain_ratio",
@@ -152,6 +173,7 @@ __all__ = [
     "cross_entropy",
     "default_sum_tolerance",
     "detect_kind",
+    "detect_sigmoid_kind",
     "entropy",
     "exact_loss_intervals",
     "fraction_to_base",
@@ -160,6 +182,7 @@ __all__ = [
     "hex_int",
     "interval_ratio",
     "kl_divergence",
+    "log1mexp",
     "log_of_scores",
     "log_softmax",
     "logsumexp",
@@ -175,6 +198,7 @@ __all__ = [
     "row_floor",
     "row_losses",
     "row_totals",
+    "sigmoid_predicted",
     "softmax",
     "softmax_steps",
     "spacing",
