@@ -125,6 +125,9 @@ class ChildRun:
     returncode: int
     stdout: str
     stderr: str
+    #: user + system time of the contender: on a shared machine wall time moves +-20 %
+    #: with the load, CPU time much less
+    cpu_seconds: float = float("nan")
 
 
 # The launcher runs the contender as its grandchild. On Linux a child's ru_maxrss
@@ -140,8 +143,9 @@ start = time.perf_counter()
 pid = os.posix_spawnp(argv[0], argv, os.environ)
 _, status, usage = os.wait4(pid, 0)
 elapsed = time.perf_counter() - start
+cpu = usage.ru_utime + usage.ru_stime
 with open(out, "w") as f:
-    f.write(f"{elapsed!r} {usage.ru_maxrss} {os.waitstatus_to_exitcode(status)}")
+    f.write(f"{elapsed!r} {usage.ru_maxrss} {os.waitstatus_to_exitcode(status)} {cpu!r}")
 """
 
 
@@ -170,7 +174,7 @@ def run_child(argv: Sequence[str], env: dict[str, str] | None = None) -> ChildRu
         stdout = out.read().decode(errors="replace")
         stderr = err.read().decode(errors="replace")
         text = figures.read().split()
-        if proc.returncode != 0 or len(text) != 3:
+        if proc.returncode != 0 or len(text) != 4:
             return ChildRun(
                 float("nan"),
                 0,
@@ -178,7 +182,7 @@ def run_child(argv: Sequence[str], env: dict[str, str] | None = None) -> ChildRu
                 stdout,
                 stderr + f"\nlauncher failed (exit {proc.returncode})",
             )
-        return ChildRun(float(text[0]), int(text[1]), int(text[2]), stdout, stderr)
+        return ChildRun(float(text[0]), int(text[1]), int(text[2]), stdout, stderr, float(text[3]))
 
 
 def drop_note(error: str) -> str:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -49,21 +48,6 @@ def make_pair(directory: Path, rows: int, k: int) -> tuple[Path, Path]:
     return a, b
 
 
-#: the launcher of ``common.run_child``, writing the child's CPU time (user + system) too:
-#: on this shared machine wall time moves +-20 % with the load, CPU time much less
-LAUNCHER = """\
-import os, sys, time
-out, argv = sys.argv[1], sys.argv[2:]
-start = time.perf_counter()
-pid = os.posix_spawnp(argv[0], argv, os.environ)
-_, status, usage = os.wait4(pid, 0)
-elapsed = time.perf_counter() - start
-cpu = usage.ru_utime + usage.ru_stime
-with open(out, "w") as f:
-    f.write(f"{elapsed!r} {cpu!r} {usage.ru_maxrss} {os.waitstatus_to_exitcode(status)}")
-"""
-
-
 @dataclass
 class Run:
     seconds: float  #: wall time
@@ -73,25 +57,11 @@ class Run:
 
 
 def run_child(argv: list[str]) -> Run:
-    """*argv* as ``common.run_child`` runs it (a grandchild, output to files)."""
-    with (
-        tempfile.TemporaryFile() as out,
-        tempfile.TemporaryFile() as err,
-        tempfile.NamedTemporaryFile("r", suffix=".txt") as figures,
-    ):
-        proc = subprocess.run(
-            [sys.executable, "-I", "-S", "-c", LAUNCHER, figures.name, *argv],
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=err,
-            env=common.child_env(),
-            check=False,
-        )
-        text = figures.read().split()
-        if proc.returncode != 0 or len(text) != 4 or text[3] != "0":
-            err.seek(0)
-            return Run(math.nan, math.nan, 0.0, err.read().decode(errors="replace")[-300:])
-        return Run(float(text[0]), float(text[1]), int(text[2]) / 1024)
+    """*argv* run by ``common.run_child`` (a grandchild, output to files)."""
+    child = common.run_child(argv)
+    if child.returncode != 0:
+        return Run(math.nan, math.nan, 0.0, child.stderr[-300:])
+    return Run(child.seconds, child.cpu_seconds, child.max_rss_kb / 1024)
 
 
 def main() -> int:
