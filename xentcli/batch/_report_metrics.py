@@ -150,7 +150,7 @@ def fit_columns(
 
     def width() -> int:
         return sum(
-            max(max(len(w) for w in name.split()), *(len(c) for c in cells))
+            max(max((len(w) for w in name.split()), default=0), *(len(c) for c in cells))
             for name, cells in columns.items()
         ) + 3 * (len(columns) - 1)
 
