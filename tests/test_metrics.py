@@ -168,6 +168,26 @@ def test_top_k_tie_rule_is_scikit_learns_mirrored():
     )
 
 
+@pytest.mark.parametrize("k", [1, 2, 10, 32, 33, 200])
+def test_rank_and_confidence_by_their_definitions(k):
+    """The rank (classes above the true one, ties to the lower index) and the top-label
+    confidence, against a loop over the classes written here: on either side of the
+    number of classes where their computation changes (32), with ties and masked
+    classes."""
+    rng = np.random.default_rng(k)
+    y = np.round(rng.standard_normal((400, k)) * 2)  # many ties
+    y[rng.random((400, k)) < 0.2] = -np.inf
+    y[:, 0] = np.where(np.isinf(y).all(axis=1), 0.0, y[:, 0])
+    labels = rng.integers(0, k, 400)
+    rows = metric_rows(y, labels, y.argmax(1), np.arange(400))
+    for i in range(400):
+        mine = y[i, labels[i]]
+        rank = sum(y[i, j] > mine or (y[i, j] == mine and j < labels[i]) for j in range(k))
+        assert rows.rank[i] == rank
+        top = max(y[i])
+        assert rows.confidence[i] == 1.0 / np.exp(y[i] - top).sum()
+
+
 def test_soft_targets_brier_is_the_squared_distance_to_the_target():
     rng = np.random.default_rng(1)
     logits = rng.normal(size=(300, 4))
@@ -412,6 +432,112 @@ def test_bootstrap_replicates_are_weighted_figures():
         eces.append(gap / wb.sum())
     low, high = np.quantile(eces, [0.05, 0.95])
     assert summary.intervals["ece"] == pytest.approx((low, high), rel=1e-9)
+
+
+def _definition_weights(seed, path, lines, replicates):
+    """The bootstrap weights as the module docstring defines them, computed here: Philox
+    keyed by the seed and BLAKE2b-64 of the file name, row r's draws the 16-bit words of
+    the counter blocks from r * ceil(B / 16) on, each the Poisson(1) quantile (scipy) at
+    (u + 1/2) / 2**16."""
+    import hashlib
+
+    import scipy.stats
+
+    blocks = -(-replicates // 16)
+    file_key = int.from_bytes(hashlib.blake2b(path.encode(), digest_size=8).digest(), "little")
+    out = np.empty((len(lines), replicates))
+    for i, line in enumerate(lines):
+        generator = np.random.Philox(key=(file_key << 64) | seed, counter=[line * blocks, 0, 0, 0])
+        u = generator.random_raw(4 * blocks).astype("<u8").view("<u2")[:replicates]
+        out[i] = scipy.stats.poisson.ppf((u + 0.5) / 2**16, 1.0)
+    return out
+
+
+def test_bootstrap_sums_are_the_definitions_integer_sums():
+    """The state's integers (the saved state's bits) are, per replicate, the sums of the
+    weights (computed here from the definition) times each row's integer pieces of
+    2**-40 (20 bits each), per equal-width bin and in total: whatever the rows' order,
+    gaps in their numbers, class weights, infinite or too big losses, confidences of 1,
+    and bins of more rows than one matrix product takes."""
+    from xentcli.batch.metrics._bootstrap import BootstrapState
+    from xentcli.batch.metrics._rows import MetricRows
+
+    rng = np.random.default_rng(21)
+    n, replicates, bins, ks = 2600, 37, 4, (1, 2, 3)
+    confidence = rng.uniform(0.26, 1.0, n)
+    confidence[:300] = 0.9  # one bin of 300 rows: several products
+    confidence[5] = 1.0
+    loss = rng.exponential(2.0, n)
+    loss[7], loss[11] = np.inf, 3e6  # too big: counted apart
+    weight = rng.choice([0.5, 1.0, 3.0], n)
+    rows = MetricRows(
+        label=np.zeros(n, np.int64),
+        predicted=np.zeros(n, np.int64),
+        confidence=confidence,
+        brier=rng.uniform(0, 2, n),
+        rank=rng.integers(0, 4, n),
+        lines=rng.permutation(np.arange(2, 3 * n, 3))[:n],  # unsorted, with gaps
+        loss=loss * weight,
+        loss_weight=weight,
+    )
+    state = BootstrapState(replicates, 9, ks, bins)
+    state.update(rows, "w.csv")
+    w = _definition_weights(9, "w.csv", rows.lines, replicates).astype(np.int64)
+
+    def pieces(x):
+        fixed = [round(math.ldexp(float(v), 40)) for v in x]
+        return np.array([[f % 2**20, f // 2**20 % 2**20, f // 2**40] for f in fixed])
+
+    big = ~np.isfinite(rows.loss) | (rows.loss >= 2**20)
+    columns = np.column_stack(
+        [
+            np.ones(n, np.int64),
+            rows.rank == 0,
+            big,
+            pieces(np.where(big, 0, rows.loss)),
+            pieces(np.where(big, 0, weight)),
+            pieces(rows.brier),
+            rows.rank < 2,
+            rows.rank < 3,
+        ]
+    ).astype(np.int64)
+    np.testing.assert_array_equal(state.totals, w.T @ columns)
+    which = np.minimum((confidence * bins).astype(int), bins - 1)
+    per_bin = np.column_stack([np.ones(n), rows.rank == 0, pieces(confidence)]).astype(np.int64)
+    for b in range(bins):
+        np.testing.assert_array_equal(state.binned[b], w[which == b].T @ per_bin[which == b])
+
+
+def test_bootstrap_sums_made_ahead_are_used_only_for_their_rows():
+    """Sums made ahead (MetricSet.prepare, in the readers' threads) give the state made
+    in place; rows taken from those rows, or folded in under another file's name, are
+    summed anew."""
+    from xentcli.batch.metrics._rows import take_rows
+
+    logits, labels = digits_outputs()
+    rows = metric_rows(
+        logits, labels, logits.argmax(1), np.arange(labels.size) + 2,
+        loss=np.ones(labels.size), loss_weight=np.ones(labels.size),
+    )  # fmt: skip
+    options = MetricOptions(bootstrap=20, seed=2)
+    plain, ahead = MetricSet(10, options), MetricSet(10, options)
+    plain.update(rows, "a.csv")
+    prepared = ahead.prepare(rows, "a.csv")
+    assert prepared.bootstrap is not None
+    ahead.update(prepared, "a.csv")
+    assert ahead.to_state() == plain.to_state()
+    assert take_rows(prepared, slice(0, 5)).bootstrap is None
+    other, again = MetricSet(10, options), MetricSet(10, options)
+    other.update(rows, "b.csv")
+    again.update(prepared, "b.csv")
+    assert again.to_state() == other.to_state() != plain.to_state()
+
+
+def test_bootstrap_table_weights_are_the_table():
+    from xentcli.batch.metrics._bootstrap import _TABLE, _table_weights
+
+    every = np.arange(1 << 16, dtype=np.uint16).reshape(256, 256)
+    np.testing.assert_array_equal(_table_weights(every).reshape(-1), _TABLE)
 
 
 def test_bootstrap_intervals_cover_95_percent():

@@ -1030,7 +1030,7 @@ class BatchAccumulator:
             sample = self._sample_weights(chunk)
             assert sample is not None
             loss, loss_weight = weigh(loss, sample), weigh(loss_weight, sample)
-        return metric_rows(
+        stats = metric_rows(
             chunk.logits,
             labels,
             rows.predicted,
@@ -1042,6 +1042,7 @@ class BatchAccumulator:
             loss=loss,
             loss_weight=loss_weight,
         )
+        return self.metrics.prepare(stats, chunk.path)
 
     def _add_worst(
         self, chunk: Chunk, rows: core.RowLosses, labels: IntArray, counted: npt.NDArray[np.bool_]

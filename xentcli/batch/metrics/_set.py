@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -139,6 +140,14 @@ class MetricSet:
             state.update(rows)
         if self.bootstrap is not None:
             self.bootstrap.update(rows, source)
+
+    def prepare(self, rows: MetricRows, source: str) -> MetricRows:
+        """*rows* of file *source* with their bootstrap sums made now (if the set has a
+        bootstrap), for :meth:`update`: the readers' parsing threads call it, so that
+        the sums' work is shared among them (it reads only the options)."""
+        if self.bootstrap is None:
+            return rows
+        return dataclasses.replace(rows, bootstrap=self.bootstrap.part(rows, source))
 
     def merge(self, other: MetricSet) -> None:
         """Add everything *other* holds."""
