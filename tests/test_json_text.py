@@ -46,6 +46,9 @@ CASES = [
     {"mixed": [[1] * 40] * 39 + [[1, 2.5] * 20], "big": [[2**70] * 40] * 40},
     {"array": np.arange(1600, dtype=np.int64).reshape(40, 40), "text": [["a"] * 40] * 40},
     {"zero rows": [[0] * 40] * 30 + [[0, 0, 0], [0, 5, 0], [], [0] * 40]},
+    # rows mostly of zeros (written as runs of zeros): a cell past 64 bits, negatives,
+    # nonzero cells at either end, exactly three quarters zeros
+    {"sparse": [[0] * 30 + [2**70] + [0] * 9, [-7] + [0] * 38 + [3], [1, 2] + [0] * 6] * 40},
 ]
 
 

