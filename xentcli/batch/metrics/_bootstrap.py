@@ -41,8 +41,9 @@ MAX_REPLICATES = 10_000
 _SCALE = 40  # values are rounded to multiples of 2**-40
 _PIECE = 20  # bits per integer piece
 _BIG = float(2**20)  # losses at or above this make the replicate infinite
-_SUB_ROWS = 1024  # rows whose weights are drawn at once (fits the cache: 10 % less
-# time than 2048 rows, 20 % less than 4096, at 200 replicates)
+_SUB_WEIGHTS = 1024 * 200  # weights drawn at once: 1024 rows at 200 replicates (fits
+# the cache: 10 % less time than 2048 rows, 20 % less than 4096), fewer rows at more
+# replicates (their memory bounded: 10,000 replicates took 655 MB with 2048 rows)
 _FLOAT_ROWS = 1 << 29  # rows summed in floats: 7 * 2**20 * 2**29 < 2**53, exact
 _ONE_THREAD = 1 << 18  # multiply-adds of a product that OpenBLAS keeps on one thread
 
@@ -191,8 +192,8 @@ class BootstrapState:
         it beside the chunk's other metric rows, so the sums of one chunk overlap the
         parsing of the next.
 
-        The rows are taken ``_SUB_ROWS`` at a time, sorted by calibration bin; each bin's
-        rows make one product ``weights.T @ values`` whose columns are the bin's sums
+        The rows are taken ``_SUB_WEIGHTS // B`` at a time, sorted by calibration bin;
+        each bin's rows make one product ``weights.T @ values`` whose columns are its sums
         (rows, right rows, confidence) and the global ones (loss, Brier, hits): the
         global sums are the bins' added up, so one pass over the weights gives both.
         Columns known without a product are left out of it: the loss weight when every
@@ -257,8 +258,9 @@ class BootstrapState:
         total = np.zeros((self.replicates, width))
         binned: dict[int, FloatArray] = {}
         draw = _Draws(self.seed, source, self.replicates)
-        for start in range(0, n, _SUB_ROWS):
-            sub = slice(start, start + _SUB_ROWS)
+        at_once = max(1, _SUB_WEIGHTS // self.replicates)
+        for start in range(0, n, at_once):
+            sub = slice(start, start + at_once)
             index = bin_index[sub]
             order = np.argsort(index, kind="stable")
             draws = draw(rows.lines[sub])
