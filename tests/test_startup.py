@@ -212,7 +212,7 @@ def test_compute_runs_openblas_with_one_thread_unless_the_user_chose():
 
 
 def test_batch_keeps_openblas_default_threads(tmp_path):
-    # --bootstrap multiplies large matrices: xent batch leaves OpenBLAS's choice alone.
+    # xent batch leaves OpenBLAS's choice alone (one thread measured within noise there).
     data = tmp_path / "a.csv"
     data.write_text("logit_0,logit_1,label\n1,2,0\n")
     plain_numpy = blas_threads("import numpy\n" + _BLAS_REPORT)

@@ -70,9 +70,11 @@ def _one_blas_thread() -> None:
     starts OpenBLAS's thread pool, whose threads spin for a while after start-up. Measured
     (benchmarks/startup_ab.py, quiet 2-core machine, 30 runs): one thread takes ``xent
     compute`` from 330 to 177 ms of CPU time and from 231 to 177 ms of wall time. Only for
-    ``compute``: ``xent batch``'s bootstrap multiplies large matrices, and in a process
-    that has already imported numpy (a test, a notebook) the variable would change nothing
-    but the environment of its children.
+    ``compute``: for ``xent batch`` the same change measured within noise (its run is
+    longer; its bootstrap keeps every product small enough for OpenBLAS to run it on one
+    thread, metrics/_bootstrap.py), so it keeps the user's numpy as it is. In a process
+    that has already imported numpy (a test, a notebook) the variable would change
+    nothing but the environment of its children.
     """
     if "numpy" not in sys.modules:
         os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
