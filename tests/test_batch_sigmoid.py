@@ -673,3 +673,30 @@ def test_parquet_probabilities_are_detected_too(work: Path) -> None:
                    "probs"])  # fmt: skip
     assert outcome.code == 1
     assert outcome.stderr == "Error: bad.parquet:row 4:logit_1: probability is above 1 (1.5)\n"
+
+
+def test_compute_sigmoid_from_a_probability_file_is_refused_not_read_as_logits(
+    work: Path,
+) -> None:
+    """xent compute --sigmoid works logits through: a row of probabilities is a usage
+    error naming the file, not a silent trace of sigma(p); --scores logits says they are
+    logits, and xent batch's study line carries it when it was given."""
+    import shlex
+
+    p, z = probabilities(n=12, seed=16)
+    write(work / "m.csv", p, z)
+    outcome = run(["compute", "--sigmoid", "--from", "m.csv:2", "--target-columns", "y_*"])
+    assert outcome.code == 2
+    assert outcome.stdout == ""
+    assert outcome.stderr == (
+        "Error: --sigmoid works logits through, but m.csv holds probabilities (detected from"
+        " its first rows; --scores logits if they are logits): xent batch --sigmoid scores"
+        " probabilities\n"
+    )
+    args = ["batch", "m.csv", "--sigmoid", "--target-columns", "y_*", "--scores", "logits"]
+    table = ok(args).stdout
+    command = table.split("Study the worst row step by step: ")[1].strip()
+    assert command.endswith(" --scores logits")
+    row = json.loads(ok([*shlex.split(command)[1:], "--format", "json"]).stdout)
+    worst = json.loads(ok([*args, "--format", "json"]).stdout)["worst"][0]
+    assert row["loss"] == pytest.approx(worst["loss"], rel=1e-14)

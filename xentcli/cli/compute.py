@@ -328,8 +328,16 @@ def compute(
                                 " without it")  # fmt: skip
         if sigmoid and file_scores not in (None, "logits"):
             raise BadInvocation(f"--sigmoid takes logits, not --scores {file_scores}")
-        scores_read = "logits" if sigmoid else (file_scores or "auto")
+        scores_read = file_scores or "auto"
         row = _read_from(from_spec, columns, classes, scores_read, multilabel=sigmoid)
+        if sigmoid and row.scores != "logits":
+            # Never work probabilities through as logits in silence (xent batch --sigmoid
+            # detects them alike): the --sigmoid trace starts from logits.
+            raise BadInvocation(
+                f"--sigmoid works logits through, but {from_spec.rpartition(':')[0]} holds"
+                " probabilities (detected from its first rows; --scores logits if they are"
+                " logits): xent batch --sigmoid scores probabilities"
+            )
         values, scores = (list(row.logits), "logits") if sigmoid else _row_scores(row)
         written = {"logit": [repr(v) for v in values], "score": [repr(v) for v in values]}
         label = row.label
