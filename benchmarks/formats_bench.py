@@ -203,7 +203,7 @@ def report(rows: list[dict[str, object]], command: str, started: float) -> list[
         f" in {time.time() - started:.0f} s; load average before/after: see the machine"
         f" lines. {os.getloadavg()[0]:.2f} (1 min) at the end.",
         "",
-        *(f"- {line}" for line in common.machine_lines()),
+        *common.machine_lines(),
         "",
         "Median wall time of a child process (the in-memory call: the call alone), its CPU"
         " time (user + system, all threads), peak RSS, and the 1-minute load average of the"
