@@ -532,3 +532,25 @@ def test_log_dd_within_its_bound() -> None:
             if exact != 0:
                 assert bound <= abs(exact) * 2.0**-72 + 2.0**-1000
     assert tuple(float(v[0]) for v in log_dd(np.ones(1), np.zeros(1))) == (0.0, 0.0, 0.0)
+
+
+def test_a_target_on_a_zero_probability_is_inf_without_the_slow_path() -> None:
+    """A positive share of the target on a class of probability 0 (or a masked logit):
+    +inf exactly, decided by the fast path (it was nan there, and each such row went to
+    decimal)."""
+    rng = np.random.default_rng(51)
+    p = softmax_rows(rng, 200, 6, 300.0)  # many exact zeros
+    t = rng.dirichlet(np.ones(6), size=200)
+    y = np.where(p > 0, np.log(np.where(p > 0, p, 1.0)), -np.inf)
+    before = ziv.SLOW_ROWS[0]
+    given = row_losses(p, targets=t, scores="probs", exact=True).loss
+    logits = row_losses(y, targets=t, exact=True).loss
+    assert ziv.SLOW_ROWS[0] - before <= 2
+    zero = (p == 0).any(axis=1)
+    assert zero.sum() > 50
+    assert np.isinf(given[zero]).all()
+    assert np.isinf(logits[zero]).all()
+    exact = [
+        ref_loss(r, "probs", targets=tt) for r, tt in zip(p[~zero][:20], t[~zero][:20], strict=True)
+    ]
+    assert worst(given[~zero][:20], exact) <= HALF
