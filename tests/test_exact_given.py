@@ -321,7 +321,6 @@ def test_log_probabilities_with_a_temperature_or_renormalized() -> None:
     [
         ("probs", {"temperature": 2.0}, "temperature"),
         ("probs", {"clip": 1e-7, "renormalize": True}, "clip with renormalize"),
-        ("logprobs", {"clip": 1e-7, "temperature": 2.0}, "clip with a temperature"),
     ],
 )
 def test_what_is_refused(scores: str, options: dict, what: str) -> None:

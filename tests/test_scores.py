@@ -198,6 +198,16 @@ def test_clip_reproduces_sklearn_and_keras(tmp_path: Path) -> None:
     assert keras["loss"] == pytest.approx(keras_loss, rel=1e-15)
     assert round(keras["worst"][0]["loss"], 2) == 16.12
     assert batch(tmp_path / "p.csv", "--clip", "1e-7", "--scores", "logits").code == 2
+    # A temperature has no place in the clipped log-loss: it was ignored, silently.
+    refused = (
+        "Error: --clip reproduces a library's clipped log-loss, which has no temperature:"
+        " give --clip or --temperature, not both\n"
+    )
+    for command in (["batch"], ["compare", str(tmp_path / "p.csv")]):
+        both = run([*command, str(tmp_path / "p.csv"), "--clip", "1e-7", "--temperature", "2"])
+        assert (both.code, both.stdout, both.stderr) == (2, "", refused)
+    with pytest.raises(InvalidInputError, match="give clip or temperature, not both"):
+        cross_entropy([[0.25, 0.75]], [1], scores="probs", clip=1e-7, temperature=2.0)
 
 
 @pytest.mark.parametrize("smoothing", [0.0, 0.1])

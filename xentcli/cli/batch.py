@@ -248,7 +248,7 @@ def _refuse_overwriting_an_input(per_row: str, paths: list[str], option: str = "
     type=CLIP,
     metavar="EPS",
     help="Clip probabilities to [EPS, 1-EPS] as scikit-learn (2.220446049250313e-16) "
-    "or Keras (1e-7) do, for comparison.",
+    "or Keras (1e-7) do, for comparison (not with --temperature).",
 )
 @click.option(
     "--classes",
@@ -547,6 +547,11 @@ def batch(
         )
     if clip is not None and scores == "logits":
         raise BadInvocation("--clip applies to probabilities: not with --scores logits")
+    if clip is not None and loss.temperature != 1.0:
+        raise BadInvocation(
+            "--clip reproduces a library's clipped log-loss, which has no temperature:"
+            " give --clip or --temperature, not both"
+        )
     if files.count("-") > 1:
         raise BadInvocation("standard input ('-') can be read only once")
     top_k_values = _top_k(top_k)
@@ -941,8 +946,6 @@ def _check_exact_scores(table: Any, kind: str, options: Any) -> None:
         )
     elif options.clip is not None and options.renormalize:
         why = "--clip with --renormalize is not correctly rounded (two rounding steps)"
-    elif options.clip is not None and options.temperature != 1.0:
-        why = "--clip with --temperature is not correctly rounded"
     else:
         return
     raise BadInvocation(f"--exact: {why}; {holds}")

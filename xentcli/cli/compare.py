@@ -152,6 +152,11 @@ def compare(
         reading["label_column"] = int(label_column)
     reading["on_error"] = "skip" if reading.get("on_error") == "skip" else "raise"
     clip = reading.pop("clip", None)  # the loss's, not the reader's
+    if clip is not None and loss.temperature != 1.0:
+        raise BadInvocation(
+            "--clip reproduces a library's clipped log-loss, which has no temperature:"
+            " give --clip or --temperature, not both"
+        )
     if loss.exact:
         # The paired difference and the sides' means are not held to correct rounding
         # here yet: refused rather than taken silently (docs/accuracy.md).

@@ -86,9 +86,7 @@ def refusal(kind: str, temperature: float, renormalize: bool, clip: float | None
         )
     if clip is not None and renormalize:
         return "correct rounding (exact) is not available for clip with renormalize"
-    if clip is not None and temperature != 1.0:
-        return "correct rounding (exact) is not available for clip with a temperature"
-    return None
+    return None  # (clip with a temperature is refused on every path: core._given)
 
 
 # --------------------------------------------------------------- the clip bounds

@@ -130,6 +130,14 @@ def given_row_losses(
         raise InvalidInputError("give exactly one of labels and targets")
     if clip is not None and not 0 < clip <= 0.5:
         raise InvalidInputError("clip must be in (0, 0.5]", value=clip)
+    if clip is not None and temperature != 1.0:
+        # Clipping reproduces scikit-learn's and Keras's log-loss of the given
+        # probabilities, which has no temperature; the two were once taken together and
+        # the temperature silently ignored.
+        raise InvalidInputError(
+            "clip reproduces a library's clipped log-loss, which has no temperature:"
+            " give clip or temperature, not both"
+        )
     tolerance = default_sum_tolerance(k) if sum_tolerance is None else sum_tolerance
     if check:
         check_scores(y, ScoreCheck(kind, tolerance, renormalize))
