@@ -369,3 +369,23 @@ def test_invalid_probabilities_are_refused() -> None:
             bce_with_logprobs([bad], [1.0])
     with pytest.raises(InvalidInputError, match=r"targets must be in \[0, 1\]"):
         bce_with_probs([0.5], [1.5])
+
+
+@pytest.mark.parametrize("function", ["bce_with_logits", "bce_with_probs", "bce_with_logprobs"])
+def test_python_pos_weight_is_checked_as_the_commands_check_it(function: str) -> None:
+    # The commands refused a negative, infinite or NaN --pos-weight; the functions took
+    # it and gave a negative (or nan) loss.
+    import xentcli.core as core
+    from xentcli.errors import InvalidInputError
+
+    loss = getattr(core, function)
+    scores = {"bce_with_logits": [[0.5, -1.0]], "bce_with_probs": [[0.6, 0.3]]}.get(
+        function, [[math.log(0.6), math.log(0.3)]]
+    )
+    for bad in ([-1.0, 1.0], [math.inf, 1.0], [math.nan, 1.0]):
+        with pytest.raises(InvalidInputError, match="pos_weight must be finite numbers >= 0"):
+            loss(scores, [[1.0, 0.0]], bad)
+    with pytest.raises(InvalidInputError, match="pos_weight: 3 values for 2 labels"):
+        loss(scores, [[1.0, 0.0]], [1.0, 2.0, 3.0])
+    got = loss(scores, [[1.0, 0.0]], [0.0, 2.0]).loss  # a zero weight: the positive term goes
+    assert got[0, 0] == 0.0
