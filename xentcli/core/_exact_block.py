@@ -420,6 +420,27 @@ def log_sum_exp(es: ExactShift, temperature: float) -> tuple[FloatArray, BoolArr
 
 
 # ------------------------------------------------------------ the slow path's pieces
+
+
+def loss_coefficients(
+    k: int, label: int, target: FloatArray | None, w: FloatArray | None, eps: float
+) -> list[Fraction]:
+    """PyTorch's coefficients ``a_c`` of ``-log q_c`` in a row loss, as exact rationals:
+    ``w[label]`` at the label (or ``w_c t_c`` for soft targets), label smoothing making
+    them ``(1 - eps) a_c + eps / K * w_c``."""
+    from fractions import Fraction
+
+    wf = [Fraction(1)] * k if w is None else [Fraction(float(x)) for x in w]
+    if target is None:
+        a = [wf[c] if c == label else Fraction(0) for c in range(k)]
+    else:
+        a = [wf[c] * Fraction(float(target[c])) for c in range(k)]
+    if eps:
+        keep, share = 1 - Fraction(eps), Fraction(eps) / k
+        a = [keep * ac + share * wc for ac, wc in zip(a, wf, strict=True)]
+    return a
+
+
 def slow_loss(
     label: int, target: FloatArray | None, w: FloatArray | None, eps: float, k: int
 ) -> Quantity:
@@ -434,14 +455,7 @@ def slow_loss(
     def quantity(rd: RowDecimal) -> float | tuple[Fraction, Fraction]:
         from fractions import Fraction
 
-        wf = [Fraction(1)] * k if w is None else [Fraction(float(x)) for x in w]
-        if target is None:
-            a = [wf[c] if c == label else Fraction(0) for c in range(k)]
-        else:
-            a = [wf[c] * Fraction(float(target[c])) for c in range(k)]
-        if eps:
-            keep, share = 1 - Fraction(eps), Fraction(eps) / k
-            a = [keep * ac + share * wc for ac, wc in zip(a, wf, strict=True)]
+        a = loss_coefficients(k, label, target, w, eps)
         p = Fraction(0)
         q = Fraction(0)
         for c, ac in enumerate(a):

@@ -437,23 +437,6 @@ def _nlq_interval(
     return _log1p_interval((s - pv) / pv, digits)  # -log(p / S) = log1p((S - p) / p)
 
 
-def _coefficients(
-    k: int, label: int, target: FloatArray | None, w: FloatArray | None, eps: float
-) -> list[Fraction]:
-    """PyTorch's coefficients of ``-log q_c`` in the row loss, as exact rationals."""
-    from fractions import Fraction
-
-    wf = [Fraction(1)] * k if w is None else [Fraction(float(x)) for x in w]
-    if target is None:
-        a = [wf[c] if c == label else Fraction(0) for c in range(k)]
-    else:
-        a = [wf[c] * Fraction(float(target[c])) for c in range(k)]
-    if eps:
-        keep, share = 1 - Fraction(eps), Fraction(eps) / k
-        a = [keep * ac + share * wc for ac, wc in zip(a, wf, strict=True)]
-    return a
-
-
 def row_intervals(
     y: FloatArray,
     given: Given,
@@ -474,7 +457,7 @@ def row_intervals(
 
         values = y[i].tolist()
         label = 0 if lab is None else int(lab[i])
-        a = _coefficients(k, label, None if t is None else t[i], w, eps)
+        a = xb.loss_coefficients(k, label, None if t is None else t[i], w, eps)
         total = None
         if given.kind == "probs" and given.renormalize:
             total = sum((Fraction(v) for v in values), Fraction(0))
