@@ -158,6 +158,23 @@ def test_the_sigmoid_loss_counts_labels_with_the_same_wording() -> None:
     )
 
 
+def _sigmoid_commands(tmp_path: Path) -> tuple[list[str], list[str]]:
+    """The same one-row multi-label sample for xent compute --sigmoid and xent batch."""
+    table = tmp_path / "sigmoid.csv"
+    table.write_text("a,b,t0,t1\n2,-1,1,0\n")
+    compute = ["compute", "--sigmoid", "--logits", "2,-1", "--target", "1,0"]
+    batch = [
+        "batch",
+        str(table),
+        "--sigmoid",
+        "--logit-columns",
+        "a,b",
+        "--target-columns",
+        "t0,t1",
+    ]
+    return compute, batch
+
+
 @pytest.mark.parametrize(
     ("value", "message"),
     [
@@ -172,19 +189,7 @@ def test_pos_weight_has_one_range_and_one_message_in_both_sigmoid_commands(
 ) -> None:
     # Finite and >= 0, as --weights: a negative weight makes a negative loss, inf or nan
     # a mean that says nothing (xent compute took all three).
-    table = tmp_path / "sigmoid.csv"
-    table.write_text("a,b,t0,t1\n2,-1,1,0\n")
-    compute = ["compute", "--sigmoid", "--logits", "2,-1", "--target", "1,0"]
-    batch = [
-        "batch",
-        str(table),
-        "--sigmoid",
-        "--logit-columns",
-        "a,b",
-        "--target-columns",
-        "t0,t1",
-    ]
-    for command in (compute, batch):
+    for command in _sigmoid_commands(tmp_path):
         assert run([*command, "--pos-weight", value]) == (2, "", f"Error: {message}\n"), command
 
 
@@ -193,24 +198,12 @@ def test_pos_weight_zero_is_taken_by_both_sigmoid_commands_as_pytorch_does(tmp_p
 
     import torch
 
-    table = tmp_path / "sigmoid.csv"
-    table.write_text("a,b,t0,t1\n2,-1,1,0\n")
     expected = torch.nn.functional.binary_cross_entropy_with_logits(
         torch.tensor([2.0, -1.0], dtype=torch.float64),
         torch.tensor([1.0, 0.0], dtype=torch.float64),
         pos_weight=torch.tensor([0.0, 3.0], dtype=torch.float64),
     ).item()
-    compute = ["compute", "--sigmoid", "--logits", "2,-1", "--target", "1,0"]
-    batch = [
-        "batch",
-        str(table),
-        "--sigmoid",
-        "--logit-columns",
-        "a,b",
-        "--target-columns",
-        "t0,t1",
-    ]
-    for command in (compute, batch):
+    for command in _sigmoid_commands(tmp_path):
         code, stdout, stderr = run([*command, "--pos-weight", "0,3", "--format", "json"])
         assert (code, stderr) == (0, ""), command
         assert json.loads(stdout)["loss"] == pytest.approx(expected, rel=1e-15), command
