@@ -7,6 +7,7 @@ import functools
 import math
 
 import numpy as np
+import percentiles
 import pytest
 import scipy.special
 from sklearn import metrics as skm
@@ -430,35 +431,36 @@ def test_bootstrap_replicates_are_weighted_figures():
         wb = w[:, b]
         gap = sum(abs((wb * (conf - correct))[bins == i].sum()) for i in range(15))
         eces.append(gap / wb.sum())
-    low, high = np.quantile(eces, [0.05, 0.95])
-    assert summary.intervals["ece"] == pytest.approx((low, high), rel=1e-9)
+    assert summary.intervals["ece"] == pytest.approx(percentiles.interval(eces, 0.9), rel=1e-9)
 
 
 def _definition_weights(seed, path, lines, replicates):
-    """The bootstrap weights as the module docstring defines them, computed here: Philox
-    keyed by the seed and BLAKE2b-64 of the file name, row r's draws the 16-bit words of
-    the counter blocks from r * ceil(B / 16) on, each the Poisson(1) quantile (scipy) at
+    """The bootstrap weights as the module docstring defines them, computed here: PCG64
+    seeded by the seed and BLAKE2b-64 of the file name, row r's draws the 16-bit words of
+    the 64-bit words from r * ceil(B / 4) on, each the Poisson(1) quantile (scipy) at
     (u + 1/2) / 2**16."""
     import hashlib
 
     import scipy.stats
 
-    blocks = -(-replicates // 16)
+    words = -(-replicates // 4)
     file_key = int.from_bytes(hashlib.blake2b(path.encode(), digest_size=8).digest(), "little")
     out = np.empty((len(lines), replicates))
     for i, line in enumerate(lines):
-        generator = np.random.Philox(key=(file_key << 64) | seed, counter=[line * blocks, 0, 0, 0])
-        u = generator.random_raw(4 * blocks).astype("<u8").view("<u2")[:replicates]
+        generator = np.random.PCG64(np.random.SeedSequence([seed, file_key]))
+        generator.advance(int(line) * words)
+        u = generator.random_raw(words).astype("<u8").view("<u2")[:replicates]
         out[i] = scipy.stats.poisson.ppf((u + 0.5) / 2**16, 1.0)
     return out
 
 
 def test_bootstrap_sums_are_the_definitions_integer_sums():
     """The state's integers (the saved state's bits) are, per replicate, the sums of the
-    weights (computed here from the definition) times each row's integer pieces of
-    2**-40 (20 bits each), per equal-width bin and in total: whatever the rows' order,
-    gaps in their numbers, class weights, infinite or too big losses, confidences of 1,
-    and bins of more rows than one matrix product takes."""
+    weights (computed here from the definition) times each row's value in units of
+    2**-40, held as canonical 20-bit pieces (the first two below 2**20), per equal-width
+    bin and in total: whatever the rows' order, gaps in their numbers, class weights,
+    infinite or too big losses, confidences of 1, and bins of more rows than one matrix
+    product takes."""
     from xentcli.batch.metrics._bootstrap import BootstrapState
     from xentcli.batch.metrics._rows import MetricRows
 
@@ -501,11 +503,25 @@ def test_bootstrap_sums_are_the_definitions_integer_sums():
             rows.rank < 3,
         ]
     ).astype(np.int64)
-    np.testing.assert_array_equal(state.totals, w.T @ columns)
+
+    def canonical(sums):
+        """(.., 3) sums of 20-bit pieces as the canonical pieces of the integers they make."""
+        out = np.empty_like(sums)
+        for at in np.ndindex(sums.shape[:-1]):
+            joined = sum(int(p) << (20 * j) for j, p in enumerate(sums[at]))
+            out[at] = joined % 2**20, joined // 2**20 % 2**20, joined // 2**40
+        return out
+
+    expected = w.T @ columns
+    for at in (3, 6, 9):  # loss, weight, Brier
+        expected[:, at : at + 3] = canonical(expected[:, at : at + 3])
+    np.testing.assert_array_equal(state.totals, expected)
     which = np.minimum((confidence * bins).astype(int), bins - 1)
     per_bin = np.column_stack([np.ones(n), rows.rank == 0, pieces(confidence)]).astype(np.int64)
     for b in range(bins):
-        np.testing.assert_array_equal(state.binned[b], w[which == b].T @ per_bin[which == b])
+        expected = w[which == b].T @ per_bin[which == b]
+        expected[:, 2:] = canonical(expected[:, 2:])
+        np.testing.assert_array_equal(state.binned[b], expected)
 
 
 def test_bootstrap_sums_made_ahead_are_used_only_for_their_rows():
@@ -543,7 +559,12 @@ def test_bootstrap_table_weights_are_the_table():
 def test_bootstrap_intervals_cover_95_percent():
     """300 seeded synthetic datasets (300 rows, 4 classes, labels drawn from the model's
     probabilities): the 95 % percentile bootstrap intervals (200 replicates) of the mean
-    loss and of the accuracy cover the population's values 93-97 % of the time."""
+    loss and of the accuracy cover the population's values 93-97 % of the time.
+
+    Over 3000 such datasets they covered 95.2 % (loss) and 95.0 % (accuracy); with
+    numpy's default percentile (position ``(B - 1) p``, not ``(B + 1) p``) 93.2 % and
+    93.4 %: the 5.975th of 200 ordered replicates is below the truth 5.975 / 201 = 3 %
+    of the time, not 2.5 %."""
     from xentcli.batch.metrics._bootstrap import BootstrapState
 
     rng = np.random.default_rng(99)
