@@ -292,8 +292,8 @@ class BootstrapState:
         bin_index = np.minimum((rows.confidence * self.bins).astype(np.int64), self.bins - 1)
         total = _Sums((self.replicates, width))
         binned = _Sums((self.bins, self.replicates, 3))
-        sub_total = np.empty((self.replicates, width))
-        sub_binned = np.zeros((self.bins, self.replicates, 3))
+        # one sub-block's sums per bin, every column (the global ones are their sum)
+        sub_sums = np.zeros((self.bins, self.replicates, width))
         seen = np.zeros(self.bins, dtype=bool)
         draw = _Draws(self.seed, source, self.replicates)
         at_once = min(_EXACT_ROWS, max(1, _SUB_WEIGHTS // self.replicates))
@@ -304,21 +304,20 @@ class BootstrapState:
             w = _table_weights(draw(rows.lines[sub])[order])
             v = values[sub][order]
             counts = np.bincount(index, minlength=self.bins)
-            present = np.flatnonzero(counts).tolist()
+            present = np.flatnonzero(counts)
             seen[present] = True
-            sub_total[...] = 0.0
             begin = 0
-            for b in present:
-                end = begin + int(counts[b])
-                for at in range(begin, end, step):
+            for b, end in zip(present.tolist(), np.cumsum(counts[present]).tolist(), strict=True):
+                cut = min(begin + step, end)
+                sums = sub_sums[b]
+                np.matmul(w[begin:cut].T, v[begin:cut], out=sums)
+                for at in range(cut, end, step):
                     stop = min(at + step, end)
-                    sums = w[at:stop].T @ v[at:stop]
-                    sub_binned[b] += sums[:, :3]
-                    sub_total += sums
+                    sums += w[at:stop].T @ v[at:stop]
                 begin = end
-            total.add(sub_total)
-            binned.add(sub_binned)
-            sub_binned[present] = 0.0
+            total.add(sub_sums[present].sum(axis=0))
+            binned.add(sub_sums[:, :, :3])
+            sub_sums[present] = 0.0
         totals = np.zeros_like(self.totals)
         totals[:, 0] = total.count(0)
         totals[:, 1] = total.count(1)
