@@ -20,7 +20,9 @@ weights) of 2**20 or more, and infinite losses, make a replicate that draws them
 infinite.
 
 Each figure's interval is the percentiles ``(1 - level) / 2`` and ``(1 + level) / 2`` of
-its ``B`` replicate values (numpy's default linear interpolation).
+its ``B`` replicate values, each at the position ``(B + 1) p`` of the ordered values,
+linear in between (numpy's ``method="weibull"``): numpy's default position ``(B - 1) p``
+makes the 95 % interval of 200 replicates cover about 94 % (docs/metrics.md).
 """
 
 from __future__ import annotations
@@ -530,8 +532,8 @@ def _names(ks: tuple[int, ...]) -> list[str]:
 def _percentiles(
     values: dict[str, list[float]], level: float
 ) -> dict[str, tuple[float, float] | None]:
-    """The ``(1 -+ level) / 2`` percentiles of each figure's replicates (None if one is
-    undefined)."""
+    """The ``(1 -+ level) / 2`` percentiles of each figure's replicates, at the position
+    ``(B + 1) p`` (None if one is undefined)."""
     low, high = (1 - level) / 2, (1 + level) / 2
     intervals: dict[str, tuple[float, float] | None] = {}
     for name, replicate_values in values.items():
