@@ -445,27 +445,31 @@ def _definition_weights(seed, path, lines, replicates):
 
     words = -(-replicates // 4)
     file_key = int.from_bytes(hashlib.blake2b(path.encode(), digest_size=8).digest(), "little")
-    out = np.empty((len(lines), replicates))
+    generator = np.random.PCG64(np.random.SeedSequence([seed, file_key]))
+    start = generator.state
+    u = np.empty((len(lines), replicates), dtype=np.uint16)
     for i, line in enumerate(lines):
-        generator = np.random.PCG64(np.random.SeedSequence([seed, file_key]))
+        generator.state = start
         generator.advance(int(line) * words)
-        u = generator.random_raw(words).astype("<u8").view("<u2")[:replicates]
-        out[i] = scipy.stats.poisson.ppf((u + 0.5) / 2**16, 1.0)
-    return out
+        u[i] = generator.random_raw(words).astype("<u8").view("<u2")[:replicates]
+    values, inverse = np.unique(u, return_inverse=True)  # ppf once per distinct draw
+    return scipy.stats.poisson.ppf((values + 0.5) / 2**16, 1.0)[inverse].reshape(u.shape)
 
 
-def test_bootstrap_sums_are_the_definitions_integer_sums():
+@pytest.mark.parametrize("replicates", [37, 700])
+def test_bootstrap_sums_are_the_definitions_integer_sums(replicates):
     """The state's integers (the saved state's bits) are, per replicate, the sums of the
     weights (computed here from the definition) times each row's value in units of
     2**-40, held as canonical 20-bit pieces (the first two below 2**20), per equal-width
     bin and in total: whatever the rows' order, gaps in their numbers, class weights,
     infinite or too big losses, confidences of 1, and bins of more rows than one matrix
-    product takes."""
+    product takes. 700 replicates: the rows are drawn 292 at a time, and three such
+    blocks are summed in floats between two additions into the integers (1000 rows)."""
     from xentcli.batch.metrics._bootstrap import BootstrapState
     from xentcli.batch.metrics._rows import MetricRows
 
     rng = np.random.default_rng(21)
-    n, replicates, bins, ks = 2600, 37, 4, (1, 2, 3)
+    n, bins, ks = (2600 if replicates < 100 else 1000), 4, (1, 2, 3)
     confidence = rng.uniform(0.26, 1.0, n)
     confidence[:300] = 0.9  # one bin of 300 rows: several products
     confidence[5:7] = 1.0, 1 - 2**-45  # the latter rounds to 1 at 2**-40 too
@@ -522,6 +526,40 @@ def test_bootstrap_sums_are_the_definitions_integer_sums():
         expected = w[which == b].T @ per_bin[which == b]
         expected[:, 2:] = canonical(expected[:, 2:])
         np.testing.assert_array_equal(state.binned[b], expected)
+
+
+def test_bootstrap_sums_stay_exact_past_2_to_the_53():
+    """20,000 rows whose confidence, loss and Brier term each have all 40 low bits set
+    (2**40 - 1 units of 2**-40): their weighted sums pass 2**53 units, past exact float
+    sums, and must still be the definition's integers (the float sums are added into
+    integers every 1024 rows)."""
+    from xentcli.batch.metrics._bootstrap import BootstrapState
+    from xentcli.batch.metrics._rows import MetricRows
+
+    n = 20_000
+    value = 1 - 2.0**-40  # 2**40 - 1 units
+    rows = MetricRows(
+        label=np.zeros(n, np.int64),
+        predicted=np.zeros(n, np.int64),
+        confidence=np.full(n, value),
+        brier=np.full(n, value),
+        rank=np.zeros(n, np.int64),
+        lines=np.arange(2, n + 2),
+        loss=np.full(n, 1 + value),
+        loss_weight=np.ones(n),
+    )
+    state = BootstrapState(3, 4, (1,), 1)
+    state.update(rows, "big.csv")
+    w = _definition_weights(4, "big.csv", rows.lines, 3).astype(np.int64)
+    units = (2**40 - 1) * w.sum(axis=0)  # per replicate, exactly (below 2**63)
+    assert units.max() > 2**53
+
+    def joined(pieces):
+        return [int(a) + (int(b) << 20) + (int(c) << 40) for a, b, c in pieces]
+
+    assert joined(state.totals[:, 9:12]) == units.tolist()  # Brier
+    assert joined(state.totals[:, 3:6]) == (units + (w.sum(axis=0) << 40)).tolist()  # loss
+    assert joined(state.binned[0, :, 2:5]) == units.tolist()  # confidence
 
 
 def test_bootstrap_sums_made_ahead_are_used_only_for_their_rows():

@@ -153,10 +153,16 @@ class _Sums:
         self.low = np.zeros(shape, dtype=np.int64)
         self.high = np.zeros(shape, dtype=np.int64)
 
-    def add(self, sums: FloatArray) -> None:
+    def add(self, sums: FloatArray, at: IntArray | None = None) -> None:
+        """Add *sums* (exact integers as floats), or add them at the first-axis
+        positions *at* (distinct)."""
         exact = sums.astype(np.int64)
-        self.low += exact & _MASK
-        self.high += exact >> _PIECE
+        if at is None:
+            self.low += exact & _MASK
+            self.high += exact >> _PIECE
+        else:
+            self.low[at] += exact & _MASK
+            self.high[at] += exact >> _PIECE
 
     def count(self, column: int) -> IntArray:
         """The sums of a column of small integers (0/1 per row)."""
@@ -294,14 +300,29 @@ class BootstrapState:
         bin_index = np.minimum((rows.confidence * self.bins).astype(np.int64), self.bins - 1)
         total = _Sums((self.replicates, width))
         binned = _Sums((self.bins, self.replicates, 3))
-        # one sub-block's sums per bin, every column (the global ones are their sum)
-        sub_sums = np.zeros((self.bins, self.replicates, width))
+        # Float sums per bin, every column (the global sums are the bins' added up), of at
+        # most _EXACT_ROWS rows: then added into the integer sums and cleared. Few rows
+        # at once for many replicates, many clears would cost as much as the products.
+        floats = np.empty((self.bins, self.replicates, width))
+        filled = np.zeros(self.bins, dtype=bool)  # the bins holding sums since the clear
+        summed = 0  # the rows in those sums
         seen = np.zeros(self.bins, dtype=bool)
+
+        def clear() -> None:  # a bin's next product is written over its old sums
+            used = np.flatnonzero(filled)
+            total.add(floats[used].sum(axis=0))
+            binned.add(floats[used, :, :3], used)
+            filled[used] = False
+
         draw = _Draws(self.seed, source, self.replicates)
         at_once = min(_EXACT_ROWS, max(1, _SUB_WEIGHTS // self.replicates))
         for start in range(0, n, at_once):
             sub = slice(start, start + at_once)
             index = bin_index[sub]
+            if summed + index.size > _EXACT_ROWS:
+                clear()
+                summed = 0
+            summed += index.size
             order = np.argsort(index, kind="stable")
             w = _table_weights(draw(rows.lines[sub])[order])
             v = values[sub][order]
@@ -311,15 +332,17 @@ class BootstrapState:
             begin = 0
             for b, end in zip(present.tolist(), np.cumsum(counts[present]).tolist(), strict=True):
                 cut = min(begin + step, end)
-                sums = sub_sums[b]
-                np.matmul(w[begin:cut].T, v[begin:cut], out=sums)
+                sums = floats[b]
+                if filled[b]:
+                    sums += w[begin:cut].T @ v[begin:cut]
+                else:  # the bin's first product since the clear: written in place
+                    np.matmul(w[begin:cut].T, v[begin:cut], out=sums)
+                    filled[b] = True
                 for at in range(cut, end, step):
                     stop = min(at + step, end)
                     sums += w[at:stop].T @ v[at:stop]
                 begin = end
-            total.add(sub_sums[present].sum(axis=0))
-            binned.add(sub_sums[:, :, :3])
-            sub_sums[present] = 0.0
+        clear()
         totals = np.zeros_like(self.totals)
         totals[:, 0] = total.count(0)
         totals[:, 1] = total.count(1)
