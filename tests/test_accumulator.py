@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import math
 import pickle
 
 import numpy as np
 import pytest
+from hardening import run
 
 from xentcli.batch.accumulator import (
     BatchAccumulator,
@@ -544,3 +546,101 @@ def test_update_scores_probabilities_and_log_probabilities_as_the_options_say():
     # And they are checked as cross_entropy checks them.
     with pytest.raises(InvalidInputError, match=r"row 0: probabilities sum to 1\.2"):
         BatchAccumulator(3, BatchOptions(scores="probs")).update([[0.5, 0.6, 0.1]], [0])
+
+
+# Rows scaled by 1 + delta, delta in units of the tolerance: off by less than it
+# (accepted as they are) or by more (renormalized, counted: 6 of the 11); the margins
+# are far wider than any rounding of a sum.
+_DELTAS = (0.0, 0.3, -0.3, 0.75, -0.75, 1.25, -1.25, 4.0, -4.0, 0.02, -0.3)
+_ABSOLUTE = (False,) * 9 + (True, True)  # the last two: 2 % and -30 %, whatever the tolerance
+
+
+def _documented_tolerance(k: int) -> float:
+    """docs/input-formats.md: a row's total may be off by min(1e-2, max(1e-5, 5e-5 K))."""
+    return min(1e-2, max(1e-5, 5e-5 * k))
+
+
+def _off_rows(rng: np.random.Generator, n: int, k: int) -> np.ndarray:  # type: ignore[type-arg]
+    """n rows of probabilities in [0, 1], each scaled by 1 + one of _DELTAS in turn."""
+    tol = _documented_tolerance(k)
+    deltas = [d if absolute else d * tol for d, absolute in zip(_DELTAS, _ABSOLUTE, strict=True)]
+    p = rng.dirichlet(np.full(k, 2.0), size=n) * 0.97  # every cell stays <= 1 when scaled
+    p[:, -1] += 0.03
+    return p * (1.0 + np.resize(deltas, n))[:, None]
+
+
+def _batch_json(path, *args: str) -> dict:  # type: ignore[no-untyped-def, type-arg]
+    outcome = run(["batch", str(path), "--renormalize", "--format", "json", *args])
+    assert outcome.code == 0, outcome.stderr
+    return json.loads(outcome.stdout)  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("kind", ["probs", "logprobs"])
+def test_update_counts_renormalized_rows_as_xent_batch_does(tmp_path, kind):
+    # update() once left rows_renormalized at 0 although it divided the rows by their sums.
+    rng = np.random.default_rng(11)
+    n, k = 44, 4
+    p = _off_rows(rng, n, k)
+    scores = p if kind == "probs" else np.log(p)
+    labels = rng.integers(0, k, n)
+    # The count by the documented rule, straight from the values: the sum of the
+    # probabilities (or the log of the sum of exp of the log-probabilities) against 1.
+    tol = _documented_tolerance(k)
+    totals = [math.fsum(row) for row in (p if kind == "probs" else np.exp(scores)).tolist()]
+    if kind == "probs":
+        want = sum(abs(t - 1.0) > tol for t in totals)
+    else:
+        want = sum(abs(math.log(t)) > tol for t in totals)
+    assert want == n * 6 // 11
+    acc = BatchAccumulator(k, BatchOptions(scores=kind, renormalize=True))
+    acc.update(scores[:20], labels[:20])
+    acc.update(scores[20:], labels[20:])
+    summary = acc.summary()
+    assert summary.rows_renormalized == want
+    assert summary.targets_renormalized == 0
+    assert summary.to_json()["rows_renormalized"] == want
+    q = p / p.sum(axis=1, keepdims=True)
+    assert summary.loss == pytest.approx(-np.log(q[np.arange(n), labels]).mean(), rel=1e-12)
+    # The same rows in a CSV file, read by xent batch --renormalize.
+    lines = [
+        ",".join(map(repr, row)) + f",{y}" for row, y in zip(scores.tolist(), labels, strict=True)
+    ]
+    path = tmp_path / "p.csv"
+    path.write_text("a,b,c,d,label\n" + "\n".join(lines) + "\n")
+    data = _batch_json(path, "--scores", kind)
+    assert data["rows_renormalized"] == want
+    assert data["loss"] == pytest.approx(summary.loss, rel=1e-14)
+
+
+def test_update_renormalizes_and_counts_soft_targets_as_xent_batch_does(tmp_path):
+    # update() refused soft targets off by more than the tolerance under renormalize
+    # (xent batch --renormalize divides them by their sums) and never counted them.
+    rng = np.random.default_rng(12)
+    n, k = 33, 3
+    logits = rng.normal(size=(n, k))
+    targets = _off_rows(rng, n, k)
+    tol = _documented_tolerance(k)
+    want = sum(abs(math.fsum(row) - 1.0) > tol for row in targets.tolist())
+    assert want == n * 6 // 11
+    acc = BatchAccumulator(k, BatchOptions(renormalize=True))
+    acc.update(logits, targets=targets)
+    summary = acc.summary()
+    assert (summary.targets_renormalized, summary.rows_renormalized) == (want, 0)
+    t = targets / targets.sum(axis=1, keepdims=True)
+    log_q = logits - logits.max(axis=1, keepdims=True)
+    log_q -= np.log(np.exp(log_q).sum(axis=1, keepdims=True))
+    assert summary.loss == pytest.approx(-(t * log_q).sum(axis=1).mean(), rel=1e-12)
+    lines = [",".join(map(repr, row)) for row in np.hstack([logits, targets]).tolist()]
+    path = tmp_path / "t.csv"
+    path.write_text("a,b,c,t0,t1,t2\n" + "\n".join(lines) + "\n")
+    data = _batch_json(path, "--logit-columns", "a,b,c", "--target-columns", "t0,t1,t2")
+    assert data["targets_renormalized"] == want
+    assert data["loss"] == pytest.approx(summary.loss, rel=1e-14)
+    # A row the readers refuse is still refused, by its row (and cell).
+    bad = targets.copy()
+    bad[5] = 0.0
+    with pytest.raises(InvalidInputError, match=r"^row 5: targets do not sum to 1"):
+        BatchAccumulator(k, BatchOptions(renormalize=True)).update(logits, targets=bad)
+    bad[5, 1] = -0.5
+    with pytest.raises(InvalidInputError, match=r"^row 5, column 1: target must be"):
+        BatchAccumulator(k, BatchOptions(renormalize=True)).update(logits, targets=bad)

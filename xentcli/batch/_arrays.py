@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from xentcli.batch._kinds import target_sums
 from xentcli.batch._prefetch import Stage
 from xentcli.batch._types import SKIPPED_KEPT
 from xentcli.errors import DataError
@@ -241,9 +240,7 @@ class ArrayTable:
         if self._rules.renormalize:
             renormalized = self._rules.check.bad_rows(logits)[1]
             if targets is not None:
-                with np.errstate(invalid="ignore"):
-                    sums = np.abs(target_sums(targets) - 1.0)
-                targets_renormalized = sums > self._rules.target_tolerance
+                targets_renormalized = self._rules.renormalized_target_rows(targets)
                 targets = self._rules.normalized_targets(targets)
         pieces = []
         step = self._chunk_rows

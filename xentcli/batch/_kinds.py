@@ -118,11 +118,16 @@ class RowRules:
             return targets
         return targets / target_sums(targets)[:, None]
 
+    def renormalized_target_rows(self, targets: FloatArray) -> npt.NDArray[np.bool_]:
+        """The target rows that sum to 1 only after dividing by their sum."""
+        if not self.renormalize:
+            return np.zeros(targets.shape[0], dtype=bool)
+        with np.errstate(invalid="ignore"):
+            return np.asarray(np.abs(target_sums(targets) - 1.0) > self.target_tolerance)
+
     def renormalized_targets(self, targets: FloatArray) -> int:
         """How many target rows sum to 1 only after dividing by their sum."""
-        if not self.renormalize:
-            return 0
-        return int(np.count_nonzero(np.abs(target_sums(targets) - 1.0) > self.target_tolerance))
+        return int(np.count_nonzero(self.renormalized_target_rows(targets)))
 
 
 def finish(parsed: ParsedRows, rules: RowRules) -> ParsedRows:

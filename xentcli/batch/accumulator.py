@@ -39,6 +39,7 @@ import numpy as np
 import numpy.typing as npt
 
 from xentcli import core
+from xentcli.batch._kinds import RowRules
 from xentcli.batch._records import STATE_COMPONENTS, BatchOptions, FileRecord, WorstRow
 from xentcli.batch._types import SKIPPED_KEPT
 from xentcli.batch.exact_mean import Interval, SlowSums, UndecidedRoundingError, certain, slow_part
@@ -845,7 +846,9 @@ class BatchAccumulator:
 
         The arrays are checked as :func:`~xentcli.core.cross_entropy` checks them
         (a ValueError subclass names the row); the worst rows are named
-        ``source:row N``, N counting the rows fed under *source* from 1.
+        ``source:row N``, N counting the rows fed under *source* from 1. With the
+        options' ``renormalize``, rows of scores and of soft targets whose total is off
+        (beyond the default tolerance) are divided by it and counted, as a reader does.
         """
         y = np.ascontiguousarray(logits, dtype=np.float64)
         if y.ndim != 2:
@@ -853,13 +856,22 @@ class BatchAccumulator:
         if y.shape[0] == 0:
             return
         opts = self.options
+        # The readers' row rules (the tolerance, renormalize): the rows renormalized are
+        # counted by the same code as from a file, so the counts agree with xent batch.
+        rules = RowRules(self._columns, self.k, renormalize=opts.renormalize, kind=opts.scores)
+        t = None if targets is None else np.asarray(targets, dtype=np.float64)
+        renormalized = targets_renormalized = 0
+        if rules.renormalize and y.shape[1] == self._columns:
+            renormalized = rules.bad_score_rows(y)[1]
+        if t is not None and rules.renormalize and t.shape == (y.shape[0], self.k):
+            t, targets_renormalized = _renormalized_targets(t, rules)
         # The scores as the options say they are (probabilities, log-probabilities, one
         # column for the binary case), checked as cross_entropy checks them.
         scores, kind = self._scores(y) if y.shape[1] == self._columns else (y, opts.scores)
         rows = core.row_losses(
             scores,
             labels,
-            targets=targets,
+            targets=t,
             weights=self.weights,
             ignore_index=opts.ignore_index,
             label_smoothing=opts.label_smoothing,
@@ -877,9 +889,11 @@ class BatchAccumulator:
             source,
             y,
             None if labels is None else np.asarray(labels, dtype=np.int64).reshape(-1),
-            None if targets is None else np.asarray(targets, dtype=np.float64),
+            t,
             np.arange(first, first + y.shape[0], dtype=np.int64),
             unit="row",
+            renormalized=renormalized,
+            targets_renormalized=targets_renormalized,
             weights=None
             if sample_weights is None
             else np.asarray(sample_weights, dtype=np.float64).reshape(-1),
@@ -1602,3 +1616,16 @@ def summarize(
     for chunk in chunks:
         acc.add(chunk)
     return acc.summary()
+
+
+def _renormalized_targets(targets: FloatArray, rules: RowRules) -> tuple[FloatArray, int]:
+    """*targets* (N, K) with each row divided by its sum, as a reader divides them, and
+    how many rows summed to 1 only after that.
+
+    A row the readers refuse (a bad cell, every target 0) is left as given: the
+    kernel's check then names its row (and cell).
+    """
+    bad = rules.bad_target_rows(targets)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        divided = rules.normalized_targets(targets)
+    return np.where(bad[:, None], targets, divided), rules.renormalized_targets(targets)
