@@ -671,6 +671,26 @@ def test_read_error_while_reading() -> None:
     assert_clean_error(outcome, 1, where="/proc/self/mem", contains=("input/output error",))
 
 
+def test_read_error_in_a_npy_file_names_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The .npy reader reads rows with np.fromfile; its EIO once escaped every reader's
+    # message and xent batch said `Error: Input/output error`, naming no file.
+    import errno
+
+    import numpy as np
+
+    monkeypatch.chdir(tmp_path)
+    np.save("s.npy", np.array([[1.0, 2.0], [0.0, 1.0]]))
+    np.save("l.npy", np.array([0, 1]))
+
+    def failing(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(np, "fromfile", failing)
+    outcome = run(["batch", "s.npy", "--labels", "l.npy"])
+    line = "Error: s.npy: cannot read file data: [Errno 5] Input/output error\n"
+    assert (outcome.code, outcome.stderr, outcome.stdout) == (1, line, "")
+
+
 # ------------------------------------------------ xent compute --from: reading errors
 # compute --from reads its row as xent batch reads a file, through the same mapping of
 # reading errors to exit codes (cli/tools.reading_errors): each case's line and code.

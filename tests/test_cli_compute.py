@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import builtins
+import contextlib
 import csv
+import errno
 import io
 import json
+import os
 
 import mpfields
 import pytest
@@ -452,3 +456,86 @@ def test_help_examples_run():
         assert words[:2] == ["xent", "compute"]
         result = run(*words[1:])
         assert result.exit_code == 0, (example, result.stderr)
+
+
+# ---------------------------------------------------- --from: the file's own errors
+# Each is one line `Error: FILE...: reason` on stderr, exit 1 (docs/errors.md), nothing
+# on stdout, run through xentcli.cli.main.main as the installed script runs it (its
+# mapping of a system error that escapes a command is part of what is tested).
+
+
+def _secret_is_unreadable(monkeypatch: pytest.MonkeyPatch) -> None:
+    # chmod 000 means nothing to root (the tests' user): open() refuses it instead.
+    real = builtins.open
+
+    def refusing(file, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if str(file).endswith("secret.csv"):
+            raise PermissionError(errno.EACCES, "Permission denied", str(file))
+        return real(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", refusing)
+
+
+def _vanishing_is_removed_when_opened(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Removed between the reader's stat (it exists, a file) and its open.
+    real = builtins.open
+
+    def removing(file, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if str(file).endswith("vanishing.csv"):
+            os.unlink(file)
+        return real(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", removing)
+
+
+def _the_reader_lets_a_read_error_through(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A system error that no reader turns into its own message (EIO from a layer the
+    # readers do not wrap): compute once printed `Error: Input/output error`, no file.
+    @contextlib.contextmanager
+    def failing(path, options):  # type: ignore[no-untyped-def]
+        raise OSError(errno.EIO, "Input/output error")
+        yield
+
+    monkeypatch.setattr("xentcli.batch.one_row.open_table", failing)
+
+
+FROM_FILE_ERRORS = [
+    ("nope.csv", None, "Error: nope.csv: no such file\n"),
+    ("adir", None, "Error: adir: is a directory, not a file\n"),
+    ("secret.csv", _secret_is_unreadable, "Error: secret.csv: permission denied\n"),
+    ("latin1.csv", None, "Error: latin1.csv:2:2: not valid UTF-8 ('1,\\\\xe92,0')\n"),
+    ("empty.csv", None, "Error: empty.csv: file is empty\n"),
+    ("blank.csv", None, "Error: blank.csv: file is empty\n"),
+    ("vanishing.csv", _vanishing_is_removed_when_opened, "Error: vanishing.csv: no such file\n"),
+    ("t.csv", _the_reader_lets_a_read_error_through,
+     "Error: t.csv: cannot read file data: [Errno 5] Input/output error\n"),
+    ("new\nline.csv", None, "Error: 'new\\nline.csv': no such file\n"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "fault", "line"), FROM_FILE_ERRORS)
+def test_from_names_the_file_and_the_reason(tmp_path, monkeypatch, name, fault, line):
+    from hardening import run as run_main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "adir").mkdir()
+    for good in ("t.csv", "secret.csv", "vanishing.csv"):
+        (tmp_path / good).write_text("a,b,label\n1,2,0\n")
+    (tmp_path / "latin1.csv").write_bytes("a,b,label\n1,é2,0\n".encode("latin-1"))
+    (tmp_path / "empty.csv").write_bytes(b"")
+    (tmp_path / "blank.csv").write_text("\n  \n\t\n")
+    if fault is not None:
+        fault(monkeypatch)
+    outcome = run_main(["compute", "--from", f"{name}:2"])
+    assert (outcome.code, outcome.stderr, outcome.stdout) == (1, line, "")
+
+
+def test_from_reads_the_same_file_without_a_fault(tmp_path, monkeypatch):
+    # The files of the faults above are good files: each error is the fault's.
+    from hardening import run as run_main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "secret.csv").write_text("a,b,label\n1,2,0\n")
+    outcome = run_main(["compute", "--from", "secret.csv:2", "--format", "json"])
+    assert outcome.code == 0, outcome.stderr
+    assert json.loads(outcome.stdout)["logits"] == [1.0, 2.0]

@@ -930,8 +930,11 @@ class _NpyRows:
     def __getitem__(self, rows: slice) -> npt.NDArray[Any]:
         start, stop, _ = rows.indices(len(self))
         count = max(0, stop - start) * self._row
-        self._handle.seek(self._offset + start * self._row * self.dtype.itemsize)
-        values = np.fromfile(self._handle, dtype=self.dtype, count=count)
+        try:
+            self._handle.seek(self._offset + start * self._row * self.dtype.itemsize)
+            values = np.fromfile(self._handle, dtype=self.dtype, count=count)
+        except OSError as error:  # a read error (EIO): the file's, as the text reader says
+            raise _file_error(self.path, f"cannot read file data: {error}") from None
         if len(values) != count:
             raise _file_error(self.path, "the file is shorter than its header says (truncated)")
         return values.reshape((max(0, stop - start), *self.shape[1:]))

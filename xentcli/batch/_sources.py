@@ -234,6 +234,8 @@ class Source:
             raise self._error("is a directory, not a file")
         try:
             handle = stack.enter_context(opener(path, "rb", buffering=0))
+        except FileNotFoundError:  # removed since the stat: missing all the same
+            raise self._error("no such file") from None
         except PermissionError:
             raise self._error("permission denied") from None
         except OSError as error:

@@ -106,7 +106,9 @@ def _read_from(
         multilabel=multilabel,
         roles=(),  # only --logit-columns chooses the score columns here
     )
-    with reading_errors(lambda: path):  # as xent batch maps them
+    # As xent batch maps them; only this file is read here (nothing is written), so any
+    # system error is this file's and names it (the readers name theirs already).
+    with reading_errors(lambda: path, reads_only=True):
         return read_row(path, int(number), options)
 
 

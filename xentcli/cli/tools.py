@@ -64,10 +64,16 @@ def make_console(
 
 
 @contextlib.contextmanager
-def reading_errors(current: Callable[[], str]) -> Iterator[None]:
+def reading_errors(current: Callable[[], str], *, reads_only: bool = False) -> Iterator[None]:
     """Map what reading files can raise to the exit codes: an option naming no column and
     a library's usage error exit 2, a bad cell or file 1; *current* names the file being
-    read when the system's error carries no place."""
+    read when the system's error carries no place.
+
+    *reads_only*: the block reads *current* and writes nothing, so any other system
+    error (EIO, ENXIO, ...) is that file's too, named with it (exit 1). Otherwise (xent
+    batch also writes its per-row file and stdout in the block) it is left to the
+    command's caller, which reports a write error (a full disk, a closed pipe) as such.
+    """
     try:
         yield
     except ColumnError as error:  # an option naming no column: a usage error
@@ -77,8 +83,17 @@ def reading_errors(current: Callable[[], str]) -> Iterator[None]:
     except XentError as error:
         raise BadInvocation.of(error) from None
     except IsADirectoryError:
-        raise BadData(f"{current()}: is a directory") from None
+        raise BadData(_about(current(), "is a directory, not a file")) from None
     except FileNotFoundError:
-        raise BadData(f"{current()}: no such file") from None
+        raise BadData(_about(current(), "no such file")) from None
     except PermissionError:
-        raise BadData(f"{current()}: permission denied") from None
+        raise BadData(_about(current(), "permission denied")) from None
+    except OSError as error:
+        if not reads_only:
+            raise
+        raise BadData(_about(current(), f"cannot read file data: {error}")) from None
+
+
+def _about(path: str, reason: str) -> str:
+    """``PATH: reason``, the path quoted as a reader's error quotes it (one line)."""
+    return str(DataError(path, None, None, reason))
