@@ -248,14 +248,15 @@ class BootstrapState:
         parsing of the next.
 
         The rows are taken ``_SUB_WEIGHTS // B`` (at most ``_EXACT_ROWS``) at a time,
-        sorted by calibration bin;
-        each bin's rows make one product ``weights.T @ values`` whose columns are its sums
-        (rows, right rows, confidence) and the global ones (loss, Brier, hits): the
-        global sums are the bins' added up, so one pass over the weights gives both.
-        Columns known without a product are left out of it: the loss weight when every
-        row's is 1 (its pieces are then (0, 0, 1): its sums are the row counts) and the
-        count of too-big losses when there are none. Every sum is an exact integer, so
-        the totals are the same bits whatever the grouping of the rows.
+        sorted by calibration bin; each bin's rows make products ``weights.T @ values``
+        whose columns are its sums (rows, right rows, confidence) and the global ones
+        (loss, Brier, hits): the global sums are the bins' added up, so one pass over the
+        weights gives both. The float sums of at most ``_EXACT_ROWS`` rows are exact;
+        then they are added into int64 sums. Columns known without a product are left
+        out of it: the loss weight when every row's is 1 (its pieces are then (0, 0, 1):
+        its sums are the row counts) and the count of too-big losses when there are
+        none. Every sum is an exact integer, so the totals are the same bits whatever
+        the grouping of the rows.
         """
         n = len(rows)
         if n == 0:
