@@ -467,17 +467,20 @@ def test_a_probability_file_is_detected_and_scored_as_pytorch_and_scikit_learn(
     assert got["infinite_rows"] == []
 
 
-def test_the_table_says_what_the_scores_are_and_leaves_out_the_study_line(work: Path) -> None:
+def test_the_table_says_what_the_scores_are_and_how_to_study_the_worst_row(work: Path) -> None:
     p, z = probabilities(n=20)
     path = write(work / "m.csv", p, z)
     table = ok(["batch", str(path), "--sigmoid", "--target-columns", "y_*"]).stdout
     assert "Scores: probabilities (detected; --scores to override)\n" in table
     assert "(binary cross-entropy of the probabilities, per label)" in table
     assert "Predicted 1                           where the label's probability is > 0.5" in table
-    # xent compute --sigmoid reads logits: no command that would read these as logits.
-    assert "Study the worst row" not in table
+    # Detected: xent compute --sigmoid --from detects them alike, no --scores needed.
+    study = table.split("Study the worst row step by step: ")[1]
+    assert study.startswith(f"xent compute --sigmoid --from {path}:")
+    assert study.endswith(" --target-columns 'y_*'\n")
     given = ok(["batch", str(path), "--sigmoid", "--target-columns", "y_*", "--scores", "probs"])
     assert "Scores: probabilities\n" in given.stdout
+    assert given.stdout.endswith(" --target-columns 'y_*' --scores probs\n")
     csv_out = ok(
         ["batch", str(path), "--sigmoid", "--target-columns", "y_*", "--format", "csv"]
     ).stdout
@@ -675,24 +678,27 @@ def test_parquet_probabilities_are_detected_too(work: Path) -> None:
     assert outcome.stderr == "Error: bad.parquet:row 4:logit_1: probability is above 1 (1.5)\n"
 
 
-def test_compute_sigmoid_from_a_probability_file_is_refused_not_read_as_logits(
+def test_compute_sigmoid_from_a_probability_file_works_the_row_through_as_probabilities(
     work: Path,
 ) -> None:
-    """xent compute --sigmoid works logits through: a row of probabilities is a usage
-    error naming the file, not a silent trace of sigma(p); --scores logits says they are
-    logits, and xent batch's study line carries it when it was given."""
+    """xent compute --sigmoid --from detects probabilities as xent batch --sigmoid does,
+    says so, and scores the row as batch scored it (the worst row's loss to the bit), not
+    as sigma(p); --scores logits says they are logits, and xent batch's study line
+    carries it when it was given."""
     import shlex
 
     p, z = probabilities(n=12, seed=16)
     write(work / "m.csv", p, z)
-    outcome = run(["compute", "--sigmoid", "--from", "m.csv:2", "--target-columns", "y_*"])
-    assert outcome.code == 2
-    assert outcome.stdout == ""
-    assert outcome.stderr == (
-        "Error: --sigmoid works logits through, but m.csv holds probabilities (detected from"
-        " its first rows; --scores logits if they are logits): xent batch --sigmoid scores"
-        " probabilities\n"
-    )
+    table = ok(["batch", "m.csv", "--sigmoid", "--target-columns", "y_*"]).stdout
+    command = table.split("Study the worst row step by step: ")[1].strip()
+    outcome = run([*shlex.split(command)[1:], "--format", "json"])
+    assert outcome.code == 0
+    assert outcome.stderr == "Scores: probabilities (detected; --scores to override)\n"
+    row = json.loads(outcome.stdout)
+    assert (row["scores"], row["scores_detected"]) == ("probs", True)
+    worst = batch_json(work / "m.csv")["worst"][0]
+    assert command.split(" --from ")[1].startswith(f"m.csv:{worst['line']} ")
+    assert row["loss"] == worst["loss"]
     args = ["batch", "m.csv", "--sigmoid", "--target-columns", "y_*", "--scores", "logits"]
     table = ok(args).stdout
     command = table.split("Study the worst row step by step: ")[1].strip()

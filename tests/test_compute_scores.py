@@ -247,8 +247,9 @@ def test_frameworks_see_the_implied_logits() -> None:
             " way), not --logprobs",
         ),
         (
-            ["--probs", "0.5,0.5", "--sigmoid", "--target", "1,0"],
-            "Error: --sigmoid takes logits (--logits), not --probs",
+            ["--probs", "0.5,0.5", "--sigmoid", "--target", "1,0", "--naive"],
+            "Error: --naive goes with --logits (it shows sigma(x) taken first, then its log),"
+            " not --probs",
         ),
         (
             ["--probs", "0.5,0.5", "--weights", "1,2,3", "--label", "0"],

@@ -118,7 +118,7 @@ def render_table(summary: MultiLabelSummary, console: Console, *, study: str | N
 
     With *study* (the column and loss options as command-line text), the worst row is
     followed by the ``xent compute --sigmoid --from FILE:LINE`` command that works it
-    through, for logits only (xent compute --sigmoid reads logits). Plain output has its
+    through (logits, probabilities or log-probabilities alike). Plain output has its
     lines' trailing padding removed.
     """
     if console.is_terminal:
@@ -275,8 +275,7 @@ def _render_worst(summary: MultiLabelSummary, console: Console, study: str | Non
         table.add_row(str(rank), w.place, number(w.loss), wrong)
     _print_fitted(console, table, 1)  # never cut into the file name and line
     first = summary.worst[0]
-    readable = summary.scores == "logits"  # xent compute --sigmoid reads logits only
-    if study is not None and readable and first.unit == "line" and first.file != "<stdin>":
+    if study is not None and first.unit == "line" and first.file != "<stdin>":
         command = (
             f"xent compute --sigmoid --from {shlex.quote(f'{first.file}:{first.line}')}{study}"
         )

@@ -132,9 +132,9 @@ def run(
 
     read_fields = column_fields(*columns)
     # What xent compute --sigmoid --from needs to read the worst row and score it alike.
-    study = column_arguments(*columns)  # (left out unless the scores are logits)
-    if params["scores"] == "logits":  # given: compute would detect as batch would have
-        study += " --scores logits"
+    study = column_arguments(*columns)
+    if params["scores"] != "auto":  # given: compute would detect as batch would have
+        study += f" --scores {params['scores']}"
     if pos_weight is not None:
         study += " --pos-weight " + ",".join(map(repr, pos_weight))
     if params["loss"].base != "e":

@@ -7,7 +7,7 @@ value is one line ``Error: ...`` on stderr with exit code 2 (:class:`BadInvocati
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import click
 
@@ -49,6 +49,7 @@ Examples:
   xent compute --logits 0,-40 --label 0 --frameworks
   xent compute --logits 0,-36.04 --label 1 --dtype bfloat16
   xent compute --sigmoid --logits 2.0,-1.0,0.5 --target 1,0,1 --pos-weight 1,1,3
+  xent compute --sigmoid --probs 0.7,0.2,0.9 --target 1,0,1 --explain
   xent compute --logits 0,-40 --label 0 --naive --digits 17
   xent compute --logits 1.2,2.3,0.8 --label 1 --format latex > loss.tex
 """
@@ -179,7 +180,8 @@ def _message(error: XentError, written: dict[str, list[str]], scores: str = "--l
     type=click.Choice(["auto", "logits", "probs", "logprobs"]),
     default=None,
     help="With --from: what the file's score columns hold (default auto: detected from"
-    " the file's first rows, as xent batch detects it, and said on stderr).",
+    " the file's first rows, as xent batch detects it, and said on stderr; with --sigmoid"
+    " every score in [0, 1] is probs, else logits).",
 )
 @click.option(
     "--logits",
@@ -192,14 +194,16 @@ def _message(error: XentError, written: dict[str, list[str]], scores: str = "--l
     type=NUMBERS,
     metavar="LIST",
     help="Instead of --logits: K probabilities (each in [0, 1], summing to 1 within the"
-    " tolerance of xent batch); the loss is -log q_label of the given values.",
+    " tolerance of xent batch); the loss is -log q_label of the given values. With"
+    " --sigmoid: one probability per label, each in [0, 1].",
 )
 @click.option(
     "--logprobs",
     type=NUMBERS,
     metavar="LIST",
     help="Instead of --logits: K log-probabilities (each <= 0, log-sum-exp 0 within the"
-    " tolerance); the loss is -log q_label as given.",
+    " tolerance); the loss is -log q_label as given. With --sigmoid: log p per label, each"
+    " <= 0 (-inf is p = 0).",
 )
 @click.option(
     "--label",
@@ -236,7 +240,9 @@ def _message(error: XentError, written: dict[str, list[str]], scores: str = "--l
     "--sigmoid",
     is_flag=True,
     help="Sigmoid outputs: each logit is its own yes/no label, with --target 0/1 (or soft)"
-    " per label; the binary cross-entropy with logits (PyTorch's BCEWithLogitsLoss).",
+    " per label; the binary cross-entropy with logits (PyTorch's BCEWithLogitsLoss). With"
+    " --probs or --logprobs, of the given probabilities (PyTorch's BCELoss, unclamped: as"
+    " xent batch --sigmoid --scores probs).",
 )
 @click.option(
     "--pos-weight",
@@ -303,6 +309,8 @@ def compute(
     Without --label or --target it shows the softmax and the predicted class only.
     With --probs or --logprobs instead of --logits the steps start from the given
     distribution q: the loss is -log q_label, and log q are the logits it implies.
+    With --sigmoid each score is a label of its own, against its --target: the binary
+    cross-entropy of sigma(x), or of the given probability p (no sigmoid step).
     """
     from xentcli.cli.tools import make_console
     from xentcli.compute import render
@@ -328,19 +336,13 @@ def compute(
             raise BadInvocation("--from reads the scores and the label from the file: give"
                                 " --logits, --probs, --logprobs, --label and --target"
                                 " without it")  # fmt: skip
-        if sigmoid and file_scores not in (None, "logits"):
-            raise BadInvocation(f"--sigmoid takes logits, not --scores {file_scores}")
         scores_read = file_scores or "auto"
+        # --sigmoid: the kind detected by xent batch --sigmoid's rule (every score in
+        # [0, 1]: probabilities), and the row checked as it checks it.
         row = _read_from(from_spec, columns, classes, scores_read, multilabel=sigmoid)
-        if sigmoid and row.scores != "logits":
-            # Never work probabilities through as logits in silence (xent batch --sigmoid
-            # detects them alike): the --sigmoid trace starts from logits.
-            raise BadInvocation(
-                f"--sigmoid works logits through, but {from_spec.rpartition(':')[0]} holds"
-                " probabilities (detected from its first rows; --scores logits if they are"
-                " logits): xent batch --sigmoid scores probabilities"
-            )
-        values, scores = (list(row.logits), "logits") if sigmoid else _row_scores(row)
+        values, scores = (list(row.logits), row.scores) if sigmoid else _row_scores(row)
+        if sigmoid:  # the option that would have given them, for --sigmoid's messages
+            scores_option = {"logits": "--logits", "probs": "--probs"}.get(scores, "--logprobs")
         written = {"logit": [repr(v) for v in values], "score": [repr(v) for v in values]}
         label = row.label
         row_targets = list(row.targets) if row.targets is not None else None
@@ -366,11 +368,13 @@ def compute(
         if label_text is not None and targets is not None:
             raise BadInvocation("give one of --label and --target, not both")
         label = None
-    if sigmoid and scores != "logits":
-        raise BadInvocation(f"--sigmoid takes logits (--logits), not {scores_option}")
     if sigmoid:
+        if from_spec is not None and row.scores_detected:
+            click.echo(_scores_said(row), err=True)
+        kind = _SigmoidGiven(scores, scores_option, written["logit"],
+                             from_spec is not None and row.scores_detected)  # fmt: skip
         _sigmoid(values, label_text, targets, row_targets, pos_weight, loss, output_format,
-                 explain, naive, frameworks, dtype, digits)  # fmt: skip
+                 explain, naive, frameworks, dtype, digits, kind)  # fmt: skip
         return
     if pos_weight is not None:
         raise BadInvocation("--pos-weight goes with --sigmoid")
@@ -474,6 +478,32 @@ def _csv(trace: Any, naive: bool, frameworks: bool, dtype: str | None) -> str:
     return render.to_csv(trace, naive=naive)
 
 
+class _SigmoidGiven(NamedTuple):
+    """What ``--sigmoid`` was given: the kind of scores, the option that gave them, the
+    items as written (for the error messages), whether the kind was detected."""
+
+    kind: str
+    option: str
+    written: list[str]
+    detected: bool
+
+
+def _check_sigmoid_scores(given: _SigmoidGiven, values: list[float]) -> None:
+    """A probability outside [0, 1], a log-probability above 0 or NaN: the option, the
+    item and the value, with xent batch --sigmoid's wording of the cell's fault."""
+    if given.kind == "logits":
+        return  # checked by bce_with_logits (finite), named as for the softmax
+    import numpy as np
+
+    from xentcli.core import SigmoidScoreCheck
+
+    fault = SigmoidScoreCheck(given.kind, 0.0).row_error(np.asarray(values, dtype=np.float64))  # type: ignore[arg-type]
+    if fault is not None:
+        column, reason = fault
+        assert column is not None
+        raise BadInvocation(f"{given.option}: {reason} at item {column}: {given.written[column]!r}")
+
+
 def _sigmoid(
     values: list[float],
     label_text: str | None,
@@ -487,8 +517,10 @@ def _sigmoid(
     frameworks: bool,
     dtype: str | None,
     digits: int,
+    given: _SigmoidGiven,
 ) -> None:
-    """``xent compute --sigmoid``: each logit a label of its own, against its target."""
+    """``xent compute --sigmoid``: each logit (or probability, log-probability) a label of
+    its own, against its target."""
     from xentcli.compute import sigmoid as bce
 
     k = len(values)
@@ -496,7 +528,8 @@ def _sigmoid(
         raise BadInvocation("--sigmoid takes a 0/1 (or soft) --target per label, not --label")
     z = list(targets) if targets is not None else row_targets
     if z is None:
-        raise BadInvocation("--sigmoid needs --target: one 0/1 (or soft) value per logit")
+        one = {"logits": "logit", "probs": "probability"}.get(given.kind, "log-probability")
+        raise BadInvocation(f"--sigmoid needs --target: one 0/1 (or soft) value per {one}")
     if len(z) != k:
         raise BadInvocation(str(CountError("--target", len(z), "value", k, per="label")))
     if pos_weight is not None and len(pos_weight) != k:
@@ -514,8 +547,17 @@ def _sigmoid(
         raise BadInvocation(
             "--sigmoid has no CSV form; use --format table, json, markdown or latex"
         )
+    if naive and given.kind != "logits":
+        raise BadInvocation(
+            "--naive goes with --logits (it shows sigma(x) taken first, then its log), not"
+            f" {given.option}"
+        )
+    _check_sigmoid_scores(given, values)
     try:
-        trace = bce.build(values, z, pos_weight, loss.base)
+        if given.kind == "logits":
+            trace = bce.build(values, z, pos_weight, loss.base)
+        else:
+            trace = bce.build_given(values, z, pos_weight, loss.base, given.kind, given.detected)
     except XentError as error:
         raise BadInvocation(_message(error, {"target": [repr(v) for v in z]})) from None
     if output_format == "json":
