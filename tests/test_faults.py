@@ -33,6 +33,7 @@ from hardening import (
 )
 
 HEADER = b"a,b,c,label\n"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def rows(n: int, start: int = 0) -> bytes:
@@ -92,6 +93,35 @@ def test_summary_into_a_closed_pipe_ends_quietly(big_csv: Path) -> None:
     stderr = done.stderr.decode()
     assert_no_traceback(Outcome(done.returncode, "", stderr))
     assert stderr == ""
+    assert done.returncode == 141
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["compute", "--logits", "1.2,2.3,0.8", "--label", "1"],
+        ["compare", "examples/digits.csv", "examples/digits_boosted.csv"],
+    ],
+    ids=["compute table", "compare table"],
+)
+def test_tables_into_a_closed_pipe_end_quietly(args: list[str]) -> None:
+    """rich's console exits 1 on a broken pipe by itself: the tables exit 141 too."""
+    reader_end, writer_end = os.pipe()
+    os.close(reader_end)
+    try:
+        done = subprocess.run(
+            command(*args),
+            stdout=writer_end,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            env=process_env(),
+            timeout=120,
+            check=False,
+            cwd=ROOT,
+        )
+    finally:
+        os.close(writer_end)
+    assert done.stderr.decode() == ""
     assert done.returncode == 141
 
 

@@ -39,6 +39,13 @@ class BadData(click.ClickException):
     exit_code = ExitCode.BAD_DATA
 
 
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """A closed output pipe ends the command with exit 141 (cli/main.py), as for
+        every other writer; rich's own handler would exit 1."""
+        raise BrokenPipeError
+
+
 def make_console(
     file: IO[str] | None = None, *, stderr: bool = False, width: int | None = None
 ) -> Console:
@@ -51,7 +58,7 @@ def make_console(
     is_terminal = stream.isatty() if hasattr(stream, "isatty") else False
     if width is None and os.environ.get("COLUMNS", "").isdigit():
         width = int(os.environ["COLUMNS"])
-    return Console(
+    return _Console(
         file=stream,
         width=width if width is not None else (None if is_terminal else 100),
         force_terminal=is_terminal,
