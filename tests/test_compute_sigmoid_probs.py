@@ -242,6 +242,10 @@ def test_the_same_numbers_as_xent_batch_on_a_one_row_file(kind: str, tmp_path: P
     assert json.loads(read.stdout) == given
 
 
+def read_args(path: Path) -> list[str]:
+    return ["compute", "--sigmoid", "--from", f"{path}:2", "--target-columns", "y_*"]
+
+
 def test_from_detects_probabilities_and_says_so(tmp_path: Path) -> None:
     path = _one_row_file(tmp_path / "row.csv", P)
     args = ["compute", "--sigmoid", "--from", f"{path}:2", "--target-columns", "y_*"]
@@ -257,9 +261,11 @@ def test_from_detects_probabilities_and_says_so(tmp_path: Path) -> None:
     assert logits["probabilities"] == [1 / (1 + math.exp(-p)) for p in P]
     # Log-probabilities are never detected (rare labels' logits are negative too).
     logs = _one_row_file(tmp_path / "logs.csv", [-0.5, -2.0])
-    read = run("compute", "--sigmoid", "--from", f"{logs}:2", "--target-columns", "y_*")
+    read = run(*read_args(logs))
     assert read.stderr == "Scores: logits (detected; --scores to override)\n"
     assert read.stdout.startswith("Sigmoid cross-entropy: 2 labels (binary cross-entropy with")
+    as_json = json.loads(run(*read_args(logs), "--format", "json").stdout)
+    assert (as_json["scores"], as_json["scores_detected"]) == ("logits", True)
     bad = _one_row_file(tmp_path / "bad.csv", [0.5, 1.5])
     refused = run("compute", "--sigmoid", "--from", f"{bad}:2", "--target-columns", "y_*",
                   "--scores", "probs")  # fmt: skip
@@ -297,7 +303,12 @@ def test_bad_values_are_one_line_and_exit_2(args: list[str], message: str) -> No
         args = [*args, "--target", "1,0"]
     result = run("compute", "--sigmoid", *args)
     assert (result.exit_code, result.stdout, result.stderr) == (2, "", f"Error: {message}\n")
-    no_target = run("compute", "--sigmoid", "--logprobs", "-1")
-    assert no_target.stderr == (
-        "Error: --sigmoid needs --target: one 0/1 (or soft) value per log-probability\n"
+
+
+def test_no_target_says_what_the_target_is_for() -> None:
+    result = run("compute", "--sigmoid", "--logprobs", "-1")
+    assert (result.exit_code, result.stdout, result.stderr) == (
+        2,
+        "",
+        "Error: --sigmoid needs --target: one 0/1 (or soft) value per log-probability\n",
     )

@@ -555,7 +555,10 @@ def _sigmoid(
     _check_sigmoid_scores(given, values)
     try:
         if given.kind == "logits":
+            import dataclasses
+
             trace = bce.build(values, z, pos_weight, loss.base)
+            trace = dataclasses.replace(trace, scores_detected=given.detected)
         else:
             trace = bce.build_given(values, z, pos_weight, loss.base, given.kind, given.detected)
     except XentError as error:
