@@ -267,6 +267,19 @@ def test_usage_errors(args: list[str], message: str) -> None:
     assert (result.exit_code, result.stdout, result.stderr) == (2, "", message + "\n")
 
 
+def test_naive_refused_for_a_file_of_probabilities_names_them(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """--naive with --from a file of probabilities names what the file holds (the message
+    once said "not --logits" for every file)."""
+    path = tmp_path / "p.csv"
+    path.write_text("a,b,c,label\n0.2,0.7,0.1,1\n")
+    result = run("--from", f"{path}:2", "--naive")
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr.endswith(
+        "Error: --naive goes with --logits (it shows the softmax of logits computed another"
+        " way), not --probs\n"
+    )
+
+
 # ------------------------------------------------ xent compute --from FILE:LINE --scores
 def _proba_file(tmp_path):  # type: ignore[no-untyped-def]
     """A scikit-learn classifier's predict_proba, written by pandas as people write it."""

@@ -341,8 +341,8 @@ def compute(
         # [0, 1]: probabilities), and the row checked as it checks it.
         row = _read_from(from_spec, columns, classes, scores_read, multilabel=sigmoid)
         values, scores = (list(row.logits), row.scores) if sigmoid else _row_scores(row)
-        if sigmoid:  # the option that would have given them, for --sigmoid's messages
-            scores_option = {"logits": "--logits", "probs": "--probs"}.get(scores, "--logprobs")
+        # the option that would have given them, for the messages
+        scores_option = {"logits": "--logits", "probs": "--probs"}.get(scores, "--logprobs")
         written = {"logit": [repr(v) for v in values], "score": [repr(v) for v in values]}
         label = row.label
         row_targets = list(row.targets) if row.targets is not None else None
