@@ -75,37 +75,9 @@ def test_per_row_into_head_ends_quietly(big_csv: Path) -> None:
     assert code == 141
 
 
-def test_summary_into_a_closed_pipe_ends_quietly(big_csv: Path) -> None:
-    reader_end, writer_end = os.pipe()
-    os.close(reader_end)  # nobody will ever read: the first write fails with EPIPE
-    try:
-        done = subprocess.run(
-            command("batch", str(big_csv)),
-            stdout=writer_end,
-            stderr=subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
-            env=process_env(),
-            timeout=120,
-            check=False,
-        )
-    finally:
-        os.close(writer_end)
-    stderr = done.stderr.decode()
-    assert_no_traceback(Outcome(done.returncode, "", stderr))
-    assert stderr == ""
-    assert done.returncode == 141
-
-
-@pytest.mark.parametrize(
-    "args",
-    [
-        ["compute", "--logits", "1.2,2.3,0.8", "--label", "1"],
-        ["compare", "examples/digits.csv", "examples/digits_boosted.csv"],
-    ],
-    ids=["compute table", "compare table"],
-)
-def test_tables_into_a_closed_pipe_end_quietly(args: list[str]) -> None:
-    """rich's console exits 1 on a broken pipe by itself: the tables exit 141 too."""
+def into_a_closed_pipe(*args: str) -> Outcome:
+    """Run ``xent ARGS`` (from the repository's root) with its stdout a pipe that nobody
+    will ever read: the first write fails with EPIPE."""
     reader_end, writer_end = os.pipe()
     os.close(reader_end)
     try:
@@ -121,8 +93,27 @@ def test_tables_into_a_closed_pipe_end_quietly(args: list[str]) -> None:
         )
     finally:
         os.close(writer_end)
-    assert done.stderr.decode() == ""
-    assert done.returncode == 141
+    return Outcome(done.returncode, "", done.stderr.decode())
+
+
+def test_summary_into_a_closed_pipe_ends_quietly(big_csv: Path) -> None:
+    outcome = into_a_closed_pipe("batch", str(big_csv))
+    assert_no_traceback(outcome)
+    assert (outcome.code, outcome.stderr) == (141, "")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["compute", "--logits", "1.2,2.3,0.8", "--label", "1"],
+        ["compare", "examples/digits.csv", "examples/digits_boosted.csv"],
+    ],
+    ids=["compute table", "compare table"],
+)
+def test_tables_into_a_closed_pipe_end_quietly(args: list[str]) -> None:
+    """rich's console exits 1 on a broken pipe by itself: the tables exit 141 too."""
+    outcome = into_a_closed_pipe(*args)
+    assert (outcome.code, outcome.stderr) == (141, "")
 
 
 # ------------------------------------------------------------------------- signals
