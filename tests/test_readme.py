@@ -26,9 +26,23 @@ def test_readme_has_examples() -> None:
     assert len(EXAMPLES) >= 3
 
 
+def run_all(nudged: bool) -> list[str]:
+    """Every example's output, two at a time: each is a process of its own, mostly
+    start-up (11.5 s one by one; no example writes a file)."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        return list(pool.map(lambda e: readme_examples.run(e.command, nudged=nudged), EXAMPLES))
+
+
+@pytest.fixture(scope="module")
+def outputs() -> dict[str, str]:
+    return {e.command: output for e, output in zip(EXAMPLES, run_all(False), strict=True)}
+
+
 @pytest.mark.parametrize("example", EXAMPLES, ids=[e.command for e in EXAMPLES])
-def test_readme_example_output_is_real(example: readme_examples.Example) -> None:
-    output = readme_examples.run(example.command)
+def test_readme_example_output_is_real(
+    example: readme_examples.Example, outputs: dict[str, str]
+) -> None:
+    output = outputs[example.command]
     if mismatches(output, example.expected):
         assert output == example.expected  # pytest's diff
 
@@ -36,9 +50,7 @@ def test_readme_example_output_is_real(example: readme_examples.Example) -> None
 def test_readme_examples_hold_with_exp_and_log_one_ulp_off() -> None:
     # As on a CPU whose libm rounds the other way: every example still matches, and the
     # nudge does reach the output (else this test could not fail).
-    # Two at a time: each is a process of its own, mostly start-up (11.5 s one by one).
-    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
-        outputs = list(pool.map(lambda e: readme_examples.run(e.command, nudged=True), EXAMPLES))
+    outputs = run_all(nudged=True)
     moved = 0
     for example, output in zip(EXAMPLES, outputs, strict=True):
         assert mismatches(output, example.expected) == [], example.command
