@@ -399,3 +399,83 @@ def test_one_score_column_with_one_class_present(tmp_path: Path) -> None:
     assert data["binary"] is True
     assert data["loss"] == cross_entropy([[0.0, 0.5], [0.0, -2.0]], [0, 0])
     assert [c["rows"] for c in data["per_class"]] == [2, 0]
+
+
+# ------------------------------------- scores all in [0, 1] that are not probabilities
+def _rounded_proba_file(tmp_path: Path, proba: np.ndarray, y: np.ndarray, name: str) -> Path:  # type: ignore[type-arg]
+    """predict_proba written as people often write it: to two decimals (pandas'
+    float_format), so that rows sum to 0.97-1.03, past the tolerance."""
+    frame = pd.DataFrame(proba, columns=[f"p{c}" for c in range(proba.shape[1])])
+    frame["label"] = y
+    path = tmp_path / name
+    if name.endswith(".parquet"):
+        frame.round(2).to_parquet(path, index=False)
+    else:
+        frame.to_csv(path, index=False, float_format="%.2f")
+    return path
+
+
+def _unit_interval_note(path: Path) -> str:
+    """The note, computed here from the file: the range of its rows' sums."""
+    frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    sums = [math.fsum(row) for row in frame.drop(columns="label").to_numpy()]
+    return (
+        f"{path}: every score of the first rows is in [0, 1], but rows sum to"
+        f" {min(sums):.6g} to {max(sums):.6g}, not 1 within 0.0005: read as logits. If they"
+        " are probabilities, give --scores probs (with --sum-tolerance or --renormalize)"
+    )
+
+
+@pytest.mark.parametrize("name", ["rounded.csv", "rounded.parquet"])
+def test_scores_in_the_unit_interval_read_as_logits_are_said(
+    tmp_path: Path,
+    classifier: tuple[np.ndarray, np.ndarray, np.ndarray],  # type: ignore[type-arg]
+    name: str,
+) -> None:
+    """Rounded probabilities are not detected as probabilities (their rows are off by
+    more than the tolerance): read as logits, as the rule says, but never in silence,
+    whatever the output format; with --scores probs --renormalize they are scored as
+    scikit-learn scores them."""
+    from sklearn.metrics import log_loss
+
+    proba, _, y = classifier
+    path = _rounded_proba_file(tmp_path, proba, y, name)
+    note = _unit_interval_note(path)
+    for fmt in ("table", "json"):
+        outcome = batch(path, "--format", fmt)
+        assert outcome.code == 0
+        assert outcome.stderr.splitlines() == [note], fmt
+    given = batch(path, "--scores", "probs", "--renormalize", "--format", "json")
+    assert given.code == 0
+    assert note not in given.stderr
+    rounded = pd.read_parquet(path) if name.endswith(".parquet") else pd.read_csv(path)
+    p = rounded.drop(columns="label").to_numpy()
+    expected = log_loss(y, p / p.sum(axis=1, keepdims=True), labels=range(10))
+    assert ulp_distance(json.loads(given.stdout)["loss"], expected) <= 4
+
+
+def test_compare_says_the_same_of_each_file(
+    tmp_path: Path,
+    classifier: tuple[np.ndarray, np.ndarray, np.ndarray],  # type: ignore[type-arg]
+) -> None:
+    proba, _, y = classifier
+    a = _rounded_proba_file(tmp_path, proba, y, "a.csv")
+    b = _rounded_proba_file(tmp_path, proba, y, "b.csv")
+    outcome = run(["compare", str(a), str(b), "--format", "json"])
+    assert outcome.code == 0
+    assert outcome.stderr.splitlines() == [_unit_interval_note(a), _unit_interval_note(b)]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["examples/digits.csv"],  # logits, most outside [0, 1]
+        ["examples/digits_proba.csv"],  # probabilities within the tolerance
+        ["examples/digits_multilabel_proba.csv", "--sigmoid", "--target-columns", "y_*"],
+    ],
+    ids=["logits", "probabilities", "sigmoid probabilities"],
+)
+def test_no_note_where_the_kind_is_clear(args: list[str]) -> None:
+    outcome = batch(*args, "--format", "json")
+    assert outcome.code == 0
+    assert "every score of the first rows" not in outcome.stderr

@@ -115,6 +115,9 @@ class ArrayTable:
         self.size_bytes = size_bytes
         self.rows_skipped = 0
         self.skipped: list[DataError] = []
+        #: what was inferred about the file, said once rows have been read (as the text
+        #: reader's notes)
+        self.notes: list[str] = []
         self.rows_read = 0
         self.prepare = prepare
         #: threads that check the batches and run ``prepare`` (1: the calling thread)
@@ -175,7 +178,7 @@ class ArrayTable:
         """The kind of scores: given, or detected from the first batch (``auto``)."""
         import itertools
 
-        from xentcli.batch._kinds import resolve_kind
+        from xentcli.batch._kinds import logits_in_unit_interval, resolve_kind
 
         option = self.options.scores
         if option != "auto":
@@ -193,6 +196,10 @@ class ArrayTable:
         kind = resolve_kind(option, sample, self.options.sum_tolerance, self.options.multilabel)
         self._rules.set_kind(kind, detected=True)
         self.scores, self.scores_detected = kind, True
+        tolerance, multilabel = self.options.sum_tolerance, self.options.multilabel
+        note = logits_in_unit_interval(kind, sample, tolerance, multilabel)
+        if note is not None:
+            self.notes.append(note)
 
     def chunks(self) -> Iterator[Chunk]:
         """Yield the validated rows in chunks; raise DataError at the first bad row.

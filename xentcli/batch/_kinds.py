@@ -16,7 +16,14 @@ import numpy as np
 import numpy.typing as npt
 
 from xentcli.batch._rows import ParsedRows, row_sums
-from xentcli.core import KIND_NAMES, ScoreCheck, ScoreKind, default_sum_tolerance, detect_kind
+from xentcli.core import (
+    KIND_NAMES,
+    ScoreCheck,
+    ScoreKind,
+    default_sum_tolerance,
+    detect_kind,
+    row_totals,
+)
 
 FloatArray = npt.NDArray[np.float64]
 ScoresOption = Literal["auto", "logits", "probs", "logprobs"]
@@ -34,6 +41,26 @@ def resolve_kind(
 
         return detect_sigmoid_kind(sample)
     return detect_kind(sample, tolerance)
+
+
+def logits_in_unit_interval(
+    kind: ScoreKind, sample: FloatArray, tolerance: float | None, multilabel: bool = False
+) -> str | None:
+    """What to say when ``auto`` read *sample* as logits although every score is in
+    [0, 1]: most likely probabilities whose rows were rounded (``%.2f``) past the
+    tolerance, and scoring them as logits gives another loss. Not an error (such logits
+    exist), but never in silence. None when there is nothing to say."""
+    if kind != "logits" or multilabel or sample.ndim != 2 or sample.shape[1] < 2:
+        return None
+    if sample.shape[0] == 0 or not bool(((sample >= 0) & (sample <= 1)).all()):
+        return None
+    totals = row_totals(sample, "probs")
+    tol = default_sum_tolerance(sample.shape[1]) if tolerance is None else tolerance
+    return (
+        f"every score of the first rows is in [0, 1], but rows sum to {totals.min():.6g}"
+        f" to {totals.max():.6g}, not 1 within {tol:g}: read as logits. If they are"
+        " probabilities, give --scores probs (with --sum-tolerance or --renormalize)"
+    )
 
 
 @dataclass

@@ -804,8 +804,13 @@ def compare_files(
     read_options: Any,
     options: BatchOptions,
     compare: CompareOptions,
+    notes: list[str] | None = None,
 ) -> CompareSummary:
-    """Compare the model outputs in *path_a* and *path_b* row by row (see the module)."""
+    """Compare the model outputs in *path_a* and *path_b* row by row (see the module).
+
+    *notes*, when given, receives what the readers inferred about each file
+    (``FILE: note``), for the caller to say (as xent batch does on stderr).
+    """
     import contextlib
 
     from xentcli.batch.reader import open_table
@@ -827,6 +832,9 @@ def compare_files(
         named = getattr(table_a, "class_names", None)
         if options.class_names is None and named is not None:
             options = dataclasses.replace(options, class_names=named)
+        if notes is not None:
+            for table in (table_a, table_b):
+                notes.extend(f"{table.display_name}: {n}" for n in getattr(table, "notes", ()))
         pair = PairedComparison(k_a, options, compare)
         # Each side's scores as its reader found them (A may hold logits, B probabilities).
         pair.a.options = _with_scores(options, table_a)

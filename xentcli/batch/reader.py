@@ -54,7 +54,7 @@ from typing import Any
 from xentcli.batch._arrays import ArrayTable
 from xentcli.batch._columns import Layout, read_layout
 from xentcli.batch._fastparse import FastParser
-from xentcli.batch._kinds import RowRules, resolve_kind
+from xentcli.batch._kinds import RowRules, logits_in_unit_interval, resolve_kind
 from xentcli.batch._precise import PreciseReader
 from xentcli.batch._prefetch import Stage
 from xentcli.batch._rows import ParsedRows
@@ -312,6 +312,10 @@ class Table:
         kind = resolve_kind(option, sample, self.options.sum_tolerance, self.options.multilabel)
         self._rules.set_kind(kind, detected=True)
         self.scores, self.scores_detected = kind, True
+        tolerance, multilabel = self.options.sum_tolerance, self.options.multilabel
+        note = logits_in_unit_interval(kind, sample, tolerance, multilabel)
+        if note is not None:
+            self.notes.append(note)
         if parsed is not None and kind == "logits":
             # Parsed under the logits' rules, which are the detected kind's: keep it.
             self._pending = (block, first, parsed)

@@ -183,6 +183,7 @@ def compare(
 
     # xent batch's mapping of reading errors to exit codes (a column option naming no
     # column: 2, a bad cell or file: 1), the same object so that the two cannot drift
+    notes: list[str] = []
     with reading_errors(current):
         summary = compare_files(
             file_a,
@@ -190,7 +191,10 @@ def compare(
             read_options,
             options,
             CompareOptions(worst, ci, margin, bootstrap, seed),
+            notes,
         )
+    for note in notes:  # what the readers inferred, as xent batch says it
+        click.echo(note, err=True)
     from xentcli.batch import compare_report
 
     if fmt == "json":
