@@ -479,3 +479,18 @@ def test_no_note_where_the_kind_is_clear(args: list[str]) -> None:
     outcome = batch(*args, "--format", "json")
     assert outcome.code == 0
     assert "every score of the first rows" not in outcome.stderr
+
+
+def test_compute_from_says_it_too(
+    tmp_path: Path,
+    classifier: tuple[np.ndarray, np.ndarray, np.ndarray],  # type: ignore[type-arg]
+) -> None:
+    """The study command of such a file reads it as batch does, and says so alike."""
+    proba, _, y = classifier
+    path = _rounded_proba_file(tmp_path, proba, y, "rounded.csv")
+    outcome = run(["compute", "--from", f"{path}:2", "--format", "json"])
+    assert outcome.code == 0
+    assert outcome.stderr.splitlines() == [
+        "Scores: logits (detected; --scores to override)",
+        _unit_interval_note(path),
+    ]

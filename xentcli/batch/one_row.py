@@ -33,6 +33,8 @@ class OneRow:
     scores: str = "logits"  #: what the score columns hold ("logits", "probs", "logprobs")
     scores_detected: bool = False  #: the kind was detected (``scores="auto"``), as batch does
     binary: bool = False  #: one score column: the score of class 1 of two
+    #: what the reader inferred about the file (as xent batch says it on stderr)
+    notes: tuple[str, ...] = ()
 
 
 def read_row(path: str, line: int, options: ReadOptions | None = None) -> OneRow:
@@ -92,6 +94,7 @@ def read_row(path: str, line: int, options: ReadOptions | None = None) -> OneRow
                         scores=getattr(table, "scores", "logits"),
                         scores_detected=bool(getattr(table, "scores_detected", False)),
                         binary=bool(getattr(table, "binary", False)),
+                        notes=tuple(getattr(table, "notes", ())),
                     )
                 if chunk.lines.size:
                     last = max(last, int(chunk.lines[-1]))

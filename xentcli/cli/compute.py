@@ -136,7 +136,7 @@ def _scores_said(row: OneRow) -> str:
         text += "; one score column: the binary case, scored as " + (
             "the logits [0, s]" if row.scores == "logits" else "[1 - p, p]"
         )
-    return text
+    return "\n".join([text, *(f"{row.path}: {note}" for note in row.notes)])
 
 
 def _message(error: XentError, written: dict[str, list[str]], scores: str = "--logits") -> str:
