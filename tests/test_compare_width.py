@@ -59,17 +59,21 @@ def in_terminal(columns: int, *args: str) -> str:
     return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)
 
 
-def as_json(*args: str) -> dict:
-    result = subprocess.run(
-        [sys.executable, "-m", "xentcli", "compare", *args, "--format", "json"],
+def piped(*args: str, env: dict[str, str] | None = None) -> str:
+    """What ``xent compare ARGS`` writes into a pipe."""
+    return subprocess.run(
+        [sys.executable, "-m", "xentcli", "compare", *args],
         capture_output=True,
         text=True,
-        env=_env(),
+        env=_env() if env is None else env,
         cwd=REPO,
         check=True,
         timeout=120,
-    )
-    return json.loads(result.stdout)
+    ).stdout
+
+
+def as_json(*args: str) -> dict:
+    return json.loads(piped(*args, "--format", "json"))
 
 
 def g6(value: float) -> str:
@@ -251,30 +255,16 @@ def test_long_paths_cut_from_the_left(tmp_path: Path) -> None:
     assert max(len(line) for line in out.split("\n")) <= 60
     check_changes(out, "Regressions", doc["regressions"])
     check_changes(out, "Improvements", doc["improvements"])
-    piped = subprocess.run(
-        [sys.executable, "-m", "xentcli", "compare", str(a), str(b), "--worst", "3"],
-        capture_output=True,
-        text=True,
-        env={**_env(), "COLUMNS": "60"},
-        cwd=REPO,
-        check=True,
-    ).stdout
+    out = piped(str(a), str(b), "--worst", "3", env={**_env(), "COLUMNS": "60"})
     row = doc["regressions"][0]
-    assert f"  1  A {row['a']}   B {row['b']}\n" in piped
+    assert f"  1  A {row['a']}   B {row['b']}\n" in out
 
 
 def test_pipe_keeps_every_column() -> None:
     """Output to a pipe is never fitted: every column, every figure, no note, even
     where COLUMNS says 60."""
     doc = as_json(A, B)
-    out = subprocess.run(
-        [sys.executable, "-m", "xentcli", "compare", A, B],
-        capture_output=True,
-        text=True,
-        env={**_env(), "COLUMNS": "60"},
-        cwd=REPO,
-        check=True,
-    ).stdout
+    out = piped(A, B, env={**_env(), "COLUMNS": "60"})
     assert "left out" not in out
     assert not any(line != line.rstrip() for line in out.split("\n"))
     out = re.sub(r"^-+$", lambda m: "─" * len(m.group()), out, flags=re.M)

@@ -415,10 +415,15 @@ def _rounded_proba_file(tmp_path: Path, proba: np.ndarray, y: np.ndarray, name: 
     return path
 
 
+def _scores_of(path: Path) -> np.ndarray:  # type: ignore[type-arg]
+    """The score columns of such a file, as pandas reads it back."""
+    frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    return frame.drop(columns="label").to_numpy()
+
+
 def _unit_interval_note(path: Path) -> str:
     """The note, computed here from the file: the range of its rows' sums."""
-    frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
-    sums = [math.fsum(row) for row in frame.drop(columns="label").to_numpy()]
+    sums = [math.fsum(row) for row in _scores_of(path)]
     return (
         f"{path}: every score of the first rows is in [0, 1], but rows sum to"
         f" {min(sums):.6g} to {max(sums):.6g}, not 1 within 0.0005: read as logits. If they"
@@ -448,8 +453,7 @@ def test_scores_in_the_unit_interval_read_as_logits_are_said(
     given = batch(path, "--scores", "probs", "--renormalize", "--format", "json")
     assert given.code == 0
     assert note not in given.stderr
-    rounded = pd.read_parquet(path) if name.endswith(".parquet") else pd.read_csv(path)
-    p = rounded.drop(columns="label").to_numpy()
+    p = _scores_of(path)
     expected = log_loss(y, p / p.sum(axis=1, keepdims=True), labels=range(10))
     assert ulp_distance(json.loads(given.stdout)["loss"], expected) <= 4
 

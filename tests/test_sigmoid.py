@@ -235,23 +235,35 @@ def probability_cases(seed: int, n: int = 300) -> np.ndarray:
     )
 
 
+def _targets_and_weights(
+    rng: np.random.Generator, kind: str, n: int
+) -> tuple[np.ndarray, np.ndarray | None]:  # type: ignore[type-arg]
+    """0/1 targets ("hard"), soft ones, or soft ones with a pos_weight per row."""
+    z = rng.integers(0, 2, n).astype(float) if kind == "hard" else rng.uniform(0, 1, n)
+    return z, (rng.uniform(0.1, 5.0, n) if kind == "pos_weight" else None)
+
+
+def _worst_ulps(got, p, z, w, log: bool = False) -> float:  # type: ignore[no-untyped-def]
+    """The largest distance in ulps of the losses *got* from mpmath's, row by row."""
+    return max(
+        mpref.ulps(
+            float(got[i]),
+            exact_from_probability(
+                float(p[i]), float(z[i]), 1.0 if w is None else float(w[i]), log=log
+            ),
+        )
+        for i in range(p.size)
+    )
+
+
 @pytest.mark.parametrize("kind", ["hard", "soft", "pos_weight"])
 def test_bce_with_probs_within_2_ulp_of_mpmath(kind: str) -> None:
     from xentcli.core import bce_with_probs
 
     p = probability_cases(4)
     rng = np.random.default_rng(5)
-    z = rng.integers(0, 2, p.size).astype(float) if kind == "hard" else rng.uniform(0, 1, p.size)
-    w = rng.uniform(0.1, 5.0, p.size) if kind == "pos_weight" else None
-    got = bce_with_probs(p, z, w).loss
-    worst = max(
-        mpref.ulps(
-            float(got[i]),
-            exact_from_probability(float(p[i]), float(z[i]), 1.0 if w is None else float(w[i])),
-        )
-        for i in range(p.size)
-    )
-    assert worst <= ULP
+    z, w = _targets_and_weights(rng, kind, p.size)
+    assert _worst_ulps(bce_with_probs(p, z, w).loss, p, z, w) <= ULP
 
 
 @pytest.mark.parametrize("kind", ["hard", "soft", "pos_weight"])
@@ -267,19 +279,8 @@ def test_bce_with_logprobs_within_2_ulp_of_mpmath(kind: str) -> None:
             [np.nextafter(-math.log(2.0), 0.0), np.nextafter(-math.log(2.0), -1.0)],
         ]
     )
-    z = rng.integers(0, 2, lp.size).astype(float) if kind == "hard" else rng.uniform(0, 1, lp.size)
-    w = rng.uniform(0.1, 5.0, lp.size) if kind == "pos_weight" else None
-    got = bce_with_logprobs(lp, z, w).loss
-    worst = max(
-        mpref.ulps(
-            float(got[i]),
-            exact_from_probability(
-                float(lp[i]), float(z[i]), 1.0 if w is None else float(w[i]), log=True
-            ),
-        )
-        for i in range(lp.size)
-    )
-    assert worst <= ULP
+    z, w = _targets_and_weights(rng, kind, lp.size)
+    assert _worst_ulps(bce_with_logprobs(lp, z, w).loss, lp, z, w, log=True) <= ULP
 
 
 def test_log1mexp_within_2_ulp_of_mpmath() -> None:

@@ -256,6 +256,7 @@ class Given:
     renormalize: bool = False
 
 
+@np.errstate(invalid="ignore", over="ignore", under="ignore", divide="ignore")
 def row_losses(
     y: FloatArray,
     given: Given,
@@ -269,20 +270,6 @@ def row_losses(
     """Correctly rounded row losses (nats) of validated scores *y* (n, K), with their
     double-double remainders and bounds, and the label's probability correctly rounded
     (nan with soft targets)."""
-    with np.errstate(invalid="ignore", over="ignore", under="ignore", divide="ignore"):
-        return _row_losses(y, given, lab, t, w, eps, keep, share)
-
-
-def _row_losses(
-    y: FloatArray,
-    given: Given,
-    lab: IntArray,
-    t: FloatArray | None,
-    w: FloatArray | None,
-    eps: float,
-    keep: tuple[float, float],
-    share: tuple[float, float],
-) -> ExactLosses:
     n, k = y.shape
     yt = np.ascontiguousarray(y.T)  # (K, n): the class axis first, as the kernel's blocks
     every = t is not None or bool(eps)
