@@ -790,3 +790,79 @@ def test_logsumexp_and_shapes() -> None:
     assert st.shifted_lo.shape == (2, 3)
     assert st.shifted.shape == (2, 3)
     assert float(logsumexp([1e308, 1e308], temperature=0.5)) == math.inf
+
+
+# ------------------------------------------------------------ the metrics' inputs
+def _ranked_rows(k: int, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows with ties (rounded logits) and masked classes, and labels."""
+    rng = np.random.default_rng(seed)
+    y = np.round(rng.normal(size=(n, k)) * 3, 1)
+    y[rng.random((n, k)) < 0.1] = -np.inf
+    y[:, 0] = np.where(np.isinf(y).all(axis=1), 0.0, y[:, 0])
+    return y, rng.integers(0, k, size=n)
+
+
+@pytest.mark.parametrize(("k", "temperature"), [(1, 1.0), (3, 1.0), (17, 0.7), (1000, 3.0)])
+def test_metric_inputs_against_their_definitions(k: int, temperature: float) -> None:
+    """The label's rank (a loop over the classes written here, ties to the lower index),
+    the top probability (within PROB_ULP of mpmath) and sum_k q_k**2 (mpmath; a plain
+    sum of K squares: within 8 K ulp) of row_losses(metric_inputs=True)."""
+    y, labels = _ranked_rows(k, 60, k)
+    rows = row_losses(y, labels, temperature=temperature, metric_inputs=True)
+    assert rows.label_rank is not None
+    assert rows.max_probability is not None
+    assert rows.sum_squared_probabilities is not None
+    for i in range(len(y)):
+        mine = y[i, labels[i]]
+        rank = sum(y[i, j] > mine or (y[i, j] == mine and j < labels[i]) for j in range(k))
+        assert rows.label_rank[i] == rank
+        q = mpref.probabilities(y[i].tolist(), temperature)
+        assert mpref.ulps(float(rows.max_probability[i]), max(q)) <= PROB_ULP
+        squares = sum(p * p for p in q)
+        assert mpref.ulps(float(rows.sum_squared_probabilities[i]), squares) <= 8 * k
+
+
+def test_metric_inputs_do_not_depend_on_the_blocks(two_workers: set[int]) -> None:
+    """The same bits for a row whether it comes alone (a one-row block, which numpy would
+    sum pairwise), in a small batch, or in a batch of many blocks on two threads."""
+    y, labels = _ranked_rows(300, 4000, 5)
+    y[:, 1:] = np.random.default_rng(6).normal(size=(4000, 299)) * 2  # many terms count
+    whole = row_losses(y, labels, metric_inputs=True)
+    assert len(two_workers) == 2
+    single = [(i, i + 1) for i in range(0, 4000, 97)]
+    for start, stop in [*single, (100, 103), (3999, 4000), (500, 1500)]:
+        part = row_losses(y[start:stop], labels[start:stop], metric_inputs=True)
+        for name in ("label_rank", "max_probability", "sum_squared_probabilities"):
+            assert getattr(part, name).tobytes() == getattr(whole, name)[start:stop].tobytes()
+
+
+def test_metric_inputs_with_weights_smoothing_and_ignored_rows() -> None:
+    """The options that change the loss leave the softmax facts as they are."""
+    y, labels = _ranked_rows(6, 200, 3)
+    labels[::5] = -100
+    plain = row_losses(y, np.where(labels < 0, 0, labels), metric_inputs=True)
+    rows = row_losses(
+        y, labels, weights=np.arange(1.0, 7.0), label_smoothing=0.1, ignore_index=-100,
+        metric_inputs=True,
+    )  # fmt: skip
+    keep = labels >= 0
+    for name in ("label_rank", "max_probability", "sum_squared_probabilities"):
+        assert getattr(rows, name)[keep].tobytes() == getattr(plain, name)[keep].tobytes()
+
+
+def test_metric_inputs_are_left_out_where_the_kernel_has_none() -> None:
+    """Soft targets, two classes (the binary path), given probabilities and the exact path
+    leave them None (the metrics compute theirs), and so does the default."""
+    y, labels = _ranked_rows(4, 10, 1)
+    q = softmax(y)
+    cases = [
+        row_losses(y, labels),
+        row_losses(y, targets=q, metric_inputs=True),
+        row_losses(y[:, :2], labels % 2, metric_inputs=True),
+        row_losses(q, labels, scores="probs", metric_inputs=True),
+        row_losses(y, labels, exact=True, metric_inputs=True),
+    ]
+    for rows in cases:
+        assert rows.label_rank is None
+        assert rows.max_probability is None
+        assert rows.sum_squared_probabilities is None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import math
 
+import mpref
 import numpy as np
 import percentiles
 import pytest
@@ -171,10 +172,10 @@ def test_top_k_tie_rule_is_scikit_learns_mirrored():
 
 @pytest.mark.parametrize("k", [1, 2, 10, 32, 33, 200])
 def test_rank_and_confidence_by_their_definitions(k):
-    """The rank (classes above the true one, ties to the lower index) and the top-label
-    confidence, against a loop over the classes written here: on either side of the
-    number of classes where their computation changes (32), with ties and masked
-    classes."""
+    """The rank (classes above the true one, ties to the lower index), against a loop
+    over the classes written here; the top-label confidence and the Brier term against
+    mpmath: on either side of the number of classes where their computation changes
+    (32; 2 is the kernel's binary path), with ties and masked classes."""
     rng = np.random.default_rng(k)
     y = np.round(rng.standard_normal((400, k)) * 2)  # many ties
     y[rng.random((400, k)) < 0.2] = -np.inf
@@ -185,8 +186,11 @@ def test_rank_and_confidence_by_their_definitions(k):
         mine = y[i, labels[i]]
         rank = sum(y[i, j] > mine or (y[i, j] == mine and j < labels[i]) for j in range(k))
         assert rows.rank[i] == rank
-        top = max(y[i])
-        assert rows.confidence[i] == 1.0 / np.exp(y[i] - top).sum()
+        q = mpref.probabilities(y[i].tolist())
+        assert mpref.ulps(float(rows.confidence[i]), max(q)) <= 2
+        brier = sum((qj - (j == labels[i])) ** 2 for j, qj in enumerate(q))
+        # sum_k q_k**2 (a plain sum of K squares) - q_i**2 + (1 - q_i)**2: an absolute bound
+        assert float(rows.brier[i]) == pytest.approx(float(brier), rel=0, abs=1e-14)
 
 
 def test_soft_targets_brier_is_the_squared_distance_to_the_target():

@@ -289,7 +289,7 @@ class ArrayTable:
         Without ``skip``, the first bad row's error is raised.
         """
         found = _Found(self, batch.places, dict(batch.errors))
-        scores = np.ascontiguousarray(batch.scores, dtype=np.float64)
+        scores = np.asarray(batch.scores, dtype=np.float64)  # in its order: no copy
         if self._rules.kind != "logits":
             self._check_kind(batch, scores, found)
         self._check_scores(batch, scores, found)

@@ -880,6 +880,7 @@ class BatchAccumulator:
             scores=kind,
             renormalize=opts.renormalize and not opts.binary,
             clip=opts.clip,
+            metric_inputs=True,
         )
         if self._file is None or self._file.path != source:
             self._start_file(source)
@@ -976,6 +977,7 @@ class BatchAccumulator:
             scores=kind,
             renormalize=opts.renormalize and not opts.binary,
             clip=opts.clip,
+            metric_inputs=True,
         )
 
     @property
@@ -1055,6 +1057,7 @@ class BatchAccumulator:
             weight=sample,
             loss=loss,
             loss_weight=loss_weight,
+            kernel=rows,
         )
         return self.metrics.prepare(stats, chunk.path)
 

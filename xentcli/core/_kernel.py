@@ -39,6 +39,7 @@ modules use is importable from here.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Literal, NamedTuple, TypeVar
@@ -59,7 +60,14 @@ from xentcli.core._loss_block import (
 )
 from xentcli.core._results import RowLosses, smoothing_weights
 from xentcli.core._scores import ScoreKind, check_kind
-from xentcli.core._softmax_block import flat, probabilities, shift, transposed
+from xentcli.core._softmax_block import (
+    flat,
+    label_ranks,
+    probabilities,
+    shift,
+    sums_of_squares,
+    transposed,
+)
 from xentcli.core._units import UNITS, Base, check_base, to_base
 from xentcli.core._validation import (
     TARGET_SUM_TOLERANCE,
@@ -376,6 +384,7 @@ def row_losses(
     renormalize: bool = False,
     clip: float | None = None,
     target_tolerance: float | None = None,
+    metric_inputs: bool = False,
 ) -> RowLosses:
     """Per-row losses (nats) and what the mean needs, for a 2-D batch.
 
@@ -396,6 +405,11 @@ def row_losses(
     target_tolerance : float, optional
         How far from 1 a soft-target row may sum (default
         :func:`~xentcli.core.default_sum_tolerance` of K).
+    metric_inputs : bool
+        Also the label's rank, the top probability and the sum of squared
+        probabilities (:class:`RowLosses`), for logits with labels on the default path
+        (other paths leave them None). They come from the kernel's own exponentials:
+        computing them afterwards from the rows costs as much again at K = 1000.
 
     Returns
     -------
@@ -411,6 +425,9 @@ def row_losses(
     array([0.44211923, 1.09861229])
     >>> r.predicted, r.weight
     (array([1, 0]), array([1., 1.]))
+    >>> r = row_losses([[1.2, 2.3, 0.8], [0.0, 0.0, 0.0]], [1, 2], metric_inputs=True)
+    >>> r.label_rank, r.max_probability.round(6)
+    (array([0, 2]), array([0.642673, 0.333333]))
     """
     if check_kind(scores) != "logits":
         return given_row_losses(
@@ -462,6 +479,11 @@ def row_losses(
     loss = np.empty(n)
     label_q = np.full(n, np.nan)
     predicted = np.empty(n, dtype=np.int64)
+    binary_path = k == 2 and t is None and not eps
+    facts = metric_inputs and t is None and not exact and not binary_path
+    rank = np.empty(n, dtype=np.int64) if facts else None
+    top_q = np.empty(n) if facts else None
+    squares = np.empty(n) if facts else None
     # (1 - eps) and eps / K as double-doubles: the smoothing weights are exact.
     keep, share = smoothing_weights(eps, k) if eps else ((1.0, 0.0), (0.0, 0.0))
     w_total = float(math.fsum(w.tolist())) if w is not None else float(k)
@@ -481,11 +503,7 @@ def row_losses(
         def check_values(block: FloatArray) -> None:
             check_logit_values(block, start, transposed=True)
 
-        binary = (
-            binary_rows(xt, lab[start:stop], w, temperature)
-            if k == 2 and t is None and not eps
-            else None
-        )
+        binary = binary_rows(xt, lab[start:stop], w, temperature) if binary_path else None
         if binary is not None:
             # Binary rows: the same arithmetic on (b,) vectors, without the class-axis
             # machinery whose per-row bookkeeping costs more than the work for K = 2.
@@ -495,6 +513,8 @@ def row_losses(
                 check_masked_rows(m, start, array.ndim == 1)
             predicted[start:stop] = am
             return
+        if rank is not None:  # before shift overwrites the block
+            rank[start:stop] = label_ranks(xt, lab[start:stop])
         sh = shift(xt, temperature, arena, check_values if check else None, y[start:stop])
         if check:
             check_masked_rows(sh.max, start, array.ndim == 1)
@@ -514,6 +534,11 @@ def row_losses(
             e_i = np.take(sh.exp, at)
             np.copyto(e_i, 1.0, where=li == sh.argmax)
             label_q[start:stop] = probabilities(e_i, lo_i, sh.s_hi, sh.s_lo)
+            if top_q is not None and squares is not None:
+                # sh.exp is 0 at the argmax, whose exp(0) = 1 is added back
+                s = sh.s_hi + sh.s_lo
+                top_q[start:stop] = 1.0 / s
+                squares[start:stop] = (sums_of_squares(sh.exp, arena) + 1.0) / (s * s)
         if eps:
             uniform = uniform_loss(sh, w, w_total, arena)
             main = keep[0] * main + (share[0] * uniform + (keep[1] * main + share[1] * uniform))
@@ -523,7 +548,12 @@ def row_losses(
     blockrunner.run(blockrunner.plan(n, k), work, k)
     if w is not None or eps or t is not None or temperature != 1.0:
         _redo_overflowed_rows(loss, y, lab, t, w, eps, temperature)
-    return _finish(loss, label_q, predicted, lab, t, w, counted, ignore_index)
+    done = _finish(loss, label_q, predicted, lab, t, w, counted, ignore_index)
+    if not facts:
+        return done
+    return dataclasses.replace(
+        done, label_rank=rank, max_probability=top_q, sum_squared_probabilities=squares
+    )
 
 
 def _finish(

@@ -27,6 +27,13 @@ class RowLosses:
     #: (double-double), for exact means; ``loss`` is its correctly rounded value.
     loss_lo: FloatArray | None = None
     loss_err: FloatArray | None = None
+    #: metric_inputs=True only, for logits with labels (None on other paths): what the
+    #: evaluation metrics need, computed while the kernel's block is in cache. The rank
+    #: of the label (classes above it; ties: lower index first), the top probability
+    #: ``max_k q_k = 1 / s`` and ``sum_k q_k**2``.
+    label_rank: IntArray | None = None
+    max_probability: FloatArray | None = None
+    sum_squared_probabilities: FloatArray | None = None
 
 
 def smoothing_weights(eps: float, k: int) -> tuple[tuple[float, float], tuple[float, float]]:

@@ -98,6 +98,48 @@ def transposed(rows: FloatArray, arena: Arena) -> FloatArray:
     return out
 
 
+def sums_of_squares(e: FloatArray, arena: Arena) -> FloatArray:
+    """``sum_k e_k**2`` per row of a transposed ``(K, b)`` block, in class order.
+
+    numpy sums over axis 0 by adding the class rows one after another when b >= 2, but
+    sums a lone column (b = 1) pairwise; that column is summed as one of two, so a row's
+    bits do not depend on the block it falls in.
+    """
+    b = e.shape[1]
+    if b == 1:
+        e = np.repeat(e, 2, axis=1)
+    squares = arena.take(e.shape)
+    np.multiply(e, e, out=squares)
+    total: FloatArray = squares.sum(axis=0)[:b]
+    return total
+
+
+def label_ranks(xt: FloatArray, labels: npt.NDArray[np.integer]) -> npt.NDArray[np.int64]:
+    """Per row of a transposed ``(K, b)`` block: the classes ranked above the row's label.
+
+    The rank of label ``i`` is ``#{k : y_k > y_i} + #{k < i : y_k == y_i}``: ties go to
+    the lower class index, as the argmax does, so rank 0 is a correct top-1 prediction.
+    Counting here, while the block is in cache, costs half of counting on the ``(n, K)``
+    rows afterwards (14 ms against 30 per 8192 rows of 1000 classes).
+    """
+    k, b = xt.shape
+    mine = np.take(xt, flat(labels, b))
+    # Counted as bytes into int16 when K allows: 2.4x faster than numpy's int64 sum of
+    # booleans over 131 x 1000 blocks (0.037 ms against 0.089).
+    count = np.int16 if k < 2**15 else np.int64
+    reached = np.empty(xt.shape, dtype=np.bool_)
+    np.greater(xt, mine, out=reached)
+    above: npt.NDArray[np.int64]
+    above = np.add.reduce(reached.view(np.uint8), axis=0, dtype=count).astype(np.int64)
+    np.equal(xt, mine, out=reached)
+    equal = np.add.reduce(reached.view(np.uint8), axis=0, dtype=count)
+    tied = np.flatnonzero(equal > 1)  # the label ties another class: those before it rank above
+    if tied.size:
+        before = np.arange(k)[:, None] < labels[tied][None, :]
+        above[tied] += np.count_nonzero((xt[:, tied] == mine[tied]) & before, axis=0)
+    return above
+
+
 def shift(
     xt: FloatArray,
     temperature: float,

@@ -9,9 +9,13 @@ it in its parsing threads beside the kernel; the states then fold these rows in.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from xentcli.core import RowLosses
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -59,8 +63,16 @@ def metric_rows(
     weight: FloatArray | None = None,
     loss: FloatArray | None = None,
     loss_weight: FloatArray | None = None,
+    kernel: RowLosses | None = None,
 ) -> MetricRows:
     """The per-row metric inputs of a chunk (see :class:`MetricRows`).
+
+    With labels, the rank, the top probability ``1 / s``, ``sum_k q_k**2`` and ``q`` of
+    the label come from the kernel (:func:`xentcli.core.row_losses` with
+    ``metric_inputs=True``), so a row has the same bits whichever way its metric rows
+    are made. *kernel* is that result when the caller has it (the accumulator computes
+    it for the loss anyway): the logits are then not read again. Two classes (the
+    kernel's binary path) and soft targets are computed here from the logits.
 
     The rank of the true class ``i`` is ``#{k : y_k > y_i} + #{k < i : y_k == y_i}``,
     counted on the logits: a row is a top-``k`` hit when its rank is below ``k``. Ties go to
@@ -71,7 +83,15 @@ def metric_rows(
     >>> int(r.rank[0]), bool(r.correct[0]), round(float(r.confidence[0]), 6)
     (1, False, 0.468311)
     """
+    given = None if kernel is None or targets is not None else _kernel_facts(kernel)
     if counted is not None and not counted.all():
+        if given is not None:
+            given = _KernelFacts(
+                given.rank[counted],
+                given.max_probability[counted],
+                given.sum_squares[counted],
+                given.label_probability[counted],
+            )
         logits, labels, predicted, lines = (
             logits[counted],
             labels[counted],
@@ -84,9 +104,30 @@ def metric_rows(
             weight = weight[counted]
         if loss is not None and loss_weight is not None:
             loss, loss_weight = loss[counted], loss_weight[counted]
+    labels = np.asarray(labels, dtype=np.int64)
+    if given is None and targets is None and len(labels):
+        from xentcli import core
+
+        given = _kernel_facts(
+            core.row_losses(
+                logits, labels, temperature=temperature, check=False, metric_inputs=True
+            )
+        )
+    if given is not None:
+        return MetricRows(
+            label=labels,
+            predicted=np.asarray(predicted, dtype=np.int64),
+            confidence=given.max_probability,
+            brier=np.maximum(_brier(given.sum_squares, given.label_probability), 0.0),
+            rank=given.rank,
+            lines=np.asarray(lines, dtype=np.int64),
+            weight=weight,
+            loss=loss,
+            loss_weight=loss_weight,
+        )
+    # Soft targets or two classes: computed here.
     y = np.asarray(logits, dtype=np.float64)
     n, k = y.shape
-    labels = np.asarray(labels, dtype=np.int64)
     rows = np.arange(n)
     label_logit = y[rows, labels][:, None]
     above, equal, top = _ranks_and_max(y, label_logit)
@@ -109,9 +150,7 @@ def metric_rows(
     confidence = 1.0 / s
     if targets is None:
         q_label = shifted[rows, labels] / s
-        squares = np.einsum("ij,ij->i", shifted, shifted) / (s * s)
-        # sum_k q_k^2 - q_i^2 + (1 - q_i)^2: the true class's term without cancellation
-        brier = squares - q_label * q_label + (1.0 - q_label) ** 2
+        brier = _brier(np.einsum("ij,ij->i", shifted, shifted) / (s * s), q_label)
     else:
         shifted /= s[:, None]
         shifted -= targets
@@ -127,6 +166,35 @@ def metric_rows(
         loss=loss,
         loss_weight=loss_weight,
     )
+
+
+class _KernelFacts(NamedTuple):
+    """What the kernel computed for the metric rows (:class:`~xentcli.core.RowLosses`)."""
+
+    rank: IntArray
+    max_probability: FloatArray
+    sum_squares: FloatArray
+    label_probability: FloatArray
+
+
+def _kernel_facts(rows: RowLosses) -> _KernelFacts | None:
+    """The metric inputs of the kernel's *rows*; None if its path left them out."""
+    if rows.label_rank is None:
+        return None
+    assert rows.max_probability is not None
+    assert rows.sum_squared_probabilities is not None
+    return _KernelFacts(
+        rows.label_rank,
+        rows.max_probability,
+        rows.sum_squared_probabilities,
+        rows.label_probability,
+    )
+
+
+def _brier(squares: FloatArray, q_label: FloatArray) -> FloatArray:
+    """The Brier term of one-hot labels from ``sum_k q_k**2`` and the label's ``q``:
+    ``sum_k q_k**2 - q_i**2 + (1 - q_i)**2``, the true class's term without cancellation."""
+    return squares - q_label * q_label + (1.0 - q_label) ** 2
 
 
 #: up to this many classes, the per-row counts and maximum go class by class over the
