@@ -469,6 +469,40 @@ def test_grouped_exact_sum_order_chunking_and_folding_do_not_matter(monkeypatch)
     assert pieces.counts.tolist() == whole.counts.tolist()
 
 
+@pytest.mark.parametrize("fold", [1 << 36, 500])  # never, and while merging
+def test_grouped_exact_sum_merges_unfolded_pieces_exactly(monkeypatch, fold):
+    """Merging pieces that hold only their int64 store (a chunk's sums made in a
+    reader's thread) adds the store in; the sums equal Fractions of the values, with
+    add_ones counts and infinities, also when the merge crosses the fold limit."""
+    from fractions import Fraction
+
+    from xentcli.core import _exactsum as exactsum
+    from xentcli.core._exactsum import GroupedExactSum
+
+    monkeypatch.setattr(exactsum, "_GROUP_FOLD", fold)
+    rng = np.random.default_rng(11)
+    n, g = 3000, 7
+    values, groups = _nasty_values(rng, n), rng.integers(0, g, size=n)
+    values[::301] = np.inf
+    ones = rng.integers(0, 5, size=(10, g))
+    merged = GroupedExactSum(g)
+    for part, extra in zip(np.array_split(np.arange(n), 10), ones, strict=True):
+        piece = GroupedExactSum(g)
+        piece.add(values[part], groups[part])
+        piece.add_ones(extra)
+        assert piece._folded is None  # an unfolded piece: the merge's fast path
+        merged.merge(piece)
+    finite = np.isfinite(values)
+    expected = _per_group_exact_sums(values, groups, g)  # ExactSum, another class
+    for c in range(g):
+        expected[c].add_ones(int(ones[:, c].sum()))
+        mine = finite & (groups == c)
+        exact = sum((Fraction(x) for x in values[mine].tolist()), Fraction(0))
+        assert merged.exact(c) == exact + int(ones[:, c].sum())
+        assert merged.value(c) == expected[c].value()
+        assert merged.counts[c] == expected[c].count
+
+
 def test_grouped_exact_sum_infinities_nan_ones_and_errors():
     from xentcli.core._exactsum import ExactSum, GroupedExactSum
     from xentcli.errors import UndefinedMeanError

@@ -3,6 +3,7 @@ against a direct implementation of their definitions written here."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 
@@ -282,6 +283,44 @@ def test_saved_states_merge_to_the_same_bits_as_one_pass():
         parts.append(state.loads(state.dumps(acc)))
     parts[0].merge(parts[1])
     assert parts[0].summary().metrics.to_json() == whole.summary().metrics.to_json()
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_sums_made_in_a_reader_thread_are_the_sums_of_one_pass(weighted):
+    """MetricSet.prepare makes a chunk's Brier, calibration and loss-moment sums (in a
+    reader's thread); update merges them: the saved state is the one update makes from
+    the rows themselves. Rows taken from prepared ones (a group's) are folded in as rows:
+    the chunk's sums are not theirs."""
+    from xentcli.batch.metrics import take_rows
+
+    logits, labels = digits_outputs()
+    rng = np.random.default_rng(3)
+    weight = rng.random(labels.size) * 2 if weighted else None
+    options = MetricOptions(bins=12, weighted=weighted)
+    direct, merged, taken, taken_direct = (MetricSet(10, options) for _ in range(4))
+    loss = rng.exponential(size=labels.size)
+    for part in np.array_split(np.arange(labels.size), 5):
+        rows = metric_rows(
+            logits[part], labels[part], logits[part].argmax(1), part,
+            weight=None if weight is None else weight[part], loss=loss[part],
+            loss_weight=np.ones(part.size),
+        )  # fmt: skip
+        direct.update(rows)
+        prepared = merged.prepare(rows, "f")
+        assert prepared.sums is not None
+        merged.update(prepared)
+        half = np.arange(0, part.size, 2)
+        # as --group-by cuts a chunk: the arrays cut, the other fields (the sums) kept
+        cut = {
+            f.name: getattr(prepared, f.name)[half]
+            for f in dataclasses.fields(prepared)
+            if isinstance(getattr(prepared, f.name), np.ndarray)
+        }
+        taken.update(dataclasses.replace(prepared, **cut))
+        taken_direct.update(take_rows(rows, half))
+    assert merged.to_state() == direct.to_state()
+    assert taken.to_state() == taken_direct.to_state()
+    assert taken.brier.rows == sum(len(p[::2]) for p in np.array_split(labels, 5))
 
 
 # ------------------------------------------------------------------------ intervals

@@ -325,6 +325,19 @@ class GroupedExactSum:
         """Add everything *other* (with the same number of groups) holds."""
         if other.groups != self.groups:
             raise ValueError(f"cannot merge {other.groups} groups into {self.groups}")
+        if other._folded is None:
+            # Only an int64 store (a chunk's sums, made in a reader's thread): add it in
+            # as add() would, without making Python integers for every group.
+            if self._pending + other._pending > _GROUP_FOLD:
+                self._fold()
+            if other._keys.size:
+                self._merge_store(other._keys, other._high, other._low)
+            self._pending += other._pending
+            self._ones += other._ones
+            self._special += other._special
+            self.counts += other.counts
+            self._totals = None
+            return
         mine = self._exact_totals(include_ones=False)
         theirs = other._exact_totals(include_ones=False)
         self._fold_into([a + b for a, b in zip(mine, theirs, strict=True)])

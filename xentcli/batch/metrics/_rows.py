@@ -41,6 +41,9 @@ class MetricRows:
     #: the bootstrap's sums of exactly these rows, made ahead in a reader's thread
     #: (:meth:`MetricSet.prepare`); rows taken or joined from these do not carry them
     bootstrap: object | None = None
+    #: likewise the exact sums of the Brier, calibration and loss-moment states of
+    #: exactly these rows, which :meth:`MetricSet.update` merges instead of making them
+    sums: object | None = None
 
     @property
     def correct(self) -> BoolArray:

