@@ -93,15 +93,17 @@ class LossMomentsState:
         with_weight = not (weight == 1.0).all()
         s = self.sums
         with np.errstate(over="ignore"):  # a square past the float range is inf: no interval
-            s["loss"].add(loss)
+            total = ExactSum()
+            total.add(loss)
+            s["loss"].merge(total)
             s["squares"].add(loss * loss)
             if with_weight:
                 s["weight"].add(weight)
                 s["cross"].add(loss * weight)
                 s["weight_squares"].add(weight * weight)
-            else:  # weights of 1: counts and the loss itself, exactly as the products
+            else:  # weights of 1: counts and the loss itself (summed once), as the products
                 s["weight"].add_ones(loss.size)
-                s["cross"].add(loss)
+                s["cross"].merge(total)
                 s["weight_squares"].add_ones(loss.size)
 
     def merge(self, other: LossMomentsState) -> None:
