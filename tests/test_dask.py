@@ -230,9 +230,13 @@ def test_fsspec_memory_urls(shards):
         memory.pipe(name, Path(path).read_bytes())
         urls.append(f"memory://{name}")
     try:
+        # A URL of a Parquet file is not opened in the client: its kind must be given.
+        with pytest.raises(XentError, match=r"s4\.parquet: the kind of scores is detected in"):
+            xdask.score(urls, scheduler="synchronous", part_bytes=PART, ignore_index=-100)
         got = xdask.score(
-            urls, scheduler="synchronous", part_bytes=PART, worst=3, ignore_index=-100
-        )
+            urls, scheduler="synchronous", part_bytes=PART, worst=3, ignore_index=-100,
+            scores="logits",
+        )  # fmt: skip
     finally:
         memory.rm("/xent-test", recursive=True)
     local = run(["batch", *shards, "--ignore-index", "-100", "--format", "json", "--worst", "3"])
@@ -286,7 +290,7 @@ def _in_parts(path: Path, part: int, read: ReadOptions, options: BatchOptions) -
 
     parts = plan([str(path)], read, part)
     # The engine settles the kind of scores once, before the parts (as accumulate does).
-    read, options, columns = _resolve_scores(str(path), read, options)
+    read, options, columns = _resolve_scores([str(path)], read, options)
     results = [score_part(p, read, options) for p in parts]
     try:
         accumulator = finish(_tree(results, merge_results))
@@ -360,7 +364,7 @@ def test_infinite_rows_name_their_true_lines_in_any_part(tmp_path):
     for part in (61, 700, 2500):
         assert _in_parts(path, part, read, options) == expected, part
     # Merged the other way round (xent merge of a later part's state into an earlier one).
-    read, options, _ = _resolve_scores(str(path), read, options)
+    read, options, _ = _resolve_scores([str(path)], read, options)
     states = [loads(score_part(p, read, options)["state"]) for p in plan([str(path)], read, 700)]
     merged = states.pop()
     while states:
@@ -560,3 +564,77 @@ def test_a_dataframe_of_probabilities_is_detected(client):
     told = xdask.score(data, client=client, scores="logits")
     assert (told.scores, told.scores_detected) == ("logits", False)
     assert told.loss != pytest.approx(got.loss, rel=1e-3)
+
+
+def _logits_text(n: int = 80, seed: int = 9) -> str:
+    rng = np.random.default_rng(seed)
+    rows = rng.normal(size=(n, 4)) * 3
+    return "y0,y1,y2,y3,label\n" + "".join(
+        ",".join(f"{v:.6f}" for v in row) + f",{label}\n"
+        for row, label in zip(rows, rng.integers(0, 4, n), strict=True)
+    )
+
+
+def test_files_of_two_kinds_are_refused_as_one_process_refuses_them(tmp_path):
+    """A file of logits and one of probabilities: each file's kind is detected, and the
+    run is refused (exit 2) with one process's message, on either side; before, the
+    second was read with the first's kind, as logits, in silence."""
+    _probs, _labels, text = _probabilities(n=120)
+    logits, proba = tmp_path / "logits.csv", tmp_path / "proba.csv"
+    logits.write_text(_logits_text())
+    proba.write_text(text)
+    for files in ([logits, proba], [proba, logits]):
+        local = run(["batch", *map(str, files), "--format", "json"])
+        dask = run(
+            ["batch", "--engine", "dask", "--scheduler", "synchronous", *map(str, files),
+             "--format", "json"]
+        )  # fmt: skip
+        assert local.code == dask.code == 2
+        assert dask.stdout == ""
+        assert dask.stderr == local.stderr
+        assert "holds logits but" in dask.stderr or "holds probabilities but" in dask.stderr
+    with pytest.raises(XentError, match=r"holds probabilities but .* holds logits"):
+        xdask.score([str(proba), str(logits)], scheduler="synchronous")
+    # given, the kind is not detected: both read as told
+    told = xdask.score([str(proba), str(logits)], scheduler="synchronous", scores="logits")
+    assert told.scores == "logits"
+
+
+def test_probabilities_rounded_past_the_tolerance_are_said_on_dask(tmp_path, client):
+    """Scores all in [0, 1] whose rows do not sum to 1 (probabilities written to two
+    decimals): read as logits, as in one process, and said on stderr in the same words,
+    for files and for a Dask DataFrame."""
+    import dask.dataframe as dd
+    import pandas as pd
+
+    probs, labels, _text = _probabilities(n=150)
+    rounded = np.round(probs, 2)
+    totals = rounded.sum(axis=1)
+    assert np.abs(totals - 1).max() > 2e-4  # past the tolerance of 4 classes
+    path = tmp_path / "rounded.csv"
+    path.write_text(
+        "p0,p1,p2,p3,label\n"
+        + "".join(
+            ",".join(f"{v:.2f}" for v in row) + f",{label}\n"
+            for row, label in zip(rounded, labels, strict=True)
+        )
+    )
+    local = run(["batch", str(path), "--format", "json"])
+    dask = run(
+        ["batch", "--engine", "dask", "--scheduler", "synchronous", str(path),
+         "--format", "json"]
+    )  # fmt: skip
+    assert local.code == dask.code == 0
+    note = (
+        f"every score of the first rows is in [0, 1], but rows sum to {totals.min():.6g} to"
+        f" {totals.max():.6g}, not 1 within 0.0002: read as logits. If they are"
+        " probabilities, give --scores probs (with --sum-tolerance or --renormalize)"
+    )
+    assert dask.stderr.startswith(f"{path}: {note}\n")
+    assert dask.stderr == local.stderr
+    assert json.loads(dask.stdout)["loss"] == json.loads(local.stdout)["loss"]
+    frame = pd.DataFrame({f"p{k}": rounded[:, k] for k in range(4)} | {"label": labels})
+    notes: list[str] = []
+    got = xdask.accumulate(dd.from_pandas(frame, npartitions=2), client=client, notes=notes)
+    assert got.options.scores == "logits"
+    assert notes == [f"<dataframe>: {note}"]

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from xentcli.batch._columns import LABEL_NAMES, check_score_names
-from xentcli.batch._kinds import resolve_kind
+from xentcli.batch._kinds import logits_in_unit_interval, resolve_kind
 from xentcli.batch.accumulator import BatchAccumulator, BatchOptions, Summary
 from xentcli.batch.exact_mean import second_pass
 from xentcli.batch.parts import (
@@ -145,6 +145,7 @@ def accumulate(
     part_bytes: int = PART_BYTES,
     score_columns: Sequence[str] | None = None,
     label_column: str | None = None,
+    notes: list[str] | None = None,
 ) -> BatchAccumulator:
     """The merged accumulator of *inputs* (paths, or a Dask DataFrame), scored on Dask.
 
@@ -154,7 +155,9 @@ def accumulate(
     *read_options*, the files are read as *options* say (their ``scores``, labels); with
     neither, the kind of scores is detected (``--scores auto``). Raises
     :class:`~xentcli.errors.DataError` for bad data (the first in file order, with the
-    file's true line), :class:`MissingExtraError` without dask.
+    file's true line), :class:`MissingExtraError` without dask. *notes*, when given,
+    receives what was inferred in reading that is worth saying (as ``xent batch`` says
+    it on stderr): scores all in [0, 1] whose rows do not sum to 1, read as logits.
     """
     dask = _require()
     if read_options is None:
@@ -175,7 +178,7 @@ def accumulate(
         frame: Any = inputs
         frame_task = dask.delayed(score_frame, pure=True)
         columns = _frame_columns(list(frame.columns), score_columns, label_column)
-        options = _frame_scores(frame, columns[0], read_options, options)
+        options = _frame_scores(frame, columns[0], read_options, options, notes)
         results = [
             frame_task(partition, index, *columns, options)
             for index, partition in enumerate(frame.to_delayed())
@@ -184,7 +187,8 @@ def accumulate(
         parts: list[Part] = plan([os.fspath(p) for p in inputs], read_options, part_bytes)
         if not parts:
             raise XentError("no input files")
-        read_options, options, inferred = _resolve_scores(parts[0].path, read_options, options)
+        paths = [part.path for part in parts if part.start == 0]  # each file's first part
+        read_options, options, inferred = _resolve_scores(paths, read_options, options, notes)
         results = [score(part, read_options, options) for part in parts]
     acc = finish(_compute(_tree(results, merge), client, scheduler, workers))
     if not hasattr(inputs, "to_delayed"):
@@ -219,36 +223,33 @@ def _second_pass_of_frame(acc: BatchAccumulator, frame: Any, columns: Any) -> No
 
 
 def _resolve_scores(
-    path: str, read_options: ReadOptions, options: BatchOptions
+    paths: list[str],
+    read_options: ReadOptions,
+    options: BatchOptions,
+    notes: list[str] | None = None,
 ) -> tuple[ReadOptions, BatchOptions, dict[str, object] | None]:
-    """The kind of scores for every part: given, or detected once from the first file
-    (``--scores auto``), so that the parts of one file cannot disagree; and what the
-    first file's columns were taken as (None for the URL of a file other than CSV,
-    which is not opened here)."""
-    from xentcli.batch._formats import file_format
-    from xentcli.batch.parts import is_url, open_input
-    from xentcli.batch.reader import inferred_columns, open_table
+    """The kind of scores for every part: given, or detected from each file (``--scores
+    auto``) as ``xent batch`` detects it, so that the parts of one file cannot disagree
+    and files of different kinds are refused (exit 2) as one process refuses them, not
+    read with the first file's kind; and what the first file's columns were taken as
+    (None for the URL of a file other than CSV, which is not opened here). *notes*,
+    when given, receives what the readers inferred (the scores-in-[0, 1] note)."""
+    from xentcli.core import KIND_NAMES
 
     kind: str = read_options.scores
-    detected = kind == "auto"
-    columns = None
-    opened: Any = None
-    if not is_url(path):
-        opened = open_table(path, read_options)
-    elif file_format(path, read_options.file_format) == "csv":
-        opened = open_input(path, read_options)  # its first block only
-    elif detected:  # its kind could be read only from a local copy of the whole file
-        raise XentError(
-            f"{path}: the kind of scores is detected in the URL of a CSV file only: give"
-            " --scores logits, probs or logprobs"
-        )
-    if opened is not None:
-        with opened as table:
-            columns = inferred_columns(table)
-            if detected:
-                # Readers of other formats may not detect (yet): logits, as given.
-                kind = getattr(table, "scores", "logits")
-                detected = bool(getattr(table, "scores_detected", False))
+    detect = detected = kind == "auto"
+    columns: dict[str, object] | None = None
+    for i, path in enumerate(paths):  # every file, for its notes, as one process reads them
+        found, found_detected, found_columns = _detect(path, read_options, detect, notes)
+        if i == 0:
+            columns = found_columns
+            if detect:
+                kind, detected = found, found_detected
+        elif detected and found_detected and found != kind:
+            raise XentError(
+                f"{paths[0]} holds {KIND_NAMES[kind]} but {path} holds "
+                f"{KIND_NAMES[found]} (detected): give --scores logits|probs|logprobs"
+            )
     read_options = dataclasses.replace(read_options, scores=kind)  # type: ignore[arg-type]
     options = dataclasses.replace(
         options,
@@ -256,6 +257,36 @@ def _resolve_scores(
         scores_detected=detected,
     )
     return read_options, options, columns
+
+
+def _detect(
+    path: str, read_options: ReadOptions, detect: bool, notes: list[str] | None
+) -> tuple[str, bool, dict[str, object] | None]:
+    """One file's kind of scores (detected if *detect*), whether it was detected, and
+    its columns as inferred (None for a URL other than CSV: not opened)."""
+    from xentcli.batch._formats import file_format
+    from xentcli.batch.parts import is_url, open_input
+    from xentcli.batch.reader import inferred_columns, open_table
+
+    opened: Any = None
+    if not is_url(path):
+        opened = open_table(path, read_options)
+    elif file_format(path, read_options.file_format) == "csv":
+        opened = open_input(path, read_options)  # its first block only
+    elif detect:  # its kind could be read only from a local copy of the whole file
+        raise XentError(
+            f"{path}: the kind of scores is detected in the URL of a CSV file only: give"
+            " --scores logits, probs or logprobs"
+        )
+    if opened is None:
+        return read_options.scores, False, None
+    with opened as table:
+        if notes is not None:
+            notes.extend(f"{table.display_name}: {n}" for n in getattr(table, "notes", ()))
+        # Readers of other formats may not detect (yet): logits, as given.
+        kind = getattr(table, "scores", "logits") if detect else read_options.scores
+        detected = detect and bool(getattr(table, "scores_detected", False))
+        return kind, detected, inferred_columns(table)
 
 
 def score(inputs: Sequence[str] | Any, **kwargs: Any) -> Summary:
@@ -287,14 +318,22 @@ def score(inputs: Sequence[str] | Any, **kwargs: Any) -> Summary:
 
 # ----------------------------------------------------------------------- DataFrames
 def _frame_scores(
-    frame: Any, score_columns: list[str], read_options: ReadOptions, options: BatchOptions
+    frame: Any,
+    score_columns: list[str],
+    read_options: ReadOptions,
+    options: BatchOptions,
+    notes: list[str] | None = None,
 ) -> BatchOptions:
     """*options* with the DataFrame's kind of scores: given, or for ``auto`` detected
-    from its first partition by the rule of ``--scores auto``."""
+    from its first partition by the rule of ``--scores auto`` (and the scores-in-[0, 1]
+    note in *notes*, as for a file)."""
     if read_options.scores != "auto":
         return dataclasses.replace(options, scores=read_options.scores, scores_detected=False)
     first = frame[score_columns].get_partition(0).compute().to_numpy(dtype=np.float64)
     kind = resolve_kind("auto", first, read_options.sum_tolerance)
+    note = logits_in_unit_interval(kind, first, read_options.sum_tolerance)
+    if note is not None and notes is not None:
+        notes.append(f"<dataframe>: {note}")
     return dataclasses.replace(options, scores=kind, scores_detected=True)
 
 

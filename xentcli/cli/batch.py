@@ -880,10 +880,15 @@ def _run_dask(
     from xentcli.batch import engine
 
     extra: dict[str, Any] = {} if part_bytes is None else {"part_bytes": part_bytes}
+    notes: list[str] = []
     try:
-        return engine.accumulate(
-            paths, read_options, batch_options, scheduler=scheduler, workers=workers, **extra
-        )
+        accumulator = engine.accumulate(
+            paths, read_options, batch_options, scheduler=scheduler, workers=workers,
+            notes=notes, **extra,
+        )  # fmt: skip
+        for note in notes:  # what the readers inferred, as one process says it
+            click.echo(note, err=True)
+        return accumulator
     except engine.MissingExtraError as error:
         raise BadInvocation(str(error)) from None
     except DataError as error:
