@@ -638,3 +638,31 @@ def test_probabilities_rounded_past_the_tolerance_are_said_on_dask(tmp_path, cli
     got = xdask.accumulate(dd.from_pandas(frame, npartitions=2), client=client, notes=notes)
     assert got.options.scores == "logits"
     assert notes == [f"<dataframe>: {note}"]
+
+
+def test_a_dataframe_takes_the_sum_tolerance(tmp_path, client):
+    """--sum-tolerance (ReadOptions.sum_tolerance) reaches a Dask DataFrame's partitions
+    as it reaches a file's rows: probabilities written to two decimals are scored with
+    it as `xent batch --scores probs --sum-tolerance` scores the same file (before, the
+    partitions were checked with the default tolerance, and refused)."""
+    import dask.dataframe as dd
+    import pandas as pd
+
+    rng = np.random.default_rng(12)
+    rounded = np.round(rng.dirichlet(np.full(4, 8.0), size=150), 2)  # none rounds to 0
+    labels = rng.integers(0, 4, 150)
+    assert rounded.min() > 0
+    assert np.abs(rounded.sum(axis=1) - 1).max() > 2e-4
+    frame = pd.DataFrame({f"p{k}": rounded[:, k] for k in range(4)} | {"label": labels})
+    path = tmp_path / "rounded.csv"
+    frame.to_csv(path, index=False, float_format="%.2f")
+    data = dd.from_pandas(frame, npartitions=3)
+    with pytest.raises(XentError, match="sum"):
+        xdask.score(data, client=client, scores="probs")
+    read = ReadOptions(scores="probs", sum_tolerance=0.05)
+    got = xdask.accumulate(data, read, BatchOptions(scores="probs"), client=client).summary()
+    local = run(["batch", str(path), "--scores", "probs", "--sum-tolerance", "0.05",
+                 "--format", "json"])  # fmt: skip
+    assert local.code == 0, local.stderr
+    assert got.loss == json.loads(local.stdout)["loss"]
+    assert got.loss == pytest.approx(_mean_nll(rounded, labels), rel=1e-14)

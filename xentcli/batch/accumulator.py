@@ -838,17 +838,20 @@ class BatchAccumulator:
         targets: npt.ArrayLike | None = None,
         source: str = "<arrays>",
         sample_weights: npt.ArrayLike | None = None,
+        sum_tolerance: float | None = None,
     ) -> None:
         """Fold in arrays of logits (N, K) with labels (N,) or soft targets (N, K).
 
         *sample_weights* (N,), finite and >= 0, are the rows' weights when the options
-        name a ``sample_weight_column``.
+        name a ``sample_weight_column``. *sum_tolerance* is how far a row of
+        probabilities (or of soft targets) may sum from 1, as ``--sum-tolerance`` (None:
+        :func:`~xentcli.core.default_sum_tolerance`).
 
         The arrays are checked as :func:`~xentcli.core.cross_entropy` checks them
         (a ValueError subclass names the row); the worst rows are named
         ``source:row N``, N counting the rows fed under *source* from 1. With the
         options' ``renormalize``, rows of scores and of soft targets whose total is off
-        (beyond the default tolerance) are divided by it and counted, as a reader does.
+        (beyond the tolerance) are divided by it and counted, as a reader does.
         """
         y = np.ascontiguousarray(logits, dtype=np.float64)
         if y.ndim != 2:
@@ -858,7 +861,9 @@ class BatchAccumulator:
         opts = self.options
         # The readers' row rules (the tolerance, renormalize): the rows renormalized are
         # counted by the same code as from a file, so the counts agree with xent batch.
-        rules = RowRules(self._columns, self.k, renormalize=opts.renormalize, kind=opts.scores)
+        rules = RowRules(
+            self._columns, self.k, sum_tolerance, renormalize=opts.renormalize, kind=opts.scores
+        )
         t = None if targets is None else np.asarray(targets, dtype=np.float64)
         renormalized = targets_renormalized = 0
         if rules.renormalize and y.shape[1] == self._columns:
@@ -878,8 +883,10 @@ class BatchAccumulator:
             temperature=opts.temperature,
             exact=opts.exact,
             scores=kind,
+            sum_tolerance=sum_tolerance,
             renormalize=opts.renormalize and not opts.binary,
             clip=opts.clip,
+            target_tolerance=sum_tolerance,
             metric_inputs=True,
         )
         if self._file is None or self._file.path != source:

@@ -180,7 +180,7 @@ def accumulate(
         columns = _frame_columns(list(frame.columns), score_columns, label_column)
         options = _frame_scores(frame, columns[0], read_options, options, notes)
         results = [
-            frame_task(partition, index, *columns, options)
+            frame_task(partition, index, *columns, options, read_options.sum_tolerance)
             for index, partition in enumerate(frame.to_delayed())
         ]
     else:
@@ -361,9 +361,15 @@ def _frame_columns(
 
 
 def score_frame(
-    frame: Any, index: int, scores: list[str], label: str, options: BatchOptions
+    frame: Any,
+    index: int,
+    scores: list[str],
+    label: str,
+    options: BatchOptions,
+    sum_tolerance: float | None = None,
 ) -> dict[str, Any]:
-    """Score one partition (a pandas DataFrame) of a Dask DataFrame into a state.
+    """Score one partition (a pandas DataFrame) of a Dask DataFrame into a state (rows of
+    probabilities checked with *sum_tolerance*, as a reader checks a file's).
 
     Its rows are numbered from 1 within the partition; merging partitions in order
     makes them the DataFrame's row numbers (each partition is a part whose "line
@@ -378,7 +384,12 @@ def score_frame(
     try:
         if labels.dtype.kind not in "iu":
             raise InvalidInputError(f"label column {label!r} holds {labels.dtype}, not integers")
-        acc.update(frame[scores].to_numpy(dtype=np.float64), labels, source=source)
+        acc.update(
+            frame[scores].to_numpy(dtype=np.float64),
+            labels,
+            source=source,
+            sum_tolerance=sum_tolerance,
+        )
     except InvalidInputError as error:
         reason = f"partition {index}: {error}"
         return {
