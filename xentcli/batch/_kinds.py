@@ -43,6 +43,16 @@ def resolve_kind(
     return detect_kind(sample, tolerance)
 
 
+def mixed_kinds(first: str, kind: str, other_file: str, other_kind: str) -> str:
+    """The error for files of two kinds of scores in one run (every engine says it so)."""
+    from xentcli.core import KIND_NAMES
+
+    return (
+        f"{first} holds {KIND_NAMES[kind]} but {other_file} holds {KIND_NAMES[other_kind]}"
+        " (detected): give --scores logits|probs|logprobs"
+    )
+
+
 def logits_in_unit_interval(
     kind: ScoreKind, sample: FloatArray, tolerance: float | None, multilabel: bool = False
 ) -> str | None:

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from xentcli.batch._columns import LABEL_NAMES, check_score_names
-from xentcli.batch._kinds import logits_in_unit_interval, resolve_kind
+from xentcli.batch._kinds import logits_in_unit_interval, mixed_kinds, resolve_kind
 from xentcli.batch.accumulator import BatchAccumulator, BatchOptions, Summary
 from xentcli.batch.exact_mean import second_pass
 from xentcli.batch.parts import (
@@ -234,8 +234,6 @@ def _resolve_scores(
     read with the first file's kind; and what the first file's columns were taken as
     (None for the URL of a file other than CSV, which is not opened here). *notes*,
     when given, receives what the readers inferred (the scores-in-[0, 1] note)."""
-    from xentcli.core import KIND_NAMES
-
     kind: str = read_options.scores
     detect = detected = kind == "auto"
     columns: dict[str, object] | None = None
@@ -246,10 +244,7 @@ def _resolve_scores(
             if detect:
                 kind, detected = found, found_detected
         elif detected and found_detected and found != kind:
-            raise XentError(
-                f"{paths[0]} holds {KIND_NAMES[kind]} but {path} holds "
-                f"{KIND_NAMES[found]} (detected): give --scores logits|probs|logprobs"
-            )
+            raise XentError(mixed_kinds(paths[0], kind, path, found))
     read_options = dataclasses.replace(read_options, scores=kind)  # type: ignore[arg-type]
     options = dataclasses.replace(
         options,

@@ -984,14 +984,11 @@ def _accumulator(table: Any, batch_options: Any) -> Any:
 
 def _same_scores(accumulator: Any, table: Any, first: str) -> None:
     """Exit 2 when a later file was detected as another kind of scores."""
-    from xentcli.core import KIND_NAMES
+    from xentcli.batch._kinds import mixed_kinds
 
     kind = accumulator.options.scores
     if getattr(table, "scores", "logits") != kind:
-        raise BadInvocation(
-            f"{first} holds {KIND_NAMES[kind]} but {table.display_name} holds "
-            f"{KIND_NAMES[table.scores]} (detected): give --scores logits|probs|logprobs"
-        )
+        raise BadInvocation(mixed_kinds(first, kind, table.display_name, table.scores))
     if getattr(table, "binary", False) != accumulator.options.binary:
         raise BadInvocation(
             f"{first} and {table.display_name} have different numbers of score columns"

@@ -239,15 +239,12 @@ def _new(table: Any, labels: list[str], options: Any) -> Any:
 
 def _same_scores(accumulator: Any, table: Any, first: str) -> None:
     """Exit 2 when a later file was detected as another kind of scores (as xent batch)."""
-    from xentcli.core import KIND_NAMES
+    from xentcli.batch._kinds import mixed_kinds
 
     kind = accumulator.options.scores
     other = getattr(table, "scores", "logits")
     if other != kind:
-        raise BadInvocation(
-            f"{first} holds {KIND_NAMES[kind]} but {table.display_name} holds "
-            f"{KIND_NAMES[other]} (detected): give --scores logits|probs|logprobs"
-        )
+        raise BadInvocation(mixed_kinds(first, kind, table.display_name, other))
 
 
 def _print(summary: Any, fmt: str, study: str | None, to_stderr: bool = False) -> None:

@@ -279,14 +279,8 @@ def explain_lines(t: SigmoidTrace, digits: int) -> list[str]:
         "3) The loss per label: L = -(p z log sigma(x) + (1 - z) log(1 - sigma(x)))",
         "   = p z softplus(-x) + (1 - z) softplus(x)   (two non-negative terms: nothing cancels)",
     ]
-    for k, loss in enumerate(t.losses):
-        p = 1.0 if t.pos_weight is None else t.pos_weight[k]
-        out.append(
-            f"   label {k}: p = {p:.6g}, z = {t.targets[k]:.6g}: L = {sig(loss, digits)} {t.units}"
-        )
+    out += _losses_and_mean(t, digits, "p")
     out += [
-        "",
-        f"4) PyTorch's mean over the {len(t.losses)} labels: {sig(t.loss, digits)} {t.units}",
         "",
         "5) The gradient: dL/dx = (1 - z) sigma(x) - p z (1 - sigma(x))  (sigma(x) - z without"
         " pos_weight)",
@@ -322,14 +316,8 @@ def _explain_given(t: SigmoidTrace, digits: int) -> list[str]:
         "3) The loss per label: L = -(w z log p + (1 - z) log(1 - p))   (w the pos_weight;",
         "   0 log 0 = 0; PyTorch's BCELoss without its clamp of each log at -100)",
     ]
-    for k, loss in enumerate(t.losses):
-        w = 1.0 if t.pos_weight is None else t.pos_weight[k]
-        out.append(
-            f"   label {k}: w = {w:.6g}, z = {t.targets[k]:.6g}: L = {sig(loss, digits)} {t.units}"
-        )
+    out += _losses_and_mean(t, digits, "w")
     out += [
-        "",
-        f"4) PyTorch's mean over the {len(t.losses)} labels: {sig(t.loss, digits)} {t.units}",
         "",
         "5) The gradient with respect to the given probability:",
         "   dL/dp = (1 - z) / (1 - p) - w z / p   ((p - z) / (p (1 - p)) without pos_weight)",
@@ -338,6 +326,19 @@ def _explain_given(t: SigmoidTrace, digits: int) -> list[str]:
         "6) Predicted 1 where p > 0.5: [" + ", ".join(str(v) for v in t.predicted) + "]",
     ]
     return out
+
+
+def _losses_and_mean(t: SigmoidTrace, digits: int, weight: str) -> list[str]:
+    """Step 3's line per label (its pos_weight named *weight*) and step 4, the mean."""
+    out = []
+    for k, loss in enumerate(t.losses):
+        w = 1.0 if t.pos_weight is None else t.pos_weight[k]
+        out.append(
+            f"   label {k}: {weight} = {w:.6g}, z = {t.targets[k]:.6g}:"
+            f" L = {sig(loss, digits)} {t.units}"
+        )
+    mean = f"4) PyTorch's mean over the {len(t.losses)} labels: {sig(t.loss, digits)} {t.units}"
+    return [*out, "", mean]
 
 
 def to_json(t: SigmoidTrace, naive: bool = False) -> dict[str, object]:
